@@ -1,0 +1,4 @@
+"""``python -m clstr``."""
+from .cli import entry
+
+entry()

@@ -1,0 +1,303 @@
+"""The command line: argparse, reading job and node files, profiles, the summary and exit status.
+
+This is the only module that calls sys.exit.
+"""
+import argparse
+import os
+import sys
+
+from . import __version__, api, hostlist
+from .errors import InputError
+from .profiles import ProfileSet, default_search_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+examples:
+  clstr -n host1 -n host2 -j 'echo hello' -j 'echo world' -j 'hostname'
+  clstr --node-file nodes.txt --job-file jobs.txt
+  clstr -N nodes.txt <(for i in $(seq 10); do echo "echo I am job $i"; done)
+  clstr -n 'lab[01-40]' -E 'grep "model name" /proc/cpuinfo' | sort | uniq -c
+  clstr -p lab-machines --status --joblog run.log jobs.txt
+  clstr -p lab-machines --joblog run.log --resume jobs.txt     # only what is left
+
+nodes:
+  A node is an ssh destination (host, user@host, or a Host alias of your ssh
+  config). Ranges expand as in pdsh/clush: node[01-12], r[1-2]n[1-4]. A node
+  listed N times, or written N/host, has N slots: up to N of its jobs at once.
+
+failures (--job-failures node, the default):
+  any non-zero exit of ssh presumes the node broken: the job goes back to the
+  queue and the node leaves the pool, so jobs like
+  '[ -z "$(users)" ] && run' filter out busy machines. A job that fails on
+  --max-attempts distinct nodes is marked failed. If failing jobs retired every
+  node while jobs wait, those nodes come back (a job never returns to a node it
+  failed on). With --job-failures job, only ssh failures (exit 255: refused,
+  timed out, authentication, host key, connection lost) retire the node; other
+  exits fail the job, retried --retries times. Exit 255 of the command itself
+  cannot be told from an ssh failure.
+
+profiles:
+  -p NAME looks NAME up in, first hit wins: each --profiles FILE, each file of
+  $CLSTR_PROFILES (colon-separated), $XDG_CONFIG_HOME/clstr/profiles.yaml
+  (~/.config/clstr/profiles.yaml), /etc/clstr/profiles.yaml.
+
+exit status:
+  0   every job succeeded
+  1   some job failed or was not run (the summary on stderr says which, why)
+  2   bad usage or input; nothing was run
+  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: running jobs were ended
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise InputError(f"{message} (see clstr --help)")
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
+    return v
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return v
+
+
+def _seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def _nonneg_seconds(text):
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def build_parser():
+    p = _Parser(prog="clstr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                description="Run shell commands (jobs) in parallel on many machines (nodes) over SSH.")
+    p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
+                   help="files of jobs, one shell command a line ('-' is stdin)")
+    g = p.add_argument_group("nodes")
+    g.add_argument("-n", "--node", action="append", default=[], metavar="HOST",
+                   help="a node (repeatable; ranges like node[01-12]; N/host gives N slots)")
+    g.add_argument("-N", "--node-file", action="append", default=[], metavar="FILE",
+                   help="a file of nodes, one a line; blank lines and # comments skipped")
+    g.add_argument("-p", "--profile", action="append", default=[], metavar="NAME",
+                   help="a named node group from a profile file (repeatable)")
+    g.add_argument("--profiles", action="append", default=[], metavar="FILE",
+                   help="a profile file searched before the default ones (repeatable)")
+    g.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out these nodes (repeatable, ranges allowed)")
+    g.add_argument("--list-profiles", action="store_true", help="list the profiles found and exit")
+    g = p.add_argument_group("jobs")
+    g.add_argument("-j", "--job", action="append", default=[], metavar="CMD", help="a job (repeatable)")
+    g.add_argument("-J", "--job-file", action="append", default=[], metavar="FILE",
+                   help="a file of jobs, one a line; blank lines skipped ('-' is stdin)")
+    g.add_argument("-E", "--on-each-node", metavar="CMD",
+                   help="run CMD once on each distinct node instead of jobs")
+    g = p.add_argument_group("execution")
+    g.add_argument("-m", "--max-nodes", type=_positive_int, metavar="N", help="at most N jobs at once")
+    g.add_argument("-u", "--max-node-uses", type=_positive_int, metavar="N",
+                   help="a slot retires after N jobs")
+    g.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="end a job after this long: it fails (timeout), its node stays")
+    g.add_argument("--job-failures", choices=("node", "job"), default="node",
+                   help="what a job's non-zero exit means: the node is broken (default) or the job failed")
+    g.add_argument("--max-attempts", type=_positive_int, default=3, metavar="N",
+                   help="distinct nodes a job may fail on before it is failed (default 3)")
+    g.add_argument("--retries", type=_nonneg_int, default=0, metavar="N",
+                   help="with --job-failures job: re-runs of a failed job on another node (default 0)")
+    g.add_argument("--joblog", metavar="FILE", help="append one TSV row per finished attempt")
+    g.add_argument("--resume", action="store_true", help="with --joblog: skip jobs it records as succeeded")
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--stdout", nargs="?", const=os.devnull, metavar="FILE",
+                   help="jobs' stdout to FILE (no FILE: discard)")
+    g.add_argument("-e", "--stderr", nargs="?", const=os.devnull, metavar="FILE",
+                   help="jobs' stderr to FILE (no FILE: discard)")
+    g.add_argument("--tag", action="store_true", help="prefix each output line with 'node: '")
+    g.add_argument("--tag-job", action="store_true", help="prefix each output line with 'seq: '")
+    g.add_argument("--group", action="store_true", help="print a job's output whole when it ends")
+    g.add_argument("--output-dir", metavar="DIR", help="each job's output in DIR/<seq>.out and DIR/<seq>.err")
+    g = p.add_argument_group("monitoring")
+    g.add_argument("-s", "--status", action="store_true", help="a live status line on stderr")
+    g.add_argument("-A", "--active-nodes", metavar="FILE",
+                   help="keep FILE listing the running jobs, 'node: <'Job' 'command'>' a line")
+    g.add_argument("-v", "--verbose", action="store_true", help="report every attempt and a summary")
+    g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
+    g = p.add_argument_group("ssh")
+    g.add_argument("--ssh", metavar="CMD", help="the ssh command and leading arguments "
+                   "(default: $CLSTR_SSH, a profile's ssh, or 'ssh')")
+    g.add_argument("-O", "--ssh-option", action="append", default=[], metavar="OPTION",
+                   help="an ssh -o option, e.g. Port=2222 (repeatable; wins over profiles and defaults)")
+    g.add_argument("--connect-timeout", type=_seconds, metavar="SECONDS",
+                   help="give up connecting to a node after this long (default 10)")
+    g.add_argument("--no-multiplex", dest="multiplex", action="store_false",
+                   help="a new ssh connection per job instead of one shared connection per node")
+    g.add_argument("--ssh-delay", type=_nonneg_seconds, default=0.0, metavar="SECONDS",
+                   help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
+    return p
+
+
+def read_lines(path, what):
+    """Lines of a file ('-' is stdin) without their newline, with line numbers."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path) from None
+    except IsADirectoryError:
+        raise InputError(f"{what} is a directory", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror}", path) from None
+    return list(enumerate(text.splitlines(), 1))
+
+
+def read_jobs(args):
+    jobs = list(args.job)
+    for path in args.job_file + args.job_files:
+        jobs.extend(line for _, line in read_lines(path, "job file") if line.strip())
+    return jobs
+
+
+def read_node_file(path):
+    out = []
+    for n, line in read_lines(path, "node file"):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            hostlist.expand(line)
+        except InputError as e:
+            raise InputError(e.message, f"{path}:{n}") from None
+        out.append(line)
+    if not out:
+        raise InputError("node file lists no nodes", path)
+    return out
+
+
+def _profile_files(args):
+    return [(p, True) for p in args.profiles] + default_search_path()
+
+
+def list_profiles(args, out):
+    ps = ProfileSet(_profile_files(args))
+    if not ps.profiles:
+        out.write("no profiles found (searched: " + ", ".join(p for p, _ in _profile_files(args)) + ")\n")
+        return
+    for name in ps.names():
+        r = ps.resolve(name)
+        out.write(f"{name}\t{len(set(r.hosts))} nodes\t{len(r.hosts)} slots\t{ps.get(name).path}\n")
+
+
+def gather_nodes(args):
+    """Node patterns and ssh settings from --node, --node-file and --profile."""
+    nodes = list(args.node)
+    for path in args.node_file:
+        nodes.extend(read_node_file(path))
+    ssh_cmd, ssh_opts, timeout = None, [], None
+    if args.profile:
+        ps = ProfileSet(_profile_files(args))
+        for name in args.profile:
+            r = ps.resolve(name)
+            nodes.extend(f"1/{h}" for h in r.hosts)  # already expanded: one entry a slot
+            ssh_cmd = ssh_cmd or r.ssh
+            timeout = timeout or r.connect_timeout
+            ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)
+    if not nodes:
+        raise InputError("no nodes given (use --node, --node-file or --profile)")
+    ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
+    # ssh keeps the first value of an option: the command line's come first and win
+    return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, args.connect_timeout or timeout or 10.0
+
+
+def _open_out(path, default):
+    if path is None:
+        return default
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror}", path) from None
+
+
+def summary(result, write, verbose):
+    """The closing lines on stderr: counts, each job not succeeded with why, retired nodes."""
+    n = len(result.jobs)
+    ok, failed, not_run = result.succeeded, result.failed, result.not_run
+    if result.ok and not result.retired_nodes and not verbose:
+        return
+    line = f"{n} jobs: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
+    if result.skipped:
+        line += f" ({result.skipped} skipped, done in an earlier run)"
+    write(line + ".")
+    for j in failed:
+        where = f" on {j.node}" if j.node else ""
+        write(f"failed: job {j.seq}{where} ({j.reason}): {j.command}")
+    for j in not_run:
+        write(f"not run: job {j.seq} ({j.reason}): {j.command}")
+    if result.retired_nodes:
+        write("retired nodes: " + ", ".join(f"{k} ({v})" for k, v in result.retired_nodes.items()))
+
+
+def main(argv=None):
+    log = lambda msg: (sys.stderr.write(f"clstr: {msg}\n"), sys.stderr.flush())  # noqa: E731
+    try:
+        args = build_parser().parse_args(argv)
+        if args.list_profiles:
+            list_profiles(args, sys.stdout)
+            return EXIT_OK
+        if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
+            raise InputError("--on-each-node runs one command on every node: give no jobs with it")
+        if args.resume and not args.joblog:
+            raise InputError("--resume needs --joblog FILE")
+        nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
+        jobs = read_jobs(args) if args.on_each_node is None else []
+        out = _open_out(args.stdout, sys.stdout.buffer)
+        err = _open_out(args.stderr, sys.stderr.buffer)
+        result = api.run(
+            jobs, nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=ssh_cmd,
+            ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
+            max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
+            max_nodes=args.max_nodes, timeout=args.timeout, multiplex=args.multiplex, ssh_delay=args.ssh_delay,
+            active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume, stdout=out, stderr=err,
+            tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir,
+            status=args.status, verbose=args.verbose, log=log)
+    except InputError as e:
+        log(str(e))
+        return EXIT_USAGE
+    summary(result, log, args.verbose or args.status)
+    return result.exit_code()
+
+
+def entry():
+    """Console script entry point."""
+    try:
+        code = main()
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): like a shell command, end quietly
+        try:
+            sys.stdout = None
+        finally:
+            code = 141
+    sys.exit(code)

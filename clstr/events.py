@@ -1,0 +1,48 @@
+"""Picklable messages between the supervisor and its workers.
+
+Supervisor -> worker: ``Job`` (run this) or ``None`` (exit).
+Worker -> supervisor: ``Connected``, ``Output``, ``Finished``.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt of a job, sent to the worker of one slot."""
+
+    seq: int
+    command: str
+    attempt: int = 1
+    connect: bool = False  # open the node's shared connection first (the node's probe)
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The slot's node accepted the shared (ControlMaster) connection."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Output:
+    """Complete lines (bytes ending in newline, or the last bytes at EOF) of a job."""
+
+    slot: int
+    seq: int
+    stream: int  # 1 stdout, 2 stderr
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt ended: the exit status of ssh and what is known of why."""
+
+    slot: int
+    seq: int
+    exit: int  # ssh's exit status; negative: killed by that signal
+    start: float  # epoch seconds
+    runtime: float
+    timed_out: bool = False
+    ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
+    never_ran: bool = False  # the connection failed before the command could start

@@ -1,0 +1,222 @@
+"""Where results go: job output lines, the status line, the job log, the active-nodes file.
+
+The supervisor is the only writer of all of these.
+"""
+import collections
+import os
+import tempfile
+
+from .errors import InputError
+
+JOBLOG_COLUMNS = ["Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Attempt", "Outcome", "Command"]
+
+
+class StatusDisplay:
+    """The live status line on stderr.
+
+    On a terminal it is redrawn in place (at most every ``interval`` seconds);
+    elsewhere a plain line is written at most every ``plain_interval`` seconds,
+    so logs get no carriage-return spam. Never opens /dev/tty.
+    """
+
+    def __init__(self, stream, clock, tty=None, interval=0.25, plain_interval=5.0):
+        self.stream = stream
+        self.clock = clock
+        self.tty = stream.isatty() if tty is None else tty
+        self.interval = interval if self.tty else plain_interval
+        self.last = None
+        self.shown = False
+        self.line = ""
+
+    def due(self):
+        return self.last is None or self.clock() - self.last >= self.interval
+
+    def update(self, line, force=False):
+        self.line = line
+        if force or self.due():
+            self.last = self.clock()
+            self.draw()
+
+    def draw(self):
+        if self.tty:
+            self.stream.write("\r" + self.line + "\x1b[K")
+            self.shown = True
+        else:
+            self.stream.write(self.line + "\n")
+        self.stream.flush()
+
+    def clear(self):
+        """Take the line off the terminal before other output is written there."""
+        if self.tty and self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def close(self):
+        if not self.line:
+            return
+        self.draw()
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
+
+class Printer:
+    """Writes job output: merged line by line (default), tagged, or grouped per job."""
+
+    def __init__(self, out, err, tag=False, tag_job=False, group=False, output_dir=None, status=None):
+        self.streams = {1: out, 2: err}
+        self.tag = tag
+        self.tag_job = tag_job
+        self.group = group
+        self.output_dir = output_dir
+        self.status = status
+        self.held = collections.defaultdict(list)  # seq -> [(stream, data)] with --group
+        self.files = {}
+        self.dirty = set()
+
+    def _prefix(self, node, seq):
+        parts = []
+        if self.tag_job:
+            parts.append(str(seq))
+        if self.tag:
+            parts.append(node)
+        return (": ".join(parts) + ": ").encode() if parts else b""
+
+    def output(self, node, seq, stream, data):
+        if self.output_dir is not None:
+            f = self.files.get((seq, stream))
+            if f is None:
+                ext = "out" if stream == 1 else "err"
+                f = self.files[(seq, stream)] = open(os.path.join(self.output_dir, f"{seq}.{ext}"), "ab")
+            f.write(data)
+            return
+        prefix = self._prefix(node, seq)
+        if prefix:
+            data = b"".join(prefix + line for line in data.splitlines(keepends=True))
+        if self.group:
+            self.held[seq].append((stream, data))
+            return
+        self._write(stream, data)
+
+    def _write(self, stream, data):
+        dest = self.streams[stream]
+        if dest is None:
+            return
+        if self.status is not None:
+            self.status.clear()
+        dest.write(data)
+        self.dirty.add(stream)
+
+    def attempt_started(self, seq):
+        """With --output-dir, each attempt starts its job's files afresh."""
+        if self.output_dir is None:
+            return
+        for ext in ("out", "err"):
+            open(os.path.join(self.output_dir, f"{seq}.{ext}"), "wb").close()
+
+    def attempt_ended(self, seq):
+        """An attempt ended: grouped output is printed whole, per-job files closed."""
+        for stream, data in self.held.pop(seq, ()):
+            self._write(stream, data)
+        for stream in (1, 2):
+            f = self.files.pop((seq, stream), None)
+            if f is not None:
+                f.close()
+
+    def flush(self):
+        for stream in self.dirty:
+            try:
+                self.streams[stream].flush()
+            except BrokenPipeError:
+                pass
+        self.dirty.clear()
+        if self.status is not None and self.status.tty and not self.status.shown and self.status.line:
+            self.status.draw()
+
+    def close(self):
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def _escape(text):
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _unescape(text):
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append({"t": "\t", "n": "\n"}.get(text[i + 1], text[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+class JobLog:
+    """One TSV row per finished attempt, flushed at once so that a crash loses nothing written."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.f = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot write job log: {e.strerror}", path) from None
+        if self.f.tell() == 0:
+            self.f.write("\t".join(JOBLOG_COLUMNS) + "\n")
+            self.f.flush()
+
+    def write(self, a):
+        row = [str(a.seq), a.node, f"{a.start:.3f}", f"{a.runtime:.3f}", str(a.exit), str(a.attempt),
+               a.outcome, _escape(a.command)]
+        self.f.write("\t".join(row) + "\n")
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+def read_succeeded(path):
+    """Commands a job log records as succeeded, counted (a command listed twice may run twice)."""
+    done = collections.Counter()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        return done
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read job log: {getattr(e, 'strerror', None) or e}", path) from None
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\n")
+        if not line or (n == 1 and line.startswith("Seq\t")):
+            continue
+        cols = line.split("\t", len(JOBLOG_COLUMNS) - 1)
+        if len(cols) != len(JOBLOG_COLUMNS):
+            if n == len(lines) and not raw.endswith("\n"):
+                continue  # a crash cut the last row short: it recorded nothing finished
+            raise InputError("malformed job log row (not a clstr job log?)", f"{path}:{n}")
+        if cols[6] == "succeeded":
+            done[_unescape(cols[7])] += 1
+    return done
+
+
+def write_active(path, running):
+    """Replace the active-nodes file atomically: one ``node: <'Job' 'command'>`` line per job."""
+    text = "".join(f"{node}: <'Job' {cmd!r}>\n" for node, cmd in running)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".clstr-active-", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,417 @@
+"""The pure core: which job goes to which slot, and what a failure means.
+
+No processes, no clock: the supervisor feeds it what happened (a slot's node
+connected, an attempt finished, a worker died, the run was interrupted) and
+asks it for the next assignments. Every job ends in exactly one outcome:
+``succeeded``, ``failed`` (with why) or ``not run`` (with why).
+"""
+from collections import deque
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .events import Job
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+NOT_RUN = "not run"
+
+NODE_FAILURES = "node"  # seed semantics: any non-zero exit retires the node
+JOB_FAILURES = "job"  # only ssh failures (255) retire the node
+
+
+@dataclass
+class Policy:
+    """The failure policy and limits of a run."""
+
+    job_failures: str = NODE_FAILURES
+    max_attempts: int = 3  # distinct nodes a job may fail on (retiring them) before it is failed
+    retries: int = 0  # with job failures: re-runs of a job that exited non-zero or timed out
+    max_node_uses: Optional[int] = None  # a slot retires after this many attempts
+    max_running: Optional[int] = None  # at most this many slots busy at once
+    gate_on_connect: bool = False  # one slot per connection until the shared connection is up
+    sessions_per_connection: Optional[int] = None  # slots of a node sharing one connection
+
+    def __post_init__(self):
+        if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
+            raise ValueError(f"job_failures must be {NODE_FAILURES!r} or {JOB_FAILURES!r}")
+
+
+@dataclass
+class Attempt:
+    """One finished attempt of a job: a row of the job log."""
+
+    seq: int
+    node: str
+    attempt: int
+    start: float
+    runtime: float
+    exit: int
+    outcome: str  # succeeded, failed, requeued, interrupted
+    reason: str
+    command: str
+
+
+@dataclass
+class JobResult:
+    """A job and how it ended."""
+
+    seq: int
+    command: str
+    node: Optional[str] = None  # pinned node (--on-each-node), else the node of the last attempt
+    pinned: bool = False
+    outcome: Optional[str] = None
+    reason: str = ""
+    exit: Optional[int] = None
+    attempts: List[Attempt] = field(default_factory=list)
+    failed_nodes: set = field(default_factory=set)  # nodes it failed on (attempt count source)
+    worker_deaths: int = 0
+
+    @property
+    def runtime(self):
+        return self.attempts[-1].runtime if self.attempts else 0.0
+
+
+@dataclass
+class NodeState:
+    """A node: its slots and whether it is usable."""
+
+    name: str
+    slots: List[int] = field(default_factory=list)
+    status: str = "up"  # up, retired
+    reason: str = ""
+    jobs: int = 0
+    by_job: bool = False  # retired by a job's own non-zero exit, not by an ssh failure
+    reinstated: int = 0
+
+
+@dataclass
+class Slot:
+    index: int
+    node: str
+    uses: int = 0
+    busy: Optional[int] = None  # seq of the job it runs
+    attempt: int = 0
+    retired: bool = False
+    group: tuple = ()  # (node, n): the slots sharing one ssh connection
+
+
+def interleave(hosts):
+    """Slot order that spreads load: the first slot of every node, then every second one, ..."""
+    seen = {}
+    ranked = []
+    for i, h in enumerate(hosts):
+        k = seen.get(h, 0)
+        seen[h] = k + 1
+        ranked.append((k, i, h))
+    return [h for _, _, h in sorted(ranked)]
+
+
+class Scheduler:
+    """Pending jobs, free slots, retry policy and node retirement."""
+
+    def __init__(self, jobs, slots, policy=None, pinned=None):
+        """``jobs``: commands (seq = index + 1, or (seq, command) pairs); ``slots``: a node name per slot.
+
+        ``pinned``: optional node name per job: such a job runs on that node only.
+        """
+        self.policy = policy or Policy()
+        self.slots = [Slot(i, node) for i, node in enumerate(slots)]
+        self.nodes = {}
+        per = self.policy.sessions_per_connection
+        for s in self.slots:
+            node = self.nodes.setdefault(s.node, NodeState(s.node))
+            s.group = (s.node, len(node.slots) // per if per else 0)
+            node.slots.append(s.index)
+        # a connection group is unknown (no connection yet), connecting (its probe runs) or up
+        first = "unknown" if self.policy.gate_on_connect else "up"
+        self.groups = {s.group: first for s in self.slots}
+        self._probe = {}  # group -> slot opening its connection
+        self.jobs = {}
+        self._fresh = deque()
+        self._retry = []  # re-queued jobs: few, scanned for a node they have not failed on
+        self._pinned = {}
+        pins = list(pinned) if pinned is not None else [None] * len(jobs)
+        for i, job in enumerate(jobs):
+            seq, command = job if isinstance(job, tuple) else (i + 1, job)
+            res = JobResult(seq, command, node=pins[i], pinned=pins[i] is not None)
+            self.jobs[seq] = res
+            if res.pinned:
+                if res.node not in self.nodes:
+                    raise ValueError(f"job {seq} pinned to unknown node {res.node!r}")
+                self._pinned.setdefault(res.node, deque()).append(seq)
+            else:
+                self._fresh.append(seq)
+        self._free = dict.fromkeys(s.index for s in self.slots)
+        self._busy = 0
+        self.interrupted = None  # the reason, once interrupted
+        self.log = []  # every finished Attempt, in order
+
+    # ---- queries -------------------------------------------------------
+    @property
+    def busy(self):
+        return self._busy
+
+    def active_nodes(self):
+        return [n.name for n in self.nodes.values() if n.status != "retired"]
+
+    def retired_nodes(self):
+        return {n.name: n.reason for n in self.nodes.values() if n.status == "retired"}
+
+    def counts(self):
+        c = {SUCCEEDED: 0, FAILED: 0, NOT_RUN: 0}
+        for j in self.jobs.values():
+            if j.outcome:
+                c[j.outcome] += 1
+        return c
+
+    def complete(self):
+        return sum(1 for j in self.jobs.values() if j.outcome)
+
+    def pending(self):
+        return len(self._fresh) + len(self._retry) + sum(len(q) for q in self._pinned.values())
+
+    def running(self):
+        """{slot index: (node, seq, command)} of the busy slots."""
+        return {s.index: (s.node, s.busy, self.jobs[s.busy].command) for s in self.slots if s.busy is not None}
+
+    def done(self):
+        """True when nothing runs and nothing more can start; leftovers are then marked not run."""
+        if self._busy:
+            return False
+        if self.interrupted is None and self.pending():
+            if self._usable_slot_exists() or self._reinstate():
+                return False
+        self._finish_leftovers()
+        return True
+
+    # ---- assignment ----------------------------------------------------
+    def _slot_usable(self, s):
+        node = self.nodes[s.node]
+        return not s.retired and node.status != "retired"
+
+    def _usable_slot_exists(self):
+        for s in self.slots:
+            if self._slot_usable(s) and (s.busy is not None or self._job_for(s, peek=True) is not None):
+                return True
+        return False
+
+    def _job_for(self, slot, peek=False):
+        """The job a slot should run next, removed from its queue unless ``peek``."""
+        q = self._pinned.get(slot.node)
+        if q:
+            return q[0] if peek else q.popleft()
+        active = None
+        for i, seq in enumerate(self._retry):
+            failed = self.jobs[seq].failed_nodes
+            if slot.node in failed:
+                if self.policy.job_failures == NODE_FAILURES:
+                    continue  # never twice on a node it failed on: this bounds reinstatement
+                # only where every usable node has failed it already (job failures mode)
+                if active is None:
+                    active = set(self.active_nodes())
+                if not active <= failed:
+                    continue
+            return seq if peek else self._retry.pop(i)
+        if self._fresh:
+            return self._fresh[0] if peek else self._fresh.popleft()
+        return None
+
+    def assign(self):
+        """Fill free slots: a list of (slot index, events.Job) to send to workers."""
+        out = []
+        if self.interrupted is not None or not self.pending():
+            return out
+        limit = self.policy.max_running
+        for idx in list(self._free):
+            if limit is not None and self._busy >= limit:
+                break
+            s = self.slots[idx]
+            if not self._slot_usable(s):
+                del self._free[idx]
+                continue
+            node = self.nodes[s.node]
+            if self.groups[s.group] == "connecting":
+                continue
+            seq = self._job_for(s)
+            if seq is None:
+                continue
+            connect = self.groups[s.group] == "unknown"
+            if connect:
+                self.groups[s.group] = "connecting"
+                self._probe[s.group] = idx
+            del self._free[idx]
+            job = self.jobs[seq]
+            attempt = len(job.attempts) + 1
+            s.busy, s.attempt = seq, attempt
+            s.uses += 1
+            node.jobs += 1
+            self._busy += 1
+            out.append((idx, Job(seq, job.command, attempt, connect)))
+            if not self.pending():
+                break
+        return out
+
+    # ---- events --------------------------------------------------------
+    def connected(self, slot):
+        """The slot's shared connection is up: the other slots of its group may start."""
+        self.groups[self.slots[slot].group] = "up"
+
+    def retire_node(self, name, reason, by_job=False):
+        node = self.nodes[name]
+        if node.status != "retired":
+            node.status = "retired"
+            node.reason = reason
+            node.by_job = by_job
+
+    def _reinstate(self):
+        """When jobs wait and no node is left, bring back the nodes that failing jobs retired.
+
+        A job that exits non-zero retires its node (users filter nodes that
+        way), but two broken jobs must not take a two-node run down. A node a
+        job failed on never gets that job again, so every round of this makes
+        progress and the run ends.
+        """
+        back = [n for n in self.nodes.values() if n.status == "retired" and n.by_job]
+        saved = [(n.reason,) for n in back]
+        for n in back:
+            n.status = "up"
+        if not self._usable_slot_exists():
+            for n, (reason,) in zip(back, saved):
+                n.status, n.reason = "retired", reason
+            return False
+        for n in back:
+            n.by_job, n.reason = False, ""
+            n.reinstated += 1
+            for idx in n.slots:
+                s = self.slots[idx]
+                if not s.retired and s.busy is None:
+                    self._free[idx] = None
+        return True
+
+    def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False):
+        """Record the end of the slot's attempt; returns the Attempt (a job log row)."""
+        s = self.slots[slot]
+        seq, s.busy = s.busy, None
+        if seq is None:
+            raise ValueError(f"slot {slot} finished but runs no job")
+        self._busy -= 1
+        self._probe_ended(s, connected=not never_ran)
+        job = self.jobs[seq]
+        node = self.nodes[s.node]
+        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran)
+        att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command)
+        job.attempts.append(att)
+        job.exit, job.reason = exit, reason
+        if not job.pinned:
+            job.node = s.node
+        if outcome == "requeued":
+            self._retry.append(seq)
+        elif outcome == "interrupted":
+            job.outcome, job.reason = NOT_RUN, "interrupted"
+        elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
+            job.outcome = outcome
+        self._release(s)
+        self.log.append(att)
+        return att
+
+    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran):
+        """What an attempt's end means for the job and its node: (outcome, reason)."""
+        p = self.policy
+        if exit == 0 and not timed_out:
+            return SUCCEEDED, ""
+        if self.interrupted is not None:
+            return "interrupted", "interrupted"
+        if never_ran:
+            # the connection failed before the command started: the node's fault alone
+            self.retire_node(node.name, ssh_error or f"ssh exit {exit}")
+            if job.pinned:
+                return NOT_RUN, f"node {node.name} unreachable ({node.reason})"
+            return "requeued", f"node unreachable: {node.reason}"
+        if timed_out:
+            reason = "timeout"
+            if p.job_failures == JOB_FAILURES and len(job.attempts) < p.retries and not job.pinned:
+                return "requeued", reason
+            return FAILED, reason
+        ssh_failure = exit == 255 or exit < 0
+        why = ssh_error if (ssh_failure and ssh_error) else (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
+        if p.job_failures == NODE_FAILURES or ssh_failure:
+            by_job = not (ssh_failure and ssh_error)
+            self.retire_node(node.name, f"job {job.seq} {why}" if by_job else why, by_job)
+            job.failed_nodes.add(node.name)
+            if job.pinned:
+                return FAILED, why
+            if len(job.failed_nodes) >= p.max_attempts:
+                return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
+            if p.job_failures == NODE_FAILURES and set(self.nodes) <= job.failed_nodes:
+                return FAILED, f"{why} on every node"
+            return "requeued", why
+        # job failures mode, the command's own non-zero exit: the node stays
+        job.failed_nodes.add(node.name)
+        if not job.pinned and len(job.attempts) < p.retries:
+            return "requeued", why
+        return FAILED, why
+
+    def _probe_ended(self, s, connected):
+        if self._probe.get(s.group) == s.index:
+            del self._probe[s.group]
+            if self.groups[s.group] == "connecting":
+                self.groups[s.group] = "up" if connected else "unknown"
+
+    def _release(self, s):
+        limit = self.policy.max_node_uses
+        if limit is not None and s.uses >= limit:
+            s.retired = True
+        if self._slot_usable(s):
+            self._free[s.index] = None
+
+    def worker_died(self, slot, start=0.0, runtime=0.0):
+        """The slot's worker process died: its job goes back to the queue (bounded by max_attempts).
+
+        Returns the Attempt if the slot was running a job, else None.
+        """
+        s = self.slots[slot]
+        if s.busy is None:
+            return None
+        seq, s.busy = s.busy, None
+        self._busy -= 1
+        self._probe_ended(s, connected=False)
+        job = self.jobs[seq]
+        job.worker_deaths += 1
+        if self.interrupted is not None:
+            outcome, reason = "interrupted", "interrupted"
+            job.outcome, job.reason = NOT_RUN, "interrupted"
+        elif job.worker_deaths >= self.policy.max_attempts:
+            outcome, reason = FAILED, f"worker died {job.worker_deaths} times"
+            job.outcome, job.reason = FAILED, reason
+        else:
+            outcome, reason = "requeued", "worker died"
+            self._retry.append(seq)
+        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command)
+        job.attempts.append(att)
+        self._release(s)
+        self.log.append(att)
+        return att
+
+    def interrupt(self, reason="interrupted"):
+        """Stop starting jobs; what is pending now will not run."""
+        if self.interrupted is None:
+            self.interrupted = reason
+
+    def _finish_leftovers(self):
+        why = self.interrupted or "no usable node left"
+        for seq in list(self._fresh) + self._retry:
+            j = self.jobs[seq]
+            j.outcome = NOT_RUN
+            if self.interrupted or not j.attempts:
+                j.reason = why
+            else:
+                j.reason = f"{why} (last: {j.reason})"
+        for name, q in self._pinned.items():
+            for seq in q:
+                node = self.nodes[name]
+                j = self.jobs[seq]
+                j.outcome = NOT_RUN
+                j.reason = self.interrupted or f"node {name} retired ({node.reason})"
+        self._fresh.clear()
+        self._retry.clear()
+        self._pinned.clear()

@@ -1,0 +1,77 @@
+"""Pure construction of ssh command lines and classification of ssh failures."""
+import re
+import shlex
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    """How to reach nodes: the ssh command, user options and time limits."""
+
+    command: tuple = ("ssh",)
+    options: tuple = ()  # user -o options, first so that they win (ssh keeps the first value)
+    connect_timeout: float = 10
+    alive_interval: int = 5
+    alive_count: int = 3
+
+    @classmethod
+    def from_strings(cls, command="ssh", options=(), **kw):
+        return cls(command=tuple(shlex.split(command)), options=tuple(options), **kw)
+
+
+def base_argv(cfg):
+    """ssh and its options common to every connection of a run."""
+    argv = list(cfg.command)
+    for opt in cfg.options:
+        argv += ["-o", opt]
+    argv += [
+        "-o", "BatchMode=yes",
+        "-o", f"ConnectTimeout={max(1, int(round(cfg.connect_timeout)))}",
+        "-o", f"ServerAliveInterval={cfg.alive_interval}",
+        "-o", f"ServerAliveCountMax={cfg.alive_count}",
+    ]
+    return argv
+
+
+def job_argv(base, node, command, control_path=None):
+    """The argv that runs ``command`` on ``node``; over the node's master if ``control_path``."""
+    argv = list(base)
+    if control_path:
+        argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={control_path}"]
+    return argv + ["-n", "--", node, command]
+
+
+def master_argv(base, node, control_path):
+    """The argv that opens the node's ControlMaster and backgrounds once authenticated."""
+    return list(base) + [
+        "-o", "ControlMaster=yes", "-o", f"ControlPath={control_path}",
+        "-n", "-N", "-f", "--", node,
+    ]
+
+
+# (pattern, reason, before the command ran)
+_ERRORS = [
+    (re.compile(r"Connection refused"), "refused", True),
+    (re.compile(r"banner exchange|Connection timed out|Operation timed out"), "timed out", True),
+    (re.compile(r"Permission denied|Too many authentication failures"), "authentication", True),
+    (re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .* not known"),
+     "host key", True),
+    (re.compile(r"Could not resolve hostname|Name or service not known"), "unknown host", True),
+    (re.compile(r"No route to host|Network is unreachable"), "unreachable", True),
+    (re.compile(r"kex_exchange_identification|Connection closed by .* port \d+$|Connection reset by .* port"),
+     "connection closed", True),
+    (re.compile(r"Timeout, server .* not responding"), "connection lost", False),
+    (re.compile(r"closed by remote host|Broken pipe|Connection reset|Connection to .* closed"),
+     "connection lost", False),
+]
+
+
+def classify(stderr_tail):
+    """Why ssh failed, from its last stderr lines: (reason, never_ran) or (None, False)."""
+    text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines[-8:]):
+        for pattern, reason, never_ran in _ERRORS:
+            if pattern.search(line):
+                return reason, never_ran
+    return None, False

@@ -1,0 +1,438 @@
+"""The one event loop: forks workers, feeds them jobs, drains their events, handles signals.
+
+Each worker has its own duplex ``multiprocessing`` pipe: jobs go down it, and
+``Connected``/``Output``/``Finished`` events come back. A pipe per worker
+rather than one shared ``multiprocessing.Queue``: a Queue's writers share a
+cross-process lock, and a worker killed with SIGKILL while holding it would
+hang every other worker; a pipe breaks only for the worker that died. The
+supervisor waits on all pipes, the workers' sentinels and a signal wake-up
+socket with one epoll selector, so it sleeps when there is nothing to do.
+"""
+import gc
+import multiprocessing
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import reaper
+from .events import Connected, Finished, Output
+from .output import JobLog, write_active
+from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
+from .ssh import SshConfig
+from .status import GONE, Board, Rate, status_line
+from .worker import end_group, worker_main
+
+INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
+ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
+
+
+@dataclass
+class RunOptions:
+    """Everything a run needs besides its jobs and nodes."""
+
+    ssh: SshConfig = field(default_factory=SshConfig)
+    policy: Policy = field(default_factory=Policy)
+    timeout: Optional[float] = None  # per attempt
+    multiplex: bool = True
+    ssh_delay: float = 0.0  # at least this many seconds between new connections
+    active_nodes: Optional[str] = None
+    joblog: Optional[str] = None
+    verbose: bool = False
+
+
+@dataclass
+class RunResult:
+    """How every job ended, which nodes were retired and why; the interface of a run."""
+
+    jobs: list
+    retired_nodes: dict
+    signal: Optional[int] = None
+    skipped: int = 0  # jobs a --resume found done already
+
+    def _with(self, outcome):
+        return [j for j in self.jobs if j.outcome == outcome]
+
+    @property
+    def succeeded(self):
+        return self._with(SUCCEEDED)
+
+    @property
+    def failed(self):
+        return self._with(FAILED)
+
+    @property
+    def not_run(self):
+        return self._with(NOT_RUN)
+
+    @property
+    def ok(self):
+        return self.signal is None and all(j.outcome == SUCCEEDED for j in self.jobs)
+
+    def exit_code(self):
+        """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return 0 if self.ok else 1
+
+
+class _Slot:
+    """The supervisor's handle on one slot's worker."""
+
+    __slots__ = ("proc", "conn", "started")
+
+    def __init__(self):
+        self.proc = None
+        self.conn = None
+        self.started = 0.0
+
+
+class Supervisor:
+    """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
+
+    def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic):
+        self.sched = scheduler
+        self.opt = options
+        self.printer = printer
+        self.status = status
+        self.log = log or (lambda msg: None)
+        self.clock = clock
+        self.ctx = multiprocessing.get_context("fork")
+        self.run_id = uuid.uuid4().hex
+        self.nslots = len(scheduler.slots)
+        self.slots = [_Slot() for _ in range(self.nslots)]
+        self.board = Board(self.ctx, self.nslots)
+        self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
+        self.control_dir = None
+        self.control_paths = {}
+        self.sel = selectors.DefaultSelector()
+        self.signals = []
+        self.signal = None
+        self.kill_at = None  # when interrupted: when TERM turns to KILL
+        self.killed = set()
+        self.joblog = None
+        self.rate = Rate(clock)
+        self.active_dirty = False
+        self.active_last = 0.0
+        self.next_connect = 0.0
+
+    # ---- setup and teardown -------------------------------------------
+    def run(self):
+        """Run every job; returns the RunResult. Leaves no process of the run behind."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        old = self._install_signals(wake_w)
+        self.subreaper = reaper.subreaper(True)
+        try:
+            if self.opt.joblog:
+                self.joblog = JobLog(self.opt.joblog)
+            if self.opt.multiplex:
+                self.control_dir = tempfile.mkdtemp(prefix="clstr-")  # 0700: ours alone
+                index = {node: i for i, node in enumerate(self.sched.nodes)}
+                for node, n in self.sched.groups:
+                    self.control_paths[(node, n)] = os.path.join(self.control_dir, f"{index[node]}-{n}")
+            gc.freeze()  # forked workers then share the supervisor's objects without copying them
+            self._loop()
+        finally:
+            gc.unfreeze()
+            self._shutdown()
+            self._restore_signals(old)
+            self.sel.close()
+            wake_r.close()
+            wake_w.close()
+        return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
+                         retired_nodes=self.sched.retired_nodes(), signal=self.signal)
+
+    def _install_signals(self, wake_w):
+        try:
+            old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        except ValueError:
+            return None  # not the main thread: the caller handles signals
+        old = {"fd": old_fd}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            old[sig] = signal.signal(sig, lambda signum, frame: self.signals.append(signum))
+        return old
+
+    def _restore_signals(self, old):
+        if old is None:
+            return
+        signal.set_wakeup_fd(old.pop("fd"))
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    def _fork(self, idx):
+        slot = self.sched.slots[idx]
+        node = slot.node
+        ours, theirs = self.ctx.Pipe(duplex=True)
+        others = [s.conn for s in self.slots if s.conn is not None]
+        proc = self.ctx.Process(
+            target=worker_main, name=f"clstr-slot-{idx}", daemon=True,
+            args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
+                  self.control_paths.get(slot.group), self.opt.timeout, others))
+        proc.start()
+        theirs.close()  # the worker holds the only copy: its death is our EOF
+        s = self.slots[idx]
+        s.proc, s.conn = proc, ours
+        self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
+        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
+
+    def _forget(self, idx):
+        s = self.slots[idx]
+        for obj in (s.conn, s.proc.sentinel if s.proc else None):
+            if obj is not None:
+                try:
+                    self.sel.unregister(obj)
+                except (KeyError, ValueError):
+                    pass
+        if s.conn is not None:
+            s.conn.close()
+        s.conn = None
+        proc, s.proc = s.proc, None
+        return proc
+
+    def _shutdown(self):
+        live = [i for i, s in enumerate(self.slots) if s.proc is not None]
+        for i in live:
+            try:
+                self.slots[i].conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = self.clock() + 2.0
+        for i in live:
+            s = self.slots[i]
+            s.proc.join(max(0.0, deadline - self.clock()))
+            if s.proc.is_alive():
+                s.proc.kill()
+                s.proc.join(1.0)
+            self._forget(i)
+        for pid in list(self.board.pid):
+            if pid:
+                end_group(pid, grace=0)
+        # the backstop: anything of the run still alive (masters included) ends now
+        reaper.reap(self.run_id, descendants_only=self.subreaper)
+        if self.subreaper:
+            reaper.subreaper(False)
+        if self.control_dir:
+            shutil.rmtree(self.control_dir, ignore_errors=True)
+        if self.opt.active_nodes:
+            write_active(self.opt.active_nodes, [])
+        if self.joblog:
+            self.joblog.close()
+        self.printer.flush()
+        self.printer.close()
+        if self.status is not None:
+            self._draw_status(force=True)
+            self.status.close()
+
+    # ---- the loop -----------------------------------------------------
+    def _loop(self):
+        while True:
+            self._dispatch()
+            if self.sched.done():
+                return
+            for key, _ in self.sel.select(self._timeout()):
+                kind, idx = key.data
+                if kind == "conn":
+                    self._drain(idx)
+                elif kind == "dead":
+                    self._died(idx)
+                else:
+                    self._wake(key.fileobj)
+            self.printer.flush()
+            self._handle_signals()
+            self._periodic()
+
+    def _timeout(self):
+        now = self.clock()
+        waits = []
+        if self.status is not None:
+            waits.append(self.status.interval)
+        if self.active_dirty:
+            waits.append(self.active_last + ACTIVE_INTERVAL - now)
+        if self.kill_at is not None:
+            waits.append(self.kill_at - now)
+        if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
+            waits.append(self.next_connect - now)
+        return max(0.0, min(waits)) if waits else None
+
+    def _dispatch(self):
+        if self.opt.ssh_delay and self.clock() < self.next_connect:
+            return
+        for idx, job in self.sched.assign():
+            s = self.slots[idx]
+            if s.proc is None:
+                self._fork(idx)
+            s.started = time.time()
+            self.printer.attempt_started(job.seq)
+            try:
+                s.conn.send(job)
+            except (OSError, ValueError):
+                self._died(idx)
+                continue
+            self.active_dirty = True
+            if self.opt.ssh_delay:
+                self.next_connect = self.clock() + self.opt.ssh_delay
+                break  # the rest wait their turn
+
+    def _drain(self, idx):
+        conn = self.slots[idx].conn
+        node = self.sched.slots[idx].node
+        try:
+            while conn is not None and conn.poll():
+                ev = conn.recv()
+                if isinstance(ev, Output):
+                    self.printer.output(node, ev.seq, ev.stream, ev.data)
+                elif isinstance(ev, Finished):
+                    self._finished(ev)
+                elif isinstance(ev, Connected):
+                    self.sched.connected(ev.slot)
+                conn = self.slots[idx].conn
+        except (EOFError, OSError):
+            self._died(idx)
+
+    def _finished(self, ev):
+        before = self.sched.retired_nodes()
+        att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran)
+        self._record(att)
+        node = att.node
+        if node not in before and node in self.sched.retired_nodes():
+            self._log(f"node {node} retired: {self.sched.nodes[node].reason}")
+
+    def _record(self, att):
+        if att is None:
+            return
+        self.printer.attempt_ended(att.seq)
+        if self.joblog:
+            self.joblog.write(att)
+        self.active_dirty = True
+        if self.opt.verbose:
+            self._log(f"job {att.seq} on {att.node}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
+
+    def _log(self, msg):
+        if self.status is not None:
+            self.status.clear()
+        self.printer.flush()
+        self.log(msg)
+
+    def _busy_slots(self):
+        return [s.index for s in self.sched.slots if s.busy is not None]
+
+    def _died(self, idx):
+        """A worker exited. Expected at shutdown; otherwise end its ssh, requeue, replace it."""
+        s = self.slots[idx]
+        if s.proc is None:
+            return
+        # events it sent before dying still count
+        conn = s.conn
+        try:
+            while conn.poll():
+                ev = conn.recv()
+                if isinstance(ev, Output):
+                    self.printer.output(self.sched.slots[idx].node, ev.seq, ev.stream, ev.data)
+                elif isinstance(ev, Finished):
+                    self._finished(ev)
+                elif isinstance(ev, Connected):
+                    self.sched.connected(ev.slot)
+        except (EOFError, OSError):
+            pass
+        proc = self._forget(idx)
+        proc.join(1.0)
+        pid = self.board.pid[idx]
+        if pid:
+            end_group(pid, grace=0)  # the orphaned ssh of the dead worker
+            self.board.pid[idx] = 0
+        self.board.state[idx] = GONE
+        slot = self.sched.slots[idx]
+        if slot.busy is not None:
+            self._log(f"worker of slot {idx} ({slot.node}) died (exit {proc.exitcode}); its job goes back")
+            self._record(self.sched.worker_died(idx, s.started, time.time() - s.started))
+        # a replacement is forked when the slot is next given a job
+
+    def _wake(self, sock):
+        try:
+            while sock.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _handle_signals(self):
+        while self.signals:
+            sig = self.signals.pop(0)
+            if sig == signal.SIGUSR1:
+                self._dump_running()
+                continue
+            if self.signal is None:
+                self.signal = sig
+                self.sched.interrupt("interrupted")
+                self.kill_at = self.clock() + INTERRUPT_GRACE
+                self._log(f"{signal.Signals(sig).name}: stopping, ending {self.sched.busy} running jobs")
+            else:
+                self.kill_at = self.clock()  # a second signal: no grace
+        if self.signal is not None:
+            self._end_running()
+
+    def _end_running(self):
+        """TERM every running ssh (again for any started since); KILL them and their workers once due."""
+        kill = self.clock() >= self.kill_at
+        for idx in self._busy_slots():
+            pid = self.board.pid[idx]
+            if pid and (pid not in self.killed or kill):
+                self.killed.add(pid)
+                try:
+                    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if kill and self.clock() >= self.kill_at + 1.0:
+            # workers that still have not reported: they go, their jobs are not run
+            for idx in self._busy_slots():
+                if self.slots[idx].proc is not None:
+                    self.slots[idx].proc.kill()
+                self._died(idx)
+
+    def _dump_running(self):
+        now = time.time()
+        running = self.sched.running()
+        self._log(f"{len(running)} jobs running:")
+        for idx, (node, seq, cmd) in sorted(running.items()):
+            self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.slots[idx].started:.1f}s")
+
+    def _draw_status(self, force=False):
+        c = self.sched.counts()
+        complete = c[SUCCEEDED] + c[FAILED] + c[NOT_RUN]
+        total = len(self.sched.jobs)
+        usable = sum(1 for s in self.sched.slots if not s.retired and self.sched.nodes[s.node].status != "retired")
+        rate, eta = self.rate.figures(complete, total) if self.status.tty else (None, None)
+        line = status_line(complete, total, self.board.busy(), usable, c[FAILED],
+                           len(self.sched.retired_nodes()), rate, eta)
+        self.status.update(line, force=force)
+
+    def _periodic(self):
+        if self.status is not None and self.status.due():
+            self._draw_status()
+        if self.active_dirty and self.opt.active_nodes:
+            now = self.clock()
+            if now - self.active_last >= ACTIVE_INTERVAL:
+                self.active_last = now
+                self.active_dirty = False
+                write_active(self.opt.active_nodes, [(n, c) for n, _, c in self.sched.running().values()])
+        elif self.active_dirty:
+            self.active_dirty = False
+
+
+def stderr_log(stream=None):
+    """A log function writing ``clstr: message`` lines to stderr."""
+    stream = stream or sys.stderr
+
+    def log(msg):
+        stream.write(f"clstr: {msg}\n")
+        stream.flush()
+    return log

@@ -1,0 +1,172 @@
+"""The worker body: one process per node slot, running one ssh at a time.
+
+It takes ``events.Job`` messages from its pipe, runs the job's ssh in a
+session of its own, streams complete output lines back and reports the exit.
+It keeps no state between jobs beyond the slot it serves.
+"""
+import os
+import selectors
+import signal
+import subprocess
+import time
+
+from . import ssh
+from .events import Connected, Finished, Output
+from .status import IDLE, CONNECTING, RUNNING
+
+READ_SIZE = 65536
+STDERR_TAIL = 4096
+KILL_GRACE = 2.0
+
+
+def end_group(pid, grace=KILL_GRACE, proc=None):
+    """TERM the process group ``pid`` leads, then KILL it after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    if proc is not None:
+        try:
+            proc.wait(grace)
+            # ssh is gone; anything it started (ProxyCommand) goes too
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class SlotWorker:
+    """Runs the jobs of one slot: ``serve`` loops until told to stop."""
+
+    def __init__(self, slot, node, conn, cfg, board, env, control_path=None, timeout=None):
+        self.slot = slot
+        self.node = node
+        self.conn = conn
+        self.base = ssh.base_argv(cfg)
+        self.connect_timeout = cfg.connect_timeout
+        self.board = board
+        self.env = env
+        self.control_path = control_path
+        self.timeout = timeout
+
+    def serve(self):
+        while True:
+            try:
+                job = self.conn.recv()
+            except (EOFError, OSError):
+                return  # the supervisor is gone
+            if job is None:
+                return
+            self.conn.send(self.run(job))
+
+    def _spawn(self, argv, stdout, stderr):
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                start_new_session=True, env=self.env, close_fds=True)
+
+    def open_master(self):
+        """Open the node's ControlMaster; returns (ok, classified reason or None)."""
+        self.board.state[self.slot] = CONNECTING
+        errfile = f"{self.control_path}.err"
+        argv = ssh.master_argv(self.base, self.node, self.control_path)
+        with open(errfile, "wb") as err:
+            # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
+            proc = self._spawn(argv, subprocess.DEVNULL, err)
+        self.board.pid[self.slot] = proc.pid
+        try:
+            code = proc.wait(self.connect_timeout * 3 + 5)
+        except subprocess.TimeoutExpired:
+            end_group(proc.pid, proc=proc)
+            code = proc.wait()
+        self.board.pid[self.slot] = 0
+        if code == 0:
+            return True, None
+        with open(errfile, "rb") as f:
+            reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
+        return False, reason or f"ssh exit {code}"
+
+    def run(self, job):
+        """Run one attempt; returns its Finished event (output was sent on the way)."""
+        start = time.time()
+        t0 = time.monotonic()
+        if job.connect and self.control_path:
+            ok, reason = self.open_master()
+            if not ok:
+                self.board.state[self.slot] = IDLE
+                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
+                                ssh_error=reason, never_ran=True)
+            self.conn.send(Connected(self.slot))
+        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path)
+        proc = self._spawn(argv, subprocess.PIPE, subprocess.PIPE)
+        self.board.pid[self.slot] = proc.pid
+        self.board.state[self.slot] = RUNNING
+        timed_out, tail = self._pump(proc, job.seq, t0)
+        code = proc.wait()
+        self.board.pid[self.slot] = 0
+        self.board.state[self.slot] = IDLE
+        self.board.attempts[self.slot] += 1
+        reason, never_ran = (None, False)
+        if code != 0 and not timed_out:
+            reason, never_ran = ssh.classify(tail)
+        return Finished(self.slot, job.seq, code, start, time.monotonic() - t0, timed_out, reason, never_ran)
+
+    def _pump(self, proc, seq, t0):
+        """Forward complete lines of stdout and stderr until both close; enforce the timeout."""
+        sel = selectors.DefaultSelector()
+        partial = {}
+        for stream, f in ((1, proc.stdout), (2, proc.stderr)):
+            os.set_blocking(f.fileno(), False)
+            sel.register(f, selectors.EVENT_READ, stream)
+            partial[stream] = b""
+        tail = b""
+        timed_out = False
+        deadline = t0 + self.timeout if self.timeout else None
+        while sel.get_map():
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = sel.select(wait)
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                end_group(proc.pid, proc=proc)
+                deadline = None  # the pipes close now that the group is gone
+                continue
+            for key, _ in ready:
+                stream = key.data
+                try:
+                    data = os.read(key.fd, READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
+                    rest = partial.pop(stream)
+                    if rest:
+                        self.conn.send(Output(self.slot, seq, stream, rest + b"\n"))
+                    continue
+                if stream == 2:
+                    tail = (tail + data)[-STDERR_TAIL:]
+                buf = partial[stream] + data
+                cut = buf.rfind(b"\n") + 1
+                partial[stream] = buf[cut:]
+                if cut:
+                    # only whole lines travel, so lines of two jobs never mix
+                    self.conn.send(Output(self.slot, seq, stream, buf[:cut]))
+        sel.close()
+        return timed_out, tail
+
+
+def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close):
+    """Entry point of a forked worker process."""
+    # the supervisor owns Ctrl-C: it ends our ssh itself and tells us to stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    for c in close:
+        try:
+            c.close()
+        except OSError:
+            pass
+    try:
+        SlotWorker(slot, node, conn, cfg, board, env, control_path, timeout).serve()
+    except (BrokenPipeError, EOFError):
+        pass  # the supervisor went away

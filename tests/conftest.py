@@ -1,0 +1,55 @@
+"""Fixtures: a real OpenSSH testbed on loopback, and a helper to run clstr against it."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from sshnodes import Testbed  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory):
+    """Eight good nodes n1..n8 plus refused, hung and badauth, for the whole session."""
+    with Testbed(tmp_path_factory.mktemp("sshd"), count=8) as tb:
+        yield tb
+
+
+class Clstr:
+    """Runs the clstr command line against the testbed."""
+
+    def __init__(self, testbed, cwd):
+        self.tb = testbed
+        self.cwd = cwd
+
+    def argv(self, *args, ssh=True):
+        base = [sys.executable, "-m", "clstr"]
+        if ssh:
+            base += ["--ssh", self.tb.ssh, "--connect-timeout", "3"]
+        return base + list(args)
+
+    def env(self, extra=None):
+        env = dict(os.environ)
+        env.pop("CLSTR_SSH", None)
+        env.pop("CLSTR_PROFILES", None)
+        env["XDG_CONFIG_HOME"] = str(self.cwd / "xdg-empty")
+        env.update(extra or {})
+        return env
+
+    def __call__(self, *args, input=None, env=None, ssh=True, timeout=90):
+        return subprocess.run(self.argv(*args, ssh=ssh), input=input, capture_output=True, text=True,
+                              cwd=self.cwd, env=self.env(env), timeout=timeout)
+
+    def popen(self, *args, env=None, **kw):
+        return subprocess.Popen(self.argv(*args), cwd=self.cwd, env=self.env(env), **kw)
+
+
+@pytest.fixture
+def clstr(testbed, tmp_path):
+    return Clstr(testbed, tmp_path)
+
+
+def lines(text):
+    """The lines of an output as a sorted list (jobs finish in any order)."""
+    return sorted(text.splitlines())

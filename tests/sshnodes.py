@@ -1,0 +1,191 @@
+"""A real OpenSSH testbed on loopback: good nodes and faulty ones, no root's ~/.ssh touched.
+
+Used by the test suite (tests/conftest.py) and by the benchmarks (bench/).
+Good node ``nK`` is its own address 127.0.0.(K+1) on one port, served by one
+``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
+listens), ``hung`` (accepts TCP and never speaks), ``badauth`` (its key is
+not authorised). Traffic stays on 127.0.0.0/8.
+"""
+import getpass
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import threading
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+PER_SSHD = 16  # sshd listens on at most 16 addresses
+
+
+def _free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "clstr-test", "-f", path],
+                   check=True, stdin=subprocess.DEVNULL)
+
+
+class _Sshd:
+    """One sshd process; ready once it logged that it listens on all its addresses."""
+
+    def __init__(self, config, addresses):
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.waiting = set(addresses)
+        self.ready = threading.Event()
+        self.log = []
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        # read sshd's log for as long as it runs, so that its pipe never fills
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.log.append(line)
+            if line.startswith("Server listening on "):
+                self.waiting.discard(line.split()[3])
+                if not self.waiting:
+                    self.ready.set()
+        self.ready.set()  # it exited: wait() below reports that
+
+    def wait(self, timeout=20):
+        if not self.ready.wait(timeout) or self.proc.poll() is not None:
+            raise RuntimeError("sshd did not start:\n" + "\n".join(self.log[-20:]))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Testbed:
+    """``count`` good nodes n1..nCOUNT plus the faulty ones, described by one ssh_config."""
+
+    def __init__(self, root, count=4, first_octet=2, max_sessions=16):
+        self.root = str(root)
+        self.count = count
+        self.user = getpass.getuser()
+        self.port = _free_port()
+        self.good = [f"n{i}" for i in range(1, count + 1)]
+        self.addr = {f"n{i}": f"127.0.0.{first_octet + i - 1}" for i in range(1, count + 1)}
+        if first_octet + count > 200:
+            raise ValueError("at most 197 good nodes (127.0.0.2 .. 127.0.0.198)")
+        self.refused_addr = "127.0.0.250"
+        self.hung_addr = "127.0.0.251"
+        self.max_sessions = max_sessions
+        self.sshds = []
+        self.hung = None
+
+    # ---- setup ----------------------------------------------------------
+    def start(self):
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+        os.makedirs(self.root, exist_ok=True)
+        self.host_key = os.path.join(self.root, "host_key")
+        self.client_key = os.path.join(self.root, "client_key")
+        self.bad_key = os.path.join(self.root, "bad_key")
+        for k in (self.host_key, self.client_key, self.bad_key):
+            _keygen(k)
+        self.authorized = os.path.join(self.root, "authorized_keys")
+        shutil.copy(self.client_key + ".pub", self.authorized)
+        addrs = list(self.addr.values())
+        for i in range(0, len(addrs), PER_SSHD):
+            chunk = addrs[i:i + PER_SSHD]
+            cfg = os.path.join(self.root, f"sshd_config.{i // PER_SSHD}")
+            with open(cfg, "w") as f:
+                f.write(self._sshd_config(chunk, i // PER_SSHD))
+            self.sshds.append(_Sshd(cfg, chunk))
+        # hung: the kernel completes the TCP handshake from the backlog; nobody ever speaks
+        self.hung = socket.socket()
+        self.hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.hung.bind((self.hung_addr, self.port))
+        self.hung.listen(64)
+        self.ssh_config = os.path.join(self.root, "ssh_config")
+        with open(self.ssh_config, "w") as f:
+            f.write(self._ssh_config())
+        for d in self.sshds:
+            d.wait()
+        return self
+
+    def _sshd_config(self, addresses, n):
+        listen = "".join(f"ListenAddress {a}\n" for a in addresses)
+        return f"""\
+Port {self.port}
+{listen}HostKey {self.host_key}
+PidFile {self.root}/sshd.{n}.pid
+AuthorizedKeysFile {self.authorized}
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin yes
+MaxStartups 2000
+MaxSessions {self.max_sessions}
+KexAlgorithms curve25519-sha256
+SetEnv SHLVL=1
+LogLevel INFO
+"""
+
+    def _ssh_config(self):
+        # IdentityFile accumulates across Host blocks: each host names its key alone
+        key = f"  IdentityFile {self.client_key}\n"
+        hosts = "".join(f"Host {name}\n  HostName {a}\n{key}" for name, a in self.addr.items())
+        first = next(iter(self.addr.values()))
+        return f"""\
+{hosts}Host refused
+  HostName {self.refused_addr}
+{key}Host hung
+  HostName {self.hung_addr}
+{key}Host badauth
+  HostName {first}
+  IdentityFile {self.bad_key}
+Host *
+  Port {self.port}
+  User {self.user}
+  IdentitiesOnly yes
+  BatchMode yes
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  GlobalKnownHostsFile /dev/null
+  LogLevel ERROR
+  KexAlgorithms curve25519-sha256
+"""
+
+    @property
+    def ssh(self):
+        """The --ssh value that points clstr at this testbed."""
+        return f"ssh -F {shlex.quote(self.ssh_config)}"
+
+    def kill_sessions(self, node):
+        """End every sshd session process serving ``node`` (the node 'dies' mid-job)."""
+        import psutil
+        addr = self.addr[node]
+        ended = 0
+        for d in self.sshds:
+            for child in psutil.Process(d.proc.pid).children():
+                try:
+                    if any(c.laddr and c.laddr.ip == addr for c in child.net_connections("tcp")):
+                        child.kill()
+                        ended += 1
+                except psutil.Error:
+                    continue
+        return ended
+
+    def stop(self):
+        for d in self.sshds:
+            d.stop()
+        if self.hung is not None:
+            self.hung.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
