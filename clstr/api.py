@@ -48,7 +48,7 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None):
 
 
 def run(jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(), connect_timeout=10.0,
-        alive_interval=5, alive_count=3, job_failures="node", max_attempts=3, retries=0, max_node_uses=None,
+        alive_interval=5, alive_count=3, remote_cleanup=True, job_failures="node", max_attempts=3, retries=0, max_node_uses=None,
         max_nodes=None, timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None, joblog=None,
         resume=False, stdout=None, stderr=None, tag=False, tag_job=False, group=False, output_dir=None,
         status=False, verbose=False, log=None):
@@ -74,7 +74,8 @@ def run(jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=()
                     max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
                     sessions_per_connection=sessions_per_connection)
     cfg = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
-                                 alive_interval=alive_interval, alive_count=alive_count)
+                                 alive_interval=alive_interval, alive_count=alive_count,
+                                 remote_cleanup=remote_cleanup)
     options = RunOptions(ssh=cfg, policy=policy, timeout=timeout, multiplex=multiplex, ssh_delay=ssh_delay,
                          active_nodes=active_nodes, joblog=joblog, verbose=verbose)
     sched = Scheduler(pairs, slots, policy, pinned=pins)

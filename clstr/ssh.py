@@ -13,6 +13,7 @@ class SshConfig:
     connect_timeout: float = 10
     alive_interval: int = 5
     alive_count: int = 3
+    remote_cleanup: bool = True  # end the remote job when its ssh ends
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
@@ -33,12 +34,37 @@ def base_argv(cfg):
     return argv
 
 
-def job_argv(base, node, command, control_path=None):
-    """The argv that runs ``command`` on ``node``; over the node's master if ``control_path``."""
+# Runs on the node around the job: the job gets /dev/null as stdin and a process group of its
+# own (setsid, where there is one); a watcher reads ssh's stdin, which clstr holds open and never
+# writes, and when that closes (ssh was ended, or the connection dropped) it TERMs the job's group.
+# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3.
+_CLEANUP = (
+    'command -v setsid >/dev/null 2>&1 || shift; '
+    'exec 3<&0 </dev/null; '
+    '"$@" 3<&- & p=$!; '
+    '{ cat <&3 >/dev/null; kill -TERM -$p || kill -TERM $p; } >/dev/null 2>&1 & w=$!; '
+    'exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r'
+)
+
+
+def remote_command(command, cleanup=True):
+    """The command line sent to the node's login shell."""
+    if not cleanup:
+        return command
+    return f"exec sh -c {shlex.quote(_CLEANUP)} clstr setsid sh -c {shlex.quote(command)}"
+
+
+def job_argv(base, node, command, control_path=None, cleanup=True):
+    """The argv that runs ``command`` on ``node``; over the node's master if ``control_path``.
+
+    With ``cleanup``, ssh's stdin must be a pipe held open for as long as the job runs.
+    """
     argv = list(base)
     if control_path:
         argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={control_path}"]
-    return argv + ["-n", "--", node, command]
+    if not cleanup:
+        argv.append("-n")
+    return argv + ["--", node, remote_command(command, cleanup)]
 
 
 def master_argv(base, node, control_path):

@@ -45,6 +45,7 @@ class SlotWorker:
         self.node = node
         self.conn = conn
         self.base = ssh.base_argv(cfg)
+        self.cleanup = cfg.remote_cleanup
         self.connect_timeout = cfg.connect_timeout
         self.board = board
         self.env = env
@@ -61,8 +62,8 @@ class SlotWorker:
                 return
             self.conn.send(self.run(job))
 
-    def _spawn(self, argv, stdout, stderr):
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+    def _spawn(self, argv, stdout, stderr, stdin=subprocess.DEVNULL):
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
                                 start_new_session=True, env=self.env, close_fds=True)
 
     def open_master(self):
@@ -97,12 +98,17 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                 ssh_error=reason, never_ran=True)
             self.conn.send(Connected(self.slot))
-        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path)
-        proc = self._spawn(argv, subprocess.PIPE, subprocess.PIPE)
+        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path, self.cleanup)
+        # with remote cleanup, ssh's stdin is a pipe we hold open and never write: its closing
+        # tells the node to end the job
+        proc = self._spawn(argv, subprocess.PIPE, subprocess.PIPE,
+                           subprocess.PIPE if self.cleanup else subprocess.DEVNULL)
         self.board.pid[self.slot] = proc.pid
         self.board.state[self.slot] = RUNNING
         timed_out, tail = self._pump(proc, job.seq, t0)
         code = proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
         self.board.attempts[self.slot] += 1
