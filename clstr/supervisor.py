@@ -239,6 +239,8 @@ class Supervisor:
             self._dispatch()
             if self.sched.done():
                 return
+            if not self.sched.busy and not (self.opt.ssh_delay and self.clock() < self.next_connect):
+                continue  # done() brought nodes back: dispatch to them before sleeping
             for key, _ in self.sel.select(self._timeout()):
                 kind, idx = key.data
                 if kind == "conn":

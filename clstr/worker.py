@@ -87,6 +87,14 @@ class SlotWorker:
             reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
         return False, reason or f"ssh exit {code}"
 
+    def _master_error(self):
+        try:
+            with open(f"{self.control_path}.err", "rb") as f:
+                reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
+        except OSError:
+            return None
+        return reason
+
     def run(self, job):
         """Run one attempt; returns its Finished event (output was sent on the way)."""
         start = time.time()
@@ -115,6 +123,9 @@ class SlotWorker:
         reason, never_ran = (None, False)
         if code != 0 and not timed_out:
             reason, never_ran = ssh.classify(tail)
+            if code == 255 and reason is None and self.control_path and not os.path.exists(self.control_path):
+                # a mux client says nothing when its master dies: the master's log says why
+                reason = self._master_error() or "connection lost"
         return Finished(self.slot, job.seq, code, start, time.monotonic() - t0, timed_out, reason, never_ran)
 
     def _pump(self, proc, seq, t0):

@@ -1,0 +1,209 @@
+"""Nothing lost: failure policy, time limits, dead workers, interruption, job log and resume.
+
+Every test asserts the exact set of job outputs against the real sshd testbed.
+"""
+import os
+import shlex
+import signal
+import subprocess
+
+import psutil
+import pytest
+
+from conftest import lines
+
+
+def jobs_args(commands):
+    out = []
+    for c in commands:
+        out += ["-j", c]
+    return out
+
+
+def run_marker(testbed):
+    """Processes that are ssh of the testbed (every ssh clstr starts names its config)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if testbed.ssh_config in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def read_until(stream, wanted):
+    """Read lines from a pipe until every wanted line was seen; return all lines read."""
+    seen = []
+    wanted = set(wanted)
+    while wanted:
+        line = stream.readline()
+        if not line:
+            raise AssertionError(f"output ended before {sorted(wanted)}; got {seen}")
+        line = line.rstrip("\n")
+        seen.append(line)
+        wanted.discard(line)
+    return seen
+
+
+def test_hung_node_rejected_and_jobs_done(clstr):
+    good = [f"echo job {i}" for i in range(10)]
+    r = clstr("-n", "hung", "-n", "n1", "-n", "n2", "--connect-timeout", "2", *jobs_args(good))
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == sorted(f"job {i}" for i in range(10))
+    assert "node hung retired: timed out" in r.stderr
+
+
+def test_always_failing_job_retires_at_most_max_attempts(clstr):
+    good = [f"echo job {i}" for i in range(20)]
+    r = clstr("-n", "n[1-8]", *jobs_args(["exit 7"] + good))
+    assert r.returncode == 1
+    assert lines(r.stdout) == sorted(f"job {i}" for i in range(20))
+    assert "failed: job 1" in r.stderr and "(exit 7 on 3 nodes): exit 7" in r.stderr
+    retired = r.stderr.split("retired nodes: ", 1)[1]
+    assert retired.count("(job 1 exit 7)") == 3
+
+
+def test_failing_jobs_first_on_two_nodes_lose_nothing(clstr):
+    good = [f"echo job {i}" for i in range(20)]
+    r = clstr("-n", "n1", "-n", "n2", *jobs_args(["false", "false"] + good))
+    assert r.returncode == 1
+    assert lines(r.stdout) == sorted(f"job {i}" for i in range(20))
+    assert "2 failed, 0 not run" in r.stderr
+
+
+def test_job_failures_mode_keeps_nodes_and_retries(clstr, tmp_path):
+    count = tmp_path / "count"
+    job = f"echo try >> {count}; exit 3"
+    r = clstr("-n", "n1", "-n", "n2", "--job-failures", "job", "--retries", "2",
+              *jobs_args([job, "echo fine"]))
+    assert r.returncode == 1
+    assert r.stdout == "fine\n"
+    assert count.read_text() == "try\n" * 3  # the first run and two retries
+    assert "retired" not in r.stderr
+    assert "failed: job 1" in r.stderr and "(exit 3)" in r.stderr
+
+
+def test_job_that_kills_its_connection_is_requeued(clstr, tmp_path):
+    marker = tmp_path / "killed-once"
+    # the first attempt kills the sshd session serving it; the second one completes
+    job = (f"if [ ! -e {marker} ]; then touch {marker}; kill -9 $(ps -o ppid= -p $PPID); "
+           f"kill -9 $PPID; sleep 5; fi; echo survived")
+    r = clstr("-n", "n1", "-n", "n2", "--job-failures", "job", "--no-multiplex", "-j", job)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "survived\n"
+    assert "retired: connection lost" in r.stderr
+
+
+def test_node_dies_mid_job_silently(clstr, testbed, tmp_path):
+    """The node stops answering (its sshd sessions are stopped): keepalives find it, the job moves."""
+    gate = tmp_path / "started"
+    job = f'case "$SSH_CONNECTION" in *" {testbed.addr["n1"]} "*) echo on-n1; sleep 60;; esac; echo done'
+    p = clstr.popen("-n", "n1", "-n", "n2", "-m", "1", "--job-failures", "job",
+                    "-O", "ServerAliveInterval=1", "-O", "ServerAliveCountMax=2", "-j", job,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = []
+    try:
+        read_until(p.stdout, ["on-n1"])
+        for d in testbed.sshds:
+            for child in psutil.Process(d.proc.pid).children(recursive=True):
+                try:
+                    if any(c.laddr.ip == testbed.addr["n1"] for c in child.net_connections("tcp")):
+                        child.suspend()
+                        stopped.append(child)
+                except psutil.Error:
+                    pass
+        assert stopped
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        for child in stopped:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    assert p.returncode == 0, err
+    assert out == "done\n"  # on-n1 was read above
+    assert "node n1 retired: connection lost" in err
+    del gate
+
+
+def test_timeout_fails_job_and_keeps_node(clstr, tmp_path):
+    after = tmp_path / "after"
+    job = f"sleep 30; touch {after}"
+    r = clstr("-n", "n1", "--timeout", "1", *jobs_args([job, "echo next"]))
+    assert r.returncode == 1
+    assert r.stdout == "next\n"
+    assert "failed: job 1 on n1 (timeout)" in r.stderr
+    assert "retired" not in r.stderr
+    # the remote job was ended with its ssh: nothing of it is left on the node
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "sleep 30; touch" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_worker_killed_job_requeued(clstr, testbed, tmp_path):
+    marker = tmp_path / "first"
+    job = f"if [ ! -e {marker} ]; then touch {marker}; echo first-started; sleep 60; fi; echo rerun"
+    p = clstr.popen("-n", "n1", "-j", job, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, ["first-started"])
+        workers = [c for c in psutil.Process(p.pid).children() if "ssh" not in c.name()]
+        victim = None
+        for w in workers:
+            if any("ssh" in c.name() for c in w.children()):
+                victim = w
+        assert victim is not None
+        victim.kill()
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert out == "rerun\n"
+    assert "died" in err
+    assert not run_marker(testbed)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_ends_everything(clstr, testbed, tmp_path, sig, code):
+    jobs = [f"echo started {i}; sleep 60; echo never" for i in range(4)] + ["echo queued"] * 3
+    p = clstr.popen("-n", "2/n1", "-n", "2/n2", *jobs_args(jobs), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, [f"started {i}" for i in range(4)])
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == code, err
+    assert "never" not in out and "queued" not in out
+    assert "7 jobs: 0 succeeded, 0 failed, 7 not run" in err
+    assert err.count("(interrupted)") == 7
+    assert not run_marker(testbed)
+    assert not [q for q in psutil.process_iter(["cmdline"]) if "sleep 60; echo never" in " ".join(q.info["cmdline"] or [])]
+
+
+def test_joblog_and_resume_after_interrupt(clstr, tmp_path):
+    results = tmp_path / "results"
+    fast = tmp_path / "fast"
+    log = tmp_path / "joblog.tsv"
+    jobs = [f"echo job {i} >> {results}; echo quick {i}" for i in range(1, 5)]
+    jobs += [f"echo slow {i}; [ -e {fast} ] || sleep 60; echo job {i} >> {results}" for i in range(5, 9)]
+    args = ["-n", "2/n1", "-n", "2/n2", "-m", "4", "--joblog", str(log), *jobs_args(jobs)]
+    p = clstr.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # slow jobs start only once the quick ones ended (at most four at once): all are logged then
+        read_until(p.stdout, [f"slow {i}" for i in range(5, 9)])
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    rows = [r.split("\t") for r in log.read_text().splitlines()]
+    assert rows[0] == ["Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Attempt", "Outcome", "Command"]
+    assert sorted(int(r[0]) for r in rows[1:] if r[6] == "succeeded") == [1, 2, 3, 4]
+    fast.touch()
+    r = clstr(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == sorted(f"slow {i}" for i in range(5, 9))
+    assert sorted(results.read_text().splitlines()) == sorted(f"job {i}" for i in range(1, 9))
+    rows = [r.split("\t") for r in log.read_text().splitlines()]
+    assert sorted(int(r[0]) for r in rows[1:] if r[6] == "succeeded") == list(range(1, 9))
