@@ -45,8 +45,31 @@ def split_slots(pattern):
     return int(m.group(1)), m.group(2)
 
 
+def split_list(text):
+    """Split ``a,node[1-3,5],b`` at the commas outside brackets (pdsh's -w form)."""
+    parts, depth, cur = [], 0, []
+    for c in text:
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        if c == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
 def expand(pattern):
-    """Expand one host pattern into the list of hosts (a host may repeat for slots)."""
+    """Expand one host pattern into the list of hosts (a host may repeat for slots).
+
+    A comma list outside brackets (``a,b[1-2]``) expands each part in turn.
+    """
+    parts = split_list(pattern)
+    if len(parts) > 1:
+        return expand_all(parts)
     count, pattern = split_slots(pattern)
     slots = 1 if count is None else count
     if slots < 1:
@@ -94,28 +117,30 @@ def _fmt_run(a, b, width):
 def fold(hosts):
     """Fold hosts into a compact pattern: ``n01 n02 n03 n07`` -> ``n[01-03,07]``.
 
-    Only the trailing number is folded; hosts are deduplicated; the result
-    expands back to the same set of hosts.
+    Only the trailing number is folded; hosts are deduplicated; groups come in
+    the order of their first host; the result expands back to the same hosts.
     """
-    groups = {}
-    plain = []
-    split = []
+    hosts = list(dict.fromkeys(hosts))
     padded = set()  # (prefix, width) seen with a leading zero
-    for h in dict.fromkeys(hosts):
+    for h in hosts:
+        m = _TAIL_NUM.match(h)
+        if m and m.group(2).startswith("0") and len(m.group(2)) > 1:
+            padded.add((m.group(1), len(m.group(2))))
+    groups = {}  # key -> numbers, in first-seen order of keys
+    for h in hosts:
         m = _TAIL_NUM.match(h)
         if not m:
-            plain.append(h)
+            groups[(h, None)] = None
             continue
         prefix, digits = m.groups()
-        split.append((prefix, digits))
-        if digits.startswith("0") and len(digits) > 1:
-            padded.add((prefix, len(digits)))
-    for prefix, digits in split:
         # "n10" belongs with "n01".."n09": same width, padding just not visible
         width = len(digits) if (prefix, len(digits)) in padded else 0
         groups.setdefault((prefix, width), []).append(int(digits))
-    parts = list(plain)
+    parts = []
     for (prefix, width), nums in groups.items():
+        if nums is None:
+            parts.append(prefix)
+            continue
         nums = sorted(set(nums))
         if len(nums) == 1:
             parts.append(prefix + str(nums[0]).zfill(width))

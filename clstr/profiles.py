@@ -9,7 +9,7 @@ A profile file maps a profile name to its definition::
       ssh_options: ["Port=2222"]
       connect_timeout: 5
       include: [gpu-boxes]
-    gpu-boxes: ["gpu1", "gpu2"]       # a bare list is shorthand for nodes
+    gpu-boxes: ["gpu1", "gpu2"]       # a bare list (or one pattern) is shorthand for nodes
 
 Files are read with ``yaml.safe_load`` semantics; every error names the file,
 the line and the key.
@@ -123,14 +123,16 @@ def parse(text, path):
         return {}
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         raise InputError("a profile file must be a mapping of profile names to node lists", f"{path}:{_line(root)}")
+    data = {str(k): v for k, v in data.items()}
     profiles = {}
     for key_node, val_node in root.value:
-        name = data_key = key_node.value
-        if not isinstance(data_key, str) or not data_key:
+        name = key_node.value
+        if not name:
             raise InputError("profile names must be non-empty strings", f"{path}:{_line(key_node)}")
         value = data[name] if name in data else None
         prof = Profile(name=name, path=path, line=_line(key_node))
-        if isinstance(val_node, yaml.SequenceNode):
+        if isinstance(val_node, yaml.SequenceNode) or (
+                isinstance(val_node, yaml.ScalarNode) and isinstance(value, str) and value):
             prof.nodes = _check_type(value, val_node, path, name, "nodes")
         elif isinstance(val_node, yaml.MappingNode):
             for k_node, v_node in val_node.value:
@@ -140,7 +142,7 @@ def parse(text, path):
                         f"profile {name!r}: unknown key {key!r} (known: {', '.join(KEYS)})",
                         f"{path}:{_line(k_node)}",
                     )
-                setattr(prof, key, _check_type(value[key], v_node, path, name, key))
+                setattr(prof, key, _check_type(value.get(key), v_node, path, name, key))
         else:
             raise InputError(
                 f"profile {name!r} must be a list of nodes or a mapping with a 'nodes' key",

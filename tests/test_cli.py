@@ -1,0 +1,119 @@
+"""Argument parsing and bad input: one clear line, exit status 2, nothing run."""
+import pytest
+
+from clstr import cli, ssh
+
+
+def run_cli(capsys, argv, monkeypatch=None):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def no_user_profiles(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CLSTR_PROFILES", raising=False)
+    monkeypatch.delenv("CLSTR_SSH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # any attempt to run would need ssh: make sure none happens
+    monkeypatch.setattr(cli.api, "Supervisor", None)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-j", "true"], "clstr: no nodes given (use --node, --node-file or --profile)"),
+    (["-n", "a", "missing.txt"], "clstr: missing.txt: job file not found"),
+    (["-n", "a", "--job-file", "missing.txt"], "clstr: missing.txt: job file not found"),
+    (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),
+    (["-n", "a", "-m", "0", "-j", "x"], "clstr: argument -m/--max-nodes: expected a number of at least 1, got '0'"
+     " (see clstr --help)"),
+    (["-n", "a", "--timeout", "soon", "-j", "x"], "clstr: argument --timeout: expected a number of seconds, "
+     "got 'soon' (see clstr --help)"),
+    (["-n", "a", "--job-failures", "maybe", "-j", "x"], "clstr: argument --job-failures: invalid choice: 'maybe' "
+     "(choose from 'node', 'job') (see clstr --help)"),
+    (["-n", "a", "-E", "uptime", "-j", "x"], "clstr: --on-each-node runs one command on every node: "
+     "give no jobs with it"),
+    (["-n", "a", "--resume", "-j", "x"], "clstr: --resume needs --joblog FILE"),
+    (["-n", "node[3-1]", "-j", "x"], "clstr: empty range '3-1' in 'node[3-1]' (end before start)"),
+    (["-n", "a", "-x", "a", "-j", "x"], "clstr: no nodes to run on after exclusions"),
+    (["-p", "lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found)"),
+    (["--bogus"], "clstr: unrecognized arguments: --bogus (see clstr --help)"),
+])
+def test_bad_input(capsys, argv, message):
+    code, out, err = run_cli(capsys, argv)
+    assert (code, out, err) == (2, "", message + "\n")
+
+
+def test_bad_line_in_node_file(capsys, tmp_path):
+    (tmp_path / "nodes.txt").write_text("good1\n# fine\nbad[1-\n")
+    code, out, err = run_cli(capsys, ["-N", "nodes.txt", "-j", "x"])
+    assert (code, err) == (2, "clstr: nodes.txt:3: unbalanced brackets in 'bad[1-'\n")
+
+
+def test_empty_node_file(capsys, tmp_path):
+    (tmp_path / "nodes.txt").write_text("# nothing here\n\n")
+    assert run_cli(capsys, ["-N", "nodes.txt", "-j", "x"])[2] == "clstr: nodes.txt: node file lists no nodes\n"
+
+
+def test_bad_profile_yaml_names_file_and_line(capsys, tmp_path):
+    (tmp_path / "p.yaml").write_text("lab:\n  nodes: [a, b\n")
+    code, out, err = run_cli(capsys, ["--profiles", "p.yaml", "-p", "lab", "-j", "x"])
+    assert code == 2
+    assert err.startswith("clstr: p.yaml:3: malformed YAML")
+    assert err.count("\n") == 1
+
+
+def test_unreadable_job_file(capsys, tmp_path):
+    (tmp_path / "dir").mkdir()
+    assert run_cli(capsys, ["-n", "a", "dir"])[2] == "clstr: dir: job file is a directory\n"
+
+
+def test_no_jobs_is_success(capsys):
+    assert run_cli(capsys, ["-n", "a"]) == (0, "", "")
+
+
+def test_list_profiles(capsys, tmp_path):
+    (tmp_path / "p.yaml").write_text("lab: {nodes: ['l[1-3]'], slots: 2}\nsolo: [x]\n")
+    code, out, err = run_cli(capsys, ["--profiles", "p.yaml", "--list-profiles"])
+    assert code == 0
+    assert out == "lab\t3 nodes\t6 slots\tp.yaml\nsolo\t1 nodes\t1 slots\tp.yaml\n"
+
+
+def test_help_documents_exit_codes(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for text in ("exit status:", "130 interrupted", "--on-each-node", "--job-failures", "profiles:"):
+        assert text in out
+
+
+def test_ssh_argv_user_options_first():
+    cfg = ssh.SshConfig.from_strings("ssh -F cfg", ["ConnectTimeout=1"], connect_timeout=7)
+    argv = ssh.job_argv(ssh.base_argv(cfg), "n1", "echo hi", cleanup=False)
+    assert argv[:5] == ["ssh", "-F", "cfg", "-o", "ConnectTimeout=1"]
+    assert "BatchMode=yes" in argv and "ConnectTimeout=7" in argv
+    assert argv[-4:] == ["-n", "--", "n1", "echo hi"]
+
+
+def test_ssh_argv_multiplexed_with_cleanup():
+    argv = ssh.job_argv(ssh.base_argv(ssh.SshConfig()), "n1", "echo 'hi'", "/tmp/c/0-0")
+    assert argv[-7:-1] == ["-o", "ControlMaster=no", "-o", "ControlPath=/tmp/c/0-0", "--", "n1"]
+    assert "-n" not in argv  # stdin is the pipe that tells the node when ssh ended
+    assert argv[-1].startswith("exec sh -c ") and argv[-1].endswith("setsid sh -c 'echo '\"'\"'hi'\"'\"''")
+    master = ssh.master_argv(ssh.base_argv(ssh.SshConfig()), "n1", "/tmp/c/0-0")
+    assert master[-10:] == ["-o", "ControlMaster=yes", "-o", "ControlPath=/tmp/c/0-0", "-n", "-N", "-f", "--", "n1"]
+
+
+@pytest.mark.parametrize("stderr,reason,never_ran", [
+    ("ssh: connect to host 127.0.0.9 port 22: Connection refused\n", "refused", True),
+    ("Connection timed out during banner exchange\n", "timed out", True),
+    ("u@h: Permission denied (publickey).\n", "authentication", True),
+    ("Host key verification failed.\n", "host key", True),
+    ("ssh: Could not resolve hostname nope: Name or service not known\n", "unknown host", True),
+    ("Timeout, server 10.0.0.1 not responding.\n", "connection lost", False),
+    ("Connection to 127.0.0.2 closed by remote host.\n", "connection lost", False),
+    ("some output of the job\n", None, False),
+])
+def test_classify(stderr, reason, never_ran):
+    assert ssh.classify(stderr.encode()) == (reason, never_ran)

@@ -1,0 +1,120 @@
+"""Pure tests of profile files: parsing, includes, search path, and every bad input."""
+import pytest
+
+from clstr.errors import InputError
+from clstr.profiles import ProfileSet, default_search_path, parse
+
+GOOD = """\
+# lab machines
+lab-machines:
+  nodes: ["lab[01-03]", "2/bigbox"]
+  slots: 2
+  user: alice
+  ssh_options: [Port=2222]
+  connect_timeout: 5
+  include: [gpu]
+gpu: [gpu1, gpu2]
+solo: one-host
+"""
+
+
+def write(tmp_path, text, name="profiles.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_parse_and_resolve(tmp_path):
+    ps = ProfileSet([(write(tmp_path, GOOD), True)])
+    assert ps.names() == ["gpu", "lab-machines", "solo"]
+    r = ps.resolve("lab-machines")
+    assert r.hosts == ["alice@lab01", "alice@lab01", "alice@lab02", "alice@lab02", "alice@lab03",
+                       "alice@lab03", "alice@bigbox", "alice@bigbox", "gpu1", "gpu2"]
+    assert r.ssh_options == ["Port=2222"]
+    assert r.connect_timeout == 5.0
+    assert ps.resolve("solo").hosts == ["one-host"]
+
+
+def test_first_file_wins(tmp_path):
+    a = write(tmp_path, "lab: [a1]\n", "a.yaml")
+    b = write(tmp_path, "lab: [b1]\nother: [o1]\n", "b.yaml")
+    ps = ProfileSet([(a, True), (b, True)])
+    assert ps.resolve("lab").hosts == ["a1"]
+    assert ps.resolve("other").hosts == ["o1"]
+
+
+def test_missing_optional_file_is_skipped(tmp_path):
+    ps = ProfileSet([(str(tmp_path / "nope.yaml"), False)])
+    assert ps.names() == []
+
+
+def test_search_path_order(tmp_path):
+    env = {"CLSTR_PROFILES": "/x/a.yaml::/x/b.yaml", "XDG_CONFIG_HOME": "/cfg"}
+    assert default_search_path(env) == [("/x/a.yaml", True), ("/x/b.yaml", True),
+                                        ("/cfg/clstr/profiles.yaml", False),
+                                        ("/etc/clstr/profiles.yaml", False)]
+
+
+def test_search_path_default_xdg(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/u")
+    path = default_search_path({})
+    assert path[0] == ("/home/u/.config/clstr/profiles.yaml", False)
+
+
+@pytest.mark.parametrize("text,where,message", [
+    ("lab: [a\n", ":2", "malformed YAML"),
+    ("lab:\n  nodes: [a]\n  slots: two\n", ":3", "key 'slots' must be a whole number"),
+    ("lab:\n  nodes: [a]\n  slots: 0\n", ":3", "key 'slots' must be"),
+    ("lab:\n  nodes: {a: 1}\n", ":2", "key 'nodes' must be a list of host patterns"),
+    ("lab:\n  nodes: [a]\n  connect_timeout: soon\n", ":3", "key 'connect_timeout' must be a number"),
+    ("lab:\n  nodes: [a]\n  ssh_options: [[x]]\n", ":3", "key 'ssh_options' must be a list"),
+    ("lab:\n  nodes: [a]\n  colour: red\n", ":3", "unknown key 'colour'"),
+    ("lab:\n  slots: 2\n", ":1", "profile 'lab' has no nodes"),
+    ("- a\n- b\n", ":1", "must be a mapping"),
+    ("lab: 3\n", ":1", "must be a list of nodes or a mapping"),
+])
+def test_bad_files(tmp_path, text, where, message):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        ProfileSet([(path, True)])
+    assert e.value.where == path + where
+    assert message in e.value.message
+
+
+def test_unknown_profile_lists_known(tmp_path):
+    ps = ProfileSet([(write(tmp_path, GOOD), True)])
+    with pytest.raises(InputError, match=r"unknown profile 'lab' \(known: gpu, lab-machines, solo"):
+        ps.resolve("lab")
+
+
+def test_include_cycle(tmp_path):
+    path = write(tmp_path, "a: {nodes: [x], include: [b]}\nb: {include: [c]}\nc: {include: [a]}\n")
+    ps = ProfileSet([(path, True)])
+    with pytest.raises(InputError) as e:
+        ps.resolve("a")
+    assert "include cycle: a -> b -> c -> a" in e.value.message
+    assert e.value.where == path + ":1"
+
+
+def test_include_unknown(tmp_path):
+    path = write(tmp_path, "a: {nodes: [x], include: [zz]}\n")
+    with pytest.raises(InputError, match="includes unknown profile 'zz'"):
+        ProfileSet([(path, True)]).resolve("a")
+
+
+@pytest.mark.parametrize("pattern,message", [("n[5-1]", "empty range"), ("n[1-200000]", "more than 100000")])
+def test_bad_range_in_profile(tmp_path, pattern, message):
+    path = write(tmp_path, f'lab: ["{pattern}"]\n')
+    with pytest.raises(InputError) as e:
+        ProfileSet([(path, True)]).resolve("lab")
+    assert message in e.value.message and e.value.where == path + ":1"
+
+
+def test_required_file_missing(tmp_path):
+    with pytest.raises(InputError, match="profile file not found"):
+        ProfileSet([(str(tmp_path / "gone.yaml"), True)])
+
+
+def test_parse_empty():
+    assert parse("", "f.yaml") == {}
+    assert parse("# nothing\n", "f.yaml") == {}

@@ -1,0 +1,229 @@
+"""Pure tests of the scheduler: assignment, failure policy, retirement, interruption."""
+import pytest
+
+from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler, interleave
+
+
+def drive(s, result):
+    """Run the scheduler to the end; ``result(node, job)`` gives the finished() keyword args."""
+    runs = []
+    while not s.done():
+        batch = s.assign()
+        assert batch, "not done, yet nothing to assign and nothing running"
+        for slot, job in batch:
+            node = s.slots[slot].node
+            runs.append((node, job.seq))
+            s.finished(slot, **result(node, job))
+    return runs
+
+
+def ok(node, job):
+    return {"exit": 0}
+
+
+def outcomes(s):
+    return {seq: (j.outcome, j.reason) for seq, j in s.jobs.items()}
+
+
+def test_interleave_spreads_slots_over_nodes():
+    assert interleave(["a", "a", "a", "b", "b", "c"]) == ["a", "b", "c", "a", "b", "a"]
+
+
+def test_every_job_runs_once_when_all_is_well():
+    s = Scheduler([f"echo {i}" for i in range(10)], ["a", "b", "a"])
+    runs = drive(s, ok)
+    assert sorted(seq for _, seq in runs) == list(range(1, 11))
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+
+
+def test_one_job_per_slot_at_a_time():
+    s = Scheduler(["j1", "j2", "j3"], ["a", "b"])
+    first = s.assign()
+    assert [(i, j.seq) for i, j in first] == [(0, 1), (1, 2)]
+    assert s.assign() == []
+    s.finished(1, 0)
+    assert [(i, j.seq) for i, j in s.assign()] == [(1, 3)]
+
+
+@pytest.mark.parametrize("max_running,expected", [(1, 1), (2, 2), (None, 4)])
+def test_max_running(max_running, expected):
+    s = Scheduler(["x"] * 6, ["a", "a", "b", "b"], Policy(max_running=max_running))
+    assert len(s.assign()) == expected
+
+
+def test_max_node_uses_retires_the_slot():
+    s = Scheduler(["x"] * 5, ["a", "b"], Policy(max_node_uses=2))
+    runs = drive(s, ok)
+    assert len(runs) == 4
+    assert [j.outcome for j in s.jobs.values()].count(NOT_RUN) == 1
+    assert s.jobs[5].reason == "no usable node left"
+
+
+def test_node_mode_failure_retires_node_and_requeues():
+    s = Scheduler(["bad-on-a", "x"], ["a", "b"])
+    runs = drive(s, lambda node, job: {"exit": 1 if (node == "a" and job.seq == 1) else 0})
+    assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (SUCCEEDED, "")}
+    assert ("b", 1) in runs
+    assert s.retired_nodes() == {"a": "job 1 exit 1"}
+    assert s.jobs[1].attempts[0].outcome == "requeued"
+
+
+def test_always_failing_job_retires_at_most_max_attempts_nodes():
+    nodes = [f"n{i}" for i in range(8)]
+    s = Scheduler(["false"] + ["true"] * 20, nodes, Policy(max_attempts=3))
+    drive(s, lambda node, job: {"exit": 1 if job.command == "false" else 0})
+    assert s.jobs[1].outcome == FAILED
+    assert s.jobs[1].reason == "exit 1 on 3 nodes"
+    assert len(s.retired_nodes()) == 3
+    assert all(s.jobs[i].outcome == SUCCEEDED for i in range(2, 22))
+
+
+def test_failing_jobs_first_cannot_take_a_two_node_run_down():
+    s = Scheduler(["false", "false"] + ["true"] * 20, ["a", "b"])
+    runs = drive(s, lambda node, job: {"exit": 1 if job.command == "false" else 0})
+    assert [s.jobs[i].outcome for i in (1, 2)] == [FAILED, FAILED]
+    assert s.jobs[1].reason == "exit 1 on every node"
+    assert all(s.jobs[i].outcome == SUCCEEDED for i in range(3, 23))
+    # a job never goes back to a node it failed on
+    assert runs.count(("a", 1)) <= 1 and runs.count(("b", 1)) <= 1
+
+
+def test_filter_semantics_busy_nodes_are_skipped():
+    # the seed's use: a job exits non-zero on a busy node; it completes on a free one
+    s = Scheduler(["run"] * 6, ["busy1", "free", "busy2"])
+    drive(s, lambda node, job: {"exit": 1 if node.startswith("busy") else 0})
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+    assert set(s.retired_nodes()) == {"busy1", "busy2"}
+
+
+def test_connect_failure_costs_no_attempt():
+    s = Scheduler(["x"], ["dead1", "dead2", "dead3", "good"], Policy(max_attempts=1, max_running=1))
+    drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+                                if node.startswith("dead") else {"exit": 0}))
+    assert s.jobs[1].outcome == SUCCEEDED
+    assert s.retired_nodes() == {"dead1": "refused", "dead2": "refused", "dead3": "refused"}
+    assert s.jobs[1].failed_nodes == set()
+
+
+def test_no_usable_node_left_marks_not_run():
+    s = Scheduler(["a", "b"], ["dead"])
+    drive(s, lambda node, job: {"exit": 255, "ssh_error": "timed out", "never_ran": True})
+    assert outcomes(s) == {
+        1: (NOT_RUN, "no usable node left (last: node unreachable: timed out)"),
+        2: (NOT_RUN, "no usable node left"),
+    }
+
+
+def test_job_mode_exit_fails_job_keeps_node():
+    s = Scheduler(["exit 3", "true"], ["a"], Policy(job_failures="job"))
+    drive(s, lambda node, job: {"exit": 3 if job.seq == 1 else 0})
+    assert outcomes(s) == {1: (FAILED, "exit 3"), 2: (SUCCEEDED, "")}
+    assert s.retired_nodes() == {}
+
+
+def test_job_mode_retries_prefer_another_node():
+    s = Scheduler(["flaky"], ["a", "b"], Policy(job_failures="job", retries=1))
+    runs = drive(s, lambda node, job: {"exit": 1 if node == "a" else 0})
+    assert runs == [("a", 1), ("b", 1)]
+    assert s.jobs[1].outcome == SUCCEEDED
+
+
+def test_job_mode_retries_on_same_node_when_it_is_the_only_one():
+    s = Scheduler(["flaky"], ["a"], Policy(job_failures="job", retries=2))
+    runs = drive(s, lambda node, job: {"exit": 1})
+    assert runs == [("a", 1)] * 3
+    assert s.jobs[1].outcome == FAILED
+
+
+def test_job_mode_ssh_failure_retires_node():
+    s = Scheduler(["x", "y"], ["a", "b"], Policy(job_failures="job", max_running=1))
+    drive(s, lambda node, job: ({"exit": 255, "ssh_error": "connection lost"} if node == "a" else {"exit": 0}))
+    assert s.retired_nodes() == {"a": "connection lost"}
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+
+
+def test_timeout_fails_job_and_keeps_node():
+    s = Scheduler(["sleep", "true"], ["a"], Policy(max_running=1))
+    drive(s, lambda node, job: {"exit": -15, "timed_out": True} if job.seq == 1 else {"exit": 0})
+    assert outcomes(s) == {1: (FAILED, "timeout"), 2: (SUCCEEDED, "")}
+    assert s.retired_nodes() == {}
+
+
+def test_worker_death_requeues_then_fails():
+    s = Scheduler(["x"], ["a"], Policy(max_attempts=2))
+    (slot, job), = s.assign()
+    assert s.worker_died(slot).outcome == "requeued"
+    (slot, job), = s.assign()
+    assert job.attempt == 2
+    assert s.worker_died(slot).outcome == FAILED
+    assert s.done()
+    assert outcomes(s) == {1: (FAILED, "worker died 2 times")}
+
+
+def test_interrupt_leaves_pending_not_run_and_running_interrupted():
+    s = Scheduler(["a", "b", "c"], ["n1"])
+    (slot, job), = s.assign()
+    s.interrupt()
+    assert s.assign() == []
+    assert not s.done()
+    att = s.finished(slot, -15)
+    assert att.outcome == "interrupted"
+    assert s.done()
+    assert outcomes(s) == {1: (NOT_RUN, "interrupted"), 2: (NOT_RUN, "interrupted"),
+                           3: (NOT_RUN, "interrupted")}
+
+
+def test_success_during_interrupt_still_counts():
+    s = Scheduler(["a"], ["n1"])
+    (slot, _), = s.assign()
+    s.interrupt()
+    s.finished(slot, 0)
+    assert s.done() and s.jobs[1].outcome == SUCCEEDED
+
+
+def test_gate_on_connect_probes_one_slot_per_connection():
+    s = Scheduler(["x"] * 6, ["a"] * 4, Policy(gate_on_connect=True, sessions_per_connection=2))
+    first = s.assign()
+    # four slots in two connection groups: one probe each
+    assert [(i, j.connect) for i, j in first] == [(0, True), (2, True)]
+    s.connected(0)
+    second = s.assign()
+    assert [(i, j.connect) for i, j in second] == [(1, False)]
+
+
+def test_gate_probe_failure_retires_node_without_other_slots_trying():
+    s = Scheduler(["x"] * 3, ["dead"] * 3 + ["good"], Policy(gate_on_connect=True))
+    batch = s.assign()
+    assert [s.slots[i].node for i, _ in batch] == ["dead", "good"]
+    dead_slot = batch[0][0]
+    s.finished(dead_slot, 255, ssh_error="refused", never_ran=True)
+    assert s.retired_nodes() == {"dead": "refused"}
+    assert all(s.slots[i].node == "good" for i, _ in s.assign())
+
+
+def test_worker_death_during_probe_lets_another_slot_probe():
+    s = Scheduler(["x", "y"], ["a", "a"], Policy(gate_on_connect=True))
+    (slot, job), = s.assign()
+    assert job.connect
+    s.worker_died(slot)
+    (slot2, job2), = s.assign()
+    assert job2.connect
+
+
+def test_pinned_jobs_run_on_their_node_only():
+    s = Scheduler(["hostname"] * 3, ["a", "b", "dead"], pinned=["a", "b", "dead"])
+    runs = drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+                                       if node == "dead" else {"exit": 0}))
+    assert sorted(runs) == [("a", 1), ("b", 2), ("dead", 3)]
+    assert outcomes(s)[3] == (NOT_RUN, "node dead unreachable (refused)")
+
+
+def test_pinned_job_failure_is_the_jobs():
+    s = Scheduler(["false"] * 2, ["a", "b"], pinned=["a", "b"])
+    drive(s, lambda node, job: {"exit": 1 if node == "a" else 0})
+    assert outcomes(s) == {1: (FAILED, "exit 1"), 2: (SUCCEEDED, "")}
+
+
+def test_bad_policy():
+    with pytest.raises(ValueError):
+        Policy(job_failures="sometimes")
