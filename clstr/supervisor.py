@@ -97,8 +97,11 @@ class _Slot:
 class Supervisor:
     """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
 
-    def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic):
+    def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic,
+                 worker=worker_main):
+        """``worker``: the body run in each forked slot process (tests script it)."""
         self.sched = scheduler
+        self.worker = worker
         self.opt = options
         self.printer = printer
         self.status = status
@@ -175,7 +178,7 @@ class Supervisor:
         ours, theirs = self.ctx.Pipe(duplex=True)
         others = [s.conn for s in self.slots if s.conn is not None]
         proc = self.ctx.Process(
-            target=worker_main, name=f"clstr-slot-{idx}", daemon=True,
+            target=self.worker, name=f"clstr-slot-{idx}", daemon=True,
             args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
                   self.control_paths.get(slot.group), self.opt.timeout, others))
         proc.start()

@@ -189,3 +189,26 @@ Host *
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def main(argv=None):
+    """``python3 tests/sshnodes.py [--nodes N] -- CMD ...``: run CMD with a loopback testbed up.
+
+    CMD sees CLSTR_SSH pointing at the testbed, so ``clstr -n n1 -n n2 ...`` reaches
+    real sshd nodes named n1..nN (and refused, hung, badauth). Needs sshd installed.
+    """
+    import argparse
+    import sys
+    import tempfile
+    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("command", nargs="+")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="clstr-testbed-") as root:
+        with Testbed(root, count=args.nodes) as tb:
+            env = dict(os.environ, CLSTR_SSH=tb.ssh)
+            return subprocess.call(args.command, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
