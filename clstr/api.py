@@ -7,7 +7,7 @@ from . import hostlist
 from .errors import InputError
 from .output import Printer, StatusDisplay, read_succeeded
 from .scheduler import Policy, Scheduler, interleave
-from .ssh import SshConfig
+from .ssh import SshConfig, base_argv
 from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
 
 
@@ -47,44 +47,92 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None):
     return slots, pairs, None, skipped
 
 
-def run(jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(), connect_timeout=10.0,
-        alive_interval=5, alive_count=3, remote_cleanup=True, job_failures="node", max_attempts=3, retries=0, max_node_uses=None,
-        max_nodes=None, timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None, joblog=None,
-        resume=False, stdout=None, stderr=None, tag=False, tag_job=False, group=False, output_dir=None,
-        status=False, verbose=False, log=None):
+class Run:
+    """A run, planned and checked, not started: ``describe()`` it or ``execute()`` it."""
+
+    def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
+                 connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True,
+                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
+                 timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
+                 joblog=None, resume=False, stdout=None, stderr=None, tag=False, tag_job=False, group=False,
+                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
+        if resume and not joblog:
+            raise InputError("--resume needs --joblog FILE")
+        if gather and on_each_node is None:
+            raise InputError("--gather goes with --on-each-node")
+        self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
+                                                          joblog if resume else None)
+        if on_each_node is not None:
+            multiplex = False  # one job per node: a shared connection would only add a hop
+        self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
+                             max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
+                             sessions_per_connection=sessions_per_connection)
+        self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
+                                          alive_interval=alive_interval, alive_count=alive_count,
+                                          remote_cleanup=remote_cleanup)
+        self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout, multiplex=multiplex,
+                                  ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose)
+        self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
+        self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
+                           output_dir=output_dir, gather=gather, status=status, bar=bar)
+        self.log = log
+
+    def describe(self, limit=5):
+        """The plan as text lines: counts, slots, the first jobs, the options, the ssh command."""
+        nodes = list(dict.fromkeys(self.slots))
+        p, o = self.policy, self.options
+        lines = [
+            f"nodes: {len(nodes)} ({hostlist.fold(nodes)}), slots: {len(self.slots)}",
+            f"jobs: {len(self.pairs)}" + (f" ({self.skipped} skipped, done in the job log)" if self.skipped else ""),
+        ]
+        for seq, cmd in self.pairs[:limit]:
+            lines.append(f"  job {seq}: {cmd}")
+        if len(self.pairs) > limit:
+            lines.append(f"  ... and {len(self.pairs) - limit} more")
+        lines += [
+            f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}",
+            f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
+            f"--timeout {o.timeout or 'none'}",
+            f"connections: {'shared, ' + str(p.sessions_per_connection) + ' slots a connection' if o.multiplex else 'one a job'}"
+            f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}",
+            "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND",
+        ]
+        if o.joblog:
+            lines.append(f"job log: {o.joblog}")
+        return lines
+
+    def execute(self):
+        """Run every job; returns the RunResult."""
+        if not self.pairs:
+            return RunResult(jobs=[], retired_nodes={}, skipped=self.skipped)
+        o = self.output
+        if o["output_dir"] is not None:
+            try:
+                os.makedirs(o["output_dir"], exist_ok=True)
+            except OSError as e:
+                raise InputError(f"cannot create output directory: {e.strerror}", o["output_dir"]) from None
+        out = None if o["stdout"] is False else _binary(o["stdout"] or sys.stdout)
+        err = None if o["stderr"] is False else _binary(o["stderr"] or sys.stderr)
+        display = StatusDisplay(sys.stderr, time.monotonic, bar=o["bar"]) if (o["status"] or o["bar"]) else None
+        printer = Printer(out, err, tag=o["tag"], tag_job=o["tag_job"], group=o["group"],
+                          output_dir=o["output_dir"], gather=o["gather"], status=display)
+        result = Supervisor(self.scheduler, self.options, printer, status=display,
+                            log=self.log or stderr_log()).run()
+        result.skipped = self.skipped
+        return result
+
+
+def run(jobs, nodes, **options):
     """Run shell commands on nodes over ssh; returns a RunResult.
 
     ``jobs``: shell commands. ``nodes``: host patterns (``node[01-12]``,
     ``4/host``, ``user@host``); a host listed N times has N slots.
     ``stdout``/``stderr``: binary or text streams for job output (default:
     this process's), or ``False`` to discard. Every job of the result ends
-    ``succeeded``, ``failed`` or ``not run``, with a reason.
+    ``succeeded``, ``failed`` or ``not run``, with a reason. The keyword
+    options are those of the command line (see ``Run``).
 
     >>> r = clstr.run(["hostname"], ["node[1-4]"])        # doctest: +SKIP
     >>> [j.node for j in r.succeeded]                       # doctest: +SKIP
     """
-    jobs = list(jobs)
-    if resume and not joblog:
-        raise InputError("--resume needs --joblog FILE")
-    slots, pairs, pins, skipped = plan(jobs, list(nodes), on_each_node, exclude,
-                                       joblog if resume else None)
-    if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
-    policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
-                    max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
-                    sessions_per_connection=sessions_per_connection)
-    cfg = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
-                                 alive_interval=alive_interval, alive_count=alive_count,
-                                 remote_cleanup=remote_cleanup)
-    options = RunOptions(ssh=cfg, policy=policy, timeout=timeout, multiplex=multiplex, ssh_delay=ssh_delay,
-                         active_nodes=active_nodes, joblog=joblog, verbose=verbose)
-    sched = Scheduler(pairs, slots, policy, pinned=pins)
-    if not pairs:
-        return RunResult(jobs=[], retired_nodes={}, skipped=skipped)
-    out = None if stdout is False else _binary(stdout or sys.stdout)
-    err = None if stderr is False else _binary(stderr or sys.stderr)
-    display = StatusDisplay(sys.stderr, time.monotonic) if status else None
-    printer = Printer(out, err, tag=tag, tag_job=tag_job, group=group, output_dir=output_dir, status=display)
-    result = Supervisor(sched, options, printer, status=display, log=log or stderr_log()).run()
-    result.skipped = skipped
-    return result
+    return Run(jobs, nodes, **options).execute()

@@ -3,12 +3,12 @@
 This is the only module that calls sys.exit.
 """
 import argparse
+import json
 import os
 import sys
 
 from . import __version__, api, hostlist
 from .errors import InputError
-from .profiles import ProfileSet, default_search_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -128,6 +128,8 @@ def build_parser():
                    help="with --job-failures job: re-runs of a failed job on another node (default 0)")
     g.add_argument("--joblog", metavar="FILE", help="append one TSV row per finished attempt")
     g.add_argument("--resume", action="store_true", help="with --joblog: skip jobs it records as succeeded")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the plan (nodes, slots, jobs, options) and exit without connecting")
     g = p.add_argument_group("output")
     g.add_argument("-o", "--stdout", nargs="?", const=os.devnull, metavar="FILE",
                    help="jobs' stdout to FILE (no FILE: discard)")
@@ -137,8 +139,12 @@ def build_parser():
     g.add_argument("--tag-job", action="store_true", help="prefix each output line with 'seq: '")
     g.add_argument("--group", action="store_true", help="print a job's output whole when it ends")
     g.add_argument("--output-dir", metavar="DIR", help="each job's output in DIR/<seq>.out and DIR/<seq>.err")
+    g.add_argument("--gather", action="store_true",
+                   help="with --on-each-node: identical output once, under its folded node list")
+    g.add_argument("--json", metavar="FILE", help="a machine-readable summary at the end ('-': stdout)")
     g = p.add_argument_group("monitoring")
     g.add_argument("-s", "--status", action="store_true", help="a live status line on stderr")
+    g.add_argument("--bar", action="store_true", help="a progress bar with the status line")
     g.add_argument("-A", "--active-nodes", metavar="FILE",
                    help="keep FILE listing the running jobs, 'node: <'Job' 'command'>' a line")
     g.add_argument("-v", "--verbose", action="store_true", help="report every attempt and a summary")
@@ -200,10 +206,12 @@ def read_node_file(path):
 
 
 def _profile_files(args):
+    from .profiles import default_search_path  # yaml is loaded only when profiles are used
     return [(p, True) for p in args.profiles] + default_search_path()
 
 
 def list_profiles(args, out):
+    from .profiles import ProfileSet
     ps = ProfileSet(_profile_files(args))
     if not ps.profiles:
         out.write("no profiles found (searched: " + ", ".join(p for p, _ in _profile_files(args)) + ")\n")
@@ -220,6 +228,7 @@ def gather_nodes(args):
         nodes.extend(read_node_file(path))
     ssh_cmd, ssh_opts, timeout = None, [], None
     if args.profile:
+        from .profiles import ProfileSet
         ps = ProfileSet(_profile_files(args))
         for name in args.profile:
             r = ps.resolve(name)
@@ -232,6 +241,17 @@ def gather_nodes(args):
     ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
     return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, args.connect_timeout or timeout or 10.0
+
+
+def _open_json(path):
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write: {e.strerror}", path) from None
 
 
 def _open_out(path, default):
@@ -273,23 +293,34 @@ def main(argv=None):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
         if args.resume and not args.joblog:
             raise InputError("--resume needs --joblog FILE")
+        if args.json == "-" and args.stdout is None and args.output_dir is None:
+            raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
         nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
         jobs = read_jobs(args) if args.on_each_node is None else []
-        out = _open_out(args.stdout, sys.stdout.buffer)
-        err = _open_out(args.stderr, sys.stderr.buffer)
-        result = api.run(
+        json_out = None if args.dry_run else _open_json(args.json)
+        out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
+        err = None if args.dry_run else _open_out(args.stderr, sys.stderr.buffer)
+        run = api.Run(
             jobs, nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=ssh_cmd,
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, timeout=args.timeout, multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup,
             active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume, stdout=out, stderr=err,
-            tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir,
-            status=args.status, verbose=args.verbose, log=log)
+            tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
+            status=args.status, bar=args.bar, verbose=args.verbose, log=log)
+        if args.dry_run:
+            sys.stdout.write("".join(line + "\n" for line in run.describe()))
+            return EXIT_OK
+        result = run.execute()
     except InputError as e:
         log(str(e))
         return EXIT_USAGE
     summary(result, log, args.verbose or args.status)
+    if json_out is not None:
+        json.dump(result.to_dict(), json_out, indent=1)
+        json_out.write("\n")
+        json_out.flush()
     return result.exit_code()
 
 

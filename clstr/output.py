@@ -4,8 +4,10 @@ The supervisor is the only writer of all of these.
 """
 import collections
 import os
+import re
 import tempfile
 
+from . import hostlist
 from .errors import InputError
 
 JOBLOG_COLUMNS = ["Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Attempt", "Outcome", "Command"]
@@ -19,8 +21,10 @@ class StatusDisplay:
     so logs get no carriage-return spam. Never opens /dev/tty.
     """
 
-    def __init__(self, stream, clock, tty=None, interval=0.25, plain_interval=5.0):
+    def __init__(self, stream, clock, tty=None, interval=0.25, plain_interval=5.0, bar=False, width=None):
         self.stream = stream
+        self.bar = bar
+        self.width = width
         self.clock = clock
         self.tty = stream.isatty() if tty is None else tty
         self.interval = interval if self.tty else plain_interval
@@ -31,11 +35,21 @@ class StatusDisplay:
     def due(self):
         return self.last is None or self.clock() - self.last >= self.interval
 
-    def update(self, line, force=False):
+    def update(self, line, force=False, fraction=None):
+        if self.bar and fraction is not None:
+            line = progress_bar(fraction, self._width()) + " " + line
         self.line = line
         if force or self.due():
             self.last = self.clock()
             self.draw()
+
+    def _width(self):
+        if self.width:
+            return self.width
+        try:
+            return max(10, min(40, os.get_terminal_size(self.stream.fileno()).columns // 3))
+        except (OSError, ValueError, AttributeError):
+            return 20
 
     def draw(self):
         if self.tty:
@@ -62,11 +76,26 @@ class StatusDisplay:
             self.shown = False
 
 
-class Printer:
-    """Writes job output: merged line by line (default), tagged, or grouped per job."""
+def natural(text):
+    """Sort key that puts n2 before n10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
-    def __init__(self, out, err, tag=False, tag_job=False, group=False, output_dir=None, status=None):
+
+def progress_bar(fraction, width):
+    """``[#########...........]  45%`` in plain characters."""
+    fraction = min(1.0, max(0.0, fraction))
+    done = int(round(fraction * width))
+    return f"[{'#' * done}{'.' * (width - done)}] {int(fraction * 100):3d}%"
+
+
+class Printer:
+    """Writes job output: merged line by line (default), tagged, grouped per job, or gathered."""
+
+    def __init__(self, out, err, tag=False, tag_job=False, group=False, output_dir=None, gather=False,
+                 status=None):
         self.streams = {1: out, 2: err}
+        self.gather = gather
+        self.gathered = {}  # seq -> (node, bytearray) of stdout with --gather
         self.tag = tag
         self.tag_job = tag_job
         self.group = group
@@ -91,6 +120,13 @@ class Printer:
                 ext = "out" if stream == 1 else "err"
                 f = self.files[(seq, stream)] = open(os.path.join(self.output_dir, f"{seq}.{ext}"), "ab")
             f.write(data)
+            return
+        if self.gather:
+            if stream == 1:
+                self.gathered.setdefault(seq, (node, bytearray()))[1].extend(data)
+                return
+            data = b"".join(node.encode() + b": " + line for line in data.splitlines(keepends=True))
+            self._write(stream, data)
             return
         prefix = self._prefix(node, seq)
         if prefix:
@@ -139,6 +175,23 @@ class Printer:
         for f in self.files.values():
             f.close()
         self.files.clear()
+        if self.gather:
+            self._write_gathered()
+            self.flush()
+
+    def _write_gathered(self):
+        """Identical outputs once, under the folded list of their nodes (like clush -b)."""
+        groups = {}
+        for node, data in self.gathered.values():
+            groups.setdefault(bytes(data), []).append(node)
+        self.gathered.clear()
+        ordered = sorted((sorted(nodes, key=natural) for nodes in groups.values()), key=lambda n: natural(n[0]))
+        by_nodes = {tuple(sorted(nodes, key=natural)): data for data, nodes in groups.items()}
+        for nodes in ordered:
+            data = by_nodes[tuple(nodes)]
+            head = f"{hostlist.fold(nodes)} ({len(nodes)})"
+            rule = "-" * 15
+            self._write(1, f"{rule}\n{head}\n{rule}\n".encode() + data)
 
 
 def _escape(text):

@@ -34,15 +34,15 @@ def base_argv(cfg):
     return argv
 
 
-# Runs on the node around the job: the job gets /dev/null as stdin and a process group of its
-# own (setsid, where there is one); a watcher reads ssh's stdin, which clstr holds open and never
-# writes, and when that closes (ssh was ended, or the connection dropped) it TERMs the job's group.
-# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3.
+# Runs on the node around the job, in the session and process group sshd made for it: the job
+# is run by the login shell ($SHELL -c, as ssh alone would) with stdin from /dev/null; a watcher
+# reads ssh's stdin, a pipe clstr holds open and never writes, and when it closes (ssh was
+# ended, or the connection dropped) TERMs the whole process group. Background lists of a
+# non-interactive sh read /dev/null, hence the explicit fd 3.
 _CLEANUP = (
-    'command -v setsid >/dev/null 2>&1 || shift; '
     'exec 3<&0 </dev/null; '
-    '"$@" 3<&- & p=$!; '
-    '{ cat <&3 >/dev/null; kill -TERM -$p || kill -TERM $p; } >/dev/null 2>&1 & w=$!; '
+    '"${SHELL:-/bin/sh}" -c "$1" 3<&- & p=$!; '
+    '{ read -r _ <&3; kill -TERM 0; } >/dev/null 2>&1 & w=$!; '
     'exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r'
 )
 
@@ -51,7 +51,7 @@ def remote_command(command, cleanup=True):
     """The command line sent to the node's login shell."""
     if not cleanup:
         return command
-    return f"exec sh -c {shlex.quote(_CLEANUP)} clstr setsid sh -c {shlex.quote(command)}"
+    return f"exec sh -c {shlex.quote(_CLEANUP)} clstr {shlex.quote(command)}"
 
 
 def job_argv(base, node, command, control_path=None, cleanup=True):
@@ -67,11 +67,15 @@ def job_argv(base, node, command, control_path=None, cleanup=True):
     return argv + ["--", node, remote_command(command, cleanup)]
 
 
+# A master left behind by a supervisor killed with SIGKILL exits after this long without clients.
+MASTER_IDLE = 60
+
+
 def master_argv(base, node, control_path):
     """The argv that opens the node's ControlMaster and backgrounds once authenticated."""
     return list(base) + [
         "-o", "ControlMaster=yes", "-o", f"ControlPath={control_path}",
-        "-n", "-N", "-f", "--", node,
+        "-o", f"ControlPersist={MASTER_IDLE}", "-n", "-N", "-f", "--", node,
     ]
 
 

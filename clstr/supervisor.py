@@ -76,6 +76,33 @@ class RunResult:
     def ok(self):
         return self.signal is None and all(j.outcome == SUCCEEDED for j in self.jobs)
 
+    def to_dict(self):
+        """The machine-readable summary (what --json writes)."""
+        nodes = {}
+        for j in self.jobs:
+            for a in j.attempts:
+                n = nodes.setdefault(a.node, {"attempts": 0, "succeeded": 0})
+                n["attempts"] += 1
+                n["succeeded"] += a.outcome == SUCCEEDED
+        for name, reason in self.retired_nodes.items():
+            nodes.setdefault(name, {"attempts": 0, "succeeded": 0})
+        for name, n in nodes.items():
+            n["retired"] = name in self.retired_nodes
+            n["reason"] = self.retired_nodes.get(name, "")
+        return {
+            "exit_status": self.exit_code(),
+            "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
+            "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
+                       "not_run": len(self.not_run), "skipped": self.skipped},
+            "jobs": [{
+                "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
+                "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
+                    {"node": a.node, "attempt": a.attempt, "start": round(a.start, 3),
+                     "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
+                    for a in j.attempts]} for j in self.jobs],
+            "nodes": nodes,
+        }
+
     def exit_code(self):
         """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N."""
         if self.signal is not None:
@@ -125,6 +152,7 @@ class Supervisor:
         self.active_dirty = False
         self.active_last = 0.0
         self.next_connect = 0.0
+        self.released = []  # idle workers told to exit, joined at shutdown
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -176,7 +204,9 @@ class Supervisor:
         slot = self.sched.slots[idx]
         node = slot.node
         ours, theirs = self.ctx.Pipe(duplex=True)
-        others = [s.conn for s in self.slots if s.conn is not None]
+        # the child closes every supervisor end it inherits, its own included: when the
+        # supervisor dies, each worker then sees EOF
+        others = [s.conn for s in self.slots if s.conn is not None] + [ours]
         proc = self.ctx.Process(
             target=self.worker, name=f"clstr-slot-{idx}", daemon=True,
             args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
@@ -187,6 +217,21 @@ class Supervisor:
         s.proc, s.conn = proc, ours
         self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
         self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
+
+    def _release_idle(self):
+        """Let idle workers go once nothing waits: exits spread over the run, not all at the end.
+
+        Should a failure re-queue a job later, its slot simply forks a new worker.
+        """
+        for idx in self._idle_workers():
+            try:
+                self.slots[idx].conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.released.append(self._forget(idx))
+
+    def _idle_workers(self):
+        return [i for i, s in enumerate(self.slots) if s.proc is not None and self.sched.slots[i].busy is None]
 
     def _forget(self, idx):
         s = self.slots[idx]
@@ -203,6 +248,8 @@ class Supervisor:
         return proc
 
     def _shutdown(self):
+        for proc in self.released:
+            proc.join()  # told to exit while idle: gone or going
         live = [i for i, s in enumerate(self.slots) if s.proc is not None]
         for i in live:
             try:
@@ -244,6 +291,8 @@ class Supervisor:
                 return
             if not self.sched.busy and not (self.opt.ssh_delay and self.clock() < self.next_connect):
                 continue  # done() brought nodes back: dispatch to them before sleeping
+            if not self.sched.pending():
+                self._release_idle()
             for key, _ in self.sel.select(self._timeout()):
                 kind, idx = key.data
                 if kind == "conn":
@@ -272,10 +321,14 @@ class Supervisor:
     def _dispatch(self):
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
-        for idx, job in self.sched.assign():
-            s = self.slots[idx]
-            if s.proc is None:
+        batch = self.sched.assign()
+        # fork the whole batch before any of its ssh starts: a supervisor forking while hundreds
+        # of key exchanges run gets a sliver of the CPU, and every job waits for the last fork
+        for idx, _ in batch:
+            if self.slots[idx].proc is None:
                 self._fork(idx)
+        for idx, job in batch:
+            s = self.slots[idx]
             s.started = time.time()
             self.printer.attempt_started(job.seq)
             try:
@@ -418,7 +471,7 @@ class Supervisor:
         rate, eta = self.rate.figures(complete, total) if self.status.tty else (None, None)
         line = status_line(complete, total, self.board.busy(), usable, c[FAILED],
                            len(self.sched.retired_nodes()), rate, eta)
-        self.status.update(line, force=force)
+        self.status.update(line, force=force, fraction=complete / total if total else 1.0)
 
     def _periodic(self):
         if self.status is not None and self.status.due():

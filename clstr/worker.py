@@ -37,6 +37,10 @@ def end_group(pid, grace=KILL_GRACE, proc=None):
         pass
 
 
+class SupervisorGone(Exception):
+    """The supervisor's end of the pipe closed: end the job and exit."""
+
+
 class SlotWorker:
     """Runs the jobs of one slot: ``serve`` loops until told to stop."""
 
@@ -136,10 +140,12 @@ class SlotWorker:
             os.set_blocking(f.fileno(), False)
             sel.register(f, selectors.EVENT_READ, stream)
             partial[stream] = b""
+        # nothing comes down the pipe while a job runs, unless the supervisor is gone
+        sel.register(self.conn, selectors.EVENT_READ, 0)
         tail = b""
         timed_out = False
         deadline = t0 + self.timeout if self.timeout else None
-        while sel.get_map():
+        while len(sel.get_map()) > 1:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = sel.select(wait)
             if deadline is not None and time.monotonic() >= deadline:
@@ -149,6 +155,9 @@ class SlotWorker:
                 continue
             for key, _ in ready:
                 stream = key.data
+                if stream == 0:
+                    end_group(proc.pid, proc=proc)
+                    raise SupervisorGone()
                 try:
                     data = os.read(key.fd, READ_SIZE)
                 except BlockingIOError:
@@ -185,5 +194,5 @@ def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close)
             pass
     try:
         SlotWorker(slot, node, conn, cfg, board, env, control_path, timeout).serve()
-    except (BrokenPipeError, EOFError):
-        pass  # the supervisor went away
+    except (BrokenPipeError, EOFError, SupervisorGone):
+        pass  # the supervisor went away: nobody would read what we have

@@ -75,8 +75,8 @@ class Testbed:
         self.port = _free_port()
         self.good = [f"n{i}" for i in range(1, count + 1)]
         self.addr = {f"n{i}": f"127.0.0.{first_octet + i - 1}" for i in range(1, count + 1)}
-        if first_octet + count > 200:
-            raise ValueError("at most 197 good nodes (127.0.0.2 .. 127.0.0.198)")
+        if first_octet + count > 250:
+            raise ValueError("at most 248 good nodes (127.0.0.2 .. 127.0.0.249)")
         self.refused_addr = "127.0.0.250"
         self.hung_addr = "127.0.0.251"
         self.max_sessions = max_sessions

@@ -100,9 +100,10 @@ def test_ssh_argv_multiplexed_with_cleanup():
     argv = ssh.job_argv(ssh.base_argv(ssh.SshConfig()), "n1", "echo 'hi'", "/tmp/c/0-0")
     assert argv[-7:-1] == ["-o", "ControlMaster=no", "-o", "ControlPath=/tmp/c/0-0", "--", "n1"]
     assert "-n" not in argv  # stdin is the pipe that tells the node when ssh ended
-    assert argv[-1].startswith("exec sh -c ") and argv[-1].endswith("setsid sh -c 'echo '\"'\"'hi'\"'\"''")
+    assert argv[-1].startswith("exec sh -c ") and argv[-1].endswith(" clstr 'echo '\"'\"'hi'\"'\"''")
     master = ssh.master_argv(ssh.base_argv(ssh.SshConfig()), "n1", "/tmp/c/0-0")
-    assert master[-9:] == ["-o", "ControlMaster=yes", "-o", "ControlPath=/tmp/c/0-0", "-n", "-N", "-f", "--", "n1"]
+    assert master[-11:] == ["-o", "ControlMaster=yes", "-o", "ControlPath=/tmp/c/0-0", "-o", "ControlPersist=60",
+                            "-n", "-N", "-f", "--", "n1"]
 
 
 @pytest.mark.parametrize("stderr,reason,never_ran", [

@@ -207,3 +207,21 @@ def test_joblog_and_resume_after_interrupt(clstr, tmp_path):
     assert sorted(results.read_text().splitlines()) == sorted(f"job {i}" for i in range(1, 9))
     rows = [r.split("\t") for r in log.read_text().splitlines()]
     assert sorted(int(r[0]) for r in rows[1:] if r[6] == "succeeded") == list(range(1, 9))
+
+
+def test_supervisor_killed_workers_and_jobs_end(clstr, testbed, tmp_path):
+    """Even SIGKILL of clstr itself: its workers see their pipe close, end their ssh and exit."""
+    p = clstr.popen("-n", "n1", "-n", "n2", "--no-multiplex",
+                    *jobs_args([f"echo started {i}; sleep 60; echo never" for i in range(2)]),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, ["started 0", "started 1"])
+        workers = psutil.Process(p.pid).children()
+        assert len([w for w in workers if "python" in w.name()]) == 2
+        p.kill()
+        p.wait(10)
+        gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert alive == []
+    finally:
+        p.kill()
+    assert not run_marker(testbed)

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Benchmarks: clstr side by side with GNU parallel, pdsh, clush and pssh on a loopback testbed.
+
+Brings up its own sshd nodes (tests/sshnodes.py), runs each workload with
+clstr and with every anchor that is installed, checks every run's output for
+completeness, and prints a table of wall time, CPU time and peak memory with
+ratios to clstr. Not a test: it asserts nothing, it prints figures.
+
+    python3 bench/bench.py                 # every workload
+    python3 bench/bench.py W1 W3           # some of them
+    python3 bench/bench.py --jobs 400 W1   # smaller
+
+CPU is that of the tool and the descendants it waited for (ssh included; the
+sshd side is not counted). Memory is the peak of the summed unique memory
+(USS) of the tool's process tree, ssh included, sampled every 0.5 s.
+"""
+import argparse
+import os
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from sshnodes import Testbed  # noqa: E402
+
+PY = sys.executable
+
+
+class Sampler(threading.Thread):
+    """Samples the process tree of a pid: peak summed RSS (and USS of chosen processes)."""
+
+    def __init__(self, pid, uss_filter=None, interval=0.5):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.uss_filter = uss_filter
+        self.peak_rss = 0
+        self.peak_uss = 0
+        self.uss_count = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self.stop.wait(self.interval):
+            try:
+                procs = [root] + root.children(recursive=True)
+            except psutil.Error:
+                return
+            total = uss = n = 0
+            for p in procs:
+                try:
+                    mine = p.memory_full_info().uss  # unique pages: shared ones not counted twice
+                except psutil.Error:
+                    continue
+                total += mine
+                if self.uss_filter and self.uss_filter(p):
+                    uss += mine
+                    n += 1
+            self.peak_rss = max(self.peak_rss, total)
+            if uss > self.peak_uss:
+                self.peak_uss, self.uss_count = uss, n
+
+
+def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600):
+    """Run argv; returns dict(wall, cpu, rss, uss, uss_count, out, err, code)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(p.pid, uss_filter)
+    sampler.start()
+    try:
+        out, err = p.communicate(stdin, timeout=timeout)
+        code = p.returncode
+    except subprocess.TimeoutExpired:
+        for c in psutil.Process(p.pid).children(recursive=True):
+            c.kill()
+        p.kill()
+        out, err = p.communicate()
+        code = "timeout"
+    wall = time.monotonic() - t0
+    sampler.stop.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dict(wall=wall, cpu=cpu, rss=sampler.peak_rss, uss=sampler.peak_uss, uss_count=sampler.uss_count,
+                out=out, err=err, code=code)
+
+
+def clstr_argv(tb, *args):
+    return [PY, "-m", "clstr", "--ssh", tb.ssh, *args]
+
+
+def check(lines_out, expected):
+    """'ok' or what is missing or extra."""
+    got = sorted(lines_out)
+    if got == sorted(expected):
+        return "ok"
+    missing = len(set(expected) - set(got))
+    return f"{missing} missing, {len(got)} lines for {len(expected)}"
+
+
+def table(title, rows):
+    print(f"\n{title}")
+    print("| tool | wall s | CPU s | peak USS MB | output | wall vs clstr |")
+    print("|---|---|---|---|---|---|")
+    base = rows[0][1]["wall"] if rows else None
+    for name, r in rows:
+        ratio = f"{r['wall'] / base:.2f}x" if base else ""
+        print(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | {ratio} |")
+    sys.stdout.flush()
+
+
+def have(tool):
+    return shutil.which(tool) is not None
+
+
+def w1(tb, njobs, slots_per_node=4, nodes=4):
+    jobs = "".join(f"echo job {i}\n" for i in range(njobs))
+    expected = [f"job {i}" for i in range(njobs)]
+    hosts = [f"n{i}" for i in range(1, nodes + 1)]
+    rows = []
+    r = timed(clstr_argv(tb, *[a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")], "-"), stdin=jobs)
+    r["check"] = check(r["out"].splitlines(), expected)
+    rows.append(("clstr", r))
+    if have("parallel"):
+        login = ",".join(f"{slots_per_node}/{h}" for h in hosts)
+        for name, extra in (("GNU parallel -M", ["-M"]), ("GNU parallel", [])):
+            r = timed(["parallel", "--will-cite", "--ssh", tb.ssh, "-S", login, *extra], stdin=jobs)
+            r["check"] = check(r["out"].splitlines(), expected)
+            rows.append((name, r))
+    table(f"W1: {njobs} trivial jobs on {nodes * slots_per_node} slots ({nodes} nodes x {slots_per_node})", rows)
+
+
+def w2(tb, nodes):
+    hosts = tb.good[:nodes]
+    cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
+    expected = sorted(tb.addr[h] for h in hosts)
+    addrs = lambda out: [line.split()[-1] for line in out.splitlines() if line.strip()]  # noqa: E731
+    rows = []
+    r = timed(clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd))
+    r["check"] = check(addrs(r["out"]), expected)
+    rows.append(("clstr -E", r))
+    hostlist = f"n[1-{nodes}]"
+    if have("pdsh"):
+        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
+        r = timed(["pdsh", "-f", str(nodes), "-w", hostlist, cmd], env=env)
+        r["check"] = check(addrs(r["out"]), expected)
+        rows.append((f"pdsh -f {nodes}", r))
+    if have("clush"):
+        r = timed(["clush", "-f", str(nodes), "-w", hostlist, "-o", f"-F {tb.ssh_config}", cmd])
+        r["check"] = check(addrs(r["out"]), expected)
+        rows.append((f"clush -f {nodes}", r))
+    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
+    if pssh:
+        hostfile = os.path.join(tb.root, "hosts.txt")
+        with open(hostfile, "w") as f:
+            f.write("".join(h + "\n" for h in hosts))
+        r = timed([pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}", "-i", cmd])
+        r["check"] = check([ln for ln in addrs(r["out"]) if ln.startswith("127.")], expected)
+        rows.append((f"pssh -p {nodes}", r))
+    if have("parallel"):
+        r = timed(["parallel", "--will-cite", "--ssh", tb.ssh, "-j", str(nodes), "--nonall",
+                   "-S", ",".join(hosts), cmd])
+        r["check"] = check(addrs(r["out"]), expected)
+        rows.append(("GNU parallel --nonall", r))
+    table(f"W2: one command on each of {nodes} nodes", rows)
+
+
+def w3(tb, timeout=3):
+    good = tb.good[:8]
+    jobs = "".join(f"echo job {i}\n" for i in range(40))
+    expected = [f"job {i}" for i in range(40)]
+    nodes = good + ["refused", "hung", "badauth"]
+    rows = []
+    r = timed(clstr_argv(tb, "--connect-timeout", str(timeout), "-n", ",".join(nodes), "-"), stdin=jobs)
+    r["check"] = check(r["out"].splitlines(), expected)
+    rows.append(("clstr", r))
+    if have("parallel"):
+        r = timed(["parallel", "--will-cite", "--ssh", f"{tb.ssh} -o ConnectTimeout={timeout}", "-S",
+                   ",".join(nodes)], stdin=jobs, timeout=60)
+        r["check"] = check(r["out"].splitlines(), expected) if r["code"] != "timeout" else "did not end in 60 s"
+        rows.append(("GNU parallel", r))
+    table(f"W3: 40 jobs on 8 good nodes + refused, hung, auth-failing (connect timeout {timeout} s; "
+          f"target: clstr within {timeout + 2} s)", rows)
+
+
+DRIVER = """
+import os, resource, sys, time, clstr
+jobs = [f"echo job {i}" for i in range(int(sys.argv[2]))]
+t = time.monotonic()
+r = clstr.run(jobs, [sys.argv[3]], ssh=sys.argv[1], stdout=open(os.devnull, "wb"))
+wall = time.monotonic() - t
+s = resource.getrusage(resource.RUSAGE_SELF)
+print(len(r.succeeded), wall, s.ru_utime + s.ru_stime)
+"""
+
+
+def w4(tb, nodes, slots, njobs):
+    me = None
+
+    def clstr_python(p):
+        # the supervisor and its workers (python), not ssh
+        return p.name().startswith("python")
+
+    r = timed([PY, "-c", DRIVER, tb.ssh, str(njobs), f"{slots}/n[1-{nodes}]"], uss_filter=clstr_python)
+    del me
+    ok, wall, sup_cpu = r["out"].split()
+    total = nodes * slots
+    print(f"\nW4: {nodes} nodes x {slots} slots = {total} slots, {njobs} trivial jobs")
+    print("| figure | value |")
+    print("|---|---|")
+    print(f"| jobs succeeded | {ok} of {njobs} |")
+    print(f"| wall time | {float(wall):.2f} s ({float(wall) / njobs * 1000:.2f} ms a job) |")
+    print(f"| supervisor CPU time | {float(sup_cpu):.2f} s ({float(sup_cpu) / njobs * 1000:.3f} ms a job) |")
+    print(f"| CPU, all of clstr and its ssh | {r['cpu']:.2f} s |")
+    print(f"| peak unique memory (USS) of clstr's {r['uss_count']} python processes | "
+          f"{r['uss'] / 2**20:.0f} MB, {r['uss'] / max(1, r['uss_count'] - 1) / 2**20:.2f} MB a slot |")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4"])
+    ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
+    ap.add_argument("--w2-nodes", type=int, default=200)
+    ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
+    args = ap.parse_args()
+    want = {w.upper() for w in args.workloads}
+    n4, s4, j4 = (int(x) for x in args.w4.split("x"))
+    count = max(8, args.w2_nodes if "W2" in want else 0, n4 if "W4" in want else 0)
+    print(f"clstr benchmark: {os.cpu_count()} cores, {count} loopback sshd nodes, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    with tempfile.TemporaryDirectory(prefix="clstr-bench-") as root:
+        with Testbed(root, count=count, max_sessions=16) as tb:
+            if "W1" in want:
+                w1(tb, args.jobs)
+            if "W2" in want:
+                w2(tb, args.w2_nodes)
+            if "W3" in want:
+                w3(tb)
+            if "W4" in want:
+                w4(tb, n4, s4, j4)
+
+
+if __name__ == "__main__":
+    main()
