@@ -216,8 +216,8 @@ class Scheduler:
             return self._fresh[0] if peek else self._fresh.popleft()
         return None
 
-    def assign(self):
-        """Fill free slots: a list of (slot index, events.Job) to send to workers."""
+    def assign(self, most=None):
+        """Fill free slots (at most ``most`` of them): a list of (slot index, events.Job) to send."""
         out = []
         if self.interrupted is not None or not self.pending():
             return out
@@ -247,7 +247,7 @@ class Scheduler:
             node.jobs += 1
             self._busy += 1
             out.append((idx, Job(seq, job.command, attempt, connect)))
-            if not self.pending():
+            if not self.pending() or (most is not None and len(out) >= most):
                 break
         return out
 

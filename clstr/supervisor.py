@@ -321,7 +321,8 @@ class Supervisor:
     def _dispatch(self):
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
-        batch = self.sched.assign()
+        # with --ssh-delay, one connection a turn
+        batch = self.sched.assign(1 if self.opt.ssh_delay else None)
         # fork the whole batch before any of its ssh starts: a supervisor forking while hundreds
         # of key exchanges run gets a sliver of the CPU, and every job waits for the last fork
         for idx, _ in batch:
@@ -339,31 +340,34 @@ class Supervisor:
             self.active_dirty = True
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
-                break  # the rest wait their turn
 
     def _drain(self, idx):
+        """One message of a ready worker: an event or a list of them (epoll calls again for more)."""
         conn = self.slots[idx].conn
-        node = self.sched.slots[idx].node
+        if conn is None:
+            return  # its death was handled earlier in this same wake-up
         try:
-            while conn is not None and conn.poll():
-                ev = conn.recv()
-                if isinstance(ev, Output):
-                    self.printer.output(node, ev.seq, ev.stream, ev.data)
-                elif isinstance(ev, Finished):
-                    self._finished(ev)
-                elif isinstance(ev, Connected):
-                    self.sched.connected(ev.slot)
-                conn = self.slots[idx].conn
+            self._handle(idx, conn.recv())
         except (EOFError, OSError):
             self._died(idx)
 
+    def _handle(self, idx, message):
+        node = self.sched.slots[idx].node
+        for ev in message if isinstance(message, list) else (message,):
+            if isinstance(ev, Output):
+                self.printer.output(node, ev.seq, ev.stream, ev.data)
+            elif isinstance(ev, Finished):
+                self._finished(ev)
+            elif isinstance(ev, Connected):
+                self.sched.connected(ev.slot)
+
     def _finished(self, ev):
-        before = self.sched.retired_nodes()
+        node = self.sched.nodes[self.sched.slots[ev.slot].node]
+        was = node.status
         att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran)
         self._record(att)
-        node = att.node
-        if node not in before and node in self.sched.retired_nodes():
-            self._log(f"node {node} retired: {self.sched.nodes[node].reason}")
+        if was != "retired" and node.status == "retired":
+            self._log(f"node {node.name} retired: {node.reason}")
 
     def _record(self, att):
         if att is None:
@@ -389,17 +393,9 @@ class Supervisor:
         s = self.slots[idx]
         if s.proc is None:
             return
-        # events it sent before dying still count
-        conn = s.conn
         try:
-            while conn.poll():
-                ev = conn.recv()
-                if isinstance(ev, Output):
-                    self.printer.output(self.sched.slots[idx].node, ev.seq, ev.stream, ev.data)
-                elif isinstance(ev, Finished):
-                    self._finished(ev)
-                elif isinstance(ev, Connected):
-                    self.sched.connected(ev.slot)
+            while s.conn.poll():
+                self._handle(idx, s.conn.recv())  # what it sent before dying still counts
         except (EOFError, OSError):
             pass
         proc = self._forget(idx)
@@ -408,6 +404,10 @@ class Supervisor:
         if pid:
             end_group(pid, grace=0)  # the orphaned ssh of the dead worker
             self.board.pid[idx] = 0
+            try:
+                os.waitpid(pid, 0)  # re-parented to us, the subreaper: reap it
+            except ChildProcessError:
+                pass
         self.board.state[idx] = GONE
         slot = self.sched.slots[idx]
         if slot.busy is not None:

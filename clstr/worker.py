@@ -17,6 +17,10 @@ from .status import IDLE, CONNECTING, RUNNING
 READ_SIZE = 65536
 STDERR_TAIL = 4096
 KILL_GRACE = 2.0
+# Output waits at most this long, or until this much is held, to travel with other events:
+# a short job's lines then reach the supervisor together with its end, in one message.
+HOLD_SECONDS = 0.05
+HOLD_BYTES = 65536
 
 
 def end_group(pid, grace=KILL_GRACE, proc=None):
@@ -55,6 +59,9 @@ class SlotWorker:
         self.env = env
         self.control_path = control_path
         self.timeout = timeout
+        self.outbox = []  # events held to travel in one message
+        self.held = 0
+        self.hold_until = None
 
     def serve(self):
         while True:
@@ -64,7 +71,22 @@ class SlotWorker:
                 return  # the supervisor is gone
             if job is None:
                 return
-            self.conn.send(self.run(job))
+            finished = self.run(job)
+            self.outbox.append(finished)
+            self._flush()
+
+    def _emit(self, ev):
+        self.outbox.append(ev)
+        self.held += len(ev.data)
+        if self.hold_until is None:
+            self.hold_until = time.monotonic() + HOLD_SECONDS
+        if self.held >= HOLD_BYTES:
+            self._flush()
+
+    def _flush(self):
+        if self.outbox:
+            self.conn.send(self.outbox)
+        self.outbox, self.held, self.hold_until = [], 0, None
 
     def _spawn(self, argv, stdout, stderr, stdin=subprocess.DEVNULL):
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
@@ -146,8 +168,11 @@ class SlotWorker:
         timed_out = False
         deadline = t0 + self.timeout if self.timeout else None
         while len(sel.get_map()) > 1:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            due = [t for t in (deadline, self.hold_until) if t is not None]
+            wait = max(0.0, min(due) - time.monotonic()) if due else None
             ready = sel.select(wait)
+            if self.hold_until is not None and time.monotonic() >= self.hold_until:
+                self._flush()
             if deadline is not None and time.monotonic() >= deadline:
                 timed_out = True
                 end_group(proc.pid, proc=proc)
@@ -167,7 +192,7 @@ class SlotWorker:
                     key.fileobj.close()
                     rest = partial.pop(stream)
                     if rest:
-                        self.conn.send(Output(self.slot, seq, stream, rest + b"\n"))
+                        self._emit(Output(self.slot, seq, stream, rest + b"\n"))
                     continue
                 if stream == 2:
                     tail = (tail + data)[-STDERR_TAIL:]
@@ -176,7 +201,7 @@ class SlotWorker:
                 partial[stream] = buf[cut:]
                 if cut:
                     # only whole lines travel, so lines of two jobs never mix
-                    self.conn.send(Output(self.slot, seq, stream, buf[:cut]))
+                    self._emit(Output(self.slot, seq, stream, buf[:cut]))
         sel.close()
         return timed_out, tail
 

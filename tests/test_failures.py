@@ -225,3 +225,9 @@ def test_supervisor_killed_workers_and_jobs_end(clstr, testbed, tmp_path):
     finally:
         p.kill()
     assert not run_marker(testbed)
+
+
+def test_ssh_delay_paces_connections_and_loses_nothing(clstr):
+    r = clstr("-n", "n1", "-n", "n2", "--ssh-delay", "0.1", *jobs_args([f"echo d{i}" for i in range(5)]))
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == [f"d{i}" for i in range(5)]

@@ -227,3 +227,11 @@ def test_pinned_job_failure_is_the_jobs():
 def test_bad_policy():
     with pytest.raises(ValueError):
         Policy(job_failures="sometimes")
+
+
+def test_assign_at_most():
+    s = Scheduler(["x"] * 5, ["a", "b", "c"])
+    assert len(s.assign(1)) == 1
+    assert len(s.assign(1)) == 1
+    assert len(s.assign()) == 1
+    assert s.assign() == []
