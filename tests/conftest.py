@@ -53,3 +53,24 @@ def clstr(testbed, tmp_path):
 def lines(text):
     """The lines of an output as a sorted list (jobs finish in any order)."""
     return sorted(text.splitlines())
+
+
+def read_until(stream, wanted):
+    """Read lines from a pipe until every wanted line was seen; return all lines read."""
+    seen = []
+    wanted = set(wanted)
+    while wanted:
+        line = stream.readline()
+        if not line:
+            raise AssertionError(f"output ended before {sorted(wanted)}; got {seen}")
+        line = line.rstrip("\n")
+        seen.append(line)
+        wanted.discard(line)
+    return seen
+
+
+def release(gate, proc, text="go\n"):
+    """Open a job's fifo gate so that it can go on, then wait for clstr: (stdout, stderr)."""
+    with open(gate, "w") as g:
+        g.write(text)
+    return proc.communicate(timeout=30)

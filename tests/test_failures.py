@@ -10,7 +10,7 @@ import subprocess
 import psutil
 import pytest
 
-from conftest import lines
+from conftest import lines, read_until
 
 
 def jobs_args(commands):
@@ -30,20 +30,6 @@ def run_marker(testbed):
         except psutil.Error:
             continue
     return found
-
-
-def read_until(stream, wanted):
-    """Read lines from a pipe until every wanted line was seen; return all lines read."""
-    seen = []
-    wanted = set(wanted)
-    while wanted:
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"output ended before {sorted(wanted)}; got {seen}")
-        line = line.rstrip("\n")
-        seen.append(line)
-        wanted.discard(line)
-    return seen
 
 
 def test_hung_node_rejected_and_jobs_done(clstr):

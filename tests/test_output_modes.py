@@ -8,8 +8,7 @@ import signal
 import subprocess
 
 import clstr
-from conftest import lines
-from test_failures import read_until
+from conftest import lines, read_until, release
 
 
 def test_tag_prefixes_node(clstr):
@@ -104,9 +103,7 @@ def test_usr1_lists_running_jobs(clstr, tmp_path):
         # job 2 printed; whether its end was handled yet or not, job 1 is running
         count = int(header.split()[1])
         listed = [p.stderr.readline() for _ in range(count)]
-        with open(gate, "w") as g:
-            g.write("released\n")
-        out, err = p.communicate(timeout=30)
+        out, err = release(gate, p, "released\n")
     finally:
         p.kill()
     assert p.returncode == 0, err

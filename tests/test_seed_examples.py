@@ -3,7 +3,7 @@ import os
 import shlex
 import subprocess
 
-from conftest import lines
+from conftest import lines, read_until, release
 
 
 def test_two_nodes_three_jobs(clstr):
@@ -80,23 +80,14 @@ def test_active_nodes_file(clstr, tmp_path):
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     # the job blocks on a fifo until the test has read the active-nodes file
-    job = f"cat {shlex.quote(str(gate))} > /dev/null; echo released"
+    job = f"echo running; cat {shlex.quote(str(gate))} > /dev/null; echo released"
     p = clstr.popen("-n", "n1", "--active-nodes", str(active), "-j", job,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        expected = f"n1: <'Job' {job!r}>\n"
-        # the file is written once the job is running; the job cannot end before we open the fifo
-        import select
-        import time
-        deadline = time.monotonic() + 30
-        content = ""
-        while content != expected and time.monotonic() < deadline:
-            select.select([], [], [], 0.05)  # a bounded poll of a file another process writes
-            content = active.read_text() if active.exists() else ""
-        assert content == expected
-        with open(gate, "w") as g:
-            g.write("go\n")
-        out, err = p.communicate(timeout=30)
+        # the file is written when the job is handed out, before it can print
+        read_until(p.stdout, ["running"])
+        assert active.read_text() == f"n1: <'Job' {job!r}>\n"
+        out, err = release(gate, p)
     finally:
         p.kill()
     assert p.returncode == 0, err
