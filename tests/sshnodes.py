@@ -163,20 +163,20 @@ Host *
         """The --ssh value that points clstr at this testbed."""
         return f"ssh -F {shlex.quote(self.ssh_config)}"
 
-    def kill_sessions(self, node):
-        """End every sshd session process serving ``node`` (the node 'dies' mid-job)."""
+    def session_processes(self, node):
+        """The sshd processes serving connections to ``node`` (to stop or kill it mid-job)."""
         import psutil
         addr = self.addr[node]
-        ended = 0
+        found = []
         for d in self.sshds:
-            for child in psutil.Process(d.proc.pid).children():
+            for child in psutil.Process(d.proc.pid).children(recursive=True):
                 try:
-                    if any(c.laddr and c.laddr.ip == addr for c in child.net_connections("tcp")):
-                        child.kill()
-                        ended += 1
+                    conns = getattr(child, "net_connections", None) or child.connections
+                    if any(c.laddr and c.laddr.ip == addr for c in conns("tcp")):
+                        found.append(child)
                 except psutil.Error:
                     continue
-        return ended
+        return found
 
     def stop(self):
         for d in self.sshds:
