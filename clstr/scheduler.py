@@ -164,9 +164,6 @@ class Scheduler:
                 c[j.outcome] += 1
         return c
 
-    def complete(self):
-        return sum(1 for j in self.jobs.values() if j.outcome)
-
     def pending(self):
         return len(self._fresh) + len(self._retry) + sum(len(q) for q in self._pinned.values())
 

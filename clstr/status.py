@@ -10,23 +10,17 @@ IDLE, CONNECTING, RUNNING, GONE = 0, 1, 2, 3
 
 
 class Board:
-    """Per-slot cells in shared memory: state, pid of the running ssh, attempts finished."""
+    """Per-slot cells in shared memory: the slot's state and the pid of its running ssh."""
 
     def __init__(self, ctx, slots):
         # lock=False: one writer per cell (the slot's worker), and a torn read is impossible for
         # aligned machine words
         self.state = ctx.Array("b", slots, lock=False)
         self.pid = ctx.Array("i", slots, lock=False)
-        self.attempts = ctx.Array("q", slots, lock=False)
-
-    def running(self):
-        return sum(1 for s in self.state if s == RUNNING)
 
     def busy(self):
+        """Slots connecting or running a job, as the workers last wrote."""
         return sum(1 for s in self.state if s in (RUNNING, CONNECTING))
-
-    def finished_attempts(self):
-        return sum(self.attempts)
 
 
 def format_eta(seconds):

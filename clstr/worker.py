@@ -145,7 +145,6 @@ class SlotWorker:
             proc.stdin.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
-        self.board.attempts[self.slot] += 1
         reason, never_ran = (None, False)
         if code != 0 and not timed_out:
             reason, never_ran = ssh.classify(tail)
