@@ -210,3 +210,19 @@ def test_ssh_delay_paces_connections_and_loses_nothing(clstr):
     r = clstr("-n", "n1", "-n", "n2", "--ssh-delay", "0.1", *jobs_args([f"echo d{i}" for i in range(5)]))
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == [f"d{i}" for i in range(5)]
+
+
+def test_second_interrupt_skips_the_grace(clstr, testbed):
+    jobs = [f"echo started {i}; sleep 60" for i in range(2)]
+    p = clstr.popen("-n", "n1", "-n", "n2", *jobs_args(jobs), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, ["started 0", "started 1"])
+        p.send_signal(signal.SIGINT)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert "2 jobs: 0 succeeded, 0 failed, 2 not run" in err
+    assert not run_marker(testbed)
