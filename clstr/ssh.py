@@ -34,16 +34,16 @@ def base_argv(cfg):
     return argv
 
 
-# Runs on the node around the job, in the session and process group sshd made for it: the job
-# is run by the login shell ($SHELL -c, as ssh alone would) with stdin from /dev/null; a watcher
-# reads ssh's stdin, a pipe clstr holds open and never writes, and when it closes (ssh was
-# ended, or the connection dropped) TERMs the whole process group. Background lists of a
-# non-interactive sh read /dev/null, hence the explicit fd 3.
+# Runs on the node around the job, in the session and process group sshd made for it. A
+# watcher goes to the background reading ssh's stdin, a pipe clstr holds open and never
+# writes; the wrapper then becomes the job: the login shell runs it ($SHELL -c, as ssh alone
+# would) with stdin from /dev/null and keeps its pid. When the pipe closes while that pid
+# lives (ssh was ended, the connection dropped), the watcher TERMs the whole process group.
+# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3.
 _CLEANUP = (
     'exec 3<&0 </dev/null; '
-    '"${SHELL:-/bin/sh}" -c "$1" 3<&- & p=$!; '
-    '{ read -r _ <&3; kill -TERM 0; } >/dev/null 2>&1 & w=$!; '
-    'exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r'
+    '{ read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & '
+    'exec 3<&-; exec "${SHELL:-/bin/sh}" -c "$1"'
 )
 
 

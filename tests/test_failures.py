@@ -72,9 +72,10 @@ def test_job_failures_mode_keeps_nodes_and_retries(clstr, tmp_path):
 
 def test_job_that_kills_its_connection_is_requeued(clstr, tmp_path):
     marker = tmp_path / "killed-once"
-    # the first attempt kills the sshd session serving it; the second one completes
-    job = (f"if [ ! -e {marker} ]; then touch {marker}; kill -9 $(ps -o ppid= -p $PPID); "
-           f"kill -9 $PPID; sleep 5; fi; echo survived")
+    # the first attempt kills the sshd session process serving it; the second one completes
+    kill_session = ('p=$PPID; while [ "$p" -gt 1 ]; do case "$(ps -o args= -p $p)" in '
+                    '"sshd: "*@notty*) kill -9 $p; break;; esac; p=$(ps -o ppid= -p $p | tr -d " "); done')
+    job = f"if [ ! -e {marker} ]; then touch {marker}; {kill_session}; sleep 5; fi; echo survived"
     r = clstr("-n", "n1", "-n", "n2", "--job-failures", "job", "--no-multiplex", "-j", job)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "survived\n"
@@ -226,3 +227,25 @@ def test_second_interrupt_skips_the_grace(clstr, testbed):
     assert p.returncode == 130, err
     assert "2 jobs: 0 succeeded, 0 failed, 2 not run" in err
     assert not run_marker(testbed)
+
+
+def test_background_process_of_a_finished_job_survives(clstr, tmp_path):
+    """Remote cleanup ends jobs whose ssh ended early, not what a finished job left running."""
+    import threading
+    gate, back = tmp_path / "gate", tmp_path / "back"
+    os.mkfifo(gate)
+    os.mkfifo(back)
+    job = f"(cat {gate} >/dev/null; echo alive > {back}) >/dev/null 2>&1 & echo launched"
+    r = clstr("-n", "n1", "-j", job)
+    assert (r.returncode, r.stdout) == (0, "launched\n"), r.stderr
+    heard = []
+
+    def talk():
+        with open(gate, "w") as g:
+            g.write("go\n")
+        with open(back) as b:
+            heard.append(b.read())
+    t = threading.Thread(target=talk, daemon=True)
+    t.start()
+    t.join(20)
+    assert heard == ["alive\n"]
