@@ -1,5 +1,6 @@
 """The library interface: ``clstr.run(jobs, nodes, **options)`` returns a RunResult."""
 import os
+import shutil
 import sys
 import time
 
@@ -70,6 +71,8 @@ class Run:
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup)
+        if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
+            raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout, multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)

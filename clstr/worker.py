@@ -5,9 +5,9 @@ session of its own, streams complete output lines back and reports the exit.
 It keeps no state between jobs beyond the slot it serves.
 """
 import os
+import select
 import selectors
 import signal
-import subprocess
 import time
 
 from . import ssh
@@ -23,18 +23,83 @@ HOLD_SECONDS = 0.05
 HOLD_BYTES = 65536
 
 
-def end_group(pid, grace=KILL_GRACE, proc=None):
+PIPE = -1
+
+
+class Child:
+    """A process started with posix_spawn in a session of its own.
+
+    Lighter than subprocess.Popen on the per-job path: no Python-level fork
+    machinery, no error pipe. ``stdin``/``stdout``/``stderr``: an fd to hand
+    over, or PIPE; ``self.fds`` holds our ends of the pipes.
+    """
+
+    def __init__(self, argv, env, stdin, stdout, stderr):
+        actions, theirs, self.fds = [], [], {}
+        for target, spec in ((0, stdin), (1, stdout), (2, stderr)):
+            if spec == PIPE:
+                r, w = os.pipe()  # close-on-exec: only the dup2'd copies reach the child
+                mine, child = (w, r) if target == 0 else (r, w)
+                self.fds[target] = mine
+                theirs.append(child)
+                spec = child
+            actions.append((os.POSIX_SPAWN_DUP2, spec, target))
+        try:
+            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+        except OSError:
+            for fd in list(self.fds.values()):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        """The exit status (negative: killed by that signal), or None if ``timeout`` passed first."""
+        if self.returncode is None:
+            if timeout is not None and not _exited_within(self.pid, timeout):
+                return None
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close(self):
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = {}
+
+
+def _exited_within(pid, timeout):
+    """Whether child ``pid`` exits within ``timeout`` seconds (it is not reaped)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.close(fd)
+    deadline = time.monotonic() + timeout  # no pidfd (old kernel): look now and then
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def end_group(pid, grace=KILL_GRACE, child=None):
     """TERM the process group ``pid`` leads, then KILL it after ``grace`` seconds."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
-    if proc is not None:
-        try:
-            proc.wait(grace)
-            # ssh is gone; anything it started (ProxyCommand) goes too
-        except subprocess.TimeoutExpired:
-            pass
+    if child is not None:
+        child.wait(grace)  # ssh is gone now or soon; anything it started (ProxyCommand) goes too
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -60,6 +125,7 @@ class SlotWorker:
         self.control_path = control_path
         self.timeout = timeout
         self.outbox = []  # events held to travel in one message
+        self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
         self.hold_until = None
 
@@ -88,10 +154,6 @@ class SlotWorker:
             self.conn.send(self.outbox)
         self.outbox, self.held, self.hold_until = [], 0, None
 
-    def _spawn(self, argv, stdout, stderr, stdin=subprocess.DEVNULL):
-        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                start_new_session=True, env=self.env, close_fds=True)
-
     def open_master(self):
         """Open the node's ControlMaster; returns (ok, classified reason or None)."""
         self.board.state[self.slot] = CONNECTING
@@ -99,13 +161,12 @@ class SlotWorker:
         argv = ssh.master_argv(self.base, self.node, self.control_path)
         with open(errfile, "wb") as err:
             # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
-            proc = self._spawn(argv, subprocess.DEVNULL, err)
-        self.board.pid[self.slot] = proc.pid
-        try:
-            code = proc.wait(self.connect_timeout * 3 + 5)
-        except subprocess.TimeoutExpired:
-            end_group(proc.pid, proc=proc)
-            code = proc.wait()
+            child = Child(argv, self.env, self.devnull, self.devnull, err.fileno())
+        self.board.pid[self.slot] = child.pid
+        code = child.wait(self.connect_timeout * 3 + 5)
+        if code is None:
+            end_group(child.pid, child=child)
+            code = child.wait()
         self.board.pid[self.slot] = 0
         if code == 0:
             return True, None
@@ -135,14 +196,14 @@ class SlotWorker:
         argv = ssh.job_argv(self.base, self.node, job.command, self.control_path, self.cleanup)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write: its closing
         # tells the node to end the job
-        proc = self._spawn(argv, subprocess.PIPE, subprocess.PIPE,
-                           subprocess.PIPE if self.cleanup else subprocess.DEVNULL)
-        self.board.pid[self.slot] = proc.pid
+        child = Child(argv, self.env, PIPE if self.cleanup else self.devnull, PIPE, PIPE)
+        self.board.pid[self.slot] = child.pid
         self.board.state[self.slot] = RUNNING
-        timed_out, tail = self._pump(proc, job.seq, t0)
-        code = proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
+        try:
+            timed_out, tail = self._pump(child, job.seq, t0)
+            code = child.wait()
+        finally:
+            child.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
         reason, never_ran = (None, False)
@@ -153,13 +214,14 @@ class SlotWorker:
                 reason = self._master_error() or "connection lost"
         return Finished(self.slot, job.seq, code, start, time.monotonic() - t0, timed_out, reason, never_ran)
 
-    def _pump(self, proc, seq, t0):
+    def _pump(self, child, seq, t0):
         """Forward complete lines of stdout and stderr until both close; enforce the timeout."""
         sel = selectors.DefaultSelector()
         partial = {}
-        for stream, f in ((1, proc.stdout), (2, proc.stderr)):
-            os.set_blocking(f.fileno(), False)
-            sel.register(f, selectors.EVENT_READ, stream)
+        for stream in (1, 2):
+            fd = child.fds.pop(stream)
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, stream)
             partial[stream] = b""
         # nothing comes down the pipe while a job runs, unless the supervisor is gone
         sel.register(self.conn, selectors.EVENT_READ, 0)
@@ -174,21 +236,21 @@ class SlotWorker:
                 self._flush()
             if deadline is not None and time.monotonic() >= deadline:
                 timed_out = True
-                end_group(proc.pid, proc=proc)
+                end_group(child.pid, child=child)
                 deadline = None  # the pipes close now that the group is gone
                 continue
             for key, _ in ready:
                 stream = key.data
                 if stream == 0:
-                    end_group(proc.pid, proc=proc)
+                    end_group(child.pid, child=child)
                     raise SupervisorGone()
                 try:
                     data = os.read(key.fd, READ_SIZE)
                 except BlockingIOError:
                     continue
                 if not data:
-                    sel.unregister(key.fileobj)
-                    key.fileobj.close()
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
                     rest = partial.pop(stream)
                     if rest:
                         self._emit(Output(self.slot, seq, stream, rest + b"\n"))

@@ -38,6 +38,8 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["-n", "a", "-x", "a", "-j", "x"], "clstr: no nodes to run on after exclusions"),
     (["-p", "lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found)"),
     (["--bogus"], "clstr: unrecognized arguments: --bogus (see clstr --help)"),
+    (["-n", "a", "--ssh", "no-such-ssh -F x", "-j", "x"], "clstr: ssh command not found: 'no-such-ssh -F x' "
+     "(see --ssh)"),
 ])
 def test_bad_input(capsys, argv, message):
     code, out, err = run_cli(capsys, argv)
