@@ -144,7 +144,6 @@ class Scheduler:
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
         self.interrupted = None  # the reason, once interrupted
-        self.log = []  # every finished Attempt, in order
 
     # ---- queries -------------------------------------------------------
     @property
@@ -269,12 +268,11 @@ class Scheduler:
         progress and the run ends.
         """
         back = [n for n in self.nodes.values() if n.status == "retired" and n.by_job]
-        saved = [(n.reason,) for n in back]
         for n in back:
             n.status = "up"
         if not self._usable_slot_exists():
-            for n, (reason,) in zip(back, saved):
-                n.status, n.reason = "retired", reason
+            for n in back:
+                n.status = "retired"  # no waiting job may run on them: they stay out
             return False
         for n in back:
             n.by_job, n.reason = False, ""
@@ -308,7 +306,6 @@ class Scheduler:
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
         self._release(s)
-        self.log.append(att)
         return att
 
     def _judge(self, job, node, exit, timed_out, ssh_error, never_ran):
@@ -386,7 +383,6 @@ class Scheduler:
         att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command)
         job.attempts.append(att)
         self._release(s)
-        self.log.append(att)
         return att
 
     def interrupt(self, reason="interrupted"):
