@@ -249,7 +249,10 @@ class Supervisor:
 
     def _shutdown(self):
         for proc in self.released:
-            proc.join()  # told to exit while idle: gone or going
+            proc.join(2.0)  # told to exit while idle: gone or going
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
         live = [i for i, s in enumerate(self.slots) if s.proc is not None]
         for i in live:
             try:
