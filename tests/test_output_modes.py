@@ -181,3 +181,20 @@ def test_bash_completion_script():
     r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["--job-failures --job-file", "node job"]
+
+
+def test_stdout_discard_and_stderr_to_file(clstr, tmp_path):
+    errf = tmp_path / "err.txt"
+    r = clstr("-n", "n1", "-o", "-e", str(errf), "-j", "echo out; echo err >&2")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert errf.read_text() == "err\n"
+
+
+def test_more_slots_than_one_connection_carries(clstr):
+    # 10 slots on one node: two shared connections (8 slots each at most), every job done
+    jobs = []
+    for i in range(30):
+        jobs += ["-j", f"echo j{i}"]
+    r = clstr("-n", "10/n3", *jobs)
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == sorted(f"j{i}" for i in range(30))
