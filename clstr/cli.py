@@ -5,6 +5,7 @@ This is the only module that calls sys.exit.
 import argparse
 import json
 import os
+import signal
 import sys
 
 from . import __version__, api, hostlist
@@ -47,6 +48,7 @@ exit status:
   1   some job failed or was not run (the summary on stderr says which, why)
   2   bad usage or input; nothing was run
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: running jobs were ended
+  141 the reader of stdout went away (clstr ... | head): running jobs were ended
 """
 
 
@@ -316,6 +318,8 @@ def main(argv=None):
     except InputError as e:
         log(str(e))
         return EXIT_USAGE
+    if result.signal == signal.SIGPIPE:
+        return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
     summary(result, log, args.verbose or args.status)
     if json_out is not None:
         json.dump(result.to_dict(), json_out, indent=1)
@@ -329,9 +333,8 @@ def entry():
     try:
         code = main()
     except BrokenPipeError:
-        # the reader of our output went away (e.g. `| head`): like a shell command, end quietly
-        try:
-            sys.stdout = None
-        finally:
-            code = 141
+        code = 128 + signal.SIGPIPE
+    if code == 128 + signal.SIGPIPE:
+        # stdout's reader is gone: point it at /dev/null so that the exit flush cannot complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)

@@ -104,6 +104,7 @@ class Printer:
         self.held = collections.defaultdict(list)  # seq -> [(stream, data)] with --group
         self.files = {}
         self.dirty = set()
+        self.stdout_closed = False
 
     def _prefix(self, node, seq):
         parts = []
@@ -142,8 +143,19 @@ class Printer:
             return
         if self.status is not None:
             self.status.clear()
-        dest.write(data)
+        try:
+            dest.write(data)
+        except BrokenPipeError:
+            self._gone(stream)
+            return
         self.dirty.add(stream)
+
+    def _gone(self, stream):
+        """The reader of a stream went away (``clstr ... | head``): write no more there."""
+        self.streams[stream] = None
+        self.dirty.discard(stream)
+        if stream == 1:
+            self.stdout_closed = True
 
     def attempt_started(self, seq):
         """With --output-dir, each attempt starts its job's files afresh."""
@@ -162,11 +174,11 @@ class Printer:
                 f.close()
 
     def flush(self):
-        for stream in self.dirty:
+        for stream in list(self.dirty):
             try:
                 self.streams[stream].flush()
             except BrokenPipeError:
-                pass
+                self._gone(stream)
         self.dirty.clear()
         if self.status is not None and self.status.tty and not self.status.shown and self.status.line:
             self.status.draw()

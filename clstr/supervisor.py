@@ -305,6 +305,8 @@ class Supervisor:
                 else:
                     self._wake(key.fileobj)
             self.printer.flush()
+            if self.printer.stdout_closed and self.signal is None:
+                self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
             self._handle_signals()
             self._periodic()
 
@@ -350,9 +352,11 @@ class Supervisor:
         if conn is None:
             return  # its death was handled earlier in this same wake-up
         try:
-            self._handle(idx, conn.recv())
+            message = conn.recv()
         except (EOFError, OSError):
             self._died(idx)
+            return
+        self._handle(idx, message)
 
     def _handle(self, idx, message):
         node = self.sched.slots[idx].node
@@ -396,11 +400,14 @@ class Supervisor:
         s = self.slots[idx]
         if s.proc is None:
             return
+        messages = []
         try:
             while s.conn.poll():
-                self._handle(idx, s.conn.recv())  # what it sent before dying still counts
+                messages.append(s.conn.recv())  # what it sent before dying still counts
         except (EOFError, OSError):
             pass
+        for message in messages:
+            self._handle(idx, message)
         proc = self._forget(idx)
         proc.join(1.0)
         pid = self.board.pid[idx]
@@ -435,7 +442,8 @@ class Supervisor:
                 self.signal = sig
                 self.sched.interrupt("interrupted")
                 self.kill_at = self.clock() + INTERRUPT_GRACE
-                self._log(f"{signal.Signals(sig).name}: stopping, ending {self.sched.busy} running jobs")
+                if sig != signal.SIGPIPE:
+                    self._log(f"{signal.Signals(sig).name}: stopping, ending {self.sched.busy} running jobs")
             else:
                 self.kill_at = self.clock()  # a second signal: no grace
         if self.signal is not None:

@@ -249,3 +249,15 @@ def test_background_process_of_a_finished_job_survives(clstr, tmp_path):
     t.start()
     t.join(20)
     assert heard == ["alive\n"]
+
+
+def test_reader_leaving_stops_the_run_quietly(clstr, testbed):
+    argv = " ".join(shlex.quote(a) for a in clstr.argv(
+        "-n", "2/n1", "-n", "2/n2", *jobs_args(["seq 100000", "seq 100000", "echo s; sleep 60"])))
+    r = subprocess.run(["bash", "-c", argv + ' | head -1; echo "status ${PIPESTATUS[0]}"'],
+                       capture_output=True, text=True, env=clstr.env(), timeout=60)
+    out = r.stdout.splitlines()
+    assert out[-1] == "status 141"
+    assert len(out) == 2 and out[0] in ("1", "s")
+    assert r.stderr == ""
+    assert not run_marker(testbed)
