@@ -222,7 +222,7 @@ class SlotWorker:
             fd = child.fds.pop(stream)
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, stream)
-            partial[stream] = b""
+            partial[stream] = []  # chunks of a line not yet ended
         # nothing comes down the pipe while a job runs, unless the supervisor is gone
         sel.register(self.conn, selectors.EVENT_READ, 0)
         tail = b""
@@ -251,18 +251,20 @@ class SlotWorker:
                 if not data:
                     sel.unregister(key.fd)
                     os.close(key.fd)
-                    rest = partial.pop(stream)
+                    rest = b"".join(partial.pop(stream))
                     if rest:
                         self._emit(Output(self.slot, seq, stream, rest + b"\n"))
                     continue
                 if stream == 2:
                     tail = (tail + data)[-STDERR_TAIL:]
-                buf = partial[stream] + data
-                cut = buf.rfind(b"\n") + 1
-                partial[stream] = buf[cut:]
-                if cut:
-                    # only whole lines travel, so lines of two jobs never mix
-                    self._emit(Output(self.slot, seq, stream, buf[:cut]))
+                cut = data.rfind(b"\n") + 1
+                if not cut:
+                    partial[stream].append(data)  # joined once its line ends: no quadratic copying
+                    continue
+                lines = b"".join(partial[stream]) + data[:cut]
+                partial[stream] = [data[cut:]] if cut < len(data) else []
+                # only whole lines travel, so lines of two jobs never mix
+                self._emit(Output(self.slot, seq, stream, lines))
         sel.close()
         return timed_out, tail
 

@@ -141,3 +141,9 @@ def test_lines_never_mix(clstr):
     out = r.stdout.splitlines()
     assert len(out) == n * 40
     assert sorted(out) == sorted(str(i).zfill(width) for i in range(n) for _ in range(40))
+
+
+def test_long_line_and_unterminated_last_line(clstr):
+    r = clstr("-n", "n1", "-j", "head -c 3000000 /dev/zero | tr '\\0' a; echo; printf 'x\\nend'")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "a" * 3000000 + "\nx\nend\n"
