@@ -62,6 +62,10 @@ def job_argv(base, node, command, control_path=None, cleanup=True):
     argv = list(base)
     if control_path:
         argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={control_path}"]
+    else:
+        # a connection of its own, even where the user's ssh_config shares them: a master that
+        # ssh_config's ControlPersist would background could keep our pipes open
+        argv += ["-o", "ControlPath=none"]
     if not cleanup:
         argv.append("-n")
     return argv + ["--", node, remote_command(command, cleanup)]

@@ -95,7 +95,7 @@ def test_ssh_argv_user_options_first():
     argv = ssh.job_argv(ssh.base_argv(cfg), "n1", "echo hi", cleanup=False)
     assert argv[:5] == ["ssh", "-F", "cfg", "-o", "ConnectTimeout=1"]
     assert "BatchMode=yes" in argv and "ConnectTimeout=7" in argv
-    assert argv[-4:] == ["-n", "--", "n1", "echo hi"]
+    assert argv[-6:] == ["-o", "ControlPath=none", "-n", "--", "n1", "echo hi"]
 
 
 def test_ssh_argv_multiplexed_with_cleanup():
