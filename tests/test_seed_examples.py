@@ -147,3 +147,10 @@ def test_long_line_and_unterminated_last_line(clstr):
     r = clstr("-n", "n1", "-j", "head -c 3000000 /dev/zero | tr '\\0' a; echo; printf 'x\\nend'")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "a" * 3000000 + "\nx\nend\n"
+
+
+def test_max_node_uses_retires_slots(clstr):
+    r = clstr("-n", "n1", "-u", "2", "-j", "echo a", "-j", "echo b", "-j", "echo c")
+    assert r.returncode == 1
+    assert lines(r.stdout) == ["a", "b"]
+    assert "not run: job 3 (no usable node left): echo c" in r.stderr
