@@ -10,6 +10,7 @@ import sys
 
 from . import __version__, api, hostlist
 from .errors import InputError
+from .supervisor import stderr_log
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -285,7 +286,7 @@ def summary(result, write, verbose):
 
 
 def main(argv=None):
-    log = lambda msg: (sys.stderr.write(f"clstr: {msg}\n"), sys.stderr.flush())  # noqa: E731
+    log = stderr_log()
     try:
         args = build_parser().parse_args(argv)
         if args.list_profiles:
@@ -293,8 +294,6 @@ def main(argv=None):
             return EXIT_OK
         if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
-        if args.resume and not args.joblog:
-            raise InputError("--resume needs --joblog FILE")
         if args.json == "-" and args.stdout is None and args.output_dir is None:
             raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
         nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
