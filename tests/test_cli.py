@@ -120,3 +120,18 @@ def test_ssh_argv_multiplexed_with_cleanup():
 ])
 def test_classify(stderr, reason, never_ran):
     assert ssh.classify(stderr.encode()) == (reason, never_ran)
+
+
+def test_remote_command_forms():
+    assert ssh.remote_command("echo 'a'", cleanup=False) == "echo 'a'"
+    inline = ssh.remote_command("echo 'a'", posix_shell=True)
+    assert inline.startswith("exec 3<&0 </dev/null; { read -r _ <&3; kill -0 $$ && kill -TERM 0; }")
+    assert inline.endswith("; eval 'echo '\"'\"'a'\"'\"''")
+    assert ssh.remote_command("true").startswith("exec sh -c ")
+
+
+@pytest.mark.parametrize("shell,posix", [(b"/bin/bash\n", True), (b"/bin/sh\n", True), (b"/usr/bin/dash", True),
+                                         (b"/usr/bin/zsh\n", False), (b"/usr/bin/fish\n", False),
+                                         (b"/bin/tcsh\n", False), (b"", False)])
+def test_is_posix_shell(shell, posix):
+    assert ssh.is_posix_shell(shell) is posix
