@@ -49,7 +49,9 @@ _CLEANUP = (
 
 # Where the login shell is known to be sh or bash, it runs the same watcher itself and then the
 # job with eval: no second shell started per job. Learnt once per node over its shared connection.
-_INLINE = 'exec 3<&0 </dev/null; { read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; '
+# The watcher starts from a subshell that exits at once, so it is no job of the login shell and
+# a job's own `wait` does not wait for it.
+_INLINE = 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & ); exec 3<&-; '
 POSIX_SHELLS = {"sh", "bash", "dash"}
 SHELL_PROBE = "exec sh -c 'printf \"%s\\n\" \"$SHELL\"'"
 

@@ -125,7 +125,7 @@ def test_classify(stderr, reason, never_ran):
 def test_remote_command_forms():
     assert ssh.remote_command("echo 'a'", cleanup=False) == "echo 'a'"
     inline = ssh.remote_command("echo 'a'", posix_shell=True)
-    assert inline.startswith("exec 3<&0 </dev/null; { read -r _ <&3; kill -0 $$ && kill -TERM 0; }")
+    assert inline.startswith("exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; }")
     assert inline.endswith("; eval 'echo '\"'\"'a'\"'\"''")
     assert ssh.remote_command("true").startswith("exec sh -c ")
 

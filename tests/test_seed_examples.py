@@ -154,3 +154,11 @@ def test_max_node_uses_retires_slots(clstr):
     assert r.returncode == 1
     assert lines(r.stdout) == ["a", "b"]
     assert "not run: job 3 (no usable node left): echo c" in r.stderr
+
+
+def test_job_waiting_for_its_own_background_jobs(clstr):
+    # the remote cleanup watcher must not be one of the job's children that `wait` waits for
+    job = "sleep 0.1 & wait; echo done"
+    for extra in (["-j", job], ["--no-multiplex", "-j", job], ["-E", job]):
+        r = clstr("-n", "n1", *extra, timeout=30)
+        assert (r.returncode, r.stdout) == (0, "done\n"), (extra, r.stderr)
