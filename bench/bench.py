@@ -17,7 +17,6 @@ sshd side is not counted). Memory is the peak of the summed unique memory
 import argparse
 import os
 import resource
-import shlex
 import shutil
 import subprocess
 import sys

@@ -1,7 +1,7 @@
 """Pure construction of ssh command lines and classification of ssh failures."""
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ def base_argv(cfg):
 # writes; the wrapper then becomes the job: the login shell runs it ($SHELL -c, as ssh alone
 # would) with stdin from /dev/null and keeps its pid. When the pipe closes while that pid
 # lives (ssh was ended, the connection dropped), the watcher TERMs the whole process group.
+# The shell exec'd after it does not know the watcher as a job: the job's own `wait` ignores it.
 # Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3.
 _CLEANUP = (
     'exec 3<&0 </dev/null; '

@@ -26,7 +26,7 @@ from typing import Optional
 from . import reaper
 from .events import Connected, Finished, Output
 from .output import JobLog, write_active
-from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
+from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
 from .ssh import SshConfig
 from .status import GONE, Board, Rate, status_line
 from .worker import end_group, worker_main

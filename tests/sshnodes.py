@@ -198,7 +198,6 @@ def main(argv=None):
     real sshd nodes named n1..nN (and refused, hung, badauth). Needs sshd installed.
     """
     import argparse
-    import sys
     import tempfile
     p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=4)
