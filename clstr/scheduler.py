@@ -51,20 +51,30 @@ class Attempt:
     command: str
 
 
-@dataclass
 class JobResult:
-    """A job and how it ended."""
+    """A job and how it ended.
 
-    seq: int
-    command: str
-    node: Optional[str] = None  # pinned node (--on-each-node), else the node of the last attempt
-    pinned: bool = False
-    outcome: Optional[str] = None
-    reason: str = ""
-    exit: Optional[int] = None
-    attempts: List[Attempt] = field(default_factory=list)
-    failed_nodes: set = field(default_factory=set)  # nodes it failed on (attempt count source)
-    worker_deaths: int = 0
+    A plain class with slots: a run may hold millions of these, and a job
+    that never fails shares one empty ``failed_nodes``.
+    """
+
+    __slots__ = ("seq", "command", "node", "pinned", "outcome", "reason", "exit", "attempts", "failed_nodes",
+                 "worker_deaths")
+
+    def __init__(self, seq, command, node=None, pinned=False):
+        self.seq = seq
+        self.command = command
+        self.node = node  # pinned node (--on-each-node), else the node of the last attempt
+        self.pinned = pinned
+        self.outcome = None
+        self.reason = ""
+        self.exit = None
+        self.attempts = []
+        self.failed_nodes = frozenset()  # nodes it failed on (attempt count source)
+        self.worker_deaths = 0
+
+    def __repr__(self):
+        return f"JobResult({self.seq}, {self.command!r}, outcome={self.outcome!r}, reason={self.reason!r})"
 
     @property
     def runtime(self):
@@ -331,7 +341,7 @@ class Scheduler:
         if p.job_failures == NODE_FAILURES or ssh_failure:
             by_job = not (ssh_failure and ssh_error)
             self.retire_node(node.name, f"job {job.seq} {why}" if by_job else why, by_job)
-            job.failed_nodes.add(node.name)
+            job.failed_nodes = job.failed_nodes | {node.name}
             if job.pinned:
                 return FAILED, why
             if len(job.failed_nodes) >= p.max_attempts:
@@ -340,7 +350,7 @@ class Scheduler:
                 return FAILED, f"{why} on every node"
             return "requeued", why
         # job failures mode, the command's own non-zero exit: the node stays
-        job.failed_nodes.add(node.name)
+        job.failed_nodes = job.failed_nodes | {node.name}
         if not job.pinned and len(job.attempts) < p.retries:
             return "requeued", why
         return FAILED, why
