@@ -32,6 +32,16 @@ def run_marker(testbed):
     return found
 
 
+def remote_leftovers(text, grace=10):
+    """Processes of a job on the nodes whose command line has ``text``, once they had ``grace`` s to end.
+
+    The node ends a job when it sees its connection close, a moment after clstr has exited.
+    """
+    procs = [p for p in psutil.process_iter(["cmdline"]) if text in " ".join(p.info["cmdline"] or [])]
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    return alive
+
+
 def test_hung_node_rejected_and_jobs_done(clstr):
     good = [f"echo job {i}" for i in range(10)]
     r = clstr("-n", "hung", "-n", "n1", "-n", "n2", "--connect-timeout", "2", *jobs_args(good))
@@ -117,7 +127,7 @@ def test_timeout_fails_job_and_keeps_node(clstr, tmp_path):
     assert "failed: job 1 on n1 (timeout)" in r.stderr
     assert "retired" not in r.stderr
     # the remote job was ended with its ssh: nothing of it is left on the node
-    assert not [p for p in psutil.process_iter(["cmdline"]) if "sleep 30; touch" in " ".join(p.info["cmdline"] or [])]
+    assert remote_leftovers("sleep 30; touch") == []
 
 
 def test_worker_killed_job_requeued(clstr, testbed, tmp_path):
@@ -158,7 +168,7 @@ def test_interrupt_ends_everything(clstr, testbed, tmp_path, sig, code):
     assert "7 jobs: 0 succeeded, 0 failed, 7 not run" in err
     assert err.count("(interrupted)") == 7
     assert not run_marker(testbed)
-    assert not [q for q in psutil.process_iter(["cmdline"]) if "sleep 60; echo never" in " ".join(q.info["cmdline"] or [])]
+    assert remote_leftovers("sleep 60; echo never") == []
 
 
 def test_joblog_and_resume_after_interrupt(clstr, tmp_path):
