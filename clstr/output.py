@@ -110,7 +110,7 @@ class Printer:
         parts = []
         if self.tag_job:
             parts.append(str(seq))
-        if self.tag:
+        if self.tag or self.gather:  # gathered stdout is folded; stderr lines say their node
             parts.append(node)
         return (": ".join(parts) + ": ").encode() if parts else b""
 
@@ -122,12 +122,8 @@ class Printer:
                 f = self.files[(seq, stream)] = open(os.path.join(self.output_dir, f"{seq}.{ext}"), "ab")
             f.write(data)
             return
-        if self.gather:
-            if stream == 1:
-                self.gathered.setdefault(seq, (node, bytearray()))[1].extend(data)
-                return
-            data = b"".join(node.encode() + b": " + line for line in data.splitlines(keepends=True))
-            self._write(stream, data)
+        if self.gather and stream == 1:
+            self.gathered.setdefault(seq, (node, bytearray()))[1].extend(data)
             return
         prefix = self._prefix(node, seq)
         if prefix:
@@ -197,10 +193,9 @@ class Printer:
         for node, data in self.gathered.values():
             groups.setdefault(bytes(data), []).append(node)
         self.gathered.clear()
-        ordered = sorted((sorted(nodes, key=natural) for nodes in groups.values()), key=lambda n: natural(n[0]))
-        by_nodes = {tuple(sorted(nodes, key=natural)): data for data, nodes in groups.items()}
-        for nodes in ordered:
-            data = by_nodes[tuple(nodes)]
+        ordered = sorted(((sorted(nodes, key=natural), data) for data, nodes in groups.items()),
+                         key=lambda group: natural(group[0][0]))
+        for nodes, data in ordered:
             head = f"{hostlist.fold(nodes)} ({len(nodes)})"
             rule = "-" * 15
             self._write(1, f"{rule}\n{head}\n{rule}\n".encode() + data)

@@ -171,9 +171,7 @@ class SlotWorker:
         self.board.pid[self.slot] = 0
         if code == 0:
             return True, None
-        with open(errfile, "rb") as f:
-            reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
-        return False, reason or f"ssh exit {code}"
+        return False, self._master_error() or f"ssh exit {code}"
 
     def probe_shell(self):
         """Whether the node's login shell runs the inline cleanup wrapper (asked over the master)."""
@@ -181,6 +179,7 @@ class SlotWorker:
             return False
         argv = ssh.job_argv(self.base, self.node, ssh.SHELL_PROBE, self.control_path, cleanup=False)
         child = Child(argv, self.env, self.devnull, PIPE, self.devnull)
+        self.board.pid[self.slot] = child.pid  # so that an interrupt ends it like any ssh of ours
         out = []
         try:
             fd = child.fds.pop(1)
@@ -198,9 +197,11 @@ class SlotWorker:
             ok = child.wait() == 0
         finally:
             child.close()
+            self.board.pid[self.slot] = 0
         return ok and ssh.is_posix_shell(b"".join(out))
 
     def _master_error(self):
+        """Why the node's master failed or died, from the log it writes (None if unknown)."""
         try:
             with open(f"{self.control_path}.err", "rb") as f:
                 reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])

@@ -20,16 +20,18 @@ def jobs_args(commands):
     return out
 
 
-def run_marker(testbed):
-    """Processes that are ssh of the testbed (every ssh clstr starts names its config)."""
+def with_cmdline(text):
+    """Processes whose command line contains ``text``."""
     found = []
     for p in psutil.process_iter(["cmdline"]):
-        try:
-            if testbed.ssh_config in " ".join(p.info["cmdline"] or []):
-                found.append(p)
-        except psutil.Error:
-            continue
+        if text in " ".join(p.info["cmdline"] or []):
+            found.append(p)
     return found
+
+
+def run_marker(testbed):
+    """Processes that are ssh of the testbed (every ssh clstr starts names its config)."""
+    return with_cmdline(testbed.ssh_config)
 
 
 def remote_leftovers(text, grace=10):
@@ -37,8 +39,7 @@ def remote_leftovers(text, grace=10):
 
     The node ends a job when it sees its connection close, a moment after clstr has exited.
     """
-    procs = [p for p in psutil.process_iter(["cmdline"]) if text in " ".join(p.info["cmdline"] or [])]
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    _, alive = psutil.wait_procs(with_cmdline(text), timeout=grace)
     return alive
 
 
