@@ -15,7 +15,6 @@ class Job:
     command: str
     attempt: int = 1
     connect: bool = False  # open the node's shared connection first (the node's probe)
-    posix_shell: bool = False  # the node's login shell is sh or bash: no second shell needed
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,6 @@ class Connected:
     """The slot's node accepted the shared (ControlMaster) connection."""
 
     slot: int
-    posix_shell: bool = False  # what the probe found the node's login shell to be
 
 
 @dataclass(frozen=True)

@@ -34,45 +34,56 @@ def base_argv(cfg):
     return argv
 
 
-# Runs on the node around the job, in the session and process group sshd made for it. A
-# watcher goes to the background reading ssh's stdin, a pipe clstr holds open and never
-# writes; the wrapper then becomes the job: the login shell runs it ($SHELL -c, as ssh alone
-# would) with stdin from /dev/null and keeps its pid. When the pipe closes while that pid
-# lives (ssh was ended, the connection dropped), the watcher TERMs the whole process group.
-# The shell exec'd after it does not know the watcher as a job: the job's own `wait` ignores it.
-# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3.
-_CLEANUP = (
-    'exec 3<&0 </dev/null; '
-    '{ read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & '
-    'exec 3<&-; exec "${SHELL:-/bin/sh}" -c "$1"'
-)
+# Remote cleanup: a watcher in the job's session and process group (the one sshd made) reads
+# ssh's stdin, a pipe clstr holds open and never writes. When the pipe closes while the job's
+# shell lives (ssh was ended, the connection dropped), it TERMs the whole process group.
+# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3. The watcher
+# starts from a subshell that exits at once: it is nobody's child, so a job's own `wait` does
+# not wait for it (ksh93's `wait` would, even for a child it did not start). The job itself
+# reads /dev/null, as with `ssh -n`.
+_WATCH = 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & ); exec 3<&-; '
+
+# Any login shell (csh, fish, ...): sh starts the watcher, then becomes the job: the login shell
+# runs it ($SHELL -c, as ssh alone would) and keeps sh's pid. Costs a second shell start a job.
+_UNIVERSAL = _WATCH + 'exec "${SHELL:-/bin/sh}" -c "$1"'
+
+# Login shells that run the watcher themselves and then the job with eval: no second shell.
+# ksh93 is not one: it runs the subshell without forking, which makes the watcher its child.
+INLINE_SHELLS = tuple(f"{d}/{sh}" for sh in ("bash", "dash", "zsh") for d in ("/bin", "/usr/bin", "/usr/local/bin"))
 
 
-# Where the login shell is known to be sh or bash, it runs the same watcher itself and then the
-# job with eval: no second shell started per job. Learnt once per node over its shared connection.
-# The watcher starts from a subshell that exits at once, so it is no job of the login shell and
-# a job's own `wait` does not wait for it.
-_INLINE = 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & ); exec 3<&-; '
-POSIX_SHELLS = {"sh", "bash", "dash"}
-SHELL_PROBE = "exec sh -c 'printf \"%s\\n\" \"$SHELL\"'"
+def quote(text):
+    """``text`` as one word for sh, csh and fish alike.
+
+    Single quotes, as shlex.quote, except that a quote or a backslash is written outside them,
+    escaped (``\\'`` and ``\\\\``): inside single quotes fish reads ``\\'`` and ``\\\\`` as escapes
+    where sh and csh keep them as they are; outside, all three read them the same.
+    """
+    if _SAFE.fullmatch(text):
+        return text
+    return "'" + _SPECIAL.sub(lambda m: "'\\" + m.group() + "'", text) + "'"
 
 
-def is_posix_shell(probe_output):
-    """Whether the login shell that SHELL_PROBE printed is one that runs the inline wrapper."""
-    shell = probe_output.decode("utf-8", "replace").strip() if isinstance(probe_output, bytes) else probe_output
-    return shell.rsplit("/", 1)[-1] in POSIX_SHELLS
+_SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
+_SPECIAL = re.compile(r"[\\']")
 
 
-def remote_command(command, cleanup=True, posix_shell=False):
-    """The command line sent to the node's login shell."""
+def remote_command(command, cleanup=True):
+    """The command line sent to the node's login shell.
+
+    With cleanup, one line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish):
+    where ``$SHELL`` is one of INLINE_SHELLS it runs the watcher and evals the job itself,
+    anywhere else it execs the universal wrapper. sshd runs the login shell of $SHELL, so the
+    node needs no probe and the choice costs no round trip.
+    """
     if not cleanup:
         return command
-    if posix_shell:
-        return f"{_INLINE}eval {shlex.quote(command)}"
-    return f"exec sh -c {shlex.quote(_CLEANUP)} clstr {shlex.quote(command)}"
+    quoted = quote(command)
+    known = " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)
+    return f"test {known} || exec sh -c {quote(_UNIVERSAL)} clstr {quoted}; eval {quote(_WATCH + 'eval ' + quoted)}"
 
 
-def job_argv(base, node, command, control_path=None, cleanup=True, posix_shell=False):
+def job_argv(base, node, command, control_path=None, cleanup=True):
     """The argv that runs ``command`` on ``node``; over the node's master if ``control_path``.
 
     With ``cleanup``, ssh's stdin must be a pipe held open for as long as the job runs.
@@ -86,7 +97,7 @@ def job_argv(base, node, command, control_path=None, cleanup=True, posix_shell=F
         argv += ["-o", "ControlPath=none"]
     if not cleanup:
         argv.append("-n")
-    return argv + ["--", node, remote_command(command, cleanup, posix_shell)]
+    return argv + ["--", node, remote_command(command, cleanup)]
 
 
 # A master left behind by a supervisor killed with SIGKILL exits after this long without clients.

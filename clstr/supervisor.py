@@ -8,7 +8,6 @@ hang every other worker; a pipe breaks only for the worker that died. The
 supervisor waits on all pipes, the workers' sentinels and a signal wake-up
 socket with one epoll selector, so it sleeps when there is nothing to do.
 """
-import dataclasses
 import gc
 import multiprocessing
 import os
@@ -154,7 +153,6 @@ class Supervisor:
         self.active_last = 0.0
         self.next_connect = 0.0
         self.released = []  # idle workers told to exit, joined at shutdown
-        self.posix_nodes = set()  # nodes whose login shell runs the inline cleanup wrapper
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -337,8 +335,6 @@ class Supervisor:
                 self._fork(idx)
         for idx, job in batch:
             s = self.slots[idx]
-            if self.sched.slots[idx].node in self.posix_nodes:
-                job = dataclasses.replace(job, posix_shell=True)
             s.started = time.time()
             self.printer.attempt_started(job.seq)
             try:
@@ -371,8 +367,6 @@ class Supervisor:
                 self._finished(ev)
             elif isinstance(ev, Connected):
                 self.sched.connected(ev.slot)
-                if ev.posix_shell:
-                    self.posix_nodes.add(node)
 
     def _finished(self, ev):
         node = self.sched.nodes[self.sched.slots[ev.slot].node]

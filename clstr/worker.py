@@ -4,7 +4,6 @@ It takes ``events.Job`` messages from its pipe, runs the job's ssh in a
 session of its own, streams complete output lines back and reports the exit.
 It keeps no state between jobs beyond the slot it serves.
 """
-import dataclasses
 import os
 import select
 import selectors
@@ -173,33 +172,6 @@ class SlotWorker:
             return True, None
         return False, self._master_error() or f"ssh exit {code}"
 
-    def probe_shell(self):
-        """Whether the node's login shell runs the inline cleanup wrapper (asked over the master)."""
-        if not self.cleanup:
-            return False
-        argv = ssh.job_argv(self.base, self.node, ssh.SHELL_PROBE, self.control_path, cleanup=False)
-        child = Child(argv, self.env, self.devnull, PIPE, self.devnull)
-        self.board.pid[self.slot] = child.pid  # so that an interrupt ends it like any ssh of ours
-        out = []
-        try:
-            fd = child.fds.pop(1)
-            deadline = time.monotonic() + self.connect_timeout + 5
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
-                    end_group(child.pid, child=child)
-                    break
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                out.append(chunk)
-            os.close(fd)
-            ok = child.wait() == 0
-        finally:
-            child.close()
-            self.board.pid[self.slot] = 0
-        return ok and ssh.is_posix_shell(b"".join(out))
-
     def _master_error(self):
         """Why the node's master failed or died, from the log it writes (None if unknown)."""
         try:
@@ -219,11 +191,8 @@ class SlotWorker:
                 self.board.state[self.slot] = IDLE
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                 ssh_error=reason, never_ran=True)
-            posix = self.probe_shell()
-            job = dataclasses.replace(job, posix_shell=posix)
-            self.conn.send(Connected(self.slot, posix))
-        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path, self.cleanup,
-                            job.posix_shell)
+            self.conn.send(Connected(self.slot))
+        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path, self.cleanup)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write: its closing
         # tells the node to end the job
         child = Child(argv, self.env, PIPE if self.cleanup else self.devnull, PIPE, PIPE)

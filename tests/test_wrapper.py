@@ -1,0 +1,138 @@
+"""The remote cleanup wrapper, run by real local shells as sshd would run it (``$SHELL -c LINE``).
+
+Each test runs the wrapper line in a session of its own (the watcher TERMs its
+process group), with stdin a pipe the test holds open like clstr's ssh would.
+No ssh here: what the shells make of the line is the point. tests/run installs
+tcsh, zsh, fish and ksh; a shell this machine lacks is reported as skipped.
+"""
+import os
+import shutil
+import subprocess
+
+import psutil
+import pytest
+
+from clstr import ssh
+
+SHELLS = ["bash", "dash", "zsh", "ksh", "tcsh", "fish"]
+POSIXISH = ["bash", "dash", "zsh", "ksh"]  # shells whose job syntax the jobs below use
+
+
+def shell_path(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (tests/run installs it)")
+    return path
+
+
+class Remote:
+    """The login shell ``shell`` running the wrapped ``job``, stdin a pipe we hold."""
+
+    def __init__(self, shell, job, env_shell=None):
+        r, self.stdin = os.pipe()
+        self.proc = subprocess.Popen([shell, "-c", ssh.remote_command(job)], stdin=r, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     env=dict(os.environ, SHELL=env_shell or shell))
+        os.close(r)
+
+    def close_stdin(self):
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+
+    def finish(self):
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out.decode(), err.decode()
+
+    def session(self):
+        """Processes still in the job's session (the watcher, background jobs)."""
+        sid = self.proc.pid
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == sid and p.pid != self.proc.pid:
+                    found.append(p)
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                pass
+        return found
+
+    def end(self):
+        self.close_stdin()
+        for p in self.session():
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def remote():
+    started = []
+
+    def start(*args, **kw):
+        started.append(Remote(*args, **kw))
+        return started[-1]
+    yield start
+    for r in started:
+        r.end()
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_job_runs_in_login_shell_with_its_exit_status(remote, name):
+    shell = shell_path(name)
+    r = remote(shell, "printf '%s|%s|%s\\n' \"it's\" '$HOME' a\\\\b; exit 3")
+    code, out, err = r.finish()
+    assert (code, out, err) == (3, "it's|$HOME|a\\b\n", "")
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_job_reads_dev_null(remote, name):
+    r = remote(shell_path(name), "cat; echo done")
+    code, out, _ = r.finish()  # our stdin stays open: cat ends only because it reads /dev/null
+    assert (code, out) == (0, "done\n")
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_own_wait_does_not_wait_for_watcher(remote, name):
+    r = remote(shell_path(name), "sleep 0 & wait; echo waited")
+    code, out, _ = r.finish()  # would hang (and time out) if the watcher were the job's child
+    assert (code, out) == (0, "waited\n")
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_closing_stdin_ends_running_job(remote, name):
+    r = remote(shell_path(name), "echo started; sleep 60; echo not ended")
+    assert r.proc.stdout.readline() == b"started\n"
+    r.close_stdin()  # what a killed ssh or a dropped connection does
+    code, out, _ = r.finish()
+    assert code == -15 and out == ""
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_background_process_of_finished_job_left_alone(remote, name):
+    r = remote(shell_path(name), "sleep 60 >/dev/null 2>&1 & echo $!")
+    code, out, _ = r.finish()
+    assert code == 0
+    bg = int(out)
+    r.close_stdin()  # the watcher wakes, finds the job's shell gone and exits without killing
+    others = [p for p in r.session() if p.pid != bg]
+    gone, alive = psutil.wait_procs(others, timeout=10)
+    assert not alive
+    assert psutil.pid_exists(bg) and psutil.Process(bg).status() != psutil.STATUS_ZOMBIE
+
+
+def test_unknown_shell_path_takes_universal_route(remote, tmp_path):
+    """A login shell at a path not in INLINE_SHELLS hands the job to $SHELL through sh."""
+    bash = shell_path("bash")
+    dash = shell_path("dash")
+    # dash reads the line (as the login shell), but $SHELL names bash at a path of its own:
+    # the universal route runs the job with that bash, the inline one would run it in dash
+    alias = tmp_path / "mybash"
+    alias.symlink_to(bash)
+    r = remote(dash, 'echo "${BASH_VERSION:+bash}"', env_shell=str(alias))
+    assert r.finish()[:2] == (0, "bash\n")
+    r = remote(dash, 'echo "${BASH_VERSION:+bash}"', env_shell=dash)
+    assert r.finish()[:2] == (0, "\n")
