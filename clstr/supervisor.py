@@ -200,7 +200,8 @@ class Supervisor:
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
-    def _fork(self, idx):
+    def _fork(self, idx, first):
+        """Start the slot's worker with its first job: it starts ssh with no message to wait for."""
         slot = self.sched.slots[idx]
         node = slot.node
         ours, theirs = self.ctx.Pipe(duplex=True)
@@ -210,7 +211,7 @@ class Supervisor:
         proc = self.ctx.Process(
             target=self.worker, name=f"clstr-slot-{idx}", daemon=True,
             args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
-                  self.control_paths.get(slot.group), self.opt.timeout, others))
+                  self.control_paths.get(slot.group), self.opt.timeout, others, first))
         proc.start()
         theirs.close()  # the worker holds the only copy: its death is our EOF
         s = self.slots[idx]
@@ -328,20 +329,18 @@ class Supervisor:
             return
         # with --ssh-delay, one connection a turn
         batch = self.sched.assign(1 if self.opt.ssh_delay else None)
-        # fork the whole batch before any of its ssh starts: a supervisor forking while hundreds
-        # of key exchanges run gets a sliver of the CPU, and every job waits for the last fork
-        for idx, _ in batch:
-            if self.slots[idx].proc is None:
-                self._fork(idx)
         for idx, job in batch:
             s = self.slots[idx]
             s.started = time.time()
             self.printer.attempt_started(job.seq)
-            try:
-                s.conn.send(job)
-            except (OSError, ValueError):
-                self._died(idx)
-                continue
+            if s.proc is None:
+                self._fork(idx, job)
+            else:
+                try:
+                    s.conn.send(job)
+                except (OSError, ValueError):
+                    self._died(idx)
+                    continue
             self.active_dirty = True
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay

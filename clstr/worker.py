@@ -129,17 +129,21 @@ class SlotWorker:
         self.held = 0
         self.hold_until = None
 
-    def serve(self):
+    def serve(self, first=None):
+        """Run ``first``, then each job that comes down the pipe, until told to stop."""
+        job = first
         while True:
-            try:
-                job = self.conn.recv()
-            except (EOFError, OSError):
-                return  # the supervisor is gone
             if job is None:
-                return
+                try:
+                    job = self.conn.recv()
+                except (EOFError, OSError):
+                    return  # the supervisor is gone
+                if job is None:
+                    return
             finished = self.run(job)
             self.outbox.append(finished)
             self._flush()
+            job = None
 
     def _emit(self, ev):
         self.outbox.append(ev)
@@ -268,8 +272,8 @@ class SlotWorker:
         return timed_out, tail
 
 
-def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close):
-    """Entry point of a forked worker process."""
+def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close, first):
+    """Entry point of a forked worker process; ``first`` is its first job, given at the fork."""
     # the supervisor owns Ctrl-C: it ends our ssh itself and tells us to stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -280,6 +284,6 @@ def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close)
         except OSError:
             pass
     try:
-        SlotWorker(slot, node, conn, cfg, board, env, control_path, timeout).serve()
+        SlotWorker(slot, node, conn, cfg, board, env, control_path, timeout).serve(first)
     except (BrokenPipeError, EOFError, SupervisorGone):
         pass  # the supervisor went away: nobody would read what we have

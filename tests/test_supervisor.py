@@ -13,10 +13,11 @@ from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
 from clstr.supervisor import RunOptions, Supervisor
 
 
-def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close):
+def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close, first):
     deaths = os.environ.get("SCRIPT_DEATHS")
+    job = first
     while True:
-        job = conn.recv()
+        job = job or conn.recv()
         if job is None:
             return
         kind, _, arg = job.command.partition(":")
@@ -35,6 +36,7 @@ def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close):
         else:
             conn.send(Output(slot, job.seq, 1, f"{job.command} {node}\n".encode()))
             conn.send(Finished(slot, job.seq, 0, 0.0, 0.0))
+        job = None
 
 
 def supervise(jobs, slots, policy=None, logs=None):
