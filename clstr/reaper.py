@@ -5,10 +5,7 @@ it can be found even after its worker was killed with SIGKILL and it was
 reparented, and even when it is a backgrounded ControlMaster.
 """
 import ctypes
-import ctypes.util
 import os
-
-import psutil
 
 MARKER = "CLSTR_RUN"
 _PR_SET_CHILD_SUBREAPER = 36
@@ -22,14 +19,25 @@ def subreaper(on):
     children and wait for it at once.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the symbols of the running program, libc's among them: no find_library, which runs ldconfig
+        libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
+def has_children():
+    """Whether this process has any child, running or exited and not yet waited for."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def find(run_id, descendants_only=False):
     """Processes whose environment carries this run's marker (only our descendants if asked)."""
+    import psutil  # here, not at the top: a run that leaves nothing behind never needs it
     me = os.getpid()
     found = []
     if descendants_only:
@@ -49,6 +57,7 @@ def find(run_id, descendants_only=False):
 
 def end(procs, grace=2.0):
     """TERM, wait up to ``grace`` seconds, then KILL what is left; returns the count ended."""
+    import psutil
     procs = [p for p in procs if p.is_running()]
     for p in procs:
         try:
@@ -66,5 +75,11 @@ def end(procs, grace=2.0):
 
 
 def reap(run_id, grace=2.0, descendants_only=False):
-    """End every leftover process of the run."""
+    """End every leftover process of the run.
+
+    ``descendants_only`` (we are the subreaper, so every orphan of the run is our child): with
+    no child left at all there is nothing to look for.
+    """
+    if descendants_only and not has_children():
+        return 0
     return end(find(run_id, descendants_only), grace)

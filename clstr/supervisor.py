@@ -16,9 +16,7 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -135,7 +133,7 @@ class Supervisor:
         self.log = log or (lambda msg: None)
         self.clock = clock
         self.ctx = multiprocessing.get_context("fork")
-        self.run_id = uuid.uuid4().hex
+        self.run_id = os.urandom(16).hex()
         self.nslots = len(scheduler.slots)
         self.slots = [_Slot() for _ in range(self.nslots)]
         self.board = Board(self.ctx, self.nslots)
@@ -167,6 +165,7 @@ class Supervisor:
             if self.opt.joblog:
                 self.joblog = JobLog(self.opt.joblog)
             if self.opt.multiplex:
+                import tempfile  # only runs that share connections need it
                 self.control_dir = tempfile.mkdtemp(prefix="clstr-")  # 0700: ours alone
                 index = {node: i for i, node in enumerate(self.sched.nodes)}
                 for node, n in self.sched.groups:
