@@ -139,7 +139,8 @@ class Scheduler:
         self.jobs = {}
         self._fresh = deque()
         self._retry = []  # re-queued jobs: few, scanned for a node they have not failed on
-        self._pinned = {}
+        self._pinned = {}  # node -> its own jobs (--on-each-node)
+        self._npinned = 0  # their count: pending() is asked once a dispatched job
         pins = list(pinned) if pinned is not None else [None] * len(jobs)
         for i, job in enumerate(jobs):
             seq, command = job if isinstance(job, tuple) else (i + 1, job)
@@ -149,6 +150,7 @@ class Scheduler:
                 if res.node not in self.nodes:
                     raise ValueError(f"job {seq} pinned to unknown node {res.node!r}")
                 self._pinned.setdefault(res.node, deque()).append(seq)
+                self._npinned += 1
             else:
                 self._fresh.append(seq)
         self._free = dict.fromkeys(s.index for s in self.slots)
@@ -174,7 +176,7 @@ class Scheduler:
         return c
 
     def pending(self):
-        return len(self._fresh) + len(self._retry) + sum(len(q) for q in self._pinned.values())
+        return len(self._fresh) + len(self._retry) + self._npinned
 
     def running(self):
         """{slot index: (node, seq, command)} of the busy slots."""
@@ -205,7 +207,10 @@ class Scheduler:
         """The job a slot should run next, removed from its queue unless ``peek``."""
         q = self._pinned.get(slot.node)
         if q:
-            return q[0] if peek else q.popleft()
+            if peek:
+                return q[0]
+            self._npinned -= 1
+            return q.popleft()
         active = None
         for i, seq in enumerate(self._retry):
             failed = self.jobs[seq].failed_nodes
@@ -418,3 +423,4 @@ class Scheduler:
         self._fresh.clear()
         self._retry.clear()
         self._pinned.clear()
+        self._npinned = 0
