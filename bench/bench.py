@@ -250,7 +250,7 @@ def main():
     ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4"])
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
     ap.add_argument("--w2-nodes", type=int, default=200)
-    ap.add_argument("--repeat", type=int, default=5, help="W2 runs of each tool, interleaved (median shown)")
+    ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
     args = ap.parse_args()
     want = {w.upper() for w in args.workloads}
