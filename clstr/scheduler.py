@@ -373,6 +373,30 @@ class Scheduler:
         if self._slot_usable(s):
             self._free[s.index] = None
 
+    def slot_lost(self, slot):
+        """The slot's worker could not be started: the slot is out for the rest of the run.
+
+        Its job never ran: it goes back to the front of its queue, costing no attempt.
+        """
+        s = self.slots[slot]
+        s.retired = True
+        self._free.pop(slot, None)
+        if s.busy is None:
+            return
+        seq, s.busy = s.busy, None
+        self._busy -= 1
+        s.uses -= 1
+        self.nodes[s.node].jobs -= 1
+        self._probe_ended(s, connected=False)
+        job = self.jobs[seq]
+        if job.pinned:
+            self._pinned[s.node].appendleft(seq)
+            self._npinned += 1
+        elif job.attempts:
+            self._retry.insert(0, seq)
+        else:
+            self._fresh.appendleft(seq)
+
     def worker_died(self, slot, start=0.0, runtime=0.0):
         """The slot's worker process died: its job goes back to the queue (bounded by max_attempts).
 
@@ -419,7 +443,12 @@ class Scheduler:
                 node = self.nodes[name]
                 j = self.jobs[seq]
                 j.outcome = NOT_RUN
-                j.reason = self.interrupted or f"node {name} retired ({node.reason})"
+                if self.interrupted:
+                    j.reason = self.interrupted
+                elif node.status == "retired":
+                    j.reason = f"node {name} retired ({node.reason})"
+                else:
+                    j.reason = f"no slot of node {name} could run it"
         self._fresh.clear()
         self._retry.clear()
         self._pinned.clear()

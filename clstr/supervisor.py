@@ -11,6 +11,7 @@ socket with one epoll selector, so it sleeps when there is nothing to do.
 import gc
 import multiprocessing
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -123,8 +124,9 @@ class Supervisor:
     """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
 
     def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic,
-                 worker=worker_main):
-        """``worker``: the body run in each forked slot process (tests script it)."""
+                 worker=worker_main, process=None):
+        """``worker``: the body run in each forked slot process (tests script it); ``process``:
+        what makes the process (multiprocessing's fork Process unless a test gives another)."""
         self.sched = scheduler
         self.worker = worker
         self.opt = options
@@ -133,6 +135,7 @@ class Supervisor:
         self.log = log or (lambda msg: None)
         self.clock = clock
         self.ctx = multiprocessing.get_context("fork")
+        self.process = process or self.ctx.Process
         self.run_id = os.urandom(16).hex()
         self.nslots = len(scheduler.slots)
         self.slots = [_Slot() for _ in range(self.nslots)]
@@ -161,6 +164,7 @@ class Supervisor:
         self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
         old = self._install_signals(wake_w)
         self.subreaper = reaper.subreaper(True)
+        old_limit = self._raise_fd_limit()
         try:
             if self.opt.joblog:
                 self.joblog = JobLog(self.opt.joblog)
@@ -175,12 +179,31 @@ class Supervisor:
         finally:
             gc.unfreeze()
             self._shutdown()
+            if old_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, old_limit)
             self._restore_signals(old)
             self.sel.close()
             wake_r.close()
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal)
+
+    def _raise_fd_limit(self):
+        """Make room for every slot's descriptors; returns the old limit to restore, or None.
+
+        The supervisor holds three a slot (the worker's pipe and its sentinel pipe), so the usual
+        soft limit of 1,024 open files ends at about 330 slots; the hard limit is usually far above.
+        A slot that finds no descriptor left is left out (see _fork), the run goes on without it.
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = 4 * self.nslots + 256
+        if soft == resource.RLIM_INFINITY or soft >= need:
+            return None
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(need, hard), hard))
+        except (ValueError, OSError):
+            return None
+        return soft, hard
 
     def _install_signals(self, wake_w):
         try:
@@ -200,18 +223,38 @@ class Supervisor:
             signal.signal(sig, handler)
 
     def _fork(self, idx, first):
-        """Start the slot's worker with its first job: it starts ssh with no message to wait for."""
+        """Start the slot's worker with its first job: it starts ssh with no message to wait for.
+
+        False if it could not be started (no process or descriptor left): the slot is left out
+        and its job goes back to the queue.
+        """
+        try:
+            self._start_worker(idx, first)
+        except OSError as e:
+            self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: no worker could be started "
+                      f"({e.strerror or e})")
+            self.printer.attempt_ended(first.seq)
+            self.sched.slot_lost(idx)
+            return False
+        return True
+
+    def _start_worker(self, idx, first):
         slot = self.sched.slots[idx]
         node = slot.node
         ours, theirs = self.ctx.Pipe(duplex=True)
         # the child closes every supervisor end it inherits, its own included: when the
         # supervisor dies, each worker then sees EOF
         others = [s.conn for s in self.slots if s.conn is not None] + [ours]
-        proc = self.ctx.Process(
+        proc = self.process(
             target=self.worker, name=f"clstr-slot-{idx}", daemon=True,
             args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
                   self.control_paths.get(slot.group), self.opt.timeout, others, first))
-        proc.start()
+        try:
+            proc.start()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
         theirs.close()  # the worker holds the only copy: its death is our EOF
         s = self.slots[idx]
         s.proc, s.conn = proc, ours
@@ -333,7 +376,8 @@ class Supervisor:
             s.started = time.time()
             self.printer.attempt_started(job.seq)
             if s.proc is None:
-                self._fork(idx, job)
+                if not self._fork(idx, job):
+                    continue
             else:
                 try:
                     s.conn.send(job)

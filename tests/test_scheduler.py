@@ -235,3 +235,24 @@ def test_assign_at_most():
     assert len(s.assign(1)) == 1
     assert len(s.assign()) == 1
     assert s.assign() == []
+
+
+def test_lost_slot_gives_its_job_back_first_and_runs_nothing_more():
+    s = Scheduler(["j1", "j2", "j3"], ["a", "b"])
+    batch = s.assign()
+    assert [(slot, job.seq) for slot, job in batch] == [(0, 1), (1, 2)]
+    s.slot_lost(1)  # b's worker could not start: job 2 never ran
+    assert s.busy == 1 and s.pending() == 2
+    s.finished(0, exit=0)
+    runs = drive(s, ok)
+    assert runs == [("a", 2), ("a", 3)]  # the lost job first, all on a
+    assert all(len(j.attempts) == 1 and j.outcome == SUCCEEDED for j in s.jobs.values())
+
+
+def test_lost_slot_of_node_job_leaves_it_not_run_with_reason():
+    s = Scheduler(["x", "x"], ["a", "b"], pinned=["a", "b"])
+    assert len(s.assign()) == 2
+    s.slot_lost(1)
+    s.finished(0, exit=0)
+    assert s.done()
+    assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (NOT_RUN, "no slot of node b could run it")}

@@ -4,8 +4,15 @@ A scripted worker answers each job from its command: ``out:TEXT`` prints
 TEXT, ``exit:N`` exits N, ``die`` kills its own process as SIGKILL would,
 ``refuse`` fails to connect.
 """
+import errno
 import io
+import multiprocessing
 import os
+import resource
+import subprocess
+import sys
+
+import pytest
 
 from clstr.events import Finished, Output
 from clstr.output import Printer
@@ -39,12 +46,25 @@ def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close, fi
         job = None
 
 
-def supervise(jobs, slots, policy=None, logs=None):
+def supervise(jobs, slots, policy=None, logs=None, pinned=None, process=None):
     out, err = io.BytesIO(), io.BytesIO()
-    sched = Scheduler(jobs, slots, policy or Policy())
+    sched = Scheduler(jobs, slots, policy or Policy(), pinned=pinned)
     log = logs.append if logs is not None else None
-    result = Supervisor(sched, RunOptions(multiplex=False), Printer(out, err), log=log, worker=scripted).run()
+    result = Supervisor(sched, RunOptions(multiplex=False), Printer(out, err), log=log, worker=scripted,
+                        process=process).run()
     return result, out.getvalue().decode().splitlines()
+
+
+def unstartable(*nodes):
+    """A process factory whose workers for ``nodes`` fail to start, as fork does without processes left."""
+    ctx = multiprocessing.get_context("fork")
+
+    class Process(ctx.Process):
+        def start(self):
+            if self._args[1] in nodes:
+                raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+            super().start()
+    return Process
 
 
 def test_all_jobs_succeed_output_through_one_reader():
@@ -90,3 +110,39 @@ def test_many_lines_arrive_whole(monkeypatch):
     assert result.exit_code() == 0
     assert len(out) == 4000
     assert all(line.startswith("x" * 1000) and line.split()[1] in "abcd" for line in out)
+
+
+def test_slot_whose_worker_cannot_start_is_left_out_and_its_job_runs_elsewhere():
+    logs = []
+    result, out = supervise([f"out:line{i}" for i in range(12)], ["a", "b", "c"], logs=logs,
+                            process=unstartable("b"))
+    assert result.exit_code() == 0
+    assert sorted(x.split()[0] for x in out) == sorted(f"line{i}" for i in range(12))
+    assert {x.split()[1] for x in out} == {"a", "c"}
+    assert all(len(j.attempts) == 1 for j in result.jobs)  # the failed start cost no attempt
+    assert [m for m in logs if "left out" in m] == [
+        "slot 1 (b) left out: no worker could be started (Resource temporarily unavailable)"]
+
+
+def test_node_job_whose_worker_cannot_start_is_not_run_with_reason():
+    result, out = supervise(["out:x", "out:x"], ["a", "b"], pinned=["a", "b"], process=unstartable("b"))
+    assert out == ["x a"]
+    assert [(j.node, j.outcome, j.reason) for j in result.jobs] == [
+        ("a", SUCCEEDED, ""), ("b", NOT_RUN, "no slot of node b could run it")]
+    assert result.exit_code() == 1
+
+
+def test_hundreds_of_slots_under_the_usual_open_file_limit():
+    """400 slots need ~1,200 descriptors in the supervisor: it raises its soft limit of 1,024 itself."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard limit on open files is {hard}")
+
+    def usual_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    nodes = ",".join(f"n{i}" for i in range(400))
+    # ssh is /bin/echo: each "connection" prints its arguments, the node name among them
+    p = subprocess.run([sys.executable, "-m", "clstr", "--ssh", "/bin/echo", "-n", nodes, "-E", "true"],
+                       capture_output=True, text=True, preexec_fn=usual_limit, timeout=100)
+    assert (p.returncode, p.stderr) == (0, "")
+    assert sorted(line.split(" -- ")[1].split()[0] for line in p.stdout.splitlines()) == sorted(nodes.split(","))
