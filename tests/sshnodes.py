@@ -4,7 +4,10 @@ Used by the test suite (tests/conftest.py) and by the benchmarks (bench/).
 Good node ``nK`` is its own address 127.0.0.(K+1) on one port, served by one
 ``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
 listens), ``hung`` (accepts TCP and never speaks), ``badauth`` (its key is
-not authorised). Traffic stays on 127.0.0.0/8.
+not authorised). And ``othershell``: a good node (127.0.0.252, an sshd of its
+own) whose sessions see ``$SHELL`` as a bash at a path clstr does not know, so
+jobs there take the remote wrapper's route for unknown login shells.
+Traffic stays on 127.0.0.0/8.
 """
 import getpass
 import os
@@ -79,6 +82,7 @@ class Testbed:
             raise ValueError("at most 248 good nodes (127.0.0.2 .. 127.0.0.249)")
         self.refused_addr = "127.0.0.250"
         self.hung_addr = "127.0.0.251"
+        self.othershell_addr = "127.0.0.252"
         self.max_sessions = max_sessions
         self.sshds = []
         self.hung = None
@@ -101,6 +105,15 @@ class Testbed:
             with open(cfg, "w") as f:
                 f.write(self._sshd_config(chunk, i // PER_SSHD))
             self.sshds.append(_Sshd(cfg, chunk))
+        # othershell: bash under a name of its own, announced as the login shell ($SHELL)
+        self.other_shell = os.path.join(self.root, "bin", "othersh")
+        os.makedirs(os.path.dirname(self.other_shell), exist_ok=True)
+        os.symlink(shutil.which("bash") or "/bin/bash", self.other_shell)
+        cfg = os.path.join(self.root, "sshd_config.othershell")
+        with open(cfg, "w") as f:
+            f.write(self._sshd_config([self.othershell_addr], "othershell")
+                    + f"Match LocalAddress {self.othershell_addr}\n  SetEnv SHLVL=1 SHELL={self.other_shell}\n")
+        self.sshds.append(_Sshd(cfg, [self.othershell_addr]))
         # hung: the kernel completes the TCP handshake from the backlog; nobody ever speaks
         self.hung = socket.socket()
         self.hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,6 +156,8 @@ LogLevel INFO
   HostName {self.refused_addr}
 {key}Host hung
   HostName {self.hung_addr}
+{key}Host othershell
+  HostName {self.othershell_addr}
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}

@@ -131,6 +131,19 @@ def test_timeout_fails_job_and_keeps_node(clstr, tmp_path):
     assert remote_leftovers("sleep 30; touch") == []
 
 
+@pytest.mark.parametrize("mode", [[], ["--no-multiplex"]])
+def test_login_shell_clstr_does_not_know_runs_job_and_cleans_up(clstr, testbed, tmp_path, mode):
+    """$SHELL is a bash at a path not in INLINE_SHELLS: sh starts the watcher, $SHELL runs the job."""
+    after = tmp_path / "after-othershell"
+    r = clstr("-n", "othershell", *mode, "--timeout", "2",
+              *jobs_args(['echo "$0"', "echo $((6 * 7))", f"sleep 31; touch {after}"]))
+    # the job ran as `$SHELL -c` (its $0), with bash syntax; the timed-out one was ended on the node
+    assert sorted(r.stdout.splitlines()) == sorted([testbed.other_shell, "42"])
+    assert "failed: job 3 on othershell (timeout)" in r.stderr
+    assert remote_leftovers("sleep 31; touch") == []
+    assert not after.exists()
+
+
 def test_worker_killed_job_requeued(clstr, testbed, tmp_path):
     marker = tmp_path / "first"
     job = f"if [ ! -e {marker} ]; then touch {marker}; echo first-started; sleep 60; fi; echo rerun"
