@@ -199,8 +199,9 @@ class Supervisor:
         need = 4 * self.nslots + 256
         if soft == resource.RLIM_INFINITY or soft >= need:
             return None
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(need, hard), hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         except (ValueError, OSError):
             return None
         return soft, hard
