@@ -50,6 +50,7 @@ _UNIVERSAL = _WATCH + 'exec "${SHELL:-/bin/sh}" -c "$1"'
 # Login shells that run the watcher themselves and then the job with eval: no second shell.
 # ksh93 is not one: it runs the subshell without forking, which makes the watcher its child.
 INLINE_SHELLS = tuple(f"{d}/{sh}" for sh in ("bash", "dash", "zsh") for d in ("/bin", "/usr/bin", "/usr/local/bin"))
+_IS_INLINE_SHELL = "test " + " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)  # built once, not a job
 
 
 def quote(text):
@@ -66,6 +67,7 @@ def quote(text):
 
 _SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 _SPECIAL = re.compile(r"[\\']")
+_UNIVERSAL_QUOTED = quote(_UNIVERSAL)
 
 
 def remote_command(command, cleanup=True):
@@ -79,8 +81,8 @@ def remote_command(command, cleanup=True):
     if not cleanup:
         return command
     quoted = quote(command)
-    known = " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)
-    return f"test {known} || exec sh -c {quote(_UNIVERSAL)} clstr {quoted}; eval {quote(_WATCH + 'eval ' + quoted)}"
+    inline = quote(_WATCH + "eval " + quoted)
+    return f"{_IS_INLINE_SHELL} || exec sh -c {_UNIVERSAL_QUOTED} clstr {quoted}; eval {inline}"
 
 
 def job_argv(base, node, command, control_path=None, cleanup=True):

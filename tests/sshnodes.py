@@ -210,7 +210,7 @@ def main(argv=None):
     """``python3 tests/sshnodes.py [--nodes N] -- CMD ...``: run CMD with a loopback testbed up.
 
     CMD sees CLSTR_SSH pointing at the testbed, so ``clstr -n n1 -n n2 ...`` reaches
-    real sshd nodes named n1..nN (and refused, hung, badauth). Needs sshd installed.
+    real sshd nodes named n1..nN (and refused, hung, badauth, othershell). Needs sshd installed.
     """
     import argparse
     import tempfile
