@@ -70,7 +70,7 @@ class Run:
                              sessions_per_connection=sessions_per_connection)
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
-                                          remote_cleanup=remote_cleanup)
+                                          remote_cleanup=remote_cleanup, mark=os.urandom(12).hex())
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout, multiplex=multiplex,

@@ -46,3 +46,4 @@ class Finished:
     timed_out: bool = False
     ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
     never_ran: bool = False  # the connection failed before the command could start
+    started: bool = False  # the remote wrapper's start mark was seen: the job ran

@@ -59,7 +59,7 @@ class JobResult:
     """
 
     __slots__ = ("seq", "command", "node", "pinned", "outcome", "reason", "exit", "attempts", "failed_nodes",
-                 "worker_deaths")
+                 "worker_deaths", "own_failures")
 
     def __init__(self, seq, command, node=None, pinned=False):
         self.seq = seq
@@ -72,6 +72,7 @@ class JobResult:
         self.attempts = []
         self.failed_nodes = frozenset()  # nodes it failed on (attempt count source)
         self.worker_deaths = 0
+        self.own_failures = 0  # attempts that ran and failed by the job's own exit or timeout
 
     def __repr__(self):
         return f"JobResult({self.seq}, {self.command!r}, outcome={self.outcome!r}, reason={self.reason!r})"
@@ -299,7 +300,11 @@ class Scheduler:
         return True
 
     def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False):
-        """Record the end of the slot's attempt; returns the Attempt (a job log row)."""
+        """Record the end of the slot's attempt; returns the Attempt (a job log row).
+
+        ``ssh_error``: why ssh (not the job) failed, or None when ``exit`` is the job's own status;
+        ``never_ran``: the job did not start on the node (that costs the job nothing).
+        """
         s = self.slots[slot]
         seq, s.busy = s.busy, None
         if seq is None:
@@ -326,37 +331,46 @@ class Scheduler:
     def _judge(self, job, node, exit, timed_out, ssh_error, never_ran):
         """What an attempt's end means for the job and its node: (outcome, reason)."""
         p = self.policy
-        if exit == 0 and not timed_out:
+        ok = exit == 0 and not timed_out and not never_ran
+        if ok:
             return SUCCEEDED, ""
         if self.interrupted is not None:
             return "interrupted", "interrupted"
         if never_ran:
-            # the connection failed before the command started: the node's fault alone
+            # the job did not start: the node's fault alone, no attempt of the job spent
             self.retire_node(node.name, ssh_error or f"ssh exit {exit}")
             if job.pinned:
                 return NOT_RUN, f"node {node.name} unreachable ({node.reason})"
             return "requeued", f"node unreachable: {node.reason}"
         if timed_out:
-            reason = "timeout"
-            if p.job_failures == JOB_FAILURES and len(job.attempts) < p.retries and not job.pinned:
-                return "requeued", reason
-            return FAILED, reason
-        ssh_failure = exit == 255 or exit < 0
-        why = ssh_error if (ssh_failure and ssh_error) else (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
-        if p.job_failures == NODE_FAILURES or ssh_failure:
-            by_job = not (ssh_failure and ssh_error)
-            self.retire_node(node.name, f"job {job.seq} {why}" if by_job else why, by_job)
-            job.failed_nodes = job.failed_nodes | {node.name}
-            if job.pinned:
-                return FAILED, why
-            if len(job.failed_nodes) >= p.max_attempts:
-                return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
-            if p.job_failures == NODE_FAILURES and set(self.nodes) <= job.failed_nodes:
-                return FAILED, f"{why} on every node"
-            return "requeued", why
+            return self._own_failure(job, "timeout")
+        if ssh_error is not None:
+            # the job ran and ssh failed under it (connection lost): the node goes, the job moves
+            self.retire_node(node.name, ssh_error)
+            return self._node_failure(job, node, ssh_error)
+        why = f"killed by signal {-exit}" if exit < 0 else f"exit {exit}"
+        if p.job_failures == NODE_FAILURES:
+            self.retire_node(node.name, f"job {job.seq} {why}", by_job=True)
+            return self._node_failure(job, node, why)
         # job failures mode, the command's own non-zero exit: the node stays
         job.failed_nodes = job.failed_nodes | {node.name}
-        if not job.pinned and len(job.attempts) < p.retries:
+        return self._own_failure(job, why)
+
+    def _node_failure(self, job, node, why):
+        """The attempt ran and cost its node: re-queued elsewhere, up to max_attempts nodes."""
+        job.failed_nodes = job.failed_nodes | {node.name}
+        if job.pinned:
+            return FAILED, why
+        if len(job.failed_nodes) >= self.policy.max_attempts:
+            return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
+        if set(self.nodes) <= job.failed_nodes:
+            return FAILED, f"{why} on every node"
+        return "requeued", why
+
+    def _own_failure(self, job, why):
+        """The job failed by itself (exit or timeout): re-run up to ``retries`` times, counting runs only."""
+        job.own_failures += 1
+        if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
             return "requeued", why
         return FAILED, why
 

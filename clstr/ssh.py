@@ -14,6 +14,7 @@ class SshConfig:
     alive_interval: int = 5
     alive_count: int = 3
     remote_cleanup: bool = True  # end the remote job when its ssh ends
+    mark: str = "0" * 16  # the run's random token of the remote wrapper's start and end marks
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
@@ -36,21 +37,38 @@ def base_argv(cfg):
 
 # Remote cleanup: a watcher in the job's session and process group (the one sshd made) reads
 # ssh's stdin, a pipe clstr holds open and never writes. When the pipe closes while the job's
-# shell lives (ssh was ended, the connection dropped), it TERMs the whole process group.
-# Background lists of a non-interactive sh read /dev/null, hence the explicit fd 3. The watcher
-# starts from a subshell that exits at once: it is nobody's child, so a job's own `wait` does
-# not wait for it (ksh93's `wait` would, even for a child it did not start). The job itself
-# reads /dev/null, as with `ssh -n`.
-_WATCH = 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; } >/dev/null 2>&1 & ); exec 3<&-; '
+# shell lives (ssh was ended, the connection dropped), it TERMs the whole process group, and
+# KILLs it KILL_GRACE seconds later (the watcher ignores the TERM it sends itself), so a job that
+# ignores SIGTERM ends too. Background lists of a non-interactive sh read /dev/null, hence the
+# explicit fd 3. The watcher starts from a subshell that exits at once: it is nobody's child, so
+# a job's own `wait` does not wait for it (ksh93's `wait` would, even for a child it did not
+# start). The job itself reads /dev/null, as with `ssh -n`.
+REMOTE_KILL_GRACE = 2
+_WATCH = ('exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && { trap "" TERM; kill -TERM 0; '
+          f'sleep {REMOTE_KILL_GRACE}; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; ')
 
-# Any login shell (csh, fish, ...): sh starts the watcher, then becomes the job: the login shell
-# runs it ($SHELL -c, as ssh alone would) and keeps sh's pid. Costs a second shell start a job.
-_UNIVERSAL = _WATCH + 'exec "${SHELL:-/bin/sh}" -c "$1"'
+# Marks: the wrapper writes ``<token>:s`` on stderr before the job starts and ``<token>:e:<status>``
+# after it ended (the job runs in a child, so its `exit` or `exec` cannot skip the end mark). The
+# token is random for each run; the worker strips the marks from the job's stderr. So clstr knows
+# whether the job started and its exact exit status (255 included), whatever the job prints.
+MARK_START = "s"
+MARK_END = "e"
+
+
+def _marked(token, run):
+    """Shell text: the start mark, ``run`` (which runs the job), the end mark, exit with its status."""
+    return f"echo {token}:{MARK_START} >&2; {run}; c=$?; echo {token}:{MARK_END}:$c >&2; exit $c"
+
 
 # Login shells that run the watcher themselves and then the job with eval: no second shell.
 # ksh93 is not one: it runs the subshell without forking, which makes the watcher its child.
 INLINE_SHELLS = tuple(f"{d}/{sh}" for sh in ("bash", "dash", "zsh") for d in ("/bin", "/usr/bin", "/usr/local/bin"))
 _IS_INLINE_SHELL = "test " + " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)  # built once, not a job
+
+# A command line longer than this goes to the node on ssh's stdin instead of in its argument:
+# one argument may hold at most 128 KiB (Linux's MAX_ARG_STRLEN), here and on the node, and the
+# line mentions the job twice, quoted. Plain ssh can run a job of up to 128 KiB; so can clstr.
+MAX_LINE = 100_000
 
 
 def quote(text):
@@ -67,28 +85,71 @@ def quote(text):
 
 _SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 _SPECIAL = re.compile(r"[\\']")
-_UNIVERSAL_QUOTED = quote(_UNIVERSAL)
 
 
-def remote_command(command, cleanup=True):
-    """The command line sent to the node's login shell.
+class Wrapper:
+    """The remote command lines of one run (its mark token is built in once)."""
 
-    With cleanup, one line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish):
-    where ``$SHELL`` is one of INLINE_SHELLS it runs the watcher and evals the job itself,
-    anywhere else it execs the universal wrapper. sshd runs the login shell of $SHELL, so the
-    node needs no probe and the choice costs no round trip.
-    """
+    def __init__(self, token):
+        if not re.fullmatch(r"[0-9a-zA-Z_-]{8,64}", token):
+            raise ValueError(f"bad mark token {token!r}")
+        self.token = token
+        self.mark = token.encode()
+        # any login shell (csh, fish, ...): sh starts the watcher, then the login shell runs the
+        # job ($SHELL -c, as ssh alone would). Costs a second shell start a job.
+        self._universal = quote(_WATCH + _marked(token, '"${SHELL:-/bin/sh}" -c "$1"'))
+        # the job on stdin: its first $1 bytes (sh reads no further; the watcher then reads fd 0)
+        self._from_stdin = quote('j=$(head -c "$1"); ' + _WATCH + _marked(token, '"${SHELL:-/bin/sh}" -c "$j"'))
+
+    def line(self, command):
+        """The command line sent to the node's login shell: (line, bytes for ssh's stdin or None).
+
+        One line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish): where
+        ``$SHELL`` is one of INLINE_SHELLS it runs the watcher and evals the job itself (in a
+        subshell, so that its exit status is reported), anywhere else it execs the universal
+        wrapper. sshd runs the login shell of $SHELL, so the node needs no probe and the choice
+        costs no round trip. A job too long for that goes on stdin, read by the universal wrapper.
+        """
+        quoted = quote(command)
+        inline = quote(_WATCH + _marked(self.token, "(eval " + quoted + ")"))
+        line = f"{_IS_INLINE_SHELL} || exec sh -c {self._universal} clstr {quoted}; eval {inline}"
+        if len(line) <= MAX_LINE // 4 or len(line.encode("utf-8", "surrogateescape")) <= MAX_LINE:
+            return line, None
+        data = command.encode("utf-8", "surrogateescape")
+        return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
+
+    def strip(self, data):
+        """Split complete stderr lines into (the job's own bytes, [marks]); a mark is ("s",) or ("e", status)."""
+        if self.mark not in data:
+            return data, []
+        keep, marks = [], []
+        for line in data.splitlines(keepends=True):
+            at = line.find(self.mark)
+            if at < 0:
+                keep.append(line)
+                continue
+            if at:
+                keep.append(line[:at] + b"\n")  # the job's last line, unterminated: it ends here
+            fields = line[at + len(self.mark):].strip().split(b":")
+            if fields[1:2] == [b"s"]:
+                marks.append((MARK_START,))
+            elif fields[1:2] == [b"e"] and len(fields) == 3 and fields[2].isdigit():
+                marks.append((MARK_END, int(fields[2])))
+        return b"".join(keep), marks
+
+
+def remote_command(command, cleanup=True, wrapper=None):
+    """The command line for ``command`` (for tests and --dry-run): the job itself without cleanup."""
     if not cleanup:
         return command
-    quoted = quote(command)
-    inline = quote(_WATCH + "eval " + quoted)
-    return f"{_IS_INLINE_SHELL} || exec sh -c {_UNIVERSAL_QUOTED} clstr {quoted}; eval {inline}"
+    return (wrapper or Wrapper("0" * 16)).line(command)[0]
 
 
-def job_argv(base, node, command, control_path=None, cleanup=True):
-    """The argv that runs ``command`` on ``node``; over the node's master if ``control_path``.
+def job_argv(base, node, line, control_path=None, cleanup=True):
+    """The argv that runs the remote command ``line`` on ``node``; over the node's master if ``control_path``.
 
-    With ``cleanup``, ssh's stdin must be a pipe held open for as long as the job runs.
+    With ``cleanup`` (``line`` is a Wrapper's), ssh's stdin must be a pipe held open for as long
+    as the job runs; without, ssh gets -n.
     """
     argv = list(base)
     if control_path:
@@ -99,7 +160,7 @@ def job_argv(base, node, command, control_path=None, cleanup=True):
         argv += ["-o", "ControlPath=none"]
     if not cleanup:
         argv.append("-n")
-    return argv + ["--", node, remote_command(command, cleanup)]
+    return argv + ["--", node, line]
 
 
 # A master left behind by a supervisor killed with SIGKILL exits after this long without clients.
@@ -114,29 +175,34 @@ def master_argv(base, node, control_path):
     ]
 
 
-# (pattern, reason, before the command ran)
-_ERRORS = [
-    (re.compile(r"Connection refused"), "refused", True),
-    (re.compile(r"banner exchange|Connection timed out|Operation timed out"), "timed out", True),
-    (re.compile(r"Permission denied|Too many authentication failures"), "authentication", True),
-    (re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .* not known"),
+# ssh's own messages, whole lines as OpenSSH writes them: (pattern, reason, before the command ran).
+# Read only where no job could have written (the master's log, stderr before the start mark) or,
+# without remote cleanup, when ssh exited 255.
+_ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
+    (r"ssh: connect to host \S+ port \S+: Connection refused", "refused", True),
+    (r"ssh: connect to host \S+ port \S+: (Connection|Operation) timed out|"
+     r"Connection timed out during banner exchange", "timed out", True),
+    (r"ssh: connect to host \S+ port \S+: (No route to host|Network is unreachable)", "unreachable", True),
+    (r"(\S+: )?Permission denied \(.*\)\.|Received disconnect from .*Too many authentication failures.*|"
+     r"Too many authentication failures.*", "authentication", True),
+    (r"Host key verification failed\.|.*REMOTE HOST IDENTIFICATION HAS CHANGED.*|No \S+ host key is known for .*",
      "host key", True),
-    (re.compile(r"Could not resolve hostname|Name or service not known"), "unknown host", True),
-    (re.compile(r"No route to host|Network is unreachable"), "unreachable", True),
-    (re.compile(r"kex_exchange_identification|Connection closed by .* port \d+$|Connection reset by .* port"),
-     "connection closed", True),
-    (re.compile(r"Timeout, server .* not responding"), "connection lost", False),
-    (re.compile(r"closed by remote host|Broken pipe|Connection reset|Connection to .* closed"),
-     "connection lost", False),
-]
+    (r"ssh: Could not resolve hostname .*", "unknown host", True),
+    (r"kex_exchange_identification: .*|Connection (closed|reset) by \S+ port \d+|"
+     r"banner exchange: Connection to \S+ port \d+: .*", "connection closed", True),
+    (r".*Session open refused by peer|channel \d+: open failed: .*", "session refused", True),
+    (r"Control socket connect\(.*\): .*|mux_client_\w+: .*", "connection lost", True),
+    (r"Timeout, server \S+ not responding\.", "connection lost", False),
+    (r"Connection to \S+ closed by remote host\.|client_loop: send disconnect: .*", "connection lost", False),
+]]
 
 
 def classify(stderr_tail):
-    """Why ssh failed, from its last stderr lines: (reason, never_ran) or (None, False)."""
+    """Why ssh failed, from ssh's own last stderr lines: (reason, never_ran) or (None, False)."""
     text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines[-8:]):
         for pattern, reason, never_ran in _ERRORS:
-            if pattern.search(line):
+            if pattern.fullmatch(line):
                 return reason, never_ran
     return None, False

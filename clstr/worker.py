@@ -17,6 +17,10 @@ from .status import IDLE, CONNECTING, RUNNING
 READ_SIZE = 65536
 STDERR_TAIL = 4096
 KILL_GRACE = 2.0
+# Once ssh has exited, its pipes are read for at most this long more: a ControlMaster holds a
+# client's pipes for as long as the remote session lives, and a timed-out job may not end at once.
+DRAIN_GRACE = 1.0
+MAX_WAIT = 3600.0  # the longest single wait: epoll takes no timeout past about 24 days
 # Output waits at most this long, or until this much is held, to travel with other events:
 # a short job's lines then reach the supervisor together with its end, in one message.
 HOLD_SECONDS = 0.05
@@ -118,7 +122,7 @@ class SlotWorker:
         self.node = node
         self.conn = conn
         self.base = ssh.base_argv(cfg)
-        self.cleanup = cfg.remote_cleanup
+        self.wrapper = ssh.Wrapper(cfg.mark) if cfg.remote_cleanup else None
         self.connect_timeout = cfg.connect_timeout
         self.board = board
         self.env = env
@@ -167,14 +171,15 @@ class SlotWorker:
             # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
             child = Child(argv, self.env, self.devnull, self.devnull, err.fileno())
         self.board.pid[self.slot] = child.pid
-        code = child.wait(self.connect_timeout * 3 + 5)
-        if code is None:
+        code = child.wait(start_bound(self.connect_timeout))
+        late = code is None
+        if late:  # connected but stalled in the key exchange or the login
             end_group(child.pid, child=child)
             code = child.wait()
         self.board.pid[self.slot] = 0
         if code == 0:
             return True, None
-        return False, self._master_error() or f"ssh exit {code}"
+        return False, self._master_error() or ("timed out" if late else f"ssh exit {code}")
 
     def _master_error(self):
         """Why the node's master failed or died, from the log it writes (None if unknown)."""
@@ -196,29 +201,79 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                 ssh_error=reason, never_ran=True)
             self.conn.send(Connected(self.slot))
-        argv = ssh.job_argv(self.base, self.node, job.command, self.control_path, self.cleanup)
-        # with remote cleanup, ssh's stdin is a pipe we hold open and never write: its closing
-        # tells the node to end the job
-        child = Child(argv, self.env, PIPE if self.cleanup else self.devnull, PIPE, PIPE)
+        if self.wrapper is not None:
+            line, feed = self.wrapper.line(job.command)
+        else:
+            line, feed = job.command, None
+        argv = ssh.job_argv(self.base, self.node, line, self.control_path, self.wrapper is not None)
+        # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
+        # long for the command line, sent first): its closing tells the node to end the job
+        child = Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE)
         self.board.pid[self.slot] = child.pid
         self.board.state[self.slot] = RUNNING
         try:
-            timed_out, tail = self._pump(child, job.seq, t0)
+            p = self._pump(child, job.seq, t0, feed)
             code = child.wait()
         finally:
             child.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
-        reason, never_ran = (None, False)
-        if code != 0 and not timed_out:
-            reason, never_ran = ssh.classify(tail)
-            if code == 255 and reason is None and self.control_path and not os.path.exists(self.control_path):
-                # a mux client says nothing when its master dies: the master's log says why
-                reason = self._master_error() or "connection lost"
-        return Finished(self.slot, job.seq, code, start, time.monotonic() - t0, timed_out, reason, never_ran)
+        runtime = time.monotonic() - t0
+        if p.late:
+            # no start mark in time: the node never ran the job (a stalled handshake, a hung login)
+            return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
+        if p.timed_out:
+            return Finished(self.slot, job.seq, code, start, runtime, timed_out=True, started=p.started)
+        exit, reason, never_ran = self._judge(code, p)
+        return Finished(self.slot, job.seq, exit, start, runtime, ssh_error=reason, never_ran=never_ran,
+                        started=p.started)
 
-    def _pump(self, child, seq, t0):
-        """Forward complete lines of stdout and stderr until both close; enforce the timeout."""
+    def _judge(self, code, p):
+        """(the job's exit status, ssh failure reason or None, whether it never ran) of an ended attempt.
+
+        With remote cleanup the marks say it exactly, and no text the job writes is read: an end
+        mark gives the job's own status (255 included); a start mark alone, a connection lost
+        while it ran; no start mark, a node that never ran it (only then is stderr, all of it
+        ssh's and the login's, read for why). Without cleanup: only exit 255 with one of ssh's
+        own messages is an ssh failure.
+        """
+        if self.wrapper is not None:
+            if p.end is not None:
+                return p.end, None, False
+            if p.started:
+                return code, self._lost(code), False
+            reason, _ = ssh.classify(p.tail)
+            if reason is None and code == 255 and self.control_path and not os.path.exists(self.control_path):
+                reason = self._master_error() or "connection lost"
+            if reason is None:
+                reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
+                    f"the login shell did not run the job (exit {code})"
+            return code, reason, True
+        if code < 0:
+            return code, f"ssh killed by signal {-code}", False
+        if code != 255:
+            return code, None, False
+        reason, never_ran = ssh.classify(p.tail)
+        if reason is None and self.control_path and not os.path.exists(self.control_path):
+            # a mux client says nothing when its master dies: the master's log says why
+            reason, never_ran = self._master_error() or "connection lost", False
+        return code, reason, never_ran
+
+    def _lost(self, code):
+        """Why a job that started ended with no end mark: its connection (or ssh) was lost."""
+        if code < 0:
+            return f"ssh killed by signal {-code}"
+        if self.control_path and not os.path.exists(self.control_path):
+            return self._master_error() or "connection lost"
+        return "connection lost"
+
+    def _pump(self, child, seq, t0, feed=None):
+        """Forward complete lines of stdout and stderr until both close; enforce the time limits.
+
+        Returns a Pumped: whether the job timed out, its marks, and (before any start mark) the
+        stderr tail that tells why ssh failed.
+        """
+        p = Pumped()
         sel = selectors.DefaultSelector()
         partial = {}
         for stream in (1, 2):
@@ -228,48 +283,142 @@ class SlotWorker:
             partial[stream] = []  # chunks of a line not yet ended
         # nothing comes down the pipe while a job runs, unless the supervisor is gone
         sel.register(self.conn, selectors.EVENT_READ, 0)
-        tail = b""
-        timed_out = False
+        if feed:
+            os.set_blocking(child.fds[0], False)
+            sel.register(child.fds[0], selectors.EVENT_WRITE, "feed")
+        exited = _pidfd(child.pid)
+        if exited is not None:
+            sel.register(exited, selectors.EVENT_READ, "exited")
         deadline = t0 + self.timeout if self.timeout else None
-        while len(sel.get_map()) > 1:
-            due = [t for t in (deadline, self.hold_until) if t is not None]
-            wait = max(0.0, min(due) - time.monotonic()) if due else None
-            ready = sel.select(wait)
-            if self.hold_until is not None and time.monotonic() >= self.hold_until:
-                self._flush()
-            if deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
-                end_group(child.pid, child=child)
-                deadline = None  # the pipes close now that the group is gone
-                continue
-            for key, _ in ready:
-                stream = key.data
-                if stream == 0:
+        # with marks: the job must have started by then, or the node is taken for hung
+        start_by = t0 + start_bound(self.connect_timeout) if self.wrapper is not None else None
+        drain_by = None  # ssh is gone: pipes a ControlMaster still holds are not waited for past this
+        streams = 2
+        try:
+            while streams:
+                now = time.monotonic()
+                due = [t for t in (deadline, self.hold_until, None if p.started else start_by, drain_by)
+                       if t is not None]
+                wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
+                ready = sel.select(wait)
+                now = time.monotonic()
+                if self.hold_until is not None and now >= self.hold_until:
+                    self._flush()
+                if drain_by is not None and now >= drain_by:
+                    break
+                if deadline is not None and now >= deadline:
+                    p.timed_out = True
                     end_group(child.pid, child=child)
-                    raise SupervisorGone()
-                try:
-                    data = os.read(key.fd, READ_SIZE)
-                except BlockingIOError:
+                    deadline = None
+                    drain_by = time.monotonic() + DRAIN_GRACE
                     continue
-                if not data:
-                    sel.unregister(key.fd)
+                if start_by is not None and not p.started and now >= start_by:
+                    p.late = True
+                    end_group(child.pid, child=child)
+                    start_by = None
+                    drain_by = time.monotonic() + DRAIN_GRACE
+                    continue
+                for key, _ in ready:
+                    stream = key.data
+                    if stream == 0:
+                        end_group(child.pid, child=child)
+                        raise SupervisorGone()
+                    if stream == "exited":
+                        sel.unregister(key.fd)
+                        drain_by = time.monotonic() + DRAIN_GRACE
+                        continue
+                    if stream == "feed":
+                        feed = self._feed(sel, key.fd, feed)
+                        continue
+                    try:
+                        data = os.read(key.fd, READ_SIZE)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        sel.unregister(key.fd)
+                        os.close(key.fd)
+                        streams -= 1
+                        rest = b"".join(partial.pop(stream))
+                        if rest:
+                            self._lines(p, seq, stream, rest + b"\n")
+                        continue
+                    cut = data.rfind(b"\n") + 1
+                    if not cut:
+                        partial[stream].append(data)  # joined once its line ends: no quadratic copying
+                        continue
+                    lines = b"".join(partial[stream]) + data[:cut]
+                    partial[stream] = [data[cut:]] if cut < len(data) else []
+                    self._lines(p, seq, stream, lines)
+            for stream, chunks in partial.items():  # pipes given up on: what they held still counts
+                if chunks:
+                    self._lines(p, seq, stream, b"".join(chunks) + b"\n")
+        finally:
+            for key in list(sel.get_map().values()):
+                if isinstance(key.data, int) and key.data > 0:
                     os.close(key.fd)
-                    rest = b"".join(partial.pop(stream))
-                    if rest:
-                        self._emit(Output(self.slot, seq, stream, rest + b"\n"))
-                    continue
-                if stream == 2:
-                    tail = (tail + data)[-STDERR_TAIL:]
-                cut = data.rfind(b"\n") + 1
-                if not cut:
-                    partial[stream].append(data)  # joined once its line ends: no quadratic copying
-                    continue
-                lines = b"".join(partial[stream]) + data[:cut]
-                partial[stream] = [data[cut:]] if cut < len(data) else []
-                # only whole lines travel, so lines of two jobs never mix
-                self._emit(Output(self.slot, seq, stream, lines))
-        sel.close()
-        return timed_out, tail
+            sel.close()
+            if exited is not None:
+                os.close(exited)
+        return p
+
+    def _lines(self, p, seq, stream, lines):
+        """Whole lines of a stream: marks taken out of stderr, the rest sent on."""
+        if stream == 2:
+            if self.wrapper is not None:
+                lines, marks = self.wrapper.strip(lines)
+                for mark in marks:
+                    if mark[0] == ssh.MARK_START:
+                        p.started = True
+                    else:
+                        p.end = mark[1]
+            if not p.started:
+                p.tail = (p.tail + lines)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
+        if lines:
+            # only whole lines travel, so lines of two jobs never mix
+            self._emit(Output(self.slot, seq, stream, lines))
+
+    def _feed(self, sel, fd, feed):
+        """Write what ssh's stdin takes now of a job sent that way; the rest on the next turn."""
+        try:
+            n = os.write(fd, feed)
+        except BlockingIOError:
+            return feed
+        except OSError:  # ssh is gone: its end says why
+            n = len(feed)
+        feed = feed[n:]
+        if not feed:
+            sel.unregister(fd)
+        return feed
+
+
+class Pumped:
+    """What reading an attempt's output found."""
+
+    __slots__ = ("timed_out", "late", "started", "end", "tail")
+
+    def __init__(self):
+        self.timed_out = False
+        self.late = False  # no start mark within the start bound
+        self.started = False
+        self.end = None  # the job's exit status, from its end mark
+        self.tail = b""
+
+
+def start_bound(connect_timeout):
+    """How long a job may take to start (or a master to connect) before its node is taken for hung.
+
+    ssh's ConnectTimeout bounds the TCP connection and the banner, not the key exchange or the
+    login that follow: a node that stalls there is ended by this.
+    """
+    return 2 * connect_timeout + 5
+
+
+def _pidfd(pid):
+    """A descriptor that becomes readable when child ``pid`` exits, or None (no pidfd here)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close, first):

@@ -3,8 +3,10 @@
 Used by the test suite (tests/conftest.py) and by the benchmarks (bench/).
 Good node ``nK`` is its own address 127.0.0.(K+1) on one port, served by one
 ``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
-listens), ``hung`` (accepts TCP and never speaks), ``badauth`` (its key is
-not authorised). And ``othershell``: a good node (127.0.0.252, an sshd of its
+listens), ``hung`` (accepts TCP and never speaks), ``stall`` (sends an SSH
+banner, then never another byte), ``badauth`` (its key is not authorised).
+Any other name reaches ``refused``'s address (a final ``Host *``), so that no
+made-up node name of a test is ever looked up in DNS. And ``othershell``: a good node (127.0.0.252, an sshd of its
 own) whose sessions see ``$SHELL`` as a bash at a path clstr does not know, so
 jobs there take the remote wrapper's route for unknown login shells.
 Traffic stays on 127.0.0.0/8.
@@ -83,9 +85,11 @@ class Testbed:
         self.refused_addr = "127.0.0.250"
         self.hung_addr = "127.0.0.251"
         self.othershell_addr = "127.0.0.252"
+        self.stall_addr = "127.0.0.253"
         self.max_sessions = max_sessions
         self.sshds = []
         self.hung = None
+        self.stall = None
 
     # ---- setup ----------------------------------------------------------
     def start(self):
@@ -119,12 +123,28 @@ class Testbed:
         self.hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.hung.bind((self.hung_addr, self.port))
         self.hung.listen(64)
+        # stall: answers with a banner, then stops speaking (key exchange never completes)
+        self.stall = socket.socket()
+        self.stall.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.stall.bind((self.stall_addr, self.port))
+        self.stall.listen(64)
+        self._stalled = []
+        threading.Thread(target=self._serve_stall, daemon=True).start()
         self.ssh_config = os.path.join(self.root, "ssh_config")
         with open(self.ssh_config, "w") as f:
             f.write(self._ssh_config())
         for d in self.sshds:
             d.wait()
         return self
+
+    def _serve_stall(self):
+        while True:
+            try:
+                conn, _ = self.stall.accept()
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 stall\r\n")
+            except OSError:
+                return  # closed: the testbed stopped
+            self._stalled.append(conn)  # held open, never read
 
     def _sshd_config(self, addresses, n):
         listen = "".join(f"ListenAddress {a}\n" for a in addresses)
@@ -156,12 +176,15 @@ LogLevel INFO
   HostName {self.refused_addr}
 {key}Host hung
   HostName {self.hung_addr}
+{key}Host stall
+  HostName {self.stall_addr}
 {key}Host othershell
   HostName {self.othershell_addr}
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}
 Host *
+  HostName {self.refused_addr}
   Port {self.port}
   User {self.user}
   IdentitiesOnly yes
@@ -196,8 +219,9 @@ Host *
     def stop(self):
         for d in self.sshds:
             d.stop()
-        if self.hung is not None:
-            self.hung.close()
+        for sock in [self.hung, self.stall] + getattr(self, "_stalled", []):
+            if sock is not None:
+                sock.close()
 
     def __enter__(self):
         return self.start()

@@ -99,10 +99,11 @@ def test_ssh_argv_user_options_first():
 
 
 def test_ssh_argv_multiplexed_with_cleanup():
-    argv = ssh.job_argv(ssh.base_argv(ssh.SshConfig()), "n1", "echo 'hi'", "/tmp/c/0-0")
+    line = ssh.remote_command("echo 'hi'")
+    argv = ssh.job_argv(ssh.base_argv(ssh.SshConfig()), "n1", line, "/tmp/c/0-0")
     assert argv[-7:-1] == ["-o", "ControlMaster=no", "-o", "ControlPath=/tmp/c/0-0", "--", "n1"]
     assert "-n" not in argv  # stdin is the pipe that tells the node when ssh ended
-    assert argv[-1] == ssh.remote_command("echo 'hi'")
+    assert argv[-1] == line
     master = ssh.master_argv(ssh.base_argv(ssh.SshConfig()), "n1", "/tmp/c/0-0")
     assert master[-11:] == ["-o", "ControlMaster=yes", "-o", "ControlPath=/tmp/c/0-0", "-o", "ControlPersist=60",
                             "-n", "-N", "-f", "--", "n1"]
@@ -116,7 +117,12 @@ def test_ssh_argv_multiplexed_with_cleanup():
     ("ssh: Could not resolve hostname nope: Name or service not known\n", "unknown host", True),
     ("Timeout, server 10.0.0.1 not responding.\n", "connection lost", False),
     ("Connection to 127.0.0.2 closed by remote host.\n", "connection lost", False),
+    ("kex_exchange_identification: Connection closed by remote host\n", "connection closed", True),
     ("some output of the job\n", None, False),
+    # what jobs print (cat, curl, git) is not ssh's own message
+    ("cat: /root/x: Permission denied\n", None, False),
+    ("curl: (7) Failed to connect to h port 80: Connection refused\n", None, False),
+    ("fatal: Could not read from remote repository. Host key verification failed\n", None, False),
 ])
 def test_classify(stderr, reason, never_ran):
     assert ssh.classify(stderr.encode()) == (reason, never_ran)
@@ -127,8 +133,9 @@ def test_remote_command_forms():
     line = ssh.remote_command("echo 'a'")
     # known login shells start the watcher and eval the job; any other execs the sh wrapper
     assert line.startswith('test "$SHELL" = /bin/bash -o "$SHELL" = /usr/bin/bash -o ')
-    assert " || exec sh -c 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && kill -TERM 0; }" in line
+    assert " || exec sh -c 'exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && { trap \"\" TERM; " in line
     assert line.count(ssh.quote("echo 'a'")) == 1  # as the sh wrapper's argument; quoted again for eval
+    assert line.count("0000000000000000:s") == 2  # the start mark, on either route
 
 
 @pytest.mark.parametrize("text,quoted", [("a", "a"), ("", "''"), ("it's", r"'it'\''s'"), ("a\\b", r"'a'\\'b'"),

@@ -142,7 +142,8 @@ def test_hundreds_of_slots_under_the_usual_open_file_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
     nodes = ",".join(f"n{i}" for i in range(400))
     # ssh is /bin/echo: each "connection" prints its arguments, the node name among them
-    p = subprocess.run([sys.executable, "-m", "clstr", "--ssh", "/bin/echo", "-n", nodes, "-E", "true"],
+    p = subprocess.run([sys.executable, "-m", "clstr", "--ssh", "/bin/echo", "--no-remote-cleanup", "-n", nodes,
+                        "-E", "true"],
                        capture_output=True, text=True, preexec_fn=usual_limit, timeout=100)
     assert (p.returncode, p.stderr) == (0, "")
     assert sorted(line.split(" -- ")[1].split()[0] for line in p.stdout.splitlines()) == sorted(nodes.split(","))

@@ -25,15 +25,22 @@ def shell_path(name):
     return path
 
 
+WRAPPER = ssh.Wrapper("t0k3n" * 4)
+
+
 class Remote:
     """The login shell ``shell`` running the wrapped ``job``, stdin a pipe we hold."""
 
     def __init__(self, shell, job, env_shell=None):
         r, self.stdin = os.pipe()
-        self.proc = subprocess.Popen([shell, "-c", ssh.remote_command(job)], stdin=r, stdout=subprocess.PIPE,
+        line, feed = WRAPPER.line(job)
+        self.proc = subprocess.Popen([shell, "-c", line], stdin=r, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True,
                                      env=dict(os.environ, SHELL=env_shell or shell))
         os.close(r)
+        if feed is not None:
+            os.write(self.stdin, feed)  # a test's long job fits the pipe
+        self.marks = []
 
     def close_stdin(self):
         if self.stdin is not None:
@@ -41,7 +48,9 @@ class Remote:
             self.stdin = None
 
     def finish(self):
+        """(exit status, stdout, stderr without the marks); the marks are kept in ``self.marks``."""
         out, err = self.proc.communicate(timeout=20)
+        err, self.marks = WRAPPER.strip(err)
         return self.proc.returncode, out.decode(), err.decode()
 
     def session(self):
@@ -86,6 +95,53 @@ def test_job_runs_in_login_shell_with_its_exit_status(remote, name):
     r = remote(shell, "printf '%s|%s|%s\\n' \"it's\" '$HOME' a\\\\b; exit 3")
     code, out, err = r.finish()
     assert (code, out, err) == (3, "it's|$HOME|a\\b\n", "")
+    assert r.marks == [("s",), ("e", 3)]
+
+
+@pytest.mark.parametrize("name", SHELLS)
+@pytest.mark.parametrize("job,status", [("exit 255", 255), ("exec sh -c 'exit 7'", 7),
+                                        ("sh -c 'kill -KILL $$'", 137)])
+def test_marks_give_the_exact_status_whatever_the_job_does(remote, name, job, status):
+    """exit 255, exec and a job killed by a signal still get their end mark with the exact status."""
+    r = remote(shell_path(name), job)
+    code, _, err = r.finish()
+    assert r.marks == [("s",), ("e", status)]
+    assert code == status
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_end_mark_after_an_unterminated_stderr_line(remote, name):
+    r = remote(shell_path(name), "printf unterminated >&2; exit 4")
+    assert r.finish() == (4, "", "unterminated\n")
+    assert r.marks == [("s",), ("e", 4)]
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_forged_marks_of_another_token_are_the_jobs_own_output(remote, name):
+    r = remote(shell_path(name), "echo 0000000000000000:e:0 >&2; echo Permission denied >&2; exit 1")
+    code, _, err = r.finish()
+    assert code == 1 and r.marks == [("s",), ("e", 1)]
+    assert err == "0000000000000000:e:0\nPermission denied\n"
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_job_too_long_for_one_argument_travels_on_stdin(remote, name):
+    job = "echo " + "x" * 120_000 + " | wc -c"  # too long for the wrapper's line, not for sh -c
+    line, feed = WRAPPER.line(job)
+    assert len(line) < 1000 and feed == job.encode()
+    r = remote(shell_path(name), job)
+    code, out, _ = r.finish()
+    assert (code, out.strip(), r.marks) == (0, "120001", [("s",), ("e", 0)])
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_job_ignoring_sigterm_is_killed_after_the_grace(remote, name):
+    r = remote(shell_path(name), "sh -c 'trap \"\" TERM; echo started; sleep 60; echo not ended'")
+    assert r.proc.stdout.readline() == b"started\n"
+    r.close_stdin()  # the watcher TERMs the group, which the job ignores, then KILLs it
+    code, out, _ = r.finish()
+    assert out == "" and code in (-9, -15)
+    assert [p for p in r.session() if p.status() != psutil.STATUS_ZOMBIE] == []
 
 
 @pytest.mark.parametrize("name", SHELLS)
