@@ -256,3 +256,95 @@ def test_lost_slot_of_node_job_leaves_it_not_run_with_reason():
     s.finished(0, exit=0)
     assert s.done()
     assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (NOT_RUN, "no slot of node b could run it")}
+
+
+# ---- termination over every outcome sequence up to a length ------------------------
+import itertools  # noqa: E402
+
+OUTCOMES = {
+    "ok": {"exit": 0},
+    "exit1": {"exit": 1},
+    "exit255": {"exit": 255},  # the job's own 255, known from its end mark
+    "refused": {"exit": 255, "ssh_error": "refused", "never_ran": True},
+    "nomark": {"exit": 0, "ssh_error": "the login shell did not run the job (exit 0)", "never_ran": True},
+    "lost": {"exit": 255, "ssh_error": "connection lost"},
+    "timeout": {"exit": -15, "timed_out": True},
+    "died": None,  # the worker died mid-job
+    "nostart": None,  # the worker could not be started
+    "interrupt": None,  # Ctrl-C during the attempt
+}
+
+
+def play(s, sequence):
+    """Drive ``s`` with attempt outcomes taken from ``sequence`` in turn, cyclically; returns attempts made."""
+    made = 0
+    while not s.done():
+        batch = s.assign()
+        assert batch, "not done, yet nothing to assign and nothing running"
+        for slot, _ in batch:
+            kind = sequence[made % len(sequence)]
+            made += 1
+            if kind == "died":
+                s.worker_died(slot)
+            elif kind == "nostart":
+                s.slot_lost(slot)
+            elif kind == "interrupt":
+                s.interrupt()
+                s.finished(slot, exit=-15)
+            else:
+                s.finished(slot, **OUTCOMES[kind])
+        assert made < 10_000, "the run does not end"
+    return made
+
+
+CONFIGS = [
+    (["j1", "j2"], ["a", "b"], Policy()),
+    (["j1", "j2"], ["a", "a", "b"], Policy(max_attempts=2)),
+    (["j1", "j2"], ["a"], Policy(job_failures="job", retries=2, max_attempts=3)),
+    (["j1", "j2", "j3"], ["a", "b"], Policy(job_failures="job", retries=1)),
+    (["j1", "j2"], ["a", "b", "b"], Policy(job_failures="job", max_attempts=1, max_running=1)),
+]
+
+
+@pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
+@pytest.mark.parametrize("pinned", [False, True])
+def test_every_outcome_sequence_ends_with_one_outcome_per_job(jobs, slots, policy, pinned):
+    """The docstring's termination argument, checked: every run ends within its bound, every job
+    with exactly one final outcome and the counts agreeing."""
+    nodes = sorted(set(slots))
+    if pinned:
+        jobs = ["e"] * len(nodes)
+    bound = (len(jobs) * (2 * policy.max_attempts + policy.retries + 1) + len(nodes) + len(slots))
+    for length in range(1, 5):
+        for sequence in itertools.product(OUTCOMES, repeat=length):
+            s = Scheduler(list(jobs), list(slots), Policy(**vars(policy)), pinned=nodes if pinned else None)
+            made = play(s, sequence)
+            assert made <= bound, (sequence, made, bound)
+            assert s.busy == 0
+            finals = [j.outcome for j in s.jobs.values()]
+            assert all(o in (SUCCEEDED, FAILED, NOT_RUN) for o in finals), (sequence, finals)
+            assert sum(s.counts().values()) == len(jobs)
+            for j in s.jobs.values():
+                assert (j.outcome == SUCCEEDED) == (bool(j.attempts) and j.attempts[-1].outcome == SUCCEEDED)
+                if j.outcome == SUCCEEDED:
+                    assert not j.reason
+                else:
+                    assert j.reason, (sequence, j)
+                ran = [a for a in j.attempts if a.outcome != "requeued" or "unreachable" not in a.reason]
+                assert j.own_failures <= policy.retries + 1 and len(ran) <= bound
+
+
+def test_refused_node_does_not_eat_a_retry():
+    s = Scheduler(["x"], ["a", "b"], Policy(job_failures="job", retries=1))
+    runs = drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+                                       if node == "a" else {"exit": 3}))
+    assert [n for n, _ in runs] == ["a", "b", "b"]  # a refused it: b runs it, and retries it once
+    assert outcomes(s) == {1: (FAILED, "exit 3")}
+
+
+def test_jobs_own_255_fails_the_job_and_keeps_the_node():
+    s = Scheduler(["x", "y"], ["a"], Policy(job_failures="job", retries=2))
+    runs = drive(s, lambda node, job: {"exit": 255} if job.seq == 1 else {"exit": 0})
+    assert len(runs) == 4
+    assert outcomes(s) == {1: (FAILED, "exit 255"), 2: (SUCCEEDED, "")}
+    assert s.retired_nodes() == {}
