@@ -4,9 +4,9 @@ import shutil
 import sys
 import time
 
-from . import hostlist
+from . import checks, hostlist
 from .errors import InputError
-from .output import Printer, StatusDisplay, read_succeeded
+from .output import JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, read_succeeded
 from .scheduler import Policy, Scheduler, interleave
 from .ssh import SshConfig, base_argv
 from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
@@ -57,6 +57,24 @@ class Run:
                  timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
                  joblog=None, resume=False, stdout=None, stderr=None, tag=False, tag_job=False, group=False,
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
+        jobs = checks.strings("jobs", jobs, "shell commands")
+        nodes = checks.strings("nodes", nodes, "host patterns")
+        exclude = checks.strings("exclude", exclude, "host patterns")
+        ssh_options = checks.strings("ssh_options", ssh_options, "ssh options")
+        if on_each_node is not None:
+            on_each_node = checks.strings("on_each_node", [on_each_node], "shell command")[0]
+        if not isinstance(ssh, str):
+            raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
+        v = {name: checks.check(name, value) for name, value in dict(
+            timeout=timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay, max_nodes=max_nodes,
+            max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
+            alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
+            remote_cleanup=remote_cleanup, multiplex=multiplex, resume=resume, tag=tag, tag_job=tag_job,
+            group=group, gather=gather, status=status, bar=bar, verbose=verbose, active_nodes=active_nodes,
+            joblog=joblog, output_dir=output_dir).items()}
+        timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
+        max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
+        stdout, stderr = checks.stream("stdout", stdout), checks.stream("stderr", stderr)
         if resume and not joblog:
             raise InputError("--resume needs --joblog FILE")
         if gather and on_each_node is None:
@@ -110,17 +128,17 @@ class Run:
             return RunResult(jobs=[], retired_nodes={}, skipped=self.skipped)
         o = self.output
         if o["output_dir"] is not None:
-            try:
-                os.makedirs(o["output_dir"], exist_ok=True)
-            except OSError as e:
-                raise InputError(f"cannot create output directory: {e.strerror}", o["output_dir"]) from None
+            check_output_dir(o["output_dir"], [seq for seq, _ in self.pairs])
+        if self.options.active_nodes:
+            check_file_target(self.options.active_nodes, "--active-nodes file")
+        joblog = JobLog(self.options.joblog) if self.options.joblog else None
         out = None if o["stdout"] is False else _binary(o["stdout"] or sys.stdout)
         err = None if o["stderr"] is False else _binary(o["stderr"] or sys.stderr)
         display = StatusDisplay(sys.stderr, time.monotonic, bar=o["bar"]) if (o["status"] or o["bar"]) else None
         printer = Printer(out, err, tag=o["tag"], tag_job=o["tag_job"], group=o["group"],
                           output_dir=o["output_dir"], gather=o["gather"], status=display)
         result = Supervisor(self.scheduler, self.options, printer, status=display,
-                            log=self.log or stderr_log()).run()
+                            log=self.log or stderr_log(), joblog=joblog).run()
         result.skipped = self.skipped
         return result
 

@@ -58,40 +58,18 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see clstr --help)")
 
 
-def _positive_int(text):
+def _whole(text):
     try:
-        v = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
-    return v
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
-    return v
 
 
 def _seconds(text):
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
-
-
-def _nonneg_seconds(text):
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    return _seconds(text)
 
 
 def build_parser():
@@ -118,16 +96,16 @@ def build_parser():
     g.add_argument("-E", "--on-each-node", metavar="CMD",
                    help="run CMD once on each distinct node instead of jobs")
     g = p.add_argument_group("execution")
-    g.add_argument("-m", "--max-nodes", type=_positive_int, metavar="N", help="at most N jobs at once")
-    g.add_argument("-u", "--max-node-uses", type=_positive_int, metavar="N",
-                   help="a slot retires after N jobs")
+    g.add_argument("-m", "--max-nodes", type=_whole, metavar="N", help="at most N jobs at once (0: no limit, the default)")
+    g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
+                   help="a slot retires after N jobs (0: no limit, the default)")
     g.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="end a job after this long: it fails (timeout), its node stays")
     g.add_argument("--job-failures", choices=("node", "job"), default="node",
                    help="what a job's non-zero exit means: the node is broken (default) or the job failed")
-    g.add_argument("--max-attempts", type=_positive_int, default=3, metavar="N",
+    g.add_argument("--max-attempts", type=_whole, default=3, metavar="N",
                    help="distinct nodes a job may fail on before it is failed (default 3)")
-    g.add_argument("--retries", type=_nonneg_int, default=0, metavar="N",
+    g.add_argument("--retries", type=_whole, default=0, metavar="N",
                    help="with --job-failures job: re-runs of a failed job on another node (default 0)")
     g.add_argument("--joblog", metavar="FILE", help="append one TSV row per finished attempt")
     g.add_argument("--resume", action="store_true", help="with --joblog: skip jobs it records as succeeded")
@@ -163,26 +141,45 @@ def build_parser():
                    help="a new ssh connection per job instead of one shared connection per node")
     g.add_argument("--no-remote-cleanup", dest="remote_cleanup", action="store_false",
                    help="do not wrap jobs so that they end on the node when their ssh ends")
-    g.add_argument("--ssh-delay", type=_nonneg_seconds, default=0.0, metavar="SECONDS",
+    g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="SECONDS",
                    help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
     return p
 
 
 def read_lines(path, what):
-    """Lines of a file ('-' is stdin) without their newline, with line numbers."""
+    """Lines of a file ('-' is stdin) without their line ends, with line numbers.
+
+    Only ``\\n`` (or ``\\r\\n``) ends a line, as in a shell script: form feeds, vertical tabs and
+    Unicode line separators stay inside their line. A UTF-8 byte order mark at the start is
+    dropped; bytes that are not UTF-8 are kept as they are; a NUL byte is an error.
+    """
     try:
         if path == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read()
         else:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read()
     except FileNotFoundError:
         raise InputError(f"{what} not found", path) from None
     except IsADirectoryError:
         raise InputError(f"{what} is a directory", path) from None
     except OSError as e:
         raise InputError(f"cannot read {what}: {e.strerror}", path) from None
-    return list(enumerate(text.splitlines(), 1))
+    return split_lines(data, path if path != "-" else "<stdin>", what)
+
+
+def split_lines(data, where, what="file"):
+    """``data`` (bytes) as numbered lines; see read_lines."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if b"\0" in data:
+        n = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise InputError(f"{what} has a NUL byte (not a text file?)", f"{where}:{n}")
+    text = data.decode("utf-8", "surrogateescape")
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(rows, 1)]
 
 
 def read_jobs(args):
@@ -243,7 +240,8 @@ def gather_nodes(args):
         raise InputError("no nodes given (use --node, --node-file or --profile)")
     ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
-    return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, args.connect_timeout or timeout or 10.0
+    connect_timeout = args.connect_timeout if args.connect_timeout is not None else (timeout or 10.0)
+    return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout
 
 
 def _open_json(path):
@@ -281,6 +279,8 @@ def summary(result, write, verbose):
         write(f"failed: job {j.seq}{where} ({j.reason}): {j.command}")
     for j in not_run:
         write(f"not run: job {j.seq} ({j.reason}): {j.command}")
+    if result.error:
+        write(f"stopped early: {result.error}")
     if result.retired_nodes:
         write("retired nodes: " + ", ".join(f"{k} ({v})" for k, v in result.retired_nodes.items()))
 
@@ -317,18 +317,46 @@ def main(argv=None):
     except InputError as e:
         log(str(e))
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        log("interrupted before any job ran")  # e.g. Ctrl-C while jobs were read from stdin
+        return 128 + signal.SIGINT
+    if json_out is not None:
+        # written whatever happened to stdout: scripts read it to learn what became of every job
+        try:
+            json.dump(result.to_dict(), json_out, indent=1)
+            json_out.write("\n")
+            json_out.flush()
+        except OSError as e:
+            log(f"cannot write the JSON summary: {e.strerror or e}")
+            return max(result.exit_code(), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
     summary(result, log, args.verbose or args.status)
-    if json_out is not None:
-        json.dump(result.to_dict(), json_out, indent=1)
-        json_out.write("\n")
-        json_out.flush()
     return result.exit_code()
+
+
+def _standard_fds():
+    """Give a closed stdin, stdout or stderr (``2>&-``) /dev/null, so that clstr goes on without it.
+
+    Otherwise the first file clstr opens would take its number, and Python has no sys.stderr to
+    write to. A closed stderr only silences clstr's own messages.
+    """
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, mode)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, encoding="utf-8", errors="backslashreplace", closefd=False))
 
 
 def entry():
     """Console script entry point."""
+    _standard_fds()
     try:
         code = main()
     except BrokenPipeError:

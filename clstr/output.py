@@ -51,19 +51,26 @@ class StatusDisplay:
         except (OSError, ValueError, AttributeError):
             return 20
 
+    def _put(self, text):
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None  # stderr is gone: the status goes with it, the run goes on
+
     def draw(self):
         if self.tty:
-            self.stream.write("\r" + self.line + "\x1b[K")
+            self._put("\r" + self.line + "\x1b[K")
             self.shown = True
         else:
-            self.stream.write(self.line + "\n")
-        self.stream.flush()
+            self._put(self.line + "\n")
 
     def clear(self):
         """Take the line off the terminal before other output is written there."""
         if self.tty and self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            self._put("\r\x1b[K")
             self.shown = False
 
     def close(self):
@@ -71,8 +78,7 @@ class StatusDisplay:
             return
         self.draw()
         if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._put("\n")
             self.shown = False
 
 
@@ -119,7 +125,8 @@ class Printer:
             f = self.files.get((seq, stream))
             if f is None:
                 ext = "out" if stream == 1 else "err"
-                f = self.files[(seq, stream)] = open(os.path.join(self.output_dir, f"{seq}.{ext}"), "ab")
+                path = os.path.join(self.output_dir, f"{seq}.{ext}")
+                f = self.files[(seq, stream)] = os.fdopen(open_for_us(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
             f.write(data)
             return
         if self.gather and stream == 1:
@@ -141,13 +148,25 @@ class Printer:
             self.status.clear()
         try:
             dest.write(data)
-        except BrokenPipeError:
-            self._gone(stream)
+        except OSError as e:
+            self._failed(stream, e)
             return
         self.dirty.add(stream)
 
+    def _failed(self, stream, error):
+        """A write to stdout or stderr failed: a reader gone, or a real error (a full disk) that is raised."""
+        if isinstance(error, BrokenPipeError) or stream == 2:
+            self._gone(stream)  # a lost stderr only silences it; a lost stdout stops the run
+            return
+        if error.filename is None:
+            error.filename = getattr(self.streams[stream], "name", None) or ("stdout" if stream == 1 else "stderr")
+        self.streams[stream] = None
+        raise error
+
     def _gone(self, stream):
         """The reader of a stream went away (``clstr ... | head``): write no more there."""
+        if self.streams[stream] is not None:
+            silence(self.streams[stream])
         self.streams[stream] = None
         self.dirty.discard(stream)
         if stream == 1:
@@ -158,7 +177,7 @@ class Printer:
         if self.output_dir is None:
             return
         for ext in ("out", "err"):
-            open(os.path.join(self.output_dir, f"{seq}.{ext}"), "wb").close()
+            os.close(open_for_us(os.path.join(self.output_dir, f"{seq}.{ext}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
 
     def attempt_ended(self, seq):
         """An attempt ended: grouped output is printed whole, per-job files closed."""
@@ -170,12 +189,12 @@ class Printer:
                 f.close()
 
     def flush(self):
-        for stream in list(self.dirty):
+        dirty, self.dirty = self.dirty, set()
+        for stream in dirty:
             try:
                 self.streams[stream].flush()
-            except BrokenPipeError:
-                self._gone(stream)
-        self.dirty.clear()
+            except OSError as e:
+                self._failed(stream, e)
         if self.status is not None and self.status.tty and not self.status.shown and self.status.line:
             self.status.draw()
 
@@ -201,6 +220,17 @@ class Printer:
             self._write(1, f"{rule}\n{head}\n{rule}\n".encode() + data)
 
 
+def silence(stream):
+    """Point a stream whose reader left at /dev/null, so that no later write or exit flush fails."""
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _escape(text):
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
@@ -219,26 +249,42 @@ def _unescape(text):
 
 
 class JobLog:
-    """One TSV row per finished attempt, flushed at once so that a crash loses nothing written."""
+    """One TSV row per finished attempt, written at once (one write a row) so that a crash loses nothing written."""
 
     def __init__(self, path):
         self.path = path
         try:
-            self.f = open(path, "a", encoding="utf-8")
+            self.fd = open_for_us(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as e:
             raise InputError(f"cannot write job log: {e.strerror}", path) from None
-        if self.f.tell() == 0:
-            self.f.write("\t".join(JOBLOG_COLUMNS) + "\n")
-            self.f.flush()
+        try:
+            new = os.lseek(self.fd, 0, os.SEEK_END) == 0
+        except OSError:  # a pipe, /dev/stdout: a stream, new to us
+            new = True
+        if new:
+            try:
+                self._put("\t".join(JOBLOG_COLUMNS) + "\n")
+            except OSError as e:
+                os.close(self.fd)
+                raise InputError(f"cannot write job log: {e.strerror}", path) from None
+
+    def _put(self, text):
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            n = os.write(self.fd, data)
+            data = data[n:]
 
     def write(self, a):
         row = [str(a.seq), a.node, f"{a.start:.3f}", f"{a.runtime:.3f}", str(a.exit), str(a.attempt),
                a.outcome, _escape(a.command)]
-        self.f.write("\t".join(row) + "\n")
-        self.f.flush()
+        try:
+            self._put("\t".join(row) + "\n")
+        except OSError as e:
+            e.filename = self.path
+            raise
 
     def close(self):
-        self.f.close()
+        os.close(self.fd)
 
 
 def read_succeeded(path):
@@ -263,6 +309,60 @@ def read_succeeded(path):
         if cols[6] == "succeeded":
             done[_unescape(cols[7])] += 1
     return done
+
+
+def open_for_us(path, flags, mode=0o666):
+    """``os.open`` that follows no symlink planted in a directory other users can write.
+
+    In such a directory (``/tmp``, a shared scratch) another user could have put a link to a
+    file of ours in the path's place: there the path is opened with O_NOFOLLOW, and a file
+    that exists must be our own. In a directory only we can write, a link is ours and followed.
+    """
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(d)
+    except OSError:
+        st = None
+    if st is not None and st.st_mode & 0o022:
+        flags |= os.O_NOFOLLOW
+        fd = os.open(path, flags, mode)
+        if os.fstat(fd).st_uid != os.getuid():
+            os.close(fd)
+            raise PermissionError(1, "not our file, in a directory others can write", path)
+        return fd
+    return os.open(path, flags, mode)
+
+
+def check_file_target(path, what):
+    """Before the run: ``path`` can be written as a file (its directory exists; it is no directory)."""
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"{what} is a directory", path)
+    if not os.path.isdir(d):
+        raise InputError(f"{what}: no such directory {d}", path)
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: directory {d} is not writable", path)
+
+
+def check_output_dir(path, seqs):
+    """Before the run: make ``path`` if needed and check that every job's files can be made in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create output directory: {e.strerror}", path) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError("output directory is not writable", path)
+    st = os.stat(path)
+    if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+        # another user could replace a job's file with a link to any file of ours
+        raise InputError("output directory can be written by other users and is not sticky: "
+                         "use a directory of your own", path)
+    names = set(os.listdir(path))
+    for seq in seqs:
+        for ext in ("out", "err"):
+            name = f"{seq}.{ext}"
+            if name in names and os.path.isdir(os.path.join(path, name)):
+                raise InputError(f"{name} is a directory: job {seq}'s output cannot go there", path)
 
 
 def write_active(path, running):

@@ -156,7 +156,8 @@ class Scheduler:
                 self._fresh.append(seq)
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
-        self.interrupted = None  # the reason, once interrupted
+        self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
+        self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
 
     # ---- queries -------------------------------------------------------
     @property
@@ -187,7 +188,7 @@ class Scheduler:
         """True when nothing runs and nothing more can start; leftovers are then marked not run."""
         if self._busy:
             return False
-        if self.interrupted is None and self.pending():
+        if self.stopped is None and self.pending():
             if self._usable_slot_exists() or self._reinstate():
                 return False
         self._finish_leftovers()
@@ -231,7 +232,7 @@ class Scheduler:
     def assign(self, most=None):
         """Fill free slots (at most ``most`` of them): a list of (slot index, events.Job) to send."""
         out = []
-        if self.interrupted is not None or not self.pending():
+        if self.stopped is not None or not self.pending():
             return out
         limit = self.policy.max_running
         for idx in list(self._free):
@@ -395,8 +396,15 @@ class Scheduler:
         s = self.slots[slot]
         s.retired = True
         self._free.pop(slot, None)
+        self.unassign(slot)
+
+    def unassign(self, slot):
+        """The slot's job could not be started after all: back to the front of its queue, at no cost."""
+        s = self.slots[slot]
         if s.busy is None:
             return
+        if self._slot_usable(s):
+            self._free[slot] = None
         seq, s.busy = s.busy, None
         self._busy -= 1
         s.uses -= 1
@@ -439,16 +447,22 @@ class Scheduler:
         return att
 
     def interrupt(self, reason="interrupted"):
-        """Stop starting jobs; what is pending now will not run."""
+        """Stop starting jobs; what is pending now will not run, what runs now ends interrupted."""
         if self.interrupted is None:
             self.interrupted = reason
+        self.stop(reason)
+
+    def stop(self, reason):
+        """Start no more jobs (those running end as they will); what is pending will not run."""
+        if self.stopped is None:
+            self.stopped = reason
 
     def _finish_leftovers(self):
-        why = self.interrupted or "no usable node left"
+        why = self.stopped or "no usable node left"
         for seq in list(self._fresh) + self._retry:
             j = self.jobs[seq]
             j.outcome = NOT_RUN
-            if self.interrupted or not j.attempts:
+            if self.stopped or not j.attempts:
                 j.reason = why
             else:
                 j.reason = f"{why} (last: {j.reason})"
@@ -457,8 +471,8 @@ class Scheduler:
                 node = self.nodes[name]
                 j = self.jobs[seq]
                 j.outcome = NOT_RUN
-                if self.interrupted:
-                    j.reason = self.interrupted
+                if self.stopped:
+                    j.reason = self.stopped
                 elif node.status == "retired":
                     j.reason = f"node {name} retired ({node.reason})"
                 else:

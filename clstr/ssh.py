@@ -3,6 +3,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class SshConfig:
@@ -18,7 +20,11 @@ class SshConfig:
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
-        return cls(command=tuple(shlex.split(command)), options=tuple(options), **kw)
+        try:
+            argv = shlex.split(command)
+        except ValueError as e:
+            raise InputError(f"--ssh {command!r}: {e} (it is split as a shell would)") from None
+        return cls(command=tuple(argv), options=tuple(options), **kw)
 
 
 def base_argv(cfg):

@@ -23,11 +23,11 @@ from typing import Optional
 
 from . import reaper
 from .events import Connected, Finished, Output
-from .output import JobLog, write_active
+from .output import JobLog, silence, write_active
 from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
 from .ssh import SshConfig
 from .status import GONE, Board, Rate, status_line
-from .worker import end_group, worker_main
+from .worker import MAX_WAIT, end_group, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
@@ -55,6 +55,7 @@ class RunResult:
     retired_nodes: dict
     signal: Optional[int] = None
     skipped: int = 0  # jobs a --resume found done already
+    error: Optional[str] = None  # a write that failed mid-run (no job started after it)
 
     def _with(self, outcome):
         return [j for j in self.jobs if j.outcome == outcome]
@@ -73,7 +74,7 @@ class RunResult:
 
     @property
     def ok(self):
-        return self.signal is None and all(j.outcome == SUCCEEDED for j in self.jobs)
+        return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
 
     def to_dict(self):
         """The machine-readable summary (what --json writes)."""
@@ -91,6 +92,7 @@ class RunResult:
         return {
             "exit_status": self.exit_code(),
             "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
+            "error": self.error,
             "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
                        "not_run": len(self.not_run), "skipped": self.skipped},
             "jobs": [{
@@ -124,7 +126,7 @@ class Supervisor:
     """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
 
     def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic,
-                 worker=worker_main, process=None):
+                 worker=worker_main, process=None, joblog=None):
         """``worker``: the body run in each forked slot process (tests script it); ``process``:
         what makes the process (multiprocessing's fork Process unless a test gives another)."""
         self.sched = scheduler
@@ -148,12 +150,13 @@ class Supervisor:
         self.signal = None
         self.kill_at = None  # when interrupted: when TERM turns to KILL
         self.killed = set()
-        self.joblog = None
+        self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.rate = Rate(clock)
         self.active_dirty = False
         self.active_last = 0.0
         self.next_connect = 0.0
         self.released = []  # idle workers told to exit, joined at shutdown
+        self.write_error = None  # the first write that failed: no job starts after it
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -166,7 +169,7 @@ class Supervisor:
         self.subreaper = reaper.subreaper(True)
         old_limit = self._raise_fd_limit()
         try:
-            if self.opt.joblog:
+            if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
             if self.opt.multiplex:
                 import tempfile  # only runs that share connections need it
@@ -186,7 +189,24 @@ class Supervisor:
             wake_r.close()
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
-                         retired_nodes=self.sched.retired_nodes(), signal=self.signal)
+                         retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error)
+
+    def _write(self, what, fn, *args):
+        """Call a writing ``fn``; a failure stops the run from starting jobs, and is reported once.
+
+        Running jobs end as they will and every job is still accounted for: the summary, the
+        job log (where it can be written) and the JSON say what became of each.
+        """
+        try:
+            fn(*args)
+            return True
+        except OSError as e:
+            if self.write_error is None:
+                name = e.filename or what
+                self.write_error = f"cannot write {name}: {e.strerror or e}"
+                self._log(f"{self.write_error}; no more jobs start")
+                self.sched.stop(f"not started: {self.write_error}")
+            return False
 
     def _raise_fd_limit(self):
         """Make room for every slot's descriptors; returns the old limit to restore, or None.
@@ -234,7 +254,7 @@ class Supervisor:
         except OSError as e:
             self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: no worker could be started "
                       f"({e.strerror or e})")
-            self.printer.attempt_ended(first.seq)
+            self._write("job output", self.printer.attempt_ended, first.seq)
             self.sched.slot_lost(idx)
             return False
         return True
@@ -321,11 +341,11 @@ class Supervisor:
         if self.control_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
         if self.opt.active_nodes:
-            write_active(self.opt.active_nodes, [])
+            self._write(self.opt.active_nodes, write_active, self.opt.active_nodes, [])
         if self.joblog:
-            self.joblog.close()
-        self.printer.flush()
-        self.printer.close()
+            self._write(self.opt.joblog, self.joblog.close)
+        self._write("job output", self.printer.flush)
+        self._write("job output", self.printer.close)
         if self.status is not None:
             self._draw_status(force=True)
             self.status.close()
@@ -348,7 +368,7 @@ class Supervisor:
                     self._died(idx)
                 else:
                     self._wake(key.fileobj)
-            self.printer.flush()
+            self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
             self._handle_signals()
@@ -365,7 +385,8 @@ class Supervisor:
             waits.append(self.kill_at - now)
         if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
             waits.append(self.next_connect - now)
-        return max(0.0, min(waits)) if waits else None
+        # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
+        return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
     def _dispatch(self):
         if self.opt.ssh_delay and self.clock() < self.next_connect:
@@ -375,7 +396,9 @@ class Supervisor:
         for idx, job in batch:
             s = self.slots[idx]
             s.started = time.time()
-            self.printer.attempt_started(job.seq)
+            if not self._write("job output", self.printer.attempt_started, job.seq):
+                self.sched.unassign(idx)  # its output has nowhere to go: it does not start
+                continue
             if s.proc is None:
                 if not self._fork(idx, job):
                     continue
@@ -405,7 +428,7 @@ class Supervisor:
         node = self.sched.slots[idx].node
         for ev in message if isinstance(message, list) else (message,):
             if isinstance(ev, Output):
-                self.printer.output(node, ev.seq, ev.stream, ev.data)
+                self._write("job output", self.printer.output, node, ev.seq, ev.stream, ev.data)
             elif isinstance(ev, Finished):
                 self._finished(ev)
             elif isinstance(ev, Connected):
@@ -422,9 +445,9 @@ class Supervisor:
     def _record(self, att):
         if att is None:
             return
-        self.printer.attempt_ended(att.seq)
+        self._write("job output", self.printer.attempt_ended, att.seq)
         if self.joblog:
-            self.joblog.write(att)
+            self._write(self.opt.joblog, self.joblog.write, att)
         self.active_dirty = True
         if self.opt.verbose:
             self._log(f"job {att.seq} on {att.node}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
@@ -432,7 +455,10 @@ class Supervisor:
     def _log(self, msg):
         if self.status is not None:
             self.status.clear()
-        self.printer.flush()
+        try:
+            self.printer.flush()
+        except OSError:
+            pass  # said by whoever writes next
         self.log(msg)
 
     def _busy_slots(self):
@@ -535,16 +561,25 @@ class Supervisor:
             if now - self.active_last >= ACTIVE_INTERVAL:
                 self.active_last = now
                 self.active_dirty = False
-                write_active(self.opt.active_nodes, [(n, c) for n, _, c in self.sched.running().values()])
+                self._write(self.opt.active_nodes, write_active, self.opt.active_nodes,
+                            [(n, c) for n, _, c in self.sched.running().values()])
         elif self.active_dirty:
             self.active_dirty = False
 
 
 def stderr_log(stream=None):
-    """A log function writing ``clstr: message`` lines to stderr."""
+    """A log function writing ``clstr: message`` lines to stderr; a stderr gone silences it, nothing more."""
     stream = stream or sys.stderr
+    gone = []
 
     def log(msg):
-        stream.write(f"clstr: {msg}\n")
-        stream.flush()
+        if gone:
+            return
+        try:
+            stream.write(f"clstr: {msg}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            gone.append(True)
+            silence(stream)
     return log
+

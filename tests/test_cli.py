@@ -1,6 +1,8 @@
 """Argument parsing and bad input: one clear line, exit status 2, nothing run."""
 import pytest
 
+import clstr
+
 from clstr import cli, ssh
 
 
@@ -25,8 +27,22 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["-n", "a", "missing.txt"], "clstr: missing.txt: job file not found"),
     (["-n", "a", "--job-file", "missing.txt"], "clstr: missing.txt: job file not found"),
     (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),
-    (["-n", "a", "-m", "0", "-j", "x"], "clstr: argument -m/--max-nodes: expected a number of at least 1, got '0'"
+    (["-n", "a", "-m", "-1", "-j", "x"], "clstr: max_nodes (-m/--max-nodes) must be a whole number from 0 to "
+     "1000000, got -1"),
+    (["-n", "a", "-m", "x", "-j", "x"], "clstr: argument -m/--max-nodes: expected a whole number, got 'x'"
      " (see clstr --help)"),
+    (["-n", "a", "--connect-timeout", "1e10", "-j", "x"], "clstr: connect_timeout (--connect-timeout) must be more "
+     "than 0 and at most 31622400 seconds (a year), got 1e+10"),
+    (["-n", "a", "--timeout", "-5", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
+     "31622400 seconds (a year), got -5"),
+    (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
+     "31622400 seconds (a year), got nan"),
+    (["-n", "a", "--max-attempts", "0", "-j", "x"], "clstr: max_attempts (--max-attempts) must be a whole number "
+     "from 1 to 1000000, got 0"),
+    (["-n", "a", "--ssh", '"x', "-j", "x"], "clstr: --ssh '\"x': No closing quotation (it is split as a shell would)"),
+    (["-n", "a", "-A", "/nonexistent-dir/active", "-j", "x"], "clstr: /nonexistent-dir/active: --active-nodes file: "
+     "no such directory /nonexistent-dir"),
+    (["-n", "a", "-A", ".", "-j", "x"], "clstr: .: --active-nodes file is a directory"),
     (["-n", "a", "--timeout", "soon", "-j", "x"], "clstr: argument --timeout: expected a number of seconds, "
      "got 'soon' (see clstr --help)"),
     (["-n", "a", "--job-failures", "maybe", "-j", "x"], "clstr: argument --job-failures: invalid choice: 'maybe' "
@@ -68,6 +84,54 @@ def test_bad_profile_yaml_names_file_and_line(capsys, tmp_path):
 def test_unreadable_job_file(capsys, tmp_path):
     (tmp_path / "dir").mkdir()
     assert run_cli(capsys, ["-n", "a", "dir"])[2] == "clstr: dir: job file is a directory\n"
+
+
+@pytest.mark.parametrize("data,jobs", [
+    (b"\xef\xbb\xbfecho 1\necho 2\n", ["echo 1", "echo 2"]),  # a BOM is not part of job 1
+    (b"echo a\x0cb\necho c\x0bd\xe2\x80\xa8e\r\n", ["echo a\x0cb", "echo c\x0bd\u2028e"]),  # only \n ends a job
+    (b"echo \xff\n", ["echo \udcff"]),  # bytes that are not UTF-8 are kept as they are
+    (b"echo last", ["echo last"]),
+])
+def test_job_file_lines(tmp_path, data, jobs):
+    (tmp_path / "jobs").write_bytes(data)
+    assert [line for _, line in cli.read_lines(str(tmp_path / "jobs"), "job file")] == jobs
+
+
+def test_nul_byte_in_job_file_names_its_line(capsys, tmp_path):
+    (tmp_path / "jobs").write_bytes(b"echo 1\necho 2\nec\0ho\n")
+    assert run_cli(capsys, ["-n", "a", "jobs"])[2] == "clstr: jobs:3: job file has a NUL byte (not a text file?)\n"
+
+
+@pytest.mark.parametrize("call,error", [
+    (lambda: clstr.run("echo hi", ["a"]), "jobs must be a list of shell commands, not a single str"),
+    (lambda: clstr.run(["echo hi"], "a"), "nodes must be a list of host patterns, not a single str"),
+    (lambda: clstr.run([1], ["a"]), "jobs[0] must be a string, not int"),
+    (lambda: clstr.run(["x"], ["a"], timeout="5"), "timeout (--timeout) must be a number of seconds, not str"),
+    (lambda: clstr.run(["x"], ["a"], verbose=1), "verbose must be True or False, not int"),
+])
+def test_library_type_errors(call, error):
+    with pytest.raises(TypeError) as e:
+        call()
+    assert str(e.value).startswith(error)
+
+
+@pytest.mark.parametrize("kw,error", [
+    (dict(max_attempts=0), "max_attempts (--max-attempts) must be a whole number from 1 to 1000000, got 0"),
+    (dict(timeout=-5), "timeout (--timeout) must be more than 0 and at most 31622400 seconds (a year), got -5"),
+    (dict(max_nodes=-1), "max_nodes (-m/--max-nodes) must be a whole number from 0 to 1000000, got -1"),
+    (dict(job_failures="sometimes"), "job_failures (--job-failures) must be one of node, job, not 'sometimes'"),
+])
+def test_library_bad_values(kw, error):
+    with pytest.raises(clstr.InputError) as e:
+        clstr.run(["x"], ["a"], **kw)
+    assert str(e.value) == error
+
+
+def test_library_nul_byte_and_zero_limits():
+    with pytest.raises(clstr.InputError):
+        clstr.run(["a\0b"], ["a"])
+    run = clstr.api.Run(["x"], ["a"], max_nodes=0, max_node_uses=0)
+    assert (run.policy.max_running, run.policy.max_node_uses) == (None, None)  # 0: no limit
 
 
 def test_no_jobs_is_success(capsys):

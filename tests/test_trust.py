@@ -104,3 +104,131 @@ def test_job_of_120_kb_runs_as_with_plain_ssh(clstr):
         args = [*mode, job] if mode == ["-E"] else [*mode, "-j", job]
         r = clstr("-n", "n1", *args)
         assert (r.returncode, r.stdout.strip()) == (0, "120001"), r.stderr
+
+
+# ---- I/O trouble never aborts a run -------------------------------------------------
+def shell(clstr, args, tail):
+    """Run clstr through bash, with ``tail`` (redirections, a pipe) after its command line."""
+    import shlex
+    argv = " ".join(shlex.quote(a) for a in clstr.argv(*args))
+    return subprocess.run(["bash", "-c", argv + tail], capture_output=True, text=True, env=clstr.env(),
+                          cwd=clstr.cwd, timeout=60)
+
+
+@pytest.mark.parametrize("tail", [" 2>&-", " 2>&1 >/dev/null | true; exit ${PIPESTATUS[0]}"])
+def test_stderr_gone_the_run_goes_on(clstr, tail):
+    """A closed stderr or one whose reader left only silences clstr's messages: every job runs."""
+    jobs = ["echo to-err >&2; echo a", "sleep 0.5; echo to-err >&2", "exit 3", "echo b"]
+    r = shell(clstr, ["-n", "n1", "-n", "n2", "--job-failures", "job", "--joblog", "log", "--json", "out.json",
+                      *jobs_args(jobs)], tail)
+    assert r.returncode == 1
+    result = json.loads((clstr.cwd / "out.json").read_text())
+    assert result["counts"] == {"jobs": 4, "succeeded": 3, "failed": 1, "not_run": 0, "skipped": 0}
+    rows = (clstr.cwd / "log").read_text().splitlines()
+    assert len(rows) == 5
+
+
+def test_json_is_written_when_stdouts_reader_leaves(clstr):
+    r = shell(clstr, ["-n", "n1", "--json", "out.json", "-j", "seq 100000", "-j", "echo x"], " | head -1")
+    assert r.stdout == "1\n"
+    result = json.loads((clstr.cwd / "out.json").read_text())
+    assert result["exit_status"] == 141 and result["interrupted_by"] == "SIGPIPE"
+
+
+@pytest.mark.parametrize("target", ["/dev/stdout", "pipe"])
+def test_joblog_to_a_stream(clstr, target):
+    if target == "pipe":
+        r = shell(clstr, ["-n", "n1", "-j", "echo a", "--joblog", "/dev/fd/3"], " 3>&1 >/dev/null | cat")
+    else:
+        r = clstr("-n", "n1", "-j", "echo a", "--joblog", target, "-o", "out")
+    assert r.returncode == 0, r.stderr
+    rows = [row.split("\t") for row in r.stdout.splitlines()]
+    assert rows[0][0] == "Seq" and rows[1][0] == "1" and len(rows) == 2
+
+
+def test_write_failure_mid_run_stops_new_jobs_and_accounts_for_all(clstr):
+    jobs = [f"echo out {i}" for i in range(5)]
+    r = clstr("-n", "n1", "-m", "1", "-o", "/dev/full", "--json", "out.json", "--joblog", "log", *jobs_args(jobs))
+    assert r.returncode == 1
+    assert "cannot write /dev/full: No space left on device; no more jobs start" in r.stderr
+    assert "stopped early: cannot write /dev/full: No space left on device" in r.stderr
+    result = json.loads((clstr.cwd / "out.json").read_text())
+    assert result["error"] == "cannot write /dev/full: No space left on device"
+    counts = result["counts"]
+    assert counts["jobs"] == 5 and counts["succeeded"] + counts["not_run"] == 5 and counts["not_run"] >= 3
+    for j in result["jobs"]:
+        if j["outcome"] == "not run":
+            assert j["reason"] == "not started: cannot write /dev/full: No space left on device"
+    rows = (clstr.cwd / "log").read_text().splitlines()[1:]
+    assert len(rows) == counts["succeeded"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--joblog", "/dev/full"], "clstr: /dev/full: cannot write job log: No space left on device"),
+    (["--output-dir", "od"], "clstr: od: 1.out is a directory: job 1's output cannot go there"),
+])
+def test_bad_destinations_are_found_before_anything_runs(clstr, args, message):
+    (clstr.cwd / "od" / "1.out").mkdir(parents=True)
+    r = clstr("-n", "n1", "-j", "touch ran", *args)
+    assert (r.returncode, r.stderr) == (2, message + "\n")
+    assert not (clstr.cwd / "ran").exists()
+
+
+def blocked_reading_stdin(pid, deadline=20.0):
+    """Wait until process ``pid`` sits in a read(2) of its fd 0 (bounded); True if it does."""
+    import time
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/syscall") as f:
+                fields = f.read().split()
+        except OSError:
+            return False
+        if fields[:2] == ["0", "0x0"]:
+            return True
+        time.sleep(0.01)  # polling a condition, bounded: not a timing assumption
+    return False
+
+
+def test_ctrl_c_while_jobs_are_read_from_stdin(clstr):
+    import signal
+    p = clstr.popen("-n", "n1", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write("echo a\n")
+        p.stdin.flush()
+        assert blocked_reading_stdin(p.pid)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert (p.returncode, out, err) == (130, "", "clstr: interrupted before any job ran\n")
+
+
+def test_invalid_utf8_on_stdin_is_passed_through(clstr):
+    r = clstr("-n", "n1", "-", input=None, env={"LC_ALL": "C.UTF-8"}) if False else subprocess.run(
+        clstr.argv("-n", "n1", "-"), input=b"printf '%s\\n' \xff | od -An -tx1\n", capture_output=True,
+        env=clstr.env({"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}), cwd=clstr.cwd, timeout=60)
+    assert (r.returncode, r.stdout.split()) == (0, [b"ff", b"0a"]), r.stderr
+
+
+# ---- security: no planted link is followed ------------------------------------------
+def test_output_dir_others_can_write_is_refused_unless_sticky(clstr, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    r = clstr("-n", "n1", "-j", "echo hi", "--output-dir", str(shared))
+    assert r.returncode == 2
+    assert "can be written by other users and is not sticky" in r.stderr
+
+
+def test_planted_link_in_a_sticky_output_dir_is_not_followed(clstr, tmp_path):
+    shared = tmp_path / "sticky"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (shared / "1.out").symlink_to(victim)
+    r = clstr("-n", "n1", "-j", "echo hi", "-j", "echo there", "--output-dir", str(shared))
+    assert victim.read_text() == "precious\n"
+    assert r.returncode == 1
+    assert r.stderr.count(f"not started: cannot write {shared}/1.out: Too many levels of symbolic links") == 2

@@ -1,0 +1,101 @@
+"""The one validation of a run's options, shared by ``clstr.run`` and the command line.
+
+Each option has a kind; ``check(name, value)`` returns the value as the run uses it or
+raises ``InputError`` (a bad value) or ``TypeError`` (a value of the wrong type, from the
+library), naming the option both ways: ``timeout (--timeout)``.
+"""
+import math
+import os
+
+from .errors import InputError
+
+MAX_SECONDS = 366 * 24 * 3600  # a year: any longer duration is taken for a typo
+MAX_COUNT = 1_000_000
+
+# name: (command-line flag, kind, bounds)
+OPTIONS = {
+    "timeout": ("--timeout", "seconds", (False, True)),  # (may be 0, may be None)
+    "connect_timeout": ("--connect-timeout", "seconds", (False, False)),
+    "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
+    "max_nodes": ("-m/--max-nodes", "count", (0, True)),  # (least, may be None); 0 = no limit
+    "max_node_uses": ("-u/--max-node-uses", "count", (0, True)),
+    "max_attempts": ("--max-attempts", "count", (1, False)),
+    "retries": ("--retries", "count", (0, False)),
+    "alive_interval": ("-O ServerAliveInterval", "count", (1, False)),
+    "alive_count": ("-O ServerAliveCountMax", "count", (1, False)),
+    "sessions_per_connection": ("sessions_per_connection", "count", (1, False)),
+    "job_failures": ("--job-failures", "choice", ("node", "job")),
+}
+FLAGS = ("remote_cleanup", "multiplex", "resume", "tag", "tag_job", "group", "gather", "status", "bar", "verbose")
+PATHS = {"active_nodes": "-A/--active-nodes", "joblog": "--joblog", "output_dir": "--output-dir"}
+
+
+def _name(name):
+    flag = OPTIONS[name][0] if name in OPTIONS else PATHS.get(name, name)
+    return name if flag == name else f"{name} ({flag})"
+
+
+def check(name, value):
+    """``value`` of option ``name`` as the run takes it; 0 counts as 'no limit' where that is allowed."""
+    if name in FLAGS:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+        return value
+    if name in PATHS:
+        if value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise TypeError(f"{_name(name)} must be a path, not {value!r}")
+        return os.fspath(value)
+    flag, kind, bounds = OPTIONS[name]
+    if kind == "choice":
+        if value not in bounds:
+            raise InputError(f"{_name(name)} must be one of {', '.join(bounds)}, not {value!r}")
+        return value
+    if kind == "seconds":
+        zero_ok, none_ok = bounds
+        if value is None and none_ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{_name(name)} must be a number of seconds, not {type(value).__name__}")
+        if math.isnan(value) or value < 0 or (value == 0 and not zero_ok) or value > MAX_SECONDS:
+            least = "0" if zero_ok else "more than 0"
+            raise InputError(f"{_name(name)} must be {least} and at most {MAX_SECONDS} seconds (a year), "
+                             f"got {value:g}")
+        return float(value)
+    least, none_ok = bounds
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{_name(name)} must be a whole number, not {type(value).__name__}")
+    if value < least or value > MAX_COUNT:
+        raise InputError(f"{_name(name)} must be a whole number from {least} to {MAX_COUNT}, got {value}")
+    if value == 0 and none_ok:
+        return None  # as in the original clstr: 0 is no limit
+    return value
+
+
+def strings(name, value, what):
+    """A list of strings from an iterable (a lone string is refused: it would be split into characters)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a list of {what}, not a single {type(value).__name__} "
+                        f"(write [{value!r}])")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of {what}, not {type(value).__name__}") from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a string, not {type(item).__name__}")
+        if "\0" in item:
+            raise InputError(f"{name}[{i}] has a NUL byte, which no shell command or host name can hold")
+    return items
+
+
+def stream(name, value):
+    """An output stream option: None (this process's), False (discard) or a writable stream."""
+    if value is None or value is False:
+        return value
+    if not hasattr(value, "write"):
+        raise TypeError(f"{name} must be a stream with write(), None or False, not {type(value).__name__}")
+    return value
