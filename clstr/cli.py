@@ -48,7 +48,8 @@ exit status:
   0   every job succeeded
   1   some job failed or was not run (the summary on stderr says which, why)
   2   bad usage or input; nothing was run
-  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: running jobs were ended
+  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM, 129 by SIGHUP (terminal
+      closed): running jobs were ended, the summary, job log and JSON written
   141 the reader of stdout went away (clstr ... | head): running jobs were ended
 """
 

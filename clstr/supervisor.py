@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import reaper
+from . import controldir, reaper
 from .events import Connected, Finished, Output
 from .output import JobLog, silence, write_active
 from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
@@ -172,11 +172,11 @@ class Supervisor:
             if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
             if self.opt.multiplex:
-                import tempfile  # only runs that share connections need it
-                self.control_dir = tempfile.mkdtemp(prefix="clstr-")  # 0700: ours alone
                 index = {node: i for i, node in enumerate(self.sched.nodes)}
-                for node, n in self.sched.groups:
-                    self.control_paths[(node, n)] = os.path.join(self.control_dir, f"{index[node]}-{n}")
+                names = {(node, n): f"{index[node]}-{n}" for node, n in self.sched.groups}
+                self.control_dir = controldir.make(max(len(x) for x in names.values()) + 4)  # + ".err"
+                for group, name in names.items():
+                    self.control_paths[group] = os.path.join(self.control_dir, name)
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:
@@ -232,7 +232,7 @@ class Supervisor:
         except ValueError:
             return None  # not the main thread: the caller handles signals
         old = {"fd": old_fd}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             old[sig] = signal.signal(sig, lambda signum, frame: self.signals.append(signum))
         return old
 

@@ -232,3 +232,77 @@ def test_planted_link_in_a_sticky_output_dir_is_not_followed(clstr, tmp_path):
     assert victim.read_text() == "precious\n"
     assert r.returncode == 1
     assert r.stderr.count(f"not started: cannot write {shared}/1.out: Too many levels of symbolic links") == 2
+
+
+# ---- signals and the control directory ----------------------------------------------
+def control_dirs(base):
+    return sorted(p.name for p in base.iterdir() if p.name.startswith("clstr-"))
+
+
+@pytest.fixture
+def short_tmp():
+    """A TMPDIR short enough for control sockets (pytest's own tmp_path is too long for them)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp(prefix="ct", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_sighup_ends_the_run_like_sigterm(clstr, testbed, short_tmp):
+    tmp_path = short_tmp
+    import signal
+    jobs = [f"echo started {i}; sleep 60; echo never" for i in range(2)] + ["echo queued"]
+    p = clstr.popen("-n", "n1", "-n", "n2", "--joblog", "log", "--json", "out.json", *jobs_args(jobs),
+                    env={"TMPDIR": str(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, ["started 0", "started 1"])
+        assert len(control_dirs(tmp_path)) == 1
+        p.send_signal(signal.SIGHUP)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 129, err
+    assert "3 jobs: 0 succeeded, 0 failed, 3 not run" in err
+    assert json.loads((clstr.cwd / "out.json").read_text())["interrupted_by"] == "SIGHUP"
+    rows = (clstr.cwd / "log").read_text().splitlines()
+    assert len(rows) == 3 and all(r.split("\t")[6] == "interrupted" for r in rows[1:])
+    assert not run_marker(testbed)
+    assert control_dirs(tmp_path) == []
+
+
+def test_control_dir_of_a_killed_run_is_removed_by_the_next(clstr, testbed, short_tmp):
+    tmp_path = short_tmp
+    p = clstr.popen("-n", "n1", "-j", "echo started; sleep 60", env={"TMPDIR": str(tmp_path)},
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        read_until(p.stdout, ["started"])
+        stale = control_dirs(tmp_path)
+        assert len(stale) == 1
+        p.kill()
+        p.wait(10)
+    finally:
+        p.kill()
+    r = clstr("-n", "n1", "-j", "echo next", env={"TMPDIR": str(tmp_path)})
+    assert (r.returncode, r.stdout) == (0, "next\n"), r.stderr
+    assert control_dirs(tmp_path) == []
+
+
+def test_long_tmpdir_keeps_socket_paths_short(clstr, tmp_path):
+    deep = tmp_path / ("scratch-" + "x" * 40) / ("job-" + "y" * 40)
+    deep.mkdir(parents=True)
+    r = clstr("-n", "n1", "-n", "n2", *jobs_args(["echo a", "echo b", "echo c"]), env={"TMPDIR": str(deep)})
+    assert (r.returncode, lines(r.stdout)) == (0, ["a", "b", "c"]), r.stderr
+    assert control_dirs(deep) == []
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-multiplex"]])
+def test_timeout_ends_a_job_that_ignores_sigterm(clstr, mode):
+    """Over a shared connection too: the slot is free within the kill grace, the node KILLs the job."""
+    from test_failures import remote_leftovers
+    job = "trap '' TERM; echo started; sleep 37; echo never"
+    r = clstr("-n", "n1", "--timeout", "1", *mode, *jobs_args([job, "echo next"]), timeout=30)
+    assert (r.returncode, r.stdout) == (1, "started\nnext\n"), r.stderr
+    assert "failed: job 1 on n1 (timeout)" in r.stderr
+    assert remote_leftovers("sleep 37") == []

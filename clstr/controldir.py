@@ -1,0 +1,77 @@
+"""The run's private directory of ControlMaster sockets: short paths, and no leftovers of dead runs.
+
+A Unix socket path holds at most 107 bytes, and ssh adds 17 for the temporary name it binds
+first, so the directory lives under the first of $TMPDIR, /tmp, /dev/shm that leaves room
+(HPC scratch directories in $TMPDIR are often too long). Its name carries the supervisor's
+pid: a run killed with SIGKILL cannot remove it, so each run removes those of dead runs.
+"""
+import os
+import shutil
+
+from .errors import InputError
+
+SOCKET_MAX = 107  # sizeof(sun_path) - 1
+SSH_SUFFIX = 17  # ssh binds "<ControlPath>.<16 random characters>", then renames it
+PREFIX = "clstr-"
+
+
+def bases(environ=None):
+    """Where the directory may go, in order of preference."""
+    env = os.environ if environ is None else environ
+    out = []
+    for d in (env.get("TMPDIR"), "/tmp", "/dev/shm", "/var/tmp"):
+        if d and d not in out:
+            out.append(d)
+    return out
+
+
+def fits(base, longest_name):
+    """Whether sockets named up to ``longest_name`` characters fit under a directory made in ``base``."""
+    # base/clstr-<pid>.<8 random>/<name>.<ssh's suffix>
+    return len(os.path.abspath(base)) + 1 + len(PREFIX) + 7 + 1 + 8 + 1 + longest_name + SSH_SUFFIX <= SOCKET_MAX
+
+
+def make(longest_name, environ=None):
+    """Create the run's directory (mode 0700); returns its path. Removes dead runs' directories first."""
+    for base in bases(environ):
+        if not fits(base, longest_name) or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+            continue
+        clean_stale(base)
+        import tempfile  # only runs that share connections need it
+        return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}.", dir=base)
+    raise InputError(f"no directory for ControlMaster sockets with a path short enough (tried {', '.join(bases(environ))})")
+
+
+def clean_stale(base):
+    """Remove the control directories in ``base`` that are ours and whose run is dead."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    me = os.getuid()
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        pid, dot, _ = name[len(PREFIX):].partition(".")
+        if not dot or not pid.isdigit():
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if st.st_uid != me or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
