@@ -5,6 +5,8 @@ The supervisor is the only writer of all of these.
 import collections
 import os
 import re
+import select
+import stat
 import tempfile
 
 from . import hostlist
@@ -94,12 +96,77 @@ def progress_bar(fraction, width):
     return f"[{'#' * done}{'.' * (width - done)}] {int(fraction * 100):3d}%"
 
 
+class Sink:
+    """An output stream that the supervisor writes without ever blocking on a slow reader.
+
+    A pipe, terminal or socket is written only as far as it takes now (chunks of PIPE_BUF
+    bytes, each written only when poll says there is room, so that a blocking descriptor
+    never blocks); the rest waits here, and the supervisor pumps it when the descriptor is
+    writable. A regular file, or a stream without a descriptor, is written directly.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.name = getattr(stream, "name", None)
+        self.queue = collections.deque()
+        self.pending = 0  # bytes waiting
+        self.fd = None
+        try:
+            fd = stream.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode) and _pollable(fd):
+                stream.flush()  # whatever its buffer holds goes first
+                self.fd = fd
+                self.poll = select.poll()
+                self.poll.register(fd, select.POLLOUT)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, data):
+        if self.fd is None:
+            self.stream.write(data)
+            return
+        self.queue.append(data)
+        self.pending += len(data)
+
+    def flush(self):
+        """Write what the stream takes now; raises what the write raises (EPIPE, ENOSPC, ...)."""
+        if self.fd is None:
+            self.stream.flush()
+            return
+        while self.queue and self.poll.poll(0):
+            chunk = self.queue[0]
+            n = os.write(self.fd, chunk[:select.PIPE_BUF])
+            self.pending -= n
+            if n == len(chunk):
+                self.queue.popleft()
+            else:
+                self.queue[0] = chunk[n:]
+
+    def drop(self):
+        """Forget what waits (the reader will not take it); returns how many bytes that was."""
+        n, self.pending = self.pending, 0
+        self.queue.clear()
+        return n
+
+
+def _pollable(fd):
+    """Whether epoll can watch ``fd`` (pipes, terminals, sockets can; /dev/null and files cannot)."""
+    ep = select.epoll()
+    try:
+        ep.register(fd, select.EPOLLOUT)
+        return True
+    except OSError:
+        return False
+    finally:
+        ep.close()
+
+
 class Printer:
     """Writes job output: merged line by line (default), tagged, grouped per job, or gathered."""
 
     def __init__(self, out, err, tag=False, tag_job=False, group=False, output_dir=None, gather=False,
                  status=None):
-        self.streams = {1: out, 2: err}
+        self.streams = {1: Sink(out) if out is not None else None, 2: Sink(err) if err is not None else None}
         self.gather = gather
         self.gathered = {}  # seq -> (node, bytearray) of stdout with --gather
         self.tag = tag
@@ -166,7 +233,7 @@ class Printer:
     def _gone(self, stream):
         """The reader of a stream went away (``clstr ... | head``): write no more there."""
         if self.streams[stream] is not None:
-            silence(self.streams[stream])
+            silence(self.streams[stream].stream)
         self.streams[stream] = None
         self.dirty.discard(stream)
         if stream == 1:
@@ -205,6 +272,21 @@ class Printer:
         if self.gather:
             self._write_gathered()
             self.flush()
+
+    def waiting(self):
+        """{descriptor: bytes waiting} of the streams whose reader has not taken everything yet."""
+        return {sink.fd: sink.pending for sink in self.streams.values() if sink is not None and sink.pending}
+
+    def pump(self):
+        """Write what waits, as far as the streams take it now (the loop calls this when one is writable)."""
+        for stream, sink in self.streams.items():
+            if sink is not None and sink.pending:
+                self.dirty.add(stream)
+        self.flush()
+
+    def drop_waiting(self):
+        """Give up on what the readers have not taken; returns the bytes dropped."""
+        return sum(sink.drop() for sink in self.streams.values() if sink is not None)
 
     def _write_gathered(self):
         """Identical outputs once, under the folded list of their nodes (like clush -b)."""

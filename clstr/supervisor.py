@@ -30,6 +30,9 @@ from .status import GONE, Board, Rate, status_line
 from .worker import MAX_WAIT, end_group, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
+# Job output a slow reader has not taken yet waits in memory up to this much; past it the
+# supervisor reads no more from its workers (and starts no job) until the reader catches up.
+OUTPUT_HIGH = 32 * 1024 * 1024
 ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
 
 
@@ -157,6 +160,8 @@ class Supervisor:
         self.next_connect = 0.0
         self.released = []  # idle workers told to exit, joined at shutdown
         self.write_error = None  # the first write that failed: no job starts after it
+        self.out_fds = set()  # output descriptors registered for writability (a reader is behind)
+        self.paused = False  # too much output waits: workers are not read until it is taken
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -346,6 +351,7 @@ class Supervisor:
             self._write(self.opt.joblog, self.joblog.close)
         self._write("job output", self.printer.flush)
         self._write("job output", self.printer.close)
+        self._drain_output()
         if self.status is not None:
             self._draw_status(force=True)
             self.status.close()
@@ -360,12 +366,15 @@ class Supervisor:
                 continue  # done() brought nodes back: dispatch to them before sleeping
             if not self.sched.pending():
                 self._release_idle()
+            self._sync_output()
             for key, _ in self.sel.select(self._timeout()):
                 kind, idx = key.data
                 if kind == "conn":
                     self._drain(idx)
                 elif kind == "dead":
                     self._died(idx)
+                elif kind == "out":
+                    self._write("job output", self.printer.pump)
                 else:
                     self._wake(key.fileobj)
             self._write("job output", self.printer.flush)
@@ -388,7 +397,53 @@ class Supervisor:
         # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
         return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
+    def _sync_output(self):
+        """Watch the output descriptors whose reader is behind; past OUTPUT_HIGH, stop reading workers."""
+        waiting = self.printer.waiting()
+        for fd in self.out_fds - set(waiting):
+            self.sel.unregister(fd)
+            self.out_fds.discard(fd)
+        for fd in set(waiting) - self.out_fds:
+            self.sel.register(fd, selectors.EVENT_WRITE, ("out", fd))
+            self.out_fds.add(fd)
+        # once interrupted, workers are read whatever waits: their ends must be heard
+        pause = sum(waiting.values()) > OUTPUT_HIGH and self.signal is None
+        if pause != self.paused:
+            self.paused = pause
+            for idx, s in enumerate(self.slots):
+                if s.conn is None:
+                    continue
+                if pause:
+                    self.sel.unregister(s.conn)
+                else:
+                    self.sel.register(s.conn, selectors.EVENT_READ, ("conn", idx))
+
+    def _drain_output(self):
+        """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
+        deadline = self.clock() + INTERRUPT_GRACE if self.signal is not None else None
+        while self.printer.waiting():
+            if deadline is not None and self.clock() >= deadline:
+                n = self.printer.drop_waiting()
+                self._log(f"{n} bytes of job output were not written: their reader did not take them")
+                break
+            self._sync_output()
+            for key, _ in self.sel.select(min(0.5, deadline - self.clock()) if deadline else 0.5):
+                if key.data[0] == "out":
+                    self._write("job output", self.printer.pump)
+                elif key.data[0] == "wake":
+                    self._wake(key.fileobj)
+            if self.signals and deadline is None:
+                deadline = self.clock() + INTERRUPT_GRACE
+                fatal = [sig for sig in self.signals if sig != signal.SIGUSR1]
+                if fatal and self.signal is None:
+                    self.signal = fatal[0]  # every job had ended; the wait for the reader was cut short
+        for fd in self.out_fds:
+            self.sel.unregister(fd)
+        self.out_fds.clear()
+
     def _dispatch(self):
+        if self.paused:
+            return  # the reader of our output is behind: no new job adds to what waits
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
         # with --ssh-delay, one connection a turn

@@ -306,3 +306,49 @@ def test_timeout_ends_a_job_that_ignores_sigterm(clstr, mode):
     assert (r.returncode, r.stdout) == (1, "started\nnext\n"), r.stderr
     assert "failed: job 1 on n1 (timeout)" in r.stderr
     assert remote_leftovers("sleep 37") == []
+
+
+def wait_for(predicate, deadline=30.0):
+    """Poll ``predicate`` until it holds (bounded); returns whether it did."""
+    import time
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)  # polling a condition, bounded: not a timing assumption
+    return False
+
+
+def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbed, tmp_path):
+    import os
+    import signal
+    import shlex
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    log = tmp_path / "log"
+    jobs = ["seq 1 300000", "sleep 30"]  # 2 MB of output, far more than a pipe holds; then a job to time out
+    argv = " ".join(shlex.quote(a) for a in clstr.argv("-n", "n1", "-n", "n2", "--timeout", "2", "--joblog",
+                                                         str(log), *jobs_args(jobs)))
+    # the reader takes nothing until the gate opens
+    p = subprocess.Popen(["bash", "-o", "pipefail", "-c", f"{argv} | {{ read -r _ < {gate}; wc -l >/dev/null; }}"],
+                         env=clstr.env(),
+                         cwd=clstr.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        # both jobs end (the second by its timeout) while the reader still blocks
+        assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 3)
+        rows = {r.split("\t")[0]: r.split("\t")[6] for r in log.read_text().splitlines()[1:]}
+        assert rows == {"1": "succeeded", "2": "failed"}
+        clstr_proc = [c for c in psutil.Process(p.pid).children() if "clstr" in " ".join(c.cmdline())][0]
+        clstr_proc.send_signal(signal.SIGTERM)
+        clstr_proc.wait(15)  # it gives the reader its grace, then goes (raises TimeoutExpired if not)
+        with open(gate, "w") as g:
+            g.write("go\n")
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 143
+    assert "bytes of job output were not written: their reader did not take them" in err
+    assert "timeout" in err
+    assert not run_marker(testbed)
