@@ -3,7 +3,8 @@
 A Unix socket path holds at most 107 bytes, and ssh adds 17 for the temporary name it binds
 first, so the directory lives under the first of $TMPDIR, /tmp, /dev/shm that leaves room
 (HPC scratch directories in $TMPDIR are often too long). Its name carries the supervisor's
-pid: a run killed with SIGKILL cannot remove it, so each run removes those of dead runs.
+pid: a run killed with SIGKILL cannot remove it, so each run removes those of dead runs,
+and ends their masters (which would idle on for ControlPersist seconds).
 """
 import os
 import shutil
@@ -64,7 +65,27 @@ def clean_stale(base):
             continue
         if _alive(int(pid)):
             continue
+        end_masters(path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def end_masters(path):
+    """TERM the ControlMasters of ours whose socket is in ``path`` (their run is dead; they idle on)."""
+    import signal
+    marker = f"ControlPath={path}/".encode()
+    me = os.getuid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != me:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if marker in cmdline and b"ControlMaster=yes" in cmdline:
+                os.kill(int(pid), signal.SIGTERM)
+        except OSError:
+            continue
 
 
 def _alive(pid):

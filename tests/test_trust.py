@@ -284,9 +284,13 @@ def test_control_dir_of_a_killed_run_is_removed_by_the_next(clstr, testbed, shor
         p.wait(10)
     finally:
         p.kill()
+    masters = [q for q in run_marker(testbed) if "ControlMaster=yes" in q.cmdline()]
+    assert len(masters) == 1  # the killed run's master idles on (ControlPersist)
     r = clstr("-n", "n1", "-j", "echo next", env={"TMPDIR": str(tmp_path)})
     assert (r.returncode, r.stdout) == (0, "next\n"), r.stderr
     assert control_dirs(tmp_path) == []
+    assert psutil.wait_procs(masters, timeout=10)[1] == []  # the next run ended it
+    assert not run_marker(testbed)
 
 
 def test_long_tmpdir_keeps_socket_paths_short(clstr, tmp_path):
@@ -351,4 +355,5 @@ def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbe
     assert p.returncode == 143
     assert "bytes of job output were not written: their reader did not take them" in err
     assert "timeout" in err
-    assert not run_marker(testbed)
+    left = run_marker(testbed)
+    assert not left, [(" ".join(q.cmdline()), q.environ().get("CLSTR_RUN"), q.create_time()) for q in left]
