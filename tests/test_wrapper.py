@@ -77,6 +77,24 @@ class Remote:
             self.proc.wait()
 
 
+def _living(p):
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_until(predicate, deadline=10.0):
+    """Poll ``predicate`` until it holds (bounded): zombies no one reaps make psutil.wait_procs wait it out."""
+    import time
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @pytest.fixture
 def remote():
     started = []
@@ -142,8 +160,7 @@ def test_job_ignoring_sigterm_is_killed_after_the_grace(remote, name):
     code, out, _ = r.finish()
     assert out == "" and code in (-9, -15)
     # the watcher's KILL reaches itself too, a moment after the job's pipes closed
-    _, alive = psutil.wait_procs(r.session(), timeout=10)
-    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    assert wait_until(lambda: not [p for p in r.session() if _living(p)])
 
 
 @pytest.mark.parametrize("name", SHELLS)
