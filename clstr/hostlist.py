@@ -96,6 +96,33 @@ def expand(pattern):
     return [h for h in hosts for _ in range(slots)]
 
 
+def count(pattern):
+    """How many entries (hosts x slots) ``pattern`` expands to, without expanding it (checks it too)."""
+    parts = split_list(pattern)
+    if len(parts) > 1:
+        return sum(count(p) for p in parts)
+    slots, body = split_slots(pattern)
+    if slots is not None and slots < 1:
+        raise InputError(f"slot count must be at least 1 in '{slots}/{body}'")
+    if body.count("[") != body.count("]"):
+        raise InputError(f"unbalanced brackets in {body!r}")
+    n = 1
+    for i, piece in enumerate(_BRACKET.split(body)):
+        if i % 2:
+            n *= sum(_range_size(item, body) for item in piece.split(","))
+    return n * (slots or 1)
+
+
+def _range_size(item, pattern):
+    item = item.strip()
+    lo, dash, hi = item.partition("-")
+    if dash and lo.isdigit() and hi.isdigit():
+        return max(0, int(hi) - int(lo) + 1)
+    if not dash and item.isdigit():
+        return 1
+    raise InputError(f"bad range item {item!r} in {pattern!r}")
+
+
 def expand_all(patterns):
     """Expand several patterns in order, keeping duplicates (they are slots)."""
     out = []

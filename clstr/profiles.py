@@ -186,11 +186,47 @@ class ProfileSet:
             searched = ", ".join(self.files) or "no profile file found"
             raise InputError(f"unknown profile {name!r} (known: {known}; searched: {searched})") from None
 
-    def resolve(self, name, _chain=()):
-        """Merge a profile with its includes: hosts in order, own nodes first."""
-        if name in _chain:
-            cycle = " -> ".join(_chain + (name,))
-            raise InputError(f"include cycle: {cycle}", self.profiles[_chain[0]].where)
+    def resolve(self, name):
+        """Merge a profile with its includes: hosts in order (one entry a slot), own nodes first.
+
+        Each profile is resolved once, however many profiles include it, and the size of the
+        whole is counted before anything is expanded: a file of include diamonds or of huge
+        ranges is refused in one line instead of taking exponential time or all memory.
+        """
+        if not hasattr(self, "_sizes"):
+            self._sizes, self._resolved = {}, {}
+        size = self._size(name, ())
+        if size > hostlist.MAX_HOSTS:
+            raise InputError(f"profile {name!r} has more than {hostlist.MAX_HOSTS} slots with its includes",
+                             self.get(name).where)
+        return self._resolve(name)
+
+    def _size(self, name, chain):
+        """Slots of ``name`` with its includes, counted without expanding; finds include cycles."""
+        if name in chain:
+            cycle = " -> ".join(chain + (name,))
+            raise InputError(f"include cycle: {cycle}", self.profiles[chain[0]].where)
+        if name in self._sizes:
+            return self._sizes[name]
+        prof = self.get(name)
+        total = 0
+        for pattern in prof.nodes:
+            try:
+                n = hostlist.count(pattern)
+            except InputError as e:
+                raise InputError(f"profile {name!r}: {e.message}", prof.where) from None
+            total += n if hostlist.split_slots(pattern)[0] is not None else n * prof.slots
+        for inc in prof.include:
+            if inc not in self.profiles:
+                raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
+            total += self._size(inc, chain + (name,))
+            total = min(total, hostlist.MAX_HOSTS + 1)  # enough to refuse it; no huge numbers
+        self._sizes[name] = total
+        return total
+
+    def _resolve(self, name):
+        if name in self._resolved:
+            return self._resolved[name]
         prof = self.get(name)
         hosts = []
         for pattern in prof.nodes:
@@ -206,11 +242,10 @@ class ProfileSet:
         result = Resolved(hosts=hosts, ssh_options=list(prof.ssh_options), ssh=prof.ssh,
                           connect_timeout=prof.connect_timeout)
         for inc in prof.include:
-            if inc not in self.profiles:
-                raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
-            sub = self.resolve(inc, _chain + (name,))
+            sub = self._resolve(inc)
             result.hosts.extend(sub.hosts)
             result.ssh_options.extend(o for o in sub.ssh_options if o not in result.ssh_options)
             result.ssh = result.ssh or sub.ssh
             result.connect_timeout = result.connect_timeout or sub.connect_timeout
+        self._resolved[name] = result
         return result

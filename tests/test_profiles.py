@@ -118,3 +118,35 @@ def test_required_file_missing(tmp_path):
 def test_parse_empty():
     assert parse("", "f.yaml") == {}
     assert parse("# nothing\n", "f.yaml") == {}
+
+
+def test_include_diamonds_resolve_once(tmp_path):
+    """36 levels of diamonds: 2**36 paths; each profile is resolved once and the size refused at once."""
+    rows = ["p0: {nodes: [a], include: [p1, p1b]}"]
+    for i in range(1, 36):
+        rows.append(f"p{i}: {{nodes: [n{i}], include: [p{i + 1}, p{i + 1}b]}}")
+        rows.append(f"p{i}b: {{nodes: [m{i}], include: [p{i + 1}]}}")
+    rows += ["p36: [z]", "p36b: [y]"]
+    path = tmp_path / "d.yaml"
+    path.write_text("\n".join(rows) + "\n")
+    ps = ProfileSet([(str(path), True)])
+    with pytest.raises(InputError) as e:
+        ps.resolve("p0")
+    assert str(e.value) == f"{path}:1: profile 'p0' has more than 100000 slots with its includes"
+    # a small diamond resolves, its shared part counted on each path as written
+    assert ps.resolve("p34").hosts == ["n34", "n35", "z", "y", "m35", "z"]
+
+
+@pytest.mark.parametrize("text", [
+    "big: {nodes: ['n[1-99999]'], slots: 1000}\n",
+    "many: ['n[1-99999]', 'n[1-99999]', 'n[1-99999]']\n",
+    "grid: ['r[1-1000]n[1-1000]']\n",
+])
+def test_huge_profiles_refused_before_expanding(tmp_path, text):
+    path = tmp_path / "h.yaml"
+    path.write_text(text)
+    ps = ProfileSet([(str(path), True)])
+    name = text.split(":")[0]
+    with pytest.raises(InputError) as e:
+        ps.resolve(name)
+    assert str(e.value) == f"{path}:1: profile '{name}' has more than 100000 slots with its includes"
