@@ -6,7 +6,7 @@ import time
 
 from . import checks, hostlist
 from .errors import InputError
-from .output import JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, read_succeeded
+from .output import JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, ended_jobs, ended_on, log_command
 from .scheduler import Policy, Scheduler, interleave
 from .ssh import SshConfig, base_argv
 from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
@@ -16,7 +16,7 @@ def _binary(stream):
     return getattr(stream, "buffer", stream)
 
 
-def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None):
+def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True):
     """Expand nodes and jobs into what a Scheduler takes.
 
     Returns (slots, job pairs (seq, command), pins or None, skipped count).
@@ -32,15 +32,22 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None):
     slots = interleave(slots)
     if on_each_node is not None:
         distinct = list(dict.fromkeys(slots))
-        return slots, [(i + 1, on_each_node) for i in range(len(distinct))], distinct, 0
+        skipped = 0
+        if resume_from is not None:
+            # the nodes where the command succeeded before: its job log names each one
+            done = ended_on(resume_from, on_each_node, failed_too)
+            kept = [n for n in distinct if n not in done]
+            skipped, distinct = len(distinct) - len(kept), kept
+        return slots, [(i + 1, on_each_node) for i in range(len(distinct))], distinct, skipped
     pairs = [(i + 1, cmd) for i, cmd in enumerate(jobs)]
     skipped = 0
     if resume_from is not None:
-        done = read_succeeded(resume_from)
+        done = ended_jobs(resume_from, failed_too)
         kept = []
         for seq, cmd in pairs:
-            if done[cmd] > 0:
-                done[cmd] -= 1
+            key = log_command(cmd)
+            if done[key] > 0:
+                done[key] -= 1
                 skipped += 1
             else:
                 kept.append((seq, cmd))
@@ -55,7 +62,8 @@ class Run:
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True,
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
                  timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
-                 joblog=None, resume=False, stdout=None, stderr=None, tag=False, tag_job=False, group=False,
+                 joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
+                 tag_job=False, group=False,
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
         jobs = checks.strings("jobs", jobs, "shell commands")
         nodes = checks.strings("nodes", nodes, "host patterns")
@@ -69,18 +77,22 @@ class Run:
             timeout=timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay, max_nodes=max_nodes,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
-            remote_cleanup=remote_cleanup, multiplex=multiplex, resume=resume, tag=tag, tag_job=tag_job,
+            remote_cleanup=remote_cleanup, multiplex=multiplex, resume=resume, resume_failed=resume_failed,
+            tag=tag, tag_job=tag_job,
             group=group, gather=gather, status=status, bar=bar, verbose=verbose, active_nodes=active_nodes,
             joblog=joblog, output_dir=output_dir).items()}
         timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
         max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
         stdout, stderr = checks.stream("stdout", stdout), checks.stream("stderr", stderr)
-        if resume and not joblog:
-            raise InputError("--resume needs --joblog FILE")
+        if resume and resume_failed:
+            raise InputError("give --resume or --resume-failed, not both")
+        if (resume or resume_failed) and not joblog:
+            raise InputError(f"{'--resume' if resume else '--resume-failed'} needs --joblog FILE")
         if gather and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
         self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
-                                                          joblog if resume else None)
+                                                          joblog if resume or resume_failed else None,
+                                                          failed_too=not resume_failed)
         if on_each_node is not None:
             multiplex = False  # one job per node: a shared connection would only add a hop
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,

@@ -22,6 +22,7 @@ examples:
   clstr -n 'lab[01-40]' -E 'grep "model name" /proc/cpuinfo' | sort | uniq -c
   clstr -p lab-machines --status --joblog run.log jobs.txt
   clstr -p lab-machines --joblog run.log --resume jobs.txt     # only what is left
+  clstr -p lab-machines --joblog run.log --resume-failed jobs.txt  # and what failed
 
 nodes:
   A node is an ssh destination (host, user@host, or a Host alias of your ssh
@@ -108,8 +109,12 @@ def build_parser():
                    help="distinct nodes a job may fail on before it is failed (default 3)")
     g.add_argument("--retries", type=_whole, default=0, metavar="N",
                    help="with --job-failures job: re-runs of a failed job on another node (default 0)")
-    g.add_argument("--joblog", metavar="FILE", help="append one TSV row per finished attempt")
-    g.add_argument("--resume", action="store_true", help="with --joblog: skip jobs it records as succeeded")
+    g.add_argument("--joblog", metavar="FILE",
+                   help="append a row per ended job to FILE, in GNU parallel's --joblog columns")
+    g.add_argument("--resume", action="store_true",
+                   help="with --joblog: skip the jobs it records as ended (succeeded or failed)")
+    g.add_argument("--resume-failed", action="store_true",
+                   help="with --joblog: skip the jobs it records as succeeded; run the failed ones again")
     g.add_argument("--dry-run", action="store_true",
                    help="print the plan (nodes, slots, jobs, options) and exit without connecting")
     g = p.add_argument_group("output")
@@ -308,7 +313,8 @@ def main(argv=None):
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, timeout=args.timeout, multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup,
-            active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume, stdout=out, stderr=err,
+            active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,
+            resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=args.verbose, log=log)
         if args.dry_run:

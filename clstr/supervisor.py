@@ -501,7 +501,7 @@ class Supervisor:
         if att is None:
             return
         self._write("job output", self.printer.attempt_ended, att.seq)
-        if self.joblog:
+        if self.joblog and att.outcome in (SUCCEEDED, FAILED):
             self._write(self.opt.joblog, self.joblog.write, att)
         self.active_dirty = True
         if self.opt.verbose:

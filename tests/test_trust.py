@@ -8,6 +8,7 @@ import subprocess
 import psutil
 import pytest
 
+from clstr.output import JOBLOG_COLUMNS
 from conftest import lines, read_until
 from test_failures import jobs_args, run_marker
 
@@ -267,7 +268,7 @@ def test_sighup_ends_the_run_like_sigterm(clstr, testbed, short_tmp):
     assert "3 jobs: 0 succeeded, 0 failed, 3 not run" in err
     assert json.loads((clstr.cwd / "out.json").read_text())["interrupted_by"] == "SIGHUP"
     rows = (clstr.cwd / "log").read_text().splitlines()
-    assert len(rows) == 3 and all(r.split("\t")[6] == "interrupted" for r in rows[1:])
+    assert rows == ["\t".join(JOBLOG_COLUMNS)]  # no job ended: a --resume runs all three
     assert not run_marker(testbed)
     assert control_dirs(tmp_path) == []
 
@@ -341,8 +342,8 @@ def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbe
     try:
         # both jobs end (the second by its timeout) while the reader still blocks
         assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 3)
-        rows = {r.split("\t")[0]: r.split("\t")[6] for r in log.read_text().splitlines()[1:]}
-        assert rows == {"1": "succeeded", "2": "failed"}
+        rows = {r.split("\t")[0]: r.split("\t")[6:8] for r in log.read_text().splitlines()[1:]}
+        assert rows == {"1": ["0", "0"], "2": ["-1", "15"]}  # the second timed out, as parallel writes it
         clstr_proc = [c for c in psutil.Process(p.pid).children() if "clstr" in " ".join(c.cmdline())][0]
         clstr_proc.send_signal(signal.SIGTERM)
         clstr_proc.wait(15)  # it gives the reader its grace, then goes (raises TimeoutExpired if not)
