@@ -73,7 +73,9 @@ class _Sshd:
 class Testbed:
     """``count`` good nodes n1..nCOUNT plus the faulty ones, described by one ssh_config."""
 
-    def __init__(self, root, count=4, first_octet=2, max_sessions=16):
+    __test__ = False  # not a test class, whoever imports it
+
+    def __init__(self, root, count=4, first_octet=2, max_sessions=16, per_sshd=PER_SSHD):
         self.root = str(root)
         self.count = count
         self.user = getpass.getuser()
@@ -87,6 +89,7 @@ class Testbed:
         self.othershell_addr = "127.0.0.252"
         self.stall_addr = "127.0.0.253"
         self.max_sessions = max_sessions
+        self.per_sshd = per_sshd  # 1: each node an sshd of its own, to stop or freeze alone
         self.sshds = []
         self.hung = None
         self.stall = None
@@ -103,11 +106,12 @@ class Testbed:
         self.authorized = os.path.join(self.root, "authorized_keys")
         shutil.copy(self.client_key + ".pub", self.authorized)
         addrs = list(self.addr.values())
-        for i in range(0, len(addrs), PER_SSHD):
-            chunk = addrs[i:i + PER_SSHD]
-            cfg = os.path.join(self.root, f"sshd_config.{i // PER_SSHD}")
+        per = self.per_sshd
+        for i in range(0, len(addrs), per):
+            chunk = addrs[i:i + per]
+            cfg = os.path.join(self.root, f"sshd_config.{i // per}")
             with open(cfg, "w") as f:
-                f.write(self._sshd_config(chunk, i // PER_SSHD))
+                f.write(self._sshd_config(chunk, i // per))
             self.sshds.append(_Sshd(cfg, chunk))
         # othershell: bash under a name of its own, announced as the login shell ($SHELL)
         self.other_shell = os.path.join(self.root, "bin", "othersh")
@@ -200,6 +204,13 @@ Host *
     def ssh(self):
         """The --ssh value that points clstr at this testbed."""
         return f"ssh -F {shlex.quote(self.ssh_config)}"
+
+    def sshd_tree(self, node):
+        """The sshd listening for ``node`` and every session process under it (with per_sshd=1: that node's alone)."""
+        import psutil
+        d = self.sshds[list(self.addr).index(node) // self.per_sshd]
+        parent = psutil.Process(d.proc.pid)
+        return [parent] + parent.children(recursive=True)
 
     def session_processes(self, node):
         """The sshd processes serving connections to ``node`` (to stop or kill it mid-job)."""
