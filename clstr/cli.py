@@ -30,15 +30,16 @@ nodes:
   listed N times, or written N/host, has N slots: up to N of its jobs at once.
 
 failures (--job-failures node, the default):
-  any non-zero exit of ssh presumes the node broken: the job goes back to the
+  any non-zero exit of a job presumes its node broken: the job goes back to the
   queue and the node leaves the pool, so jobs like
   '[ -z "$(users)" ] && run' filter out busy machines. A job that fails on
   --max-attempts distinct nodes is marked failed. If failing jobs retired every
   node while jobs wait, those nodes come back (a job never returns to a node it
-  failed on). With --job-failures job, only ssh failures (exit 255: refused,
-  timed out, authentication, host key, connection lost) retire the node; other
-  exits fail the job, retried --retries times. Exit 255 of the command itself
-  cannot be told from an ssh failure.
+  failed on). With --job-failures job, only ssh failures (the job never started:
+  refused, timed out, authentication, host key; or its connection was lost)
+  retire the node; any other exit, 255 included, fails the job, retried --retries
+  times. The remote wrapper marks each job's start and exact exit status, so
+  nothing a job prints is taken for ssh's failure.
 
 profiles:
   -p NAME looks NAME up in, first hit wins: each --profiles FILE, each file of

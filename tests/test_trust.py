@@ -358,3 +358,25 @@ def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbe
     assert "timeout" in err
     left = run_marker(testbed)
     assert not left, [(" ".join(q.cmdline()), q.environ().get("CLSTR_RUN"), q.create_time()) for q in left]
+
+
+def test_planted_link_as_job_log_in_a_shared_dir_is_refused(clstr, tmp_path):
+    shared = tmp_path / "shared-log"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (shared / "log").symlink_to(victim)
+    r = clstr("-n", "n1", "-j", "touch ran", "--joblog", str(shared / "log"))
+    assert (r.returncode, victim.read_text()) == (2, "precious\n")
+    assert "cannot write job log: Too many levels of symbolic links" in r.stderr
+    assert not (clstr.cwd / "ran").exists()
+
+
+def test_job_not_in_utf8_is_run_and_logged_as_it_is(clstr):
+    (clstr.cwd / "jobs").write_bytes(b"printf '%s\\n' \xff | od -An -tx1\n")
+    r = clstr("-n", "n1", "--joblog", "log", "--json", "out.json", "jobs")
+    assert (r.returncode, r.stdout.split()) == (0, ["ff", "0a"]), r.stderr
+    assert (clstr.cwd / "log").read_bytes().splitlines()[1].endswith(b"\t0\t0\tprintf '%s\\n' \xff | od -An -tx1")
+    r = clstr("-n", "n1", "--joblog", "log", "--resume", "jobs")
+    assert (r.returncode, r.stdout) == (0, "")  # found in the log as it was written
