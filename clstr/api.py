@@ -12,21 +12,37 @@ from .ssh import SshConfig, base_argv
 from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
 
 
+def group_resolver(files=()):
+    """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then
+    the default profile files (read only when a node list names a group)."""
+    found = []
+
+    def hosts(name):
+        if not found:
+            from .profiles import ProfileSet, default_search_path
+            found.append(ProfileSet([(f, True) for f in files] + default_search_path()))
+        return found[0].resolve(name).hosts
+    return hosts
+
+
 def _binary(stream):
     return getattr(stream, "buffer", stream)
 
 
-def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True):
+def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True, groups=None):
     """Expand nodes and jobs into what a Scheduler takes.
 
     Returns (slots, job pairs (seq, command), pins or None, skipped count).
+    ``groups``: name -> hosts, for ``@NAME`` in a node list.
     Raises InputError for an empty node list.
     """
-    slots = hostlist.expand_all(nodes)
+    ctx = hostlist.Context(group=groups)
+    slots = hostlist.expand_all(nodes, ctx)
     if exclude:
-        gone = set(hostlist.expand_all(exclude))
+        gone, regexes = hostlist.exclusions(exclude, ctx)
         # -x node3 also removes user@node3
-        slots = [h for h in slots if h not in gone and h.rpartition("@")[2] not in gone]
+        slots = [h for h in slots if h not in gone and h.rpartition("@")[2] not in gone
+                 and not any(rx.search(h) for rx in regexes)]
     if not slots:
         raise InputError("no nodes to run on" + (" after exclusions" if exclude else ""))
     slots = interleave(slots)
@@ -63,7 +79,7 @@ class Run:
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
                  timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
-                 tag_job=False, group=False,
+                 tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
         jobs = checks.strings("jobs", jobs, "shell commands")
         nodes = checks.strings("nodes", nodes, "host patterns")
@@ -90,9 +106,11 @@ class Run:
             raise InputError(f"{'--resume' if resume else '--resume-failed'} needs --joblog FILE")
         if gather and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
+        profiles = checks.strings("profiles", profiles, "profile files")
         self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
                                                           joblog if resume or resume_failed else None,
-                                                          failed_too=not resume_failed)
+                                                          failed_too=not resume_failed,
+                                                          groups=group_resolver(profiles))
         if on_each_node is not None:
             multiplex = False  # one job per node: a shared connection would only add a hop
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,

@@ -81,10 +81,11 @@ def build_parser():
     p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
                    help="files of jobs, one shell command a line ('-' is stdin)")
     g = p.add_argument_group("nodes")
-    g.add_argument("-n", "--node", action="append", default=[], metavar="HOST",
-                   help="a node (repeatable; ranges like node[01-12]; N/host gives N slots)")
-    g.add_argument("-N", "--node-file", action="append", default=[], metavar="FILE",
-                   help="a file of nodes, one a line; blank lines and # comments skipped")
+    g.add_argument("-n", "--node", action="extend", nargs="+", default=[], metavar="HOST",
+                   help="nodes (several may follow; repeatable): node[01-12], N/host for N slots, "
+                        "a,b,-c, ^FILE, @GROUP")
+    g.add_argument("-N", "--node-file", action="extend", nargs="+", default=[], metavar="FILE",
+                   help="files of nodes, one a line; blank lines and # comments skipped")
     g.add_argument("-p", "--profile", action="append", default=[], metavar="NAME",
                    help="a named node group from a profile file (repeatable)")
     g.add_argument("--profiles", action="append", default=[], metavar="FILE",
@@ -94,7 +95,7 @@ def build_parser():
     g.add_argument("--list-profiles", action="store_true", help="list the profiles found and exit")
     g = p.add_argument_group("jobs")
     g.add_argument("-j", "--job", action="append", default=[], metavar="CMD", help="a job (repeatable)")
-    g.add_argument("-J", "--job-file", action="append", default=[], metavar="FILE",
+    g.add_argument("-J", "--job-file", action="extend", nargs="+", default=[], metavar="FILE",
                    help="a file of jobs, one a line; blank lines skipped ('-' is stdin)")
     g.add_argument("-E", "--on-each-node", metavar="CMD",
                    help="run CMD once on each distinct node instead of jobs")
@@ -135,7 +136,8 @@ def build_parser():
     g.add_argument("--bar", action="store_true", help="a progress bar with the status line")
     g.add_argument("-A", "--active-nodes", metavar="FILE",
                    help="keep FILE listing the running jobs, 'node: <'Job' 'command'>' a line")
-    g.add_argument("-v", "--verbose", action="store_true", help="report every attempt and a summary")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="report every attempt and a summary (-vv as the original clstr: the same)")
     g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
     g = p.add_argument_group("ssh")
     g.add_argument("--ssh", metavar="CMD", help="the ssh command and leading arguments "
@@ -196,20 +198,20 @@ def read_jobs(args):
     return jobs
 
 
-def read_node_file(path):
-    out = []
-    for n, line in read_lines(path, "node file"):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            hostlist.expand(line)
-        except InputError as e:
-            raise InputError(e.message, f"{path}:{n}") from None
-        out.append(line)
-    if not out:
+def read_node_file(path, groups=None):
+    """The hosts of a node file (one entry a slot), as ``1/host`` entries; errors name file:line."""
+    ctx = hostlist.Context(group=groups)
+    try:
+        hosts = hostlist.read_node_lines(read_lines(path, "node file"), path, ctx)
+    except InputError as e:
+        if e.where and e.where.startswith(f"{path}:") and "cannot be a node" in e.message:
+            # the usual mix-up: a job file where a node file goes (-N nodes.txt jobs.txt)
+            raise InputError(f"{e.message}; is {path} a job file? Give job files before -N/-n or after --",
+                             e.where) from None
+        raise
+    if not hosts:
         raise InputError("node file lists no nodes", path)
-    return out
+    return [f"1/{h}" for h in hosts]
 
 
 def _profile_files(args):
@@ -231,8 +233,9 @@ def list_profiles(args, out):
 def gather_nodes(args):
     """Node patterns and ssh settings from --node, --node-file and --profile."""
     nodes = list(args.node)
+    groups = api.group_resolver(args.profiles)
     for path in args.node_file:
-        nodes.extend(read_node_file(path))
+        nodes.extend(read_node_file(path, groups))
     ssh_cmd, ssh_opts, timeout = None, [], None
     if args.profile:
         from .profiles import ProfileSet
@@ -296,6 +299,8 @@ def main(argv=None):
     log = stderr_log()
     try:
         args = build_parser().parse_args(argv)
+        # argparse (before Python 3.12) keeps the "--" that ends -n/-N/-J lists among the positionals
+        args.job_files = [f for f in args.job_files if f != "--"]
         if args.list_profiles:
             list_profiles(args, sys.stdout)
             return EXIT_OK
@@ -305,6 +310,11 @@ def main(argv=None):
             raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
         nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
         jobs = read_jobs(args) if args.on_each_node is None else []
+        if not jobs and args.on_each_node is None:
+            for node in args.node:
+                if os.path.isfile(node):  # -n h1 h2 jobs.txt: the job file was taken for a node
+                    raise InputError(f"{node!r} was given to -n as a node and no job was given: to run it as a "
+                                     "job file, give it before -n or after --")
         json_out = None if args.dry_run else _open_json(args.json)
         out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
         err = None if args.dry_run else _open_out(args.stderr, sys.stderr.buffer)
@@ -317,7 +327,7 @@ def main(argv=None):
             active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
-            status=args.status, bar=args.bar, verbose=args.verbose, log=log)
+            status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles)
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe()))
             return EXIT_OK
@@ -339,7 +349,7 @@ def main(argv=None):
             return max(result.exit_code(), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
-    summary(result, log, args.verbose or args.status)
+    summary(result, log, bool(args.verbose) or args.status)
     return result.exit_code()
 
 

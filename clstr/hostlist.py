@@ -1,40 +1,141 @@
-"""Pure expansion and folding of pdsh/clush style host patterns.
+"""Pure expansion and folding of host lists, read as pdsh and ClusterShell read them.
 
-``node[01-03]`` expands to ``node01 node02 node03`` (zero padding kept),
-``r[1-2]n[1-2]`` to four hosts, and ``4/host`` gives ``host`` four slots.
+A host list is items joined by operators, applied left to right (ClusterShell's
+rule): ``,`` union, ``!`` difference, ``&`` intersection, ``^`` symmetric difference.
+An item is
+
+* a pattern: ``node[01-03]`` (padding kept), ``n[1-10/2]`` (steps), ``r[1-2]n[1-2]``
+  (several ranges), ``4/host`` (GNU parallel's form: four slots);
+* ``-pattern`` (pdsh): removes those hosts from what came before;
+* ``^FILE`` (pdsh): the host lists of FILE, one a line, ``#`` comments;
+* ``@NAME`` (clush, GNU parallel): the hosts of profile group NAME;
+* ``/REGEX/`` (pdsh): keeps only the hosts so far that REGEX matches.
+
+A host is ``name``, ``user@name``, ``name:port``, an IPv6 address (``::1``,
+``[::1]``, ``[::1]:2222``); anything else (spaces, shell syntax, an empty name)
+is refused, so that a job file given where a node file goes cannot run.
+A host listed N times has N slots; the set operators treat all of a host's
+slots as one.
 """
 import re
 
 from .errors import InputError
 
 MAX_HOSTS = 100_000
-_BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _SLOTS = re.compile(r"^(\d+)/(.+)$")
+_NAME = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"
+_V6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?"
+_HOST = re.compile(rf"(?:[A-Za-z0-9_.+-]+@)?(?:{_NAME}(?::\d{{1,5}})?|\[{_V6}\](?::\d{{1,5}})?|{_V6})")
+_OPERATORS = ",!&^"
 
 
-def _expand_range(spec, pattern):
-    """The strings of one bracket body such as ``01-03,7``."""
+def check_host(host):
+    """Raise InputError unless ``host`` can be an ssh destination (and nothing a shell would read)."""
+    if _HOST.fullmatch(host):
+        return host
+    if not host:
+        raise InputError("empty host name")
+    if any(c.isspace() for c in host):
+        why = "it has a space; separate hosts with commas"
+    elif re.search(r"[;|&$()<>'\"`\\*?{}~=]", host):
+        why = "it has shell syntax"
+    else:
+        why = "it is not a host name, user@host, host:port or an IPv6 address"
+    raise InputError(f"{host!r} cannot be a node ({why})")
+
+
+# ---- tokens ----------------------------------------------------------------------------
+def tokens(text):
+    """``text`` as [(operator, item)]: the first operator is ``,``; brackets are never split."""
+    out, op, cur, depth = [], ",", [], 0
+    regex = False  # inside /.../: no operator, no bracket counts
+    for i, c in enumerate(text):
+        if regex:
+            cur.append(c)
+            regex = c != "/" or text[i - 1] == "\\"
+            continue
+        if c == "/" and not cur:
+            cur.append(c)
+            regex = True
+            continue
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth < 0:
+                raise InputError(f"nested or stray bracket in {text!r}")
+        if depth == 0 and c in _OPERATORS and not (c == "^" and not cur):
+            # "^" opening an item is pdsh's file reference; elsewhere it is an operator
+            out.append((op, "".join(cur).strip()))
+            op, cur = c, []
+            continue
+        cur.append(c)
+    if depth:
+        raise InputError(f"unbalanced brackets in {text!r}")
+    out.append((op, "".join(cur).strip()))
+    for op, item in out:
+        if not item:
+            raise InputError(f"empty item in {text!r}" if len(out) > 1 else "empty host name")
+    return out
+
+
+def split_list(text):
+    """Split ``a,node[1-3,5],b`` at the commas outside brackets (pdsh's -w form)."""
+    return [item for _, item in tokens(text)]
+
+
+# ---- ranges ----------------------------------------------------------------------------
+def _range_values(spec, pattern):
+    """(number, width) pairs of one bracket body such as ``01-03,7,10-20/5``."""
     out = []
     for part in spec.split(","):
         part = part.strip()
-        if not part:
-            raise InputError(f"empty item in range [{spec}] of {pattern!r}")
-        if "-" in part:
-            lo, _, hi = part.partition("-")
-            if not (lo.isdigit() and hi.isdigit()):
-                raise InputError(f"bad range {part!r} in {pattern!r} (expected e.g. 01-12)")
-            a, b = int(lo), int(hi)
-            if b < a:
-                raise InputError(f"empty range {part!r} in {pattern!r} (end before start)")
-            if b - a + 1 > MAX_HOSTS:
-                raise InputError(f"range {part!r} in {pattern!r} expands to more than {MAX_HOSTS} hosts")
-            width = len(lo) if lo.startswith("0") and len(lo) > 1 else 0
-            out.extend(str(i).zfill(width) for i in range(a, b + 1))
-        elif part.isdigit():
-            out.append(part)
-        else:
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?:/(\d+))?)?", part)
+        if not m:
+            if not part:
+                raise InputError(f"empty item in range [{spec}] of {pattern!r}")
+            if "-" in part:
+                raise InputError(f"bad range {part!r} in {pattern!r} (expected e.g. 01-12 or 1-10/2)")
             raise InputError(f"bad range item {part!r} in {pattern!r}")
+        lo, hi, step = m.group(1), m.group(2), m.group(3)
+        width = len(lo) if lo.startswith("0") and len(lo) > 1 else 0
+        a = int(lo)
+        b = int(hi) if hi is not None else a
+        s = int(step) if step else 1
+        if b < a:
+            raise InputError(f"empty range {part!r} in {pattern!r} (end before start)")
+        if s < 1:
+            raise InputError(f"bad step in {part!r} of {pattern!r}")
+        if (b - a) // s + 1 > MAX_HOSTS:
+            raise InputError(f"range {part!r} in {pattern!r} expands to more than {MAX_HOSTS} hosts")
+        out.extend((str(i).zfill(width)) for i in range(a, b + 1, s))
     return out
+
+
+def _pieces(pattern):
+    """Alternating literal text and bracket bodies; a bracket holding ':' is an IPv6 literal, kept."""
+    pieces, cur, i = [], [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            j = pattern.find("]", i)
+            if j < 0 or "[" in pattern[i + 1:j]:
+                raise InputError(f"nested or unbalanced brackets in {pattern!r}")
+            body = pattern[i + 1:j]
+            if ":" in body:  # [::1] or [fe80::1]:22: an address, not a range
+                cur.append(pattern[i:j + 1])
+            else:
+                pieces.append("".join(cur))
+                pieces.append(body)
+                cur = []
+            i = j + 1
+            continue
+        if c == "]":
+            raise InputError(f"nested or stray bracket in {pattern!r}")
+        cur.append(c)
+        i += 1
+    pieces.append("".join(cur))
+    return pieces
 
 
 def split_slots(pattern):
@@ -45,141 +146,286 @@ def split_slots(pattern):
     return int(m.group(1)), m.group(2)
 
 
-def split_list(text):
-    """Split ``a,node[1-3,5],b`` at the commas outside brackets (pdsh's -w form)."""
-    parts, depth, cur = [], 0, []
-    for c in text:
-        if c == "[":
-            depth += 1
-        elif c == "]":
-            depth -= 1
-        if c == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts]
+_NOT_IN_A_NODE = re.compile(r"\s|[;|&$()<>'\"`\\*?{}~=]")
 
 
-def expand(pattern):
-    """Expand one host pattern into the list of hosts (a host may repeat for slots).
-
-    A comma list outside brackets (``a,b[1-2]``) expands each part in turn.
-    """
-    parts = split_list(pattern)
-    if len(parts) > 1:
-        return expand_all(parts)
-    count, pattern = split_slots(pattern)
+def _expand_pattern(pattern):
+    """One pattern (no operators): its hosts, one entry a slot."""
+    if _NOT_IN_A_NODE.search(pattern):
+        check_host(pattern)  # says why, naming the pattern as written
+    count, body = split_slots(pattern)
     slots = 1 if count is None else count
     if slots < 1:
-        raise InputError(f"slot count must be at least 1 in '{count}/{pattern}'")
-    if not pattern:
-        raise InputError("empty host name")
-    if pattern.count("[") != pattern.count("]"):
-        raise InputError(f"unbalanced brackets in {pattern!r}")
-    pieces = _BRACKET.split(pattern)
-    # pieces alternates literal, range body, literal, ...
-    hosts = [""]
-    for i, piece in enumerate(pieces):
-        if i % 2 == 0:
-            if "[" in piece or "]" in piece:
-                raise InputError(f"nested or stray bracket in {pattern!r}")
-            hosts = [h + piece for h in hosts]
-        else:
-            values = _expand_range(piece, pattern)
-            if len(hosts) * len(values) > MAX_HOSTS:
-                raise InputError(f"{pattern!r} expands to more than {MAX_HOSTS} hosts")
-            hosts = [h + v for h in hosts for v in values]
-    if len(hosts) * slots > MAX_HOSTS:
+        raise InputError(f"slot count must be at least 1 in '{count}/{body}'")
+    pieces = _pieces(body)
+    ranges = [_range_values(piece, pattern) for piece in pieces[1::2]]
+    total = slots
+    for values in ranges:
+        total *= len(values)
+    if total > MAX_HOSTS:
         raise InputError(f"{pattern!r} expands to more than {MAX_HOSTS} slots")
+    hosts = [pieces[0]]
+    for values, literal in zip(ranges, pieces[2::2]):
+        hosts = [h + v + literal for h in hosts for v in values]
+    for h in hosts[:1] + hosts[-1:]:
+        check_host(h)  # every host differs only in digits: the first and last tell for all
     return [h for h in hosts for _ in range(slots)]
 
 
-def count(pattern):
-    """How many entries (hosts x slots) ``pattern`` expands to, without expanding it (checks it too)."""
-    parts = split_list(pattern)
-    if len(parts) > 1:
-        return sum(count(p) for p in parts)
-    slots, body = split_slots(pattern)
-    if slots is not None and slots < 1:
-        raise InputError(f"slot count must be at least 1 in '{slots}/{body}'")
-    if body.count("[") != body.count("]"):
-        raise InputError(f"unbalanced brackets in {body!r}")
+def _count_pattern(body):
     n = 1
-    for i, piece in enumerate(_BRACKET.split(body)):
+    for i, piece in enumerate(_pieces(body)):
         if i % 2:
             n *= sum(_range_size(item, body) for item in piece.split(","))
-    return n * (slots or 1)
+    return n
 
 
 def _range_size(item, pattern):
-    item = item.strip()
-    lo, dash, hi = item.partition("-")
-    if dash and lo.isdigit() and hi.isdigit():
-        return max(0, int(hi) - int(lo) + 1)
-    if not dash and item.isdigit():
-        return 1
-    raise InputError(f"bad range item {item!r} in {pattern!r}")
+    m = re.fullmatch(r"\s*(\d+)(?:-(\d+)(?:/(\d+))?)?\s*", item)
+    if not m:
+        raise InputError(f"bad range item {item.strip()!r} in {pattern!r}")
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) is not None else a
+    s = int(m.group(3)) if m.group(3) else 1
+    return max(0, (b - a) // max(s, 1) + 1)
 
 
-def expand_all(patterns):
-    """Expand several patterns in order, keeping duplicates (they are slots)."""
+def count(pattern):
+    """How many entries (hosts x slots) a plain pattern list expands to, without expanding it."""
+    total = 0
+    for _, item in tokens(pattern):
+        if item[0] in "-^@/":
+            continue  # exclusions, files, groups and filters are sized where they are read
+        slots, body = split_slots(item)
+        if slots is not None and slots < 1:
+            raise InputError(f"slot count must be at least 1 in '{slots}/{body}'")
+        total += _count_pattern(body) * (slots or 1)
+    return total
+
+
+# ---- lists -----------------------------------------------------------------------------
+class Context:
+    """Where ``^FILE`` and ``@NAME`` items are read from; the default reads files and knows no group."""
+
+    def __init__(self, group=None, read=None):
+        self.group = group  # name -> [hosts]; None: @NAME is an error
+        self.read = read or _read_host_file
+        self.depth = 0
+
+    def hosts_of_group(self, name):
+        if self.group is None:
+            raise InputError(f"@{name}: no profile groups to look it up in")
+        return self.group(name)
+
+
+def _read_host_file(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError("node file not found", path) from None
+    except IsADirectoryError:
+        raise InputError("node file is a directory", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read node file: {e.strerror}", path) from None
+    if b"\0" in data:
+        raise InputError("node file has a NUL byte (not a text file?)", path)
+    return list(enumerate(data.decode("utf-8", "surrogateescape").split("\n"), 1))
+
+
+def read_node_lines(lines, where, ctx=None):
+    """The hosts of numbered node-file lines (``#`` comments, blank lines skipped); errors name file:line.
+
+    The lines read as one comma list: a line ``-node07`` removes node07 of the lines before it.
+    """
     out = []
-    for p in patterns:
-        out.extend(expand(p))
-        if len(out) > MAX_HOSTS:
-            raise InputError(f"node list has more than {MAX_HOSTS} slots")
+    for n, line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            out = apply(out, line, ctx)
+        except InputError as e:
+            if e.where:
+                raise
+            raise InputError(e.message, f"{where}:{n}") from None
     return out
 
 
-_TAIL_NUM = re.compile(r"^(.*?)(\d+)$")
+def _is_regex(item):
+    return len(item) > 1 and item.startswith("/") and item.endswith("/")
 
 
-def _fmt_run(a, b, width):
-    s = str(a).zfill(width)
-    return s if a == b else f"{s}-{str(b).zfill(width)}"
+def _item(item, ctx):
+    """The hosts a ``^FILE``, ``@NAME`` or plain pattern item names."""
+    if item.startswith("^"):
+        ctx.depth += 1
+        try:
+            if ctx.depth > 8:
+                raise InputError(f"{item}: files referring to each other too deeply")
+            path = item[1:]
+            return read_node_lines(ctx.read(path), path, ctx)
+        finally:
+            ctx.depth -= 1
+    if item.startswith("@"):
+        return list(ctx.hosts_of_group(item[1:]))
+    return _expand_pattern(item)
+
+
+def _regex(item):
+    try:
+        return re.compile(item[1:-1])
+    except re.error as e:
+        raise InputError(f"bad regular expression {item!r}: {e}") from None
+
+
+def combine(left, op, right):
+    """``left op right`` for host lists with slots (a host's slots count as one for ! & ^)."""
+    if op == ",":
+        out = left + right
+    elif op == "!":
+        gone = set(right)
+        out = [h for h in left if h not in gone and h.rpartition("@")[2] not in gone]
+    elif op == "&":
+        keep = set(right)
+        out = [h for h in left if h in keep]
+    else:
+        a, b = set(left), set(right)
+        out = [h for h in left if h not in b] + [h for h in right if h not in a]
+    if len(out) > MAX_HOSTS:
+        raise InputError(f"node list has more than {MAX_HOSTS} slots")
+    return out
+
+
+def apply(so_far, text, ctx=None):
+    """``so_far`` (hosts) followed by the host list ``text``, as if joined by a comma."""
+    ctx = ctx or Context()
+    out = list(so_far)
+    for op, item in tokens(text.strip()):
+        if item.startswith("-") and op == ",":
+            out = combine(out, "!", _item(item[1:], ctx))  # pdsh: -host removes it
+        elif _is_regex(item):
+            rx = _regex(item)
+            matched = [h for h in out if rx.search(h)]
+            out = matched if op in ",&" else combine(out, op, matched)  # pdsh: /re/ filters
+        else:
+            out = combine(out, op, _item(item, ctx))
+    return out
+
+
+def expand(text, ctx=None):
+    """Expand one host list (see the module docstring) into hosts, one entry a slot, in order."""
+    return apply([], text, ctx)
+
+
+def expand_all(patterns, ctx=None):
+    """Expand several host lists in order as one comma list, keeping duplicates (they are slots).
+
+    So a list that starts with ``-`` or is a ``/regex/`` acts on all the lists before it, as
+    in pdsh's ``-w host[1-9],-host5``.
+    """
+    ctx = ctx or Context()
+    out = []
+    for p in patterns:
+        out = apply(out, p, ctx)
+    return out
+
+
+def exclusions(patterns, ctx=None):
+    """What ``-x`` lists remove: (hosts, regexes). ``-x /re/`` removes the hosts ``re`` matches."""
+    ctx = ctx or Context()
+    hosts, regexes = set(), []
+    for p in patterns:
+        for op, item in tokens(p.strip()):
+            if _is_regex(item):
+                regexes.append(_regex(item))
+            else:
+                hosts.update(_item(item, ctx))
+    return hosts, regexes
+
+
+# ---- folding ---------------------------------------------------------------------------
+_DIGITS = re.compile(r"\d+")
+
+
+def natural(text):
+    """Sort key that puts n2 before n10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _ranges(values, width):
+    """``1-3,7`` for sorted distinct ints, each written with ``width`` digits at least."""
+    runs = []
+    start = prev = values[0]
+    for n in values[1:]:
+        if n == prev + 1:
+            prev = n
+            continue
+        runs.append((start, prev))
+        start = prev = n
+    runs.append((start, prev))
+    return ",".join(str(a).zfill(width) if a == b else f"{str(a).zfill(width)}-{str(b).zfill(width)}"
+                    for a, b in runs)
+
+
+def _fold_nd(points):
+    """Fold tuples of ints into [(set of first ints, ..., set of last ints)] boxes (greedy, by dimension)."""
+    if len(points[0]) == 1:
+        return [(tuple(sorted({p[0] for p in points})),)]
+    by_first = {}
+    for p in points:
+        by_first.setdefault(p[0], []).append(p[1:])
+    merged = {}
+    for first, rests in by_first.items():
+        for box in _fold_nd(rests):
+            merged.setdefault(box, set()).add(first)
+    return [(tuple(sorted(firsts)),) + box for box, firsts in merged.items()]
 
 
 def fold(hosts):
-    """Fold hosts into a compact pattern: ``n01 n02 n03 n07`` -> ``n[01-03,07]``.
+    """Fold hosts into a compact host list, as ClusterShell's ``nodeset -f`` does.
 
-    Only the trailing number is folded; hosts are deduplicated; groups come in
-    the order of their first host; the result expands back to the same hosts.
+    ``n01 n02 n03 n07`` -> ``n[01-03,07]``; every number of a name is folded
+    (``cluster[50-52,99]-ipmi``, ``node[01-40].example.com``, ``da[2-3]c[1-2]``);
+    ``node01..node128`` is ``node[01-128]``; groups are sorted; hosts are
+    deduplicated; the result expands back to the same hosts.
     """
     hosts = list(dict.fromkeys(hosts))
-    padded = set()  # (prefix, width) seen with a leading zero
+    shapes = {}  # (literal parts) -> [(numbers as strings)]
     for h in hosts:
-        m = _TAIL_NUM.match(h)
-        if m and m.group(2).startswith("0") and len(m.group(2)) > 1:
-            padded.add((m.group(1), len(m.group(2))))
-    groups = {}  # key -> numbers, in first-seen order of keys
-    for h in hosts:
-        m = _TAIL_NUM.match(h)
-        if not m:
-            groups[(h, None)] = None
+        if h.startswith("[") or ":" in h:
+            shapes.setdefault((h,), []).append(())  # addresses are not folded
             continue
-        prefix, digits = m.groups()
-        # "n10" belongs with "n01".."n09": same width, padding just not visible
-        width = len(digits) if (prefix, len(digits)) in padded else 0
-        groups.setdefault((prefix, width), []).append(int(digits))
-    parts = []
-    for (prefix, width), nums in groups.items():
-        if nums is None:
-            parts.append(prefix)
+        shapes.setdefault(tuple(_DIGITS.split(h)), []).append(tuple(_DIGITS.findall(h)))
+    groups = []
+    for literal, numbers in shapes.items():
+        if not numbers[0]:
+            groups.append((natural(literal[0]), literal[0]))
             continue
-        nums = sorted(set(nums))
-        if len(nums) == 1:
-            parts.append(prefix + str(nums[0]).zfill(width))
-            continue
-        runs = []
-        start = prev = nums[0]
-        for n in nums[1:]:
-            if n == prev + 1:
-                prev = n
-                continue
-            runs.append(_fmt_run(start, prev, width))
-            start = prev = n
-        runs.append(_fmt_run(start, prev, width))
-        parts.append(f"{prefix}[{','.join(runs)}]")
-    return ",".join(parts)
+        # the width of each field: padded numbers keep theirs; a longer unpadded one (n100 beside
+        # n01) fits a padded width, as n[01-128] expands to it
+        k = len(numbers[0])
+        padded = [sorted({len(d) for t in numbers for d in [t[i]] if d.startswith("0") and len(d) > 1})
+                  for i in range(k)]
+        classes = {}
+        for t in numbers:
+            widths = []
+            for i, d in enumerate(t):
+                if d.startswith("0") and len(d) > 1:
+                    widths.append(len(d))
+                else:
+                    fits = [w for w in padded[i] if w <= len(d)]
+                    widths.append(max(fits) if fits else 0)
+            classes.setdefault(tuple(widths), []).append(tuple(int(d) for d in t))
+        for widths, points in classes.items():
+            for box in _fold_nd(points):
+                text = literal[0]
+                for i, values in enumerate(box):
+                    if len(values) == 1:
+                        text += str(values[0]).zfill(widths[i])
+                    else:
+                        text += "[" + _ranges(list(values), widths[i]) + "]"
+                    text += literal[i + 1]
+                first = literal[0] + "".join(str(box[i][0]).zfill(widths[i]) + literal[i + 1] for i in range(k))
+                groups.append((natural(first), text))
+    return ",".join(text for _, text in sorted(groups))

@@ -151,6 +151,22 @@ def remote_command(command, cleanup=True, wrapper=None):
     return (wrapper or Wrapper("0" * 16)).line(command)[0]
 
 
+_PORTED = re.compile(r"(?P<user>[^@]+@)?(?:\[(?P<v6>[^\]]+)\]|(?P<name>[^:\[\]]+))(?::(?P<port>\d+))?")
+
+
+def destination(node):
+    """``node`` as ssh takes it: (its -p arguments, the destination).
+
+    ``host:2222`` and ``[::1]:2222`` carry a port (OpenSSH's ssh:// form does not take
+    IPv6 literals), ``[::1]`` is an IPv6 address; anything else is passed as it is.
+    """
+    m = _PORTED.fullmatch(node)
+    if m is None or (m.group("port") is None and m.group("v6") is None):
+        return [], node
+    host = (m.group("user") or "") + (m.group("v6") or m.group("name"))
+    return (["-p", m.group("port")] if m.group("port") else []), host
+
+
 def job_argv(base, node, line, control_path=None, cleanup=True):
     """The argv that runs the remote command ``line`` on ``node``; over the node's master if ``control_path``.
 
@@ -166,7 +182,8 @@ def job_argv(base, node, line, control_path=None, cleanup=True):
         argv += ["-o", "ControlPath=none"]
     if not cleanup:
         argv.append("-n")
-    return argv + ["--", node, line]
+    port, host = destination(node)
+    return argv + port + ["--", host, line]
 
 
 # A master left behind by a supervisor killed with SIGKILL exits after this long without clients.
@@ -175,9 +192,10 @@ MASTER_IDLE = 60
 
 def master_argv(base, node, control_path):
     """The argv that opens the node's ControlMaster and backgrounds once authenticated."""
+    port, host = destination(node)
     return list(base) + [
         "-o", "ControlMaster=yes", "-o", f"ControlPath={control_path}",
-        "-o", f"ControlPersist={MASTER_IDLE}", "-n", "-N", "-f", "--", node,
+        "-o", f"ControlPersist={MASTER_IDLE}", "-n", "-N", "-f", *port, "--", host,
     ]
 
 

@@ -24,7 +24,7 @@ def no_user_profiles(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv,message", [
     (["-j", "true"], "clstr: no nodes given (use --node, --node-file or --profile)"),
-    (["-n", "a", "missing.txt"], "clstr: missing.txt: job file not found"),
+    (["missing.txt", "-n", "a"], "clstr: missing.txt: job file not found"),
     (["-n", "a", "--job-file", "missing.txt"], "clstr: missing.txt: job file not found"),
     (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),
     (["-n", "a", "-m", "-1", "-j", "x"], "clstr: max_nodes (-m/--max-nodes) must be a whole number from 0 to "
@@ -83,7 +83,7 @@ def test_bad_profile_yaml_names_file_and_line(capsys, tmp_path):
 
 def test_unreadable_job_file(capsys, tmp_path):
     (tmp_path / "dir").mkdir()
-    assert run_cli(capsys, ["-n", "a", "dir"])[2] == "clstr: dir: job file is a directory\n"
+    assert run_cli(capsys, ["dir", "-n", "a"])[2] == "clstr: dir: job file is a directory\n"
 
 
 @pytest.mark.parametrize("data,jobs", [
@@ -99,7 +99,7 @@ def test_job_file_lines(tmp_path, data, jobs):
 
 def test_nul_byte_in_job_file_names_its_line(capsys, tmp_path):
     (tmp_path / "jobs").write_bytes(b"echo 1\necho 2\nec\0ho\n")
-    assert run_cli(capsys, ["-n", "a", "jobs"])[2] == "clstr: jobs:3: job file has a NUL byte (not a text file?)\n"
+    assert run_cli(capsys, ["jobs", "-n", "a"])[2] == "clstr: jobs:3: job file has a NUL byte (not a text file?)\n"
 
 
 @pytest.mark.parametrize("call,error", [
@@ -206,3 +206,52 @@ def test_remote_command_forms():
                                          ("$x y", "'$x y'")])
 def test_quote(text, quoted):
     assert ssh.quote(text) == quoted
+
+
+# ---- every form of the original clstr 0.1.0's command line, through --dry-run -----------
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "a.txt").write_text("n1\nn2\n")
+    (tmp_path / "b.txt").write_text("n3\n")
+    (tmp_path / "jobs1.txt").write_text("echo one\necho two\n")
+    (tmp_path / "jobs2.txt").write_text("echo three\n")
+    (tmp_path / "p.yaml").write_text("lab: ['lab[1-3]']\n")
+
+
+@pytest.mark.parametrize("argv,nodes,jobs", [
+    (["--node", "A", "B", "C", "-j", "hostname"], "nodes: 3 (A,B,C), slots: 3", "jobs: 1"),
+    (["-n", "h1", "h2", "h3"], "nodes: 3 (h[1-3]), slots: 3", "jobs: 0"),
+    (["-n", "h1", "h2", "-E", "uname"], "nodes: 2 (h[1-2]), slots: 2", "jobs: 2"),
+    (["--node-file", "a.txt", "b.txt", "-j", "hostname"], "nodes: 3 (n[1-3]), slots: 3", "jobs: 1"),
+    (["-N", "a.txt", "b.txt", "-j", "hostname"], "nodes: 3 (n[1-3]), slots: 3", "jobs: 1"),
+    (["--job-file", "jobs1.txt", "jobs2.txt", "-n", "x"], "nodes: 1 (x), slots: 1", "jobs: 3"),
+    (["-J", "jobs1.txt", "jobs2.txt", "-N", "a.txt"], "nodes: 2 (n[1-2]), slots: 2", "jobs: 3"),
+    (["jobs1.txt", "-N", "a.txt"], "nodes: 2 (n[1-2]), slots: 2", "jobs: 2"),
+    (["-N", "a.txt", "--", "jobs1.txt", "jobs2.txt"], "nodes: 2 (n[1-2]), slots: 2", "jobs: 3"),
+    (["--profiles", "p.yaml", "-p", "lab", "jobs1.txt"], "nodes: 3 (lab[1-3]), slots: 3", "jobs: 2"),
+    (["-n", "x", "x", "-m", "0", "-u", "0", "-vv", "-s", "-o", "-e", "-A", "act", "-j", "true"],
+     "nodes: 1 (x), slots: 2", "jobs: 1"),
+    (["-n", "x", "-j", "a", "-j", "b"], "nodes: 1 (x), slots: 1", "jobs: 2"),
+    (["-n", "n[1-9]", "-x", "/[3-7]/", "-j", "a"], "nodes: 4 (n[1-2,8-9]), slots: 4", "jobs: 1"),
+    (["-n", "^a.txt,-n2", "@lab", "--profiles", "p.yaml", "-j", "a"], "nodes: 4 (lab[1-3],n1), slots: 4",
+     "jobs: 1"),
+    (["-n", "n[1-4]", "-x", "^b.txt", "-j", "a"], "nodes: 3 (n[1-2,4]), slots: 3", "jobs: 1"),
+])
+def test_original_command_line_forms(capsys, files, argv, nodes, jobs):
+    code, out, err = run_cli(capsys, ["--dry-run"] + argv)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == nodes and lines[1].startswith(jobs)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-N", "a.txt", "jobs1.txt"], "clstr: jobs1.txt:1: 'echo one' cannot be a node (it has a space; separate hosts "
+     "with commas); is jobs1.txt a job file? Give job files before -N/-n or after --"),
+    (["-n", "h1", "h2", "jobs1.txt"], "clstr: 'jobs1.txt' was given to -n as a node and no job was given: to run it "
+     "as a job file, give it before -n or after --"),
+    (["-n", "h1", "echo hi", "-j", "x"], "clstr: 'echo hi' cannot be a node (it has a space; separate hosts with "
+     "commas)"),
+    (["-n", "@lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found)"),
+])
+def test_mixups_are_refused(capsys, files, argv, message):
+    assert run_cli(capsys, argv) == (2, "", message + "\n")
