@@ -18,16 +18,19 @@ EPILOG = """\
 examples:
   clstr -n host1 -n host2 -j 'echo hello' -j 'echo world' -j 'hostname'
   clstr --node-file nodes.txt --job-file jobs.txt
-  clstr -N nodes.txt <(for i in $(seq 10); do echo "echo I am job $i"; done)
+  clstr <(for i in $(seq 10); do echo "echo I am job $i"; done) -N nodes.txt
+  clstr -n host1 host2 -N more-nodes.txt -- jobs.txt   # -n/-N/-J take several values
   clstr -n 'lab[01-40]' -E 'grep "model name" /proc/cpuinfo' | sort | uniq -c
   clstr -p lab-machines --status --joblog run.log jobs.txt
   clstr -p lab-machines --joblog run.log --resume jobs.txt     # only what is left
   clstr -p lab-machines --joblog run.log --resume-failed jobs.txt  # and what failed
 
 nodes:
-  A node is an ssh destination (host, user@host, or a Host alias of your ssh
-  config). Ranges expand as in pdsh/clush: node[01-12], r[1-2]n[1-4]. A node
-  listed N times, or written N/host, has N slots: up to N of its jobs at once.
+  A node is an ssh destination (host, user@host, host:port, an IPv6 address, or
+  a Host alias of your ssh config). Lists read as in pdsh and clush:
+  node[01-12], r[1-2]n[1-4], n[1-10/2], a,b,-c (pdsh's exclusion), n[1-9]!n5,
+  ^FILE (its lines), @NAME (a profile), /REGEX/ (a filter). A node listed N
+  times, or written N/host, has N slots: up to N of its jobs at once.
 
 failures (--job-failures node, the default):
   any non-zero exit of a job presumes its node broken: the job goes back to the
@@ -53,6 +56,8 @@ exit status:
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM, 129 by SIGHUP (terminal
       closed): running jobs were ended, the summary, job log and JSON written
   141 the reader of stdout went away (clstr ... | head): running jobs were ended
+  with -S/--max-exit (as pdsh -S, clush -S): the largest exit status of the jobs
+      instead of 0/1 (255 for a job not run, timed out or cut off by ssh)
 """
 
 
@@ -117,6 +122,8 @@ def build_parser():
                    help="with --joblog: skip the jobs it records as ended (succeeded or failed)")
     g.add_argument("--resume-failed", action="store_true",
                    help="with --joblog: skip the jobs it records as succeeded; run the failed ones again")
+    g.add_argument("-S", "--max-exit", action="store_true",
+                   help="exit with the largest exit status of the jobs (255: not run), as pdsh -S and clush -S")
     g.add_argument("--dry-run", action="store_true",
                    help="print the plan (nodes, slots, jobs, options) and exit without connecting")
     g = p.add_argument_group("output")
@@ -308,6 +315,9 @@ def main(argv=None):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
         if args.json == "-" and args.stdout is None and args.output_dir is None:
             raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
+        for values, flag in ((args.node, "-n"), (args.node_file, "-N")):
+            if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
+                raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
         nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
         jobs = read_jobs(args) if args.on_each_node is None else []
         if not jobs and args.on_each_node is None:
@@ -341,16 +351,16 @@ def main(argv=None):
     if json_out is not None:
         # written whatever happened to stdout: scripts read it to learn what became of every job
         try:
-            json.dump(result.to_dict(), json_out, indent=1)
+            json.dump(result.to_dict(args.max_exit), json_out, indent=1)
             json_out.write("\n")
             json_out.flush()
         except OSError as e:
             log(f"cannot write the JSON summary: {e.strerror or e}")
-            return max(result.exit_code(), EXIT_FAILED)
+            return max(result.exit_code(args.max_exit), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
     summary(result, log, bool(args.verbose) or args.status)
-    return result.exit_code()
+    return result.exit_code(args.max_exit)
 
 
 def _standard_fds():

@@ -79,7 +79,7 @@ class RunResult:
     def ok(self):
         return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
 
-    def to_dict(self):
+    def to_dict(self, max_exit=False):
         """The machine-readable summary (what --json writes)."""
         nodes = {}
         for j in self.jobs:
@@ -93,7 +93,7 @@ class RunResult:
             n["retired"] = name in self.retired_nodes
             n["reason"] = self.retired_nodes.get(name, "")
         return {
-            "exit_status": self.exit_code(),
+            "exit_status": self.exit_code(max_exit),
             "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
             "error": self.error,
             "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
@@ -107,11 +107,23 @@ class RunResult:
             "nodes": nodes,
         }
 
-    def exit_code(self):
-        """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N."""
+    def exit_code(self, max_exit=False):
+        """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N.
+
+        ``max_exit`` (pdsh's and clush's -S): the largest exit status of the jobs instead,
+        255 for a job not run, timed out or ended by ssh's failure.
+        """
         if self.signal is not None:
             return 128 + self.signal
-        return 0 if self.ok else 1
+        if not max_exit:
+            return 0 if self.ok else 1
+        worst = 1 if self.error else 0
+        for j in self.jobs:
+            if j.outcome == SUCCEEDED:
+                continue
+            bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason == "timeout"
+            worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
+        return worst
 
 
 class _Slot:

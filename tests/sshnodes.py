@@ -5,8 +5,9 @@ Good node ``nK`` is its own address 127.0.0.(K+1) on one port, served by one
 ``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
 listens), ``hung`` (accepts TCP and never speaks), ``stall`` (sends an SSH
 banner, then never another byte), ``badauth`` (its key is not authorised).
-Any other name reaches ``refused``'s address (a final ``Host *``), so that no
-made-up node name of a test is ever looked up in DNS. And ``othershell``: a good node (127.0.0.252, an sshd of its
+Any other name reaches ``refused``'s address (a final ``Host * !127.*``), so that
+no made-up node name of a test is ever looked up in DNS; 127.x.y.z addresses are
+left as they are. And ``othershell``: a good node (127.0.0.252, an sshd of its
 own) whose sessions see ``$SHELL`` as a bash at a path clstr does not know, so
 jobs there take the remote wrapper's route for unknown login shells.
 Traffic stays on 127.0.0.0/8.
@@ -187,8 +188,10 @@ LogLevel INFO
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}
-Host *
+Host * !127.*
   HostName {self.refused_addr}
+Host 127.*
+{key}Host *
   Port {self.port}
   User {self.user}
   IdentitiesOnly yes
@@ -241,22 +244,62 @@ Host *
         self.stop()
 
 
+def ensure_sshd(install=True):
+    """The sshd to run, installing openssh-server first where this machine can (root, apt-get).
+
+    Returns the path, or None with the reason printed in one line.
+    """
+    import sys
+    path = os.environ.get("CLSTR_TESTBED_SSHD") or SSHD
+    if os.access(path, os.X_OK):
+        return path
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("sshnodes: sshd not found; installing openssh-server (apt-get)", file=sys.stderr)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        ok = subprocess.run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL).returncode == 0 and \
+            subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], env=env,
+                           stdout=subprocess.DEVNULL).returncode == 0
+        if ok and os.access(path, os.X_OK):
+            return path
+    print(f"sshnodes: {path} not found: install OpenSSH's server (Debian/Ubuntu: apt-get install openssh-server)",
+          file=sys.stderr)
+    return None
+
+
 def main(argv=None):
     """``python3 tests/sshnodes.py [--nodes N] -- CMD ...``: run CMD with a loopback testbed up.
 
     CMD sees CLSTR_SSH pointing at the testbed, so ``clstr -n n1 -n n2 ...`` reaches
-    real sshd nodes named n1..nN (and refused, hung, badauth, othershell). Needs sshd installed.
+    real sshd nodes named n1..nN (and refused, hung, stall, badauth, othershell).
+    Installs openssh-server when sshd is missing and it can (as root, with apt-get).
     """
     import argparse
+    import sys
     import tempfile
     p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--no-install", action="store_true", help="do not install openssh-server when sshd is missing")
     p.add_argument("command", nargs="+")
     args = p.parse_args(argv)
+    global SSHD
+    sshd = ensure_sshd(install=not args.no_install)
+    if sshd is None:
+        return 2
+    SSHD = sshd
+    if shutil.which(args.command[0]) is None:
+        print(f"sshnodes: {args.command[0]}: command not found (did 'pip install .' work?)", file=sys.stderr)
+        return 127
     with tempfile.TemporaryDirectory(prefix="clstr-testbed-") as root:
-        with Testbed(root, count=args.nodes) as tb:
+        try:
+            tb = Testbed(root, count=args.nodes).start()
+        except (OSError, RuntimeError, ValueError, subprocess.CalledProcessError) as e:
+            print(f"sshnodes: the testbed did not start: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+            return 2
+        try:
             env = dict(os.environ, CLSTR_SSH=tb.ssh)
             return subprocess.call(args.command, env=env)
+        finally:
+            tb.stop()
 
 
 if __name__ == "__main__":

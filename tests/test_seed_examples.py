@@ -38,10 +38,15 @@ def test_node_file_and_job_file(clstr, tmp_path):
 
 def test_positional_job_file_and_stdin(clstr, tmp_path):
     (tmp_path / "jobs.txt").write_text("echo one\necho two\n")
-    r = clstr("-n", "n1", "jobs.txt")
+    r = clstr("jobs.txt", "-n", "n1")
     assert (r.returncode, lines(r.stdout)) == (0, ["one", "two"]), r.stderr
-    r = clstr("-n", "n1", "-n", "n2", "-", input="echo x\necho y\n")
+    r = clstr("-n", "n1", "--", "jobs.txt")
+    assert (r.returncode, lines(r.stdout)) == (0, ["one", "two"]), r.stderr
+    r = clstr("-", "-n", "n1", "n2", input="echo x\necho y\n")
     assert (r.returncode, lines(r.stdout)) == (0, ["x", "y"]), r.stderr
+    r = clstr("-n", "n1", "n2", "-", input="echo x\n")
+    assert (r.returncode, r.stderr) == (2, "clstr: '-' (jobs from stdin) was given to -n: give it before -n, "
+                                           "or after --\n")
 
 
 def test_process_substitution(clstr, testbed, tmp_path):

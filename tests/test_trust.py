@@ -193,7 +193,7 @@ def blocked_reading_stdin(pid, deadline=20.0):
 
 def test_ctrl_c_while_jobs_are_read_from_stdin(clstr):
     import signal
-    p = clstr.popen("-n", "n1", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = clstr.popen("-", "-n", "n1", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         p.stdin.write("echo a\n")
         p.stdin.flush()
@@ -207,7 +207,7 @@ def test_ctrl_c_while_jobs_are_read_from_stdin(clstr):
 
 def test_invalid_utf8_on_stdin_is_passed_through(clstr):
     r = clstr("-n", "n1", "-", input=None, env={"LC_ALL": "C.UTF-8"}) if False else subprocess.run(
-        clstr.argv("-n", "n1", "-"), input=b"printf '%s\\n' \xff | od -An -tx1\n", capture_output=True,
+        clstr.argv("-", "-n", "n1"), input=b"printf '%s\\n' \xff | od -An -tx1\n", capture_output=True,
         env=clstr.env({"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}), cwd=clstr.cwd, timeout=60)
     assert (r.returncode, r.stdout.split()) == (0, [b"ff", b"0a"]), r.stderr
 
@@ -380,3 +380,32 @@ def test_job_not_in_utf8_is_run_and_logged_as_it_is(clstr):
     assert (clstr.cwd / "log").read_bytes().splitlines()[1].endswith(b"\t0\t0\tprintf '%s\\n' \xff | od -An -tx1")
     r = clstr("-n", "n1", "--joblog", "log", "--resume", "jobs")
     assert (r.returncode, r.stdout) == (0, "")  # found in the log as it was written
+
+
+# ---- conventions: -S, host:port ---------------------------------------------------------
+@pytest.mark.parametrize("jobs,plain,largest", [
+    (["exit 0", "exit 3", "exit 7"], 1, 7),
+    (["exit 0", "echo ok"], 0, 0),
+    (["exit 255"], 1, 255),
+])
+def test_max_exit_is_the_largest_status_as_pdsh_S(clstr, jobs, plain, largest):
+    args = ["-n", "n1", "-n", "n2", "--job-failures", "job", *jobs_args(jobs)]
+    assert clstr(*args).returncode == plain
+    r = clstr(*args, "-S", "--json", "out.json")
+    assert r.returncode == largest
+    assert json.loads((clstr.cwd / "out.json").read_text())["exit_status"] == largest
+
+
+def test_max_exit_counts_a_node_that_never_ran_as_255(clstr):
+    r = clstr("-n", "refused", "-n", "n1", "-E", "exit 2", "-S")
+    assert r.returncode == 255
+
+
+def test_host_with_port(clstr, testbed):
+    addr = testbed.addr["n3"]
+    r = clstr("-n", f"{addr}:{testbed.port}", "-n", f"{testbed.user}@{addr}:{testbed.port}",
+              "-E", "echo $SSH_CONNECTION", "--no-multiplex")
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[2:] for line in r.stdout.splitlines()] == [[addr, str(testbed.port)]] * 2
+    r = clstr("-n", f"{addr}:1", "-j", "true")  # nothing listens on port 1: refused, the port was used
+    assert "retired nodes: " in r.stderr and "(refused)" in r.stderr
