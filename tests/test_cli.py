@@ -255,3 +255,14 @@ def test_original_command_line_forms(capsys, files, argv, nodes, jobs):
 ])
 def test_mixups_are_refused(capsys, files, argv, message):
     assert run_cli(capsys, argv) == (2, "", message + "\n")
+
+
+@pytest.mark.parametrize("node,port,host", [
+    ("h", [], "h"), ("u@h", [], "u@h"), ("h:2222", ["-p", "2222"], "h"), ("u@h:22", ["-p", "22"], "u@h"),
+    ("[::1]", [], "::1"), ("[::1]:2222", ["-p", "2222"], "::1"), ("u@[fe80::1%eth0]:22", ["-p", "22"], "u@fe80::1%eth0"),
+    ("::1", [], "::1"), ("alias", [], "alias"),
+])
+def test_ssh_destination(node, port, host):
+    assert ssh.destination(node) == (port, host)
+    argv = ssh.job_argv(["ssh"], node, "true", cleanup=False)
+    assert argv[-2 - len(port) - 1:] == port + ["--", host, "true"]
