@@ -132,7 +132,7 @@ def w1(tb, njobs, slots_per_node=4, nodes=4):
     expected = [f"job {i}" for i in range(njobs)]
     hosts = [f"n{i}" for i in range(1, nodes + 1)]
     rows = []
-    r = timed(clstr_argv(tb, *[a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")], "-"), stdin=jobs)
+    r = timed(clstr_argv(tb, "-", *[a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")]), stdin=jobs)
     r["check"] = check(r["out"].splitlines(), expected)
     rows.append(("clstr", r))
     if have("parallel"):
@@ -199,7 +199,7 @@ def w3(tb, timeout=3):
     expected = [f"job {i}" for i in range(40)]
     nodes = good + ["refused", "hung", "badauth"]
     rows = []
-    r = timed(clstr_argv(tb, "--connect-timeout", str(timeout), "-n", ",".join(nodes), "-"), stdin=jobs)
+    r = timed(clstr_argv(tb, "-", "--connect-timeout", str(timeout), "-n", ",".join(nodes)), stdin=jobs)
     r["check"] = check(r["out"].splitlines(), expected)
     rows.append(("clstr", r))
     if have("parallel"):

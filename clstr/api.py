@@ -6,7 +6,8 @@ import time
 
 from . import checks, hostlist
 from .errors import InputError
-from .output import JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, ended_jobs, ended_on, log_command
+from .output import (JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, ended_jobs, ended_on,
+                     log_command)
 from .scheduler import Policy, Scheduler, interleave
 from .ssh import SshConfig, base_argv
 from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
@@ -94,11 +95,11 @@ class Run:
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
             remote_cleanup=remote_cleanup, multiplex=multiplex, resume=resume, resume_failed=resume_failed,
-            tag=tag, tag_job=tag_job,
-            group=group, gather=gather, status=status, bar=bar, verbose=verbose, active_nodes=active_nodes,
-            joblog=joblog, output_dir=output_dir).items()}
+            tag=tag, tag_job=tag_job, group=group, gather=gather, status=status, bar=bar, verbose=verbose,
+            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir).items()}
         timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
         max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
+        active_nodes, joblog, output_dir = v["active_nodes"], v["joblog"], v["output_dir"]  # paths as str
         stdout, stderr = checks.stream("stdout", stdout), checks.stream("stderr", stderr)
         if resume and resume_failed:
             raise InputError("give --resume or --resume-failed, not both")
@@ -144,8 +145,8 @@ class Run:
             f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}",
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--timeout {o.timeout or 'none'}",
-            f"connections: {'shared, ' + str(p.sessions_per_connection) + ' slots a connection' if o.multiplex else 'one a job'}"
-            f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}",
+            "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
+                               else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}",
             "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND",
         ]
         if o.joblog:

@@ -40,7 +40,8 @@ def make(longest_name, environ=None):
         clean_stale(base)
         import tempfile  # only runs that share connections need it
         return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}.", dir=base)
-    raise InputError(f"no directory for ControlMaster sockets with a path short enough (tried {', '.join(bases(environ))})")
+    raise InputError("no directory for ControlMaster sockets with a path short enough "
+                     f"(tried {', '.join(bases(environ))})")
 
 
 def clean_stale(base):

@@ -137,6 +137,10 @@ class Sink:
             self.stream.flush()
             return
         while self.queue and self.poll.poll(0):
+            if len(self.queue) > 1:  # many small pieces: one write, not one a piece
+                joined = b"".join(self.queue)
+                self.queue.clear()
+                self.queue.append(joined)
             chunk = self.queue[0]
             n = os.write(self.fd, chunk[:select.PIPE_BUF])
             self.pending -= n
@@ -196,7 +200,8 @@ class Printer:
             if f is None:
                 ext = "out" if stream == 1 else "err"
                 path = os.path.join(self.output_dir, f"{seq}.{ext}")
-                f = self.files[(seq, stream)] = os.fdopen(open_for_us(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+                fd = open_for_us(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                f = self.files[(seq, stream)] = os.fdopen(fd, "ab")
             f.write(data)
             return
         if self.gather and stream == 1:

@@ -17,8 +17,8 @@ from .status import IDLE, CONNECTING, RUNNING
 READ_SIZE = 65536
 STDERR_TAIL = 4096
 KILL_GRACE = 2.0
-# Once ssh has exited, its pipes are read for at most this long more: a ControlMaster holds a
-# client's pipes for as long as the remote session lives, and a timed-out job may not end at once.
+# Once clstr ended an ssh (timeout, no start), its pipes are read for at most this long more: a
+# ControlMaster holds a client's pipes for as long as the remote session lives.
 DRAIN_GRACE = 1.0
 MAX_WAIT = 3600.0  # the longest single wait: epoll takes no timeout past about 24 days
 # Output waits at most this long, or until this much is held, to travel with other events:
@@ -286,13 +286,12 @@ class SlotWorker:
         if feed:
             os.set_blocking(child.fds[0], False)
             sel.register(child.fds[0], selectors.EVENT_WRITE, "feed")
-        exited = _pidfd(child.pid)
-        if exited is not None:
-            sel.register(exited, selectors.EVENT_READ, "exited")
         deadline = t0 + self.timeout if self.timeout else None
         # with marks: the job must have started by then, or the node is taken for hung
         start_by = t0 + start_bound(self.connect_timeout) if self.wrapper is not None else None
-        drain_by = None  # ssh is gone: pipes a ControlMaster still holds are not waited for past this
+        # once we ended ssh (end_group waits for it), pipes a ControlMaster still holds are read
+        # until this, not waited on: the master keeps them while the remote session lives
+        drain_by = None
         streams = 2
         try:
             while streams:
@@ -323,10 +322,6 @@ class SlotWorker:
                     if stream == 0:
                         end_group(child.pid, child=child)
                         raise SupervisorGone()
-                    if stream == "exited":
-                        sel.unregister(key.fd)
-                        drain_by = time.monotonic() + DRAIN_GRACE
-                        continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
                         continue
@@ -357,8 +352,6 @@ class SlotWorker:
                 if isinstance(key.data, int) and key.data > 0:
                     os.close(key.fd)
             sel.close()
-            if exited is not None:
-                os.close(exited)
         return p
 
     def _lines(self, p, seq, stream, lines):
@@ -411,14 +404,6 @@ def start_bound(connect_timeout):
     login that follow: a node that stalls there is ended by this.
     """
     return 2 * connect_timeout + 5
-
-
-def _pidfd(pid):
-    """A descriptor that becomes readable when child ``pid`` exits, or None (no pidfd here)."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
 
 
 def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close, first):

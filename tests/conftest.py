@@ -69,6 +69,21 @@ def read_until(stream, wanted):
     return seen
 
 
+def wait_for(predicate, deadline=30.0):
+    """Poll ``predicate`` until it holds, for at most ``deadline`` seconds; returns whether it did.
+
+    For conditions no event announces (a file's rows, a process's state): a bounded poll of the
+    condition itself, never a sleep standing in for it.
+    """
+    import time
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def release(gate, proc, text="go\n"):
     """Open a job's fifo gate so that it can go on, then wait for clstr: (stdout, stderr)."""
     with open(gate, "w") as g:

@@ -5,14 +5,13 @@ the summary, the exit status, the job log and the JSON must agree on all of them
 """
 import json
 import random
-import signal
 import subprocess
-import time
 
 import psutil
 import pytest
 
 from clstr.output import JOBLOG_COLUMNS
+from conftest import wait_for
 from sshnodes import Testbed
 from test_failures import run_marker
 
@@ -63,14 +62,10 @@ def rows_in(path):
         return 0
 
 
-def wait_rows(path, n, proc, deadline=120.0):
+def wait_rows(path, n, proc):
     """Wait (bounded) until the job log has n rows; False if clstr ended first."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end and proc.poll() is None:
-        if rows_in(path) >= n:
-            return True
-        time.sleep(0.02)  # polling a condition, bounded
-    return False
+    wait_for(lambda: rows_in(path) >= n or proc.poll() is not None, 120.0)
+    return rows_in(path) >= n
 
 
 @pytest.mark.timeout(240)

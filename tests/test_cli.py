@@ -259,7 +259,8 @@ def test_mixups_are_refused(capsys, files, argv, message):
 
 @pytest.mark.parametrize("node,port,host", [
     ("h", [], "h"), ("u@h", [], "u@h"), ("h:2222", ["-p", "2222"], "h"), ("u@h:22", ["-p", "22"], "u@h"),
-    ("[::1]", [], "::1"), ("[::1]:2222", ["-p", "2222"], "::1"), ("u@[fe80::1%eth0]:22", ["-p", "22"], "u@fe80::1%eth0"),
+    ("[::1]", [], "::1"), ("[::1]:2222", ["-p", "2222"], "::1"),
+    ("u@[fe80::1%eth0]:22", ["-p", "22"], "u@fe80::1%eth0"),
     ("::1", [], "::1"), ("alias", [], "alias"),
 ])
 def test_ssh_destination(node, port, host):

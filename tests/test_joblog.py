@@ -5,7 +5,6 @@ import subprocess
 import pytest
 
 from clstr.output import JOBLOG_COLUMNS
-from conftest import lines
 from test_failures import jobs_args
 
 PARALLEL = shutil.which("parallel")
@@ -46,7 +45,8 @@ def test_resume_from_a_log_gnu_parallel_wrote(clstr):
     assert len(rows(clstr.cwd / "log")) == 5
     r = clstr("-n", "n1", "--joblog", "log", "--resume", *jobs_args(JOBS + ["echo new"]))
     assert (r.returncode, r.stdout) == (0, "new\n"), r.stderr  # every ended job skipped, as parallel's --resume
-    r = clstr("-n", "n1", "--job-failures", "job", "--joblog", "log", "--resume-failed", *jobs_args(JOBS + ["echo new"]))
+    r = clstr("-n", "n1", "--job-failures", "job", "--joblog", "log", "--resume-failed",
+              *jobs_args(JOBS + ["echo new"]))
     assert r.returncode == 1  # the two failed jobs ran again (and fail again)
     assert "3 skipped" in r.stderr and "failed: job 2" in r.stderr and "failed: job 4" in r.stderr
 
@@ -74,7 +74,8 @@ def test_resume_with_clstr_0_2_logs(clstr):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("Seq\tHost\tWhen\n1\tx\t2\n", "log:1: not a job log of clstr or GNU parallel (its first line is not their header)"),
+    ("Seq\tHost\tWhen\n1\tx\t2\n",
+     "log:1: not a job log of clstr or GNU parallel (its first line is not their header)"),
     ("\t".join(JOBLOG_COLUMNS) + "\n1\tn1\t1.0\n", "log:2: malformed job log row"),
     ("echo a\necho b\n", "log:1: not a job log of clstr or GNU parallel (its first line is not their header)"),
 ])

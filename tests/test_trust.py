@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from clstr.output import JOBLOG_COLUMNS
-from conftest import lines, read_until
+from conftest import lines, read_until, wait_for
 from test_failures import jobs_args, run_marker
 
 SSH_LIKE = ('echo "u@h: Permission denied (publickey)." >&2; '
@@ -175,20 +175,15 @@ def test_bad_destinations_are_found_before_anything_runs(clstr, args, message):
     assert not (clstr.cwd / "ran").exists()
 
 
-def blocked_reading_stdin(pid, deadline=20.0):
-    """Wait until process ``pid`` sits in a read(2) of its fd 0 (bounded); True if it does."""
-    import time
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+def blocked_reading_stdin(pid):
+    """Wait (bounded) until process ``pid`` sits in a read(2) of its fd 0; True if it does."""
+    def reading():
         try:
             with open(f"/proc/{pid}/syscall") as f:
-                fields = f.read().split()
+                return f.read().split()[:2] == ["0", "0x0"]
         except OSError:
             return False
-        if fields[:2] == ["0", "0x0"]:
-            return True
-        time.sleep(0.01)  # polling a condition, bounded: not a timing assumption
-    return False
+    return wait_for(reading, 20.0)
 
 
 def test_ctrl_c_while_jobs_are_read_from_stdin(clstr):
@@ -222,13 +217,19 @@ def test_output_dir_others_can_write_is_refused_unless_sticky(clstr, tmp_path):
     assert "can be written by other users and is not sticky" in r.stderr
 
 
-def test_planted_link_in_a_sticky_output_dir_is_not_followed(clstr, tmp_path):
+def planted_link(tmp_path, name):
+    """A sticky directory others can write, holding ``name``: a link another user planted to a file of ours."""
     shared = tmp_path / "sticky"
     shared.mkdir()
     shared.chmod(0o1777)
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
-    (shared / "1.out").symlink_to(victim)
+    (shared / name).symlink_to(victim)
+    return shared, victim
+
+
+def test_planted_link_in_a_sticky_output_dir_is_not_followed(clstr, tmp_path):
+    shared, victim = planted_link(tmp_path, "1.out")
     r = clstr("-n", "n1", "-j", "echo hi", "-j", "echo there", "--output-dir", str(shared))
     assert victim.read_text() == "precious\n"
     assert r.returncode == 1
@@ -313,17 +314,6 @@ def test_timeout_ends_a_job_that_ignores_sigterm(clstr, mode):
     assert remote_leftovers("sleep 37") == []
 
 
-def wait_for(predicate, deadline=30.0):
-    """Poll ``predicate`` until it holds (bounded); returns whether it did."""
-    import time
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)  # polling a condition, bounded: not a timing assumption
-    return False
-
-
 def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbed, tmp_path):
     import os
     import signal
@@ -356,17 +346,11 @@ def test_blocked_stdout_reader_blocks_neither_timeouts_nor_signals(clstr, testbe
     assert p.returncode == 143
     assert "bytes of job output were not written: their reader did not take them" in err
     assert "timeout" in err
-    left = run_marker(testbed)
-    assert not left, [(" ".join(q.cmdline()), q.environ().get("CLSTR_RUN"), q.create_time()) for q in left]
+    assert not run_marker(testbed)
 
 
 def test_planted_link_as_job_log_in_a_shared_dir_is_refused(clstr, tmp_path):
-    shared = tmp_path / "shared-log"
-    shared.mkdir()
-    shared.chmod(0o1777)
-    victim = tmp_path / "victim"
-    victim.write_text("precious\n")
-    (shared / "log").symlink_to(victim)
+    shared, victim = planted_link(tmp_path, "log")
     r = clstr("-n", "n1", "-j", "touch ran", "--joblog", str(shared / "log"))
     assert (r.returncode, victim.read_text()) == (2, "precious\n")
     assert "cannot write job log: Too many levels of symbolic links" in r.stderr

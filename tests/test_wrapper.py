@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from clstr import ssh
+from conftest import wait_for
 
 SHELLS = ["bash", "dash", "zsh", "ksh", "tcsh", "fish"]
 POSIXISH = ["bash", "dash", "zsh", "ksh"]  # shells whose job syntax the jobs below use
@@ -84,17 +85,6 @@ def _living(p):
         return False
 
 
-def wait_until(predicate, deadline=10.0):
-    """Poll ``predicate`` until it holds (bounded): zombies no one reaps make psutil.wait_procs wait it out."""
-    import time
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.fixture
 def remote():
     started = []
@@ -160,7 +150,7 @@ def test_job_ignoring_sigterm_is_killed_after_the_grace(remote, name):
     code, out, _ = r.finish()
     assert out == "" and code in (-9, -15)
     # the watcher's KILL reaches itself too, a moment after the job's pipes closed
-    assert wait_until(lambda: not [p for p in r.session() if _living(p)])
+    assert wait_for(lambda: not [p for p in r.session() if _living(p)], 10.0)
 
 
 @pytest.mark.parametrize("name", SHELLS)
