@@ -105,8 +105,9 @@ def build_parser():
     g.add_argument("-E", "--on-each-node", metavar="CMD",
                    help="run CMD once on each distinct node instead of jobs")
     g = p.add_argument_group("execution")
-    g.add_argument("-m", "--max-nodes", type=_whole, metavar="N",
-                   help="at most N jobs at once (0: no limit, the default)")
+    g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
+                   help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
+                        "-f/--fanout is pdsh's and clush's spelling")
     g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
                    help="a slot retires after N jobs (0: no limit, the default)")
     g.add_argument("--timeout", type=_seconds, metavar="SECONDS",

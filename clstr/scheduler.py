@@ -229,13 +229,20 @@ class Scheduler:
             return self._fresh[0] if peek else self._fresh.popleft()
         return None
 
-    def assign(self, most=None):
-        """Fill free slots (at most ``most`` of them): a list of (slot index, events.Job) to send."""
+    def assign(self, most=None, prefer=()):
+        """Fill free slots (at most ``most`` of them): a list of (slot index, events.Job) to send.
+
+        Slots in ``prefer`` (those with a live worker) are filled first, so that with a limit
+        on running jobs the same few workers serve, instead of a new one for each job.
+        """
         out = []
         if self.stopped is not None or not self.pending():
             return out
         limit = self.policy.max_running
-        for idx in list(self._free):
+        order = list(self._free)
+        if prefer and limit is not None:
+            order = [i for i in order if i in prefer] + [i for i in order if i not in prefer]
+        for idx in order:
             if limit is not None and self._busy >= limit:
                 break
             s = self.slots[idx]
@@ -265,6 +272,16 @@ class Scheduler:
         return out
 
     # ---- events --------------------------------------------------------
+    def has_future(self, slot):
+        """Whether the slot may get another job: False once it is retired, its node is, or (jobs
+        pinned to nodes, --on-each-node) its node has none left. Its worker can then go."""
+        s = self.slots[slot]
+        if s.retired or self.nodes[s.node].status == "retired" or self.stopped is not None:
+            return False
+        if self._npinned or self._pinned:
+            return bool(self._pinned.get(s.node))
+        return bool(self.pending())
+
     def connected(self, slot):
         """The slot's shared connection is up: the other slots of its group may start."""
         self.groups[self.slots[slot].group] = "up"

@@ -299,17 +299,49 @@ class Supervisor:
         self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
         self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
 
+    def _release(self, idx):
+        """Tell the idle worker of slot ``idx`` to exit; it is joined at shutdown."""
+        try:
+            self.slots[idx].conn.send(None)
+        except (OSError, ValueError):
+            pass
+        proc = self._forget(idx)
+        self.released.append(proc)
+        try:
+            # its end wakes the loop, which reaps it then: no zombie waits for the run's end
+            self.sel.register(proc.sentinel, selectors.EVENT_READ, ("gone", proc))
+        except (AttributeError, ValueError, KeyError, OSError):
+            pass
+
+    def _reaped(self, proc):
+        """A released worker exited: reap it."""
+        self.sel.unregister(proc.sentinel)
+        proc.join(0)
+        if proc.exitcode is not None:
+            self.released.remove(proc)
+
+    def _make_room(self):
+        """Before a new worker starts: with -m N, at most N workers live, so an idle one goes."""
+        limit = self.sched.policy.max_running
+        if limit is None:
+            return
+        idle = self._idle_workers()
+        excess = sum(1 for s in self.slots if s.proc is not None) - limit + 1
+        for idx in idle[:max(0, excess)]:
+            self._release(idx)
+
+    def _release_finished(self, idx):
+        """A slot's attempt ended: its worker goes at once if the slot can get no further job."""
+        if self.slots[idx].proc is not None and not self.sched.has_future(idx):
+            self._release(idx)
+
     def _release_idle(self):
         """Let idle workers go once nothing waits: exits spread over the run, not all at the end.
 
         Should a failure re-queue a job later, its slot simply forks a new worker.
         """
         for idx in self._idle_workers():
-            try:
-                self.slots[idx].conn.send(None)
-            except (OSError, ValueError):
-                pass
-            self.released.append(self._forget(idx))
+            self._release(idx)
 
     def _idle_workers(self):
         return [i for i, s in enumerate(self.slots) if s.proc is not None and self.sched.slots[i].busy is None]
@@ -330,6 +362,10 @@ class Supervisor:
 
     def _shutdown(self):
         for proc in self.released:
+            try:
+                self.sel.unregister(proc.sentinel)
+            except (KeyError, ValueError, AttributeError):
+                pass
             proc.join(2.0)  # told to exit while idle: gone or going
             if proc.is_alive():
                 proc.kill()
@@ -387,6 +423,8 @@ class Supervisor:
                     self._died(idx)
                 elif kind == "out":
                     self._write("job output", self.printer.pump)
+                elif kind == "gone":
+                    self._reaped(idx)
                 else:
                     self._wake(key.fileobj)
             self._write("job output", self.printer.flush)
@@ -459,7 +497,8 @@ class Supervisor:
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
         # with --ssh-delay, one connection a turn
-        batch = self.sched.assign(1 if self.opt.ssh_delay else None)
+        live = {i for i, s in enumerate(self.slots) if s.proc is not None}
+        batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=live)
         for idx, job in batch:
             s = self.slots[idx]
             s.started = time.time()
@@ -467,6 +506,7 @@ class Supervisor:
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
             if s.proc is None:
+                self._make_room()
                 if not self._fork(idx, job):
                     continue
             else:
@@ -506,6 +546,7 @@ class Supervisor:
         was = node.status
         att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran)
         self._record(att)
+        self._release_finished(ev.slot)
         if was != "retired" and node.status == "retired":
             self._log(f"node {node.name} retired: {node.reason}")
 

@@ -29,7 +29,7 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),
     (["-n", "a", "-m", "-1", "-j", "x"], "clstr: max_nodes (-m/--max-nodes) must be a whole number from 0 to "
      "1000000, got -1"),
-    (["-n", "a", "-m", "x", "-j", "x"], "clstr: argument -m/--max-nodes: expected a whole number, got 'x'"
+    (["-n", "a", "-m", "x", "-j", "x"], "clstr: argument -m/--max-nodes/-f/--fanout: expected a whole number, got 'x'"
      " (see clstr --help)"),
     (["-n", "a", "--connect-timeout", "1e10", "-j", "x"], "clstr: connect_timeout (--connect-timeout) must be more "
      "than 0 and at most 31622400 seconds (a year), got 1e+10"),

@@ -348,3 +348,27 @@ def test_jobs_own_255_fails_the_job_and_keeps_the_node():
     assert len(runs) == 4
     assert outcomes(s) == {1: (FAILED, "exit 255"), 2: (SUCCEEDED, "")}
     assert s.retired_nodes() == {}
+
+
+def test_has_future_tells_when_a_worker_can_go():
+    s = Scheduler(["e", "e", "e"], ["a", "b", "c"], pinned=["a", "b", "c"])
+    batch = dict(s.assign())
+    assert all(s.has_future(i) is False for i in batch)  # each node's one job is out: nothing more
+    s = Scheduler(["x"] * 3, ["a", "b"], Policy(max_node_uses=1))
+    s.finished(s.assign()[0][0], 0)
+    assert s.has_future(0) is False  # past --max-node-uses
+    s = Scheduler(["x"] * 3, ["a", "b"], Policy(job_failures="job"))
+    s.finished(s.assign()[0][0], 255, ssh_error="refused", never_ran=True)
+    assert s.has_future(0) is False and s.has_future(1) is True  # a's node retired; b may get more
+    s = Scheduler(["x"], ["a", "b"])
+    s.finished(s.assign()[0][0], 0)
+    assert s.has_future(0) is False  # nothing pending
+
+
+def test_with_a_limit_slots_with_live_workers_are_filled_first():
+    s = Scheduler(["x"] * 6, ["a", "b", "c", "d"], Policy(max_running=2))
+    first = [i for i, _ in s.assign()]
+    assert first == [0, 1]
+    for i in first:
+        s.finished(i, 0)
+    assert [i for i, _ in s.assign(prefer={0, 1})] == [0, 1]  # not slots 2 and 3: no new workers

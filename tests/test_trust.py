@@ -393,3 +393,41 @@ def test_host_with_port(clstr, testbed):
     assert [line.split()[2:] for line in r.stdout.splitlines()] == [[addr, str(testbed.port)]] * 2
     r = clstr("-n", f"{addr}:1", "-j", "true")  # nothing listens on port 1: refused, the port was used
     assert "retired nodes: " in r.stderr and "(refused)" in r.stderr
+
+
+# ---- issue 13: workers follow the concurrency ---------------------------------------------
+def test_fanout_bounds_workers_not_only_running_jobs(clstr, testbed, tmp_path):
+    """-f 2 -E on six nodes: a worker whose node has run its job goes at once; at most two live."""
+    import os
+    nodes = [f"n{i}" for i in range(1, 7)]
+    for node in nodes:
+        os.mkfifo(tmp_path / f"gate.{testbed.addr[node]}")
+    job = (f'a=$(echo $SSH_CONNECTION | cut -d" " -f3); echo started $a; read x < {tmp_path}/gate.$a; '
+           'echo done $a')
+    p = clstr.popen("-f", "2", "-E", job, "-n", *nodes, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def workers():
+        try:
+            return [c for c in psutil.Process(p.pid).children()
+                    if c.name().startswith("python") and c.status() != psutil.STATUS_ZOMBIE]
+        except psutil.Error:
+            return []
+    try:
+        started = []
+        for _ in range(3):
+            got = []
+            while len(got) < 2:
+                line = p.stdout.readline()
+                assert line, "clstr ended early"
+                if line.startswith("started "):
+                    got.append(line.split()[1])
+            started += got
+            assert wait_for(lambda: len(workers()) == 2, 15), [w.pid for w in workers()]
+            for addr in got:
+                with open(tmp_path / f"gate.{addr}", "w") as g:
+                    g.write("go\n")
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert sorted(started) == sorted(testbed.addr[n] for n in nodes)
