@@ -127,21 +127,74 @@ def have(tool):
     return shutil.which(tool) is not None
 
 
-def w1(tb, njobs, slots_per_node=4, nodes=4):
+FLOOR = 'while IFS= read -r l; do "$SHELL" -c "$l" </dev/null; done'
+
+
+def floor_argv(tb, shares):
+    """The floor of W1: one ssh session a slot running a small loop, each fed its share of the jobs.
+
+    No scheduling at all (the shares are fixed in advance) and no framing: what ssh and the node
+    cost when every job is a line down a long-lived session and a fresh shell on the node.
+    """
+    script = " ".join(f"ssh -F {tb.ssh_config} -T {h} '{FLOOR}' < {f} &" for h, f in shares) + " wait"
+    return ["sh", "-c", script]
+
+
+def node_cpu(tb, settle=10.0):
+    """CPU seconds the testbed's sshds and everything they ran used so far (sessions ended).
+
+    Linux adds a reaped child's CPU (its own and its reaped children's) to its parent's, so the
+    listening sshds' children times hold every connection's, once those ended: wait for them.
+    """
+    procs = [psutil.Process(d.proc.pid) for d in tb.sshds]
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and any(p.children() for p in procs):
+        time.sleep(0.05)
+    return sum(p.cpu_times().children_user + p.cpu_times().children_system for p in procs)
+
+
+def w1(tb, njobs, slots_per_node=4, nodes=4, repeat=3):
     jobs = "".join(f"echo job {i}\n" for i in range(njobs))
     expected = [f"job {i}" for i in range(njobs)]
     hosts = [f"n{i}" for i in range(1, nodes + 1)]
-    rows = []
-    r = timed(clstr_argv(tb, "-", *[a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")]), stdin=jobs)
-    r["check"] = check(r["out"].splitlines(), expected)
-    rows.append(("clstr", r))
+    slots = [h for h in hosts for _ in range(slots_per_node)]
+    shares = []
+    for i, h in enumerate(slots):
+        path = os.path.join(tb.root, f"floor-{i}.txt")
+        with open(path, "w") as f:
+            f.write("".join(f"echo job {k}\n" for k in range(i, njobs, len(slots))))
+        shares.append((h, path))
+    nodes_args = [a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")]
+    runs = [("clstr", clstr_argv(tb, "-", *nodes_args), jobs),
+            ("floor: a job loop a slot, no clstr", floor_argv(tb, shares), None),
+            ("clstr --no-pipeline", clstr_argv(tb, "--no-pipeline", "-", *nodes_args), jobs)]
+    once = set()
     if have("parallel"):
         login = ",".join(f"{slots_per_node}/{h}" for h in hosts)
         for name, extra in (("GNU parallel -M", ["-M"]), ("GNU parallel", [])):
-            r = timed(["parallel", "--will-cite", "--ssh", tb.ssh, "-S", login, *extra], stdin=jobs)
+            runs.append((name, ["parallel", "--will-cite", "--ssh", tb.ssh, "-S", login, *extra], jobs))
+            once.add(name)
+    results = {name: [] for name, *_ in runs}
+    for i in range(repeat):  # rounds, each tool once a round: drifts of the machine hit all alike
+        for name, argv, stdin in runs:
+            if i and name in once:
+                continue
+            before = node_cpu(tb)
+            r = timed(argv, stdin=stdin)
+            r["node_cpu"] = node_cpu(tb) - before
             r["check"] = check(r["out"].splitlines(), expected)
-            rows.append((name, r))
-    table(f"W1: {njobs} trivial jobs on {nodes * slots_per_node} slots ({nodes} nodes x {slots_per_node})", rows)
+            results[name].append(r)
+    title = f"W1: {njobs} trivial jobs on {nodes * slots_per_node} slots ({nodes} nodes x {slots_per_node})"
+    if repeat > 1:
+        title += f", median of {repeat} interleaved runs (GNU parallel: one)"
+    rows = [(name, median_run(results[name])) for name, *_ in runs]
+    table(title, rows)
+    print("\nCPU a job, client side (the tool, its workers and ssh) and node side (sshd, shells, jobs):")
+    print("| tool | client ms a job | node ms a job |")
+    print("|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['cpu'] / njobs * 1000:.2f} | {r['node_cpu'] / njobs * 1000:.2f} |")
+    sys.stdout.flush()
 
 
 def w2(tb, nodes, repeat=1):
@@ -249,6 +302,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4"])
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
+    ap.add_argument("--w1-repeat", type=int, default=3, help="W1 runs of clstr and the floor, interleaved")
     ap.add_argument("--w2-nodes", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
@@ -264,7 +318,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="clstr-bench-") as root:
         with Testbed(root, count=count, max_sessions=16) as tb:
             if "W1" in want:
-                w1(tb, args.jobs)
+                w1(tb, args.jobs, repeat=args.w1_repeat)
             if "W2" in want:
                 w2(tb, args.w2_nodes, args.repeat)
             if "W3" in want:

@@ -76,7 +76,7 @@ class Run:
     """A run, planned and checked, not started: ``describe()`` it or ``execute()`` it."""
 
     def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
-                 connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True,
+                 connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
                  timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
@@ -94,7 +94,8 @@ class Run:
             timeout=timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay, max_nodes=max_nodes,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
-            remote_cleanup=remote_cleanup, multiplex=multiplex, resume=resume, resume_failed=resume_failed,
+            remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
+            resume_failed=resume_failed,
             tag=tag, tag_job=tag_job, group=group, gather=gather, status=status, bar=bar, verbose=verbose,
             active_nodes=active_nodes, joblog=joblog, output_dir=output_dir).items()}
         timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
@@ -114,12 +115,14 @@ class Run:
                                                           groups=group_resolver(profiles))
         if on_each_node is not None:
             multiplex = False  # one job per node: a shared connection would only add a hop
+            pipeline = False  # and a job loop, a round trip
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
                              max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
                              sessions_per_connection=sessions_per_connection)
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
-                                          remote_cleanup=remote_cleanup, mark=os.urandom(12).hex())
+                                          remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
+                                          mark=os.urandom(12).hex())
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout, multiplex=multiplex,
@@ -146,7 +149,9 @@ class Run:
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--timeout {o.timeout or 'none'}",
             "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
-                               else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}",
+                               else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"
+            + (", jobs pipelined (one session a slot)" if self.ssh.pipeline and self.ssh.remote_cleanup
+               else ", one session a job"),
             "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND",
         ]
         if o.joblog:

@@ -26,8 +26,8 @@ OPTIONS = {
     "sessions_per_connection": ("sessions_per_connection", "count", (1, False)),
     "job_failures": ("--job-failures", "choice", ("node", "job")),
 }
-FLAGS = ("remote_cleanup", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather", "status",
-         "bar", "verbose")
+FLAGS = ("remote_cleanup", "pipeline", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather",
+         "status", "bar", "verbose")
 PATHS = {"active_nodes": "-A/--active-nodes", "joblog": "--joblog", "output_dir": "--output-dir"}
 
 

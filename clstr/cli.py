@@ -157,6 +157,8 @@ def build_parser():
                    help="give up connecting to a node after this long (default 10)")
     g.add_argument("--no-multiplex", dest="multiplex", action="store_false",
                    help="a new ssh connection per job instead of one shared connection per node")
+    g.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                   help="one ssh session a job, as plain ssh, instead of each slot's jobs down one session")
     g.add_argument("--no-remote-cleanup", dest="remote_cleanup", action="store_false",
                    help="do not wrap jobs so that they end on the node when their ssh ends")
     g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="SECONDS",
@@ -335,7 +337,7 @@ def main(argv=None):
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, timeout=args.timeout, multiplex=args.multiplex, ssh_delay=args.ssh_delay,
-            remote_cleanup=args.remote_cleanup,
+            remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
             active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,

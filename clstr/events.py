@@ -1,7 +1,7 @@
 """Picklable messages between the supervisor and its workers.
 
 Supervisor -> worker: ``Job`` (run this) or ``None`` (exit).
-Worker -> supervisor: ``Connected``, ``Output``, ``Finished``.
+Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Notice``.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -22,6 +22,14 @@ class Connected:
     """The slot's node accepted the shared (ControlMaster) connection."""
 
     slot: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the slot's worker decided that a user may want to know (shown under -v)."""
+
+    slot: int
+    text: str
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Pure construction of ssh command lines and classification of ssh failures."""
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ class SshConfig:
     alive_interval: int = 5
     alive_count: int = 3
     remote_cleanup: bool = True  # end the remote job when its ssh ends
+    pipeline: bool = False  # jobs go down one long-lived session a slot (the remote job loop)
     mark: str = "0" * 16  # the run's random token of the remote wrapper's start and end marks
 
     @classmethod
@@ -59,6 +61,8 @@ _WATCH = ('exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && { trap "" TERM
 # whether the job started and its exact exit status (255 included), whatever the job prints.
 MARK_START = "s"
 MARK_END = "e"
+MARK_STDOUT_END = "o"
+MARK_READY = "r"
 
 
 def _marked(token, run):
@@ -93,14 +97,53 @@ _SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
 _SPECIAL = re.compile(r"[\\']")
 
 
-class Wrapper:
-    """The remote command lines of one run (its mark token is built in once)."""
+class Marks:
+    """The marks a remote program writes with the run's token, and their removal from job output.
+
+    A mark is a line ``<token>:s`` (job started), ``<token>:e:<status>`` (job ended), ``<token>:o``
+    (the job's stdout ends here) or ``<token>:r`` (the job loop is ready). A job's unterminated
+    last line may stand before it. Anything else holding the token (a job listing the node's
+    processes shows the wrapper's argv) is the job's own output and kept whole.
+    """
 
     def __init__(self, token):
         if not re.fullmatch(r"[0-9a-zA-Z_-]{8,64}", token):
             raise ValueError(f"bad mark token {token!r}")
         self.token = token
         self.mark = token.encode()
+
+    def strip(self, data):
+        """Split complete lines into (the job's own bytes, [marks]): ("s",), ("o",), ("r",) or ("e", status)."""
+        if self.mark not in data:
+            return data, []
+        keep, marks = [], []
+        for line in data.splitlines(keepends=True):
+            at = line.rfind(self.mark)
+            mark = _parse_mark(line[at + len(self.mark):]) if at >= 0 else None
+            if mark is None:
+                keep.append(line)
+                continue
+            if at:
+                keep.append(line[:at] + b"\n")  # the job's last line, unterminated: it ends here
+            marks.append(mark)
+        return b"".join(keep), marks
+
+
+_MARK = re.compile(rb":(?:([sor])|e:(\d{1,3}))\r?\n?")
+
+
+def _parse_mark(rest):
+    m = _MARK.fullmatch(rest)
+    if m is None:
+        return None
+    return (m.group(1).decode(),) if m.group(1) else (MARK_END, int(m.group(2)))
+
+
+class Wrapper(Marks):
+    """The remote command lines of one run, one ssh session a job (its mark token is built in once)."""
+
+    def __init__(self, token):
+        super().__init__(token)
         # any login shell (csh, fish, ...): sh starts the watcher, then the login shell runs the
         # job ($SHELL -c, as ssh alone would). Costs a second shell start a job.
         self._universal = quote(_WATCH + _marked(token, '"${SHELL:-/bin/sh}" -c "$1"'))
@@ -124,24 +167,37 @@ class Wrapper:
         data = command.encode("utf-8", "surrogateescape")
         return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
 
-    def strip(self, data):
-        """Split complete stderr lines into (the job's own bytes, [marks]); a mark is ("s",) or ("e", status)."""
-        if self.mark not in data:
-            return data, []
-        keep, marks = [], []
-        for line in data.splitlines(keepends=True):
-            at = line.find(self.mark)
-            if at < 0:
-                keep.append(line)
-                continue
-            if at:
-                keep.append(line[:at] + b"\n")  # the job's last line, unterminated: it ends here
-            fields = line[at + len(self.mark):].strip().split(b":")
-            if fields[1:2] == [b"s"]:
-                marks.append((MARK_START,))
-            elif fields[1:2] == [b"e"] and len(fields) == 3 and fields[2].isdigit():
-                marks.append((MARK_END, int(fields[2])))
-        return b"".join(keep), marks
+
+def _load_loop():
+    """The job loop program (clstr/remote/loop.sh) as one line: comments dropped, lines joined."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote", "loop.sh")
+    with open(path, encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f]
+    return " ".join(ln for ln in lines if ln and not ln.startswith("#"))
+
+
+class Loop(Marks):
+    """The remote job loop of one run: one ssh session a slot, jobs sent down its stdin.
+
+    The program is ``clstr/remote/loop.sh``; the login shell (any) execs sh with it and the
+    run's token. ``frame`` makes what goes down stdin for one job, ``QUIT`` ends the loop.
+    """
+
+    QUIT = b"q\n"
+
+    def __init__(self, token, program=None):
+        super().__init__(token)
+        self._line = f"exec sh -c {quote(program or _load_loop())} clstr {token}"
+
+    def start_line(self):
+        """The command line that starts the loop (the same for every login shell)."""
+        return self._line
+
+    @staticmethod
+    def frame(command):
+        """The bytes that hand ``command`` to the loop: its number of lines, then its lines."""
+        data = command.encode("utf-8", "surrogateescape")
+        return b"%d\n%s\n" % (data.count(b"\n") + 1, data)
 
 
 def remote_command(command, cleanup=True, wrapper=None):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import controldir, reaper
-from .events import Connected, Finished, Output
+from .events import Connected, Finished, Notice, Output
 from .output import JobLog, silence, write_active
 from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
 from .ssh import SshConfig
@@ -540,6 +540,8 @@ class Supervisor:
                 self._finished(ev)
             elif isinstance(ev, Connected):
                 self.sched.connected(ev.slot)
+            elif isinstance(ev, Notice) and self.opt.verbose:
+                self._log(f"{node}: {ev.text}")
 
     def _finished(self, ev):
         node = self.sched.nodes[self.sched.slots[ev.slot].node]

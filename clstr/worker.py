@@ -11,7 +11,7 @@ import signal
 import time
 
 from . import ssh
-from .events import Connected, Finished, Output
+from .events import Connected, Finished, Notice, Output
 from .status import IDLE, CONNECTING, RUNNING
 
 READ_SIZE = 65536
@@ -114,6 +114,37 @@ class SupervisorGone(Exception):
     """The supervisor's end of the pipe closed: end the job and exit."""
 
 
+class Channel:
+    """An ssh child and our ends of its pipes: stdout and stderr read in whole lines, stdin to write.
+
+    One job's ssh in the one-session-a-job mode; in pipelined mode the slot's long-lived session,
+    read job after job (a line a job left unended waits here for the rest).
+    """
+
+    def __init__(self, child):
+        self.child = child
+        self.stdin = child.fds.pop(0, None)
+        self.out = {1: child.fds.pop(1), 2: child.fds.pop(2)}  # streams not at EOF yet
+        for fd in self.out.values():
+            os.set_blocking(fd, False)
+        if self.stdin is not None:
+            os.set_blocking(self.stdin, False)
+        self.partial = {1: [], 2: []}  # chunks of a line not yet ended
+        self.eof = False  # a stream closed: the ssh (session) is ending
+
+    def close_stdin(self):
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+
+    def close(self):
+        self.close_stdin()
+        for fd in self.out.values():
+            os.close(fd)
+        self.out = {}
+        self.child.close()
+
+
 class SlotWorker:
     """Runs the jobs of one slot: ``serve`` loops until told to stop."""
 
@@ -123,6 +154,10 @@ class SlotWorker:
         self.conn = conn
         self.base = ssh.base_argv(cfg)
         self.wrapper = ssh.Wrapper(cfg.mark) if cfg.remote_cleanup else None
+        # pipelined: the slot's jobs go down one session running the remote job loop; None once
+        # the loop could not start on this node (then one session a job, as without it)
+        self.loop = ssh.Loop(cfg.mark) if cfg.pipeline and cfg.remote_cleanup else None
+        self.session = None  # the loop's Channel while it lives
         self.connect_timeout = cfg.connect_timeout
         self.board = board
         self.env = env
@@ -136,18 +171,21 @@ class SlotWorker:
     def serve(self, first=None):
         """Run ``first``, then each job that comes down the pipe, until told to stop."""
         job = first
-        while True:
-            if job is None:
-                try:
-                    job = self.conn.recv()
-                except (EOFError, OSError):
-                    return  # the supervisor is gone
+        try:
+            while True:
                 if job is None:
-                    return
-            finished = self.run(job)
-            self.outbox.append(finished)
-            self._flush()
-            job = None
+                    try:
+                        job = self.conn.recv()
+                    except (EOFError, OSError):
+                        return  # the supervisor is gone
+                    if job is None:
+                        return
+                finished = self.run(job)
+                self.outbox.append(finished)
+                self._flush()
+                job = None
+        finally:
+            self._close_session()
 
     def _emit(self, ev):
         self.outbox.append(ev)
@@ -190,6 +228,9 @@ class SlotWorker:
             return None
         return reason
 
+    def _master_lost(self):
+        return bool(self.control_path) and not os.path.exists(self.control_path)
+
     def run(self, job):
         """Run one attempt; returns its Finished event (output was sent on the way)."""
         start = time.time()
@@ -201,6 +242,10 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                 ssh_error=reason, never_ran=True)
             self.conn.send(Connected(self.slot))
+        if self.loop is not None:
+            finished = self._run_pipelined(job, start, t0)
+            if finished is not None:
+                return finished
         if self.wrapper is not None:
             line, feed = self.wrapper.line(job.command)
         else:
@@ -208,14 +253,14 @@ class SlotWorker:
         argv = ssh.job_argv(self.base, self.node, line, self.control_path, self.wrapper is not None)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
         # long for the command line, sent first): its closing tells the node to end the job
-        child = Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE)
-        self.board.pid[self.slot] = child.pid
+        chan = Channel(Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE))
+        self.board.pid[self.slot] = chan.child.pid
         self.board.state[self.slot] = RUNNING
         try:
-            p = self._pump(child, job.seq, t0, feed)
-            code = child.wait()
+            p = self._pump(chan, job.seq, t0, feed)
+            code = chan.child.wait()
         finally:
-            child.close()
+            chan.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
         runtime = time.monotonic() - t0
@@ -228,6 +273,104 @@ class SlotWorker:
         return Finished(self.slot, job.seq, exit, start, runtime, ssh_error=reason, never_ran=never_ran,
                         started=p.started)
 
+    # ---- pipelined: the slot's session and its job loop ----------------
+    def _run_pipelined(self, job, start, t0):
+        """Run the attempt down the slot's session; None if the loop cannot run here (fall back)."""
+        if self.session is None:
+            failure = self._open_session(t0)
+            if failure is FALL_BACK:
+                return None
+            if failure is not None:
+                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
+                                ssh_error=failure, never_ran=True)
+        chan = self.session
+        self.board.state[self.slot] = RUNNING
+        p = self._pump(chan, job.seq, t0, self.loop.frame(job.command), until_marks=True)
+        self.board.state[self.slot] = IDLE
+        runtime = time.monotonic() - t0
+        if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late):
+            return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
+        code = self._end_session()
+        if p.late:
+            return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
+        if p.timed_out:
+            return Finished(self.slot, job.seq, code, start, runtime, timed_out=True, started=p.started)
+        if p.end is not None:  # it ended, and then the session did
+            return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
+        if p.started:
+            return Finished(self.slot, job.seq, code, start, runtime, ssh_error=self._lost(code), started=True)
+        reason, _ = ssh.classify(p.tail)
+        if reason is None and self._master_lost():
+            reason = self._master_error() or "connection lost"
+        if reason is None and code >= 0:
+            # the loop took the session but died before starting the job (an sh it cannot run on)
+            self._fall_back(f"the job loop ended (exit {code}) before the job started")
+            return None
+        return Finished(self.slot, job.seq, 255, start, runtime, ssh_error=reason or f"ssh exit {code}",
+                        never_ran=True)
+
+    def _open_session(self, t0):
+        """Start the slot's session and wait for the loop's ready mark.
+
+        Returns None once ready, FALL_BACK if the node would not run the loop (no ssh failure, but
+        no ready mark: a ForceCommand, a restricted shell, no sh), or the ssh failure's reason.
+        """
+        self.board.state[self.slot] = CONNECTING
+        argv = ssh.job_argv(self.base, self.node, self.loop.start_line(), self.control_path)
+        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE))
+        self.board.pid[self.slot] = chan.child.pid
+        self.session = chan
+        p = self._pump(chan, None, t0, until_marks=True)
+        if p.ready and not chan.eof:
+            return None
+        code = self._end_session()
+        if p.late:
+            return "timed out"
+        reason, _ = ssh.classify(p.tail)
+        if reason is None and self._master_lost():
+            reason = self._master_error() or "connection lost"
+        if reason is not None or code < 0:
+            return reason or f"ssh killed by signal {-code}"
+        if code == 255 and not self.control_path:
+            return "ssh exit 255"
+        self._fall_back(f"the job loop did not start (exit {code})" +
+                        (f": {p.tail.decode('utf-8', 'replace').strip().splitlines()[-1]}" if p.tail.strip() else ""))
+        return FALL_BACK
+
+    def _fall_back(self, why):
+        self.loop = None
+        self.conn.send(Notice(self.slot, f"{why}; one ssh session a job on this slot"))
+
+    def _end_session(self):
+        """End the session at once (ssh's group: TERM, then KILL); returns ssh's exit status."""
+        chan, self.session = self.session, None
+        end_group(chan.child.pid, child=chan.child)
+        code = chan.child.wait()
+        chan.close()
+        self.board.pid[self.slot] = 0
+        self.board.state[self.slot] = IDLE
+        return code
+
+    def _close_session(self):
+        """Tell the loop to end, give it DRAIN_GRACE to go, then end what is left of the session."""
+        chan = self.session
+        if chan is None:
+            return
+        try:
+            if chan.stdin is not None:
+                os.write(chan.stdin, self.loop.QUIT if self.loop else b"q\n")
+        except OSError:
+            pass
+        chan.close_stdin()
+        if chan.child.wait(DRAIN_GRACE) is None:
+            # a background process of some job holds the session's output: it is cut off here
+            self._end_session()
+            return
+        self.session = None
+        chan.close()
+        self.board.pid[self.slot] = 0
+
+    # ---- judging -------------------------------------------------------
     def _judge(self, code, p):
         """(the job's exit status, ssh failure reason or None, whether it never ran) of an ended attempt.
 
@@ -243,7 +386,7 @@ class SlotWorker:
             if p.started:
                 return code, self._lost(code), False
             reason, _ = ssh.classify(p.tail)
-            if reason is None and code == 255 and self.control_path and not os.path.exists(self.control_path):
+            if reason is None and code == 255 and self._master_lost():
                 reason = self._master_error() or "connection lost"
             if reason is None:
                 reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
@@ -254,7 +397,7 @@ class SlotWorker:
         if code != 255:
             return code, None, False
         reason, never_ran = ssh.classify(p.tail)
-        if reason is None and self.control_path and not os.path.exists(self.control_path):
+        if reason is None and self._master_lost():
             # a mux client says nothing when its master dies: the master's log says why
             reason, never_ran = self._master_error() or "connection lost", False
         return code, reason, never_ran
@@ -263,40 +406,45 @@ class SlotWorker:
         """Why a job that started ended with no end mark: its connection (or ssh) was lost."""
         if code < 0:
             return f"ssh killed by signal {-code}"
-        if self.control_path and not os.path.exists(self.control_path):
+        if self._master_lost():
             return self._master_error() or "connection lost"
         return "connection lost"
 
-    def _pump(self, child, seq, t0, feed=None):
-        """Forward complete lines of stdout and stderr until both close; enforce the time limits.
+    # ---- reading -------------------------------------------------------
+    def _pump(self, chan, seq, t0, feed=None, until_marks=False):
+        """Forward complete lines of stdout and stderr; enforce the time limits.
 
-        Returns a Pumped: whether the job timed out, its marks, and (before any start mark) the
-        stderr tail that tells why ssh failed.
+        Reads until both streams close or, with ``until_marks`` (a session), until the loop's
+        marks end the job (or, with ``seq`` None, until its ready mark). Returns a Pumped:
+        whether the job timed out, its marks, and (before any start mark) the stderr tail that
+        tells why ssh failed. Streams found at EOF are closed and taken out of ``chan.out``.
         """
         p = Pumped()
         sel = selectors.DefaultSelector()
-        partial = {}
-        for stream in (1, 2):
-            fd = child.fds.pop(stream)
-            os.set_blocking(fd, False)
+        for stream, fd in chan.out.items():
             sel.register(fd, selectors.EVENT_READ, stream)
-            partial[stream] = []  # chunks of a line not yet ended
         # nothing comes down the pipe while a job runs, unless the supervisor is gone
         sel.register(self.conn, selectors.EVENT_READ, 0)
         if feed:
-            os.set_blocking(child.fds[0], False)
-            sel.register(child.fds[0], selectors.EVENT_WRITE, "feed")
-        deadline = t0 + self.timeout if self.timeout else None
+            sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
+        deadline = t0 + self.timeout if self.timeout and seq is not None else None
         # with marks: the job must have started by then, or the node is taken for hung
         start_by = t0 + start_bound(self.connect_timeout) if self.wrapper is not None else None
         # once we ended ssh (end_group waits for it), pipes a ControlMaster still holds are read
         # until this, not waited on: the master keeps them while the remote session lives
         drain_by = None
-        streams = 2
+
+        def done():
+            if not chan.out:
+                return True
+            if not until_marks or chan.eof:
+                return False
+            return p.ready if seq is None else (p.end is not None and p.out_end)
         try:
-            while streams:
+            while not done():
                 now = time.monotonic()
-                due = [t for t in (deadline, self.hold_until, None if p.started else start_by, drain_by)
+                started = p.ready if seq is None else p.started
+                due = [t for t in (deadline, self.hold_until, None if started else start_by, drain_by)
                        if t is not None]
                 wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
                 ready = sel.select(wait)
@@ -307,20 +455,20 @@ class SlotWorker:
                     break
                 if deadline is not None and now >= deadline:
                     p.timed_out = True
-                    end_group(child.pid, child=child)
+                    end_group(chan.child.pid, child=chan.child)
                     deadline = None
                     drain_by = time.monotonic() + DRAIN_GRACE
                     continue
-                if start_by is not None and not p.started and now >= start_by:
+                if start_by is not None and not started and now >= start_by:
                     p.late = True
-                    end_group(child.pid, child=child)
+                    end_group(chan.child.pid, child=chan.child)
                     start_by = None
                     drain_by = time.monotonic() + DRAIN_GRACE
                     continue
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
-                        end_group(child.pid, child=child)
+                        end_group(chan.child.pid, child=chan.child)
                         raise SupervisorGone()
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
@@ -329,44 +477,49 @@ class SlotWorker:
                         data = os.read(key.fd, READ_SIZE)
                     except BlockingIOError:
                         continue
+                    partial = chan.partial[stream]
                     if not data:
                         sel.unregister(key.fd)
-                        os.close(key.fd)
-                        streams -= 1
-                        rest = b"".join(partial.pop(stream))
+                        os.close(chan.out.pop(stream))
+                        chan.eof = True
+                        rest = b"".join(partial)
+                        partial.clear()
                         if rest:
                             self._lines(p, seq, stream, rest + b"\n")
                         continue
                     cut = data.rfind(b"\n") + 1
                     if not cut:
-                        partial[stream].append(data)  # joined once its line ends: no quadratic copying
+                        partial.append(data)  # joined once its line ends: no quadratic copying
                         continue
-                    lines = b"".join(partial[stream]) + data[:cut]
-                    partial[stream] = [data[cut:]] if cut < len(data) else []
+                    lines = b"".join(partial) + data[:cut]
+                    partial[:] = [data[cut:]] if cut < len(data) else []
                     self._lines(p, seq, stream, lines)
-            for stream, chunks in partial.items():  # pipes given up on: what they held still counts
-                if chunks:
-                    self._lines(p, seq, stream, b"".join(chunks) + b"\n")
+            if chan.eof or drain_by is not None:
+                for stream, chunks in chan.partial.items():  # pipes given up on: what they held still counts
+                    if chunks:
+                        self._lines(p, seq, stream, b"".join(chunks) + b"\n")
+                        chunks.clear()
         finally:
-            for key in list(sel.get_map().values()):
-                if isinstance(key.data, int) and key.data > 0:
-                    os.close(key.fd)
             sel.close()
         return p
 
     def _lines(self, p, seq, stream, lines):
-        """Whole lines of a stream: marks taken out of stderr, the rest sent on."""
-        if stream == 2:
-            if self.wrapper is not None:
-                lines, marks = self.wrapper.strip(lines)
-                for mark in marks:
-                    if mark[0] == ssh.MARK_START:
-                        p.started = True
-                    else:
-                        p.end = mark[1]
-            if not p.started:
-                p.tail = (p.tail + lines)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
-        if lines:
+        """Whole lines of a stream: marks taken out, the rest sent on as the job's output."""
+        if self.wrapper is not None and (stream == 2 or self.session is not None):
+            lines, marks = (self.loop or self.wrapper).strip(lines)
+            for mark in marks:
+                kind = mark[0]
+                if kind == ssh.MARK_START:
+                    p.started = True
+                elif kind == ssh.MARK_END:
+                    p.end = mark[1]
+                elif kind == ssh.MARK_STDOUT_END:
+                    p.out_end = True
+                elif kind == ssh.MARK_READY:
+                    p.ready = True
+        if stream == 2 and not p.started:
+            p.tail = (p.tail + lines)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
+        if lines and seq is not None:
             # only whole lines travel, so lines of two jobs never mix
             self._emit(Output(self.slot, seq, stream, lines))
 
@@ -384,16 +537,21 @@ class SlotWorker:
         return feed
 
 
+FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+
+
 class Pumped:
     """What reading an attempt's output found."""
 
-    __slots__ = ("timed_out", "late", "started", "end", "tail")
+    __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail")
 
     def __init__(self):
         self.timed_out = False
         self.late = False  # no start mark within the start bound
         self.started = False
         self.end = None  # the job's exit status, from its end mark
+        self.out_end = False  # the loop's stdout mark: the job's stdout is all read
+        self.ready = False  # the loop's ready mark
         self.tail = b""
 
 
