@@ -216,7 +216,8 @@ def w2(tb, nodes, repeat=1):
         hostfile = os.path.join(tb.root, "hosts.txt")
         with open(hostfile, "w") as f:
             f.write("".join(h + "\n" for h in hosts))
-        runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}", "-i", cmd],
+        runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
+                                          "-i", cmd],
                      None, lambda out: [ln for ln in addrs(out) if ln.startswith("127.")]))
     if have("parallel"):
         runs.append(("GNU parallel --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j", str(nodes), "--nonall",

@@ -9,7 +9,9 @@ Any other name reaches ``refused``'s address (a final ``Host * !127.*``), so tha
 no made-up node name of a test is ever looked up in DNS; 127.x.y.z addresses are
 left as they are. And ``othershell``: a good node (127.0.0.252, an sshd of its
 own) whose sessions see ``$SHELL`` as a bash at a path clstr does not know, so
-jobs there take the remote wrapper's route for unknown login shells.
+jobs there take the remote wrapper's route for unknown login shells. And
+``nosh``: a restricted account (127.0.0.254, an sshd of its own) whose PATH finds
+nothing, not even sh: bash's builtins run, clstr's job loop cannot start there.
 Traffic stays on 127.0.0.0/8.
 """
 import getpass
@@ -89,6 +91,7 @@ class Testbed:
         self.hung_addr = "127.0.0.251"
         self.othershell_addr = "127.0.0.252"
         self.stall_addr = "127.0.0.253"
+        self.nosh_addr = "127.0.0.254"
         self.max_sessions = max_sessions
         self.per_sshd = per_sshd  # 1: each node an sshd of its own, to stop or freeze alone
         self.sshds = []
@@ -123,6 +126,12 @@ class Testbed:
             f.write(self._sshd_config([self.othershell_addr], "othershell")
                     + f"Match LocalAddress {self.othershell_addr}\n  SetEnv SHLVL=1 SHELL={self.other_shell}\n")
         self.sshds.append(_Sshd(cfg, [self.othershell_addr]))
+        # nosh: a restricted account whose PATH has no sh (nor anything else): bash's builtins only
+        cfg = os.path.join(self.root, "sshd_config.nosh")
+        with open(cfg, "w") as f:
+            f.write(self._sshd_config([self.nosh_addr], "nosh")
+                    + f"Match LocalAddress {self.nosh_addr}\n  SetEnv PATH=/nonexistent SHELL=/bin/bash\n")
+        self.sshds.append(_Sshd(cfg, [self.nosh_addr]))
         # hung: the kernel completes the TCP handshake from the backlog; nobody ever speaks
         self.hung = socket.socket()
         self.hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -185,6 +194,8 @@ LogLevel INFO
   HostName {self.stall_addr}
 {key}Host othershell
   HostName {self.othershell_addr}
+{key}Host nosh
+  HostName {self.nosh_addr}
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}

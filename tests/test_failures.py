@@ -119,10 +119,11 @@ def test_node_dies_mid_job_silently(clstr, testbed):
     assert "node n1 retired: connection lost" in err
 
 
-def test_timeout_fails_job_and_keeps_node(clstr, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"]])
+def test_timeout_fails_job_and_keeps_node(clstr, tmp_path, mode):
     after = tmp_path / "after"
     job = f"sleep 30; touch {after}"
-    r = clstr("-n", "n1", "--timeout", "1", *jobs_args([job, "echo next"]))
+    r = clstr(*mode, "-n", "n1", "--timeout", "1", *jobs_args([job, "echo next"]))
     assert r.returncode == 1
     assert r.stdout == "next\n"
     assert "failed: job 1 on n1 (timeout)" in r.stderr
@@ -166,10 +167,11 @@ def test_worker_killed_job_requeued(clstr, testbed, tmp_path):
     assert not run_marker(testbed)
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_ends_everything(clstr, testbed, tmp_path, sig, code):
+@pytest.mark.parametrize("sig,code,mode", [(signal.SIGINT, 130, []), (signal.SIGTERM, 143, []),
+                                           (signal.SIGINT, 130, ["--no-pipeline"])])
+def test_interrupt_ends_everything(clstr, testbed, tmp_path, sig, code, mode):
     jobs = [f"echo started {i}; sleep 60; echo never" for i in range(4)] + ["echo queued"] * 3
-    p = clstr.popen("-n", "2/n1", "-n", "2/n2", *jobs_args(jobs), stdout=subprocess.PIPE,
+    p = clstr.popen(*mode, "-n", "2/n1", "-n", "2/n2", *jobs_args(jobs), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
     try:
         read_until(p.stdout, [f"started {i}" for i in range(4)])

@@ -11,7 +11,10 @@
 # The runner runs each job in a fresh "$SHELL -c", as `ssh node 'job'` would, stdin from
 # /dev/null, and marks the stream with the run's token: TOKEN:r once ready (stderr), TOKEN:s
 # before a job (stderr), then after it TOKEN:o on stdout and TOKEN:e:STATUS on stderr.
-# The job is a child: its exit, exec, cd or export end with it. No `!` anywhere (csh).
+# The job is a child: its exit, exec, cd or export end with it. The runner's own stderr is
+# /dev/null (the job's and the marks go to fd 4), and the job runs from a subshell (which sh
+# execs, no extra fork): sh's "Terminated" for a job killed by a signal is not the job's
+# output. No `!` anywhere (csh).
 t=$1;
 n1=$(printf '\nx');
 n1=${n1%x};
@@ -23,14 +26,15 @@ n1=${n1%x};
   done;
   trap '' TERM; kill -TERM 0; sleep 2; kill -KILL 0;
 } | {
-  echo "$t:r" >&2;
+  exec 4>&2 2>/dev/null;
+  echo "$t:r" >&4;
   while IFS= read -r n; do
     case $n in q) exit 0;; esac;
     j=; s=;
     while [ "$n" -gt 0 ] && IFS= read -r l; do j=$j$s$l; s=$n1; n=$((n - 1)); done;
-    echo "$t:s" >&2;
-    "${SHELL:-/bin/sh}" -c "$j" </dev/null;
+    echo "$t:s" >&4;
+    ("${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
     c=$?;
-    echo "$t:o"; echo "$t:e:$c" >&2;
+    echo "$t:o"; echo "$t:e:$c" >&4;
   done;
 }
