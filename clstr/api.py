@@ -10,7 +10,8 @@ from .output import (JobLog, Printer, StatusDisplay, check_file_target, check_ou
                      log_command)
 from .scheduler import Policy, Scheduler, interleave
 from .ssh import SshConfig, base_argv
-from .supervisor import RunOptions, RunResult, Supervisor, stderr_log
+from .result import RunOptions, RunResult
+from .supervisor import Supervisor, stderr_log
 
 
 def group_resolver(files=()):

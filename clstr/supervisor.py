@@ -1,12 +1,10 @@
-"""The one event loop: forks workers, feeds them jobs, drains their events, handles signals.
+"""The one event loop: joins the scheduler, the worker pool and the output; handles signals.
 
-Each worker has its own duplex ``multiprocessing`` pipe: jobs go down it, and
-``Connected``/``Output``/``Finished`` events come back. A pipe per worker
-rather than one shared ``multiprocessing.Queue``: a Queue's writers share a
-cross-process lock, and a worker killed with SIGKILL while holding it would
-hang every other worker; a pipe breaks only for the worker that died. The
-supervisor waits on all pipes, the workers' sentinels and a signal wake-up
-socket with one epoll selector, so it sleeps when there is nothing to do.
+Jobs go to workers (clstr/pool.py) down their pipes, and ``Connected``,
+``Output``, ``Finished`` and ``Notice`` events come back. The supervisor waits
+on all pipes, the workers' sentinels, the output descriptors a slow reader holds
+up and a signal wake-up socket with one epoll selector, so it sleeps when there
+is nothing to do.
 """
 import gc
 import multiprocessing
@@ -18,123 +16,21 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Optional
 
 from . import controldir, reaper
 from .events import Connected, Finished, Notice, Output
 from .output import JobLog, silence, write_active
-from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
-from .ssh import SshConfig
-from .status import GONE, Board, Rate, status_line
-from .worker import MAX_WAIT, end_group, worker_main
+from .scheduler import FAILED, NOT_RUN, SUCCEEDED
+from .pool import WorkerPool
+from .result import RunResult
+from .status import Rate, status_line
+from .worker import MAX_WAIT, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
 ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
-
-
-@dataclass
-class RunOptions:
-    """Everything a run needs besides its jobs and nodes."""
-
-    ssh: SshConfig = field(default_factory=SshConfig)
-    policy: Policy = field(default_factory=Policy)
-    timeout: Optional[float] = None  # per attempt
-    multiplex: bool = True
-    ssh_delay: float = 0.0  # at least this many seconds between new connections
-    active_nodes: Optional[str] = None
-    joblog: Optional[str] = None
-    verbose: bool = False
-
-
-@dataclass
-class RunResult:
-    """How every job ended, which nodes were retired and why; the interface of a run."""
-
-    jobs: list
-    retired_nodes: dict
-    signal: Optional[int] = None
-    skipped: int = 0  # jobs a --resume found done already
-    error: Optional[str] = None  # a write that failed mid-run (no job started after it)
-
-    def _with(self, outcome):
-        return [j for j in self.jobs if j.outcome == outcome]
-
-    @property
-    def succeeded(self):
-        return self._with(SUCCEEDED)
-
-    @property
-    def failed(self):
-        return self._with(FAILED)
-
-    @property
-    def not_run(self):
-        return self._with(NOT_RUN)
-
-    @property
-    def ok(self):
-        return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
-
-    def to_dict(self, max_exit=False):
-        """The machine-readable summary (what --json writes)."""
-        nodes = {}
-        for j in self.jobs:
-            for a in j.attempts:
-                n = nodes.setdefault(a.node, {"attempts": 0, "succeeded": 0})
-                n["attempts"] += 1
-                n["succeeded"] += a.outcome == SUCCEEDED
-        for name, reason in self.retired_nodes.items():
-            nodes.setdefault(name, {"attempts": 0, "succeeded": 0})
-        for name, n in nodes.items():
-            n["retired"] = name in self.retired_nodes
-            n["reason"] = self.retired_nodes.get(name, "")
-        return {
-            "exit_status": self.exit_code(max_exit),
-            "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
-            "error": self.error,
-            "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
-                       "not_run": len(self.not_run), "skipped": self.skipped},
-            "jobs": [{
-                "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
-                "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
-                    {"node": a.node, "attempt": a.attempt, "start": round(a.start, 3),
-                     "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
-                    for a in j.attempts]} for j in self.jobs],
-            "nodes": nodes,
-        }
-
-    def exit_code(self, max_exit=False):
-        """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N.
-
-        ``max_exit`` (pdsh's and clush's -S): the largest exit status of the jobs instead,
-        255 for a job not run, timed out or ended by ssh's failure.
-        """
-        if self.signal is not None:
-            return 128 + self.signal
-        if not max_exit:
-            return 0 if self.ok else 1
-        worst = 1 if self.error else 0
-        for j in self.jobs:
-            if j.outcome == SUCCEEDED:
-                continue
-            bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason == "timeout"
-            worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
-        return worst
-
-
-class _Slot:
-    """The supervisor's handle on one slot's worker."""
-
-    __slots__ = ("proc", "conn", "started")
-
-    def __init__(self):
-        self.proc = None
-        self.conn = None
-        self.started = 0.0
 
 
 class Supervisor:
@@ -152,15 +48,15 @@ class Supervisor:
         self.log = log or (lambda msg: None)
         self.clock = clock
         self.ctx = multiprocessing.get_context("fork")
-        self.process = process or self.ctx.Process
         self.run_id = os.urandom(16).hex()
         self.nslots = len(scheduler.slots)
-        self.slots = [_Slot() for _ in range(self.nslots)]
-        self.board = Board(self.ctx, self.nslots)
+        self.sel = selectors.DefaultSelector()
+        self.pool = WorkerPool(self.ctx, self.nslots, worker, self._worker_args, self.sel, process)
+        self.board = self.pool.board
+        self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
         self.control_dir = None
         self.control_paths = {}
-        self.sel = selectors.DefaultSelector()
         self.signals = []
         self.signal = None
         self.kill_at = None  # when interrupted: when TERM turns to KILL
@@ -170,10 +66,8 @@ class Supervisor:
         self.active_dirty = False
         self.active_last = 0.0
         self.next_connect = 0.0
-        self.released = []  # idle workers told to exit, joined at shutdown
         self.write_error = None  # the first write that failed: no job starts after it
         self.out_fds = set()  # output descriptors registered for writability (a reader is behind)
-        self.paused = False  # too much output waits: workers are not read until it is taken
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -184,7 +78,7 @@ class Supervisor:
         self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
         old = self._install_signals(wake_w)
         self.subreaper = reaper.subreaper(True)
-        old_limit = self._raise_fd_limit()
+        old_limit = self.pool.raise_fd_limit()
         try:
             if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
@@ -225,24 +119,6 @@ class Supervisor:
                 self.sched.stop(f"not started: {self.write_error}")
             return False
 
-    def _raise_fd_limit(self):
-        """Make room for every slot's descriptors; returns the old limit to restore, or None.
-
-        The supervisor holds three a slot (the worker's pipe and its sentinel pipe), so the usual
-        soft limit of 1,024 open files ends at about 330 slots; the hard limit is usually far above.
-        A slot that finds no descriptor left is left out (see _fork), the run goes on without it.
-        """
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        need = 4 * self.nslots + 256
-        if soft == resource.RLIM_INFINITY or soft >= need:
-            return None
-        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        except (ValueError, OSError):
-            return None
-        return soft, hard
-
     def _install_signals(self, wake_w):
         try:
             old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
@@ -260,6 +136,11 @@ class Supervisor:
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
+    def _worker_args(self, idx, conn):
+        slot = self.sched.slots[idx]
+        return (idx, slot.node, conn, self.opt.ssh, self.board, self.env,
+                self.control_paths.get(slot.group), self.opt.timeout)
+
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
 
@@ -267,7 +148,7 @@ class Supervisor:
         and its job goes back to the queue.
         """
         try:
-            self._start_worker(idx, first)
+            self.pool.start(idx, first)
         except OSError as e:
             self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: no worker could be started "
                       f"({e.strerror or e})")
@@ -276,64 +157,19 @@ class Supervisor:
             return False
         return True
 
-    def _start_worker(self, idx, first):
-        slot = self.sched.slots[idx]
-        node = slot.node
-        ours, theirs = self.ctx.Pipe(duplex=True)
-        # the child closes every supervisor end it inherits, its own included: when the
-        # supervisor dies, each worker then sees EOF
-        others = [s.conn for s in self.slots if s.conn is not None] + [ours]
-        proc = self.process(
-            target=self.worker, name=f"clstr-slot-{idx}", daemon=True,
-            args=(idx, node, theirs, self.opt.ssh, self.board, self.env,
-                  self.control_paths.get(slot.group), self.opt.timeout, others, first))
-        try:
-            proc.start()
-        except BaseException:
-            ours.close()
-            theirs.close()
-            raise
-        theirs.close()  # the worker holds the only copy: its death is our EOF
-        s = self.slots[idx]
-        s.proc, s.conn = proc, ours
-        self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
-        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
-
-    def _release(self, idx):
-        """Tell the idle worker of slot ``idx`` to exit; it is joined at shutdown."""
-        try:
-            self.slots[idx].conn.send(None)
-        except (OSError, ValueError):
-            pass
-        proc = self._forget(idx)
-        self.released.append(proc)
-        try:
-            # its end wakes the loop, which reaps it then: no zombie waits for the run's end
-            self.sel.register(proc.sentinel, selectors.EVENT_READ, ("gone", proc))
-        except (AttributeError, ValueError, KeyError, OSError):
-            pass
-
-    def _reaped(self, proc):
-        """A released worker exited: reap it."""
-        self.sel.unregister(proc.sentinel)
-        proc.join(0)
-        if proc.exitcode is not None:
-            self.released.remove(proc)
-
     def _make_room(self):
         """Before a new worker starts: with -m N, at most N workers live, so an idle one goes."""
         limit = self.sched.policy.max_running
         if limit is None:
             return
-        idle = self._idle_workers()
-        excess = sum(1 for s in self.slots if s.proc is not None) - limit + 1
-        for idx in idle[:max(0, excess)]:
-            self._release(idx)
+        excess = self.pool.count() - limit + 1
+        for idx in self._idle_workers()[:max(0, excess)]:
+            self.pool.release(idx)
 
     def _release_finished(self, idx):
         """A slot's attempt ended: its worker goes at once if the slot can get no further job."""
-        if self.slots[idx].proc is not None and not self.sched.has_future(idx):
-            self._release(idx)
+        if self.pool.live(idx) and not self.sched.has_future(idx):
+            self.pool.release(idx)
 
     def _release_idle(self):
         """Let idle workers go once nothing waits: exits spread over the run, not all at the end.
@@ -341,52 +177,13 @@ class Supervisor:
         Should a failure re-queue a job later, its slot simply forks a new worker.
         """
         for idx in self._idle_workers():
-            self._release(idx)
+            self.pool.release(idx)
 
     def _idle_workers(self):
-        return [i for i, s in enumerate(self.slots) if s.proc is not None and self.sched.slots[i].busy is None]
-
-    def _forget(self, idx):
-        s = self.slots[idx]
-        for obj in (s.conn, s.proc.sentinel if s.proc else None):
-            if obj is not None:
-                try:
-                    self.sel.unregister(obj)
-                except (KeyError, ValueError):
-                    pass
-        if s.conn is not None:
-            s.conn.close()
-        s.conn = None
-        proc, s.proc = s.proc, None
-        return proc
+        return [i for i in sorted(self.pool.live_slots()) if self.sched.slots[i].busy is None]
 
     def _shutdown(self):
-        for proc in self.released:
-            try:
-                self.sel.unregister(proc.sentinel)
-            except (KeyError, ValueError, AttributeError):
-                pass
-            proc.join(2.0)  # told to exit while idle: gone or going
-            if proc.is_alive():
-                proc.kill()
-                proc.join(1.0)
-        live = [i for i, s in enumerate(self.slots) if s.proc is not None]
-        for i in live:
-            try:
-                self.slots[i].conn.send(None)
-            except (OSError, ValueError):
-                pass
-        deadline = self.clock() + 2.0
-        for i in live:
-            s = self.slots[i]
-            s.proc.join(max(0.0, deadline - self.clock()))
-            if s.proc.is_alive():
-                s.proc.kill()
-                s.proc.join(1.0)
-            self._forget(i)
-        for pid in list(self.board.pid):
-            if pid:
-                end_group(pid, grace=0)
+        self.pool.shutdown(self.clock)
         # the backstop: anything of the run still alive (masters included) ends now
         reaper.reap(self.run_id, descendants_only=self.subreaper)
         if self.subreaper:
@@ -424,7 +221,7 @@ class Supervisor:
                 elif kind == "out":
                     self._write("job output", self.printer.pump)
                 elif kind == "gone":
-                    self._reaped(idx)
+                    self.pool.reaped(idx)
                 else:
                     self._wake(key.fileobj)
             self._write("job output", self.printer.flush)
@@ -457,16 +254,7 @@ class Supervisor:
             self.sel.register(fd, selectors.EVENT_WRITE, ("out", fd))
             self.out_fds.add(fd)
         # once interrupted, workers are read whatever waits: their ends must be heard
-        pause = sum(waiting.values()) > OUTPUT_HIGH and self.signal is None
-        if pause != self.paused:
-            self.paused = pause
-            for idx, s in enumerate(self.slots):
-                if s.conn is None:
-                    continue
-                if pause:
-                    self.sel.unregister(s.conn)
-                else:
-                    self.sel.register(s.conn, selectors.EVENT_READ, ("conn", idx))
+        self.pool.pause(sum(waiting.values()) > OUTPUT_HIGH and self.signal is None)
 
     def _drain_output(self):
         """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
@@ -492,44 +280,37 @@ class Supervisor:
         self.out_fds.clear()
 
     def _dispatch(self):
-        if self.paused:
+        if self.pool.paused:
             return  # the reader of our output is behind: no new job adds to what waits
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
         # with --ssh-delay, one connection a turn
-        live = {i for i, s in enumerate(self.slots) if s.proc is not None}
-        batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=live)
+        batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=self.pool.live_slots())
         for idx, job in batch:
-            s = self.slots[idx]
-            s.started = time.time()
+            self.started[idx] = time.time()
             if not self._write("job output", self.printer.attempt_started, job.seq):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
-            if s.proc is None:
+            if not self.pool.live(idx):
                 self._make_room()
                 if not self._fork(idx, job):
                     continue
-            else:
-                try:
-                    s.conn.send(job)
-                except (OSError, ValueError):
-                    self._died(idx)
-                    continue
+            elif not self.pool.send(idx, job):
+                self._died(idx)
+                continue
             self.active_dirty = True
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
 
     def _drain(self, idx):
         """One message of a ready worker: an event or a list of them (epoll calls again for more)."""
-        conn = self.slots[idx].conn
-        if conn is None:
-            return  # its death was handled earlier in this same wake-up
         try:
-            message = conn.recv()
-        except (EOFError, OSError):
+            message = self.pool.recv(idx)
+        except EOFError:
             self._died(idx)
             return
-        self._handle(idx, message)
+        if message is not None:
+            self._handle(idx, message)
 
     def _handle(self, idx, message):
         node = self.sched.slots[idx].node
@@ -575,34 +356,20 @@ class Supervisor:
         return [s.index for s in self.sched.slots if s.busy is not None]
 
     def _died(self, idx):
-        """A worker exited. Expected at shutdown; otherwise end its ssh, requeue, replace it."""
-        s = self.slots[idx]
-        if s.proc is None:
+        """A worker exited. Expected at shutdown; otherwise its ssh ends, its job goes back.
+
+        A replacement is forked when the slot is next given a job.
+        """
+        if not self.pool.live(idx):
             return
-        messages = []
-        try:
-            while s.conn.poll():
-                messages.append(s.conn.recv())  # what it sent before dying still counts
-        except (EOFError, OSError):
-            pass
+        messages, exitcode = self.pool.died(idx)
         for message in messages:
             self._handle(idx, message)
-        proc = self._forget(idx)
-        proc.join(1.0)
-        pid = self.board.pid[idx]
-        if pid:
-            end_group(pid, grace=0)  # the orphaned ssh of the dead worker
-            self.board.pid[idx] = 0
-            try:
-                os.waitpid(pid, 0)  # re-parented to us, the subreaper: reap it
-            except ChildProcessError:
-                pass
-        self.board.state[idx] = GONE
         slot = self.sched.slots[idx]
         if slot.busy is not None:
-            self._log(f"worker of slot {idx} ({slot.node}) died (exit {proc.exitcode}); its job goes back")
-            self._record(self.sched.worker_died(idx, s.started, time.time() - s.started))
-        # a replacement is forked when the slot is next given a job
+            self._log(f"worker of slot {idx} ({slot.node}) died (exit {exitcode}); its job goes back")
+            started = self.started[idx]
+            self._record(self.sched.worker_died(idx, started, time.time() - started))
 
     def _wake(self, sock):
         try:
@@ -642,8 +409,7 @@ class Supervisor:
         if kill and self.clock() >= self.kill_at + 1.0:
             # workers that still have not reported: they go, their jobs are not run
             for idx in self._busy_slots():
-                if self.slots[idx].proc is not None:
-                    self.slots[idx].proc.kill()
+                self.pool.kill(idx)
                 self._died(idx)
 
     def _dump_running(self):
@@ -651,7 +417,7 @@ class Supervisor:
         running = self.sched.running()
         self._log(f"{len(running)} jobs running:")
         for idx, (node, seq, cmd) in sorted(running.items()):
-            self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.slots[idx].started:.1f}s")
+            self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
 
     def _draw_status(self, force=False):
         c = self.sched.counts()

@@ -17,7 +17,8 @@ import pytest
 from clstr.events import Finished, Output
 from clstr.output import Printer
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
-from clstr.supervisor import RunOptions, Supervisor
+from clstr.result import RunOptions
+from clstr.supervisor import Supervisor
 
 
 def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close, first):

@@ -1,0 +1,216 @@
+"""The slots' worker processes: fork, pipes, sentinels, death and release.
+
+One process a slot, started with the slot's first job (so it starts ssh with no
+message to wait for) and given a duplex ``multiprocessing`` pipe of its own.
+A pipe per worker rather than one shared ``multiprocessing.Queue``: a Queue's
+writers share a cross-process lock, and a worker killed with SIGKILL while
+holding it would hang every other worker; a pipe breaks only for the worker
+that died. The pool registers each pipe and each process sentinel with the
+supervisor's selector, keyed ``("conn", slot)``, ``("dead", slot)`` and
+``("gone", process)``; the supervisor decides when a worker starts or goes.
+"""
+import os
+import resource
+import selectors
+
+from .status import GONE, Board
+from .worker import end_group
+
+JOIN_GRACE = 2.0  # how long a worker told to exit gets before it is killed
+
+
+class _Slot:
+    """The pool's handle on one slot's worker."""
+
+    __slots__ = ("proc", "conn")
+
+    def __init__(self):
+        self.proc = None
+        self.conn = None
+
+
+class WorkerPool:
+    """Worker processes of ``nslots`` slots, each running ``target(*args(slot, conn), close, first)``."""
+
+    def __init__(self, ctx, nslots, target, args, sel, process=None):
+        """``args(slot, conn)``: the worker's arguments (``conn`` its end of the pipe); ``process``:
+        what makes a process (``ctx.Process`` unless a test gives another)."""
+        self.ctx = ctx
+        self.target = target
+        self.args = args
+        self.sel = sel
+        self.process = process or ctx.Process
+        self.slots = [_Slot() for _ in range(nslots)]
+        self.board = Board(ctx, nslots)  # the workers' states and their ssh's pids, in shared memory
+        self.released = []  # workers told to exit, reaped when they do
+        self.paused = False
+
+    # ---- starting ------------------------------------------------------
+    def raise_fd_limit(self):
+        """Make room for every slot's descriptors; returns the old limit to restore, or None.
+
+        The supervisor holds three a slot (the worker's pipe and its sentinel pipe), so the usual
+        soft limit of 1,024 open files ends at about 330 slots; the hard limit is usually far above.
+        A slot that finds no descriptor left is left out (``start`` raises), the run goes on without it.
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = 4 * len(self.slots) + 256
+        if soft == resource.RLIM_INFINITY or soft >= need:
+            return None
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            return None
+        return soft, hard
+
+    def start(self, idx, first):
+        """Start slot ``idx``'s worker with its first job; OSError if no process or descriptor is left."""
+        ours, theirs = self.ctx.Pipe(duplex=True)
+        # the child closes every supervisor end it inherits, its own included: when the
+        # supervisor dies, each worker then sees EOF
+        others = [s.conn for s in self.slots if s.conn is not None] + [ours]
+        proc = self.process(target=self.target, name=f"clstr-slot-{idx}", daemon=True,
+                            args=(*self.args(idx, theirs), others, first))
+        try:
+            proc.start()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        theirs.close()  # the worker holds the only copy: its death is our EOF
+        s = self.slots[idx]
+        s.proc, s.conn = proc, ours
+        if not self.paused:
+            self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
+        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
+
+    def send(self, idx, job):
+        """Hand a job to a live worker; False if its pipe is broken (it died)."""
+        try:
+            self.slots[idx].conn.send(job)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def live(self, idx):
+        return self.slots[idx].proc is not None
+
+    def live_slots(self):
+        return {i for i, s in enumerate(self.slots) if s.proc is not None}
+
+    def count(self):
+        return sum(1 for s in self.slots if s.proc is not None)
+
+    # ---- reading -------------------------------------------------------
+    def recv(self, idx):
+        """One message of slot ``idx``'s worker; None if it is not there, EOFError if it died."""
+        conn = self.slots[idx].conn
+        if conn is None:
+            return None  # its death was handled earlier in this same wake-up
+        try:
+            return conn.recv()
+        except OSError as e:
+            raise EOFError(str(e)) from None
+
+    def pause(self, pause):
+        """Stop (or resume) reading every worker: the reader of our output is behind."""
+        if pause == self.paused:
+            return
+        self.paused = pause
+        for idx, s in enumerate(self.slots):
+            if s.conn is None:
+                continue
+            if pause:
+                self.sel.unregister(s.conn)
+            else:
+                self.sel.register(s.conn, selectors.EVENT_READ, ("conn", idx))
+
+    # ---- ending --------------------------------------------------------
+    def release(self, idx):
+        """Tell slot ``idx``'s idle worker to exit; its end wakes the loop, which reaps it then."""
+        self.send(idx, None)
+        proc = self.forget(idx)
+        self.released.append(proc)
+        try:
+            self.sel.register(proc.sentinel, selectors.EVENT_READ, ("gone", proc))
+        except (AttributeError, ValueError, KeyError, OSError):
+            pass
+
+    def reaped(self, proc):
+        """A released worker exited: reap it (no zombie waits for the run's end)."""
+        self.sel.unregister(proc.sentinel)
+        proc.join(0)
+        if proc.exitcode is not None:
+            self.released.remove(proc)
+
+    def forget(self, idx):
+        """Stop watching slot ``idx``'s worker; returns its process."""
+        s = self.slots[idx]
+        for obj in (s.conn, s.proc.sentinel if s.proc else None):
+            if obj is not None:
+                try:
+                    self.sel.unregister(obj)
+                except (KeyError, ValueError):
+                    pass
+        if s.conn is not None:
+            s.conn.close()
+        s.conn = None
+        proc, s.proc = s.proc, None
+        return proc
+
+    def died(self, idx):
+        """Slot ``idx``'s worker exited: (the messages it sent before dying, its exit code).
+
+        Its orphaned ssh, if any, is ended and reaped (we are the subreaper); the slot is GONE
+        until it is given a job again, which forks a new worker.
+        """
+        s = self.slots[idx]
+        messages = []
+        try:
+            while s.conn.poll():
+                messages.append(s.conn.recv())  # what it sent before dying still counts
+        except (EOFError, OSError):
+            pass
+        proc = self.forget(idx)
+        proc.join(1.0)
+        pid = self.board.pid[idx]
+        if pid:
+            end_group(pid, grace=0)
+            self.board.pid[idx] = 0
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.board.state[idx] = GONE
+        return messages, proc.exitcode
+
+    def kill(self, idx):
+        if self.slots[idx].proc is not None:
+            self.slots[idx].proc.kill()
+
+    def shutdown(self, clock):
+        """Every worker exits: told to, then killed after JOIN_GRACE; their ssh end too."""
+        for proc in self.released:
+            try:
+                self.sel.unregister(proc.sentinel)
+            except (KeyError, ValueError, AttributeError):
+                pass
+            proc.join(JOIN_GRACE)  # told to exit while idle: gone or going
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+        live = sorted(self.live_slots())
+        for i in live:
+            self.send(i, None)
+        deadline = clock() + JOIN_GRACE
+        for i in live:
+            proc = self.slots[i].proc
+            proc.join(max(0.0, deadline - clock()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+            self.forget(i)
+        for pid in list(self.board.pid):
+            if pid:
+                end_group(pid, grace=0)

@@ -1,0 +1,97 @@
+"""What a run is given besides its jobs and nodes (RunOptions), and what it returns (RunResult)."""
+import signal
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
+from .ssh import SshConfig
+
+
+@dataclass
+class RunOptions:
+    """Everything a run needs besides its jobs and nodes."""
+
+    ssh: SshConfig = field(default_factory=SshConfig)
+    policy: Policy = field(default_factory=Policy)
+    timeout: Optional[float] = None  # per attempt
+    multiplex: bool = True
+    ssh_delay: float = 0.0  # at least this many seconds between new connections
+    active_nodes: Optional[str] = None
+    joblog: Optional[str] = None
+    verbose: bool = False
+
+
+@dataclass
+class RunResult:
+    """How every job ended, which nodes were retired and why; the interface of a run."""
+
+    jobs: list
+    retired_nodes: dict
+    signal: Optional[int] = None
+    skipped: int = 0  # jobs a --resume found done already
+    error: Optional[str] = None  # a write that failed mid-run (no job started after it)
+
+    def _with(self, outcome):
+        return [j for j in self.jobs if j.outcome == outcome]
+
+    @property
+    def succeeded(self):
+        return self._with(SUCCEEDED)
+
+    @property
+    def failed(self):
+        return self._with(FAILED)
+
+    @property
+    def not_run(self):
+        return self._with(NOT_RUN)
+
+    @property
+    def ok(self):
+        return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
+
+    def to_dict(self, max_exit=False):
+        """The machine-readable summary (what --json writes)."""
+        nodes = {}
+        for j in self.jobs:
+            for a in j.attempts:
+                n = nodes.setdefault(a.node, {"attempts": 0, "succeeded": 0})
+                n["attempts"] += 1
+                n["succeeded"] += a.outcome == SUCCEEDED
+        for name, reason in self.retired_nodes.items():
+            nodes.setdefault(name, {"attempts": 0, "succeeded": 0})
+        for name, n in nodes.items():
+            n["retired"] = name in self.retired_nodes
+            n["reason"] = self.retired_nodes.get(name, "")
+        return {
+            "exit_status": self.exit_code(max_exit),
+            "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
+            "error": self.error,
+            "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
+                       "not_run": len(self.not_run), "skipped": self.skipped},
+            "jobs": [{
+                "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
+                "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
+                    {"node": a.node, "attempt": a.attempt, "start": round(a.start, 3),
+                     "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
+                    for a in j.attempts]} for j in self.jobs],
+            "nodes": nodes,
+        }
+
+    def exit_code(self, max_exit=False):
+        """0 all succeeded; 1 some failed or not run; 128+N interrupted by signal N.
+
+        ``max_exit`` (pdsh's and clush's -S): the largest exit status of the jobs instead,
+        255 for a job not run, timed out or ended by ssh's failure.
+        """
+        if self.signal is not None:
+            return 128 + self.signal
+        if not max_exit:
+            return 0 if self.ok else 1
+        worst = 1 if self.error else 0
+        for j in self.jobs:
+            if j.outcome == SUCCEEDED:
+                continue
+            bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason == "timeout"
+            worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
+        return worst
