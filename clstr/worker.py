@@ -131,6 +131,28 @@ class Channel:
             os.set_blocking(self.stdin, False)
         self.partial = {1: [], 2: []}  # chunks of a line not yet ended
         self.eof = False  # a stream closed: the ssh (session) is ending
+        self.sel = None  # the selector watching the streams, once watched
+
+    def watch(self, sel):
+        """Have ``sel`` watch the open streams (a session's stay watched from job to job)."""
+        if self.sel is None:
+            self.sel = sel
+            for stream, fd in self.out.items():
+                sel.register(fd, selectors.EVENT_READ, stream)
+
+    def ended(self, stream):
+        """A stream reached EOF: no longer watched, closed."""
+        fd = self.out.pop(stream)
+        if self.sel is not None:
+            self.sel.unregister(fd)
+        os.close(fd)
+        self.eof = True
+
+    def unwatch(self):
+        if self.sel is not None:
+            for fd in self.out.values():
+                self.sel.unregister(fd)
+            self.sel = None
 
     def close_stdin(self):
         if self.stdin is not None:
@@ -138,6 +160,7 @@ class Channel:
             self.stdin = None
 
     def close(self):
+        self.unwatch()
         self.close_stdin()
         for fd in self.out.values():
             os.close(fd)
@@ -167,6 +190,10 @@ class SlotWorker:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
         self.hold_until = None
+        # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
+        # the supervisor is gone) and the streams of the running ssh or of the session
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(conn, selectors.EVENT_READ, 0)
 
     def serve(self, first=None):
         """Run ``first``, then each job that comes down the pipe, until told to stop."""
@@ -420,11 +447,10 @@ class SlotWorker:
         tells why ssh failed. Streams found at EOF are closed and taken out of ``chan.out``.
         """
         p = Pumped()
-        sel = selectors.DefaultSelector()
-        for stream, fd in chan.out.items():
-            sel.register(fd, selectors.EVENT_READ, stream)
-        # nothing comes down the pipe while a job runs, unless the supervisor is gone
-        sel.register(self.conn, selectors.EVENT_READ, 0)
+        sel = self.sel
+        chan.watch(sel)
+        if feed:
+            feed = self._write_now(chan.stdin, feed)  # a job's frame usually fits the pipe at once
         if feed:
             sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
         deadline = t0 + self.timeout if self.timeout and seq is not None else None
@@ -479,9 +505,7 @@ class SlotWorker:
                         continue
                     partial = chan.partial[stream]
                     if not data:
-                        sel.unregister(key.fd)
-                        os.close(chan.out.pop(stream))
-                        chan.eof = True
+                        chan.ended(stream)
                         rest = b"".join(partial)
                         partial.clear()
                         if rest:
@@ -500,7 +524,10 @@ class SlotWorker:
                         self._lines(p, seq, stream, b"".join(chunks) + b"\n")
                         chunks.clear()
         finally:
-            sel.close()
+            if feed:
+                sel.unregister(chan.stdin)  # ssh ended before taking it all
+            if not until_marks:
+                chan.unwatch()
         return p
 
     def _lines(self, p, seq, stream, lines):
@@ -522,6 +549,16 @@ class SlotWorker:
         if lines and seq is not None:
             # only whole lines travel, so lines of two jobs never mix
             self._emit(Output(self.slot, seq, stream, lines))
+
+    @staticmethod
+    def _write_now(fd, data):
+        """Write what the pipe takes of ``data`` now; returns the rest."""
+        try:
+            return data[os.write(fd, data):]
+        except BlockingIOError:
+            return data
+        except OSError:  # ssh is gone: its end says why
+            return b""
 
     def _feed(self, sel, fd, feed):
         """Write what ssh's stdin takes now of a job sent that way; the rest on the next turn."""
