@@ -114,18 +114,23 @@ class Marks:
 
     def strip(self, data):
         """Split complete lines into (the job's own bytes, [marks]): ("s",), ("o",), ("r",) or ("e", status)."""
-        if self.mark not in data:
+        mark = self.mark
+        at = data.find(mark)
+        if at < 0:
             return data, []
-        keep, marks = [], []
-        for line in data.splitlines(keepends=True):
-            at = line.rfind(self.mark)
-            mark = _parse_mark(line[at + len(self.mark):]) if at >= 0 else None
-            if mark is None:
-                keep.append(line)
-                continue
-            if at:
-                keep.append(line[:at] + b"\n")  # the job's last line, unterminated: it ends here
-            marks.append(mark)
+        keep, marks, pos = [], [], 0
+        while at >= 0:
+            eol = data.find(b"\n", at)
+            end = len(data) if eol < 0 else eol + 1
+            found = _parse_mark(data[at + len(mark):end])
+            if found is not None:
+                keep.append(data[pos:at])
+                if at > pos and data[at - 1:at] != b"\n":
+                    keep.append(b"\n")  # the job's last line, unterminated: it ends here
+                marks.append(found)
+                pos = end
+            at = data.find(mark, end)
+        keep.append(data[pos:])
         return b"".join(keep), marks
 
 
