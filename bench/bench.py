@@ -265,6 +265,24 @@ def w3(tb, timeout=3):
           f"target: clstr within {timeout + 2} s)", rows)
 
 
+def w6(tb, seconds=2, per_slot=3, slots=16, repeat=3):
+    """Jobs of seconds: pipelined clstr must be no slower than one session a job."""
+    njobs = per_slot * slots
+    jobs = "".join(f"sleep {seconds}; echo job {i}\n" for i in range(njobs))
+    expected = [f"job {i}" for i in range(njobs)]
+    nodes_args = ["-n", f"{slots // 4}/n[1-4]"]
+    runs = [("clstr", clstr_argv(tb, "-", *nodes_args)),
+            ("clstr --no-pipeline", clstr_argv(tb, "--no-pipeline", "-", *nodes_args))]
+    results = {name: [] for name, _ in runs}
+    for _ in range(repeat):
+        for name, argv in runs:
+            r = timed(argv, stdin=jobs)
+            r["check"] = check(r["out"].splitlines(), expected)
+            results[name].append(r)
+    table(f"W6: {njobs} jobs of {seconds} s on {slots} slots (ideal {per_slot * seconds} s), median of {repeat}",
+          [(name, median_run(results[name])) for name, _ in runs])
+
+
 DRIVER = """
 import os, resource, sys, time, clstr
 jobs = [f"echo job {i}" for i in range(int(sys.argv[2]))]
@@ -301,7 +319,7 @@ def w4(tb, nodes, slots, njobs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4"])
+    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
     ap.add_argument("--w1-repeat", type=int, default=3, help="W1 runs of clstr and the floor, interleaved")
     ap.add_argument("--w2-nodes", type=int, default=200)
@@ -326,6 +344,8 @@ def main():
                 w3(tb)
             if "W4" in want:
                 w4(tb, n4, s4, j4)
+            if "W6" in want:
+                w6(tb)
 
 
 if __name__ == "__main__":
