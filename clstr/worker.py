@@ -607,6 +607,7 @@ def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for c in close:
         try:
             c.close()

@@ -6,7 +6,6 @@ TEXT, ``exit:N`` exits N, ``die`` kills its own process as SIGKILL would,
 """
 import errno
 import io
-import multiprocessing
 import os
 import resource
 import subprocess
@@ -18,6 +17,7 @@ from clstr.events import Finished, Output
 from clstr.output import Printer
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
 from clstr.result import RunOptions
+from clstr.pool import ForkedProcess
 from clstr.supervisor import Supervisor
 
 
@@ -58,11 +58,9 @@ def supervise(jobs, slots, policy=None, logs=None, pinned=None, process=None):
 
 def unstartable(*nodes):
     """A process factory whose workers for ``nodes`` fail to start, as fork does without processes left."""
-    ctx = multiprocessing.get_context("fork")
-
-    class Process(ctx.Process):
+    class Process(ForkedProcess):
         def start(self):
-            if self._args[1] in nodes:
+            if self.args[1] in nodes:
                 raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
             super().start()
     return Process
