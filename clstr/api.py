@@ -78,7 +78,7 @@ class Run:
 
     def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
-                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
+                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None, max_connecting=32,
                  timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
@@ -93,6 +93,7 @@ class Run:
             raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
         v = {name: checks.check(name, value) for name, value in dict(
             timeout=timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay, max_nodes=max_nodes,
+            max_connecting=max_connecting,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
             remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
@@ -119,6 +120,7 @@ class Run:
             pipeline = False  # and a job loop, a round trip
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
                              max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
+                             max_connecting=v["max_connecting"],
                              sessions_per_connection=sessions_per_connection)
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
@@ -148,6 +150,7 @@ class Run:
         lines += [
             f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}",
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
+            f"--max-connecting {p.max_connecting or 'all'}, "
             f"--timeout {o.timeout or 'none'}",
             "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
                                else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"

@@ -18,6 +18,7 @@ OPTIONS = {
     "connect_timeout": ("--connect-timeout", "seconds", (False, False)),
     "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
     "max_nodes": ("-m/--max-nodes", "count", (0, True)),  # (least, may be None); 0 = no limit
+    "max_connecting": ("--max-connecting", "count", (0, True)),
     "max_node_uses": ("-u/--max-node-uses", "count", (0, True)),
     "max_attempts": ("--max-attempts", "count", (1, False)),
     "retries": ("--retries", "count", (0, False)),

@@ -108,6 +108,9 @@ def build_parser():
     g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
                    help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
                         "-f/--fanout is pdsh's and clush's spelling")
+    g.add_argument("--max-connecting", type=_whole, default=32, metavar="N",
+                   help="at most N new ssh connections being opened at once (key exchanges in flight; "
+                        "default 32, 0: no limit); running jobs are not limited by it")
     g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
                    help="a slot retires after N jobs (0: no limit, the default)")
     g.add_argument("--timeout", type=_seconds, metavar="SECONDS",
@@ -336,7 +339,8 @@ def main(argv=None):
             jobs, nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=ssh_cmd,
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
-            max_nodes=args.max_nodes, timeout=args.timeout, multiplex=args.multiplex, ssh_delay=args.ssh_delay,
+            max_nodes=args.max_nodes, max_connecting=args.max_connecting, timeout=args.timeout,
+            multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
             active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,
             resume_failed=args.resume_failed, stdout=out, stderr=err,

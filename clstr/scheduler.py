@@ -29,6 +29,9 @@ class Policy:
     max_node_uses: Optional[int] = None  # a slot retires after this many attempts
     max_running: Optional[int] = None  # at most this many slots busy at once
     gate_on_connect: bool = False  # one slot per connection until the shared connection is up
+    # at most this many new connections being opened at once (key exchanges in flight); None: no
+    # limit. With gate_on_connect only a connection's first job opens one; without, every job may
+    max_connecting: Optional[int] = None
     sessions_per_connection: Optional[int] = None  # slots of a node sharing one connection
 
     def __post_init__(self):
@@ -104,6 +107,7 @@ class Slot:
     attempt: int = 0
     retired: bool = False
     group: tuple = ()  # (node, n): the slots sharing one ssh connection
+    linked: bool = False  # without shared connections: its connection (session) is up
 
 
 def interleave(hosts):
@@ -156,6 +160,7 @@ class Scheduler:
                 self._fresh.append(seq)
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
+        self._connecting = set()  # slots whose attempt opens a connection that is not up yet
         self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
         self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
 
@@ -239,6 +244,7 @@ class Scheduler:
         if self.stopped is not None or not self.pending():
             return out
         limit = self.policy.max_running
+        opening = self.policy.max_connecting
         order = list(self._free)
         if prefer and limit is not None:
             order = [i for i in order if i in prefer] + [i for i in order if i not in prefer]
@@ -252,13 +258,18 @@ class Scheduler:
             node = self.nodes[s.node]
             if self.groups[s.group] == "connecting":
                 continue
+            connect = self.groups[s.group] == "unknown"
+            opens = connect if self.policy.gate_on_connect else not s.linked
+            if opens and opening is not None and len(self._connecting) >= opening:
+                continue  # no connection opens now; a slot riding one that is up still may start
             seq = self._job_for(s)
             if seq is None:
                 continue
-            connect = self.groups[s.group] == "unknown"
             if connect:
                 self.groups[s.group] = "connecting"
                 self._probe[s.group] = idx
+            if opens and opening is not None:
+                self._connecting.add(idx)
             del self._free[idx]
             job = self.jobs[seq]
             attempt = len(job.attempts) + 1
@@ -283,8 +294,16 @@ class Scheduler:
         return bool(self.pending())
 
     def connected(self, slot):
-        """The slot's shared connection is up: the other slots of its group may start."""
+        """The slot's connection is up: the other slots of its group may start, and it no longer
+        counts against max_connecting."""
         self.groups[self.slots[slot].group] = "up"
+        self.slots[slot].linked = True
+        self._connecting.discard(slot)
+
+    @property
+    def connecting(self):
+        """How many attempts are opening a connection now (counted only under max_connecting)."""
+        return len(self._connecting)
 
     def retire_node(self, name, reason, by_job=False):
         node = self.nodes[name]
@@ -329,6 +348,8 @@ class Scheduler:
             raise ValueError(f"slot {slot} finished but runs no job")
         self._busy -= 1
         self._probe_ended(s, connected=not never_ran)
+        if never_ran or ssh_error or timed_out:
+            s.linked = False  # its session ended or never came up: the next attempt opens one
         job = self.jobs[seq]
         node = self.nodes[s.node]
         outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran)
@@ -393,6 +414,7 @@ class Scheduler:
         return FAILED, why
 
     def _probe_ended(self, s, connected):
+        self._connecting.discard(s.index)
         if self._probe.get(s.group) == s.index:
             del self._probe[s.group]
             if self.groups[s.group] == "connecting":
@@ -447,6 +469,7 @@ class Scheduler:
         seq, s.busy = s.busy, None
         self._busy -= 1
         self._probe_ended(s, connected=False)
+        s.linked = False
         job = self.jobs[seq]
         job.worker_deaths += 1
         if self.interrupted is not None:

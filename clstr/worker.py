@@ -310,6 +310,8 @@ class SlotWorker:
             if failure is not None:
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                 ssh_error=failure, never_ran=True)
+            if not self.control_path:
+                self.conn.send(Connected(self.slot))  # the slot's own connection is up
         chan = self.session
         self.board.state[self.slot] = RUNNING
         p = self._pump(chan, job.seq, t0, self.loop.frame(job.command), until_marks=True)
@@ -537,6 +539,8 @@ class SlotWorker:
             for mark in marks:
                 kind = mark[0]
                 if kind == ssh.MARK_START:
+                    if not p.started and self.session is None and not self.control_path:
+                        self.conn.send(Connected(self.slot))  # this job's own connection is up
                     p.started = True
                 elif kind == ssh.MARK_END:
                     p.end = mark[1]

@@ -289,3 +289,15 @@ def test_reader_leaving_stops_the_run_quietly(clstr, testbed):
     assert len(out) == 2 and out[0] in ("1", "s")
     assert r.stderr == ""
     assert not run_marker(testbed)
+
+
+@pytest.mark.parametrize("mode", [["-E", "echo $SSH_CONNECTION | cut -d' ' -f3"],
+                                  ["-n", "2/n[1-4]", "--no-multiplex", "-j", "echo x", "-j", "echo x"]])
+def test_connection_limit_loses_nothing(clstr, testbed, mode):
+    r = clstr("--max-connecting", "1", "-n", "n[1-4],refused", *mode)
+    if mode[0] == "-E":
+        assert r.returncode == 1, r.stderr
+        assert lines(r.stdout) == sorted(testbed.addr[n] for n in ("n1", "n2", "n3", "n4"))
+        assert "5 jobs: 4 succeeded, 0 failed, 1 not run" in r.stderr
+    else:
+        assert (r.returncode, lines(r.stdout)) == (0, ["x", "x"]), r.stderr

@@ -62,7 +62,7 @@ def test_dry_run_connects_nowhere(clstr):
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     assert out[:4] == ["nodes: 2 (hung,refused), slots: 3", "jobs: 2", "  job 1: echo a", "  job 2: echo b"]
-    assert "limits: --max-nodes all, --max-node-uses none, --timeout 5.0" in out
+    assert "limits: --max-nodes all, --max-node-uses none, --max-connecting 32, --timeout 5.0" in out
     assert r.stderr == ""
 
 

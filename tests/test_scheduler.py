@@ -303,6 +303,8 @@ CONFIGS = [
     (["j1", "j2"], ["a"], Policy(job_failures="job", retries=2, max_attempts=3)),
     (["j1", "j2", "j3"], ["a", "b"], Policy(job_failures="job", retries=1)),
     (["j1", "j2"], ["a", "b", "b"], Policy(job_failures="job", max_attempts=1, max_running=1)),
+    (["j1", "j2", "j3"], ["a", "a", "b"], Policy(max_connecting=1, gate_on_connect=True, sessions_per_connection=8)),
+    (["j1", "j2", "j3"], ["a", "b", "c"], Policy(job_failures="job", retries=1, max_connecting=1)),
 ]
 
 
@@ -372,3 +374,24 @@ def test_with_a_limit_slots_with_live_workers_are_filled_first():
     for i in first:
         s.finished(i, 0)
     assert [i for i, _ in s.assign(prefer={0, 1})] == [0, 1]  # not slots 2 and 3: no new workers
+
+
+def test_max_connecting_bounds_connections_being_opened_not_running_jobs():
+    # shared connections: only a connection's first job opens one; the others ride it once up
+    s = Scheduler(["j"] * 8, ["a", "a", "b", "b", "c", "c"],
+                  Policy(gate_on_connect=True, max_connecting=2, sessions_per_connection=8))
+    assert [(i, j.connect) for i, j in s.assign()] == [(0, True), (2, True)]
+    s.connected(0)
+    assert [(i, j.connect) for i, j in s.assign()] == [(1, False), (4, True)]
+    assert (s.connecting, s.busy) == (2, 4)
+    # a slot of its own connection: its first job opens it, later ones ride it while it lasts
+    s = Scheduler(["j"] * 6, ["a", "b", "c"], Policy(max_connecting=1))
+    assert [i for i, _ in s.assign()] == [0]
+    s.connected(0)
+    assert [i for i, _ in s.assign()] == [1]
+    s.finished(0, 0)
+    assert [i for i, _ in s.assign()] == [0]  # rides its connection while slot 1 still opens one
+    assert s.connecting == 1
+    s.finished(0, 255, ssh_error="connection lost")  # its connection is gone: the next opens one
+    s.finished(1, 0)
+    assert [i for i, _ in s.assign()] == [2]
