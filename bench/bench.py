@@ -45,6 +45,7 @@ class Sampler(threading.Thread):
         self.peak_rss = 0
         self.peak_uss = 0
         self.uss_count = 0
+        self.peak_procs = 0
         self.stop = threading.Event()
 
     def run(self):
@@ -58,6 +59,7 @@ class Sampler(threading.Thread):
             except psutil.Error:
                 return
             total = uss = n = 0
+            self.peak_procs = max(self.peak_procs, len(procs))
             for p in procs:
                 try:
                     mine = p.memory_full_info().uss  # unique pages: shared ones not counted twice
@@ -95,7 +97,7 @@ def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return dict(wall=wall, cpu=cpu, rss=sampler.peak_rss, uss=sampler.peak_uss, uss_count=sampler.uss_count,
-                out=out, err=err, code=code)
+                procs=sampler.peak_procs, out=out, err=err, code=code)
 
 
 def clstr_argv(tb, *args):
@@ -236,6 +238,46 @@ def w2(tb, nodes, repeat=1):
     table(title, [(name, median_run(results[name])) for name, *_ in runs])
 
 
+def w5(tb, nodes, repeat=1):
+    """One command on each of ``nodes`` nodes (1,000 by default): wall, CPU, memory, processes at once."""
+    hosts = tb.good[:nodes]
+    cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
+    expected = sorted(tb.addr[h] for h in hosts)
+    addrs = lambda out: [ln.split()[-1] for ln in out.splitlines() if ln.strip()]  # noqa: E731
+    hostfile = os.path.join(tb.root, "hosts-w5.txt")
+    with open(hostfile, "w") as f:
+        f.write("".join(h + "\n" for h in hosts))
+    hostlist = f"n[1-{nodes}]"
+    runs = [("clstr -E", clstr_argv(tb, "-n", hostlist, "-E", cmd), None),
+            ("clstr -E -m 50", clstr_argv(tb, "-m", "50", "-n", hostlist, "-E", cmd), None)]
+    if have("pdsh"):
+        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
+        runs.append((f"pdsh -f {nodes}", ["pdsh", "-f", str(nodes), "-w", hostlist, cmd], env))
+    if have("clush"):
+        runs.append((f"clush -f {nodes}", ["clush", "-f", str(nodes), "-w", hostlist, "-o", f"-F {tb.ssh_config}",
+                                           cmd], None))
+    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
+    if pssh:
+        runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
+                                          "-i", cmd], None))
+    results = {name: [] for name, *_ in runs}
+    for _ in range(repeat):
+        for name, argv, env in runs:
+            r = timed(argv, env=env, timeout=900)
+            got = [a for a in addrs(r["out"]) if a.startswith("127.")]
+            r["check"] = check(got, expected)
+            results[name].append(r)
+    print(f"\nW5: one command on each of {nodes} nodes" + (f" (median of {repeat} interleaved runs)" if repeat > 1
+                                                            else ""))
+    print("| tool | wall s | CPU s | peak USS MB (tree) | processes at once | output |")
+    print("|---|---|---|---|---|---|")
+    for name, *_ in runs:
+        r = median_run(results[name])
+        wall = f"{r['wall']:.2f}" + (" [{:.2f}-{:.2f}]".format(*r["range"]) if "range" in r else "")
+        print(f"| {name} | {wall} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['procs']} | {r['check']} |")
+    sys.stdout.flush()
+
+
 def median_run(runs):
     """The run of median wall time, its check the worst seen, with the range of wall times."""
     ordered = sorted(runs, key=lambda r: r["wall"])
@@ -323,6 +365,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
     ap.add_argument("--w1-repeat", type=int, default=3, help="W1 runs of clstr and the floor, interleaved")
     ap.add_argument("--w2-nodes", type=int, default=200)
+    ap.add_argument("--w5-nodes", type=int, default=1000)
+    ap.add_argument("--w5-repeat", type=int, default=3, help="W5 runs of each tool, interleaved (median shown)")
     ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
     args = ap.parse_args()
@@ -331,7 +375,8 @@ def main():
     # checkout would leave clstr compiling its modules at every start, ~40 ms)
     compileall.compile_dir(os.path.join(HERE, "..", "clstr"), quiet=1)
     n4, s4, j4 = (int(x) for x in args.w4.split("x"))
-    count = max(8, args.w2_nodes if "W2" in want else 0, n4 if "W4" in want else 0)
+    count = max(8, args.w2_nodes if "W2" in want else 0, n4 if "W4" in want else 0,
+                args.w5_nodes if "W5" in want else 0)
     print(f"clstr benchmark: {os.cpu_count()} cores, {count} loopback sshd nodes, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory(prefix="clstr-bench-") as root:
@@ -344,6 +389,8 @@ def main():
                 w3(tb)
             if "W4" in want:
                 w4(tb, n4, s4, j4)
+            if "W5" in want:
+                w5(tb, args.w5_nodes, args.w5_repeat)
             if "W6" in want:
                 w6(tb)
 

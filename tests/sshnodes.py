@@ -1,8 +1,8 @@
 """A real OpenSSH testbed on loopback: good nodes and faulty ones, no root's ~/.ssh touched.
 
 Used by the test suite (tests/conftest.py) and by the benchmarks (bench/).
-Good node ``nK`` is its own address 127.0.0.(K+1) on one port, served by one
-``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
+Good node ``nK`` is its own address 127.0.0.(K+1) on one port (past 240 nodes,
+127.1.x.y), served by one ``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
 listens), ``hung`` (accepts TCP and never speaks), ``stall`` (sends an SSH
 banner, then never another byte), ``badauth`` (its key is not authorised).
 Any other name reaches ``refused``'s address (a final ``Host * !127.*``), so that
@@ -30,6 +30,19 @@ def _free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+LAST_LOW = 241  # good nodes take 127.0.0.first_octet .. .241, then 127.1.x.y; .250 up are the faulty ones
+
+
+def _address(i, first_octet):
+    """Node ``i``'s address (from 1): 127.0.0.(first_octet + i - 1) up to .241, then 127.1.x.1-250."""
+    if first_octet + i - 1 <= LAST_LOW:
+        return f"127.0.0.{first_octet + i - 1}"
+    k = i - (LAST_LOW - first_octet + 1) - 1
+    if k >= 250 * 256:
+        raise ValueError("too many nodes for 127.1.0.0/16")
+    return f"127.1.{k // 250}.{k % 250 + 1}"
 
 
 def _keygen(path):
@@ -84,9 +97,7 @@ class Testbed:
         self.user = getpass.getuser()
         self.port = _free_port()
         self.good = [f"n{i}" for i in range(1, count + 1)]
-        self.addr = {f"n{i}": f"127.0.0.{first_octet + i - 1}" for i in range(1, count + 1)}
-        if first_octet + count > 250:
-            raise ValueError("at most 248 good nodes (127.0.0.2 .. 127.0.0.249)")
+        self.addr = {f"n{i}": _address(i, first_octet) for i in range(1, count + 1)}
         self.refused_addr = "127.0.0.250"
         self.hung_addr = "127.0.0.251"
         self.othershell_addr = "127.0.0.252"
