@@ -63,10 +63,11 @@ class Sampler(threading.Thread):
             for p in procs:
                 try:
                     mine = p.memory_full_info().uss  # unique pages: shared ones not counted twice
+                    chosen = bool(self.uss_filter and self.uss_filter(p))
                 except psutil.Error:
                     continue
                 total += mine
-                if self.uss_filter and self.uss_filter(p):
+                if chosen:
                     uss += mine
                     n += 1
             self.peak_rss = max(self.peak_rss, total)
