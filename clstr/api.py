@@ -78,8 +78,9 @@ class Run:
 
     def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
-                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None, max_connecting=32,
-                 timeout=None, multiplex=True, sessions_per_connection=8, ssh_delay=0.0, active_nodes=None,
+                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
+                 max_connecting=32, timeout=None, idle_timeout=None, multiplex=True, sessions_per_connection=8,
+                 ssh_delay=0.0, active_nodes=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
@@ -92,8 +93,8 @@ class Run:
         if not isinstance(ssh, str):
             raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
         v = {name: checks.check(name, value) for name, value in dict(
-            timeout=timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay, max_nodes=max_nodes,
-            max_connecting=max_connecting,
+            timeout=timeout, idle_timeout=idle_timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay,
+            max_nodes=max_nodes, max_connecting=max_connecting,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
             remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
@@ -128,7 +129,8 @@ class Run:
                                           mark=os.urandom(12).hex())
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
-        self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout, multiplex=multiplex,
+        self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
+                                  idle_timeout=v["idle_timeout"], multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
@@ -151,7 +153,7 @@ class Run:
             f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}",
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--max-connecting {p.max_connecting or 'all'}, "
-            f"--timeout {o.timeout or 'none'}",
+            f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else ""),
             "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
                                else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"
             + (", jobs pipelined (one session a slot)" if self.ssh.pipeline and self.ssh.remote_cleanup

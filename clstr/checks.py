@@ -15,6 +15,7 @@ MAX_COUNT = 1_000_000
 # name: (command-line flag, kind, bounds)
 OPTIONS = {
     "timeout": ("--timeout", "seconds", (False, True)),  # (may be 0, may be None)
+    "idle_timeout": ("--idle-timeout", "seconds", (False, True)),
     "connect_timeout": ("--connect-timeout", "seconds", (False, False)),
     "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
     "max_nodes": ("-m/--max-nodes", "count", (0, True)),  # (least, may be None); 0 = no limit

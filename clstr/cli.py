@@ -115,6 +115,8 @@ def build_parser():
                    help="a slot retires after N jobs (0: no limit, the default)")
     g.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="end a job after this long: it fails (timeout), its node stays")
+    g.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
+                   help="end a job that wrote nothing for this long: it fails (idle timeout), its node stays")
     g.add_argument("--job-failures", choices=("node", "job"), default="node",
                    help="what a job's non-zero exit means: the node is broken (default) or the job failed")
     g.add_argument("--max-attempts", type=_whole, default=3, metavar="N",
@@ -340,6 +342,7 @@ def main(argv=None):
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, max_connecting=args.max_connecting, timeout=args.timeout,
+            idle_timeout=args.idle_timeout,
             multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
             active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,

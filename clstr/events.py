@@ -51,7 +51,7 @@ class Finished:
     exit: int  # ssh's exit status; negative: killed by that signal
     start: float  # epoch seconds
     runtime: float
-    timed_out: bool = False
+    timed_out: object = False  # or why: "timeout", "idle timeout"
     ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
     never_ran: bool = False  # the connection failed before the command could start
     started: bool = False  # the remote wrapper's start mark was seen: the job ran

@@ -382,7 +382,7 @@ class Scheduler:
                 return NOT_RUN, f"node {node.name} unreachable ({node.reason})"
             return "requeued", f"node unreachable: {node.reason}"
         if timed_out:
-            return self._own_failure(job, "timeout")
+            return self._own_failure(job, timed_out if isinstance(timed_out, str) else "timeout")
         if ssh_error is not None:
             # the job ran and ssh failed under it (connection lost): the node goes, the job moves
             self.retire_node(node.name, ssh_error)

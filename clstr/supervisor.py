@@ -139,7 +139,7 @@ class Supervisor:
     def _worker_args(self, idx, conn):
         slot = self.sched.slots[idx]
         return (idx, slot.node, conn, self.opt.ssh, self.board, self.env,
-                self.control_paths.get(slot.group), self.opt.timeout)
+                self.control_paths.get(slot.group), (self.opt.timeout, self.opt.idle_timeout))
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.

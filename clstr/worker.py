@@ -171,7 +171,7 @@ class Channel:
 class SlotWorker:
     """Runs the jobs of one slot: ``serve`` loops until told to stop."""
 
-    def __init__(self, slot, node, conn, cfg, board, env, control_path=None, timeout=None):
+    def __init__(self, slot, node, conn, cfg, board, env, control_path=None, timeout=None, idle_timeout=None):
         self.slot = slot
         self.node = node
         self.conn = conn
@@ -186,6 +186,7 @@ class SlotWorker:
         self.env = env
         self.control_path = control_path
         self.timeout = timeout
+        self.idle_timeout = idle_timeout  # end a job that wrote nothing for this long
         self.outbox = []  # events held to travel in one message
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
@@ -295,7 +296,7 @@ class SlotWorker:
             # no start mark in time: the node never ran the job (a stalled handshake, a hung login)
             return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
         if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, timed_out=True, started=p.started)
+            return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
         exit, reason, never_ran = self._judge(code, p)
         return Finished(self.slot, job.seq, exit, start, runtime, ssh_error=reason, never_ran=never_ran,
                         started=p.started)
@@ -323,7 +324,7 @@ class SlotWorker:
         if p.late:
             return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
         if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, timed_out=True, started=p.started)
+            return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
         if p.end is not None:  # it ended, and then the session did
             return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
         if p.started:
@@ -456,6 +457,8 @@ class SlotWorker:
         if feed:
             sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
         deadline = t0 + self.timeout if self.timeout and seq is not None else None
+        idle = self.idle_timeout if seq is not None else None
+        idle_at = t0 + idle if idle else None  # pushed back by every read of output
         # with marks: the job must have started by then, or the node is taken for hung
         start_by = t0 + start_bound(self.connect_timeout) if self.wrapper is not None else None
         # once we ended ssh (end_group waits for it), pipes a ControlMaster still holds are read
@@ -472,7 +475,7 @@ class SlotWorker:
             while not done():
                 now = time.monotonic()
                 started = p.ready if seq is None else p.started
-                due = [t for t in (deadline, self.hold_until, None if started else start_by, drain_by)
+                due = [t for t in (deadline, idle_at, self.hold_until, None if started else start_by, drain_by)
                        if t is not None]
                 wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
                 ready = sel.select(wait)
@@ -481,10 +484,10 @@ class SlotWorker:
                     self._flush()
                 if drain_by is not None and now >= drain_by:
                     break
-                if deadline is not None and now >= deadline:
-                    p.timed_out = True
+                if (deadline is not None and now >= deadline) or (idle_at is not None and now >= idle_at):
+                    p.timed_out = "timeout" if deadline is not None and now >= deadline else "idle timeout"
                     end_group(chan.child.pid, child=chan.child)
-                    deadline = None
+                    deadline = idle_at = None
                     drain_by = time.monotonic() + DRAIN_GRACE
                     continue
                 if start_by is not None and not started and now >= start_by:
@@ -506,6 +509,8 @@ class SlotWorker:
                     except BlockingIOError:
                         continue
                     partial = chan.partial[stream]
+                    if idle_at is not None:
+                        idle_at = time.monotonic() + idle
                     if not data:
                         chan.ended(stream)
                         rest = b"".join(partial)
@@ -587,7 +592,7 @@ class Pumped:
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail")
 
     def __init__(self):
-        self.timed_out = False
+        self.timed_out = False  # or why: "timeout", "idle timeout"
         self.late = False  # no start mark within the start bound
         self.started = False
         self.end = None  # the job's exit status, from its end mark
@@ -606,7 +611,10 @@ def start_bound(connect_timeout):
 
 
 def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close, first):
-    """Entry point of a forked worker process; ``first`` is its first job, given at the fork."""
+    """Entry point of a forked worker process; ``first`` is its first job, given at the fork.
+
+    ``timeout``: (the limit of an attempt, the limit of its silence), each None for none.
+    """
     # the supervisor owns Ctrl-C: it ends our ssh itself and tells us to stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -618,6 +626,7 @@ def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close,
         except OSError:
             pass
     try:
-        SlotWorker(slot, node, conn, cfg, board, env, control_path, timeout).serve(first)
+        total, idle = timeout
+        SlotWorker(slot, node, conn, cfg, board, env, control_path, total, idle).serve(first)
     except (BrokenPipeError, EOFError, SupervisorGone):
         pass  # the supervisor went away: nobody would read what we have

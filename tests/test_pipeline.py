@@ -9,6 +9,8 @@ import json
 import os
 import threading
 
+import pytest
+
 from conftest import lines
 from test_failures import jobs_args, remote_leftovers
 
@@ -106,3 +108,18 @@ def test_background_process_holding_output_does_not_hold_the_job(clstr, tmp_path
         opener = threading.Thread(target=lambda: open(gate, "w").close(), daemon=True)
         opener.start()  # lets the background process go
         opener.join(10)
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"]])
+def test_idle_timeout_ends_a_silent_job_not_a_chatty_one(clstr, tmp_path, mode):
+    """Both jobs run 3 s; the chatty one writes every 0.3 s, the silent one nothing: --idle-timeout 1."""
+    chatty = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick; sleep 0.3; done; echo chatty done"
+    silent = "sleep 3.1; echo silent done"
+    r = clstr(*mode, "--idle-timeout", "1", "--job-failures", "job", "-n", "n1", "-n", "n2",
+              "-j", chatty, "-j", silent, "--json", str(tmp_path / "run.json"))
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert r.returncode == 1, r.stderr
+    outcome = {j["seq"]: (j["outcome"], j["reason"]) for j in summary["jobs"]}
+    assert outcome == {1: ("succeeded", ""), 2: ("failed", "idle timeout")}
+    assert "chatty done" in r.stdout and "silent done" not in r.stdout
+    assert "retired" not in r.stderr
