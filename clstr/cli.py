@@ -290,8 +290,12 @@ def _open_out(path, default):
         raise InputError(f"cannot write: {e.strerror}", path) from None
 
 
-def summary(result, write, verbose):
-    """The closing lines on stderr: counts, each job not succeeded with why, retired nodes."""
+def summary(result, write, verbose, each_node=False):
+    """The closing lines on stderr: counts, each job not succeeded with why, retired nodes.
+
+    ``each_node`` (--on-each-node): also the nodes it failed or did not run on, folded, as a
+    pdsh or pssh user looks for them at the end.
+    """
     n = len(result.jobs)
     ok, failed, not_run = result.succeeded, result.failed, result.not_run
     if result.ok and not result.retired_nodes and not verbose:
@@ -309,6 +313,11 @@ def summary(result, write, verbose):
         write(f"stopped early: {result.error}")
     if result.retired_nodes:
         write("retired nodes: " + ", ".join(f"{k} ({v})" for k, v in result.retired_nodes.items()))
+    if each_node:
+        for what, jobs in (("failed", failed), ("not run", not_run)):
+            nodes = [j.node for j in jobs if j.node]
+            if nodes:
+                write(f"{what} on {hostlist.fold(nodes)}")
 
 
 def main(argv=None):
@@ -370,7 +379,7 @@ def main(argv=None):
             return max(result.exit_code(args.max_exit), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
-    summary(result, log, bool(args.verbose) or args.status)
+    summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None)
     return result.exit_code(args.max_exit)
 
 

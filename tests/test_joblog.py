@@ -94,6 +94,7 @@ def test_resume_on_each_node_runs_only_where_it_did_not_succeed(clstr, testbed):
     nodes = ["-n", "n1", "-n", "n2", "-n", "n3", "--joblog", "log", "--job-failures", "job"]
     r = clstr(*nodes, "-E", job)
     assert (r.returncode, r.stdout) == (1, "ran\nran\n")
+    assert r.stderr.splitlines()[-1] == "clstr: failed on n2"  # folded, as a pssh user looks for it
     r = clstr(*nodes, "-E", job, "--resume")
     assert (r.returncode, r.stdout) == (0, ""), r.stderr  # every node ended it (n2 failed)
     flag.touch()
@@ -103,3 +104,9 @@ def test_resume_on_each_node_runs_only_where_it_did_not_succeed(clstr, testbed):
     assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr  # n2 only
     result = json.loads((clstr.cwd / "out.json").read_text())
     assert result["counts"]["skipped"] == 2 and [j["node"] for j in result["jobs"]] == ["n2"]
+
+
+def test_on_each_node_names_the_nodes_it_failed_and_did_not_run_on_folded(clstr):
+    r = clstr("-n", "n[1-3],refused", "--job-failures", "job", "-E", "exit 3")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-2:] == ["clstr: failed on n[1-3]", "clstr: not run on refused"]
