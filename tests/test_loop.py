@@ -173,3 +173,13 @@ def test_start_line_is_one_line_that_csh_can_quote():
     assert "\n" not in line and "!" not in line
     assert line.startswith("exec sh -c '") and line.endswith(" clstr " + LOOP.token)
     assert LOOP.frame("a\nb") == b"2\na\nb\n" and LOOP.frame("x") == b"1\nx\n"
+
+
+@pytest.mark.parametrize("name", ["sh", "bash"])
+def test_a_job_signalling_the_loop_does_not_end_it(loop, name):
+    """`kill $PPID` from a job reaches the loop's runner: it goes on, and its marks still come."""
+    s = loop(name)
+    s.send("kill $PPID; kill -HUP $PPID; kill -INT $PPID; echo after", "echo next")
+    results, code = s.results()
+    assert code == 0
+    assert results == [(0, "after\n", ""), (0, "next\n", "")]

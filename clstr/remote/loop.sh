@@ -14,7 +14,9 @@
 # The job is a child: its exit, exec, cd or export end with it. The runner's own stderr is
 # /dev/null (the job's and the marks go to fd 4), and the job runs from a subshell (which sh
 # execs, no extra fork): sh's "Terminated" for a job killed by a signal is not the job's
-# output. No `!` anywhere (csh).
+# output. The runner outlives a TERM, HUP or INT (a job's `kill $PPID` would otherwise leave
+# the session waiting for an end mark that never comes); its children get them back at their
+# defaults, and the reader's cleanup KILLs it. No `!` anywhere (csh).
 t=$1;
 n1=$(printf '\nx');
 n1=${n1%x};
@@ -27,6 +29,7 @@ n1=${n1%x};
   trap '' TERM; kill -TERM 0; sleep 2; kill -KILL 0;
 } | {
   exec 4>&2 2>/dev/null;
+  trap : TERM HUP INT;
   echo "$t:r" >&4;
   while IFS= read -r n; do
     case $n in q) exit 0;; esac;
