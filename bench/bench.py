@@ -121,8 +121,7 @@ def table(title, rows):
     base = rows[0][1]["wall"] if rows else None
     for name, r in rows:
         ratio = f"{r['wall'] / base:.2f}x" if base else ""
-        wall = f"{r['wall']:.2f}" + (" [{:.2f}-{:.2f}]".format(*r["range"]) if "range" in r else "")
-        print(f"| {name} | {wall} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | {ratio} |")
+        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | {ratio} |")
     sys.stdout.flush()
 
 
@@ -177,20 +176,17 @@ def w1(tb, njobs, slots_per_node=4, nodes=4, repeat=3):
         for name, extra in (("GNU parallel -M", ["-M"]), ("GNU parallel", [])):
             runs.append((name, ["parallel", "--will-cite", "--ssh", tb.ssh, "-S", login, *extra], jobs))
             once.add(name)
-    results = {name: [] for name, *_ in runs}
-    for i in range(repeat):  # rounds, each tool once a round: drifts of the machine hit all alike
-        for name, argv, stdin in runs:
-            if i and name in once:
-                continue
-            before = node_cpu(tb)
-            r = timed(argv, stdin=stdin)
-            r["node_cpu"] = node_cpu(tb) - before
-            r["check"] = check(r["out"].splitlines(), expected)
-            results[name].append(r)
+    def measure(run):
+        _, argv, stdin = run
+        before = node_cpu(tb)
+        r = timed(argv, stdin=stdin)
+        r["node_cpu"] = node_cpu(tb) - before
+        r["check"] = check(r["out"].splitlines(), expected)
+        return r
+    rows = interleaved(runs, repeat, measure, once)
     title = f"W1: {njobs} trivial jobs on {nodes * slots_per_node} slots ({nodes} nodes x {slots_per_node})"
     if repeat > 1:
         title += f", median of {repeat} interleaved runs (GNU parallel: one)"
-    rows = [(name, median_run(results[name])) for name, *_ in runs]
     table(title, rows)
     print("\nCPU a job, client side (the tool, its workers and ssh) and node side (sshd, shells, jobs):")
     print("| tool | client ms a job | node ms a job |")
@@ -225,18 +221,16 @@ def w2(tb, nodes, repeat=1):
     if have("parallel"):
         runs.append(("GNU parallel --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j", str(nodes), "--nonall",
                                                "-S", ",".join(hosts), cmd], None, addrs))
-    results = {name: [] for name, *_ in runs}
-    for i in range(repeat):  # rounds, each tool once a round: drifts of the machine hit all alike
-        for name, argv, env, parse in runs:
-            if i and name in once:
-                continue
-            r = timed(argv, env=env)
-            r["check"] = check(parse(r["out"]), expected)
-            results[name].append(r)
+    def measure(run):
+        _, argv, env, parse = run
+        r = timed(argv, env=env)
+        r["check"] = check(parse(r["out"]), expected)
+        return r
+    rows = interleaved(runs, repeat, measure, once)
     title = f"W2: one command on each of {nodes} nodes"
     if repeat > 1:
         title += f" (median of {repeat} interleaved runs; wall range in brackets)"
-    table(title, [(name, median_run(results[name])) for name, *_ in runs])
+    table(title, rows)
 
 
 def w5(tb, nodes, repeat=1):
@@ -261,22 +255,35 @@ def w5(tb, nodes, repeat=1):
     if pssh:
         runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
                                           "-i", cmd], None))
-    results = {name: [] for name, *_ in runs}
-    for _ in range(repeat):
-        for name, argv, env in runs:
-            r = timed(argv, env=env, timeout=900)
-            got = [a for a in addrs(r["out"]) if a.startswith("127.")]
-            r["check"] = check(got, expected)
-            results[name].append(r)
+    def measure(run):
+        _, argv, env = run
+        r = timed(argv, env=env, timeout=900)
+        r["check"] = check([a for a in addrs(r["out"]) if a.startswith("127.")], expected)
+        return r
+    rows = interleaved(runs, repeat, measure)
     print(f"\nW5: one command on each of {nodes} nodes" + (f" (median of {repeat} interleaved runs)" if repeat > 1
                                                             else ""))
     print("| tool | wall s | CPU s | peak USS MB (tree) | processes at once | output |")
     print("|---|---|---|---|---|---|")
-    for name, *_ in runs:
-        r = median_run(results[name])
-        wall = f"{r['wall']:.2f}" + (" [{:.2f}-{:.2f}]".format(*r["range"]) if "range" in r else "")
-        print(f"| {name} | {wall} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['procs']} | {r['check']} |")
+    for name, r in rows:
+        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['procs']} | {r['check']} |")
     sys.stdout.flush()
+
+
+def interleaved(runs, repeat, measure, once=()):
+    """[(name, median run)] of ``runs`` (tuples, a name first) measured ``repeat`` rounds, each tool
+    once a round, so that drifts of the machine hit all alike; tools in ``once`` run one round."""
+    results = {run[0]: [] for run in runs}
+    for i in range(repeat):
+        for run in runs:
+            if not (i and run[0] in once):
+                results[run[0]].append(measure(run))
+    return [(name, median_run(got)) for name, got in results.items()]
+
+
+def wall_text(r):
+    """Wall seconds, with the range over the runs when there were several."""
+    return f"{r['wall']:.2f}" + (" [{:.2f}-{:.2f}]".format(*r["range"]) if "range" in r else "")
 
 
 def median_run(runs):
@@ -316,14 +323,12 @@ def w6(tb, seconds=2, per_slot=3, slots=16, repeat=3):
     nodes_args = ["-n", f"{slots // 4}/n[1-4]"]
     runs = [("clstr", clstr_argv(tb, "-", *nodes_args)),
             ("clstr --no-pipeline", clstr_argv(tb, "--no-pipeline", "-", *nodes_args))]
-    results = {name: [] for name, _ in runs}
-    for _ in range(repeat):
-        for name, argv in runs:
-            r = timed(argv, stdin=jobs)
-            r["check"] = check(r["out"].splitlines(), expected)
-            results[name].append(r)
+    def measure(run):
+        r = timed(run[1], stdin=jobs)
+        r["check"] = check(r["out"].splitlines(), expected)
+        return r
     table(f"W6: {njobs} jobs of {seconds} s on {slots} slots (ideal {per_slot * seconds} s), median of {repeat}",
-          [(name, median_run(results[name])) for name, _ in runs])
+          interleaved(runs, repeat, measure))
 
 
 DRIVER = """

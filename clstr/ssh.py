@@ -1,4 +1,5 @@
 """Pure construction of ssh command lines and classification of ssh failures."""
+import functools
 import os
 import re
 import shlex
@@ -173,8 +174,12 @@ class Wrapper(Marks):
         return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
 
 
-def _load_loop():
-    """The job loop program (clstr/remote/loop.sh) as one line: comments dropped, lines joined."""
+@functools.lru_cache(maxsize=1)
+def loop_program():
+    """The job loop program (clstr/remote/loop.sh) as one line: comments dropped, lines joined.
+
+    Read once: the supervisor reads it before it forks, and every worker inherits it.
+    """
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote", "loop.sh")
     with open(path, encoding="utf-8") as f:
         lines = [ln.strip() for ln in f]
@@ -192,7 +197,7 @@ class Loop(Marks):
 
     def __init__(self, token, program=None):
         super().__init__(token)
-        self._line = f"exec sh -c {quote(program or _load_loop())} clstr {token}"
+        self._line = f"exec sh -c {quote(program or loop_program())} clstr {token}"
 
     def start_line(self):
         """The command line that starts the loop (the same for every login shell)."""

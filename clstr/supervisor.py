@@ -20,9 +20,10 @@ import time
 from . import controldir, reaper
 from .events import Connected, Finished, Notice, Output
 from .output import JobLog, silence, write_active
-from .scheduler import FAILED, NOT_RUN, SUCCEEDED
 from .pool import WorkerPool
 from .result import RunResult
+from .scheduler import FAILED, NOT_RUN, SUCCEEDED
+from .ssh import loop_program
 from .status import Rate, status_line
 from .worker import MAX_WAIT, worker_main
 
@@ -88,6 +89,8 @@ class Supervisor:
                 self.control_dir = controldir.make(max(len(x) for x in names.values()) + 4)  # + ".err"
                 for group, name in names.items():
                     self.control_paths[group] = os.path.join(self.control_dir, name)
+            if self.opt.ssh.pipeline:
+                loop_program()  # read once here, not by every worker
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:

@@ -259,6 +259,14 @@ class SlotWorker:
     def _master_lost(self):
         return bool(self.control_path) and not os.path.exists(self.control_path)
 
+    def _never_ran_reason(self, tail):
+        """Why ssh failed before the job started: its own message in ``tail`` (stderr before any
+        start mark), else the master's log if the master is gone (a mux client says nothing)."""
+        reason, _ = ssh.classify(tail)
+        if reason is None and self._master_lost():
+            reason = self._master_error() or "connection lost"
+        return reason
+
     def run(self, job):
         """Run one attempt; returns its Finished event (output was sent on the way)."""
         start = time.time()
@@ -329,9 +337,7 @@ class SlotWorker:
             return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
         if p.started:
             return Finished(self.slot, job.seq, code, start, runtime, ssh_error=self._lost(code), started=True)
-        reason, _ = ssh.classify(p.tail)
-        if reason is None and self._master_lost():
-            reason = self._master_error() or "connection lost"
+        reason = self._never_ran_reason(p.tail)
         if reason is None and code >= 0:
             # the loop took the session but died before starting the job (an sh it cannot run on)
             self._fall_back(f"the job loop ended (exit {code}) before the job started")
@@ -356,9 +362,7 @@ class SlotWorker:
         code = self._end_session()
         if p.late:
             return "timed out"
-        reason, _ = ssh.classify(p.tail)
-        if reason is None and self._master_lost():
-            reason = self._master_error() or "connection lost"
+        reason = self._never_ran_reason(p.tail)
         if reason is not None or code < 0:
             return reason or f"ssh killed by signal {-code}"
         if code == 255 and not self.control_path:
@@ -415,9 +419,7 @@ class SlotWorker:
                 return p.end, None, False
             if p.started:
                 return code, self._lost(code), False
-            reason, _ = ssh.classify(p.tail)
-            if reason is None and code == 255 and self._master_lost():
-                reason = self._master_error() or "connection lost"
+            reason = self._never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
             if reason is None:
                 reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
                     f"the login shell did not run the job (exit {code})"
@@ -571,13 +573,7 @@ class SlotWorker:
 
     def _feed(self, sel, fd, feed):
         """Write what ssh's stdin takes now of a job sent that way; the rest on the next turn."""
-        try:
-            n = os.write(fd, feed)
-        except BlockingIOError:
-            return feed
-        except OSError:  # ssh is gone: its end says why
-            n = len(feed)
-        feed = feed[n:]
+        feed = self._write_now(fd, feed)
         if not feed:
             sel.unregister(fd)
         return feed

@@ -69,6 +69,18 @@ def read_until(stream, wanted):
     return seen
 
 
+def signal_when(proc, wanted, *signals, timeout=30):
+    """Once ``proc`` printed every ``wanted`` line, send it ``signals``; its (stdout, stderr) when it
+    ended. It is killed whatever happens, so that a failing test leaves nothing behind."""
+    try:
+        read_until(proc.stdout, wanted)
+        for sig in signals:
+            proc.send_signal(sig)
+        return proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+
+
 def wait_for(predicate, deadline=30.0):
     """Poll ``predicate`` until it holds, for at most ``deadline`` seconds; returns whether it did.
 

@@ -10,7 +10,7 @@ import subprocess
 import psutil
 import pytest
 
-from conftest import lines, read_until
+from conftest import lines, read_until, signal_when
 
 
 def jobs_args(commands):
@@ -173,12 +173,7 @@ def test_interrupt_ends_everything(clstr, testbed, tmp_path, sig, code, mode):
     jobs = [f"echo started {i}; sleep 60; echo never" for i in range(4)] + ["echo queued"] * 3
     p = clstr.popen(*mode, "-n", "2/n1", "-n", "2/n2", *jobs_args(jobs), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
-    try:
-        read_until(p.stdout, [f"started {i}" for i in range(4)])
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=30)
-    finally:
-        p.kill()
+    out, err = signal_when(p, [f"started {i}" for i in range(4)], sig)
     assert p.returncode == code, err
     assert "never" not in out and "queued" not in out
     assert "7 jobs: 0 succeeded, 0 failed, 7 not run" in err
@@ -195,13 +190,8 @@ def test_joblog_and_resume_after_interrupt(clstr, tmp_path):
     jobs += [f"echo slow {i}; [ -e {fast} ] || sleep 60; echo job {i} >> {results}" for i in range(5, 9)]
     args = ["-n", "2/n1", "-n", "2/n2", "-m", "4", "--joblog", str(log), *jobs_args(jobs)]
     p = clstr.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        # slow jobs start only once the quick ones ended (at most four at once): all are logged then
-        read_until(p.stdout, [f"slow {i}" for i in range(5, 9)])
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        p.kill()
+    # slow jobs start only once the quick ones ended (at most four at once): all are logged then
+    out, err = signal_when(p, [f"slow {i}" for i in range(5, 9)], signal.SIGINT)
     assert p.returncode == 130, err
     rows = [r.split("\t") for r in log.read_text().splitlines()]
     assert rows[0] == ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
@@ -245,13 +235,7 @@ def test_second_interrupt_skips_the_grace(clstr, testbed):
     jobs = [f"echo started {i}; sleep 60" for i in range(2)]
     p = clstr.popen("-n", "n1", "-n", "n2", *jobs_args(jobs), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
-    try:
-        read_until(p.stdout, ["started 0", "started 1"])
-        p.send_signal(signal.SIGINT)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        p.kill()
+    out, err = signal_when(p, ["started 0", "started 1"], signal.SIGINT, signal.SIGINT)
     assert p.returncode == 130, err
     assert "2 jobs: 0 succeeded, 0 failed, 2 not run" in err
     assert not run_marker(testbed)

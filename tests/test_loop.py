@@ -6,27 +6,22 @@ here: what each shell makes of the line and of the jobs is the point (sh, bash, 
 ksh, csh, tcsh, fish; a shell this machine lacks is reported as skipped).
 """
 import os
-import subprocess
 
 import psutil
 import pytest
 
 from clstr import ssh
-from test_wrapper import POSIXISH, _living, shell_path
+from test_wrapper import POSIXISH, LoginShell, living, shell_path
 
 SHELLS = ["sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish"]
 LOOP = ssh.Loop("l00pt0k3n" * 2)
 
 
-class Session:
+class Session(LoginShell):
     """A login shell running the job loop; ``send`` frames jobs down its stdin."""
 
     def __init__(self, shell):
-        r, self.stdin = os.pipe()
-        self.proc = subprocess.Popen([shell, "-c", LOOP.start_line()], stdin=r, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     env=dict(os.environ, SHELL=shell))
-        os.close(r)
+        super().__init__(shell, LOOP.start_line())
 
     def send(self, *jobs, quit=True):
         for job in jobs:
@@ -34,36 +29,10 @@ class Session:
         if quit:
             os.write(self.stdin, LOOP.QUIT)
 
-    def close_stdin(self):
-        if self.stdin is not None:
-            os.close(self.stdin)
-            self.stdin = None
-
     def results(self):
         """[(status, stdout, stderr)] a job, from the marks, once the loop ended; and its exit status."""
         out, err = self.proc.communicate(timeout=30)
         return split(out, err), self.proc.returncode
-
-    def session(self):
-        found = []
-        for p in psutil.process_iter():
-            try:
-                if os.getsid(p.pid) == self.proc.pid and p.pid != self.proc.pid:
-                    found.append(p)
-            except (ProcessLookupError, PermissionError, psutil.Error):
-                pass
-        return found
-
-    def end(self):
-        self.close_stdin()
-        for p in self.session():
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def split(out, err):
@@ -152,7 +121,7 @@ def test_stdin_closing_ends_the_running_job(loop, name):
     out, err = s.proc.communicate(timeout=30)
     assert b"not ended" not in out
     gone, alive = psutil.wait_procs(s.session(), timeout=10)
-    assert not [p for p in alive if _living(p)]  # a zombie waits for init, not for us
+    assert not [p for p in alive if living(p)]  # a zombie waits for init, not for us
 
 
 @pytest.mark.parametrize("name", POSIXISH)

@@ -29,33 +29,24 @@ def shell_path(name):
 WRAPPER = ssh.Wrapper("t0k3n" * 4)
 
 
-class Remote:
-    """The login shell ``shell`` running the wrapped ``job``, stdin a pipe we hold."""
+class LoginShell:
+    """A login shell run as sshd runs one (``shell -c line``), in a session of its own, stdin a
+    pipe we hold; what is left of its session can be listed and is killed by ``end``."""
 
-    def __init__(self, shell, job, env_shell=None):
+    def __init__(self, shell, line, env_shell=None):
         r, self.stdin = os.pipe()
-        line, feed = WRAPPER.line(job)
         self.proc = subprocess.Popen([shell, "-c", line], stdin=r, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True,
                                      env=dict(os.environ, SHELL=env_shell or shell))
         os.close(r)
-        if feed is not None:
-            os.write(self.stdin, feed)  # a test's long job fits the pipe
-        self.marks = []
 
     def close_stdin(self):
         if self.stdin is not None:
             os.close(self.stdin)
             self.stdin = None
 
-    def finish(self):
-        """(exit status, stdout, stderr without the marks); the marks are kept in ``self.marks``."""
-        out, err = self.proc.communicate(timeout=20)
-        err, self.marks = WRAPPER.strip(err)
-        return self.proc.returncode, out.decode(), err.decode()
-
     def session(self):
-        """Processes still in the job's session (the watcher, background jobs)."""
+        """Processes still in the shell's session (the watcher or the loop, background jobs)."""
         sid = self.proc.pid
         found = []
         for p in psutil.process_iter():
@@ -78,7 +69,24 @@ class Remote:
             self.proc.wait()
 
 
-def _living(p):
+class Remote(LoginShell):
+    """The login shell ``shell`` running the wrapped ``job``."""
+
+    def __init__(self, shell, job, env_shell=None):
+        line, feed = WRAPPER.line(job)
+        super().__init__(shell, line, env_shell)
+        if feed is not None:
+            os.write(self.stdin, feed)  # a test's long job fits the pipe
+        self.marks = []
+
+    def finish(self):
+        """(exit status, stdout, stderr without the marks); the marks are kept in ``self.marks``."""
+        out, err = self.proc.communicate(timeout=20)
+        err, self.marks = WRAPPER.strip(err)
+        return self.proc.returncode, out.decode(), err.decode()
+
+
+def living(p):
     try:
         return p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -150,7 +158,7 @@ def test_job_ignoring_sigterm_is_killed_after_the_grace(remote, name):
     code, out, _ = r.finish()
     assert out == "" and code in (-9, -15)
     # the watcher's KILL reaches itself too, a moment after the job's pipes closed
-    assert wait_for(lambda: not [p for p in r.session() if _living(p)], 10.0)
+    assert wait_for(lambda: not [p for p in r.session() if living(p)], 10.0)
 
 
 @pytest.mark.parametrize("name", SHELLS)
