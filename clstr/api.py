@@ -79,8 +79,9 @@ class Run:
     def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
-                 max_connecting=32, timeout=None, idle_timeout=None, multiplex=True, sessions_per_connection=8,
-                 ssh_delay=0.0, active_nodes=None,
+                 max_connecting=32, timeout=None, idle_timeout=None, reprobe=30.0, reprobe_for=900.0,
+                 multiplex=True, sessions_per_connection=8,
+                 ssh_delay=0.0, active_nodes=None, state=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
@@ -93,14 +94,15 @@ class Run:
         if not isinstance(ssh, str):
             raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
         v = {name: checks.check(name, value) for name, value in dict(
-            timeout=timeout, idle_timeout=idle_timeout, connect_timeout=connect_timeout, ssh_delay=ssh_delay,
+            timeout=timeout, idle_timeout=idle_timeout, reprobe=reprobe, reprobe_for=reprobe_for,
+            connect_timeout=connect_timeout, ssh_delay=ssh_delay,
             max_nodes=max_nodes, max_connecting=max_connecting,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
             alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
             remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
             resume_failed=resume_failed,
             tag=tag, tag_job=tag_job, group=group, gather=gather, status=status, bar=bar, verbose=verbose,
-            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir).items()}
+            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir, state=state).items()}
         timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
         max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
         active_nodes, joblog, output_dir = v["active_nodes"], v["joblog"], v["output_dir"]  # paths as str
@@ -121,8 +123,8 @@ class Run:
             pipeline = False  # and a job loop, a round trip
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
                              max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
-                             max_connecting=v["max_connecting"],
-                             sessions_per_connection=sessions_per_connection)
+                             max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
+                             reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection)
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
@@ -131,7 +133,8 @@ class Run:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"], multiplex=multiplex,
-                                  ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose)
+                                  ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
+                                  state=v["state"])
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)
@@ -154,6 +157,9 @@ class Run:
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--max-connecting {p.max_connecting or 'all'}, "
             f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else ""),
+            "retired nodes: " + (f"probed again after {p.reprobe:g} s, doubling to {p.reprobe_max:g} s; with "
+                                 f"every node out, waited for {p.reprobe_for:g} s" if p.reprobe
+                                 else "stay out (--reprobe 0)"),
             "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
                                else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"
             + (", jobs pipelined (one session a slot)" if self.ssh.pipeline and self.ssh.remote_cleanup
@@ -173,6 +179,8 @@ class Run:
             check_output_dir(o["output_dir"], [seq for seq, _ in self.pairs])
         if self.options.active_nodes:
             check_file_target(self.options.active_nodes, "--active-nodes file")
+        if self.options.state:
+            check_file_target(self.options.state, "--state file")
         joblog = JobLog(self.options.joblog) if self.options.joblog else None
         out = None if o["stdout"] is False else _binary(o["stdout"] or sys.stdout)
         err = None if o["stderr"] is False else _binary(o["stderr"] or sys.stderr)

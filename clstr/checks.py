@@ -18,6 +18,8 @@ OPTIONS = {
     "idle_timeout": ("--idle-timeout", "seconds", (False, True)),
     "connect_timeout": ("--connect-timeout", "seconds", (False, False)),
     "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
+    "reprobe": ("--reprobe", "seconds", (True, True)),  # 0: retired nodes stay out
+    "reprobe_for": ("--reprobe-for", "seconds", (True, False)),
     "max_nodes": ("-m/--max-nodes", "count", (0, True)),  # (least, may be None); 0 = no limit
     "max_connecting": ("--max-connecting", "count", (0, True)),
     "max_node_uses": ("-u/--max-node-uses", "count", (0, True)),
@@ -30,7 +32,8 @@ OPTIONS = {
 }
 FLAGS = ("remote_cleanup", "pipeline", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather",
          "status", "bar", "verbose")
-PATHS = {"active_nodes": "-A/--active-nodes", "joblog": "--joblog", "output_dir": "--output-dir"}
+PATHS = {"active_nodes": "-A/--active-nodes", "joblog": "--joblog", "output_dir": "--output-dir",
+         "state": "--state"}
 
 
 def _name(name):

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from . import __version__, api, hostlist
 from .errors import InputError
@@ -43,6 +44,10 @@ failures (--job-failures node, the default):
   retire the node; any other exit, 255 included, fails the job, retried --retries
   times. The remote wrapper marks each job's start and exact exit status, so
   nothing a job prints is taken for ssh's failure.
+  Retired nodes come back: a connection failure's node is probed again after
+  --reprobe seconds (doubling to 10 minutes), a filtered node is let back for
+  other jobs; authentication and host-key failures stay out. With every node
+  out, clstr waits at most --reprobe-for seconds for one to come back.
 
 profiles:
   -p NAME looks NAME up in, first hit wins: each --profiles FILE, each file of
@@ -117,6 +122,13 @@ def build_parser():
                    help="end a job after this long: it fails (timeout), its node stays")
     g.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
                    help="end a job that wrote nothing for this long: it fails (idle timeout), its node stays")
+    g.add_argument("--reprobe", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="probe a node retired for a connection failure again after this long, the wait doubling "
+                        "up to 10 minutes; a node a job's exit retired comes back after it too (default 30, "
+                        "0: retired nodes stay out)")
+    g.add_argument("--reprobe-for", type=_seconds, default=900.0, metavar="SECONDS",
+                   help="with jobs waiting and every node retired, wait at most this long for one to come back "
+                        "(default 900)")
     g.add_argument("--job-failures", choices=("node", "job"), default="node",
                    help="what a job's non-zero exit means: the node is broken (default) or the job failed")
     g.add_argument("--max-attempts", type=_whole, default=3, metavar="N",
@@ -150,6 +162,9 @@ def build_parser():
     g.add_argument("--bar", action="store_true", help="a progress bar with the status line")
     g.add_argument("-A", "--active-nodes", metavar="FILE",
                    help="keep FILE listing the running jobs, 'node: <'Job' 'command'>' a line")
+    g.add_argument("--state", metavar="FILE",
+                   help="keep FILE a JSON snapshot of the run (counts, rate, ETA, nodes, running jobs), "
+                        "replaced atomically every second; schema in README")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="report every attempt and a summary (-vv as the original clstr: the same)")
     g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
@@ -290,6 +305,10 @@ def _open_out(path, default):
         raise InputError(f"cannot write: {e.strerror}", path) from None
 
 
+def _clock(epoch):
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
 def summary(result, write, verbose, each_node=False):
     """The closing lines on stderr: counts, each job not succeeded with why, retired nodes.
 
@@ -298,7 +317,7 @@ def summary(result, write, verbose, each_node=False):
     """
     n = len(result.jobs)
     ok, failed, not_run = result.succeeded, result.failed, result.not_run
-    if result.ok and not result.retired_nodes and not verbose:
+    if result.ok and not result.retired_nodes and not result.history and not verbose:
         return
     line = f"{n} jobs: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
     if result.skipped:
@@ -312,7 +331,14 @@ def summary(result, write, verbose, each_node=False):
     if result.error:
         write(f"stopped early: {result.error}")
     if result.retired_nodes:
-        write("retired nodes: " + ", ".join(f"{k} ({v})" for k, v in result.retired_nodes.items()))
+        write("retired nodes: " + ", ".join(
+            f"{k} ({v}" + ("; a configuration error, not probed again)" if k in result.permanent else ")")
+            for k, v in result.retired_nodes.items()))
+    back = {k: [a for a in v if a.back is not None] for k, v in result.history.items()}
+    if any(back.values()):
+        write("nodes that came back: " + ", ".join(
+            f"{k} (" + "; ".join(f"out {_clock(a.left)}-{_clock(a.back)}: {a.reason}" for a in v) + ")"
+            for k, v in back.items() if v))
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]
@@ -351,10 +377,10 @@ def main(argv=None):
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, max_connecting=args.max_connecting, timeout=args.timeout,
-            idle_timeout=args.idle_timeout,
+            idle_timeout=args.idle_timeout, reprobe=args.reprobe, reprobe_for=args.reprobe_for,
             multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
-            active_nodes=args.active_nodes, joblog=args.joblog, resume=args.resume,
+            active_nodes=args.active_nodes, state=args.state, joblog=args.joblog, resume=args.resume,
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles)

@@ -3,6 +3,7 @@
 The supervisor is the only writer of all of these.
 """
 import collections
+import json
 import os
 import re
 import select
@@ -515,11 +516,10 @@ def check_output_dir(path, seqs):
                 raise InputError(f"{name} is a directory: job {seq}'s output cannot go there", path)
 
 
-def write_active(path, running):
-    """Replace the active-nodes file atomically: one ``node: <'Job' 'command'>`` line per job."""
-    text = "".join(f"{node}: <'Job' {cmd!r}>\n" for node, cmd in running)
+def replace_file(path, text, prefix):
+    """Replace ``path`` atomically with ``text``: a reader sees the old file or the new, never a part."""
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".clstr-active-", dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=d)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -530,3 +530,13 @@ def write_active(path, running):
         except OSError:
             pass
         raise
+
+
+def write_active(path, running):
+    """Replace the active-nodes file atomically: one ``node: <'Job' 'command'>`` line per job."""
+    replace_file(path, "".join(f"{node}: <'Job' {cmd!r}>\n" for node, cmd in running), ".clstr-active-")
+
+
+def write_state(path, snapshot):
+    """Replace the --state file atomically with the run's snapshot (a dict), as JSON."""
+    replace_file(path, json.dumps(snapshot, indent=1) + "\n", ".clstr-state-")

@@ -18,6 +18,7 @@ class RunOptions:
     multiplex: bool = True
     ssh_delay: float = 0.0  # at least this many seconds between new connections
     active_nodes: Optional[str] = None
+    state: Optional[str] = None  # the --state file
     joblog: Optional[str] = None
     verbose: bool = False
 
@@ -31,6 +32,8 @@ class RunResult:
     signal: Optional[int] = None
     skipped: int = 0  # jobs a --resume found done already
     error: Optional[str] = None  # a write that failed mid-run (no job started after it)
+    history: dict = field(default_factory=dict)  # node -> [scheduler.Absence]: when it left, why, when back
+    permanent: list = field(default_factory=list)  # nodes out for their configuration (not probed again)
 
     def _with(self, outcome):
         return [j for j in self.jobs if j.outcome == outcome]
@@ -59,11 +62,15 @@ class RunResult:
                 n = nodes.setdefault(a.node, {"attempts": 0, "succeeded": 0})
                 n["attempts"] += 1
                 n["succeeded"] += a.outcome == SUCCEEDED
-        for name, reason in self.retired_nodes.items():
+        for name in list(self.retired_nodes) + list(self.history):
             nodes.setdefault(name, {"attempts": 0, "succeeded": 0})
         for name, n in nodes.items():
             n["retired"] = name in self.retired_nodes
             n["reason"] = self.retired_nodes.get(name, "")
+            n["configuration_error"] = name in self.permanent
+            n["out"] = [{"left": round(a.left, 3), "reason": a.reason,
+                         "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
+                        for a in self.history.get(name, ())]
         return {
             "exit_status": self.exit_code(max_exit),
             "interrupted_by": signal.Signals(self.signal).name if self.signal else None,

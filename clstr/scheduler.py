@@ -18,6 +18,11 @@ NOT_RUN = "not run"
 NODE_FAILURES = "node"  # seed semantics: any non-zero exit retires the node
 JOB_FAILURES = "job"  # only ssh failures (255) retire the node
 
+PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
+PROBE_COMMAND = "exit 0"
+# ssh failures that are the configuration's, not the node's state: such a node is not probed again
+PERMANENT = ("authentication", "host key", "unknown host")
+
 
 @dataclass
 class Policy:
@@ -33,10 +38,18 @@ class Policy:
     # limit. With gate_on_connect only a connection's first job opens one; without, every job may
     max_connecting: Optional[int] = None
     sessions_per_connection: Optional[int] = None  # slots of a node sharing one connection
+    # a retired node is probed again (a job's filter: let back) this many seconds after it left,
+    # the wait doubling each time up to reprobe_max; None: retired nodes stay out
+    reprobe: Optional[float] = None
+    reprobe_max: float = 600.0
+    # with jobs waiting and every node out, how long to wait for one to come back
+    reprobe_for: float = 900.0
 
     def __post_init__(self):
         if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
             raise ValueError(f"job_failures must be {NODE_FAILURES!r} or {JOB_FAILURES!r}")
+        if self.reprobe is not None and not self.reprobe > 0:
+            raise ValueError("reprobe must be a positive number of seconds, or None")
 
 
 @dataclass
@@ -62,7 +75,7 @@ class JobResult:
     """
 
     __slots__ = ("seq", "command", "node", "pinned", "outcome", "reason", "exit", "attempts", "failed_nodes",
-                 "worker_deaths", "own_failures")
+                 "worker_deaths", "own_failures", "node_failures")
 
     def __init__(self, seq, command, node=None, pinned=False):
         self.seq = seq
@@ -76,6 +89,7 @@ class JobResult:
         self.failed_nodes = frozenset()  # nodes it failed on (attempt count source)
         self.worker_deaths = 0
         self.own_failures = 0  # attempts that ran and failed by the job's own exit or timeout
+        self.node_failures = 0  # attempts that ran and cost their node (a filter's exit, a connection lost)
 
     def __repr__(self):
         return f"JobResult({self.seq}, {self.command!r}, outcome={self.outcome!r}, reason={self.reason!r})"
@@ -86,16 +100,36 @@ class JobResult:
 
 
 @dataclass
+class Absence:
+    """A time a node was out of the run: when it left and why, when it came back (None: it did not)."""
+
+    left: float
+    reason: str
+    back: Optional[float] = None
+    probes: int = 0  # probes that failed while it was out
+
+
+@dataclass
 class NodeState:
     """A node: its slots and whether it is usable."""
 
     name: str
     slots: List[int] = field(default_factory=list)
-    status: str = "up"  # up, retired
+    status: str = "up"  # up; retired; probe (retired, its probe due or running)
     reason: str = ""
     jobs: int = 0
     by_job: bool = False  # retired by a job's own non-zero exit, not by an ssh failure
     reinstated: int = 0
+    history: List[Absence] = field(default_factory=list)
+    next_probe: Optional[float] = None  # when a retired node is probed (or let back) next
+    backoff: int = 0  # retirements since it last ran a job well: the wait doubles with each
+    permanent: bool = False  # retired by the configuration (authentication, host key): no probe
+    seen_up: bool = False  # it connected at least once in this run
+    probe_slot: Optional[int] = None  # the slot running its probe
+
+    @property
+    def out(self):
+        return self.status != "up"
 
 
 @dataclass
@@ -163,6 +197,16 @@ class Scheduler:
         self._connecting = set()  # slots whose attempt opens a connection that is not up yet
         self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
         self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
+        self.now = 0.0  # the supervisor's clock (tick): when probes are due
+        self.wall = 0.0  # epoch seconds, for the nodes' history
+        self._empty_since = None  # when every node was out with jobs waiting
+        self.gave_up = None  # why waiting for retired nodes to come back ended
+        self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
+
+    def tick(self, now, wall=None):
+        """The time now (the supervisor's clock, and epoch seconds for the record)."""
+        self.now = now
+        self.wall = now if wall is None else wall
 
     # ---- queries -------------------------------------------------------
     @property
@@ -170,10 +214,14 @@ class Scheduler:
         return self._busy
 
     def active_nodes(self):
-        return [n.name for n in self.nodes.values() if n.status != "retired"]
+        return [n.name for n in self.nodes.values() if not n.out]
 
     def retired_nodes(self):
-        return {n.name: n.reason for n in self.nodes.values() if n.status == "retired"}
+        return {n.name: n.reason for n in self.nodes.values() if n.out}
+
+    def history(self):
+        """{node: [Absence, ...]} of the nodes that were out at some time."""
+        return {n.name: list(n.history) for n in self.nodes.values() if n.history}
 
     def counts(self):
         c = {SUCCEEDED: 0, FAILED: 0, NOT_RUN: 0}
@@ -186,8 +234,8 @@ class Scheduler:
         return len(self._fresh) + len(self._retry) + self._npinned
 
     def running(self):
-        """{slot index: (node, seq, command)} of the busy slots."""
-        return {s.index: (s.node, s.busy, self.jobs[s.busy].command) for s in self.slots if s.busy is not None}
+        """{slot index: (node, seq, command)} of the slots running a job (probes not counted)."""
+        return {s.index: (s.node, s.busy, self.jobs[s.busy].command) for s in self.slots if s.busy}
 
     def done(self):
         """True when nothing runs and nothing more can start; leftovers are then marked not run."""
@@ -196,13 +244,76 @@ class Scheduler:
         if self.stopped is None and self.pending():
             if self._usable_slot_exists() or self._reinstate():
                 return False
+            if self._wait_for_nodes():
+                return False
         self._finish_leftovers()
         return True
 
+    def next_due(self):
+        """When something the clock brings is due (a probe, the end of the wait for nodes), or None."""
+        due = [n.next_probe for n in self.nodes.values() if n.status == "retired" and n.next_probe is not None]
+        if self._empty_since is not None:
+            due.append(self._empty_since + self.policy.reprobe_for)
+        return min(due) if due else None
+
+    def _wait_for_nodes(self):
+        """Every node is out and jobs wait: whether to wait for a node to come back.
+
+        Only for a node that connected in this run (a run whose nodes never answered ends at
+        once, as it always did), is not out for its configuration, could run a waiting job, and
+        only for ``reprobe_for`` seconds from when every node was first out with no job run
+        since (a node that answers probes and then refuses every job does not hold the run).
+        """
+        hope = [n for n in self.nodes.values() if n.out and self._could_run(n)
+                and (n.status == "probe" or (n.seen_up and n.next_probe is not None))]
+        if not hope:
+            return False
+        if self._empty_since is None:
+            self._empty_since = self.now
+        if self.now - self._empty_since < self.policy.reprobe_for:
+            return True
+        self.gave_up = f"waited {self.policy.reprobe_for:g} s for a retired node to come back"
+        for n in self.nodes.values():
+            n.next_probe = None
+        return False
+
+    def _could_run(self, node):
+        return any(not self.slots[i].retired and self._job_for(self.slots[i], peek=True) is not None
+                   for i in node.slots)
+
     # ---- assignment ----------------------------------------------------
     def _slot_usable(self, s):
-        node = self.nodes[s.node]
-        return not s.retired and node.status != "retired"
+        return not s.retired and self.nodes[s.node].status == "up"
+
+    def _due(self):
+        """Retired nodes whose back-off has passed: a job's filter lets its node back, an ssh failure's
+        node gets a probe (its free slots wait for it, one of them runs it)."""
+        for node in self.nodes.values():
+            if node.status != "retired" or node.next_probe is None or node.next_probe > self.now:
+                continue
+            node.next_probe = None
+            if node.by_job:
+                self._bring_back(node)
+                continue
+            node.status = "probe"
+            for group in {self.slots[i].group for i in node.slots}:
+                if self.groups[group] == "up" and self.policy.gate_on_connect:
+                    self.groups[group] = "unknown"  # its shared connection went with the node
+            for idx in node.slots:
+                s = self.slots[idx]
+                s.linked = False
+                if not s.retired and s.busy is None:
+                    self._free[idx] = None
+
+    def _bring_back(self, node):
+        node.status, node.reason, node.by_job, node.next_probe = "up", "", False, None
+        if node.history and node.history[-1].back is None:
+            node.history[-1].back = self.wall
+            self.news.append(("back", node))
+        for idx in node.slots:
+            s = self.slots[idx]
+            if not s.retired and s.busy is None:
+                self._free[idx] = None
 
     def _usable_slot_exists(self):
         for s in self.slots:
@@ -243,6 +354,7 @@ class Scheduler:
         out = []
         if self.stopped is not None or not self.pending():
             return out
+        self._due()
         limit = self.policy.max_running
         opening = self.policy.max_connecting
         order = list(self._free)
@@ -252,31 +364,43 @@ class Scheduler:
             if limit is not None and self._busy >= limit:
                 break
             s = self.slots[idx]
-            if not self._slot_usable(s):
-                del self._free[idx]
-                continue
             node = self.nodes[s.node]
+            probe = node.status == "probe"
+            if probe and node.probe_slot is None and not s.retired and self._could_run(node):
+                pass  # this slot probes its node
+            elif not self._slot_usable(s):
+                if not probe or s.retired:
+                    del self._free[idx]
+                continue
             if self.groups[s.group] == "connecting":
                 continue
             connect = self.groups[s.group] == "unknown"
             opens = connect if self.policy.gate_on_connect else not s.linked
             if opens and opening is not None and len(self._connecting) >= opening:
                 continue  # no connection opens now; a slot riding one that is up still may start
-            seq = self._job_for(s)
-            if seq is None:
-                continue
+            if probe:
+                seq = PROBE
+                node.probe_slot = idx
+            else:
+                seq = self._job_for(s)
+                if seq is None:
+                    continue
             if connect:
                 self.groups[s.group] = "connecting"
                 self._probe[s.group] = idx
             if opens and opening is not None:
                 self._connecting.add(idx)
             del self._free[idx]
+            self._busy += 1
+            if probe:
+                s.busy, s.attempt = PROBE, 0
+                out.append((idx, Job(PROBE, PROBE_COMMAND, 0, connect)))
+                continue
             job = self.jobs[seq]
             attempt = len(job.attempts) + 1
             s.busy, s.attempt = seq, attempt
             s.uses += 1
             node.jobs += 1
-            self._busy += 1
             out.append((idx, Job(seq, job.command, attempt, connect)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break
@@ -287,7 +411,7 @@ class Scheduler:
         """Whether the slot may get another job: False once it is retired, its node is, or (jobs
         pinned to nodes, --on-each-node) its node has none left. Its worker can then go."""
         s = self.slots[slot]
-        if s.retired or self.nodes[s.node].status == "retired" or self.stopped is not None:
+        if s.retired or self.nodes[s.node].out or self.stopped is not None:
             return False
         if self._npinned or self._pinned:
             return bool(self._pinned.get(s.node))
@@ -299,6 +423,7 @@ class Scheduler:
         self.groups[self.slots[slot].group] = "up"
         self.slots[slot].linked = True
         self._connecting.discard(slot)
+        self.nodes[self.slots[slot].node].seen_up = True
 
     @property
     def connecting(self):
@@ -307,10 +432,23 @@ class Scheduler:
 
     def retire_node(self, name, reason, by_job=False):
         node = self.nodes[name]
-        if node.status != "retired":
+        if node.status == "up":
             node.status = "retired"
             node.reason = reason
             node.by_job = by_job
+            node.history.append(Absence(self.wall, reason))
+            self._plan_probe(node, reason)
+            self.news.append(("retired", node))
+
+    def _plan_probe(self, node, reason):
+        """When the retired node is next probed (or, retired by a job's filter, let back)."""
+        node.permanent = not node.by_job and reason in PERMANENT
+        if self.policy.reprobe is None or node.permanent:
+            node.next_probe = None
+            return
+        delay = min(self.policy.reprobe * 2 ** min(node.backoff, 30), self.policy.reprobe_max)
+        node.backoff += 1
+        node.next_probe = self.now + delay
 
     def _reinstate(self):
         """When jobs wait and no node is left, bring back the nodes that failing jobs retired.
@@ -328,12 +466,8 @@ class Scheduler:
                 n.status = "retired"  # no waiting job may run on them: they stay out
             return False
         for n in back:
-            n.by_job, n.reason = False, ""
             n.reinstated += 1
-            for idx in n.slots:
-                s = self.slots[idx]
-                if not s.retired and s.busy is None:
-                    self._free[idx] = None
+            self._bring_back(n)
         return True
 
     def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False):
@@ -350,8 +484,16 @@ class Scheduler:
         self._probe_ended(s, connected=not never_ran)
         if never_ran or ssh_error or timed_out:
             s.linked = False  # its session ended or never came up: the next attempt opens one
-        job = self.jobs[seq]
         node = self.nodes[s.node]
+        if not never_ran:
+            node.seen_up = True
+            if seq != PROBE:
+                self._empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
+        if seq == PROBE:
+            self._probed(s, node, exit == 0 and not timed_out and not never_ran and not ssh_error,
+                         ssh_error or ("timed out" if timed_out else f"probe exit {exit}"))
+            return None
+        job = self.jobs[seq]
         outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran)
         att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command)
         job.attempts.append(att)
@@ -372,6 +514,7 @@ class Scheduler:
         p = self.policy
         ok = exit == 0 and not timed_out and not never_ran
         if ok:
+            node.backoff = 0  # it works again: a later retirement starts the back-off afresh
             return SUCCEEDED, ""
         if self.interrupted is not None:
             return "interrupted", "interrupted"
@@ -398,10 +541,14 @@ class Scheduler:
     def _node_failure(self, job, node, why):
         """The attempt ran and cost its node: re-queued elsewhere, up to max_attempts nodes."""
         job.failed_nodes = job.failed_nodes | {node.name}
+        job.node_failures += 1
         if job.pinned:
             return FAILED, why
         if len(job.failed_nodes) >= self.policy.max_attempts:
             return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
+        if job.node_failures >= self.policy.max_attempts:
+            # the same node again (it came back, or every usable node had failed it): the bound holds
+            return FAILED, f"{why} ({job.node_failures} times)"
         if set(self.nodes) <= job.failed_nodes:
             return FAILED, f"{why} on every node"
         return "requeued", why
@@ -412,6 +559,21 @@ class Scheduler:
         if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
             return "requeued", why
         return FAILED, why
+
+    def _probed(self, s, node, ok, why):
+        """A retired node's probe ended: it is back, or out until its next probe."""
+        node.probe_slot = None
+        if ok:
+            self._bring_back(node)
+            return
+        node.status = "retired"
+        if node.history:
+            node.history[-1].probes += 1
+        self._plan_probe(node, why)
+        if node.permanent:
+            node.reason = f"{node.reason}; probe: {why}"
+        self.news.append(("probe failed", node))
+        self._release(s)
 
     def _probe_ended(self, s, connected):
         self._connecting.discard(s.index)
@@ -424,7 +586,7 @@ class Scheduler:
         limit = self.policy.max_node_uses
         if limit is not None and s.uses >= limit:
             s.retired = True
-        if self._slot_usable(s):
+        if self._slot_usable(s) or (not s.retired and self.nodes[s.node].status == "probe"):
             self._free[s.index] = None
 
     def slot_lost(self, slot):
@@ -446,9 +608,12 @@ class Scheduler:
             self._free[slot] = None
         seq, s.busy = s.busy, None
         self._busy -= 1
+        self._probe_ended(s, connected=False)
+        if seq == PROBE:
+            self.nodes[s.node].probe_slot = None  # another slot (or this one, later) probes
+            return
         s.uses -= 1
         self.nodes[s.node].jobs -= 1
-        self._probe_ended(s, connected=False)
         job = self.jobs[seq]
         if job.pinned:
             self._pinned[s.node].appendleft(seq)
@@ -470,6 +635,9 @@ class Scheduler:
         self._busy -= 1
         self._probe_ended(s, connected=False)
         s.linked = False
+        if seq == PROBE:
+            self._probed(s, self.nodes[s.node], False, "worker died")
+            return None
         job = self.jobs[seq]
         job.worker_deaths += 1
         if self.interrupted is not None:
@@ -498,7 +666,7 @@ class Scheduler:
             self.stopped = reason
 
     def _finish_leftovers(self):
-        why = self.stopped or "no usable node left"
+        why = self.stopped or "no usable node left" + (f" ({self.gave_up})" if self.gave_up else "")
         for seq in list(self._fresh) + self._retry:
             j = self.jobs[seq]
             j.outcome = NOT_RUN
@@ -513,7 +681,7 @@ class Scheduler:
                 j.outcome = NOT_RUN
                 if self.stopped:
                     j.reason = self.stopped
-                elif node.status == "retired":
+                elif node.out:
                     j.reason = f"node {name} retired ({node.reason})"
                 else:
                     j.reason = f"no slot of node {name} could run it"

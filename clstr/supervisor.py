@@ -19,11 +19,12 @@ import time
 
 from . import controldir, reaper
 from .events import Connected, Finished, Notice, Output
-from .output import JobLog, silence, write_active
+from .output import JobLog, silence, write_active, write_state
 from .pool import WorkerPool
 from .result import RunResult
-from .scheduler import FAILED, NOT_RUN, SUCCEEDED
+from .scheduler import FAILED, NOT_RUN, PROBE, SUCCEEDED
 from .ssh import loop_program
+from .state import snapshot
 from .status import Rate, status_line
 from .worker import MAX_WAIT, worker_main
 
@@ -32,6 +33,7 @@ INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
 ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
+STATE_INTERVAL = 1.0  # the --state file: at most this often, and this often while the run goes
 
 
 class Supervisor:
@@ -66,6 +68,8 @@ class Supervisor:
         self.rate = Rate(clock)
         self.active_dirty = False
         self.active_last = 0.0
+        self.state_next = 0.0  # when the --state file is written next
+        self.t_start = time.time()
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
         self.out_fds = set()  # output descriptors registered for writability (a reader is behind)
@@ -103,7 +107,9 @@ class Supervisor:
             wake_r.close()
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
-                         retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error)
+                         retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
+                         history=self.sched.history(),
+                         permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent])
 
     def _write(self, what, fn, *args):
         """Call a writing ``fn``; a failure stops the run from starting jobs, and is reported once.
@@ -155,7 +161,8 @@ class Supervisor:
         except OSError as e:
             self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: no worker could be started "
                       f"({e.strerror or e})")
-            self._write("job output", self.printer.attempt_ended, first.seq)
+            if first.seq != PROBE:
+                self._write("job output", self.printer.attempt_ended, first.seq)
             self.sched.slot_lost(idx)
             return False
         return True
@@ -195,6 +202,8 @@ class Supervisor:
             shutil.rmtree(self.control_dir, ignore_errors=True)
         if self.opt.active_nodes:
             self._write(self.opt.active_nodes, write_active, self.opt.active_nodes, [])
+        if self.opt.state:
+            self._write_state("finished")
         if self.joblog:
             self._write(self.opt.joblog, self.joblog.close)
         self._write("job output", self.printer.flush)
@@ -207,10 +216,14 @@ class Supervisor:
     # ---- the loop -----------------------------------------------------
     def _loop(self):
         while True:
+            self.sched.tick(self.clock(), time.time())
             self._dispatch()
-            if self.sched.done():
+            done = self.sched.done()
+            self._node_news()
+            if done:
                 return
-            if not self.sched.busy and not (self.opt.ssh_delay and self.clock() < self.next_connect):
+            if not self.sched.busy and not (self.opt.ssh_delay and self.clock() < self.next_connect) \
+                    and self.sched.next_due() is None:
                 continue  # done() brought nodes back: dispatch to them before sleeping
             if not self.sched.pending():
                 self._release_idle()
@@ -231,6 +244,7 @@ class Supervisor:
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
             self._handle_signals()
+            self._node_news()
             self._periodic()
 
     def _timeout(self):
@@ -242,8 +256,13 @@ class Supervisor:
             waits.append(self.active_last + ACTIVE_INTERVAL - now)
         if self.kill_at is not None:
             waits.append(self.kill_at - now)
+        if self.opt.state:
+            waits.append(self.state_next - now)
         if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
             waits.append(self.next_connect - now)
+        due = self.sched.next_due() if self.sched.pending() else None
+        if due is not None:
+            waits.append(due - now)
         # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
         return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
@@ -291,7 +310,10 @@ class Supervisor:
         batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=self.pool.live_slots())
         for idx, job in batch:
             self.started[idx] = time.time()
-            if not self._write("job output", self.printer.attempt_started, job.seq):
+            if job.seq == PROBE:
+                if self.opt.verbose:
+                    self._log(f"node {self.sched.slots[idx].node}: probing")
+            elif not self._write("job output", self.printer.attempt_started, job.seq):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
             if not self.pool.live(idx):
@@ -319,6 +341,8 @@ class Supervisor:
         node = self.sched.slots[idx].node
         for ev in message if isinstance(message, list) else (message,):
             if isinstance(ev, Output):
+                if ev.seq == PROBE:
+                    continue  # what a login prints, or nothing: not a job's output
                 self._write("job output", self.printer.output, node, ev.seq, ev.stream, ev.data)
             elif isinstance(ev, Finished):
                 self._finished(ev)
@@ -328,13 +352,29 @@ class Supervisor:
                 self._log(f"{node}: {ev.text}")
 
     def _finished(self, ev):
-        node = self.sched.nodes[self.sched.slots[ev.slot].node]
-        was = node.status
         att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran)
         self._record(att)
         self._release_finished(ev.slot)
-        if was != "retired" and node.status == "retired":
-            self._log(f"node {node.name} retired: {node.reason}")
+
+    def _node_news(self):
+        """Say when a node left the run, came back, or (under -v) failed a probe."""
+        news, self.sched.news = self.sched.news, []
+        for what, node in news:
+            if what == "retired":
+                self._log(f"node {node.name} retired: {node.reason}" + self._next_probe_text(node))
+            elif what == "back":
+                gone = node.history[-1]
+                self._log(f"node {node.name} is back after {_secs(gone.back - gone.left)} out ({gone.reason})")
+            elif self.opt.verbose:
+                self._log(f"node {node.name}: probe failed" + self._next_probe_text(node))
+
+    def _next_probe_text(self, node):
+        if node.permanent:
+            return "; a configuration error, not probed again"
+        if node.next_probe is None:
+            return ""
+        verb = "let back" if node.by_job else "probed again"
+        return f"; {verb} in {_secs(node.next_probe - self.clock())}"
 
     def _record(self, att):
         if att is None:
@@ -432,9 +472,18 @@ class Supervisor:
                            len(self.sched.retired_nodes()), rate, eta)
         self.status.update(line, force=force, fraction=complete / total if total else 1.0)
 
+    def _write_state(self, state):
+        c = self.sched.counts()
+        rate, eta = self.rate.figures(sum(c.values()), len(self.sched.jobs))
+        snap = snapshot(self.sched, state, self.t_start, time.time(), self.clock(), self.started, rate, eta)
+        self._write(self.opt.state, write_state, self.opt.state, snap)
+
     def _periodic(self):
         if self.status is not None and self.status.due():
             self._draw_status()
+        if self.opt.state and self.clock() >= self.state_next:
+            self.state_next = self.clock() + STATE_INTERVAL
+            self._write_state("running" if self.signal is None else "stopping")
         if self.active_dirty and self.opt.active_nodes:
             now = self.clock()
             if now - self.active_last >= ACTIVE_INTERVAL:
@@ -444,6 +493,11 @@ class Supervisor:
                             [(n, c) for n, _, c in self.sched.running().values()])
         elif self.active_dirty:
             self.active_dirty = False
+
+
+def _secs(seconds):
+    seconds = max(0.0, seconds)
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def stderr_log(stream=None):

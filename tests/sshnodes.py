@@ -266,6 +266,73 @@ Host 127.*
         self.stop()
 
 
+class Relay:
+    """A node that is down until the test brings it up: ``name`` (a loopback address of its own)
+    refuses connections until ``up()``, then relays each to a good node's sshd; ``down()`` drops
+    the listener and every connection (the node died). Traffic stays on loopback."""
+
+    def __init__(self, tb, address, target="n1"):
+        self.name = address
+        self.port = tb.port
+        self.target = (tb.addr[target], tb.port)
+        self.listener = None
+        self.conns = []
+        self.lock = threading.Lock()
+
+    def up(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.name, self.port))
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+                server = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it (Linux)
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
 def ensure_sshd(install=True):
     """The sshd to run, installing openssh-server first where this machine can (root, apt-get).
 

@@ -77,8 +77,12 @@ def test_json_summary(clstr, tmp_path):
     by_seq = {j["seq"]: j for j in data["jobs"]}
     assert (by_seq[1]["outcome"], by_seq[1]["node"], by_seq[1]["exit"]) == ("succeeded", "n1", 0)
     assert (by_seq[2]["outcome"], by_seq[2]["reason"], by_seq[2]["exit"]) == ("failed", "exit 4", 4)
-    assert data["nodes"]["refused"] == {"attempts": 1, "succeeded": 0, "retired": True, "reason": "refused"}
-    assert data["nodes"]["n1"]["retired"] is False
+    refused = data["nodes"]["refused"]
+    out = refused.pop("out")
+    assert refused == {"attempts": 1, "succeeded": 0, "retired": True, "reason": "refused",
+                       "configuration_error": False}
+    assert [(o["reason"], o["back"]) for o in out] == [("refused", None)] and out[0]["left"] > 0
+    assert data["nodes"]["n1"]["retired"] is False and data["nodes"]["n1"]["out"] == []
 
 
 def test_json_to_stdout_needs_output_elsewhere(clstr, tmp_path):

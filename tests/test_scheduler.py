@@ -395,3 +395,161 @@ def test_max_connecting_bounds_connections_being_opened_not_running_jobs():
     s.finished(0, 255, ssh_error="connection lost")  # its connection is gone: the next opens one
     s.finished(1, 0)
     assert [i for i, _ in s.assign()] == [2]
+
+
+# ---- nodes coming back: re-probing with back-off ----------------------------------------
+from clstr.scheduler import PROBE  # noqa: E402
+
+REFUSED = {"exit": 255, "ssh_error": "refused", "never_ran": True}
+
+
+def drive_clock(s, result):
+    """As drive(), but when nothing can start, the clock jumps to the next thing due.
+
+    ``result(node, job, now)`` gives the finished() keyword args; returns (node, seq, now) runs.
+    """
+    runs = []
+    while not s.done():
+        batch = s.assign()
+        if not batch:
+            due = s.next_due()
+            assert due is not None and due > s.now, "not done, nothing to start and nothing due"
+            s.tick(due)
+            continue
+        for slot, job in batch:
+            node = s.slots[slot].node
+            runs.append((node, job.seq, s.now))
+            s.finished(slot, **result(node, job, s.now))
+        assert len(runs) < 10_000, "the run does not end"
+    return runs
+
+
+def test_a_refused_node_is_probed_after_the_back_off_and_comes_back():
+    s = Scheduler(["x"] * 6, ["a", "b"], Policy(reprobe=30, reprobe_max=600))
+    s.tick(100.0)
+    batch = dict(s.assign())
+    s.finished(1, **REFUSED)  # b refuses
+    assert s.retired_nodes() == {"b": "refused"} and s.nodes["b"].next_probe == 130.0
+    s.finished(0, 0)
+    assert [(i, j.seq) for i, j in s.assign()] == [(0, 2)]  # a only: b's probe is not due
+    s.tick(130.0)
+    probe = s.assign()
+    assert [(i, j.seq, j.command) for i, j in probe] == [(1, PROBE, "exit 0")]
+    assert s.busy == 2 and s.running() == {0: ("a", 2, "x")}  # a probe is not a job
+    assert s.finished(1, 0) is None  # no attempt, no job log row
+    assert s.retired_nodes() == {} and s.nodes["b"].history[0].back == 130.0
+    assert [i for i, _ in s.assign()] == [1]  # b takes jobs again
+    assert [(n, what) for what, n in [(w, n.name) for w, n in s.news]] == [("b", "retired"), ("b", "back")]
+    assert batch
+
+
+def test_a_failing_probe_doubles_the_wait_up_to_the_most():
+    s = Scheduler(["x"] * 3, ["a", "b"], Policy(reprobe=30, reprobe_max=100))
+    s.assign()
+    s.finished(1, **REFUSED)  # a's job runs all along
+    waits = []
+    for _ in range(4):
+        due = s.nodes["b"].next_probe
+        waits.append(due - s.now)
+        s.tick(due)
+        probe = [(i, j) for i, j in s.assign() if j.seq == PROBE]
+        assert [i for i, _ in probe] == [1]
+        s.finished(1, 255, ssh_error="timed out", never_ran=True)
+    assert waits == [30, 60, 100, 100]
+    assert s.nodes["b"].history[0].probes == 4 and s.retired_nodes() == {"b": "refused"}
+
+
+@pytest.mark.parametrize("why", ["authentication", "host key", "unknown host"])
+def test_configuration_errors_are_not_probed(why):
+    s = Scheduler(["x"] * 3, ["a", "b"], Policy(reprobe=30))
+    s.assign()
+    s.finished(1, 255, ssh_error=why, never_ran=True)
+    s.finished(0, 0)
+    assert s.nodes["b"].permanent and s.nodes["b"].next_probe is None
+    runs = drive_clock(s, lambda node, job, now: {"exit": 0})
+    assert {n for n, _, _ in runs} == {"a"}
+
+
+def test_a_node_a_job_filtered_out_comes_back_for_other_jobs_only():
+    # job 1 fails everywhere (a node filter that says no); the others succeed
+    s = Scheduler(["no", "x", "x", "x"], ["a", "b"], Policy(reprobe=30, max_attempts=2))
+    runs = drive_clock(s, lambda node, job, now: {"exit": 1 if job.command == "no" else 0})
+    assert s.jobs[1].outcome == FAILED and s.jobs[1].reason == "exit 1 on 2 nodes"
+    for seq in (2, 3, 4):
+        assert s.jobs[seq].outcome == SUCCEEDED
+    assert [(n, seq) for n, seq, _ in runs].count(("a", 1)) == 1  # never twice where it failed
+
+
+def test_a_node_a_job_filtered_out_is_let_back_after_its_back_off():
+    s = Scheduler(["busy"] + ["x"] * 5, ["a", "b"], Policy(reprobe=30))
+    s.tick(0.0)
+    s.assign()
+    s.finished(0, 1)  # a: someone is logged in
+    assert s.nodes["a"].by_job and s.nodes["a"].next_probe == 30.0
+    s.tick(30.0)
+    assert 0 in [i for i, _ in s.assign()]  # a is back: no probe, its next job filters it again
+    assert s.nodes["a"].history[0].back == 30.0
+
+
+def test_every_node_out_waits_for_a_probe_then_gives_up():
+    # both nodes connected once, then dropped; they never answer again
+    s = Scheduler(["x"] * 4, ["a", "b"], Policy(reprobe=30, reprobe_max=60, reprobe_for=200))
+    s.tick(0.0)
+    lost = {"exit": 255, "ssh_error": "connection lost"}
+    runs = drive_clock(s, lambda node, job, now: {"exit": 0} if now == 0 and job.seq <= 2 else
+                       (lost if job.seq != PROBE else REFUSED))
+    assert s.now == 200.0  # gave up at reprobe_for, not before, not never
+    assert [(n, seq) for n, seq, _ in runs if seq == PROBE]  # probes were tried meanwhile
+    assert all(j.outcome in (SUCCEEDED, NOT_RUN) for j in s.jobs.values())
+    waited = [j.reason for j in s.jobs.values() if j.outcome == NOT_RUN]
+    assert waited and all("waited 200 s for a retired node to come back" in r for r in waited)
+
+
+def test_nodes_that_never_answered_do_not_hold_the_run():
+    s = Scheduler(["x"] * 3, ["a", "b"], Policy(reprobe=30))
+    s.tick(0.0)
+    drive_clock(s, lambda node, job, now: REFUSED)
+    assert s.now == 0.0 and all(j.outcome == NOT_RUN for j in s.jobs.values())
+
+
+def test_a_node_down_at_the_start_joins_when_it_comes_up():
+    s = Scheduler(["x"] * 40, ["a", "b"], Policy(reprobe=5, reprobe_max=5))
+    s.tick(0.0)
+
+    def world(node, job, now):
+        if node == "b" and now < 12:
+            return REFUSED
+        s.tick(now + 1)  # each job takes a second
+        return {"exit": 0}
+    runs = drive_clock(s, world)
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+    assert [seq for n, seq, _ in runs if n == "b" and seq != PROBE]  # b ran jobs once it was up
+    assert s.nodes["b"].history[0].back is not None and not s.retired_nodes()
+
+
+@pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
+def test_every_outcome_sequence_ends_with_reprobing_on(jobs, slots, policy):
+    """The termination argument holds with nodes coming back: a bounded wait, one outcome a job."""
+    for length in range(1, 4):
+        for sequence in itertools.product([k for k in OUTCOMES if k != "interrupt"], repeat=length):
+            s = Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), reprobe=10, reprobe_max=40,
+                                                                   reprobe_for=100)))
+            made = 0
+            while not s.done():
+                batch = s.assign()
+                if not batch:
+                    s.tick(s.next_due())
+                    continue
+                for slot, _ in batch:
+                    kind = sequence[made % len(sequence)]
+                    made += 1
+                    if kind == "died":
+                        s.worker_died(slot)
+                    elif kind == "nostart":
+                        s.slot_lost(slot)
+                    else:
+                        s.finished(slot, **OUTCOMES[kind])
+                assert made < 5_000 and s.now < 10_000, ("the run does not end", sequence)
+            assert s.busy == 0 and sum(s.counts().values()) == len(jobs)
+            assert all(j.outcome in (SUCCEEDED, FAILED, NOT_RUN) and (j.outcome == SUCCEEDED or j.reason)
+                       for j in s.jobs.values()), sequence

@@ -23,7 +23,7 @@ def test_job_printing_ssh_errors_is_judged_by_its_exit_node_mode(clstr):
     assert r.returncode == 1
     assert lines(r.stdout) == sorted(f"job {i}" for i in range(6))
     assert "failed: job 1" in r.stderr and "(exit 1 on every node)" in r.stderr
-    retirements = [ln for ln in r.stderr.splitlines() if ln.startswith("clstr: node ")]
+    retirements = [ln.split(";")[0] for ln in r.stderr.splitlines() if " retired: " in ln]
     assert sorted(retirements) == ["clstr: node n1 retired: job 1 exit 1", "clstr: node n2 retired: job 1 exit 1"]
     assert "6 succeeded, 1 failed, 0 not run" in r.stderr
 
