@@ -34,6 +34,9 @@ class RunResult:
     error: Optional[str] = None  # a write that failed mid-run (no job started after it)
     history: dict = field(default_factory=dict)  # node -> [scheduler.Absence]: when it left, why, when back
     permanent: list = field(default_factory=list)  # nodes out for their configuration (not probed again)
+    slots: list = field(default_factory=list)  # the node of each slot (an attempt's "slot" indexes it)
+    started: Optional[float] = None  # epoch seconds the run started and ended
+    ended: Optional[float] = None
 
     def _with(self, outcome):
         return [j for j in self.jobs if j.outcome == outcome]
@@ -80,10 +83,13 @@ class RunResult:
             "jobs": [{
                 "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
                 "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
-                    {"node": a.node, "attempt": a.attempt, "start": round(a.start, 3),
+                    {"node": a.node, "slot": a.slot, "attempt": a.attempt, "start": round(a.start, 3),
                      "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
+            "slots": list(self.slots),
+            "started": None if self.started is None else round(self.started, 3),
+            "ended": None if self.ended is None else round(self.ended, 3),
         }
 
     def exit_code(self, max_exit=False):

@@ -65,6 +65,7 @@ class Attempt:
     outcome: str  # succeeded, failed, requeued, interrupted
     reason: str
     command: str
+    slot: int = -1  # the slot it ran on
 
 
 class JobResult:
@@ -495,7 +496,7 @@ class Scheduler:
             return None
         job = self.jobs[seq]
         outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran)
-        att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command)
+        att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command, s.index)
         job.attempts.append(att)
         job.exit, job.reason = exit, reason
         if not job.pinned:
@@ -649,7 +650,7 @@ class Scheduler:
         else:
             outcome, reason = "requeued", "worker died"
             self._retry.append(seq)
-        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command)
+        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index)
         job.attempts.append(att)
         self._release(s)
         return att

@@ -108,7 +108,8 @@ class Supervisor:
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
-                         history=self.sched.history(),
+                         history=self.sched.history(), slots=[s.node for s in self.sched.slots],
+                         started=self.t_start, ended=time.time(),
                          permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent])
 
     def _write(self, what, fn, *args):

@@ -1,0 +1,309 @@
+"""clstr-report RUN.json > run.html: one self-contained HTML page of a run, from its --json summary.
+
+The page needs no network and no script: a timeline (an SVG row per node slot, a bar
+per attempt coloured by its outcome, each bar's tooltip naming job, command, exit and
+runtime; a node's time out of the run shaded, its leaving and return marked), jobs
+complete over time with the running count, a table per node and the slowest jobs.
+Bars are plain SVG rects with a <title>: 10,000 attempts on 500 slots stay a few MB
+that a browser draws at once.
+"""
+import html
+import json
+import sys
+
+COLOURS = {"succeeded": "#2e9d4f", "failed": "#d1383d", "requeued": "#f0a030", "interrupted": "#8a8a8a",
+           "not run": "#8a8a8a"}
+WIDTH = 1000  # the plot's width in px
+LEFT = 140  # room for the row labels
+SLOWEST = 15
+
+
+class ReportError(Exception):
+    """The input is not a --json summary clstr can draw."""
+
+
+def load(path):
+    """The --json summary at ``path`` (``-``: stdin) as a dict; ReportError with one line if it is not one."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+    except OSError as e:
+        raise ReportError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not text (a --json summary is JSON)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}:{e.lineno}: not JSON ({e.msg}); give the file clstr --json wrote") from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not isinstance(data.get("counts"), dict):
+        raise ReportError(f"{path}: not a clstr --json summary (no jobs and counts)")
+    for j in data["jobs"]:
+        if not isinstance(j, dict) or not isinstance(j.get("attempts"), list):
+            raise ReportError(f"{path}: not a clstr --json summary (a job without attempts)")
+    return data
+
+
+def _esc(text):
+    return html.escape(str(text), quote=True)
+
+
+def _secs(s):
+    if s >= 3600:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    if s >= 60:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{s:.1f}s" if s < 10 else f"{s:.0f}s"
+
+
+class Run:
+    """The figures of a --json summary that the page draws."""
+
+    def __init__(self, data):
+        self.data = data
+        self.attempts = [dict(a, seq=j["seq"], command=j["command"]) for j in data["jobs"] for a in j["attempts"]]
+        self.slots = list(data.get("slots") or [])
+        known = {}
+        for a in self.attempts:  # a summary without slots (older clstr): a row per node
+            if not isinstance(a.get("slot"), int) or a["slot"] < 0 or a["slot"] >= len(self.slots):
+                a["slot"] = known.setdefault(a["node"], len(self.slots) + len(known))
+        self.slots += sorted(known, key=known.get)
+        starts = [a["start"] for a in self.attempts]
+        ends = [a["start"] + a["runtime"] for a in self.attempts]
+        self.t0 = data.get("started") or (min(starts) if starts else 0.0)
+        self.t1 = max(ends + [data.get("ended") or self.t0])
+        self.span = max(self.t1 - self.t0, 1e-3)
+        self.nodes = data.get("nodes") or {}
+
+    def x(self, t):
+        return LEFT + (t - self.t0) / self.span * WIDTH
+
+    def completions(self):
+        """(time, jobs complete) steps: a job completes when its last attempt ends."""
+        ends = sorted(j["attempts"][-1]["start"] + j["attempts"][-1]["runtime"]
+                      for j in self.data["jobs"] if j["attempts"] and j["outcome"] in ("succeeded", "failed"))
+        return [(t, i + 1) for i, t in enumerate(ends)]
+
+    def running(self, samples=WIDTH // 3):
+        """(time, attempts running) at ``samples`` even times: the count between two attempts of
+        a slot drops for an instant, which a line through every event would show as noise."""
+        events = sorted([(a["start"], 1) for a in self.attempts] + [(a["start"] + a["runtime"], -1)
+                                                                    for a in self.attempts])
+        out, n, i = [], 0, 0
+        for k in range(samples + 1):
+            t = self.t0 + self.span * k / samples
+            while i < len(events) and events[i][0] <= t:
+                n += events[i][1]
+                i += 1
+            out.append((t, n))
+        return out
+
+
+def timeline(run):
+    rows = len(run.slots)
+    row = max(1.5, min(14.0, 700.0 / max(rows, 1)))
+    height = rows * row + 30
+    parts = [f'<svg id="timeline" class="{"tall" if row >= 4 else "thin"}" xmlns="http://www.w3.org/2000/svg" '
+             f'width="{LEFT + WIDTH + 20}" height="{height:.0f}" font-size="11" font-family="sans-serif">']
+    parts.append(_axis(run, rows * row))
+    label_every = max(1, int(12 / row)) if row < 12 else 1
+    first_row = {}
+    for i, node in enumerate(run.slots):
+        first_row.setdefault(node, []).append(i)
+        if i % label_every == 0:
+            parts.append(f'<text x="{LEFT - 6}" y="{i * row + row * 0.8:.1f}" text-anchor="end">{_esc(node)}</text>')
+    # a node's time out of the run: shaded over its rows, a red mark where it left, green where it came back
+    marks = []
+    for node, info in run.nodes.items():
+        for out in info.get("out") or ():
+            back = out.get("back")
+            x0, x1 = run.x(out["left"]), run.x(back if back is not None else run.t1)
+            for i in first_row.get(node, ()):
+                y = i * row
+                tip = f"{node} out: {out['reason']}" + (f", back after {_secs(back - out['left'])}" if back else "")
+                parts.append(f'<rect class="out" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0, 1):.1f}" '
+                             f'height="{row:.1f}" fill="#f3d6d6"><title>{_esc(tip)}</title></rect>')
+                marks.append(f'<rect class="left" x="{x0:.1f}" y="{y:.1f}" width="2" height="{row:.1f}" fill="#a00">'
+                             f'<title>{_esc(node)} left: {_esc(out["reason"])}</title></rect>')
+                if back is not None:
+                    marks.append(f'<rect class="back" x="{x1:.1f}" y="{y:.1f}" width="2" height="{row:.1f}" '
+                                 f'fill="#070"><title>{_esc(node)} came back</title></rect>')
+    gap = 0.15 * row if row >= 4 else 0
+    for a in run.attempts:
+        x0 = run.x(a["start"])
+        w = max(a["runtime"] / run.span * WIDTH, 0.6)
+        tip = (f"job {a['seq']} attempt {a['attempt']} on {a['node']}: {a['outcome']}"
+               + (f" ({a['reason']})" if a.get("reason") else "")
+               + f"\nexit {a['exit']}, {_secs(a['runtime'])}\n{a['command'][:300]}")
+        parts.append(f'<rect class="att" data-seq="{a["seq"]}" data-outcome="{_esc(a["outcome"])}" x="{x0:.1f}" '
+                     f'y="{a["slot"] * row + gap:.1f}" width="{w:.1f}" height="{row - 2 * gap:.1f}" '
+                     f'fill="{COLOURS.get(a["outcome"], "#555")}"><title>{_esc(tip)}</title></rect>')
+    parts += marks  # over the bars: a node that left mid-job still shows where
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _axis(run, bottom):
+    ticks = []
+    step = _tick_step(run.span)
+    t = 0.0
+    while t <= run.span + 1e-9:
+        x = LEFT + t / run.span * WIDTH
+        ticks.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#eee"/>'
+                     f'<text x="{x:.1f}" y="{bottom + 14:.1f}" text-anchor="middle">{_secs(t)}</text>')
+        t += step
+    return "".join(ticks)
+
+
+def _tick_step(span):
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400):
+        if span / step <= 12:
+            return step
+    return span / 10
+
+
+def progress(run):
+    """Jobs complete over time (a step line) and the running count (a second one), one SVG."""
+    h = 180
+    done, running = run.completions(), run.running()
+    total = max(len(run.data["jobs"]), 1)
+    peak = max([n for _, n in running] + [1])
+
+    def path(points, top):
+        d, last = [f"M{LEFT},{h}"], h
+        for t, n in points:
+            y = h - n / top * (h - 10)
+            d.append(f"H{run.x(t):.1f}V{y:.1f}")
+            last = y
+        d.append(f"H{LEFT + WIDTH}V{last:.1f}")
+        return "".join(d)
+    return (f'<svg id="progress" xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 20}" height="{h + 30}" '
+            f'font-size="11" font-family="sans-serif">{_axis(run, h)}'
+            f'<path d="{path(done, total)}" fill="none" stroke="#2e6fd1" stroke-width="2"/>'
+            f'<path d="{path(running, peak)}" fill="none" stroke="#f0a030" stroke-width="1"/>'
+            f'<text x="{LEFT - 6}" y="14" text-anchor="end" fill="#2e6fd1">{total} jobs</text>'
+            f'<text x="{LEFT - 6}" y="28" text-anchor="end" fill="#f0a030">{peak} running</text>'
+            f'<text x="{LEFT - 6}" y="{h}" text-anchor="end">0</text></svg>')
+
+
+def node_table(run):
+    stats = {}
+    for node in dict.fromkeys(run.slots):
+        stats[node] = {"slots": run.slots.count(node), "attempts": 0, "succeeded": 0, "failed": 0, "time": 0.0}
+    for a in run.attempts:
+        s = stats.setdefault(a["node"], {"slots": 0, "attempts": 0, "succeeded": 0, "failed": 0, "time": 0.0})
+        s["attempts"] += 1
+        s["time"] += a["runtime"]
+        if a["outcome"] == "succeeded":
+            s["succeeded"] += 1
+        elif a["outcome"] != "interrupted":
+            s["failed"] += 1
+    rows = []
+    for node, s in stats.items():
+        info = run.nodes.get(node, {})
+        outs = "; ".join(f"{_esc(o['reason'])}" + (f" (back after {_secs(o['back'] - o['left'])})"
+                                                    if o.get("back") is not None else " (stayed out)")
+                         for o in info.get("out") or ())
+        state = "retired" if info.get("retired") else "up"
+        if info.get("configuration_error"):
+            state += " (configuration error)"
+        rows.append(f"<tr><td>{_esc(node)}</td><td>{s['slots']}</td><td>{s['attempts']}</td><td>{s['succeeded']}</td>"
+                    f"<td>{s['failed']}</td><td>{_secs(s['time'])}</td><td>{state}</td><td>{outs}</td></tr>")
+    return ('<table id="nodes"><tr><th>node</th><th>slots</th><th>attempts</th><th>succeeded</th>'
+            '<th>failed or moved</th><th>busy</th><th>at the end</th><th>out of the run</th></tr>'
+            + "".join(rows) + "</table>")
+
+
+def slowest(run):
+    jobs = sorted((j for j in run.data["jobs"] if j["attempts"]), key=lambda j: -j["attempts"][-1]["runtime"])
+    rows = "".join(f"<tr><td>{j['seq']}</td><td>{_esc(j['attempts'][-1]['node'])}</td>"
+                   f"<td>{_secs(j['attempts'][-1]['runtime'])}</td><td>{_esc(j['outcome'])}</td>"
+                   f"<td><code>{_esc(j['command'][:200])}</code></td></tr>" for j in jobs[:SLOWEST])
+    return ('<table id="slowest"><tr><th>job</th><th>node</th><th>runtime</th><th>outcome</th><th>command</th></tr>'
+            + rows + "</table>")
+
+
+def page(data, title="clstr run"):
+    """The HTML page of a --json summary (a dict)."""
+    run = Run(data)
+    c = data["counts"]
+    legend = "".join(f'<span class="key" style="background:{col}"></span>{name} '
+                     for name, col in COLOURS.items() if name != "not run")
+    retired = sum(1 for n in run.nodes.values() if n.get("retired"))
+    came_back = sum(1 for n in run.nodes.values() for o in n.get("out") or () if o.get("back") is not None)
+    summary = (f'<p id="counts" data-jobs="{c.get("jobs", 0)}" data-succeeded="{c.get("succeeded", 0)}" '
+               f'data-failed="{c.get("failed", 0)}" data-not-run="{c.get("not_run", 0)}" '
+               f'data-attempts="{len(run.attempts)}">'
+               f'<b>{c.get("jobs", 0)}</b> jobs: <b>{c.get("succeeded", 0)}</b> succeeded, '
+               f'<b>{c.get("failed", 0)}</b> failed, <b>{c.get("not_run", 0)}</b> not run; '
+               f'{len(run.attempts)} attempts on {len(run.slots)} slots of {len(dict.fromkeys(run.slots))} nodes '
+               f'in {_secs(run.span)}; {retired} nodes retired at the end, {came_back} returns. '
+               f'Exit status {_esc(data.get("exit_status"))}.</p>')
+    not_run = [j for j in data["jobs"] if j["outcome"] == "not run"]
+    missing = ""
+    if not_run:
+        missing = ("<h2>Not run</h2><ul>" + "".join(
+            f"<li>job {j['seq']}: {_esc(j['reason'])}: <code>{_esc(j['command'][:200])}</code></li>"
+            for j in not_run[:50]) + (f"<li>and {len(not_run) - 50} more</li>" if len(not_run) > 50 else "")
+            + "</ul>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.1em; margin-top: 1.6em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+td, th {{ border: 1px solid #ddd; padding: 2px 8px; text-align: left; }}
+th {{ background: #f4f4f4; }}
+.key {{ display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 10px; vertical-align: middle; }}
+svg.tall rect.att {{ stroke: #fff; stroke-width: 0.5; }}
+rect.att:hover {{ stroke: #000; stroke-width: 1; }}
+.scroll {{ max-height: 760px; overflow-y: auto; border: 1px solid #eee; }}
+</style></head><body>
+<h1>{_esc(title)}</h1>
+{summary}
+<h2>Timeline: a row per node slot, a bar per attempt (hover for the job)</h2>
+<p>{legend}<span class="key" style="background:#f3d6d6"></span>node out of the run</p>
+<div class="scroll">{timeline(run)}</div>
+<h2>Jobs complete over time (blue), attempts running (orange)</h2>
+{progress(run)}
+<h2>Nodes</h2>
+{node_table(run)}
+<h2>Slowest jobs</h2>
+{slowest(run)}
+{missing}
+</body></html>
+"""
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog="clstr-report", description="Write an HTML page of a clstr run, from the "
+                                "JSON summary that clstr --json FILE wrote, to stdout.")
+    p.add_argument("json", metavar="RUN.json", help="the --json summary of a run ('-': stdin)")
+    p.add_argument("--title", default=None, help="the page's title (default: clstr run: RUN.json)")
+    args = p.parse_args(argv)
+    try:
+        data = load(args.json)
+        text = page(data, args.title or f"clstr run: {args.json}")
+    except ReportError as e:
+        sys.stderr.write(f"clstr-report: {e}\n")
+        return 2
+    except (KeyError, TypeError, ValueError) as e:
+        sys.stderr.write(f"clstr-report: {args.json}: not a clstr --json summary ({type(e).__name__}: {e})\n")
+        return 2
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return 1
+    return 0
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

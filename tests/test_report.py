@@ -1,0 +1,138 @@
+"""clstr-report: the HTML page of a run's --json summary (issue 14). Its structure is checked here
+(one SVG bar per attempt, counts equal to the JSON's, absences marked); the page was also looked
+at rendered by headless Chromium (README "A picture of the run")."""
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+from clstr.report import page
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text of each <title> (the bars' tooltips)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.titles, self._in_title = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_title = tag == "title"
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.titles.append(data)
+
+    def handle_endtag(self, tag):
+        self._in_title = False
+
+    def of(self, tag, cls):
+        return [a for t, a in self.tags if t == tag and a.get("class") == cls]
+
+
+def parse(text):
+    e = Elements()
+    e.feed(text)
+    return e
+
+
+def synthetic(njobs, nslots, seed=1):
+    """A --json summary of njobs on nslots (5 a node), with failures, re-queued attempts and absences."""
+    import random
+    rnd = random.Random(seed)
+    slots = [f"lab{n:03d}" for n in range(1, nslots // 5 + 1) for _ in range(5)]
+    free, jobs, t0 = [0.0] * len(slots), [], 1795600000.0
+    for seq in range(1, njobs + 1):
+        attempts = []
+        for k in range(1, 3):
+            i = min(range(len(slots)), key=free.__getitem__)
+            rt = rnd.uniform(1, 30)
+            moved = k == 1 and rnd.random() < 0.03
+            outcome = "requeued" if moved else ("succeeded" if rnd.random() > 0.02 else "failed")
+            attempts.append({"node": slots[i], "slot": i, "attempt": k, "start": t0 + free[i], "runtime": rt,
+                             "exit": 1 if outcome != "succeeded" else 0, "outcome": outcome, "reason": ""})
+            free[i] += rt
+            if not moved:
+                break
+        last = attempts[-1]
+        jobs.append({"seq": seq, "command": f"./sim <{seq}> & \"x\"", "outcome": last["outcome"], "reason": "",
+                     "node": last["node"], "exit": last["exit"], "runtime": last["runtime"], "attempts": attempts})
+    nodes = {n: {"attempts": 0, "succeeded": 0, "retired": False, "reason": "", "configuration_error": False,
+                 "out": []} for n in dict.fromkeys(slots)}
+    nodes["lab002"]["out"] = [{"left": t0 + 50, "reason": "refused", "back": t0 + 90, "failed_probes": 1}]
+    nodes["lab003"].update(retired=True, reason="connection lost",
+                           out=[{"left": t0 + 70, "reason": "connection lost", "back": None, "failed_probes": 3}])
+    counts = {"jobs": njobs, "not_run": 0, "skipped": 0,
+              "succeeded": sum(j["outcome"] == "succeeded" for j in jobs),
+              "failed": sum(j["outcome"] == "failed" for j in jobs)}
+    return {"exit_status": 1, "counts": counts, "jobs": jobs, "nodes": nodes, "slots": slots,
+            "started": t0, "ended": t0 + max(free)}
+
+
+def check_page(text, data):
+    """The page's structure against its JSON: a bar per attempt, the counts, each absence."""
+    e = parse(text)
+    attempts = [(j["seq"], a["outcome"]) for j in data["jobs"] for a in j["attempts"]]
+    bars = e.of("rect", "att")
+    assert sorted((int(b["data-seq"]), b["data-outcome"]) for b in bars) == sorted(attempts)
+    counts = next(a for t, a in e.tags if a.get("id") == "counts")
+    for key, attr in (("jobs", "data-jobs"), ("succeeded", "data-succeeded"), ("failed", "data-failed"),
+                      ("not_run", "data-not-run")):
+        assert int(counts[attr]) == data["counts"][key]
+    assert int(counts["data-attempts"]) == len(attempts)
+    rows = {}
+    for i, node in enumerate(data["slots"]):
+        rows[node] = rows.get(node, 0) + 1
+    outs = [(n, o) for n, info in data["nodes"].items() for o in info["out"]]
+    assert len(e.of("rect", "out")) == sum(rows[n] for n, _ in outs)
+    assert len(e.of("rect", "left")) == sum(rows[n] for n, _ in outs)
+    assert len(e.of("rect", "back")) == sum(rows[n] for n, o in outs if o["back"] is not None)
+    return e
+
+
+def test_the_page_of_a_large_run_has_a_bar_per_attempt_and_its_counts():
+    data = synthetic(10_000, 500)
+    text = page(data)
+    e = check_page(text, data)
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert len(text) < 6_000_000  # a page a browser opens at once
+    assert any(t.startswith("job 17 attempt 1 on lab") for t in e.titles)  # each bar's tooltip
+    assert any("lab003 out: connection lost" in t for t in e.titles)
+    assert '&lt;17&gt; &amp; &quot;x&quot;' in text  # commands are escaped, never markup
+
+
+def test_the_report_of_a_real_run_with_failures_and_retirements(clstr, tmp_path, testbed):
+    n2 = testbed.addr["n2"]
+    jobs = [f"echo {i}" for i in range(12)] + [f'case "$SSH_CONNECTION" in *" {n2} "*) exit 1;; esac; echo f',
+                                               "exit 7"]
+    (tmp_path / "jobs").write_text("".join(j + "\n" for j in jobs))
+    r = clstr("--json", "run.json", "--reprobe", "0", "jobs", "-n", "2/n1", "-n", "n2", "-n", "n3", "-n", "refused")
+    assert r.returncode == 1, r.stderr
+    data = json.loads((tmp_path / "run.json").read_text())
+    html = subprocess.run([sys.executable, "-m", "clstr.report", "run.json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert html.returncode == 0 and html.stderr == ""
+    e = check_page(html.stdout, data)
+    outcomes = {b["data-outcome"] for b in e.of("rect", "att")}
+    assert {"succeeded", "requeued", "failed"} <= outcomes
+    assert data["nodes"]["refused"]["retired"] and e.of("rect", "out")  # the retired node is shaded out
+    nodes_table = html.stdout.split('<table id="nodes">')[1].split("</table>")[0]
+    assert "<td>refused</td>" in nodes_table and "refused (stayed out)" in nodes_table
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "run.json: cannot read: No such file or directory"),
+    ("{\n  not json", "run.json:2: not JSON"),
+    ('{"jobs": 3}', "run.json: not a clstr --json summary"),
+    ("[]", "run.json: not a clstr --json summary"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "run.json").write_text(content)
+    r = subprocess.run([sys.executable, "-m", "clstr.report", "run.json"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"clstr-report: {message}")
