@@ -9,6 +9,7 @@ from .errors import InputError
 from .output import (JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, ended_jobs, ended_on,
                      log_command)
 from .scheduler import Policy, Scheduler, interleave
+from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv
 from .result import RunOptions, RunResult
 from .supervisor import Supervisor, stderr_log
@@ -31,12 +32,10 @@ def _binary(stream):
     return getattr(stream, "buffer", stream)
 
 
-def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True, groups=None):
-    """Expand nodes and jobs into what a Scheduler takes.
+def expand_nodes(nodes, exclude=(), groups=None):
+    """Node patterns to a node name per slot, exclusions applied, slots interleaved over nodes.
 
-    Returns (slots, job pairs (seq, command), pins or None, skipped count).
-    ``groups``: name -> hosts, for ``@NAME`` in a node list.
-    Raises InputError for an empty node list.
+    Raises InputError for an empty list.
     """
     ctx = hostlist.Context(group=groups)
     slots = hostlist.expand_all(nodes, ctx)
@@ -47,7 +46,17 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_to
                  and not any(rx.search(h) for rx in regexes)]
     if not slots:
         raise InputError("no nodes to run on" + (" after exclusions" if exclude else ""))
-    slots = interleave(slots)
+    return interleave(slots)
+
+
+def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True, groups=None):
+    """Expand nodes and jobs into what a Scheduler takes.
+
+    Returns (slots, job pairs (seq, command), pins or None, skipped count).
+    ``groups``: name -> hosts, for ``@NAME`` in a node list.
+    Raises InputError for an empty node list.
+    """
+    slots = expand_nodes(nodes, exclude, groups)
     if on_each_node is not None:
         distinct = list(dict.fromkeys(slots))
         skipped = 0
@@ -84,7 +93,7 @@ class Run:
                  ssh_delay=0.0, active_nodes=None, state=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
-                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None):
+                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None):
         jobs = checks.strings("jobs", jobs, "shell commands")
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -118,6 +127,13 @@ class Run:
                                                           joblog if resume or resume_failed else None,
                                                           failed_too=not resume_failed,
                                                           groups=group_resolver(profiles))
+        live = None
+        if node_source is not None and on_each_node is None and node_source.files:
+            # a live node list: its files are read again when they change (patterns, as ``nodes``)
+            groups = group_resolver(profiles)
+            live = NodeSource(node_source.files,
+                              lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
+                                                   exclude, groups))
         if on_each_node is not None:
             multiplex = False  # one job per node: a shared connection would only add a hop
             pipeline = False  # and a job loop, a round trip
@@ -134,7 +150,7 @@ class Run:
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"], multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
-                                  state=v["state"])
+                                  state=v["state"], node_source=live)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)

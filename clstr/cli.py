@@ -285,6 +285,16 @@ def gather_nodes(args):
     return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout
 
 
+def live_nodes(args):
+    """The node files and profile files of the run, read again when they change (as GNU parallel
+    re-reads --slf): a NodeSource, or None when the nodes come from -n alone."""
+    from .nodesource import NodeSource
+    files = list(args.node_file)
+    if args.profile:
+        files += [path for path, _ in _profile_files(args)]
+    return NodeSource(files, lambda: gather_nodes(args)[0]) if files else None
+
+
 def _open_json(path):
     if path is None:
         return None
@@ -317,7 +327,7 @@ def summary(result, write, verbose, each_node=False):
     """
     n = len(result.jobs)
     ok, failed, not_run = result.succeeded, result.failed, result.not_run
-    if result.ok and not result.retired_nodes and not result.history and not verbose:
+    if result.ok and not result.retired_nodes and not result.history and not result.removed and not verbose:
         return
     line = f"{n} jobs: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
     if result.skipped:
@@ -339,6 +349,8 @@ def summary(result, write, verbose, each_node=False):
         write("nodes that came back: " + ", ".join(
             f"{k} (" + "; ".join(f"out {_clock(a.left)}-{_clock(a.back)}: {a.reason}" for a in v) + ")"
             for k, v in back.items() if v))
+    if result.removed:
+        write("removed from the node list during the run: " + hostlist.fold(result.removed))
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]
@@ -383,7 +395,8 @@ def main(argv=None):
             active_nodes=args.active_nodes, state=args.state, joblog=args.joblog, resume=args.resume,
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
-            status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles)
+            status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
+            node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe()))
             return EXIT_OK

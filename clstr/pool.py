@@ -103,20 +103,28 @@ class _Slot:
 class WorkerPool:
     """Worker processes of ``nslots`` slots, each running ``target(*args(slot, conn), close, first)``."""
 
-    def __init__(self, ctx, nslots, target, args, sel, process=None):
+    def __init__(self, ctx, nslots, target, args, sel, process=None, capacity=None):
         """``args(slot, conn)``: the worker's arguments (``conn`` its end of the pipe); ``process``:
-        what makes a process (ForkedProcess unless a test gives another)."""
+        what makes a process (ForkedProcess unless a test gives another); ``capacity``: the most
+        slots the pool may grow to (a live node list), its shared board sized for them at once."""
         self.ctx = ctx
         self.target = target
         self.args = args
         self.sel = sel
         self.process = process or ForkedProcess
         self.slots = [_Slot() for _ in range(nslots)]
-        self.board = Board(ctx, nslots)  # the workers' states and their ssh's pids, in shared memory
+        self.capacity = max(capacity or nslots, nslots)
+        self.board = Board(ctx, self.capacity)  # the workers' states and their ssh's pids, in shared memory
         self.released = []  # workers told to exit, reaped when they do
         self.paused = False
 
     # ---- starting ------------------------------------------------------
+    def grow(self, n):
+        """Room for ``n`` more slots, up to the capacity; returns how many were added."""
+        n = max(0, min(n, self.capacity - len(self.slots)))
+        self.slots.extend(_Slot() for _ in range(n))
+        return n
+
     def raise_fd_limit(self):
         """Make room for every slot's descriptors; returns the old limit to restore, or None.
 
@@ -125,7 +133,7 @@ class WorkerPool:
         A slot that finds no descriptor left is left out (``start`` raises), the run goes on without it.
         """
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        need = 4 * len(self.slots) + 256
+        need = 4 * self.capacity + 256
         if soft == resource.RLIM_INFINITY or soft >= need:
             return None
         new = need if hard == resource.RLIM_INFINITY else min(need, hard)

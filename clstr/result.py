@@ -19,6 +19,7 @@ class RunOptions:
     ssh_delay: float = 0.0  # at least this many seconds between new connections
     active_nodes: Optional[str] = None
     state: Optional[str] = None  # the --state file
+    node_source: Optional[object] = None  # a nodesource.NodeSource: the node list is live
     joblog: Optional[str] = None
     verbose: bool = False
 
@@ -34,6 +35,7 @@ class RunResult:
     error: Optional[str] = None  # a write that failed mid-run (no job started after it)
     history: dict = field(default_factory=dict)  # node -> [scheduler.Absence]: when it left, why, when back
     permanent: list = field(default_factory=list)  # nodes out for their configuration (not probed again)
+    removed: list = field(default_factory=list)  # nodes a live node list dropped during the run
     slots: list = field(default_factory=list)  # the node of each slot (an attempt's "slot" indexes it)
     started: Optional[float] = None  # epoch seconds the run started and ended
     ended: Optional[float] = None
@@ -65,12 +67,13 @@ class RunResult:
                 n = nodes.setdefault(a.node, {"attempts": 0, "succeeded": 0})
                 n["attempts"] += 1
                 n["succeeded"] += a.outcome == SUCCEEDED
-        for name in list(self.retired_nodes) + list(self.history):
+        for name in list(self.retired_nodes) + list(self.history) + list(self.removed):
             nodes.setdefault(name, {"attempts": 0, "succeeded": 0})
         for name, n in nodes.items():
             n["retired"] = name in self.retired_nodes
             n["reason"] = self.retired_nodes.get(name, "")
             n["configuration_error"] = name in self.permanent
+            n["removed"] = name in self.removed
             n["out"] = [{"left": round(a.left, 3), "reason": a.reason,
                          "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                         for a in self.history.get(name, ())]

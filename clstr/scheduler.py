@@ -126,6 +126,7 @@ class NodeState:
     backoff: int = 0  # retirements since it last ran a job well: the wait doubles with each
     permanent: bool = False  # retired by the configuration (authentication, host key): no probe
     seen_up: bool = False  # it connected at least once in this run
+    removed: bool = False  # its node list no longer names it: no new job (running ones finish)
     probe_slot: Optional[int] = None  # the slot running its probe
 
     @property
@@ -143,6 +144,7 @@ class Slot:
     retired: bool = False
     group: tuple = ()  # (node, n): the slots sharing one ssh connection
     linked: bool = False  # without shared connections: its connection (session) is up
+    removed: bool = False  # its node list no longer has it (a live node file changed)
 
 
 def interleave(hosts):
@@ -165,16 +167,11 @@ class Scheduler:
         ``pinned``: optional node name per job: such a job runs on that node only.
         """
         self.policy = policy or Policy()
-        self.slots = [Slot(i, node) for i, node in enumerate(slots)]
+        self.slots = []
         self.nodes = {}
-        per = self.policy.sessions_per_connection
-        for s in self.slots:
-            node = self.nodes.setdefault(s.node, NodeState(s.node))
-            s.group = (s.node, len(node.slots) // per if per else 0)
-            node.slots.append(s.index)
-        # a connection group is unknown (no connection yet), connecting (its probe runs) or up
-        first = "unknown" if self.policy.gate_on_connect else "up"
-        self.groups = {s.group: first for s in self.slots}
+        self.groups = {}  # a connection group is unknown (no connection yet), connecting (its probe runs) or up
+        for node in slots:
+            self._new_slot(node)
         self._probe = {}  # group -> slot opening its connection
         self.jobs = {}
         self._fresh = deque()
@@ -203,6 +200,55 @@ class Scheduler:
         self._empty_since = None  # when every node was out with jobs waiting
         self.gave_up = None  # why waiting for retired nodes to come back ended
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
+
+    def _new_slot(self, name):
+        s = Slot(len(self.slots), name)
+        self.slots.append(s)
+        node = self.nodes.setdefault(name, NodeState(name))
+        per = self.policy.sessions_per_connection
+        s.group = (name, len(node.slots) // per if per else 0)
+        node.slots.append(s.index)
+        self.groups.setdefault(s.group, "unknown" if self.policy.gate_on_connect else "up")
+        return s
+
+    def resize(self, wanted):
+        """The node list changed (a live node file): ``wanted`` names a node per slot, as at the start.
+
+        A node with more slots than it has gets them (its removed ones back first, then new
+        ones); a node with fewer, or none, loses its idle slots first and its busy ones as their
+        jobs end: no new job goes there, a running one finishes. Returns (added slot indices,
+        number of slots removed). Jobs pinned to nodes (--on-each-node) are not touched.
+        """
+        want = {}
+        for name in wanted:
+            want[name] = want.get(name, 0) + 1
+        added, removed = [], 0
+        for name in list(dict.fromkeys(list(self.nodes) + list(want))):
+            node = self.nodes.get(name)
+            have = [self.slots[i] for i in node.slots if not self.slots[i].removed] if node else []
+            need = want.get(name, 0)
+            if need > len(have):
+                back = [self.slots[i] for i in node.slots if self.slots[i].removed] if node else []
+                for s in back[:need - len(have)]:
+                    s.removed = False
+                    limit = self.policy.max_node_uses
+                    s.retired = limit is not None and s.uses >= limit
+                    added.append(s.index)
+                for _ in range(need - len(have) - len(back)):
+                    added.append(self._new_slot(name).index)
+                node = self.nodes[name]
+                node.removed = False
+                for idx in added:
+                    if self.slots[idx].node == name and self._slot_usable(self.slots[idx]) \
+                            and self.slots[idx].busy is None:
+                        self._free[idx] = None
+            elif need < len(have):
+                for s in sorted(have, key=lambda s: (s.busy is not None, -s.index))[:len(have) - need]:
+                    s.removed = s.retired = True
+                    self._free.pop(s.index, None)
+                    removed += 1
+                node.removed = need == 0
+        return added, removed
 
     def tick(self, now, wall=None):
         """The time now (the supervisor's clock, and epoch seconds for the record)."""

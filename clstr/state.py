@@ -23,7 +23,8 @@ file atomically (a reader sees a whole snapshot, never a part)::
     }
 
 ``status``: ``up``; ``retired`` (``reason`` says why; ``next_probe_in``: seconds to its next
-probe, or null if it stays out); ``probing`` (its probe is due or runs). ``counts`` add up:
+probe, or null if it stays out); ``probing`` (its probe is due or runs); ``removed`` (a live
+node list dropped it: no new job, a running one finishes). ``slots``: those it has now. ``counts`` add up:
 jobs = succeeded + failed + not_run + running + pending. When the run has ended, ``state``
 is ``finished`` and the counts are those of the summary and ``--json``.
 """
@@ -47,8 +48,10 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
     nodes = {}
     for n in sched.nodes.values():
         status = {"up": "up", "retired": "retired", "probe": "probing"}[n.status]
+        if n.removed:
+            status = "removed"
         nodes[n.name] = {
-            "status": status, "slots": len(n.slots), "running": per_node.get(n.name, 0), "attempts": n.jobs,
+            "status": status, "slots": sum(1 for i in n.slots if not sched.slots[i].removed), "running": per_node.get(n.name, 0), "attempts": n.jobs,
             "reason": n.reason,
             "next_probe_in": (round(max(0.0, n.next_probe - clock_now), 1)
                               if n.status == "retired" and n.next_probe is not None and state != "finished"

@@ -17,7 +17,8 @@ import socket
 import sys
 import time
 
-from . import controldir, reaper
+from . import controldir, hostlist, reaper
+from .errors import InputError
 from .events import Connected, Finished, Notice, Output
 from .output import JobLog, silence, write_active, write_state
 from .pool import WorkerPool
@@ -34,6 +35,10 @@ INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 OUTPUT_HIGH = 32 * 1024 * 1024
 ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
 STATE_INTERVAL = 1.0  # the --state file: at most this often, and this often while the run goes
+WATCH_INTERVAL = 1.0  # a live node list's files are looked at this often
+# a live node list may grow the run by this many slots, or to twice its first size if more: the
+# shared status board is sized once, before any worker is forked
+GROWTH = 1024
 
 
 class Supervisor:
@@ -54,7 +59,8 @@ class Supervisor:
         self.run_id = os.urandom(16).hex()
         self.nslots = len(scheduler.slots)
         self.sel = selectors.DefaultSelector()
-        self.pool = WorkerPool(self.ctx, self.nslots, worker, self._worker_args, self.sel, process)
+        capacity = self.nslots + max(GROWTH, self.nslots) if options.node_source is not None else None
+        self.pool = WorkerPool(self.ctx, self.nslots, worker, self._worker_args, self.sel, process, capacity)
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
@@ -69,6 +75,8 @@ class Supervisor:
         self.active_dirty = False
         self.active_last = 0.0
         self.state_next = 0.0  # when the --state file is written next
+        self.watch_next = 0.0  # when a live node list's files are looked at next
+        self.node_index = {}  # node -> its number, naming its ControlMaster sockets
         self.t_start = time.time()
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
@@ -88,11 +96,10 @@ class Supervisor:
             if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
             if self.opt.multiplex:
-                index = {node: i for i, node in enumerate(self.sched.nodes)}
-                names = {(node, n): f"{index[node]}-{n}" for node, n in self.sched.groups}
-                self.control_dir = controldir.make(max(len(x) for x in names.values()) + 4)  # + ".err"
-                for group, name in names.items():
-                    self.control_paths[group] = os.path.join(self.control_dir, name)
+                self.node_index = {node: i for i, node in enumerate(self.sched.nodes)}
+                longest = len(f"{len(self.node_index) + self.pool.capacity}-{self.pool.capacity}")
+                self.control_dir = controldir.make(longest + 4)  # + ".err"
+                self._control_paths()
             if self.opt.ssh.pipeline:
                 loop_program()  # read once here, not by every worker
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
@@ -108,9 +115,46 @@ class Supervisor:
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
-                         history=self.sched.history(), slots=[s.node for s in self.sched.slots],
+                         history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
+                         slots=[s.node for s in self.sched.slots],
                          started=self.t_start, ended=time.time(),
                          permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent])
+
+    def _control_paths(self):
+        """A ControlMaster socket path for each connection group that has none yet."""
+        for node, n in self.sched.groups:
+            if (node, n) not in self.control_paths:
+                i = self.node_index.setdefault(node, len(self.node_index))
+                self.control_paths[(node, n)] = os.path.join(self.control_dir, f"{i}-{n}")
+
+    def _reread_nodes(self):
+        """A live node list's file changed: read it again; nodes added join, nodes removed go."""
+        src = self.opt.node_source
+        if not src.changed():
+            return
+        try:
+            wanted = src.read()
+        except InputError as e:
+            self._log(f"{e}; the run keeps its node list")
+            return
+        before = len(self.sched.slots)
+        added, removed = self.sched.resize(wanted)
+        fresh = len(self.sched.slots) - before
+        room = self.pool.grow(fresh)
+        self.started.extend([0.0] * room)
+        for idx in range(before + room, before + fresh):
+            self.sched.slot_lost(idx)  # past the capacity: never used
+            self.started.append(0.0)
+        if fresh > room:
+            self._log(f"{fresh - room} slots not added: a run grows by at most {self.pool.capacity - before + room} "
+                      f"slots")
+        if self.control_dir:
+            self._control_paths()
+        self.nslots = len(self.sched.slots)
+        if added or removed:
+            names = hostlist.fold(list(dict.fromkeys(self.sched.slots[i].node for i in added))) if added else ""
+            self._log(f"node list changed: {len(added)} slots added" + (f" ({names})" if names else "")
+                      + f", {removed} removed")
 
     def _write(self, what, fn, *args):
         """Call a writing ``fn``; a failure stops the run from starting jobs, and is reported once.
@@ -259,6 +303,8 @@ class Supervisor:
             waits.append(self.kill_at - now)
         if self.opt.state:
             waits.append(self.state_next - now)
+        if self.opt.node_source is not None:
+            waits.append(self.watch_next - now)
         if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
             waits.append(self.next_connect - now)
         due = self.sched.next_due() if self.sched.pending() else None
@@ -482,6 +528,9 @@ class Supervisor:
     def _periodic(self):
         if self.status is not None and self.status.due():
             self._draw_status()
+        if self.opt.node_source is not None and self.clock() >= self.watch_next:
+            self.watch_next = self.clock() + WATCH_INTERVAL
+            self._reread_nodes()
         if self.opt.state and self.clock() >= self.state_next:
             self.state_next = self.clock() + STATE_INTERVAL
             self._write_state("running" if self.signal is None else "stopping")

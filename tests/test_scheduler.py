@@ -553,3 +553,43 @@ def test_every_outcome_sequence_ends_with_reprobing_on(jobs, slots, policy):
             assert s.busy == 0 and sum(s.counts().values()) == len(jobs)
             assert all(j.outcome in (SUCCEEDED, FAILED, NOT_RUN) and (j.outcome == SUCCEEDED or j.reason)
                        for j in s.jobs.values()), sequence
+
+
+# ---- a live node list: resize ---------------------------------------------------------
+def test_resize_adds_nodes_and_slots_that_take_jobs_at_once():
+    s = Scheduler(["x"] * 6, ["a"])
+    assert [i for i, _ in s.assign()] == [0]
+    added, removed = s.resize(["a", "b", "b"])
+    assert (added, removed) == ([1, 2], 0)
+    assert [(i, s.slots[i].node) for i, _ in s.assign()] == [(1, "b"), (2, "b")]
+    assert s.slots[1].group != s.slots[0].group and s.nodes["b"].slots == [1, 2]
+
+
+def test_resize_removes_idle_slots_first_and_lets_running_jobs_finish():
+    s = Scheduler(["x"] * 8, ["a", "a", "b"])
+    s.assign()
+    s.finished(1, 0)  # a's second slot is idle, its first busy
+    added, removed = s.resize(["b"])
+    assert (added, removed) == ([], 2) and s.nodes["a"].removed
+    assert s.running() == {0: ("a", 1, "x"), 2: ("b", 3, "x")}  # a's running job goes on
+    s.finished(0, 0)
+    assert s.has_future(0) is False  # its worker can go: no new job there
+    s.finished(2, 0)
+    runs = drive(s, ok)
+    assert {n for n, _ in runs} == {"b"}
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+
+
+def test_resize_brings_removed_slots_back_and_shrinks_a_node():
+    s = Scheduler(["x"] * 4, ["a", "a", "a"])
+    assert s.resize(["a"]) == ([], 2)
+    assert [i for i, _ in s.assign()] == [0]
+    assert s.resize(["a", "a", "a", "a"]) == ([1, 2, 3], 0)  # its two slots back, one new
+    assert sorted(i for i, _ in s.assign()) == [1, 2, 3]
+    assert not s.nodes["a"].removed
+
+
+def test_resize_to_nothing_leaves_jobs_not_run_with_why():
+    s = Scheduler(["x"] * 3, ["a"])
+    s.resize([])
+    assert s.done() and all(j.outcome == NOT_RUN and j.reason == "no usable node left" for j in s.jobs.values())
