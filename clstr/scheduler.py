@@ -110,7 +110,7 @@ class Absence:
     probes: int = 0  # probes that failed while it was out
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in sets
 class NodeState:
     """A node: its slots and whether it is usable."""
 
@@ -200,6 +200,7 @@ class Scheduler:
         self._empty_since = None  # when every node was out with jobs waiting
         self.gave_up = None  # why waiting for retired nodes to come back ended
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
+        self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -298,7 +299,7 @@ class Scheduler:
 
     def next_due(self):
         """When something the clock brings is due (a probe, the end of the wait for nodes), or None."""
-        due = [n.next_probe for n in self.nodes.values() if n.status == "retired" and n.next_probe is not None]
+        due = [n.next_probe for n in self._waiting if n.status == "retired" and n.next_probe is not None]
         if self._empty_since is not None:
             due.append(self._empty_since + self.policy.reprobe_for)
         return min(due) if due else None
@@ -322,6 +323,7 @@ class Scheduler:
         self.gave_up = f"waited {self.policy.reprobe_for:g} s for a retired node to come back"
         for n in self.nodes.values():
             n.next_probe = None
+        self._waiting.clear()
         return False
 
     def _could_run(self, node):
@@ -335,9 +337,15 @@ class Scheduler:
     def _due(self):
         """Retired nodes whose back-off has passed: a job's filter lets its node back, an ssh failure's
         node gets a probe (its free slots wait for it, one of them runs it)."""
-        for node in self.nodes.values():
-            if node.status != "retired" or node.next_probe is None or node.next_probe > self.now:
+        if not self._waiting:
+            return
+        for node in list(self._waiting):
+            if node.status != "retired" or node.next_probe is None:
+                self._waiting.discard(node)
                 continue
+            if node.next_probe > self.now:
+                continue
+            self._waiting.discard(node)
             node.next_probe = None
             if node.by_job:
                 self._bring_back(node)
@@ -496,6 +504,7 @@ class Scheduler:
         delay = min(self.policy.reprobe * 2 ** min(node.backoff, 30), self.policy.reprobe_max)
         node.backoff += 1
         node.next_probe = self.now + delay
+        self._waiting.add(node)
 
     def _reinstate(self):
         """When jobs wait and no node is left, bring back the nodes that failing jobs retired.

@@ -51,7 +51,8 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
         if n.removed:
             status = "removed"
         nodes[n.name] = {
-            "status": status, "slots": sum(1 for i in n.slots if not sched.slots[i].removed), "running": per_node.get(n.name, 0), "attempts": n.jobs,
+            "status": status, "slots": sum(1 for i in n.slots if not sched.slots[i].removed),
+            "running": per_node.get(n.name, 0), "attempts": n.jobs,
             "reason": n.reason,
             "next_probe_in": (round(max(0.0, n.next_probe - clock_now), 1)
                               if n.status == "retired" and n.next_probe is not None and state != "finished"
