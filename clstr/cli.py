@@ -351,6 +351,9 @@ def summary(result, write, verbose, each_node=False):
             for k, v in back.items() if v))
     if result.removed:
         write("removed from the node list during the run: " + hostlist.fold(result.removed))
+    if result.refusals:
+        write("busy sshds refused handshakes or sessions, tried again: " + ", ".join(
+            f"{k} ({v})" for k, v in sorted(result.refusals.items())))
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]

@@ -36,6 +36,7 @@ class RunResult:
     history: dict = field(default_factory=dict)  # node -> [scheduler.Absence]: when it left, why, when back
     permanent: list = field(default_factory=list)  # nodes out for their configuration (not probed again)
     removed: list = field(default_factory=list)  # nodes a live node list dropped during the run
+    refusals: dict = field(default_factory=dict)  # node -> handshakes or sessions its busy sshd refused
     slots: list = field(default_factory=list)  # the node of each slot (an attempt's "slot" indexes it)
     started: Optional[float] = None  # epoch seconds the run started and ended
     ended: Optional[float] = None
@@ -74,6 +75,7 @@ class RunResult:
             n["reason"] = self.retired_nodes.get(name, "")
             n["configuration_error"] = name in self.permanent
             n["removed"] = name in self.removed
+            n["busy_refusals"] = self.refusals.get(name, 0)
             n["out"] = [{"left": round(a.left, 3), "reason": a.reason,
                          "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                         for a in self.history.get(name, ())]

@@ -5,6 +5,7 @@ connected, an attempt finished, a worker died, the run was interrupted) and
 asks it for the next assignments. Every job ends in exactly one outcome:
 ``succeeded``, ``failed`` (with why) or ``not run`` (with why).
 """
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -22,6 +23,9 @@ PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs cou
 PROBE_COMMAND = "exit 0"
 # ssh failures that are the configuration's, not the node's state: such a node is not probed again
 PERMANENT = ("authentication", "host key", "unknown host")
+# refusals of a busy sshd (MaxStartups drops the handshake, MaxSessions refuses a session): the
+# node is well, only busy; the attempt costs nothing and is tried again after a short back-off
+TRANSIENT = ("connection closed", "session refused")
 
 
 @dataclass
@@ -44,6 +48,10 @@ class Policy:
     reprobe_max: float = 600.0
     # with jobs waiting and every node out, how long to wait for one to come back
     reprobe_for: float = 900.0
+    # a node whose sshd refused this many handshakes or sessions in a row (TRANSIENT), with no
+    # connection accepted in between, is retired; before that each refusal holds the slot back
+    refusals_max: int = 10
+    refusal_wait: float = 0.25  # the first hold; doubling with each refusal in a row, up to 8 s
 
     def __post_init__(self):
         if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
@@ -128,6 +136,9 @@ class NodeState:
     seen_up: bool = False  # it connected at least once in this run
     removed: bool = False  # its node list no longer names it: no new job (running ones finish)
     probe_slot: Optional[int] = None  # the slot running its probe
+    refusals: int = 0  # transient refusals in a row (a connection accepted resets it)
+    refused: int = 0  # transient refusals in all
+    open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
 
     @property
     def out(self):
@@ -144,6 +155,7 @@ class Slot:
     retired: bool = False
     group: tuple = ()  # (node, n): the slots sharing one ssh connection
     linked: bool = False  # without shared connections: its connection (session) is up
+    hold_until: float = 0.0  # a busy sshd refused it: no job before this time
     removed: bool = False  # its node list no longer has it (a live node file changed)
 
 
@@ -161,12 +173,13 @@ def interleave(hosts):
 class Scheduler:
     """Pending jobs, free slots, retry policy and node retirement."""
 
-    def __init__(self, jobs, slots, policy=None, pinned=None):
+    def __init__(self, jobs, slots, policy=None, pinned=None, rng=None):
         """``jobs``: commands (seq = index + 1, or (seq, command) pairs); ``slots``: a node name per slot.
 
         ``pinned``: optional node name per job: such a job runs on that node only.
         """
         self.policy = policy or Policy()
+        self.rng = rng or random.Random()  # the jitter of the holds after a refusal
         self.slots = []
         self.nodes = {}
         self.groups = {}  # a connection group is unknown (no connection yet), connecting (its probe runs) or up
@@ -201,6 +214,8 @@ class Scheduler:
         self.gave_up = None  # why waiting for retired nodes to come back ended
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
         self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
+        self._held = set()  # slots held back after a refusal
+        self._groups_made = {}  # node -> connection groups made for it (a refused session moves a slot)
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -300,6 +315,7 @@ class Scheduler:
     def next_due(self):
         """When something the clock brings is due (a probe, the end of the wait for nodes), or None."""
         due = [n.next_probe for n in self._waiting if n.status == "retired" and n.next_probe is not None]
+        due += [self.slots[i].hold_until for i in self._held if self.slots[i].hold_until > self.now]
         if self._empty_since is not None:
             due.append(self._empty_since + self.policy.reprobe_for)
         return min(due) if due else None
@@ -429,10 +445,17 @@ class Scheduler:
                 continue
             if self.groups[s.group] == "connecting":
                 continue
+            if idx in self._held:
+                if s.hold_until > self.now:
+                    continue
+                self._held.discard(idx)
             connect = self.groups[s.group] == "unknown"
             opens = connect if self.policy.gate_on_connect else not s.linked
             if opens and opening is not None and len(self._connecting) >= opening:
                 continue  # no connection opens now; a slot riding one that is up still may start
+            if opens and node.open_limit is not None and \
+                    sum(1 for i in self._connecting if self.slots[i].node == s.node) >= node.open_limit:
+                continue  # its sshd refused handshakes: fewer at once
             if probe:
                 seq = PROBE
                 node.probe_slot = idx
@@ -443,7 +466,7 @@ class Scheduler:
             if connect:
                 self.groups[s.group] = "connecting"
                 self._probe[s.group] = idx
-            if opens and opening is not None:
+            if opens:
                 self._connecting.add(idx)
             del self._free[idx]
             self._busy += 1
@@ -478,7 +501,14 @@ class Scheduler:
         self.groups[self.slots[slot].group] = "up"
         self.slots[slot].linked = True
         self._connecting.discard(slot)
-        self.nodes[self.slots[slot].node].seen_up = True
+        self._accepted(self.nodes[self.slots[slot].node])
+
+    def _accepted(self, node):
+        """The node accepted a connection: refusals in a row end, its open limit grows again."""
+        node.seen_up = True
+        node.refusals = 0
+        if node.open_limit is not None:
+            node.open_limit += 1
 
     @property
     def connecting(self):
@@ -542,7 +572,7 @@ class Scheduler:
             s.linked = False  # its session ended or never came up: the next attempt opens one
         node = self.nodes[s.node]
         if not never_ran:
-            node.seen_up = True
+            self._accepted(node)
             if seq != PROBE:
                 self._empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
         if seq == PROBE:
@@ -550,13 +580,16 @@ class Scheduler:
                          ssh_error or ("timed out" if timed_out else f"probe exit {exit}"))
             return None
         job = self.jobs[seq]
-        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran)
+        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran, slot)
         att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command, s.index)
         job.attempts.append(att)
         job.exit, job.reason = exit, reason
         if not job.pinned:
             job.node = s.node
-        if outcome == "requeued":
+        if outcome == "requeued" and job.pinned:
+            self._pinned.setdefault(s.node, deque()).appendleft(seq)  # a busy sshd: its node, later
+            self._npinned += 1
+        elif outcome == "requeued":
             self._retry.append(seq)
         elif outcome == "interrupted":
             job.outcome, job.reason = NOT_RUN, "interrupted"
@@ -565,7 +598,27 @@ class Scheduler:
         self._release(s)
         return att
 
-    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran):
+    def _refused(self, s, node, why):
+        """A busy sshd refused the slot's handshake or session: hold the slot back a while (doubling
+        with each refusal in a row, jittered so that slots do not come back together), open fewer
+        connections to the node at once, and give a refused session a connection of its own."""
+        node.refusals += 1
+        node.refused += 1
+        wait = min(self.policy.refusal_wait * 2 ** (node.refusals - 1), 8.0)
+        s.hold_until = self.now + wait * self.rng.uniform(0.5, 1.5)
+        self._held.add(s.index)
+        if why == "connection closed":
+            opening = sum(1 for i in self._connecting if self.slots[i].node == node.name) + 1
+            node.open_limit = max(1, min(node.open_limit or opening, opening) // 2)
+        elif self.policy.gate_on_connect:
+            # the connection it rode has as many sessions as the sshd allows: the slot opens its own
+            made = self._groups_made.get(node.name, max(g[1] for g in self.groups if g[0] == node.name))
+            self._groups_made[node.name] = made + 1
+            s.group = (node.name, made + 1)
+            self.groups[s.group] = "unknown"
+            s.linked = False
+
+    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran, job_slot=None):
         """What an attempt's end means for the job and its node: (outcome, reason)."""
         p = self.policy
         ok = exit == 0 and not timed_out and not never_ran
@@ -576,6 +629,9 @@ class Scheduler:
             return "interrupted", "interrupted"
         if never_ran:
             # the job did not start: the node's fault alone, no attempt of the job spent
+            if ssh_error in TRANSIENT and node.refusals + 1 < p.refusals_max:
+                self._refused(self.slots[job_slot], node, ssh_error)
+                return "requeued", f"{ssh_error} (a busy sshd: tried again)"
             self.retire_node(node.name, ssh_error or f"ssh exit {exit}")
             if job.pinned:
                 return NOT_RUN, f"node {node.name} unreachable ({node.reason})"

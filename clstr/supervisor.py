@@ -77,6 +77,7 @@ class Supervisor:
         self.state_next = 0.0  # when the --state file is written next
         self.watch_next = 0.0  # when a live node list's files are looked at next
         self.node_index = {}  # node -> its number, naming its ControlMaster sockets
+        self.worker_group = {}  # slot -> the connection group its live worker was started for
         self.t_start = time.time()
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
@@ -115,6 +116,7 @@ class Supervisor:
             wake_w.close()
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
+                         refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
                          history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
                          slots=[s.node for s in self.sched.slots],
                          started=self.t_start, ended=time.time(),
@@ -122,10 +124,16 @@ class Supervisor:
 
     def _control_paths(self):
         """A ControlMaster socket path for each connection group that has none yet."""
-        for node, n in self.sched.groups:
-            if (node, n) not in self.control_paths:
-                i = self.node_index.setdefault(node, len(self.node_index))
-                self.control_paths[(node, n)] = os.path.join(self.control_dir, f"{i}-{n}")
+        for group in self.sched.groups:
+            self._control_path(group)
+
+    def _control_path(self, group):
+        path = self.control_paths.get(group)
+        if path is None and self.control_dir:
+            node, n = group
+            i = self.node_index.setdefault(node, len(self.node_index))
+            path = self.control_paths[group] = os.path.join(self.control_dir, f"{i}-{n}")
+        return path
 
     def _reread_nodes(self):
         """A live node list's file changed: read it again; nodes added join, nodes removed go."""
@@ -192,8 +200,9 @@ class Supervisor:
 
     def _worker_args(self, idx, conn):
         slot = self.sched.slots[idx]
+        self.worker_group[idx] = slot.group
         return (idx, slot.node, conn, self.opt.ssh, self.board, self.env,
-                self.control_paths.get(slot.group), (self.opt.timeout, self.opt.idle_timeout))
+                self._control_path(slot.group), (self.opt.timeout, self.opt.idle_timeout))
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
@@ -222,8 +231,10 @@ class Supervisor:
             self.pool.release(idx)
 
     def _release_finished(self, idx):
-        """A slot's attempt ended: its worker goes at once if the slot can get no further job."""
-        if self.pool.live(idx) and not self.sched.has_future(idx):
+        """A slot's attempt ended: its worker goes at once if the slot can get no further job, or
+        if the slot moved to a connection of its own (a busy sshd refused its session)."""
+        if self.pool.live(idx) and (not self.sched.has_future(idx)
+                                    or self.sched.slots[idx].group != self.worker_group.get(idx)):
             self.pool.release(idx)
 
     def _release_idle(self):

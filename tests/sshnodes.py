@@ -4,7 +4,9 @@ Used by the test suite (tests/conftest.py) and by the benchmarks (bench/).
 Good node ``nK`` is its own address 127.0.0.(K+1) on one port (past 240 nodes,
 127.1.x.y), served by one ``sshd -f <config>`` per 16 addresses. Faulty nodes: ``refused`` (nothing
 listens), ``hung`` (accepts TCP and never speaks), ``stall`` (sends an SSH
-banner, then never another byte), ``badauth`` (its key is not authorised).
+banner, then never another byte), ``badauth`` (its key is not authorised),
+``busy`` (a good node whose sshd has ``MaxStartups 2:50:4`` and ``MaxSessions 2``:
+it drops handshakes beyond two in flight and refuses a third session on a connection).
 Any other name reaches ``refused``'s address (a final ``Host * !127.*``), so that
 no made-up node name of a test is ever looked up in DNS; 127.x.y.z addresses are
 left as they are. And ``othershell``: a good node (127.0.0.252, an sshd of its
@@ -103,6 +105,7 @@ class Testbed:
         self.othershell_addr = "127.0.0.252"
         self.stall_addr = "127.0.0.253"
         self.nosh_addr = "127.0.0.254"
+        self.busy_addr = "127.0.0.249"
         self.max_sessions = max_sessions
         self.per_sshd = per_sshd  # 1: each node an sshd of its own, to stop or freeze alone
         self.sshds = []
@@ -143,6 +146,12 @@ class Testbed:
             f.write(self._sshd_config([self.nosh_addr], "nosh")
                     + f"Match LocalAddress {self.nosh_addr}\n  SetEnv PATH=/nonexistent SHELL=/bin/bash\n")
         self.sshds.append(_Sshd(cfg, [self.nosh_addr]))
+        # busy: an sshd that refuses handshakes beyond MaxStartups 2:50:4 and sessions beyond
+        # MaxSessions 2 on a connection, as a loaded or strictly configured host does
+        cfg = os.path.join(self.root, "sshd_config.busy")
+        with open(cfg, "w") as f:
+            f.write(self._sshd_config([self.busy_addr], "busy", max_startups="2:50:4", max_sessions=2))
+        self.sshds.append(_Sshd(cfg, [self.busy_addr]))
         # hung: the kernel completes the TCP handshake from the backlog; nobody ever speaks
         self.hung = socket.socket()
         self.hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -171,7 +180,7 @@ class Testbed:
                 return  # closed: the testbed stopped
             self._stalled.append(conn)  # held open, never read
 
-    def _sshd_config(self, addresses, n):
+    def _sshd_config(self, addresses, n, max_startups="2000", max_sessions=None):
         listen = "".join(f"ListenAddress {a}\n" for a in addresses)
         return f"""\
 Port {self.port}
@@ -184,8 +193,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin yes
-MaxStartups 2000
-MaxSessions {self.max_sessions}
+MaxStartups {max_startups}
+MaxSessions {max_sessions or self.max_sessions}
 KexAlgorithms curve25519-sha256
 SetEnv SHLVL=1
 LogLevel INFO
@@ -207,6 +216,8 @@ LogLevel INFO
   HostName {self.othershell_addr}
 {key}Host nosh
   HostName {self.nosh_addr}
+{key}Host busy
+  HostName {self.busy_addr}
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}

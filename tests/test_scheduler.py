@@ -593,3 +593,91 @@ def test_resize_to_nothing_leaves_jobs_not_run_with_why():
     s = Scheduler(["x"] * 3, ["a"])
     s.resize([])
     assert s.done() and all(j.outcome == NOT_RUN and j.reason == "no usable node left" for j in s.jobs.values())
+
+
+# ---- a busy sshd: refusals are transient ------------------------------------------------
+import random  # noqa: E402
+
+CLOSED = {"exit": 255, "ssh_error": "connection closed", "never_ran": True}
+SESSION = {"exit": 255, "ssh_error": "session refused", "never_ran": True}
+
+
+def test_a_refused_handshake_holds_the_slot_and_costs_nothing():
+    s = Scheduler(["x"] * 4, ["a", "a"], Policy(refusal_wait=1.0), rng=random.Random(1))
+    s.tick(10.0)
+    s.assign()
+    att = s.finished(1, **CLOSED)
+    assert att.outcome == "requeued" and "busy sshd" in att.reason
+    assert s.retired_nodes() == {} and s.jobs[2].failed_nodes == frozenset()
+    assert 10.5 <= s.slots[1].hold_until <= 11.5 and s.next_due() == s.slots[1].hold_until
+    assert [i for i, _ in s.assign()] == []  # slot 0 busy, slot 1 held
+    s.tick(s.slots[1].hold_until)
+    assert s.nodes["a"].open_limit == 1  # one handshake at a time now:
+    assert s.assign() == []  # slot 0's is in flight
+    s.connected(0)
+    assert [(i, j.seq) for i, j in s.assign()] == [(1, 2)]  # the refused job, on the slot held back
+    assert s.nodes["a"].open_limit == 2
+
+
+def test_refusals_in_a_row_retire_the_node_but_an_accepted_connection_resets_them():
+    s = Scheduler(["x"] * 40, ["a"], Policy(refusals_max=4, refusal_wait=0.1), rng=random.Random(2))
+    waits = []
+    for k in range(3):
+        s.assign()
+        s.finished(0, **CLOSED)
+        waits.append(s.slots[0].hold_until - s.now)
+        s.tick(s.slots[0].hold_until)
+    assert s.nodes["a"].refusals == 3 and s.retired_nodes() == {}
+    assert waits[2] > waits[0]  # the hold doubles (jitter of 0.5x-1.5x aside)
+    s.assign()
+    s.finished(0, 0)  # a connection accepted: the count starts again
+    assert s.nodes["a"].refusals == 0
+    for _ in range(4):
+        s.tick(s.slots[0].hold_until)
+        s.assign()
+        s.finished(0, **CLOSED)
+    assert s.retired_nodes() == {"a": "connection closed"} and s.nodes["a"].refused == 6  # the 4th retired it
+
+
+def test_a_refused_session_moves_its_slot_to_a_connection_of_its_own():
+    s = Scheduler(["x"] * 8, ["a", "a", "a"], Policy(gate_on_connect=True, sessions_per_connection=8),
+                  rng=random.Random(3))
+    assert [(i, j.connect) for i, j in s.assign()] == [(0, True)]
+    s.connected(0)
+    assert [i for i, _ in s.assign()] == [1, 2]
+    s.finished(2, **SESSION)  # the sshd allows two sessions a connection
+    assert s.slots[2].group == ("a", 1) and s.slots[1].group == ("a", 0)
+    s.tick(s.slots[2].hold_until)
+    assert [(i, j.connect) for i, j in s.assign()] == [(2, True)]  # it opens its own connection
+
+
+def test_pinned_job_refused_by_a_busy_sshd_waits_for_its_node():
+    s = Scheduler(["e", "e"], ["a", "b"], pinned=["a", "b"], rng=random.Random(4))
+    s.assign()
+    s.finished(0, **CLOSED)
+    s.finished(1, 0)
+    assert not s.done() and s.pending() == 1
+    runs = drive_clock(s, lambda node, job, now: {"exit": 0})
+    assert runs == [("a", 1, s.slots[0].hold_until)]
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+
+
+@pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
+def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy):
+    """Termination with transient refusals in the mix: every run ends, every job one outcome."""
+    kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION)
+    for length in range(1, 4):
+        for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session"], repeat=length):
+            s = Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), refusals_max=3)),
+                          rng=random.Random(5))
+            made = 0
+            while not s.done():
+                batch = s.assign()
+                if not batch:
+                    s.tick(s.next_due())
+                    continue
+                for slot, _ in batch:
+                    s.finished(slot, **kinds[sequence[made % len(sequence)]])
+                    made += 1
+                assert made < 5_000, ("the run does not end", sequence)
+            assert sum(s.counts().values()) == len(jobs)
