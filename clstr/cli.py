@@ -340,6 +340,10 @@ def summary(result, write, verbose, each_node=False):
         write(f"not run: job {j.seq} ({j.reason}): {j.command}")
     if result.error:
         write(f"stopped early: {result.error}")
+    slow = result.slowest(3)
+    if slow and n > 1:
+        write("slowest: " + ", ".join(f"job {j.seq} on {j.attempts[-1].node} ({j.attempts[-1].runtime:.1f} s)"
+                                      for j in slow))
     if result.retired_nodes:
         write("retired nodes: " + ", ".join(
             f"{k} ({v}" + ("; a configuration error, not probed again)" if k in result.permanent else ")")

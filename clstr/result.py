@@ -60,6 +60,11 @@ class RunResult:
     def ok(self):
         return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
 
+    def slowest(self, n=10):
+        """The ``n`` jobs whose last attempt ran longest (jobs that ran), longest first."""
+        ran = [j for j in self.jobs if j.attempts]
+        return sorted(ran, key=lambda j: (-j.attempts[-1].runtime, j.seq))[:n]
+
     def to_dict(self, max_exit=False):
         """The machine-readable summary (what --json writes)."""
         nodes = {}
@@ -92,6 +97,8 @@ class RunResult:
                      "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
+            "slowest": [{"seq": j.seq, "node": j.attempts[-1].node, "runtime": round(j.attempts[-1].runtime, 3),
+                         "outcome": j.outcome, "command": j.command} for j in self.slowest()],
             "slots": list(self.slots),
             "started": None if self.started is None else round(self.started, 3),
             "ended": None if self.ended is None else round(self.ended, 3),

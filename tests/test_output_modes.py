@@ -202,3 +202,20 @@ def test_more_slots_than_one_connection_carries(clstr):
     r = clstr("-n", "10/n3", *jobs)
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == sorted(f"j{i}" for i in range(30))
+
+
+def test_summary_and_json_name_the_slowest_jobs_and_their_nodes(clstr, tmp_path):
+    js = tmp_path / "result.json"
+    r = clstr("-n", "n1", "-n", "n2", "--json", str(js), "--job-failures", "job",
+              "-j", "sleep 0.6", "-j", "true", "-j", "sleep 1.2", "-j", "exit 3")
+    assert r.returncode == 1
+    data = json.loads(js.read_text())
+    slowest = data["slowest"]
+    assert [s["seq"] for s in slowest[:2]] == [3, 1]
+    by_seq = {j["seq"]: j for j in data["jobs"]}
+    assert slowest[0] == {"seq": 3, "node": by_seq[3]["node"], "runtime": by_seq[3]["runtime"],
+                          "outcome": "succeeded", "command": "sleep 1.2"}
+    assert slowest[0]["runtime"] >= 1.2 and len(slowest) == 4
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("clstr: slowest: ")]
+    assert line and line[0].startswith(f"clstr: slowest: job 3 on {by_seq[3]['node']} (")
+    assert f", job 1 on {by_seq[1]['node']} (" in line[0]
