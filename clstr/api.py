@@ -89,7 +89,7 @@ class Run:
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
                  max_connecting=32, timeout=None, idle_timeout=None, reprobe=30.0, reprobe_for=900.0,
-                 multiplex=True, sessions_per_connection=8,
+                 quarantine=3, multiplex=True, sessions_per_connection=8,
                  ssh_delay=0.0, active_nodes=None, state=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
@@ -103,7 +103,7 @@ class Run:
         if not isinstance(ssh, str):
             raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
         v = {name: checks.check(name, value) for name, value in dict(
-            timeout=timeout, idle_timeout=idle_timeout, reprobe=reprobe, reprobe_for=reprobe_for,
+            timeout=timeout, idle_timeout=idle_timeout, reprobe=reprobe, reprobe_for=reprobe_for, quarantine=quarantine,
             connect_timeout=connect_timeout, ssh_delay=ssh_delay,
             max_nodes=max_nodes, max_connecting=max_connecting,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
@@ -140,7 +140,8 @@ class Run:
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
                              max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
                              max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
-                             reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection)
+                             reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
+                             quarantine=v["quarantine"])
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
@@ -169,7 +170,8 @@ class Run:
         if len(self.pairs) > limit:
             lines.append(f"  ... and {len(self.pairs) - limit} more")
         lines += [
-            f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}",
+            f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}"
+            + (f", --quarantine {p.quarantine or 0}" if p.job_failures == "job" else ""),
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--max-connecting {p.max_connecting or 'all'}, "
             f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else ""),

@@ -25,6 +25,7 @@ OPTIONS = {
     "max_node_uses": ("-u/--max-node-uses", "count", (0, True)),
     "max_attempts": ("--max-attempts", "count", (1, False)),
     "retries": ("--retries", "count", (0, False)),
+    "quarantine": ("--quarantine", "count", (0, True)),
     "alive_interval": ("-O ServerAliveInterval", "count", (1, False)),
     "alive_count": ("-O ServerAliveCountMax", "count", (1, False)),
     "sessions_per_connection": ("sessions_per_connection", "count", (1, False)),

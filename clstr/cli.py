@@ -135,6 +135,9 @@ def build_parser():
                    help="distinct nodes a job may fail on before it is failed (default 3)")
     g.add_argument("--retries", type=_whole, default=0, metavar="N",
                    help="with --job-failures job: re-runs of a failed job on another node (default 0)")
+    g.add_argument("--quarantine", type=_whole, default=3, metavar="K",
+                   help="with --job-failures job: retire a node where K distinct jobs failed that then succeeded "
+                        "on other nodes (a black hole; needs --retries; default 3, 0: never)")
     g.add_argument("--joblog", metavar="FILE",
                    help="append a row per ended job to FILE, in GNU parallel's --joblog columns")
     g.add_argument("--resume", action="store_true",
@@ -397,6 +400,7 @@ def main(argv=None):
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, max_connecting=args.max_connecting, timeout=args.timeout,
             idle_timeout=args.idle_timeout, reprobe=args.reprobe, reprobe_for=args.reprobe_for,
+            quarantine=args.quarantine,
             multiplex=args.multiplex, ssh_delay=args.ssh_delay,
             remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
             active_nodes=args.active_nodes, state=args.state, joblog=args.joblog, resume=args.resume,

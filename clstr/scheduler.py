@@ -52,6 +52,9 @@ class Policy:
     # connection accepted in between, is retired; before that each refusal holds the slot back
     refusals_max: int = 10
     refusal_wait: float = 0.25  # the first hold; doubling with each refusal in a row, up to 8 s
+    # job failures mode: a node where this many distinct jobs failed that then succeeded on other
+    # nodes is sick even when each failure looks like the job's: it is retired (None: never)
+    quarantine: Optional[int] = None
 
     def __post_init__(self):
         if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
@@ -139,6 +142,8 @@ class NodeState:
     refusals: int = 0  # transient refusals in a row (a connection accepted resets it)
     refused: int = 0  # transient refusals in all
     open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
+    blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere (quarantine)
+    unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet
 
     @property
     def out(self):
@@ -378,6 +383,7 @@ class Scheduler:
 
     def _bring_back(self, node):
         node.status, node.reason, node.by_job, node.next_probe = "up", "", False, None
+        node.blamed = set()  # a quarantined node that comes back starts with a clean record
         if node.history and node.history[-1].back is None:
             node.history[-1].back = self.wall
             self.news.append(("back", node))
@@ -428,6 +434,7 @@ class Scheduler:
         self._due()
         limit = self.policy.max_running
         opening = self.policy.max_connecting
+        suspects = self._suspects()
         order = list(self._free)
         if prefer and limit is not None:
             order = [i for i in order if i in prefer] + [i for i in order if i not in prefer]
@@ -443,7 +450,7 @@ class Scheduler:
                 if not probe or s.retired:
                     del self._free[idx]
                 continue
-            if self.groups[s.group] == "connecting":
+            if self.groups[s.group] == "connecting" or s.node in suspects:
                 continue
             if idx in self._held:
                 if s.hold_until > self.now:
@@ -595,6 +602,9 @@ class Scheduler:
             job.outcome, job.reason = NOT_RUN, "interrupted"
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
+        if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
+                and self.policy.job_failures == JOB_FAILURES:
+            self._blame(job, s.node if job.outcome == SUCCEEDED else None)
         self._release(s)
         return att
 
@@ -648,6 +658,8 @@ class Scheduler:
             return self._node_failure(job, node, why)
         # job failures mode, the command's own non-zero exit: the node stays
         job.failed_nodes = job.failed_nodes | {node.name}
+        if p.quarantine:
+            node.unconfirmed.add(job.seq)  # whether it was the job or the node, its next run tells
         return self._own_failure(job, why)
 
     def _node_failure(self, job, node, why):
@@ -671,6 +683,33 @@ class Scheduler:
         if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
             return "requeued", why
         return FAILED, why
+
+    def _suspects(self):
+        """Nodes that fresh jobs avoid for now: ``quarantine`` jobs failed there whose re-runs
+        elsewhere have not ended yet (a node that fails at once would otherwise eat the queue
+        while the verdict is out). Never every usable node: someone must run the re-runs."""
+        k = self.policy.quarantine
+        if not k or self.policy.job_failures != JOB_FAILURES:
+            return ()
+        suspects = {n.name for n in self.nodes.values() if len(n.unconfirmed) >= k and n.status == "up"}
+        if suspects and not any(s.node not in suspects and self._slot_usable(s) for s in self.slots):
+            return ()
+        return suspects
+
+    def _blame(self, job, good):
+        """A job that failed on some nodes has ended: if it succeeded (on ``good``), those nodes get
+        the blame; one blamed for ``quarantine`` distinct jobs is retired (and, like a filter's, let
+        back later). If it failed for good, it was the job: no blame."""
+        k = self.policy.quarantine
+        for name in job.failed_nodes - {good}:
+            node = self.nodes[name]
+            node.unconfirmed.discard(job.seq)
+            if good is None:
+                continue
+            node.blamed.add(job.seq)
+            if len(node.blamed) >= k and node.status == "up":
+                self.retire_node(name, f"quarantined: {k} jobs failed here and succeeded on other nodes",
+                                 by_job=True)
 
     def _probed(self, s, node, ok, why):
         """A retired node's probe ended: it is back, or out until its next probe."""

@@ -25,3 +25,20 @@ def test_a_busy_sshd_gets_every_job_done_and_stays(clstr, tmp_path, mode):
     if mode == ["--no-multiplex"]:
         assert refused  # 12 handshakes at once: the sshd dropped some, and they cost nothing
         assert r.stderr == ""  # a run that went well says nothing, refusals or not
+
+
+@pytest.mark.timeout(90)
+def test_a_black_hole_node_is_quarantined_while_others_take_its_jobs(clstr, tmp_path, testbed):
+    n2 = testbed.addr["n2"]
+    # n2 fails every job, as a node with a full disk or a broken library would; n1 and n3 are well
+    hole = f'case "$SSH_CONNECTION" in *" {n2} "*) exit 1;; esac; '
+    (tmp_path / "jobs").write_text("".join(f"{hole}sleep 0.1; echo job-{i}\n" for i in range(30)))
+    r = clstr("--json", "out.json", "--job-failures", "job", "--retries", "1", "--quarantine", "3", "--reprobe", "0",
+              "jobs", "-n", "n1", "-n", "n2", "-n", "n3")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(f"job-{i}" for i in range(30))
+    assert "node n2 retired: quarantined: 3 jobs failed here and succeeded on other nodes" in r.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["nodes"]["n2"]["retired"] and result["nodes"]["n2"]["reason"].startswith("quarantined")
+    on_n2 = [a for j in result["jobs"] for a in j["attempts"] if a["node"] == "n2"]
+    assert 3 <= len(on_n2) <= 6 and all(a["outcome"] == "requeued" for a in on_n2)  # then no more

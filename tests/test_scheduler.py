@@ -664,11 +664,12 @@ def test_pinned_job_refused_by_a_busy_sshd_waits_for_its_node():
 
 @pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
 def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy):
-    """Termination with transient refusals in the mix: every run ends, every job one outcome."""
+    """Termination with transient refusals and quarantine in the mix: every run ends, every job one
+    outcome, and nothing is left that neither runs nor can start."""
     kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION)
     for length in range(1, 4):
         for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session"], repeat=length):
-            s = Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), refusals_max=3)),
+            s = Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), refusals_max=3, quarantine=1)),
                           rng=random.Random(5))
             made = 0
             while not s.done():
@@ -681,3 +682,29 @@ def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy
                     made += 1
                 assert made < 5_000, ("the run does not end", sequence)
             assert sum(s.counts().values()) == len(jobs)
+
+
+# ---- black holes: quarantine --------------------------------------------------------------
+def test_a_node_failing_jobs_that_succeed_elsewhere_is_quarantined():
+    s = Scheduler([f"x{i}" for i in range(10)], ["a", "b"], Policy(job_failures="job", retries=1, quarantine=2))
+    runs = drive(s, lambda node, job: {"exit": 1 if node == "a" else 0})
+    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+    assert s.retired_nodes() == {"a": "quarantined: 2 jobs failed here and succeeded on other nodes"}
+    # two confirmed black marks, plus the one job it failed while the second was being re-run
+    assert [n for n, _ in runs].count("a") == 3
+    assert s.nodes["a"].by_job  # like a filter's: let back after the back-off, with a clean record
+
+
+@pytest.mark.parametrize("policy", [Policy(job_failures="job", retries=1, quarantine=None),
+                                    Policy(job_failures="job", retries=0, quarantine=2),
+                                    Policy(retries=1, quarantine=2)])
+def test_no_quarantine_when_off_without_retries_or_in_node_mode(policy):
+    s = Scheduler([f"x{i}" for i in range(6)], ["a", "b", "c"], policy)
+    drive(s, lambda node, job: {"exit": 1 if node == "a" and job.seq <= 3 else 0})
+    assert "quarantined" not in " ".join(s.retired_nodes().values())
+
+
+def test_jobs_failing_everywhere_blame_no_node():
+    s = Scheduler([f"x{i}" for i in range(6)], ["a", "b"], Policy(job_failures="job", retries=1, quarantine=2))
+    drive(s, lambda node, job: {"exit": 1})
+    assert s.retired_nodes() == {} and all(j.outcome == FAILED for j in s.jobs.values())
