@@ -89,7 +89,7 @@ class Run:
                  connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
                  job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
                  max_connecting=32, timeout=None, idle_timeout=None, reprobe=30.0, reprobe_for=900.0,
-                 quarantine=3, multiplex=True, sessions_per_connection=8,
+                 quarantine=3, timeout_percent=None, multiplex=True, sessions_per_connection=8,
                  ssh_delay=0.0, active_nodes=None, state=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
@@ -103,7 +103,8 @@ class Run:
         if not isinstance(ssh, str):
             raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
         v = {name: checks.check(name, value) for name, value in dict(
-            timeout=timeout, idle_timeout=idle_timeout, reprobe=reprobe, reprobe_for=reprobe_for, quarantine=quarantine,
+            timeout=timeout, idle_timeout=idle_timeout, timeout_percent=timeout_percent, reprobe=reprobe,
+            reprobe_for=reprobe_for, quarantine=quarantine,
             connect_timeout=connect_timeout, ssh_delay=ssh_delay,
             max_nodes=max_nodes, max_connecting=max_connecting,
             max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
@@ -149,7 +150,8 @@ class Run:
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
-                                  idle_timeout=v["idle_timeout"], multiplex=multiplex,
+                                  idle_timeout=v["idle_timeout"], timeout_percent=v["timeout_percent"],
+                                  multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
                                   state=v["state"], node_source=live)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
@@ -174,7 +176,8 @@ class Run:
             + (f", --quarantine {p.quarantine or 0}" if p.job_failures == "job" else ""),
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--max-connecting {p.max_connecting or 'all'}, "
-            f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else ""),
+            f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else "")
+            + (f", --timeout {o.timeout_percent:g}% of the median" if o.timeout_percent else ""),
             "retired nodes: " + (f"probed again after {p.reprobe:g} s, doubling to {p.reprobe_max:g} s; with "
                                  f"every node out, waited for {p.reprobe_for:g} s" if p.reprobe
                                  else "stay out (--reprobe 0)"),

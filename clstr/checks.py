@@ -16,6 +16,7 @@ MAX_COUNT = 1_000_000
 OPTIONS = {
     "timeout": ("--timeout", "seconds", (False, True)),  # (may be 0, may be None)
     "idle_timeout": ("--idle-timeout", "seconds", (False, True)),
+    "timeout_percent": ("--timeout N%", "seconds", (False, True)),  # a percentage, checked as a number
     "connect_timeout": ("--connect-timeout", "seconds", (False, False)),
     "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
     "reprobe": ("--reprobe", "seconds", (True, True)),  # 0: retired nodes stay out

@@ -78,6 +78,18 @@ def _whole(text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def _timeout(text):
+    if text.endswith("%"):
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected SECONDS or N%, got {text!r}") from None
+        if not pct > 0:
+            raise argparse.ArgumentTypeError(f"a percentage of the median must be more than 0, got {text!r}")
+        return ("%", pct)
+    return _seconds(text)
+
+
 def _seconds(text):
     try:
         return float(text)
@@ -118,8 +130,10 @@ def build_parser():
                         "default 32, 0: no limit); running jobs are not limited by it")
     g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
                    help="a slot retires after N jobs (0: no limit, the default)")
-    g.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                   help="end a job after this long: it fails (timeout), its node stays")
+    g.add_argument("--timeout", type=_timeout, metavar="SECONDS|N%", action="append", default=[],
+                   help="end a job after this long: it fails (timeout), its node stays; N%% (as GNU parallel): "
+                        "end a job running past N%% of the median runtime of the jobs done so far (once 3 "
+                        "succeeded): a straggler, re-run on another node (both forms may be given)")
     g.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
                    help="end a job that wrote nothing for this long: it fails (idle timeout), its node stays")
     g.add_argument("--reprobe", type=_seconds, default=30.0, metavar="SECONDS",
@@ -398,7 +412,9 @@ def main(argv=None):
             jobs, nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=ssh_cmd,
             ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
-            max_nodes=args.max_nodes, max_connecting=args.max_connecting, timeout=args.timeout,
+            max_nodes=args.max_nodes, max_connecting=args.max_connecting,
+            timeout=next((t for t in reversed(args.timeout) if not isinstance(t, tuple)), None),
+            timeout_percent=next((t[1] for t in reversed(args.timeout) if isinstance(t, tuple)), None),
             idle_timeout=args.idle_timeout, reprobe=args.reprobe, reprobe_for=args.reprobe_for,
             quarantine=args.quarantine,
             multiplex=args.multiplex, ssh_delay=args.ssh_delay,

@@ -1,6 +1,7 @@
 """Picklable messages between the supervisor and its workers.
 
-Supervisor -> worker: ``Job`` (run this) or ``None`` (exit).
+Supervisor -> worker: ``Job`` (run this), ``Limit`` (while it runs: a straggler's limit) or
+``None`` (exit).
 Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Notice``.
 """
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ class Job:
     command: str
     attempt: int = 1
     connect: bool = False  # open the node's shared connection first (the node's probe)
+    limit: Optional[float] = None  # --timeout N%: end it as a straggler after this many seconds
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Supervisor -> worker while a job runs: end it as a straggler once it has run this long."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class Finished:
     exit: int  # ssh's exit status; negative: killed by that signal
     start: float  # epoch seconds
     runtime: float
-    timed_out: object = False  # or why: "timeout", "idle timeout"
+    timed_out: object = False  # or why: "timeout", "idle timeout", "straggler"
     ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
     never_ran: bool = False  # the connection failed before the command could start
     started: bool = False  # the remote wrapper's start mark was seen: the job ran

@@ -353,7 +353,7 @@ def exit_and_signal(exit, reason):
     job's exit status, 255 for an ssh failure. A job the node's shell saw killed by a signal
     has the shell's status for it (128 + signal).
     """
-    if reason in ("timeout", "idle timeout"):
+    if reason in ("timeout", "idle timeout") or reason.startswith("straggler"):
         return -1, 15
     if exit is not None and exit < 0:
         return -1, -exit

@@ -14,6 +14,7 @@ class RunOptions:
     ssh: SshConfig = field(default_factory=SshConfig)
     policy: Policy = field(default_factory=Policy)
     timeout: Optional[float] = None  # per attempt
+    timeout_percent: Optional[float] = None  # --timeout N%: a straggler runs past N% of the median
     idle_timeout: Optional[float] = None  # per attempt: the longest silence
     multiplex: bool = True
     ssh_delay: float = 0.0  # at least this many seconds between new connections
@@ -118,6 +119,7 @@ class RunResult:
         for j in self.jobs:
             if j.outcome == SUCCEEDED:
                 continue
-            bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason in ("timeout", "idle timeout")
+            bad = (j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason in ("timeout", "idle timeout")
+                   or j.reason.startswith("straggler"))
             worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
         return worst

@@ -646,6 +646,9 @@ class Scheduler:
             if job.pinned:
                 return NOT_RUN, f"node {node.name} unreachable ({node.reason})"
             return "requeued", f"node unreachable: {node.reason}"
+        if timed_out == "straggler":
+            # --timeout N%: far slower here than the median; run it elsewhere, the node stays
+            return self._straggler(job, node)
         if timed_out:
             return self._own_failure(job, timed_out if isinstance(timed_out, str) else "timeout")
         if ssh_error is not None:
@@ -676,6 +679,17 @@ class Scheduler:
         if set(self.nodes) <= job.failed_nodes:
             return FAILED, f"{why} on every node"
         return "requeued", why
+
+    def _straggler(self, job, node):
+        """Ended for running far longer than the median: re-queued for another node (never this
+        one again in node mode), at most max_attempts times in all."""
+        job.failed_nodes = job.failed_nodes | {node.name}
+        job.node_failures += 1
+        if job.pinned:
+            return FAILED, "straggler"
+        if job.node_failures >= self.policy.max_attempts or set(self.nodes) <= job.failed_nodes:
+            return FAILED, f"straggler on {job.node_failures} nodes"
+        return "requeued", "straggler"
 
     def _own_failure(self, job, why):
         """The job failed by itself (exit or timeout): re-run up to ``retries`` times, counting runs only."""

@@ -11,7 +11,7 @@ import signal
 import time
 
 from . import ssh
-from .events import Connected, Finished, Notice, Output
+from .events import Connected, Finished, Limit, Notice, Output
 from .status import IDLE, CONNECTING, RUNNING
 
 READ_SIZE = 65536
@@ -187,6 +187,7 @@ class SlotWorker:
         self.control_path = control_path
         self.timeout = timeout
         self.idle_timeout = idle_timeout  # end a job that wrote nothing for this long
+        self.limit = None  # the running job's straggler limit (--timeout N%), seconds
         self.outbox = []  # events held to travel in one message
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
@@ -269,6 +270,7 @@ class SlotWorker:
 
     def run(self, job):
         """Run one attempt; returns its Finished event (output was sent on the way)."""
+        self.limit = job.limit
         start = time.time()
         t0 = time.monotonic()
         if job.connect and self.control_path:
@@ -459,6 +461,7 @@ class SlotWorker:
         if feed:
             sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
         deadline = t0 + self.timeout if self.timeout and seq is not None else None
+        straggle_at = t0 + self.limit if self.limit and seq is not None else None
         idle = self.idle_timeout if seq is not None else None
         idle_at = t0 + idle if idle else None  # pushed back by every read of output
         # with marks: the job must have started by then, or the node is taken for hung
@@ -477,8 +480,8 @@ class SlotWorker:
             while not done():
                 now = time.monotonic()
                 started = p.ready if seq is None else p.started
-                due = [t for t in (deadline, idle_at, self.hold_until, None if started else start_by, drain_by)
-                       if t is not None]
+                due = [t for t in (deadline, idle_at, straggle_at, self.hold_until, None if started else start_by,
+                                   drain_by) if t is not None]
                 wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
                 ready = sel.select(wait)
                 now = time.monotonic()
@@ -486,10 +489,11 @@ class SlotWorker:
                     self._flush()
                 if drain_by is not None and now >= drain_by:
                     break
-                if (deadline is not None and now >= deadline) or (idle_at is not None and now >= idle_at):
-                    p.timed_out = "timeout" if deadline is not None and now >= deadline else "idle timeout"
+                if any(t is not None and now >= t for t in (deadline, idle_at, straggle_at)):
+                    p.timed_out = ("timeout" if deadline is not None and now >= deadline else
+                                   "idle timeout" if idle_at is not None and now >= idle_at else "straggler")
                     end_group(chan.child.pid, child=chan.child)
-                    deadline = idle_at = None
+                    deadline = idle_at = straggle_at = None
                     drain_by = time.monotonic() + DRAIN_GRACE
                     continue
                 if start_by is not None and not started and now >= start_by:
@@ -501,8 +505,13 @@ class SlotWorker:
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
-                        end_group(chan.child.pid, child=chan.child)
-                        raise SupervisorGone()
+                        limit = self._message_while_running()
+                        if limit is None:
+                            end_group(chan.child.pid, child=chan.child)
+                            raise SupervisorGone()
+                        if seq is not None and not p.timed_out and not p.late:
+                            straggle_at = t0 + limit.seconds
+                        continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
                         continue
@@ -538,6 +547,14 @@ class SlotWorker:
             if not until_marks:
                 chan.unwatch()
         return p
+
+    def _message_while_running(self):
+        """What the supervisor sent while a job runs: a Limit, or None if it is gone (EOF)."""
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        return msg if isinstance(msg, Limit) else None
 
     def _lines(self, p, seq, stream, lines):
         """Whole lines of a stream: marks taken out, the rest sent on as the job's output."""
@@ -588,7 +605,7 @@ class Pumped:
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail")
 
     def __init__(self):
-        self.timed_out = False  # or why: "timeout", "idle timeout"
+        self.timed_out = False  # or why: "timeout", "idle timeout", "straggler"
         self.late = False  # no start mark within the start bound
         self.started = False
         self.end = None  # the job's exit status, from its end mark

@@ -42,3 +42,22 @@ def test_a_black_hole_node_is_quarantined_while_others_take_its_jobs(clstr, tmp_
     assert result["nodes"]["n2"]["retired"] and result["nodes"]["n2"]["reason"].startswith("quarantined")
     on_n2 = [a for j in result["jobs"] for a in j["attempts"] if a["node"] == "n2"]
     assert 3 <= len(on_n2) <= 6 and all(a["outcome"] == "requeued" for a in on_n2)  # then no more
+
+
+@pytest.mark.timeout(90)
+def test_timeout_percent_ends_a_straggler_and_runs_it_elsewhere(clstr, tmp_path, testbed):
+    n2 = testbed.addr["n2"]
+    # job 1 lands on n2 (its first slot) and would take a minute there; elsewhere it is quick
+    straggler = f'case "$SSH_CONNECTION" in *" {n2} "*) sleep 60;; esac; echo straggler-done'
+    jobs = [straggler] + [f"sleep 0.3; echo quick-{i}" for i in range(6)]
+    (tmp_path / "jobs").write_text("".join(j + "\n" for j in jobs))
+    r = clstr("--timeout", "300%", "--json", "out.json", "--joblog", "log", "jobs", "-n", "n2", "-n", "n1")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(["straggler-done"] + [f"quick-{i}" for i in range(6)])
+    result = json.loads((tmp_path / "out.json").read_text())
+    first = next(j for j in result["jobs"] if j["seq"] == 1)
+    assert [(a["node"], a["outcome"], a["reason"]) for a in first["attempts"]] == [
+        ("n2", "requeued", "straggler"), ("n1", "succeeded", "")]
+    assert first["attempts"][0]["runtime"] < 30  # ended at 3x the median, not after its minute
+    assert result["nodes"]["n2"]["retired"] is False  # the node stays: it ran other jobs after
+    assert any(a["node"] == "n2" and j["seq"] != 1 for j in result["jobs"] for a in j["attempts"])

@@ -708,3 +708,21 @@ def test_jobs_failing_everywhere_blame_no_node():
     s = Scheduler([f"x{i}" for i in range(6)], ["a", "b"], Policy(job_failures="job", retries=1, quarantine=2))
     drive(s, lambda node, job: {"exit": 1})
     assert s.retired_nodes() == {} and all(j.outcome == FAILED for j in s.jobs.values())
+
+
+# ---- stragglers: --timeout N% ---------------------------------------------------------------
+def test_a_straggler_moves_to_another_node_and_the_node_stays():
+    s = Scheduler(["slow", "x", "x"], ["a", "b"])
+    s.assign()
+    att = s.finished(0, -15, timed_out="straggler")
+    assert (att.outcome, att.reason) == ("requeued", "straggler") and s.retired_nodes() == {}
+    s.finished(1, 0)
+    runs = drive(s, ok)
+    assert ("b", 1) in runs and ("a", 1) not in runs  # never again where it straggled (node mode)
+    assert s.jobs[1].outcome == SUCCEEDED
+
+
+def test_a_job_straggling_everywhere_fails_within_max_attempts():
+    s = Scheduler(["slow"], ["a", "b", "c", "d"], Policy(job_failures="job", max_attempts=2))
+    runs = drive(s, lambda node, job: {"exit": -15, "timed_out": "straggler"})
+    assert len(runs) == 2 and outcomes(s) == {1: (FAILED, "straggler on 2 nodes")}
