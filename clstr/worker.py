@@ -209,6 +209,9 @@ class SlotWorker:
                         return  # the supervisor is gone
                     if job is None:
                         return
+                    if isinstance(job, Limit):
+                        job = None  # meant for a job that ended as it was sent: nothing to limit
+                        continue
                 finished = self.run(job)
                 self.outbox.append(finished)
                 self._flush()
