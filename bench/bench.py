@@ -270,6 +270,43 @@ def w5(tb, nodes, repeat=1):
     sys.stdout.flush()
 
 
+def w7(tb, nodes=100, fanout=32, repeat=3):
+    """One command on each of ``nodes`` nodes behind one jump host whose sshd drops handshakes
+    beyond a few in flight (MaxStartups 2:50:4): nodes done, refusals, wall."""
+    hosts = [f"behind{i}" for i in range(1, nodes + 1)]
+    cmd = "echo done"
+    words = lambda out: [ln.split()[-1] for ln in out.splitlines() if ln.strip().endswith("done")]  # noqa: E731
+    hostlist = f"behind[1-{nodes}]"
+    runs = [("clstr -E", clstr_argv(tb, "-n", hostlist, "-E", cmd), None)]
+    if have("pdsh"):
+        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
+        runs.append((f"pdsh -f {fanout}", ["pdsh", "-f", str(fanout), "-w", hostlist, cmd], env))
+    if have("clush"):
+        runs.append((f"clush -f {fanout}", ["clush", "-f", str(fanout), "-w", hostlist, "-o", f"-F {tb.ssh_config}",
+                                            cmd], None))
+    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
+    if pssh:
+        hostfile = os.path.join(tb.root, "hosts-w7.txt")
+        with open(hostfile, "w") as f:
+            f.write("".join(h + "\n" for h in hosts))
+        for p in (fanout, 2):  # -p 2: what pssh users fall back to when a host drops handshakes
+            runs.append((f"pssh -p {p}", [pssh, "-p", str(p), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
+                                          "-i", cmd], None))
+    if have("parallel"):
+        runs.append((f"GNU parallel -j {fanout} --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j",
+                                                            str(fanout), "--nonall", "-S", ",".join(hosts), cmd],
+                     None))
+
+    def measure(run):
+        _, argv, env = run
+        r = timed(argv, env=env, timeout=300)
+        done = len(words(r["out"]))
+        r["check"] = "ok" if done == nodes else f"{done} of {nodes} nodes done"
+        return r
+    table(f"W7: one command on each of {nodes} nodes behind one jump host with MaxStartups 2:50:4 "
+          f"(median of {repeat} interleaved runs)", interleaved(runs, repeat, measure))
+
+
 def interleaved(runs, repeat, measure, once=()):
     """[(name, median run)] of ``runs`` (tuples, a name first) measured ``repeat`` rounds, each tool
     once a round, so that drifts of the machine hit all alike; tools in ``once`` run one round."""
@@ -367,7 +404,7 @@ def w4(tb, nodes, slots, njobs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6"])
+    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6", "W7"])
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
     ap.add_argument("--w1-repeat", type=int, default=3, help="W1 runs of clstr and the floor, interleaved")
     ap.add_argument("--w2-nodes", type=int, default=200)
@@ -399,6 +436,8 @@ def main():
                 w5(tb, args.w5_nodes, args.w5_repeat)
             if "W6" in want:
                 w6(tb)
+            if "W7" in want:
+                w7(tb)
 
 
 if __name__ == "__main__":

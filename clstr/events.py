@@ -7,6 +7,10 @@ Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Notice``.
 from dataclasses import dataclass
 from typing import Optional
 
+# Finished.ssh_error of an attempt the worker did not start: the node is behind a jump host that
+# refused handshakes. The job waits for its turn under that host's limit, as if it was not sent.
+DEFERRED = "behind a busy jump host"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -17,6 +21,7 @@ class Job:
     attempt: int = 1
     connect: bool = False  # open the node's shared connection first (the node's probe)
     limit: Optional[float] = None  # --timeout N%: end it as a straggler after this many seconds
+    lookup: bool = False  # a jump host refused handshakes: first see whether the node is behind one
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,5 @@ class Finished:
     ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
     never_ran: bool = False  # the connection failed before the command could start
     started: bool = False  # the remote wrapper's start mark was seen: the job ran
+    # the node's ProxyJump host ("" for none), once the worker looked it up (after a refused handshake)
+    gate: Optional[str] = None

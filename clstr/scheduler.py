@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .events import Job
+from .events import DEFERRED, Job
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -142,12 +142,26 @@ class NodeState:
     refusals: int = 0  # transient refusals in a row (a connection accepted resets it)
     refused: int = 0  # transient refusals in all
     open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
+    gate: Optional[str] = None  # the ProxyJump host its connections go through, once looked up
+    gate_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
     blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere (quarantine)
     unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet
 
     @property
     def out(self):
         return self.status != "up"
+
+
+@dataclass
+class Gate:
+    """A ProxyJump host that several nodes' connections go through: its sshd's MaxStartups
+    bounds them together, so the handshakes in flight through it are limited together."""
+
+    name: str
+    nodes: set = field(default_factory=set)
+    refused: int = 0  # handshakes refused on nodes behind it
+    open_limit: Optional[float] = None  # handshakes through it at once (additive increase, halved on refusal)
+    cuts: int = 0  # times open_limit was halved: once a round, by a handshake begun after the last cut
 
 
 @dataclass
@@ -162,6 +176,7 @@ class Slot:
     linked: bool = False  # without shared connections: its connection (session) is up
     hold_until: float = 0.0  # a busy sshd refused it: no job before this time
     removed: bool = False  # its node list no longer has it (a live node file changed)
+    gate_round: int = 0  # its jump host's cuts when its handshake began
 
 
 def interleave(hosts):
@@ -221,6 +236,7 @@ class Scheduler:
         self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
         self._held = set()  # slots held back after a refusal
         self._groups_made = {}  # node -> connection groups made for it (a refused session moves a slot)
+        self.gates = {}  # ProxyJump host -> Gate, learned from refusals
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -463,6 +479,8 @@ class Scheduler:
             if opens and node.open_limit is not None and \
                     sum(1 for i in self._connecting if self.slots[i].node == s.node) >= node.open_limit:
                 continue  # its sshd refused handshakes: fewer at once
+            if opens and node.gate is not None and self._gate_full(node.gate):
+                continue  # its jump host refused handshakes: fewer through it at once
             if probe:
                 seq = PROBE
                 node.probe_slot = idx
@@ -475,6 +493,8 @@ class Scheduler:
                 self._probe[s.group] = idx
             if opens:
                 self._connecting.add(idx)
+                if node.gate is not None:
+                    s.gate_round = self.gates[node.gate].cuts
             del self._free[idx]
             self._busy += 1
             if probe:
@@ -486,7 +506,9 @@ class Scheduler:
             s.busy, s.attempt = seq, attempt
             s.uses += 1
             node.jobs += 1
-            out.append((idx, Job(seq, job.command, attempt, connect)))
+            # once a jump host refused handshakes, a node not looked up yet is, before it connects
+            lookup = opens and bool(self.gates) and not node.gate_known
+            out.append((idx, Job(seq, job.command, attempt, connect, lookup=lookup)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break
         return out
@@ -516,6 +538,16 @@ class Scheduler:
         node.refusals = 0
         if node.open_limit is not None:
             node.open_limit += 1
+        gate = self.gates.get(node.gate)
+        if gate is not None and gate.open_limit is not None:
+            gate.open_limit += 1 / gate.open_limit  # about one more a round of handshakes
+
+    def _opening_through(self, gate):
+        return sum(1 for i in self._connecting if self.nodes[self.slots[i].node].gate == gate)
+
+    def _gate_full(self, name):
+        limit = self.gates[name].open_limit
+        return limit is not None and self._opening_through(name) >= int(limit)
 
     @property
     def connecting(self):
@@ -563,13 +595,20 @@ class Scheduler:
             self._bring_back(n)
         return True
 
-    def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False):
+    def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False,
+                 gate=None):
         """Record the end of the slot's attempt; returns the Attempt (a job log row).
 
         ``ssh_error``: why ssh (not the job) failed, or None when ``exit`` is the job's own status;
-        ``never_ran``: the job did not start on the node (that costs the job nothing).
+        ``never_ran``: the job did not start on the node (that costs the job nothing);
+        ``gate``: the ProxyJump host of the node, when the worker looked it up (after a refusal).
         """
         s = self.slots[slot]
+        if gate is not None and not self.nodes[s.node].gate_known:
+            self.nodes[s.node].gate_known = True
+            if gate:
+                self.nodes[s.node].gate = gate
+                self.gates.setdefault(gate, Gate(gate)).nodes.add(s.node)
         seq, s.busy = s.busy, None
         if seq is None:
             raise ValueError(f"slot {slot} finished but runs no job")
@@ -578,6 +617,16 @@ class Scheduler:
         if never_ran or ssh_error or timed_out:
             s.linked = False  # its session ended or never came up: the next attempt opens one
         node = self.nodes[s.node]
+        if ssh_error == DEFERRED:
+            s.uses -= 1
+            node.jobs -= 1
+            if self.jobs[seq].pinned:
+                self._pinned.setdefault(s.node, deque()).appendleft(seq)
+                self._npinned += 1
+            else:
+                self._retry.append(seq)
+            self._release(s)
+            return None
         if not never_ran:
             self._accepted(node)
             if seq != PROBE:
@@ -620,6 +669,15 @@ class Scheduler:
         if why == "connection closed":
             opening = sum(1 for i in self._connecting if self.slots[i].node == node.name) + 1
             node.open_limit = max(1, min(node.open_limit or opening, opening) // 2)
+            if node.gate is not None:
+                # the refusal may be the jump host's: every node behind it opens fewer at once
+                gate = self.gates[node.gate]
+                gate.refused += 1
+                if s.gate_round >= gate.cuts:  # not a handshake begun before the last cut
+                    # the first time, which nodes share it is not known yet: all in flight may
+                    through = (self._opening_through(node.gate) if gate.cuts else len(self._connecting)) + 1
+                    gate.open_limit = max(1, min(gate.open_limit or through, through) // 2)
+                    gate.cuts += 1
         elif self.policy.gate_on_connect:
             # the connection it rode has as many sessions as the sshd allows: the slot opens its own
             made = self._groups_made.get(node.name, max(g[1] for g in self.groups if g[0] == node.name))

@@ -252,6 +252,22 @@ def job_argv(base, node, line, control_path=None, cleanup=True):
     return argv + port + ["--", host, line]
 
 
+def config_argv(base, node):
+    """The argv that prints the configuration ssh would use for ``node`` (``ssh -G``), nothing sent."""
+    port, host = destination(node)
+    return list(base) + ["-G", *port, "--", host]
+
+
+def jump_host(config):
+    """The ProxyJump hosts in ``ssh -G`` output (``None`` when it connects directly)."""
+    for line in config.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key.lower() == "proxyjump":
+            value = value.strip()
+            return value if value and value.lower() != "none" else None
+    return None
+
+
 # A master left behind by a supervisor killed with SIGKILL exits after this long without clients.
 MASTER_IDLE = 60
 

@@ -122,6 +122,9 @@ class Supervisor:
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
                          refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
+                         gates={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
+                                         "open_limit": None if g.open_limit is None else int(g.open_limit)}
+                                for g in self.sched.gates.values()},
                          history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
                          slots=[s.node for s in self.sched.slots],
                          started=self.t_start, ended=time.time(),
@@ -420,7 +423,8 @@ class Supervisor:
                 self._log(f"{node}: {ev.text}")
 
     def _finished(self, ev):
-        att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran)
+        att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran,
+                                  ev.gate)
         self._record(att)
         self._release_finished(ev.slot)
         if self.opt.timeout_percent and att is not None and att.outcome == SUCCEEDED:

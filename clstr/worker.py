@@ -4,6 +4,7 @@ It takes ``events.Job`` messages from its pipe, runs the job's ssh in a
 session of its own, streams complete output lines back and reports the exit.
 It keeps no state between jobs beyond the slot it serves.
 """
+import dataclasses
 import os
 import select
 import selectors
@@ -11,7 +12,7 @@ import signal
 import time
 
 from . import ssh
-from .events import Connected, Finished, Limit, Notice, Output
+from .events import DEFERRED, Connected, Finished, Limit, Notice, Output
 from .status import IDLE, CONNECTING, RUNNING
 
 READ_SIZE = 65536
@@ -25,6 +26,8 @@ MAX_WAIT = 3600.0  # the longest single wait: epoll takes no timeout past about 
 # a short job's lines then reach the supervisor together with its end, in one message.
 HOLD_SECONDS = 0.05
 HOLD_BYTES = 65536
+CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration files)
+UNKNOWN = object()
 
 
 PIPE = -1
@@ -192,6 +195,7 @@ class SlotWorker:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
         self.hold_until = None
+        self.gate = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
         self.sel = selectors.DefaultSelector()
@@ -212,12 +216,47 @@ class SlotWorker:
                     if isinstance(job, Limit):
                         job = None  # meant for a job that ended as it was sent: nothing to limit
                         continue
-                finished = self.run(job)
+                if job.lookup and self._jump_host():
+                    # behind a jump host that refuses handshakes: wait for a turn under its limit
+                    finished = Finished(self.slot, job.seq, 255, time.time(), 0.0, ssh_error=DEFERRED,
+                                        never_ran=True, gate=self.gate)
+                else:
+                    finished = self.run(job)
+                    if job.lookup or (finished.never_ran and finished.ssh_error == "connection closed"):
+                        # a refusal may be the jump host's: say which it is ("" for none)
+                        finished = dataclasses.replace(finished, gate=self._jump_host() or "")
                 self.outbox.append(finished)
                 self._flush()
                 job = None
         finally:
             self._close_session()
+
+    def _jump_host(self):
+        """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
+        if self.gate is not UNKNOWN:
+            return self.gate
+        self.gate, out = None, b""
+        try:
+            child = Child(ssh.config_argv(self.base, self.node), self.env, self.devnull, PIPE, self.devnull)
+        except OSError:
+            return None
+        fd, deadline = child.fds[1], time.monotonic() + CONFIG_WAIT
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    break
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                out += data
+        finally:
+            if child.wait(0) is None:
+                os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            child.close()
+        self.gate = ssh.jump_host(out.decode("utf-8", "replace"))
+        return self.gate
 
     def _emit(self, ev):
         self.outbox.append(ev)

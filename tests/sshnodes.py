@@ -6,7 +6,8 @@ Good node ``nK`` is its own address 127.0.0.(K+1) on one port (past 240 nodes,
 listens), ``hung`` (accepts TCP and never speaks), ``stall`` (sends an SSH
 banner, then never another byte), ``badauth`` (its key is not authorised),
 ``busy`` (a good node whose sshd has ``MaxStartups 2:50:4`` and ``MaxSessions 2``:
-it drops handshakes beyond two in flight and refuses a third session on a connection).
+it drops handshakes beyond two in flight and refuses a third session on a connection);
+``behind1``, ``behind2``, ... reach n1 through ``busy`` as their ProxyJump host.
 Any other name reaches ``refused``'s address (a final ``Host * !127.*``), so that
 no made-up node name of a test is ever looked up in DNS; 127.x.y.z addresses are
 left as they are. And ``othershell``: a good node (127.0.0.252, an sshd of its
@@ -221,7 +222,10 @@ LogLevel INFO
 {key}Host badauth
   HostName {first}
   IdentityFile {self.bad_key}
-Host * !127.*
+Host behind*
+  HostName {first}
+  ProxyJump busy
+{key}Host * !127.*
   HostName {self.refused_addr}
 Host 127.*
 {key}Host *

@@ -61,3 +61,29 @@ def test_timeout_percent_ends_a_straggler_and_runs_it_elsewhere(clstr, tmp_path,
     assert first["attempts"][0]["runtime"] < 30  # ended at 3x the median, not after its minute
     assert result["nodes"]["n2"]["retired"] is False  # the node stays: it ran other jobs after
     assert any(a["node"] == "n2" and j["seq"] != 1 for j in result["jobs"] for a in j["attempts"])
+
+
+@pytest.mark.timeout(120)
+def test_nodes_behind_a_busy_jump_host_share_its_start_rate(clstr, tmp_path):
+    # behind1..behind24 reach n1 through ProxyJump busy (MaxStartups 2:50:4): one handshake each,
+    # 24 at once through a jump host that drops all beyond four in flight
+    r = clstr("--json", "out.json", "-v", "-n", "behind[1-24]", "-E", "echo done-$((6*7))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["done-42"] * 24
+    assert "retired" not in r.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["counts"]["succeeded"] == 24
+    assert not any(n["retired"] for n in result["nodes"].values())
+    refused = sum(n["busy_refusals"] for n in result["nodes"].values())
+    assert refused  # busy dropped handshakes, and they cost nothing
+    # the workers of refused nodes found their ProxyJump (and, after that, nodes not yet connected
+    # looked theirs up before connecting): the limit through it was shared
+    gate = result["jump_hosts"]["busy"]
+    assert gate["refused"] == refused and 1 <= gate["open_limit"] < 24
+    assert {name for name, n in result["nodes"].items() if n["busy_refusals"]} <= set(gate["nodes"])
+    assert set(gate["nodes"]) <= {f"behind{i}" for i in range(1, 25)}
+    # a job deferred that way was not an attempt: one attempt succeeded a node, after its refusals
+    for job in result["jobs"]:
+        assert [a["outcome"] for a in job["attempts"]][-1] == "succeeded"
+        assert all(a["reason"].endswith("(a busy sshd: tried again)") for a in job["attempts"][:-1])
+    assert f"jump host busy refused {refused} handshakes" in r.stderr

@@ -173,6 +173,23 @@ def test_ssh_argv_multiplexed_with_cleanup():
                             "-n", "-N", "-f", "--", "n1"]
 
 
+
+def test_ssh_config_argv_and_jump_host():
+    argv = ssh.config_argv(ssh.base_argv(ssh.SshConfig.from_strings("ssh -F cfg")), "u@h:2222")
+    assert argv[:3] == ["ssh", "-F", "cfg"] and argv[-5:] == ["-G", "-p", "2222", "--", "u@h"]
+
+
+@pytest.mark.parametrize("config,jump", [
+    ("user root\nhostname 10.0.0.7\nproxyjump bastion\nport 22\n", "bastion"),
+    ("proxyjump u@b1:2222,b2\n", "u@b1:2222,b2"),
+    ("user root\nhostname 10.0.0.7\n", None),
+    ("proxyjump none\n", None),
+    ("proxycommand ssh -W %h:%p b\n", None),  # a ProxyCommand is the user's own program: not followed
+    ("", None),
+])
+def test_jump_host_from_ssh_G(config, jump):
+    assert ssh.jump_host(config) == jump
+
 @pytest.mark.parametrize("stderr,reason,never_ran", [
     ("ssh: connect to host 127.0.0.9 port 22: Connection refused\n", "refused", True),
     ("Connection timed out during banner exchange\n", "timed out", True),

@@ -1,6 +1,7 @@
 """Pure tests of the scheduler: assignment, failure policy, retirement, interruption."""
 import pytest
 
+from clstr.events import DEFERRED
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler, interleave
 
 
@@ -288,9 +289,11 @@ def play(s, sequence, kinds=OUTCOMES, clock=False):
             s.tick(s.next_due())  # None (nothing due, yet nothing to start) fails here
             continue
         assert batch, "not done, yet nothing to assign and nothing running"
-        for slot, _ in batch:
+        for slot, job in batch:
             kind = sequence[made % len(sequence)]
             made += 1
+            if kind == "deferred" and not job.lookup:
+                kind = "closed"  # a worker defers only a job sent to look its node's jump host up first
             if kind == "died":
                 s.worker_died(slot)
             elif kind == "nostart":
@@ -659,13 +662,70 @@ def test_pinned_job_refused_by_a_busy_sshd_waits_for_its_node():
     assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
 
 
+
+def test_nodes_behind_a_refusing_jump_host_open_fewer_handshakes_through_it_together():
+    # ten nodes of one slot each: alone, each opens one connection, so only a limit shared through
+    # their jump host j can slow their handshakes down
+    nodes = [f"n{i}" for i in range(10)]
+    s = Scheduler(["x"] * 40, nodes, Policy(refusal_wait=1.0), rng=random.Random(6))
+    s.tick(10.0)
+    assert len(s.assign()) == 10  # j unknown yet: all ten handshakes go at once
+    s.finished(0, **CLOSED, gate="j")  # n0's worker found ProxyJump j behind the refusal
+    assert s.gates["j"].open_limit == 5  # half of the ten that were in flight
+    for i in range(1, 6):
+        s.finished(i, **CLOSED, gate="j")  # begun before that cut: no further cut
+    assert s.gates["j"].open_limit == 5 and s.gates["j"].refused == 6 and s.gates["j"].nodes == set(nodes[:6])
+    for i in range(6, 10):
+        s.connected(i)  # not known to be behind j: no change to it
+    assert s.gates["j"].open_limit == 5
+    s.tick(30.0)  # the holds are over
+    assert [i for i, _ in s.assign()] == [0, 1, 2, 3, 4]  # six nodes behind j are free: five go through it
+    s.connected(0)  # one got through: the limit grows about one a round
+    assert s.gates["j"].open_limit == 5.2
+    assert [i for i, _ in s.assign()] == [5]
+    s.finished(1, **CLOSED)  # begun after the cut: cut again, to half of the five in flight
+    assert s.gates["j"].open_limit == 2 and s.gates["j"].cuts == 2
+    s.finished(2, **CLOSED)  # begun in the same round: the limit stays
+    assert s.gates["j"].open_limit == 2
+    assert s.retired_nodes() == {}
+
+
+
+def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting():
+    s = Scheduler(["x"] * 6, ["a", "b", "c"], rng=random.Random(8))
+    s.tick(10.0)
+    assert [(i, j.lookup) for i, j in s.assign(most=2)] == [(0, False), (1, False)]  # no jump host refused yet
+    s.finished(0, **CLOSED, gate="j")
+    s.finished(1, 0, gate="")  # b's worker looked (after the refusal of a) and found none
+    assert s.gates["j"].open_limit == 1 and s.nodes["b"].gate_known and s.nodes["b"].gate is None
+    # a is held; b is connected and known; c has not connected yet: it looks first
+    assert sorted((i, j.lookup) for i, j in s.assign()) == [(1, False), (2, True)]
+    seq = s.slots[2].busy
+    before = list(s.jobs[seq].attempts)
+    att = s.finished(2, 255, ssh_error=DEFERRED, never_ran=True, gate="j")  # c is behind j too
+    assert att is None and s.nodes["c"].gate == "j" and s.nodes["c"].jobs == 0 and s.slots[2].uses == 0
+    assert s.jobs[seq].attempts == before and s.pending() == 4  # the job was not spent: it waits
+    s.tick(30.0)  # a's hold is over; a and c share j's one handshake at a time
+    assert [i for i, _ in s.assign()] == [0]
+    s.connected(0)
+    assert [(i, j.lookup) for i, j in s.assign()] == [(2, False)]
+
+
+def test_a_node_without_a_jump_host_gets_no_gate():
+    s = Scheduler(["x"] * 4, ["a", "b"], rng=random.Random(7))
+    s.assign()
+    s.finished(0, **CLOSED)  # the worker found no ProxyJump: gate None
+    assert s.gates == {} and s.nodes["a"].gate is None
+
 @pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
 def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy):
     """Termination with transient refusals and quarantine in the mix: every run ends, every job one
     outcome, and nothing is left that neither runs nor can start."""
-    kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION)
+    kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION, jumped=dict(CLOSED, gate="j"),
+                 deferred={"exit": 255, "ssh_error": DEFERRED, "never_ran": True, "gate": "j"})
     for length in range(1, 4):
-        for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session"], repeat=length):
+        for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session", "jumped",
+                                           "deferred"], repeat=length):
             s = Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), refusals_max=3, quarantine=1)),
                           rng=random.Random(5))
             play_clock(s, sequence, kinds)
