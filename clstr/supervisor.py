@@ -26,7 +26,7 @@ from .output import JobLog, silence, write_active, write_state
 from .pool import WorkerPool
 from .result import RunResult
 from .scheduler import FAILED, NOT_RUN, PROBE, SUCCEEDED
-from .ssh import loop_program
+from .ssh import marks_of
 from .state import snapshot
 from .status import Rate, status_line
 from .worker import MAX_WAIT, worker_main
@@ -106,8 +106,7 @@ class Supervisor:
                 longest = len(f"{len(self.node_index) + self.pool.capacity}-{self.pool.capacity}")
                 self.control_dir = controldir.make(longest + 4)  # + ".err"
                 self._control_paths()
-            if self.opt.ssh.pipeline:
-                loop_program()  # read once here, not by every worker
+            marks_of(self.opt.ssh)  # built once here, shared by every worker
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:

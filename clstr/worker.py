@@ -179,10 +179,9 @@ class SlotWorker:
         self.node = node
         self.conn = conn
         self.base = ssh.base_argv(cfg)
-        self.wrapper = ssh.Wrapper(cfg.mark) if cfg.remote_cleanup else None
-        # pipelined: the slot's jobs go down one session running the remote job loop; None once
-        # the loop could not start on this node (then one session a job, as without it)
-        self.loop = ssh.Loop(cfg.mark) if cfg.pipeline and cfg.remote_cleanup else None
+        # pipelined: the slot's jobs go down one session running the remote job loop; self.loop
+        # is None once the loop could not start on this node (then one session a job, as without it)
+        self.wrapper, self.loop = ssh.marks_of(cfg)
         self.session = None  # the loop's Channel while it lives
         self.connect_timeout = cfg.connect_timeout
         self.board = board
