@@ -711,6 +711,18 @@ def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting()
     assert [(i, j.lookup) for i, j in s.assign()] == [(2, False)]
 
 
+
+def test_a_deferred_job_pinned_to_its_node_waits_for_that_node():
+    s = Scheduler(["e"] * 3, ["a", "b", "c"], pinned=["a", "b", "c"], rng=random.Random(9))
+    s.assign(most=1)
+    s.finished(0, **CLOSED, gate="j")
+    batch = s.assign()  # a is held; b and c look theirs up first: behind j too
+    assert [(i, j.lookup) for i, j in batch] == [(1, True), (2, True)]
+    assert [s.finished(i, 255, ssh_error=DEFERRED, never_ran=True, gate="j") for i, _ in batch] == [None, None]
+    runs = drive_clock(s, lambda node, job, now: {"exit": 0})
+    assert sorted(n for n, _, _ in runs) == ["a", "b", "c"]  # each job on its own node, once
+    assert all(j.outcome == SUCCEEDED and len(j.attempts) == (2 if j.node == "a" else 1) for j in s.jobs.values())
+
 def test_a_node_without_a_jump_host_gets_no_gate():
     s = Scheduler(["x"] * 4, ["a", "b"], rng=random.Random(7))
     s.assign()
