@@ -377,8 +377,8 @@ def summary(result, write, verbose, each_node=False):
             f"{k} ({v})" for k, v in sorted(result.refusals.items())))
     for name, gate in sorted(result.gates.items()):
         if gate["refused"]:
-            write(f"jump host {name} refused {gate['refused']} handshakes to the {len(gate['nodes'])} nodes behind "
-                  f"it that were refused: at most {gate['open_limit']} opened through it at once by the end")
+            write(f"jump host {name} (the ProxyJump of {len(gate['nodes'])} nodes) refused {gate['refused']} "
+                  f"handshakes: at most {gate['open_limit']} opened through it at once by the end")
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]

@@ -86,4 +86,4 @@ def test_nodes_behind_a_busy_jump_host_share_its_start_rate(clstr, tmp_path):
     for job in result["jobs"]:
         assert [a["outcome"] for a in job["attempts"]][-1] == "succeeded"
         assert all(a["reason"].endswith("(a busy sshd: tried again)") for a in job["attempts"][:-1])
-    assert f"jump host busy refused {refused} handshakes" in r.stderr
+    assert f"jump host busy (the ProxyJump of {len(gate['nodes'])} nodes) refused {refused} handshakes" in r.stderr
