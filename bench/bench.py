@@ -196,40 +196,57 @@ def w1(tb, njobs, slots_per_node=4, nodes=4, repeat=3):
     sys.stdout.flush()
 
 
+def anchors(tb, hosts, hostlist, cmd, fanout, pssh_fanouts=None):
+    """(name, argv, env) of pdsh, clush and pssh (those installed), each running ``cmd`` on every
+    host at a fan-out of ``fanout`` (pssh at each of ``pssh_fanouts`` if given)."""
+    runs = []
+    if have("pdsh"):
+        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
+        runs.append((f"pdsh -f {fanout}", ["pdsh", "-f", str(fanout), "-w", hostlist, cmd], env))
+    if have("clush"):
+        runs.append((f"clush -f {fanout}", ["clush", "-f", str(fanout), "-w", hostlist, "-o", f"-F {tb.ssh_config}",
+                                            cmd], None))
+    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
+    if pssh:
+        hostfile = os.path.join(tb.root, f"hosts-{len(hosts)}-{hosts[0]}.txt")
+        with open(hostfile, "w") as f:
+            f.write("".join(h + "\n" for h in hosts))
+        for p in pssh_fanouts or (fanout,):
+            runs.append((f"pssh -p {p}", [pssh, "-p", str(p), "-h", hostfile, "-x", f"-F {tb.ssh_config}", "-i", cmd],
+                         None))
+    return runs
+
+
+def addresses(out):
+    """The node addresses a fan-out printed (``echo $SSH_CONNECTION | cut -d' ' -f3``), tool prefixes aside."""
+    return [w for w in (ln.split()[-1] for ln in out.splitlines() if ln.strip()) if w.startswith("127.")]
+
+
+def fanout_rows(title, repeat, runs, check_out, timeout=600, once=()):
+    """(rows, title) of runs (name, argv, env) measured interleaved; ``check_out(out)``: "ok" or what is wrong."""
+    def measure(run):
+        _, argv, env = run
+        r = timed(argv, env=env, timeout=timeout)
+        r["check"] = check_out(r["out"])
+        return r
+    rows = interleaved(runs, repeat, measure, once)
+    if repeat > 1:
+        title += f" (median of {repeat} interleaved runs; wall range in brackets)"
+    return rows, title
+
+
 def w2(tb, nodes, repeat=1):
     hosts = tb.good[:nodes]
     cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
     expected = sorted(tb.addr[h] for h in hosts)
-    addrs = lambda out: [line.split()[-1] for line in out.splitlines() if line.strip()]  # noqa: E731
-    runs = [("clstr -E", clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd), None, addrs)]
+    runs = [("clstr -E", clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd), None)]
+    runs += anchors(tb, hosts, f"n[1-{nodes}]", cmd, nodes)
     once = {"GNU parallel --nonall"}  # 5x slower than the rest: one run tells enough
-    hostlist = f"n[1-{nodes}]"
-    if have("pdsh"):
-        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
-        runs.append((f"pdsh -f {nodes}", ["pdsh", "-f", str(nodes), "-w", hostlist, cmd], env, addrs))
-    if have("clush"):
-        runs.append((f"clush -f {nodes}", ["clush", "-f", str(nodes), "-w", hostlist, "-o", f"-F {tb.ssh_config}", cmd],
-                     None, addrs))
-    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
-    if pssh:
-        hostfile = os.path.join(tb.root, "hosts.txt")
-        with open(hostfile, "w") as f:
-            f.write("".join(h + "\n" for h in hosts))
-        runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
-                                          "-i", cmd],
-                     None, lambda out: [ln for ln in addrs(out) if ln.startswith("127.")]))
     if have("parallel"):
         runs.append(("GNU parallel --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j", str(nodes), "--nonall",
-                                               "-S", ",".join(hosts), cmd], None, addrs))
-    def measure(run):
-        _, argv, env, parse = run
-        r = timed(argv, env=env)
-        r["check"] = check(parse(r["out"]), expected)
-        return r
-    rows = interleaved(runs, repeat, measure, once)
-    title = f"W2: one command on each of {nodes} nodes"
-    if repeat > 1:
-        title += f" (median of {repeat} interleaved runs; wall range in brackets)"
+                                               "-S", ",".join(hosts), cmd], None))
+    rows, title = fanout_rows(f"W2: one command on each of {nodes} nodes", repeat, runs,
+                              lambda out: check(addresses(out), expected), once=once)
     table(title, rows)
 
 
@@ -238,31 +255,13 @@ def w5(tb, nodes, repeat=1):
     hosts = tb.good[:nodes]
     cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
     expected = sorted(tb.addr[h] for h in hosts)
-    addrs = lambda out: [ln.split()[-1] for ln in out.splitlines() if ln.strip()]  # noqa: E731
-    hostfile = os.path.join(tb.root, "hosts-w5.txt")
-    with open(hostfile, "w") as f:
-        f.write("".join(h + "\n" for h in hosts))
     hostlist = f"n[1-{nodes}]"
     runs = [("clstr -E", clstr_argv(tb, "-n", hostlist, "-E", cmd), None),
             ("clstr -E -m 50", clstr_argv(tb, "-m", "50", "-n", hostlist, "-E", cmd), None)]
-    if have("pdsh"):
-        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
-        runs.append((f"pdsh -f {nodes}", ["pdsh", "-f", str(nodes), "-w", hostlist, cmd], env))
-    if have("clush"):
-        runs.append((f"clush -f {nodes}", ["clush", "-f", str(nodes), "-w", hostlist, "-o", f"-F {tb.ssh_config}",
-                                           cmd], None))
-    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
-    if pssh:
-        runs.append((f"pssh -p {nodes}", [pssh, "-p", str(nodes), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
-                                          "-i", cmd], None))
-    def measure(run):
-        _, argv, env = run
-        r = timed(argv, env=env, timeout=900)
-        r["check"] = check([a for a in addrs(r["out"]) if a.startswith("127.")], expected)
-        return r
-    rows = interleaved(runs, repeat, measure)
-    print(f"\nW5: one command on each of {nodes} nodes" + (f" (median of {repeat} interleaved runs)" if repeat > 1
-                                                            else ""))
+    runs += anchors(tb, hosts, hostlist, cmd, nodes)
+    rows, title = fanout_rows(f"W5: one command on each of {nodes} nodes", repeat, runs,
+                              lambda out: check(addresses(out), expected), timeout=900)
+    print(f"\n{title}")
     print("| tool | wall s | CPU s | peak USS MB (tree) | processes at once | output |")
     print("|---|---|---|---|---|---|")
     for name, r in rows:
@@ -272,39 +271,24 @@ def w5(tb, nodes, repeat=1):
 
 def w7(tb, nodes=100, fanout=32, repeat=3):
     """One command on each of ``nodes`` nodes behind one jump host whose sshd drops handshakes
-    beyond a few in flight (MaxStartups 2:50:4): nodes done, refusals, wall."""
+    beyond a few in flight (MaxStartups 2:50:4): how many nodes each tool got done, and how fast."""
     hosts = [f"behind{i}" for i in range(1, nodes + 1)]
     cmd = "echo done"
-    words = lambda out: [ln.split()[-1] for ln in out.splitlines() if ln.strip().endswith("done")]  # noqa: E731
     hostlist = f"behind[1-{nodes}]"
     runs = [("clstr -E", clstr_argv(tb, "-n", hostlist, "-E", cmd), None)]
-    if have("pdsh"):
-        env = dict(os.environ, PDSH_RCMD_TYPE="ssh", PDSH_SSH_ARGS=f"-F {tb.ssh_config} %h")
-        runs.append((f"pdsh -f {fanout}", ["pdsh", "-f", str(fanout), "-w", hostlist, cmd], env))
-    if have("clush"):
-        runs.append((f"clush -f {fanout}", ["clush", "-f", str(fanout), "-w", hostlist, "-o", f"-F {tb.ssh_config}",
-                                            cmd], None))
-    pssh = shutil.which("parallel-ssh") or shutil.which("pssh")
-    if pssh:
-        hostfile = os.path.join(tb.root, "hosts-w7.txt")
-        with open(hostfile, "w") as f:
-            f.write("".join(h + "\n" for h in hosts))
-        for p in (fanout, 2):  # -p 2: what pssh users fall back to when a host drops handshakes
-            runs.append((f"pssh -p {p}", [pssh, "-p", str(p), "-h", hostfile, "-x", f"-F {tb.ssh_config}",
-                                          "-i", cmd], None))
+    # pssh -p 2: what pssh users fall back to when a host drops handshakes
+    runs += anchors(tb, hosts, hostlist, cmd, fanout, pssh_fanouts=(fanout, 2))
     if have("parallel"):
         runs.append((f"GNU parallel -j {fanout} --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j",
                                                             str(fanout), "--nonall", "-S", ",".join(hosts), cmd],
                      None))
 
-    def measure(run):
-        _, argv, env = run
-        r = timed(argv, env=env, timeout=300)
-        done = len(words(r["out"]))
-        r["check"] = "ok" if done == nodes else f"{done} of {nodes} nodes done"
-        return r
-    table(f"W7: one command on each of {nodes} nodes behind one jump host with MaxStartups 2:50:4 "
-          f"(median of {repeat} interleaved runs)", interleaved(runs, repeat, measure))
+    def done(out):
+        n = sum(1 for ln in out.splitlines() if ln.strip().endswith("done"))
+        return "ok" if n == nodes else f"{n} of {nodes} nodes done"
+    rows, title = fanout_rows(f"W7: one command on each of {nodes} nodes behind one jump host with MaxStartups "
+                              "2:50:4", repeat, runs, done, timeout=300)
+    table(title, rows)
 
 
 def interleaved(runs, repeat, measure, once=()):
