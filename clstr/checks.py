@@ -67,7 +67,7 @@ def check(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{_name(name)} must be a number of seconds, not {type(value).__name__}")
         if math.isnan(value) or value < 0 or (value == 0 and not zero_ok) or value > MAX_SECONDS:
-            least = "0" if zero_ok else "more than 0"
+            least = "at least 0" if zero_ok else "more than 0"
             raise InputError(f"{_name(name)} must be {least} and at most {MAX_SECONDS} seconds (a year), "
                              f"got {value:g}")
         return float(value)

@@ -37,6 +37,8 @@ def no_user_profiles(tmp_path, monkeypatch):
      "31622400 seconds (a year), got -5"),
     (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
      "31622400 seconds (a year), got nan"),
+    (["-n", "a", "--reprobe", "-1", "-j", "x"], "clstr: reprobe (--reprobe) must be at least 0 and at most "
+     "31622400 seconds (a year), got -1"),
     (["-n", "a", "--max-attempts", "0", "-j", "x"], "clstr: max_attempts (--max-attempts) must be a whole number "
      "from 1 to 1000000, got 0"),
     (["-n", "a", "--ssh", '"x', "-j", "x"], "clstr: --ssh '\"x': No closing quotation (it is split as a shell would)"),
