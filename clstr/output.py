@@ -485,7 +485,8 @@ def open_for_us(path, flags, mode=0o666):
 
 
 def check_file_target(path, what):
-    """Before the run: ``path`` can be written as a file (its directory exists; it is no directory)."""
+    """Before the run: ``path`` can be written as a file replaced atomically (its directory exists,
+    takes new files, and it is no directory)."""
     d = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise InputError(f"{what} is a directory", path)
@@ -493,6 +494,15 @@ def check_file_target(path, what):
         raise InputError(f"{what}: no such directory {d}", path)
     if not os.access(d, os.W_OK | os.X_OK):
         raise InputError(f"{what}: directory {d} is not writable", path)
+    # it is replaced atomically (a new file beside it, renamed): one is made and removed now, so
+    # that a directory no file can be made in (a pseudo file system, a full disk) stops the run
+    # before it starts rather than after
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".clstr-check-", dir=d)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise InputError(f"{what}: cannot make a file in {d} ({e.strerror})", path) from None
 
 
 def check_output_dir(path, seqs):

@@ -37,6 +37,9 @@ def no_user_profiles(tmp_path, monkeypatch):
      "31622400 seconds (a year), got -5"),
     (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
      "31622400 seconds (a year), got nan"),
+    # /proc takes no new file: found before the run, not by the first write of the state
+    (["-n", "a", "--state", "/proc/x", "-j", "x"], "clstr: /proc/x: --state file: cannot make a file in /proc "
+     "(No such file or directory)"),
     (["-n", "a", "--reprobe", "-1", "-j", "x"], "clstr: reprobe (--reprobe) must be at least 0 and at most "
      "31622400 seconds (a year), got -1"),
     (["-n", "a", "--max-attempts", "0", "-j", "x"], "clstr: max_attempts (--max-attempts) must be a whole number "
