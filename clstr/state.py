@@ -15,7 +15,7 @@ file atomically (a reader sees a whole snapshot, never a part)::
       "eta": 53.0,                      # seconds left at that rate, or null
       "nodes": {
         "lab01": {"status": "up", "slots": 4, "running": 4, "attempts": 57, "reason": "",
-                  "next_probe_in": null, "configuration_error": false,
+                  "next_probe_in": null, "configuration_error": false, "jump_host": null,
                   "out": [{"left": ..., "reason": "refused", "back": ..., "failed_probes": 1}]},
         "lab07": {"status": "retired", "reason": "refused", "next_probe_in": 24.0, ...}
       },
@@ -24,7 +24,9 @@ file atomically (a reader sees a whole snapshot, never a part)::
 
 ``status``: ``up``; ``retired`` (``reason`` says why; ``next_probe_in``: seconds to its next
 probe, or null if it stays out); ``probing`` (its probe is due or runs); ``removed`` (a live
-node list dropped it: no new job, a running one finishes). ``slots``: those it has now. ``counts`` add up:
+node list dropped it: no new job, a running one finishes). ``slots``: those it has now.
+``jump_host``: the ProxyJump host it shares a limit of handshakes through, once one refused
+(else null). ``counts`` add up:
 jobs = succeeded + failed + not_run + running + pending. When the run has ended, ``state``
 is ``finished`` and the counts are those of the summary and ``--json``.
 """
@@ -58,6 +60,7 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
                               if n.status == "retired" and n.next_probe is not None and state != "finished"
                               else None),
             "configuration_error": n.out and n.permanent,
+            "jump_host": n.gate,
             "out": [{"left": round(a.left, 3), "reason": a.reason,
                      "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                     for a in n.history],

@@ -21,7 +21,7 @@ import time
 
 from . import controldir, hostlist, reaper
 from .errors import InputError
-from .events import Connected, Finished, Limit, Notice, Output
+from .events import DEFERRED, Connected, Finished, Limit, Notice, Output
 from .output import JobLog, silence, write_active, write_state
 from .pool import WorkerPool
 from .result import RunResult
@@ -424,6 +424,9 @@ class Supervisor:
     def _finished(self, ev):
         att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran,
                                   ev.gate)
+        if ev.ssh_error == DEFERRED and self.opt.verbose:
+            self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.gate}, "
+                      "which refused handshakes; it waits for a turn through it")
         self._record(att)
         self._release_finished(ev.slot)
         if self.opt.timeout_percent and att is not None and att.outcome == SUCCEEDED:

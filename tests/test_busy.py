@@ -87,3 +87,6 @@ def test_nodes_behind_a_busy_jump_host_share_its_start_rate(clstr, tmp_path):
         assert [a["outcome"] for a in job["attempts"]][-1] == "succeeded"
         assert all(a["reason"].endswith("(a busy sshd: tried again)") for a in job["attempts"][:-1])
     assert f"jump host busy (the ProxyJump of {len(gate['nodes'])} nodes) refused {refused} handshakes" in r.stderr
+    # -v says which attempts waited (not started: no attempt of the job), each a node behind busy
+    waited = [ln.split()[3].rstrip(":") for ln in r.stderr.splitlines() if "not started: behind jump host busy" in ln]
+    assert set(waited) <= set(gate["nodes"])

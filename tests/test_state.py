@@ -14,7 +14,7 @@ def test_snapshot_counts_add_up_and_name_every_node():
     s.tick(100.0, 1000.0)
     batch = dict(s.assign())
     s.finished(3, 255, ssh_error="refused", never_ran=True)
-    s.finished(0, 0)
+    s.finished(0, 0, gate="j")  # n1's worker found it behind jump host j
     snap = snapshot(s, "running", 990.0, 1002.0, 101.0, [998.0] * 4)
     c = snap["counts"]
     assert c == {"jobs": 5, "succeeded": 1, "failed": 0, "not_run": 0, "running": 2, "pending": 2}
@@ -22,7 +22,9 @@ def test_snapshot_counts_add_up_and_name_every_node():
     assert snap["nodes"]["dead"]["status"] == "retired" and snap["nodes"]["dead"]["next_probe_in"] == 29.0
     assert snap["nodes"]["dead"]["out"] == [{"left": 1000.0, "reason": "refused", "back": None, "failed_probes": 0}]
     assert snap["nodes"]["n1"] == {"status": "up", "slots": 2, "running": 1, "attempts": 2, "reason": "",
-                                   "next_probe_in": None, "configuration_error": False, "out": []}
+                                   "next_probe_in": None, "configuration_error": False, "jump_host": "j",
+                                   "out": []}
+    assert snap["nodes"]["dead"]["jump_host"] is None
     assert [(r["node"], r["seq"], r["command"], r["running_for"]) for r in snap["running"]] == [
         ("n1", 2, "b", 4.0), ("n2", 3, "c", 4.0)]
     assert snap["elapsed"] == 12.0 and batch
