@@ -476,8 +476,7 @@ class Scheduler:
             opens = connect if self.policy.gate_on_connect else not s.linked
             if opens and opening is not None and len(self._connecting) >= opening:
                 continue  # no connection opens now; a slot riding one that is up still may start
-            if opens and node.open_limit is not None and \
-                    sum(1 for i in self._connecting if self.slots[i].node == s.node) >= node.open_limit:
+            if opens and node.open_limit is not None and self._opening(lambda n: n is node) >= node.open_limit:
                 continue  # its sshd refused handshakes: fewer at once
             if opens and node.gate is not None and self._gate_full(node.gate):
                 continue  # its jump host refused handshakes: fewer through it at once
@@ -542,12 +541,13 @@ class Scheduler:
         if gate is not None and gate.open_limit is not None:
             gate.open_limit += 1 / gate.open_limit  # about one more a round of handshakes
 
-    def _opening_through(self, gate):
-        return sum(1 for i in self._connecting if self.nodes[self.slots[i].node].gate == gate)
+    def _opening(self, which):
+        """How many connections being opened go to nodes ``which(node)`` picks."""
+        return sum(1 for i in self._connecting if which(self.nodes[self.slots[i].node]))
 
     def _gate_full(self, name):
         limit = self.gates[name].open_limit
-        return limit is not None and self._opening_through(name) >= int(limit)
+        return limit is not None and self._opening(lambda n: n.gate == name) >= int(limit)
 
     @property
     def connecting(self):
@@ -604,11 +604,12 @@ class Scheduler:
         ``gate``: the ProxyJump host of the node, when the worker looked it up (after a refusal).
         """
         s = self.slots[slot]
-        if gate is not None and not self.nodes[s.node].gate_known:
-            self.nodes[s.node].gate_known = True
+        node = self.nodes[s.node]
+        if gate is not None and not node.gate_known:
+            node.gate_known = True
             if gate:
-                self.nodes[s.node].gate = gate
-                self.gates.setdefault(gate, Gate(gate)).nodes.add(s.node)
+                node.gate = gate
+                self.gates.setdefault(gate, Gate(gate)).nodes.add(node.name)
         seq, s.busy = s.busy, None
         if seq is None:
             raise ValueError(f"slot {slot} finished but runs no job")
@@ -616,7 +617,6 @@ class Scheduler:
         self._probe_ended(s, connected=not never_ran)
         if never_ran or ssh_error or timed_out:
             s.linked = False  # its session ended or never came up: the next attempt opens one
-        node = self.nodes[s.node]
         if ssh_error == DEFERRED:
             s.uses -= 1
             node.jobs -= 1
@@ -667,7 +667,7 @@ class Scheduler:
         s.hold_until = self.now + wait * self.rng.uniform(0.5, 1.5)
         self._held.add(s.index)
         if why == "connection closed":
-            opening = sum(1 for i in self._connecting if self.slots[i].node == node.name) + 1
+            opening = self._opening(lambda n: n is node) + 1
             node.open_limit = max(1, min(node.open_limit or opening, opening) // 2)
             if node.gate is not None:
                 # the refusal may be the jump host's: every node behind it opens fewer at once
@@ -675,7 +675,7 @@ class Scheduler:
                 gate.refused += 1
                 if s.gate_round >= gate.cuts:  # not a handshake begun before the last cut
                     # the first time, which nodes share it is not known yet: all in flight may
-                    through = (self._opening_through(node.gate) if gate.cuts else len(self._connecting)) + 1
+                    through = (self._opening(lambda n: n.gate == gate.name) if gate.cuts else len(self._connecting)) + 1
                     gate.open_limit = max(1, min(gate.open_limit or through, through) // 2)
                     gate.cuts += 1
         elif self.policy.gate_on_connect:
