@@ -15,7 +15,7 @@ from .result import RunOptions, RunResult
 from .supervisor import Supervisor, stderr_log
 
 
-def group_resolver(files=()):
+def group_resolver(files=(), regular_only=False):
     """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then
     the default profile files (read only when a node list names a group)."""
     found = []
@@ -23,13 +23,9 @@ def group_resolver(files=()):
     def hosts(name):
         if not found:
             from .profiles import ProfileSet, default_search_path
-            found.append(ProfileSet([(f, True) for f in files] + default_search_path()))
+            found.append(ProfileSet([(f, True) for f in files] + default_search_path(), regular_only=regular_only))
         return found[0].resolve(name).hosts
     return hosts
-
-
-def _binary(stream):
-    return getattr(stream, "buffer", stream)
 
 
 def expand_nodes(nodes, exclude=(), groups=None):

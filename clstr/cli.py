@@ -10,6 +10,7 @@ import sys
 import time
 
 from . import __version__, api, hostlist
+from .userfiles import read_lines
 from .errors import InputError
 from .supervisor import stderr_log
 
@@ -203,42 +204,6 @@ def build_parser():
     return p
 
 
-def read_lines(path, what):
-    """Lines of a file ('-' is stdin) without their line ends, with line numbers.
-
-    Only ``\\n`` (or ``\\r\\n``) ends a line, as in a shell script: form feeds, vertical tabs and
-    Unicode line separators stay inside their line. A UTF-8 byte order mark at the start is
-    dropped; bytes that are not UTF-8 are kept as they are; a NUL byte is an error.
-    """
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{what} not found", path) from None
-    except IsADirectoryError:
-        raise InputError(f"{what} is a directory", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read {what}: {e.strerror}", path) from None
-    return split_lines(data, path if path != "-" else "<stdin>", what)
-
-
-def split_lines(data, where, what="file"):
-    """``data`` (bytes) as numbered lines; see read_lines."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if b"\0" in data:
-        n = data.count(b"\n", 0, data.index(b"\0")) + 1
-        raise InputError(f"{what} has a NUL byte (not a text file?)", f"{where}:{n}")
-    text = data.decode("utf-8", "surrogateescape")
-    rows = text.split("\n")
-    if rows and rows[-1] == "":
-        rows.pop()
-    return [(n, line[:-1] if line.endswith("\r") else line) for n, line in enumerate(rows, 1)]
-
-
 def read_jobs(args):
     jobs = list(args.job)
     for path in args.job_file + args.job_files:
@@ -246,11 +211,14 @@ def read_jobs(args):
     return jobs
 
 
-def read_node_file(path, groups=None):
-    """The hosts of a node file (one entry a slot), as ``1/host`` entries; errors name file:line."""
-    ctx = hostlist.Context(group=groups)
+def read_node_file(path, groups=None, live=False):
+    """The hosts of a node file (one entry a slot), as ``1/host`` entries; errors name file:line.
+
+    ``live``: read again mid-run, so only regular files are read (nothing that could block).
+    """
+    ctx = hostlist.Context(group=groups, regular_only=live)
     try:
-        hosts = hostlist.read_node_lines(read_lines(path, "node file"), path, ctx)
+        hosts = hostlist.read_node_lines(read_lines(path, "node file", live), path, ctx)
     except InputError as e:
         if e.where and e.where.startswith(f"{path}:") and "cannot be a node" in e.message:
             # the usual mix-up: a job file where a node file goes (-N nodes.txt jobs.txt)
@@ -278,16 +246,19 @@ def list_profiles(args, out):
         out.write(f"{name}\t{len(set(r.hosts))} nodes\t{len(r.hosts)} slots\t{ps.get(name).path}\n")
 
 
-def gather_nodes(args):
-    """Node patterns and ssh settings from --node, --node-file and --profile."""
+def gather_nodes(args, live=False):
+    """Node patterns and ssh settings from --node, --node-file and --profile.
+
+    ``live``: the node list read again mid-run (only regular files are read).
+    """
     nodes = list(args.node)
-    groups = api.group_resolver(args.profiles)
+    groups = api.group_resolver(args.profiles, regular_only=live)
     for path in args.node_file:
-        nodes.extend(read_node_file(path, groups))
+        nodes.extend(read_node_file(path, groups, live))
     ssh_cmd, ssh_opts, timeout = None, [], None
     if args.profile:
         from .profiles import ProfileSet
-        ps = ProfileSet(_profile_files(args))
+        ps = ProfileSet(_profile_files(args), regular_only=live)
         for name in args.profile:
             r = ps.resolve(name)
             nodes.extend(f"1/{h}" for h in r.hosts)  # already expanded: one entry a slot
@@ -309,7 +280,7 @@ def live_nodes(args):
     files = list(args.node_file)
     if args.profile:
         files += [path for path, _ in _profile_files(args)]
-    return NodeSource(files, lambda: gather_nodes(args)[0]) if files else None
+    return NodeSource(files, lambda: gather_nodes(args, live=True)[0]) if files else None
 
 
 def _open_json(path):

@@ -27,6 +27,7 @@ _NAME = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"
 _V6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?"
 _HOST = re.compile(rf"(?:[A-Za-z0-9_.+-]+@)?(?:{_NAME}(?::\d{{1,5}})?|\[{_V6}\](?::\d{{1,5}})?|{_V6})")
 _OPERATORS = ",!&^"
+_PLAIN = re.compile(rf"(?:(\d{{1,6}})/)?({_HOST.pattern})")  # one plain host, perhaps with its slots
 
 
 def check_host(host):
@@ -205,11 +206,12 @@ def count(pattern):
 
 # ---- lists -----------------------------------------------------------------------------
 class Context:
-    """Where ``^FILE`` and ``@NAME`` items are read from; the default reads files and knows no group."""
+    """Where ``^FILE`` and ``@NAME`` items are read from; the default reads files (userfiles) and
+    knows no group. ``regular_only``: a live node list read again mid-run reads no FIFO or device."""
 
-    def __init__(self, group=None, read=None):
+    def __init__(self, group=None, read=None, regular_only=False):
         self.group = group  # name -> [hosts]; None: @NAME is an error
-        self.read = read or _read_host_file
+        self.read = read or (lambda path: _read_host_file(path, regular_only))
         self.depth = 0
 
     def hosts_of_group(self, name):
@@ -218,33 +220,29 @@ class Context:
         return self.group(name)
 
 
-def _read_host_file(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError("node file not found", path) from None
-    except IsADirectoryError:
-        raise InputError("node file is a directory", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read node file: {e.strerror}", path) from None
-    if b"\0" in data:
-        raise InputError("node file has a NUL byte (not a text file?)", path)
-    return list(enumerate(data.decode("utf-8", "surrogateescape").split("\n"), 1))
+def _read_host_file(path, regular_only=False):
+    from .userfiles import read_lines  # the one reader of the user's files, bounded
+    return read_lines(path, "node file", regular_only)
 
 
 def read_node_lines(lines, where, ctx=None):
     """The hosts of numbered node-file lines (``#`` comments, blank lines skipped); errors name file:line.
 
     The lines read as one comma list: a line ``-node07`` removes node07 of the lines before it.
+    Linear in the lines: a node file of 100,000 lines reads at once.
     """
     out = []
     for n, line in lines:
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
+        if line[0] not in "-^@/" and _HOST.fullmatch(line):
+            out.append(line)  # a plain host, as most lines are
+            if len(out) > MAX_HOSTS:
+                raise InputError(f"node list has more than {MAX_HOSTS} slots", f"{where}:{n}")
+            continue
         try:
-            out = apply(out, line, ctx)
+            out = _apply_into(out, line, ctx or Context())
         except InputError as e:
             if e.where:
                 raise
@@ -299,8 +297,17 @@ def combine(left, op, right):
 
 def apply(so_far, text, ctx=None):
     """``so_far`` (hosts) followed by the host list ``text``, as if joined by a comma."""
-    ctx = ctx or Context()
-    out = list(so_far)
+    return _apply_into(list(so_far), text, ctx or Context())
+
+
+def _apply_into(out, text, ctx):
+    """``apply`` on a list of our own: a plain item extends it in place (no copy a line)."""
+    m = _PLAIN.fullmatch(text)
+    if m and text[0] not in "-^@/" and int(m.group(1) or 1) >= 1:
+        out.extend([m.group(2)] * int(m.group(1) or 1))  # ``host`` or ``4/host``: no parsing needed
+        if len(out) > MAX_HOSTS:
+            raise InputError(f"node list has more than {MAX_HOSTS} slots")
+        return out
     for op, item in tokens(text.strip()):
         if item.startswith("-") and op == ",":
             out = combine(out, "!", _item(item[1:], ctx))  # pdsh: -host removes it
@@ -308,6 +315,10 @@ def apply(so_far, text, ctx=None):
             rx = _regex(item)
             matched = [h for h in out if rx.search(h)]
             out = matched if op in ",&" else combine(out, op, matched)  # pdsh: /re/ filters
+        elif op == ",":
+            out.extend(_item(item, ctx))
+            if len(out) > MAX_HOSTS:
+                raise InputError(f"node list has more than {MAX_HOSTS} slots")
         else:
             out = combine(out, op, _item(item, ctx))
     return out
@@ -327,7 +338,7 @@ def expand_all(patterns, ctx=None):
     ctx = ctx or Context()
     out = []
     for p in patterns:
-        out = apply(out, p, ctx)
+        out = _apply_into(out, p, ctx)
     return out
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from . import hostlist
+from . import hostlist, userfiles
 from .errors import InputError
 
 KEYS = {
@@ -157,20 +157,15 @@ def parse(text, path):
 class ProfileSet:
     """Every profile found along a search path; the first file that names a profile wins."""
 
-    def __init__(self, files):
-        """``files``: (path, required) pairs in search order."""
+    def __init__(self, files, regular_only=False):
+        """``files``: (path, required) pairs in search order; ``regular_only``: read again mid-run,
+        so only regular files are read (see userfiles)."""
         self.profiles = {}
         self.files = []
         for path, required in files:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-            except FileNotFoundError:
-                if required:
-                    raise InputError("profile file not found", path) from None
+            if not required and not os.path.exists(path):
                 continue
-            except OSError as e:
-                raise InputError(f"cannot read profile file: {e.strerror}", path) from None
+            text = userfiles.read_text(path, "profile file", regular_only)
             self.files.append(path)
             for name, prof in parse(text, path).items():
                 self.profiles.setdefault(name, prof)

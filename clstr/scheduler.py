@@ -266,19 +266,20 @@ class Scheduler:
             need = want.get(name, 0)
             if need > len(have):
                 back = [self.slots[i] for i in node.slots if self.slots[i].removed] if node else []
+                mine = []
                 for s in back[:need - len(have)]:
                     s.removed = False
                     limit = self.policy.max_node_uses
                     s.retired = limit is not None and s.uses >= limit
-                    added.append(s.index)
+                    mine.append(s.index)
                 for _ in range(need - len(have) - len(back)):
-                    added.append(self._new_slot(name).index)
+                    mine.append(self._new_slot(name).index)
                 node = self.nodes[name]
                 node.removed = False
-                for idx in added:
-                    if self.slots[idx].node == name and self._slot_usable(self.slots[idx]) \
-                            and self.slots[idx].busy is None:
+                for idx in mine:
+                    if self._slot_usable(self.slots[idx]) and self.slots[idx].busy is None:
                         self._free[idx] = None
+                added += mine
             elif need < len(have):
                 for s in sorted(have, key=lambda s: (s.busy is not None, -s.index))[:len(have) - need]:
                     s.removed = s.retired = True
