@@ -71,3 +71,6 @@ class Finished:
     started: bool = False  # the remote wrapper's start mark was seen: the job ran
     # the node's ProxyJump host ("" for none), once the worker looked it up (after a refused handshake)
     gate: Optional[str] = None
+    # the job started and its end mark never came, over a connection still alive: why it is taken
+    # for the job's failure (it ended what writes the mark: its wrapper, the job loop)
+    died: Optional[str] = None

@@ -3,6 +3,7 @@
 The supervisor is the only writer of all of these.
 """
 import collections
+import io
 import json
 import os
 import re
@@ -169,8 +170,55 @@ def _pollable(fd):
         ep.close()
 
 
+class TextStream:
+    """A text stream (``io.StringIO``, a notebook's) given where job output goes: the bytes of the
+    jobs are written to it decoded as UTF-8, bytes that are not UTF-8 replaced."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.name = getattr(stream, "name", None)
+
+    def write(self, data):
+        self.stream.write(data.decode("utf-8", "replace"))
+
+    def flush(self):
+        flush = getattr(self.stream, "flush", None)
+        if flush is not None:
+            flush()
+
+
+def byte_stream(stream):
+    """Where job output goes, as a stream of bytes: a binary stream as it is, the binary buffer
+    under a text stream that has one (sys.stdout), else a TextStream; TypeError for an object
+    that takes neither bytes nor text, found before anything runs (an empty write, a no-op)."""
+    buffer = getattr(stream, "buffer", None)
+    if isinstance(stream, io.TextIOBase) and buffer is not None:
+        stream.flush()  # what its text layer holds goes first
+        return buffer
+    try:
+        stream.write(b"")
+        return stream
+    except TypeError:
+        pass
+    try:
+        stream.write("")
+    except TypeError:
+        raise TypeError(f"{type(stream).__name__} takes neither bytes nor text: give a binary or text stream, "
+                        "None or False") from None
+    return TextStream(stream)
+
+
+# Merged output: while one job's line, sent on in pieces, is not ended, other jobs' output for
+# that stream waits, up to this much; past it the line is broken there (ended with a newline).
+PARKED_MAX = 4 * 1024 * 1024
+
+
 class Printer:
-    """Writes job output: merged line by line (default), tagged, grouped per job, or gathered."""
+    """Writes job output: merged line by line (default), tagged, grouped per job, or gathered.
+
+    Output comes in whole lines, but for a line too long to hold, which comes in pieces: the
+    stream is then the job's until its line ends, so that two jobs' output never shares a line.
+    """
 
     def __init__(self, out, err, tag=False, tag_job=False, group=False, output_dir=None, gather=False,
                  status=None):
@@ -183,9 +231,14 @@ class Printer:
         self.output_dir = output_dir
         self.status = status
         self.held = collections.defaultdict(list)  # seq -> [(stream, data)] with --group
+        self.running = set()  # jobs whose attempt runs: late output of an ended one is not held
         self.files = {}
         self.dirty = set()
         self.stdout_closed = False
+        self.midline = set()  # (seq, stream) whose last output did not end its line
+        self.owner = {}  # stream -> the job whose line, come in pieces, is open there
+        self.parked = {1: [], 2: []}  # other jobs' output waiting for that line to end
+        self.parked_bytes = {1: 0, 2: 0}
 
     def _prefix(self, node, seq):
         parts = []
@@ -194,6 +247,17 @@ class Printer:
         if self.tag or self.gather:  # gathered stdout is folded; stderr lines say their node
             parts.append(node)
         return (": ".join(parts) + ": ").encode() if parts else b""
+
+    def _prefixed(self, prefix, seq, stream, data):
+        """``data`` with ``prefix`` at the start of each line (not where a line goes on)."""
+        lines = data.splitlines(keepends=True)
+        key = (seq, stream)
+        out = b"".join((line if i == 0 and key in self.midline else prefix + line) for i, line in enumerate(lines))
+        if data.endswith(b"\n"):
+            self.midline.discard(key)
+        else:
+            self.midline.add(key)
+        return out
 
     def output(self, node, seq, stream, data):
         if self.output_dir is not None:
@@ -210,11 +274,40 @@ class Printer:
             return
         prefix = self._prefix(node, seq)
         if prefix:
-            data = b"".join(prefix + line for line in data.splitlines(keepends=True))
-        if self.group:
+            data = self._prefixed(prefix, seq, stream, data)
+        if self.group and seq in self.running:
             self.held[seq].append((stream, data))
             return
+        self._merged(seq, stream, data)
+
+    def _merged(self, seq, stream, data):
+        """Write a job's output to the merged stream, keeping a line that comes in pieces whole."""
+        owner = self.owner.get(stream)
+        if owner is not None and owner != seq:
+            self.parked[stream].append((seq, data))
+            self.parked_bytes[stream] += len(data)
+            if self.parked_bytes[stream] > PARKED_MAX:
+                self._end_line(stream)  # a line without end while others write: broken here
+            return
         self._write(stream, data)
+        if data.endswith(b"\n"):
+            if owner is not None:
+                del self.owner[stream]
+                self._unpark(stream)
+        else:
+            self.owner[stream] = seq
+
+    def _end_line(self, stream):
+        """End the open line of ``stream`` (its job ended, or others waited too long) and let the rest go."""
+        if self.owner.pop(stream, None) is not None:
+            self._write(stream, b"\n")
+            self._unpark(stream)
+
+    def _unpark(self, stream):
+        """The stream's open line ended: what waited goes, in order (a job of it may open another)."""
+        parked, self.parked[stream], self.parked_bytes[stream] = self.parked[stream], [], 0
+        for seq, data in parked:
+            self._merged(seq, stream, data)
 
     def _write(self, stream, data):
         dest = self.streams[stream]
@@ -249,16 +342,24 @@ class Printer:
             self.stdout_closed = True
 
     def attempt_started(self, seq):
-        """With --output-dir, each attempt starts its job's files afresh."""
+        """An attempt starts: with --output-dir, its job's files start afresh."""
+        self.running.add(seq)
         if self.output_dir is None:
             return
         for ext in ("out", "err"):
             os.close(open_for_us(os.path.join(self.output_dir, f"{seq}.{ext}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
 
     def attempt_ended(self, seq):
-        """An attempt ended: grouped output is printed whole, per-job files closed."""
+        """An attempt ended: grouped output is printed whole, per-job files closed, a line it left
+        open (its worker died mid-line) ended."""
+        self.running.discard(seq)
+        for stream in (1, 2):
+            if self.owner.get(stream) == seq:
+                self._end_line(stream)
+            if (seq, stream) in self.midline:
+                self.midline.discard((seq, stream))
         for stream, data in self.held.pop(seq, ()):
-            self._write(stream, data)
+            self._merged(seq, stream, data)
         for stream in (1, 2):
             f = self.files.pop((seq, stream), None)
             if f is not None:

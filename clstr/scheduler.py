@@ -5,6 +5,7 @@ connected, an attempt finished, a worker died, the run was interrupted) and
 asks it for the next assignments. Every job ends in exactly one outcome:
 ``succeeded``, ``failed`` (with why) or ``not run`` (with why).
 """
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ PERMANENT = ("authentication", "host key", "unknown host")
 # refusals of a busy sshd (MaxStartups drops the handshake, MaxSessions refuses a session): the
 # node is well, only busy; the attempt costs nothing and is tried again after a short back-off
 TRANSIENT = ("connection closed", "session refused")
+# --quarantine (Scheduler._evidence): a black hole fails a run with this chance; a node is held
+# back from fresh jobs while its failures wait for their re-runs once its record is this many
+# times likelier for a black hole than for a node as good as the rest, and retired as one at
+# QUARANTINE_AT (a good node gets there with a chance of at most 1/QUARANTINE_AT in a run)
+BLACK_HOLE = 0.95
+SUSPECT_AT = 20.0
+QUARANTINE_AT = 10000.0
+HOLD_RUNS = 40  # a suspect is held while the rest runs this many jobs after its last failure
 
 
 @dataclass
@@ -146,6 +155,9 @@ class NodeState:
     gate_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
     blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere (quarantine)
     unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet
+    ran: int = 0  # job failures mode: attempts that ran to the job's own end here (quarantine's evidence)
+    failed_runs: int = 0  # of those, the ones that failed by the job's exit or timeout
+    failed_at: int = 0  # the pool's count of runs when one last failed here
 
     @property
     def out(self):
@@ -237,6 +249,7 @@ class Scheduler:
         self._held = set()  # slots held back after a refusal
         self._groups_made = {}  # node -> connection groups made for it (a refused session moves a slot)
         self.gates = {}  # ProxyJump host -> Gate, learned from refusals
+        self._ran = self._failed_runs = 0  # job failures mode: the pool's runs, for the quarantine rule
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -401,6 +414,10 @@ class Scheduler:
     def _bring_back(self, node):
         node.status, node.reason, node.by_job, node.next_probe = "up", "", False, None
         node.blamed = set()  # a quarantined node that comes back starts with a clean record
+        node.unconfirmed = set()
+        self._ran -= node.ran
+        self._failed_runs -= node.failed_runs
+        node.ran = node.failed_runs = node.failed_at = 0
         if node.history and node.history[-1].back is None:
             node.history[-1].back = self.wall
             self.news.append(("back", node))
@@ -597,12 +614,14 @@ class Scheduler:
         return True
 
     def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False,
-                 gate=None):
+                 gate=None, died=None):
         """Record the end of the slot's attempt; returns the Attempt (a job log row).
 
         ``ssh_error``: why ssh (not the job) failed, or None when ``exit`` is the job's own status;
         ``never_ran``: the job did not start on the node (that costs the job nothing);
-        ``gate``: the ProxyJump host of the node, when the worker looked it up (after a refusal).
+        ``gate``: the ProxyJump host of the node, when the worker looked it up (after a refusal);
+        ``died``: the job ran and its end mark never came over a connection still alive (it ended
+        its own wrapper or job loop): why, taken as the job's own failure.
         """
         s = self.slots[slot]
         node = self.nodes[s.node]
@@ -637,7 +656,7 @@ class Scheduler:
                          ssh_error or ("timed out" if timed_out else f"probe exit {exit}"))
             return None
         job = self.jobs[seq]
-        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran, slot)
+        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran, slot, died)
         att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command, s.index)
         job.attempts.append(att)
         job.exit, job.reason = exit, reason
@@ -687,12 +706,14 @@ class Scheduler:
             self.groups[s.group] = "unknown"
             s.linked = False
 
-    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran, job_slot=None):
+    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran, job_slot=None, died=None):
         """What an attempt's end means for the job and its node: (outcome, reason)."""
         p = self.policy
         ok = exit == 0 and not timed_out and not never_ran
         if ok:
             node.backoff = 0  # it works again: a later retirement starts the back-off afresh
+            if p.job_failures == JOB_FAILURES:
+                self._record_run(node, False)
             return SUCCEEDED, ""
         if self.interrupted is not None:
             return "interrupted", "interrupted"
@@ -713,13 +734,14 @@ class Scheduler:
         if ssh_error is not None:
             # the job ran and ssh failed under it (connection lost): the node goes, the job moves
             self.retire_node(node.name, ssh_error)
-            return self._node_failure(job, node, ssh_error)
-        why = f"killed by signal {-exit}" if exit < 0 else f"exit {exit}"
+            return self._lost(job, ssh_error)
+        why = died or (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
         if p.job_failures == NODE_FAILURES:
             self.retire_node(node.name, f"job {job.seq} {why}", by_job=True)
             return self._node_failure(job, node, why)
         # job failures mode, the command's own non-zero exit: the node stays
         job.failed_nodes = job.failed_nodes | {node.name}
+        self._record_run(node, True)
         if p.quarantine:
             node.unconfirmed.add(job.seq)  # whether it was the job or the node, its next run tells
         return self._own_failure(job, why)
@@ -737,6 +759,19 @@ class Scheduler:
             return FAILED, f"{why} ({job.node_failures} times)"
         if set(self.nodes) <= job.failed_nodes:
             return FAILED, f"{why} on every node"
+        return "requeued", why
+
+    def _lost(self, job, why):
+        """The attempt ran and its connection was lost: not the job's failure, and not its node's
+        for good (the node is retired and probed again). The job goes back to the queue, even where
+        every node is out (it waits for one to come back, as waiting jobs do), at most
+        ``max_attempts`` lost connections in all, counted per attempt. A job pinned to its node
+        (--on-each-node) fails: no other node can run it, and a fan-out does not wait for one node."""
+        job.node_failures += 1
+        if job.pinned:
+            return FAILED, why
+        if job.node_failures >= self.policy.max_attempts:
+            return FAILED, f"{why} ({job.node_failures} times)"
         return "requeued", why
 
     def _straggler(self, job, node):
@@ -757,22 +792,72 @@ class Scheduler:
             return "requeued", why
         return FAILED, why
 
+    def _record_run(self, node, failed):
+        """An attempt ran to the job's own end on ``node`` (job failures mode): the failure rates
+        that tell a black hole from flaky jobs count it."""
+        node.ran += 1
+        self._ran += 1
+        if failed:
+            node.failed_runs += 1
+            self._failed_runs += 1
+            node.failed_at = self._ran
+
+    def _evidence(self, node):
+        """How much more likely ``node``'s record is for a black hole than for a node as good as
+        the rest of the pool: the likelihood ratio of its f failures in n runs, a black hole failing
+        a run with chance BLACK_HOLE and a good node with the rest's rate q.
+
+        q = (failures + 1) / (runs + 2) of every other node's runs (one failure and one success
+        assumed, so that a young pool does not make a few failures damning). As in Wald's
+        sequential test, a node as good as the rest ever reaches a ratio of L with a chance of
+        at most 1/L however often it is looked at: flaky jobs, failing alike everywhere, retire
+        no node, while a node failing everything among good ones crosses it within a few runs.
+        """
+        n, f = node.ran, node.failed_runs
+        runs = self._ran - n + 2
+        q = (self._failed_runs - f + 1) / runs
+        q = min(q + math.sqrt(q * (1 - q) / runs), 0.5)  # the rest's rate is known only so well: err high
+        return math.exp(f * math.log(BLACK_HOLE / q) + (n - f) * math.log((1 - BLACK_HOLE) / (1 - q)))
+
     def _suspects(self):
-        """Nodes that fresh jobs avoid for now: ``quarantine`` jobs failed there whose re-runs
-        elsewhere have not ended yet (a node that fails at once would otherwise eat the queue
-        while the verdict is out). Never every usable node: someone must run the re-runs."""
+        """Nodes that fresh jobs avoid for now, black holes found on the way (see _quarantine).
+
+        A suspect has ``quarantine`` failures not yet cleared (pending, or confirmed as the
+        node's) and a record already SUSPECT_AT times likelier for a black hole than for a node as
+        good as the rest: it is held back while its failures' re-runs run elsewhere, and then while
+        the rest of the pool runs HOLD_RUNS more jobs, the evidence that decides. So a node that
+        fails at once cannot eat the queue meanwhile, and a good node that a few flaky jobs made
+        look bad is let go again. Never every node that could run what waits: someone must.
+        """
         k = self.policy.quarantine
         if not k or self.policy.job_failures != JOB_FAILURES:
             return ()
-        suspects = {n.name for n in self.nodes.values() if len(n.unconfirmed) >= k and n.status == "up"}
-        if suspects and not any(s.node not in suspects and self._slot_usable(s) for s in self.slots):
-            return ()
+        suspects = set()
+        for n in self.nodes.values():
+            if n.status != "up" or len(n.unconfirmed) + len(n.blamed) < k:
+                continue
+            evidence = self._evidence(n)
+            if evidence >= QUARANTINE_AT and len(n.blamed) >= k:
+                self._quarantine(n)
+            elif evidence >= SUSPECT_AT and (n.unconfirmed or self._ran - n.failed_at < HOLD_RUNS):
+                suspects.add(n.name)
+        if suspects and not any(s.node not in suspects and self._slot_usable(s)
+                                and (s.busy is not None or self._job_for(s, peek=True) is not None)
+                                for s in self.slots):
+            return ()  # the other nodes cannot run what waits (the re-runs failed there): no hold
         return suspects
+
+    def _quarantine(self, node):
+        self.retire_node(node.name, f"quarantined: {len(node.blamed)} jobs failed here and succeeded on other "
+                                    f"nodes, {node.failed_runs} of its {node.ran} runs failed", by_job=True)
 
     def _blame(self, job, good):
         """A job that failed on some nodes has ended: if it succeeded (on ``good``), those nodes get
-        the blame; one blamed for ``quarantine`` distinct jobs is retired (and, like a filter's, let
-        back later). If it failed for good, it was the job: no blame."""
+        the blame, and one that is now a black hole is retired (and, like a filter's, let back
+        later): ``quarantine`` distinct jobs failed there and then succeeded elsewhere, and its
+        record is QUARANTINE_AT times likelier for a black hole than for a node as good as the rest
+        (_evidence). Flaky jobs fail on every node alike: no node stands out, none is retired. If
+        the job failed for good, it was the job: no blame."""
         k = self.policy.quarantine
         for name in job.failed_nodes - {good}:
             node = self.nodes[name]
@@ -780,9 +865,8 @@ class Scheduler:
             if good is None:
                 continue
             node.blamed.add(job.seq)
-            if len(node.blamed) >= k and node.status == "up":
-                self.retire_node(name, f"quarantined: {k} jobs failed here and succeeded on other nodes",
-                                 by_job=True)
+            if len(node.blamed) >= k and node.status == "up" and self._evidence(node) >= QUARANTINE_AT:
+                self._quarantine(node)
 
     def _probed(self, s, node, ok, why):
         """A retired node's probe ended: it is back, or out until its next probe."""

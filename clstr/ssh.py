@@ -44,35 +44,38 @@ def base_argv(cfg):
     return argv
 
 
-# Remote cleanup: a watcher in the job's session and process group (the one sshd made) reads
-# ssh's stdin, a pipe clstr holds open and never writes. When the pipe closes while the job's
-# shell lives (ssh was ended, the connection dropped), it TERMs the whole process group, and
-# KILLs it KILL_GRACE seconds later (the watcher ignores the TERM it sends itself), so a job that
-# ignores SIGTERM ends too. Background lists of a non-interactive sh read /dev/null, hence the
-# explicit fd 3. The watcher starts from a subshell that exits at once: it is nobody's child, so
-# a job's own `wait` does not wait for it (ksh93's `wait` would, even for a child it did not
-# start). The job itself reads /dev/null, as with `ssh -n`.
-REMOTE_KILL_GRACE = 2
-_WATCH = ('exec 3<&0 </dev/null; ( { read -r _ <&3; kill -0 $$ && { trap "" TERM; kill -TERM 0; '
-          f'sleep {REMOTE_KILL_GRACE}; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; ')
-
-# Marks: the wrapper writes ``<token>:s`` on stderr before the job starts and ``<token>:e:<status>``
-# after it ended (the job runs in a child, so its `exit` or `exec` cannot skip the end mark). The
-# token is random for each run; the worker strips the marks from the job's stderr. So clstr knows
-# whether the job started and its exact exit status (255 included), whatever the job prints.
-MARK_START = "s"
-MARK_END = "e"
-MARK_STDOUT_END = "o"
-MARK_READY = "r"
+# The programs run on nodes live in clstr/remote/ (loop.sh, reader.sh, watch.sh), each joined
+# into one line. Their constants come from here alone, filled in where they say @NAME@:
+REMOTE_KILL_GRACE = 2  # a job ended on its node gets TERM, then KILL this many seconds later
+QUIT = "q"  # the frame that ends the job loop
+PING = "p"  # the frame that asks the loop's reader whether its runner lives: "p<pid>"
+# Marks: lines ``<token>:<letter>`` the remote programs write (the token is random for each
+# run); the worker strips them from the job's output, so clstr knows whether a job started and
+# its exact exit status (255 included), whatever the job prints.
+MARK_START = "s"  # stderr: the job starts
+MARK_END = "e"  # stderr, ``e:<status>``: the job ended with this exit status
+MARK_STDOUT_END = "o"  # stdout: the job's stdout ends here
+MARK_BEGIN = "b"  # stdout: the job's stdout begins here (before it: an earlier job's late output)
+MARK_READY = "r"  # stderr, ``r:<pid>``: the job loop is ready; its runner is that pid
+MARK_LOOP_GONE = "x"  # stderr: the loop's runner is gone (a job killed it): no end mark will come
+_PLACES = {"KILL_GRACE": str(REMOTE_KILL_GRACE), "QUIT": QUIT, "PING": PING, "START": MARK_START,
+           "END": MARK_END, "STDOUT_END": MARK_STDOUT_END, "BEGIN": MARK_BEGIN, "READY": MARK_READY,
+           "LOOP_GONE": MARK_LOOP_GONE}
 
 
-def _marked(token, run):
-    """Shell text: the start mark, ``run`` (which runs the job), the end mark, exit with its status."""
-    return f"echo {token}:{MARK_START} >&2; {run}; c=$?; echo {token}:{MARK_END}:$c >&2; exit $c"
+@functools.lru_cache(maxsize=None)
+def remote_program(name):
+    """The remote program clstr/remote/``name`` as one line: comment lines dropped, lines joined by
+    spaces, its @NAME@ constants filled in. Read once: the supervisor reads it before it forks,
+    and every worker inherits it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote", name)
+    with open(path, encoding="utf-8") as f:
+        lines = [ln.strip() for ln in f]
+    text = " ".join(ln for ln in lines if ln and not ln.startswith("#"))
+    return re.sub(r"@([A-Z_]+)@", lambda m: _PLACES[m.group(1)], text)
 
 
-# Login shells that run the watcher themselves and then the job with eval: no second shell.
-# ksh93 is not one: it runs the subshell without forking, which makes the watcher its child.
+# Login shells that run the wrapper themselves (with eval): no `sh` started for it.
 INLINE_SHELLS = tuple(f"{d}/{sh}" for sh in ("bash", "dash", "zsh") for d in ("/bin", "/usr/bin", "/usr/local/bin"))
 _IS_INLINE_SHELL = "test " + " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)  # built once, not a job
 
@@ -106,10 +109,10 @@ _TOKEN = re.compile(r"[0-9a-zA-Z_-]{8,64}")
 class Marks:
     """The marks a remote program writes with the run's token, and their removal from job output.
 
-    A mark is a line ``<token>:s`` (job started), ``<token>:e:<status>`` (job ended), ``<token>:o``
-    (the job's stdout ends here) or ``<token>:r`` (the job loop is ready). A job's unterminated
-    last line may stand before it. Anything else holding the token (a job listing the node's
-    processes shows the wrapper's argv) is the job's own output and kept whole.
+    A mark is a line ``<token>:<letter>`` (see the MARK_ letters), ``<token>:e:<status>`` or
+    ``<token>:r:<pid>``. A job's unterminated last line may stand before it. Anything else
+    holding the token (a job listing the node's processes shows the wrapper's argv) is the
+    job's own output and kept whole.
     """
 
     def __init__(self, token):
@@ -119,59 +122,91 @@ class Marks:
         self.mark = token.encode()
 
     def strip(self, data):
-        """Split complete lines into (the job's own bytes, [marks]): ("s",), ("o",), ("r",) or ("e", status)."""
+        """Split complete lines into (the job's own bytes, [marks]): ("s",), ("o",), ("b",), ("x",),
+        ("r", pid or None) or ("e", status)."""
+        pieces = self.split(data)
+        if len(pieces) == 1:
+            return data, []
+        return b"".join(p for p, _ in pieces), [m for _, m in pieces if m is not None]
+
+    def split(self, data):
+        """Complete lines as [(bytes, the mark after them)], in order; the last mark is None.
+
+        Bytes standing before a mark without a newline (a job's unterminated last line) get one:
+        two jobs' output never shares a line.
+        """
         mark = self.mark
         at = data.find(mark)
         if at < 0:
-            return data, []
-        keep, marks, pos = [], [], 0
+            return [(data, None)]
+        pieces, pos = [], 0
         while at >= 0:
             eol = data.find(b"\n", at)
             end = len(data) if eol < 0 else eol + 1
             found = _parse_mark(data[at + len(mark):end])
             if found is not None:
-                keep.append(data[pos:at])
-                if at > pos and data[at - 1:at] != b"\n":
-                    keep.append(b"\n")  # the job's last line, unterminated: it ends here
-                marks.append(found)
+                before = data[pos:at]
+                if before and not before.endswith(b"\n"):
+                    before += b"\n"  # the job's last line, unterminated: it ends here
+                pieces.append((before, found))
                 pos = end
             at = data.find(mark, end)
-        keep.append(data[pos:])
-        return b"".join(keep), marks
+        pieces.append((data[pos:], None))
+        return pieces
 
 
-_MARK = re.compile(rb":(?:([sor])|e:(\d{1,3}))\r?\n?")
+_MARK = re.compile(rb":(?:([sobx])|e:(\d{1,3})|r(?::(\d{1,10}))?)\r?\n?")
 
 
 def _parse_mark(rest):
     m = _MARK.fullmatch(rest)
     if m is None:
         return None
-    return (m.group(1).decode(),) if m.group(1) else (MARK_END, int(m.group(2)))
+    if m.group(1):
+        return (m.group(1).decode(),)
+    if m.group(2) is not None:
+        return (MARK_END, int(m.group(2)))
+    return (MARK_READY, int(m.group(3)) if m.group(3) else None)
 
 
 class Wrapper(Marks):
-    """The remote command lines of one run, one ssh session a job (its mark token is built in once)."""
+    """The remote command lines of one run, one ssh session a job (its mark token is built in once).
+
+    The wrapper (run by the login shell, or by sh for a login shell that is not sh-like) writes
+    the start mark, runs the job through watch.sh (under setsid where the node has it: the job
+    then has a process group of its own), and writes the end mark with its exit status. Its own
+    stderr is /dev/null (the job's and the marks go to fd 4): a shell's "Killed" for a job ended
+    by a signal is not the job's output, as with plain ssh. It outlives a TERM, HUP or INT, so
+    a signal the job sends it cannot skip the end mark.
+    """
 
     def __init__(self, token):
         super().__init__(token)
-        # any login shell (csh, fish, ...): sh starts the watcher, then the login shell runs the
-        # job ($SHELL -c, as ssh alone would). Costs a second shell start a job.
-        self._universal = quote(_WATCH + _marked(token, '"${SHELL:-/bin/sh}" -c "$1"'))
+        watch = quote(remote_program("watch.sh"))
+        # where no sh can be found (a restricted account), the login shell runs the job in a
+        # subshell, its watcher beside it in the wrapper's group (without sleep, at once)
+        bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
+                'kill -TERM 0; kill -KILL 0; }; } >/dev/null 2>&1 & ); exec 3<&-; eval "$j")')
+        self._outer = ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
+                       f"echo {token}:{MARK_START} >&4; if command -v sh >/dev/null; then w=setsid; "
+                       f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"; else {bare}; fi; c=$?; '
+                       f"echo {token}:{MARK_END}:$c >&4; exit $c")
+        # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
+        self._universal = quote(self._outer.replace("JOB", '"$1"'))
         # the job on stdin: its first $1 bytes (sh reads no further; the watcher then reads fd 0)
-        self._from_stdin = quote('j=$(head -c "$1"); ' + _WATCH + _marked(token, '"${SHELL:-/bin/sh}" -c "$j"'))
+        self._from_stdin = quote('j=$(head -c "$1"); ' + self._outer.replace("JOB", '"$j"'))
 
     def line(self, command):
         """The command line sent to the node's login shell: (line, bytes for ssh's stdin or None).
 
         One line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish): where
-        ``$SHELL`` is one of INLINE_SHELLS it runs the watcher and evals the job itself (in a
-        subshell, so that its exit status is reported), anywhere else it execs the universal
-        wrapper. sshd runs the login shell of $SHELL, so the node needs no probe and the choice
-        costs no round trip. A job too long for that goes on stdin, read by the universal wrapper.
+        ``$SHELL`` is one of INLINE_SHELLS it evals the wrapper itself, anywhere else it execs
+        the universal one under sh. sshd runs the login shell of $SHELL, so the node needs no
+        probe and the choice costs no round trip. A job too long for that goes on stdin, read by
+        the universal wrapper.
         """
         quoted = quote(command)
-        inline = quote(_WATCH + _marked(self.token, "(eval " + quoted + ")"))
+        inline = quote(self._outer.replace("JOB", quoted))
         line = f"{_IS_INLINE_SHELL} || exec sh -c {self._universal} clstr {quoted}; eval {inline}"
         if len(line) <= MAX_LINE // 4 or len(line.encode("utf-8", "surrogateescape")) <= MAX_LINE:
             return line, None
@@ -179,30 +214,25 @@ class Wrapper(Marks):
         return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
 
 
-@functools.lru_cache(maxsize=1)
 def loop_program():
-    """The job loop program (clstr/remote/loop.sh) as one line: comments dropped, lines joined.
-
-    Read once: the supervisor reads it before it forks, and every worker inherits it.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote", "loop.sh")
-    with open(path, encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f]
-    return " ".join(ln for ln in lines if ln and not ln.startswith("#"))
+    """The job loop program (clstr/remote/loop.sh) as one line."""
+    return remote_program("loop.sh")
 
 
 class Loop(Marks):
     """The remote job loop of one run: one ssh session a slot, jobs sent down its stdin.
 
-    The program is ``clstr/remote/loop.sh``; the login shell (any) execs sh with it and the
-    run's token. ``frame`` makes what goes down stdin for one job, ``QUIT`` ends the loop.
+    The program is ``clstr/remote/loop.sh`` with its reader ``clstr/remote/reader.sh``; the
+    login shell (any) execs sh with them and the run's token. ``frame`` makes what goes down
+    stdin for one job, ``ping`` asks whether the runner lives, ``QUIT`` ends the loop.
     """
 
-    QUIT = b"q\n"
+    QUIT = (QUIT + "\n").encode()
 
-    def __init__(self, token, program=None):
+    def __init__(self, token, program=None, reader=None):
         super().__init__(token)
-        self._line = f"exec sh -c {quote(program or loop_program())} clstr {token}"
+        self._line = (f"exec sh -c {quote(program or loop_program())} clstr {token} "
+                      f"{quote(reader or remote_program('reader.sh'))}")
 
     def start_line(self):
         """The command line that starts the loop (the same for every login shell)."""
@@ -213,6 +243,12 @@ class Loop(Marks):
         """The bytes that hand ``command`` to the loop: its number of lines, then its lines."""
         data = command.encode("utf-8", "surrogateescape")
         return b"%d\n%s\n" % (data.count(b"\n") + 1, data)
+
+    @staticmethod
+    def ping(pid):
+        """The bytes that ask the loop's reader whether the runner ``pid`` lives (it answers only
+        when it does not: the loop-gone mark)."""
+        return f"{PING}{pid}\n".encode()
 
 
 @functools.lru_cache(maxsize=4)
@@ -316,7 +352,8 @@ _ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
     (r".*Session open refused by peer|channel \d+: open failed: .*", "session refused", True),
     (r"Control socket connect\(.*\): .*|mux_client_\w+: .*", "connection lost", True),
     (r"Timeout, server \S+ not responding\.", "connection lost", False),
-    (r"Connection to \S+ closed by remote host\.|client_loop: send disconnect: .*", "connection lost", False),
+    (r"Connection to \S+ closed by remote host\.|client_loop: send disconnect: .*|"
+     r"Read from remote host \S+: .*|packet_write_wait: Connection to .*", "connection lost", False),
 ]]
 
 

@@ -423,7 +423,7 @@ class Supervisor:
 
     def _finished(self, ev):
         att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran,
-                                  ev.gate)
+                                  ev.gate, ev.died)
         if ev.ssh_error == DEFERRED and self.opt.verbose:
             self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.gate}, "
                       "which refused handshakes; it waits for a turn through it")

@@ -9,6 +9,7 @@ import os
 import select
 import selectors
 import signal
+import socket
 import time
 
 from . import ssh
@@ -27,6 +28,12 @@ MAX_WAIT = 3600.0  # the longest single wait: epoll takes no timeout past about 
 HOLD_SECONDS = 0.05
 HOLD_BYTES = 65536
 CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration files)
+# While a pipelined job runs, the loop's reader is asked this often whether the runner lives: a
+# job that killed it (SIGKILL) would otherwise leave the slot waiting for an end mark forever.
+PING_EVERY = 5.0
+# A line longer than this is sent on in pieces as it comes (as plain ssh streams it), not held
+# whole: the last bytes, where a mark may be beginning, wait for the rest.
+STREAM_AT = 65536
 UNKNOWN = object()
 
 
@@ -195,6 +202,9 @@ class SlotWorker:
         self.held = 0
         self.hold_until = None
         self.gate = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
+        self.runner = None  # the pid of the session's job loop runner, from its ready mark
+        self.last_seq = None  # the job the session ran last: output before a job's begin mark is its
+        self.midline = {}  # stream -> the job whose line, sent on in pieces, is not ended yet
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
         self.sel = selectors.DefaultSelector()
@@ -348,9 +358,9 @@ class SlotWorker:
             return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
         if p.timed_out:
             return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
-        exit, reason, never_ran = self._judge(code, p)
+        exit, reason, never_ran, died = self._judge(code, p)
         return Finished(self.slot, job.seq, exit, start, runtime, ssh_error=reason, never_ran=never_ran,
-                        started=p.started)
+                        started=p.started, died=died)
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -369,7 +379,8 @@ class SlotWorker:
         p = self._pump(chan, job.seq, t0, self.loop.frame(job.command), until_marks=True)
         self.board.state[self.slot] = IDLE
         runtime = time.monotonic() - t0
-        if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late):
+        if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
+            self.last_seq = job.seq
             return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
         code = self._end_session()
         if p.late:
@@ -378,8 +389,12 @@ class SlotWorker:
             return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
         if p.end is not None:  # it ended, and then the session did
             return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
+        if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
+            return Finished(self.slot, job.seq, 255, start, runtime, started=True, died=LOOP_KILLED)
         if p.started:
-            return Finished(self.slot, job.seq, code, start, runtime, ssh_error=self._lost(code), started=True)
+            lost = self._lost(code, p)
+            return Finished(self.slot, job.seq, code, start, runtime, ssh_error=lost, started=True,
+                            died=None if lost else NO_END_MARK)
         reason = self._never_ran_reason(p.tail)
         if reason is None and code >= 0:
             # the loop took the session but died before starting the job (an sh it cannot run on)
@@ -399,6 +414,7 @@ class SlotWorker:
         chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE))
         self.board.pid[self.slot] = chan.child.pid
         self.session = chan
+        self.last_seq = self.runner = None
         p = self._pump(chan, None, t0, until_marks=True)
         if p.ready and not chan.eof:
             return None
@@ -449,41 +465,66 @@ class SlotWorker:
 
     # ---- judging -------------------------------------------------------
     def _judge(self, code, p):
-        """(the job's exit status, ssh failure reason or None, whether it never ran) of an ended attempt.
+        """(the job's exit status, ssh failure reason or None, whether it never ran, why the job is
+        taken for failed without an end mark or None) of an ended attempt.
 
         With remote cleanup the marks say it exactly, and no text the job writes is read: an end
         mark gives the job's own status (255 included); a start mark alone, a connection lost
-        while it ran; no start mark, a node that never ran it (only then is stderr, all of it
-        ssh's and the login's, read for why). Without cleanup: only exit 255 with one of ssh's
-        own messages is an ssh failure.
+        while it ran, or, where the connection is alive, a job that ended its wrapper (see _lost);
+        no start mark, a node that never ran it (only then is stderr, all of it ssh's and the
+        login's, read for why). Without cleanup: only exit 255 with one of ssh's own messages is
+        an ssh failure.
         """
         if self.wrapper is not None:
             if p.end is not None:
-                return p.end, None, False
+                return p.end, None, False, None
             if p.started:
-                return code, self._lost(code), False
+                lost = self._lost(code, p)
+                return code, lost, False, None if lost else NO_END_MARK
             reason = self._never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
             if reason is None:
                 reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
                     f"the login shell did not run the job (exit {code})"
-            return code, reason, True
+            return code, reason, True, None
         if code < 0:
-            return code, f"ssh killed by signal {-code}", False
+            return code, f"ssh killed by signal {-code}", False, None
         if code != 255:
-            return code, None, False
+            return code, None, False, None
         reason, never_ran = ssh.classify(p.tail)
         if reason is None and self._master_lost():
             # a mux client says nothing when its master dies: the master's log says why
             reason, never_ran = self._master_error() or "connection lost", False
-        return code, reason, never_ran
+        return code, reason, never_ran, None
 
-    def _lost(self, code):
-        """Why a job that started ended with no end mark: its connection (or ssh) was lost."""
+    def _lost(self, code, p):
+        """Why a job that started ended with no end mark: its connection was lost (the reason), or
+        None where the connection is alive, so that it was the job that ended what writes the mark
+        (its wrapper or the loop: a `kill -9 0`).
+
+        The connection is lost when ssh was killed, when ssh's own last words say so (a lost
+        connection is the last thing it writes), or when the node's shared connection is gone.
+        """
         if code < 0:
             return f"ssh killed by signal {-code}"
-        if self._master_lost():
+        last = p.last_err.rstrip(b"\n").rpartition(b"\n")[2]
+        reason, _ = ssh.classify(last)
+        if reason is not None:
+            return reason
+        if self.control_path and not self._master_alive():
             return self._master_error() or "connection lost"
-        return "connection lost"
+        return None
+
+    def _master_alive(self):
+        """Whether the node's ControlMaster answers on its socket (a connect, nothing sent)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(1.0)
+        try:
+            sock.connect(self.control_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            sock.close()
 
     # ---- reading -------------------------------------------------------
     def _pump(self, chan, seq, t0, feed=None, until_marks=False):
@@ -511,18 +552,26 @@ class SlotWorker:
         # until this, not waited on: the master keeps them while the remote session lives
         drain_by = None
 
+        # a pipelined job: the loop's reader is asked now and then whether the runner lives
+        ping_at = t0 + PING_EVERY if until_marks and seq is not None and self.runner else None
+
         def done():
             if not chan.out:
                 return True
             if not until_marks or chan.eof:
                 return False
+            if p.loop_gone:
+                return True
             return p.ready if seq is None else (p.end is not None and p.out_end)
         try:
             while not done():
                 now = time.monotonic()
                 started = p.ready if seq is None else p.started
+                if ping_at is not None and now >= ping_at:
+                    self._write_now(chan.stdin, self.loop.ping(self.runner))
+                    ping_at = now + PING_EVERY
                 due = [t for t in (deadline, idle_at, straggle_at, self.hold_until, None if started else start_by,
-                                   drain_by) if t is not None]
+                                   drain_by, ping_at) if t is not None]
                 wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
                 ready = sel.select(wait)
                 now = time.monotonic()
@@ -573,6 +622,8 @@ class SlotWorker:
                     cut = data.rfind(b"\n") + 1
                     if not cut:
                         partial.append(data)  # joined once its line ends: no quadratic copying
+                        if len(partial) > 1 and sum(map(len, partial)) >= STREAM_AT:
+                            self._stream_partial(p, seq, stream, partial)
                         continue
                     lines = b"".join(partial) + data[:cut]
                     partial[:] = [data[cut:]] if cut < len(data) else []
@@ -597,27 +648,82 @@ class SlotWorker:
             return None
         return msg if isinstance(msg, Limit) else None
 
+    def _stream_partial(self, p, seq, stream, partial):
+        """A line grown past STREAM_AT: send on all of it but its last bytes (a mark may be
+        beginning there), as plain ssh streams a long line; the line stays open."""
+        data = b"".join(partial)
+        keep = len(self.wrapper.mark) + 16 if self.wrapper is not None else 0
+        partial[:] = [data[len(data) - keep:]] if keep else []
+        head = data[:len(data) - keep]
+        if head:
+            self._out(p, seq, stream, head)
+
     def _lines(self, p, seq, stream, lines):
-        """Whole lines of a stream: marks taken out, the rest sent on as the job's output."""
+        """Whole lines of a stream: marks taken out, the rest sent on as output of the job that wrote it."""
         if self.wrapper is not None and (stream == 2 or self.session is not None):
-            lines, marks = (self.loop or self.wrapper).strip(lines)
-            for mark in marks:
-                kind = mark[0]
-                if kind == ssh.MARK_START:
-                    if not p.started and self.session is None and not self.control_path:
-                        self.conn.send(Connected(self.slot))  # this job's own connection is up
-                    p.started = True
-                elif kind == ssh.MARK_END:
-                    p.end = mark[1]
-                elif kind == ssh.MARK_STDOUT_END:
-                    p.out_end = True
-                elif kind == ssh.MARK_READY:
-                    p.ready = True
-        if stream == 2 and not p.started:
-            p.tail = (p.tail + lines)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
-        if lines and seq is not None:
-            # only whole lines travel, so lines of two jobs never mix
-            self._emit(Output(self.slot, seq, stream, lines))
+            for data, mark in (self.loop or self.wrapper).split(lines):
+                if data:
+                    self._out(p, seq, stream, data)
+                if mark is not None:
+                    self._mark(p, stream, mark)
+        elif lines:
+            self._out(p, seq, stream, lines)
+
+    def _mark(self, p, stream, mark):
+        owner = self.midline.pop(stream, None)
+        if owner is not None:
+            self._emit(Output(self.slot, owner, stream, b"\n"))  # a line sent on in pieces ends here
+        kind = mark[0]
+        if kind == ssh.MARK_START:
+            if not p.started and self.session is None and not self.control_path:
+                self.conn.send(Connected(self.slot))  # this job's own connection is up
+            p.started = True
+        elif kind == ssh.MARK_END:
+            p.end = mark[1]
+        elif kind == ssh.MARK_STDOUT_END:
+            p.out_end = True
+        elif kind == ssh.MARK_BEGIN:
+            p.begun = True
+        elif kind == ssh.MARK_READY:
+            p.ready = True
+            self.runner = mark[1]
+        elif kind == ssh.MARK_LOOP_GONE:
+            p.loop_gone = True
+
+    def _out(self, p, seq, stream, data):
+        """Output bytes of a stream, marks taken out: to the job that wrote them.
+
+        Down a session, what comes before a job's begin mark (stdout) or start mark (stderr) is
+        an earlier job's: its background process wrote it after it ended; it goes to the job the
+        session ran last. Before a job starts, stderr is the login's and ssh's own: kept to tell
+        why ssh failed, and ssh's own lines are notes (-v), not the job's output.
+        """
+        if stream == 2:
+            p.last_err = (p.last_err + data)[-STDERR_TAIL:]
+        began = p.begun if stream == 1 else p.started
+        if self.session is not None and not began and self.last_seq is not None:
+            seq = self.last_seq
+        elif stream == 2 and not p.started:
+            p.tail = (p.tail + data)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
+            data = self._notes(data)
+        if data and seq is not None:
+            # only whole lines travel (or pieces of a line too long to hold, its stream reserved
+            # to it until it ends), so lines of two jobs never mix
+            self._emit(Output(self.slot, seq, stream, data))
+            if data.endswith(b"\n"):
+                self.midline.pop(stream, None)
+            else:
+                self.midline[stream] = seq
+
+    def _notes(self, data):
+        """``data`` (stderr before a job started) without ssh's own lines, which become Notices."""
+        kept = []
+        for line in data.splitlines(keepends=True):
+            if ssh.classify(line)[0] is not None:
+                self.outbox.append(Notice(self.slot, "ssh: " + line.decode("utf-8", "replace").strip()))
+            else:
+                kept.append(line)
+        return b"".join(kept)
 
     @staticmethod
     def _write_now(fd, data):
@@ -638,12 +744,16 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+# Why a job that started is taken for failed without its end mark (the connection being alive):
+LOOP_KILLED = "it killed the job loop (a kill -9 of its process group?)"
+NO_END_MARK = "its shell was killed before its end mark (a kill -9 of its process group?)"
 
 
 class Pumped:
     """What reading an attempt's output found."""
 
-    __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail")
+    __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
+                 "last_err")
 
     def __init__(self):
         self.timed_out = False  # or why: "timeout", "idle timeout", "straggler"
@@ -652,7 +762,10 @@ class Pumped:
         self.end = None  # the job's exit status, from its end mark
         self.out_end = False  # the loop's stdout mark: the job's stdout is all read
         self.ready = False  # the loop's ready mark
-        self.tail = b""
+        self.tail = b""  # stderr before the job started: the login's and ssh's
+        self.begun = False  # the loop's begin mark: the job's stdout starts here
+        self.loop_gone = False  # the loop's reader found its runner gone (the job killed it)
+        self.last_err = b""  # the last bytes of stderr: where ssh says a connection was lost
 
 
 def start_bound(connect_timeout):

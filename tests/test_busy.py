@@ -1,6 +1,7 @@
 """A busy sshd (issue 15): handshakes dropped beyond MaxStartups and sessions refused beyond
 MaxSessions are transient: every job is done and the node is not retired."""
 import json
+import re
 
 import pytest
 
@@ -37,7 +38,9 @@ def test_a_black_hole_node_is_quarantined_while_others_take_its_jobs(clstr, tmp_
               "jobs", "-n", "n1", "-n", "n2", "-n", "n3")
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split()) == sorted(f"job-{i}" for i in range(30))
-    assert "node n2 retired: quarantined: 3 jobs failed here and succeeded on other nodes" in r.stderr
+    # a black hole once at least 3 of its failures succeeded elsewhere and its record stands out
+    assert re.search(r"node n2 retired: quarantined: [3-6] jobs failed here and succeeded on other nodes, "
+                     r"([3-6]) of its \1 runs failed", r.stderr), r.stderr
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["nodes"]["n2"]["retired"] and result["nodes"]["n2"]["reason"].startswith("quarantined")
     on_n2 = [a for j in result["jobs"] for a in j["attempts"] if a["node"] == "n2"]

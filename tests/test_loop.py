@@ -29,6 +29,13 @@ class Session(LoginShell):
         if quit:
             os.write(self.stdin, LOOP.QUIT)
 
+    def readline(self):
+        """The next line of the loop's stdout that is not a mark."""
+        while True:
+            kept, _ = LOOP.strip(self.proc.stdout.readline())
+            if kept:
+                return kept
+
     def results(self):
         """[(status, stdout, stderr)] a job, from the marks, once the loop ended; and its exit status."""
         out, err = self.proc.communicate(timeout=30)
@@ -50,7 +57,7 @@ def split(out, err):
         if kept and ready:
             errs[-1].append(kept)
         for m in marks:
-            if m == ("r",):
+            if m[0] == "r":
                 ready = True
             elif m[0] == "e":
                 statuses.append(m[1])
@@ -116,7 +123,7 @@ def test_framing_survives_what_jobs_hold(loop, name):
 def test_stdin_closing_ends_the_running_job(loop, name):
     s = loop(name)
     s.send("echo started; sleep 60; echo not ended", quit=False)
-    assert s.proc.stdout.readline() == b"started\n"
+    assert s.readline() == b"started\n"
     s.close_stdin()  # what a killed ssh or a dropped connection does
     out, err = s.proc.communicate(timeout=30)
     assert b"not ended" not in out
@@ -140,7 +147,7 @@ def test_quit_leaves_background_processes_of_finished_jobs(loop, name):
 def test_start_line_is_one_line_that_csh_can_quote():
     line = LOOP.start_line()
     assert "\n" not in line and "!" not in line
-    assert line.startswith("exec sh -c '") and line.endswith(" clstr " + LOOP.token)
+    assert line.startswith("exec sh -c '") and f"' clstr {LOOP.token} '" in line
     assert LOOP.frame("a\nb") == b"2\na\nb\n" and LOOP.frame("x") == b"1\nx\n"
 
 

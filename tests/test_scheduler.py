@@ -1,4 +1,8 @@
 """Pure tests of the scheduler: assignment, failure policy, retirement, interruption."""
+import heapq
+import random
+import re
+
 import pytest
 
 from clstr.events import DEFERRED
@@ -269,6 +273,7 @@ OUTCOMES = {
     "refused": {"exit": 255, "ssh_error": "refused", "never_ran": True},
     "nomark": {"exit": 0, "ssh_error": "the login shell did not run the job (exit 0)", "never_ran": True},
     "lost": {"exit": 255, "ssh_error": "connection lost"},
+    "killed": {"exit": 255, "died": "its shell was killed before its end mark"},  # kill -9 0, the node alive
     "timeout": {"exit": -15, "timed_out": True},
     "died": None,  # the worker died mid-job
     "nostart": None,  # the worker could not be started
@@ -555,6 +560,45 @@ def test_every_outcome_sequence_ends_with_reprobing_on(jobs, slots, policy):
                                                                              reprobe_for=100))), sequence)
 
 
+def test_a_job_whose_only_node_lost_its_connection_waits_for_it_and_runs_again():
+    """One node, a blip mid-job: the job is not failed "on every node"; it waits for the node as the
+    waiting jobs do and runs there again once a probe brings the node back."""
+    s = Scheduler(["j1", "j2"], ["a"], Policy(reprobe=1.0))
+    s.tick(0.0)
+    assert [(i, j.seq) for i, j in s.assign()] == [(0, 1)]
+    att = s.finished(0, 255, ssh_error="connection lost")
+    assert (att.outcome, att.reason) == ("requeued", "connection lost") and s.retired_nodes() == {"a": "connection lost"}
+    s.nodes["a"].seen_up = True
+    assert not s.done() and s.next_due() == 1.0  # it waits for the node's probe
+    s.tick(1.0)
+    (slot, probe), = s.assign()
+    assert probe.seq == PROBE
+    s.finished(slot, 0)
+    assert drive(s, ok) == [("a", 1), ("a", 2)]
+    assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (SUCCEEDED, "")}
+
+
+def test_lost_connections_end_a_job_after_max_attempts_counted_per_attempt():
+    s = Scheduler(["j1"], ["a", "b"], Policy(max_attempts=3, reprobe=None))
+    runs = []
+    for _ in range(3):
+        s.tick(0.0)
+        (slot, job), = s.assign()
+        runs.append(s.slots[slot].node)
+        s.finished(slot, 255, ssh_error="connection lost")
+        for n in s.nodes.values():
+            s._bring_back(n)  # the nodes come straight back: only the bound ends it
+    assert s.jobs[1].outcome == FAILED and s.jobs[1].reason == "connection lost (3 times)"
+
+
+def test_a_job_that_killed_its_wrapper_is_the_jobs_failure_not_the_nodes():
+    s = Scheduler(["j1", "j2"], ["a"], Policy(job_failures="job"))
+    s.assign()
+    att = s.finished(0, 255, died="its shell was killed before its end mark")
+    assert (att.outcome, att.reason) == (FAILED, "its shell was killed before its end mark")
+    assert s.retired_nodes() == {}
+
+
 # ---- a live node list: resize ---------------------------------------------------------
 def test_resize_adds_nodes_and_slots_that_take_jobs_at_once():
     s = Scheduler(["x"] * 6, ["a"])
@@ -744,14 +788,59 @@ def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy
 
 
 # ---- black holes: quarantine --------------------------------------------------------------
-def test_a_node_failing_jobs_that_succeed_elsewhere_is_quarantined():
-    s = Scheduler([f"x{i}" for i in range(10)], ["a", "b"], Policy(job_failures="job", retries=1, quarantine=2))
-    runs = drive(s, lambda node, job: {"exit": 1 if node == "a" else 0})
-    assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
-    assert s.retired_nodes() == {"a": "quarantined: 2 jobs failed here and succeeded on other nodes"}
-    # two confirmed black marks, plus the one job it failed while the second was being re-run
-    assert [n for n, _ in runs].count("a") == 3
+def simulate(seed, nodes, slots, jobs, fails, quarantine=3, retries=2):
+    """A run of the pure scheduler on a clock: attempts take 0.5-1.5 s, ``fails(node, rnd)`` says
+    whether one fails. Returns (the scheduler, {node: attempts that ran there})."""
+    rnd = random.Random(seed)
+    s = Scheduler([f"j{i}" for i in range(jobs)], [n for n in nodes for _ in range(slots)],
+                  Policy(job_failures="job", retries=retries, quarantine=quarantine), rng=random.Random(seed))
+    now, running, ran = 0.0, [], {n: 0 for n in nodes}
+    while True:
+        s.tick(now)
+        for slot, job in s.assign():
+            heapq.heappush(running, (now + rnd.uniform(0.5, 1.5), slot))
+        if not running:
+            if s.done():
+                return s, ran
+            now = s.next_due()
+            assert now is not None, "not done, nothing runs and nothing is due"
+            continue
+        now, slot = heapq.heappop(running)
+        node = s.slots[slot].node
+        ran[node] += 1
+        s.finished(slot, 1 if fails(node, rnd) else 0)
+
+
+def quarantined(s):
+    return {n for n, h in s.history().items() if any(a.reason.startswith("quarantined") for a in h)}
+
+
+@pytest.mark.parametrize("rate", [0.2, 1 / 3, 0.5])
+def test_flaky_jobs_on_healthy_nodes_quarantine_nothing(rate):
+    """Jobs that fail 1 time in 3 (or 5, or 2) on any node: failures alike everywhere retire none."""
+    for seed in range(200):
+        s, _ = simulate(seed, ["a", "b", "c"], 2, 120, lambda node, rnd: rnd.random() < rate)
+        assert not quarantined(s), (seed, s.history())
+
+
+@pytest.mark.parametrize("slots,most", [(1, 3), (2, 5)])
+def test_a_node_failing_everything_is_caught_within_k_jobs(slots, most):
+    """A black hole among good nodes fails its K jobs (plus those its other slots started meanwhile),
+    is held back while the verdict comes, and is quarantined."""
+    for seed in range(50):
+        s, ran = simulate(seed, ["a", "b", "c", "d"], slots, 80, lambda node, rnd: node == "a")
+        assert quarantined(s) == {"a"} and ran["a"] <= most, (seed, ran)
+        assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
+        m = re.fullmatch(r"quarantined: (\d+) jobs failed here and succeeded on other nodes, (\d+) of its "
+                         r"(\d+) runs failed", s.history()["a"][0].reason)
+        assert int(m.group(1)) >= 3 and int(m.group(2)) == int(m.group(3)) == ran["a"]
     assert s.nodes["a"].by_job  # like a filter's: let back after the back-off, with a clean record
+
+
+def test_a_black_hole_among_flaky_jobs_is_caught_and_the_run_ends():
+    for seed in range(50):
+        s, ran = simulate(seed, ["a", "b", "c"], 2, 120, lambda node, rnd: node == "a" or rnd.random() < 0.25)
+        assert quarantined(s) == {"a"}, seed
 
 
 @pytest.mark.parametrize("policy", [Policy(job_failures="job", retries=1, quarantine=None),

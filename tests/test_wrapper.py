@@ -6,6 +6,7 @@ No ssh here: what the shells make of the line is the point. tests/run installs
 tcsh, zsh, fish and ksh; a shell this machine lacks is reported as skipped.
 """
 import os
+import re
 import shutil
 import subprocess
 
@@ -150,15 +151,72 @@ def test_job_too_long_for_one_argument_travels_on_stdin(remote, name):
     assert (code, out.strip(), r.marks) == (0, "120001", [("s",), ("e", 0)])
 
 
+def group_members(pgid):
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and living(p):
+                found.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+    return found
+
+
 @pytest.mark.parametrize("name", SHELLS)
 def test_job_ignoring_sigterm_is_killed_after_the_grace(remote, name):
-    r = remote(shell_path(name), "sh -c 'trap \"\" TERM; echo started; sleep 60; echo not ended'")
-    assert r.proc.stdout.readline() == b"started\n"
-    r.close_stdin()  # the watcher TERMs the group, which the job ignores, then KILLs it
+    r = remote(shell_path(name), "sh -c 'trap \"\" TERM; echo started $$; sleep 60; echo not ended'")
+    line = r.proc.stdout.readline()
+    assert line.startswith(b"started ")
+    group = os.getpgid(int(line.split()[1]))  # the job's own process group (setsid)
+    r.close_stdin()  # the watcher TERMs the job's group, which the job ignores, then KILLs it
     code, out, _ = r.finish()
-    assert out == "" and code in (-9, -15)
+    # the wrapper outlives the job and reports it: KILLed, or TERMed where the job's shell
+    # (dash, running `sh -c` as a child) dies of the TERM its child ignores
+    assert out == "" and code in (137, 143)
+    assert r.marks == [("s",), ("e", code)]
     # the watcher's KILL reaches itself too, a moment after the job's pipes closed
-    assert wait_for(lambda: not [p for p in r.session() if living(p)], 10.0)
+    assert wait_for(lambda: not group_members(group) and not [p for p in r.session() if living(p)], 10.0)
+
+
+def plain(shell, job):
+    """What plain ``ssh node 'job'`` gives: (status, stdout, stderr) of ``shell -c job`` in a session
+    of its own, stdin /dev/null."""
+    p = subprocess.run([shell, "-c", job], stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True,
+                       env=dict(os.environ, SHELL=shell), timeout=20)
+    code = p.returncode if p.returncode >= 0 else 128 - p.returncode
+    return code, p.stdout.decode(), p.stderr.decode()
+
+
+@pytest.mark.parametrize("name", SHELLS)
+@pytest.mark.parametrize("job", ["trap 'kill 0' EXIT; echo cleaning", "kill 0; echo after", "sh -c 'kill -9 0'"])
+def test_job_that_ends_its_process_group_ends_alone(remote, name, job):
+    """`kill 0` (the cleanup idiom `trap "kill 0" EXIT`) reaches the job's group, which holds the
+    job alone: the wrapper lives on and writes its end mark with the status the job got, the
+    same status and output as plain ssh gives."""
+    shell = shell_path(name)
+    r = remote(shell, job)
+    code, out, err = r.finish()
+    assert r.marks == [("s",), ("e", code)]
+    assert (code, out, err) == plain(shell, job)
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_job_leads_a_process_group_of_its_own(remote, name):
+    r = remote(shell_path(name), "ps -o pgid= -p $$; echo $$")
+    code, out, _ = r.finish()
+    pgid, pid = out.split()
+    assert code == 0 and pgid == pid  # the job's shell leads its group: the wrapper is not in it
+
+
+@pytest.mark.parametrize("name", SHELLS)
+@pytest.mark.parametrize("job", ["sh -c 'kill -KILL $$'", "kill -SEGV $$", "sh -c 'kill -TERM $$'; echo on"])
+def test_signalled_job_says_what_plain_ssh_says(remote, name, job):
+    """A shell says "Killed" of a foreground child ended by a signal: the wrapper's own shell
+    says nothing (its stderr is not the job's), the job's shell says what it says with plain ssh."""
+    shell = shell_path(name)
+    r = remote(shell, job)
+    pids = lambda result: (result[0], result[1], re.sub(r"\d+", "N", result[2]))  # noqa: E731  ksh names a pid
+    assert pids(r.finish()) == pids(plain(shell, job))
 
 
 @pytest.mark.parametrize("name", SHELLS)
@@ -181,7 +239,8 @@ def test_closing_stdin_ends_running_job(remote, name):
     assert r.proc.stdout.readline() == b"started\n"
     r.close_stdin()  # what a killed ssh or a dropped connection does
     code, out, _ = r.finish()
-    assert code == -15 and out == ""
+    assert code == 143 and out == ""  # the job got TERM; the wrapper outlives it and says so
+    assert r.marks == [("s",), ("e", 143)]
 
 
 @pytest.mark.parametrize("name", POSIXISH)
