@@ -40,10 +40,85 @@ def load(path):
         raise ReportError(f"{path}:{e.lineno}: not JSON ({e.msg}); give the file clstr --json wrote") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not isinstance(data.get("counts"), dict):
         raise ReportError(f"{path}: not a clstr --json summary (no jobs and counts)")
-    for j in data["jobs"]:
-        if not isinstance(j, dict) or not isinstance(j.get("attempts"), list):
-            raise ReportError(f"{path}: not a clstr --json summary (a job without attempts)")
+    try:
+        check(data)
+    except ShapeError as e:
+        raise ReportError(f"{path}: not a clstr --json summary: {e}") from None
     return data
+
+
+class ShapeError(Exception):
+    """A value of the summary is not of the type clstr writes there."""
+
+
+def _number(value, where, none=False):
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+            float("inf"), float("-inf")):
+        raise ShapeError(f"{where} must be a number, not {json.dumps(value)[:40]}")
+
+
+def _whole(value, where, none=False):
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ShapeError(f"{where} must be a whole number, not {json.dumps(value)[:40]}")
+
+
+def _text(value, where):
+    if not isinstance(value, str):
+        raise ShapeError(f"{where} must be a string, not {json.dumps(value)[:40]}")
+
+
+def _mapping(value, where):
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} must be an object, not {json.dumps(value)[:40]}")
+
+
+def _items(value, where):
+    if not isinstance(value, list):
+        raise ShapeError(f"{where} must be a list, not {json.dumps(value)[:40]}")
+    return enumerate(value)
+
+
+def check(data):
+    """Every value the page draws has the type clstr writes there (ShapeError naming the first that
+    has not): numbers are then formatted and strings escaped, and nothing else reaches the page."""
+    for key in ("jobs", "succeeded", "failed", "not_run"):
+        _whole(data["counts"].get(key, 0), f"counts.{key}")
+    _whole(data.get("exit_status"), "exit_status", none=True)
+    for key in ("started", "ended"):
+        _number(data.get(key), key, none=True)
+    for i, node in _items(data.get("slots") or [], "slots"):
+        _text(node, f"slots[{i}]")
+    for i, j in _items(data["jobs"], "jobs"):
+        where = f"jobs[{i}]"
+        _mapping(j, where)
+        _whole(j.get("seq"), f"{where}.seq")
+        for key in ("command", "outcome", "reason"):
+            _text(j.get(key), f"{where}.{key}")
+        for k, a in _items(j.get("attempts"), f"{where}.attempts"):
+            at = f"{where}.attempts[{k}]"
+            _mapping(a, at)
+            for key in ("node", "outcome", "reason"):
+                _text(a.get(key), f"{at}.{key}")
+            for key in ("start", "runtime"):
+                _number(a.get(key), f"{at}.{key}")
+            _whole(a.get("attempt"), f"{at}.attempt")
+            _whole(a.get("exit"), f"{at}.exit", none=True)
+            _whole(a.get("slot", -1), f"{at}.slot")
+    nodes = data.get("nodes") or {}
+    _mapping(nodes, "nodes")
+    for name, info in nodes.items():
+        where = f"nodes[{json.dumps(name)[:40]}]"
+        _mapping(info, where)
+        for k, out in _items(info.get("out") or [], f"{where}.out"):
+            at = f"{where}.out[{k}]"
+            _mapping(out, at)
+            _text(out.get("reason"), f"{at}.reason")
+            _number(out.get("left"), f"{at}.left")
+            _number(out.get("back"), f"{at}.back", none=True)
 
 
 def _esc(text):
@@ -137,7 +212,7 @@ def timeline(run):
         tip = (f"job {a['seq']} attempt {a['attempt']} on {a['node']}: {a['outcome']}"
                + (f" ({a['reason']})" if a.get("reason") else "")
                + f"\nexit {a['exit']}, {_secs(a['runtime'])}\n{a['command'][:300]}")
-        parts.append(f'<rect class="att" data-seq="{a["seq"]}" data-outcome="{_esc(a["outcome"])}" x="{x0:.1f}" '
+        parts.append(f'<rect class="att" data-seq="{int(a["seq"])}" data-outcome="{_esc(a["outcome"])}" x="{x0:.1f}" '
                      f'y="{a["slot"] * row + gap:.1f}" width="{w:.1f}" height="{row - 2 * gap:.1f}" '
                      f'fill="{COLOURS.get(a["outcome"], "#555")}"><title>{_esc(tip)}</title></rect>')
     parts += marks  # over the bars: a node that left mid-job still shows where

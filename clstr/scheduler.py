@@ -30,7 +30,8 @@ TRANSIENT = ("connection closed", "session refused")
 # --quarantine (Scheduler._evidence): a black hole fails a run with this chance; a node is held
 # back from fresh jobs while its failures wait for their re-runs once its record is this many
 # times likelier for a black hole than for a node as good as the rest, and retired as one at
-# QUARANTINE_AT (a good node gets there with a chance of at most 1/QUARANTINE_AT in a run)
+# QUARANTINE_AT (were the rest's rate known, a good node would get there with a chance of at most
+# 1/QUARANTINE_AT in a run; estimated, measured about 1 run in 300 of 3 nodes with flaky jobs)
 BLACK_HOLE = 0.95
 SUSPECT_AT = 20.0
 QUARANTINE_AT = 10000.0
@@ -808,10 +809,11 @@ class Scheduler:
         a run with chance BLACK_HOLE and a good node with the rest's rate q.
 
         q = (failures + 1) / (runs + 2) of every other node's runs (one failure and one success
-        assumed, so that a young pool does not make a few failures damning). As in Wald's
-        sequential test, a node as good as the rest ever reaches a ratio of L with a chance of
-        at most 1/L however often it is looked at: flaky jobs, failing alike everywhere, retire
-        no node, while a node failing everything among good ones crosses it within a few runs.
+        assumed), then one standard error higher: a young pool does not make a few failures
+        damning. As in Wald's sequential test, a node as good as the rest would ever reach a
+        ratio of L with a chance of at most 1/L however often it is looked at, were q known:
+        flaky jobs, failing alike everywhere, retire no node, while a node failing everything
+        among good ones crosses it within a few runs.
         """
         n, f = node.ran, node.failed_runs
         runs = self._ran - n + 2

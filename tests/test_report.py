@@ -136,3 +136,54 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, content, message):
                        text=True, timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"clstr-report: {message}")
+
+
+HOSTILE = '"><script>alert(1)</script><svg onload=alert(2)><b x=\'1'
+
+
+def hostile(data):
+    """``data`` with every string the page shows made a script injection, keys included."""
+    def walk(value, key=None):
+        if isinstance(value, dict):
+            return {(k + HOSTILE if key == "nodes" else k): walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, str):
+            return value + HOSTILE
+        return value
+    return walk(data)
+
+
+def test_hostile_values_in_every_field_render_no_markup_of_their_own():
+    data = hostile(synthetic(40, 20))
+    text = page(data, title="t" + HOSTILE)
+    assert "<script" not in text and "onload=" not in text.replace("onload=alert", "")
+    e = parse(text)
+    allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "b", "span", "div", "svg", "line",
+               "text", "rect", "path", "table", "tr", "th", "td", "code", "ul", "li"}
+    assert {t for t, _ in e.tags} <= allowed
+    assert not [a for t, a in e.tags if t == "b" and a]  # the injected <b x=...> never became a tag
+    assert not [a for _, a in e.tags if any(k.startswith("on") for k in a)]
+    check_page(text, data)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(nodes=[1, 2]), "nodes must be an object, not [1, 2]"),
+    (lambda d: d["nodes"].update(lab001="up"), 'nodes["lab001"] must be an object, not "up"'),
+    (lambda d: d["nodes"]["lab002"].update(out=["x"]), 'nodes["lab002"].out[0] must be an object, not "x"'),
+    (lambda d: d["counts"].update(jobs="<script>"), 'counts.jobs must be a whole number, not "<script>"'),
+    (lambda d: d["jobs"][0].update(seq="1<script>"), 'jobs[0].seq must be a whole number, not "1<script>"'),
+    (lambda d: d["jobs"][1]["attempts"][0].update(start="x"), "jobs[1].attempts[0].start must be a number"),
+    (lambda d: d["jobs"][1]["attempts"][0].update(slot=True), "jobs[1].attempts[0].slot must be a whole number"),
+    (lambda d: d["jobs"][2].update(attempts={}), "jobs[2].attempts must be a list"),
+    (lambda d: d.update(slots="abc"), 'slots must be a list, not "abc"'),
+])
+def test_a_summary_of_the_wrong_shape_is_one_line_and_exit_2(tmp_path, change, message):
+    data = synthetic(40, 20)
+    change(data)
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    r = subprocess.run([sys.executable, "-m", "clstr.report", "run.json"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.startswith(f"clstr-report: run.json: not a clstr --json summary: {message}"), r.stderr
+    assert r.stderr.count("\n") == 1
