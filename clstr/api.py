@@ -1,4 +1,5 @@
 """The library interface: ``clstr.run(jobs, nodes, **options)`` returns a RunResult."""
+import collections
 import os
 import shutil
 import sys
@@ -6,8 +7,8 @@ import time
 
 from . import checks, hostlist
 from .errors import InputError
-from .output import (JobLog, Printer, StatusDisplay, check_file_target, check_output_dir, ended_jobs, ended_on,
-                     log_command)
+from .output import (JobLog, Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir, ended_jobs,
+                     ended_on, log_command)
 from .scheduler import Policy, Scheduler, interleave
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv
@@ -63,19 +64,40 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_to
             skipped, distinct = len(distinct) - len(kept), kept
         return slots, [(i + 1, on_each_node) for i in range(len(distinct))], distinct, skipped
     pairs = [(i + 1, cmd) for i, cmd in enumerate(jobs)]
-    skipped = 0
-    if resume_from is not None:
-        done = ended_jobs(resume_from, failed_too)
-        kept = []
-        for seq, cmd in pairs:
-            key = log_command(cmd)
-            if done[key] > 0:
-                done[key] -= 1
-                skipped += 1
-            else:
-                kept.append((seq, cmd))
-        pairs = kept
-    return slots, pairs, None, skipped
+    if resume_from is None:
+        return slots, pairs, None, 0
+    kept = skip_ended(pairs, ended_jobs(resume_from, failed_too))
+    return slots, kept, None, len(pairs) - len(kept)
+
+
+def skip_ended(pairs, ended):
+    """The (seq, command) pairs a job log's ``ended`` rows [(seq, command)] leave to run.
+
+    A row names its job by number and command, as GNU parallel's --resume does: the job of that
+    number is skipped if its command is the same. Rows whose number names another command now
+    (the job file changed) skip the first jobs left with their command, one a row.
+    """
+    rows = collections.Counter(ended)
+    left = []
+    for seq, cmd in pairs:
+        key = (seq, log_command(cmd))
+        if rows[key] > 0:
+            rows[key] -= 1
+        else:
+            left.append((seq, cmd))
+    by_command = collections.Counter()
+    mine = {(seq, log_command(cmd)) for seq, cmd in pairs}
+    for (seq, cmd), n in rows.items():
+        if n > 0 and (seq, cmd) not in mine:
+            by_command[cmd] += n
+    kept = []
+    for seq, cmd in left:
+        key = log_command(cmd)
+        if by_command[key] > 0:
+            by_command[key] -= 1
+        else:
+            kept.append((seq, cmd))
+    return kept
 
 
 class Run:
@@ -113,6 +135,9 @@ class Run:
         max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
         active_nodes, joblog, output_dir = v["active_nodes"], v["joblog"], v["output_dir"]  # paths as str
         stdout, stderr = checks.stream("stdout", stdout), checks.stream("stderr", stderr)
+        for stream in (stdout, stderr):
+            if stream:
+                byte_stream(stream)  # a stream that takes neither bytes nor text: TypeError now
         if resume and resume_failed:
             raise InputError("give --resume or --resume-failed, not both")
         if (resume or resume_failed) and not joblog:
@@ -199,8 +224,8 @@ class Run:
         if self.options.state:
             check_file_target(self.options.state, "--state file")
         joblog = JobLog(self.options.joblog) if self.options.joblog else None
-        out = None if o["stdout"] is False else _binary(o["stdout"] or sys.stdout)
-        err = None if o["stderr"] is False else _binary(o["stderr"] or sys.stderr)
+        out = None if o["stdout"] is False else byte_stream(o["stdout"] or sys.stdout)
+        err = None if o["stderr"] is False else byte_stream(o["stderr"] or sys.stderr)
         display = StatusDisplay(sys.stderr, time.monotonic, bar=o["bar"]) if (o["status"] or o["bar"]) else None
         printer = Printer(out, err, tag=o["tag"], tag_job=o["tag_job"], group=o["group"],
                           output_dir=o["output_dir"], gather=o["gather"], status=display)
@@ -215,8 +240,9 @@ def run(jobs, nodes, **options):
 
     ``jobs``: shell commands. ``nodes``: host patterns (``node[01-12]``,
     ``4/host``, ``user@host``); a host listed N times has N slots.
-    ``stdout``/``stderr``: binary or text streams for job output (default:
-    this process's), or ``False`` to discard. Every job of the result ends
+    ``stdout``/``stderr``: where job output goes (default: this process's):
+    a binary stream gets the jobs' bytes, a text stream (``io.StringIO``)
+    the bytes decoded as UTF-8 (others replaced); ``False`` discards it. Every job of the result ends
     ``succeeded``, ``failed`` or ``not run``, with a reason. The keyword
     options are those of the command line (see ``Run``).
 

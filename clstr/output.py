@@ -552,9 +552,10 @@ def read_joblog(path):
 
 
 def ended_jobs(path, failed_too):
-    """Commands (log_command form) a job log records as ended, counted; only succeeded ones unless
-    ``failed_too`` (--resume skips both, as GNU parallel's; --resume-failed re-runs the failed)."""
-    return collections.Counter(cmd for _, _, ok, cmd in read_joblog(path) if ok or failed_too)
+    """[(seq, command in log_command form)] of the jobs a job log records as ended; only succeeded
+    ones unless ``failed_too`` (--resume skips both, as GNU parallel's; --resume-failed re-runs the
+    failed)."""
+    return [(seq, cmd) for seq, _, ok, cmd in read_joblog(path) if ok or failed_too]
 
 
 def ended_on(path, command, failed_too):
