@@ -4,6 +4,7 @@ Every job must end with exactly the outcome its command decides (job failures mo
 the summary, the exit status, the job log and the JSON must agree on all of them.
 """
 import json
+import os
 import random
 import subprocess
 
@@ -29,7 +30,7 @@ def make_jobs(n, seed):
     jobs = []
     for i in range(1, n + 1):
         nap = f"sleep 0.{rnd.randint(0, 9)}"
-        kind = rnd.choice(["out", "out", "out", "err", "noeol", "lines", "exit", "exit255"])
+        kind = rnd.choice(["out", "out", "out", "err", "noeol", "lines", "exit", "exit255", "killgroup"])
         if kind == "out":
             jobs.append((f"{nap}; echo out-{i}", "succeeded", 0))
         elif kind == "err":
@@ -41,8 +42,10 @@ def make_jobs(n, seed):
         elif kind == "exit":
             k = rnd.randint(1, 3)
             jobs.append((f"{nap}; echo Connection refused >&2; exit {k}", "failed", k))
-        else:
+        elif kind == "exit255":
             jobs.append((f"{nap}; exit 255", "failed", 255))
+        else:  # the cleanup idiom: its EXIT trap ends its own process group, its shell with it
+            jobs.append((f'{nap}; trap "kill 0" EXIT; echo out-{i}', "failed", 143))
     return jobs
 
 
@@ -74,14 +77,18 @@ def test_chaos_every_job_one_outcome_and_all_records_agree(chaos_bed, tmp_path):
     jobs = make_jobs(400, seed=20261125)
     jobfile = tmp_path / "jobs"
     jobfile.write_text("".join(cmd + "\n" for cmd, _, _ in jobs))
-    log, out_json = tmp_path / "log", tmp_path / "out.json"
+    log, out_json, nodefile = tmp_path / "log", tmp_path / "out.json", tmp_path / "nodes"
+    nodefile.write_text("3/n5\nrefused\n")
     argv = ["python3", "-m", "clstr", "--ssh", tb.ssh, "--connect-timeout", "2", "--job-failures", "job",
             "-O", "ServerAliveInterval=1", "-O", "ServerAliveCountMax=2",
-            "-n", "3/n1", "-n", "3/n2", "-n", "3/n3", "-n", "3/n4", "-n", "3/n5", "-n", "refused",
+            "-n", "3/n1", "-n", "3/n2", "-n", "3/n3", "-n", "3/n4", "-N", str(nodefile),
             "--joblog", str(log), "--json", str(out_json), str(jobfile)]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     frozen = []
     try:
+        assert wait_rows(log, 30, p)
+        os.mkfifo(tmp_path / "fifo")
+        os.replace(tmp_path / "fifo", nodefile)  # the live node file becomes a FIFO: refused, the run goes on
         assert wait_rows(log, 60, p)
         frozen = tb.sshd_tree("n4")
         signal_all(frozen, "suspend")  # n4 goes silent mid-job: keepalives find it
@@ -131,4 +138,5 @@ def test_chaos_every_job_one_outcome_and_all_records_agree(chaos_bed, tmp_path):
     assert "n5" in result["nodes"] and result["nodes"]["n5"]["retired"]
     assert result["nodes"]["refused"]["reason"] == "refused"
     assert "died" in err
+    assert f"{nodefile}: node file is a FIFO, not a regular file" in err
     assert not run_marker(tb)
