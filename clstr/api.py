@@ -152,10 +152,10 @@ class Run:
         live = None
         if node_source is not None and on_each_node is None and node_source.files:
             # a live node list: its files are read again when they change (patterns, as ``nodes``)
-            groups = group_resolver(profiles)
+            # profiles (@NAME) are looked up afresh each time: their files are among those watched
             live = NodeSource(node_source.files,
                               lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
-                                                   exclude, groups))
+                                                   exclude, group_resolver(profiles, regular_only=True)))
         if on_each_node is not None:
             multiplex = False  # one job per node: a shared connection would only add a hop
             pipeline = False  # and a job loop, a round trip

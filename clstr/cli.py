@@ -243,7 +243,7 @@ def list_profiles(args, out):
         return
     for name in ps.names():
         r = ps.resolve(name)
-        out.write(f"{name}\t{len(set(r.hosts))} nodes\t{len(r.hosts)} slots\t{ps.get(name).path}\n")
+        out.write(f"{name}\t{len(r.slots)} nodes\t{len(r.hosts)} slots\t{ps.get(name).path}\n")
 
 
 def gather_nodes(args, live=False):
@@ -261,7 +261,9 @@ def gather_nodes(args, live=False):
         ps = ProfileSet(_profile_files(args), regular_only=live)
         for name in args.profile:
             r = ps.resolve(name)
-            nodes.extend(f"1/{h}" for h in r.hosts)  # already expanded: one entry a slot
+            # as @NAME: the nodes of several profiles, and of profiles and the lists given with
+            # -n/-N, join as sets (a node named twice has the larger of its slot counts)
+            nodes.append(f"@{name}")
             ssh_cmd = ssh_cmd or r.ssh
             timeout = timeout or r.connect_timeout
             ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)

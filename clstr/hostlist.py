@@ -8,14 +8,16 @@ An item is
   (several ranges), ``4/host`` (GNU parallel's form: four slots);
 * ``-pattern`` (pdsh): removes those hosts from what came before;
 * ``^FILE`` (pdsh): the host lists of FILE, one a line, ``#`` comments;
-* ``@NAME`` (clush, GNU parallel): the hosts of profile group NAME;
+* ``@NAME`` (clush, GNU parallel): the hosts of profile group NAME; groups join as sets
+  (a host already in the list keeps the larger of its slot counts, it is not added again);
 * ``/REGEX/`` (pdsh): keeps only the hosts so far that REGEX matches.
 
 A host is ``name``, ``user@name``, ``name:port``, an IPv6 address (``::1``,
 ``[::1]``, ``[::1]:2222``); anything else (spaces, shell syntax, an empty name)
 is refused, so that a job file given where a node file goes cannot run.
 A host listed N times has N slots; the set operators treat all of a host's
-slots as one.
+slots as one, and so does joining a group (``@gpu,@bigmem``: a host in both has the larger
+of its two slot counts, never their sum).
 """
 import re
 
@@ -277,6 +279,23 @@ def _regex(item):
         raise InputError(f"bad regular expression {item!r}: {e}") from None
 
 
+def _union(out, group):
+    """``out`` joined by a group's hosts as sets join: a host already there keeps the larger of its
+    two slot counts (groups overlap: a host in two groups is one host, not two slots)."""
+    want = {}
+    for h in group:
+        want[h] = want.get(h, 0) + 1
+    have = {}
+    for h in out:
+        if h in want:
+            have[h] = have.get(h, 0) + 1
+    for h, n in want.items():
+        out.extend([h] * (n - have.get(h, 0)))
+    if len(out) > MAX_HOSTS:
+        raise InputError(f"node list has more than {MAX_HOSTS} slots")
+    return out
+
+
 def combine(left, op, right):
     """``left op right`` for host lists with slots (a host's slots count as one for ! & ^)."""
     if op == ",":
@@ -315,6 +334,8 @@ def _apply_into(out, text, ctx):
             rx = _regex(item)
             matched = [h for h in out if rx.search(h)]
             out = matched if op in ",&" else combine(out, op, matched)  # pdsh: /re/ filters
+        elif op == "," and item.startswith("@"):
+            out = _union(out, _item(item, ctx))
         elif op == ",":
             out.extend(_item(item, ctx))
             if len(out) > MAX_HOSTS:

@@ -15,6 +15,7 @@ Files are read with ``yaml.safe_load`` semantics; every error names the file,
 the line and the key.
 """
 import os
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -61,6 +62,7 @@ class Resolved:
     ssh_options: list
     ssh: str = None
     connect_timeout: float = None
+    slots: dict = field(default_factory=dict)  # host -> its slots (the hosts, as a set with counts)
 
 
 def default_search_path(environ=None):
@@ -129,6 +131,9 @@ def parse(text, path):
         name = key_node.value
         if not name:
             raise InputError("profile names must be non-empty strings", f"{path}:{_line(key_node)}")
+        if re.search(r"[\s,!&^\[\]]", name):
+            raise InputError(f"profile name {name!r} cannot be used as @{name} in a node list (no spaces, "
+                             "commas, brackets or ! & ^)", f"{path}:{_line(key_node)}")
         value = data[name] if name in data else None
         prof = Profile(name=name, path=path, line=_line(key_node))
         if isinstance(val_node, yaml.SequenceNode) or (
@@ -184,63 +189,68 @@ class ProfileSet:
     def resolve(self, name):
         """Merge a profile with its includes: hosts in order (one entry a slot), own nodes first.
 
-        Each profile is resolved once, however many profiles include it, and the size of the
-        whole is counted before anything is expanded: a file of include diamonds or of huge
-        ranges is refused in one line instead of taking exponential time or all memory.
+        A profile's nodes with its includes, at any depth, are a set of nodes: a node reached
+        more than once (``gpu`` and ``bigmem`` both hold ``box7``, ``lab`` includes both) counts
+        once, with the largest slot count given for it on any path, as ClusterShell's groups and
+        pdsh's genders are sets. Within the profile's own ``nodes`` list, a node written twice
+        (or ``2/host``, or ``slots: 2``) has that many slots, as in any node list. Each profile is
+        resolved once, however many profiles include it, so a diamond of includes resolves at once;
+        a profile's own patterns are counted before they are expanded, so a huge range is refused
+        in one line instead of taking all memory.
         """
-        if not hasattr(self, "_sizes"):
-            self._sizes, self._resolved = {}, {}
-        size = self._size(name, ())
-        if size > hostlist.MAX_HOSTS:
-            raise InputError(f"profile {name!r} has more than {hostlist.MAX_HOSTS} slots with its includes",
-                             self.get(name).where)
-        return self._resolve(name)
+        if not hasattr(self, "_resolved"):
+            self._resolved = {}
+        return self._resolve(name, ())
 
-    def _size(self, name, chain):
-        """Slots of ``name`` with its includes, counted without expanding; finds include cycles."""
+    def _resolve(self, name, chain):
         if name in chain:
             cycle = " -> ".join(chain + (name,))
             raise InputError(f"include cycle: {cycle}", self.profiles[chain[0]].where)
-        if name in self._sizes:
-            return self._sizes[name]
+        if name in self._resolved:
+            return self._resolved[name]
         prof = self.get(name)
-        total = 0
+        too_many = InputError(f"profile {name!r} has more than {hostlist.MAX_HOSTS} slots with its includes",
+                              prof.where)
+        own = 0
         for pattern in prof.nodes:
             try:
                 n = hostlist.count(pattern)
             except InputError as e:
                 raise InputError(f"profile {name!r}: {e.message}", prof.where) from None
-            total += n if hostlist.split_slots(pattern)[0] is not None else n * prof.slots
-        for inc in prof.include:
-            if inc not in self.profiles:
-                raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
-            total += self._size(inc, chain + (name,))
-            total = min(total, hostlist.MAX_HOSTS + 1)  # enough to refuse it; no huge numbers
-        self._sizes[name] = total
-        return total
-
-    def _resolve(self, name):
-        if name in self._resolved:
-            return self._resolved[name]
-        prof = self.get(name)
-        hosts = []
+            own += n if hostlist.split_slots(pattern)[0] is not None else n * prof.slots
+        if own > hostlist.MAX_HOSTS:
+            raise too_many
+        slots = {}  # host -> its slots: a node written twice in the list has two
         for pattern in prof.nodes:
             try:
                 expanded = hostlist.expand(pattern)
-                if hostlist.split_slots(pattern)[0] is None:
-                    expanded = [h for h in expanded for _ in range(prof.slots)]
             except InputError as e:
                 raise InputError(f"profile {name!r}: {e.message}", prof.where) from None
-            if prof.user:
-                expanded = [h if "@" in h else f"{prof.user}@{h}" for h in expanded]
-            hosts.extend(expanded)
-        result = Resolved(hosts=hosts, ssh_options=list(prof.ssh_options), ssh=prof.ssh,
+            per = 1 if hostlist.split_slots(pattern)[0] is not None else prof.slots
+            for h in expanded:
+                if prof.user and "@" not in h:
+                    h = f"{prof.user}@{h}"
+                slots[h] = slots.get(h, 0) + per
+        result = Resolved(hosts=[], ssh_options=list(prof.ssh_options), ssh=prof.ssh,
                           connect_timeout=prof.connect_timeout)
         for inc in prof.include:
-            sub = self._resolve(inc)
-            result.hosts.extend(sub.hosts)
+            if inc not in self.profiles:
+                raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
+            sub = self._resolve(inc, chain + (name,))
+            merge(slots, sub.slots)
             result.ssh_options.extend(o for o in sub.ssh_options if o not in result.ssh_options)
             result.ssh = result.ssh or sub.ssh
             result.connect_timeout = result.connect_timeout or sub.connect_timeout
+            if sum(slots.values()) > hostlist.MAX_HOSTS:
+                raise too_many
+        result.slots = slots
+        result.hosts = [h for h, n in slots.items() for _ in range(n)]
         self._resolved[name] = result
         return result
+
+
+def merge(slots, other):
+    """Union of node sets with slots: each host of ``other`` gets the larger of its two counts."""
+    for h, n in other.items():
+        if n > slots.get(h, 0):
+            slots[h] = n

@@ -121,7 +121,8 @@ def test_parse_empty():
 
 
 def test_include_diamonds_resolve_once(tmp_path):
-    """36 levels of diamonds: 2**36 paths; each profile is resolved once and the size refused at once."""
+    """36 levels of diamonds: 2**36 paths; each profile is resolved once, a node reached on many
+    paths counts once."""
     rows = ["p0: {nodes: [a], include: [p1, p1b]}"]
     for i in range(1, 36):
         rows.append(f"p{i}: {{nodes: [n{i}], include: [p{i + 1}, p{i + 1}b]}}")
@@ -130,11 +131,66 @@ def test_include_diamonds_resolve_once(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("\n".join(rows) + "\n")
     ps = ProfileSet([(str(path), True)])
+    hosts = ps.resolve("p0").hosts
+    assert len(hosts) == len(set(hosts)) == 1 + 35 * 2 + 2
+    assert ps.resolve("p34").hosts == ["n34", "n35", "z", "y", "m35"]
+
+
+def test_a_diamond_of_40_levels_resolves_at_once_to_its_one_node(tmp_path):
+    rows = [f"p{i}: {{include: [q{i}, r{i}]}}\nq{i}: {{include: [p{i + 1}]}}\nr{i}: {{include: [p{i + 1}]}}"
+            for i in range(40)] + ["p40: [box7]"]
+    path = tmp_path / "d.yaml"
+    path.write_text("\n".join(rows) + "\n")
+    r = ProfileSet([(str(path), True)]).resolve("p0")
+    assert r.hosts == ["box7"] and r.slots == {"box7": 1}
+
+
+OVERLAP = """\
+a: {include: [b, c]}
+b: {include: [d]}
+c: {include: [d]}
+d: [n1, n2]
+gpu: {nodes: [box7, gpu1], slots: 2}
+bigmem: [box7, mem1]
+lab: {nodes: [lab1], include: [gpu, bigmem]}
+twice: [x, x, 3/y]
+"""
+
+
+@pytest.mark.parametrize("name,slots", [
+    ("a", {"n1": 1, "n2": 1}),  # the diamond: n1 and n2 once each, not twice
+    ("lab", {"lab1": 1, "box7": 2, "gpu1": 2, "mem1": 1}),  # box7: the larger of 2 (gpu) and 1 (bigmem)
+    ("twice", {"x": 2, "y": 3}),  # within one list, repetition is slots, as ever
+])
+def test_overlapping_includes_are_a_set_with_the_largest_slot_count(tmp_path, name, slots):
+    r = ProfileSet([(write(tmp_path, OVERLAP), True)]).resolve(name)
+    assert r.slots == slots and sorted(r.hosts) == sorted(h for h, n in slots.items() for _ in range(n))
+
+
+@pytest.mark.parametrize("patterns,slots", [
+    (["@gpu", "@bigmem"], {"box7": 2, "gpu1": 2, "mem1": 1}),  # several groups: a union
+    (["@gpu,@bigmem"], {"box7": 2, "gpu1": 2, "mem1": 1}),  # in one host list too
+    (["@a", "@a"], {"n1": 1, "n2": 1}),  # a group named twice is the same nodes
+    (["box7", "@gpu"], {"box7": 2, "gpu1": 2}),  # -n box7 -p gpu: the larger count, not 1 + 2
+    (["box7", "box7", "box7", "@gpu"], {"box7": 3, "gpu1": 2}),  # written three times: three slots
+    (["x", "x"], {"x": 2}),  # -n x -n x: two slots, as in the original clstr
+    (["2/x", "@twice"], {"x": 2, "y": 3}),
+    (["@lab!box7"], {"lab1": 1, "gpu1": 2, "mem1": 1}),
+])
+def test_groups_in_host_lists_join_as_sets(tmp_path, patterns, slots):
+    from clstr import hostlist
+    ps = ProfileSet([(write(tmp_path, OVERLAP), True)])
+    got = {}
+    for h in hostlist.expand_all(patterns, hostlist.Context(group=lambda name: ps.resolve(name).hosts)):
+        got[h] = got.get(h, 0) + 1
+    assert got == slots
+
+
+def test_profile_names_must_be_usable_as_groups(tmp_path):
+    path = write(tmp_path, "ok: [a]\n'lab, gpu': [b]\n")
     with pytest.raises(InputError) as e:
-        ps.resolve("p0")
-    assert str(e.value) == f"{path}:1: profile 'p0' has more than 100000 slots with its includes"
-    # a small diamond resolves, its shared part counted on each path as written
-    assert ps.resolve("p34").hosts == ["n34", "n35", "z", "y", "m35", "z"]
+        ProfileSet([(path, True)])
+    assert e.value.where == path + ":2" and "cannot be used as @lab, gpu" in e.value.message
 
 
 @pytest.mark.parametrize("text", [

@@ -1,6 +1,8 @@
 """Named node groups against the real testbed: profiles found through the search path."""
 import os
 
+import pytest
+
 from conftest import lines
 
 
@@ -57,3 +59,57 @@ def test_shipped_example_profiles_parse():
     assert ps.names()
     for name in ps.names():
         assert ps.resolve(name).hosts
+
+
+OVERLAP = """\
+a: {include: [b, c]}
+b: {include: [d]}
+c: {include: [d]}
+d: [n1, n2]
+gpu: {nodes: [n3, n4], slots: 2}
+bigmem: [n3, n5]
+"""
+
+
+@pytest.mark.parametrize("args,counts", [
+    (["-p", "a"], "nodes: 2 (n[1-2]), slots: 2"),
+    (["-p", "gpu", "-p", "bigmem"], "nodes: 3 (n[3-5]), slots: 5"),  # n3: 2 slots (gpu), not 3
+    (["-p", "gpu", "-p", "gpu"], "nodes: 2 (n[3-4]), slots: 4"),
+    (["-n", "n3", "-p", "gpu"], "nodes: 2 (n[3-4]), slots: 4"),  # -n and -p: the larger count, not 1 + 2
+    (["-n", "n1", "-n", "n1", "-p", "a"], "nodes: 2 (n[1-2]), slots: 3"),  # -n twice: two slots of n1
+])
+def test_dry_run_shows_merged_counts(clstr, tmp_path, args, counts):
+    (tmp_path / "p.yaml").write_text(OVERLAP)
+    r = clstr("--profiles", "p.yaml", *args, "--dry-run", "-j", "true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == counts
+
+
+def test_list_profiles_shows_merged_counts(clstr, tmp_path):
+    (tmp_path / "p.yaml").write_text(OVERLAP)
+    r = clstr("--list-profiles", "--profiles", "p.yaml", ssh=False)
+    rows = {line.split("\t")[0]: line.split("\t")[1:3] for line in r.stdout.splitlines()}
+    assert rows["a"] == ["2 nodes", "2 slots"] and rows["gpu"] == ["2 nodes", "4 slots"]
+
+
+@pytest.mark.timeout(90)
+def test_a_live_profile_applies_the_set_rule(clstr, tmp_path):
+    import subprocess
+    from conftest import wait_for
+    from test_reprobe import finish, read_stderr_until
+    gate, state, prof = tmp_path / "gate", tmp_path / "state.json", tmp_path / "lab.yaml"
+    (tmp_path / "jobs").write_text("".join(f"while [ ! -e {gate} ]; do sleep 0.05; done; echo job-{i}\n"
+                                           for i in range(1, 5)))
+    prof.write_text("lab: [n1]\nother: [n1, n2]\n")
+    p = clstr.popen("--profiles", str(prof), "-p", "lab", "--state", str(state), "jobs",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        assert wait_for(lambda: state.exists() and '"running": 1' in state.read_text(), 30)
+        prof.write_text("lab: {nodes: [n1], include: [other]}\nother: [n1, n2]\n")  # n1 reached twice
+        read_stderr_until(p, "node list changed: 1 slots added (n2), 0 removed", seen)
+        gate.touch()
+        out, err = finish(p, seen)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
