@@ -7,12 +7,13 @@ import time
 
 from . import checks, hostlist
 from .errors import InputError
-from .output import (JobLog, Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir, ended_jobs,
-                     ended_on, log_command)
+from .joblog import JobLog, ended_jobs, ended_on, log_command
+from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
 from .scheduler import Policy, Scheduler, interleave
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv
-from .result import RunOptions, RunResult
+from .options import RunOptions
+from .result import RunResult
 from .supervisor import Supervisor, stderr_log
 
 

@@ -16,8 +16,8 @@ import selectors
 import signal
 import time
 
-from .status import GONE, Board
-from .worker import end_group
+from .board import GONE, Board
+from .proc import end_group
 
 JOIN_GRACE = 2.0  # how long a worker told to exit gets before it is killed
 

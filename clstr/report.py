@@ -11,6 +11,8 @@ import html
 import json
 import sys
 
+from .status import duration
+
 COLOURS = {"succeeded": "#2e9d4f", "failed": "#d1383d", "requeued": "#f0a030", "interrupted": "#8a8a8a",
            "not run": "#8a8a8a"}
 WIDTH = 1000  # the plot's width in px
@@ -125,12 +127,8 @@ def _esc(text):
     return html.escape(str(text), quote=True)
 
 
-def _secs(s):
-    if s >= 3600:
-        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
-    if s >= 60:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{s:.1f}s" if s < 10 else f"{s:.0f}s"
+def _secs(seconds):
+    return duration(seconds, unit="")
 
 
 class Run:

@@ -1,28 +1,76 @@
-"""What a run is given besides its jobs and nodes (RunOptions), and what it returns (RunResult)."""
+"""What a run returns: each job (JobResult) with its attempts (Attempt), each node's absences
+(Absence), and the whole (RunResult); the outcome names.
+
+Plain values, no behaviour but their views: the scheduler fills them, the command line, the
+library's callers, the job log, --json and the report read them.
+"""
 import signal
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy
-from .ssh import SshConfig
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+NOT_RUN = "not run"
 
 
 @dataclass
-class RunOptions:
-    """Everything a run needs besides its jobs and nodes."""
+class Attempt:
+    """One finished attempt of a job: a row of the job log."""
 
-    ssh: SshConfig = field(default_factory=SshConfig)
-    policy: Policy = field(default_factory=Policy)
-    timeout: Optional[float] = None  # per attempt
-    timeout_percent: Optional[float] = None  # --timeout N%: a straggler runs past N% of the median
-    idle_timeout: Optional[float] = None  # per attempt: the longest silence
-    multiplex: bool = True
-    ssh_delay: float = 0.0  # at least this many seconds between new connections
-    active_nodes: Optional[str] = None
-    state: Optional[str] = None  # the --state file
-    node_source: Optional[object] = None  # a nodesource.NodeSource: the node list is live
-    joblog: Optional[str] = None
-    verbose: bool = False
+    seq: int
+    node: str
+    attempt: int
+    start: float
+    runtime: float
+    exit: int
+    outcome: str  # succeeded, failed, requeued, interrupted
+    reason: str
+    command: str
+    slot: int = -1  # the slot it ran on
+
+
+class JobResult:
+    """A job and how it ended.
+
+    A plain class with slots: a run may hold millions of these, and a job
+    that never fails shares one empty ``failed_nodes``.
+    """
+
+    __slots__ = ("seq", "command", "node", "pinned", "outcome", "reason", "exit", "attempts", "failed_nodes",
+                 "worker_deaths", "own_failures", "node_failures")
+
+    def __init__(self, seq, command, node=None, pinned=False):
+        self.seq = seq
+        self.command = command
+        self.node = node  # pinned node (--on-each-node), else the node of the last attempt
+        self.pinned = pinned
+        self.outcome = None
+        self.reason = ""
+        self.exit = None
+        self.attempts = []
+        self.failed_nodes = frozenset()  # nodes it failed on (attempt count source)
+        self.worker_deaths = 0
+        self.own_failures = 0  # attempts that ran and failed by the job's own exit or timeout
+        self.node_failures = 0  # attempts that ran and cost their node (a filter's exit, a connection lost)
+
+    def __repr__(self):
+        return f"JobResult({self.seq}, {self.command!r}, outcome={self.outcome!r}, reason={self.reason!r})"
+
+    @property
+    def runtime(self):
+        return self.attempts[-1].runtime if self.attempts else 0.0
+
+
+@dataclass
+class Absence:
+    """A time a node was out of the run: when it left and why, when it came back (None: it did not)."""
+
+    left: float
+    reason: str
+    back: Optional[float] = None
+    probes: int = 0  # probes that failed while it was out
+
+
 
 
 @dataclass

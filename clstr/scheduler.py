@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .events import DEFERRED, Job
-
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-NOT_RUN = "not run"
+from .result import FAILED, NOT_RUN, SUCCEEDED, Absence, Attempt, JobResult  # noqa: F401  (re-exported)
 
 NODE_FAILURES = "node"  # seed semantics: any non-zero exit retires the node
 JOB_FAILURES = "job"  # only ssh failures (255) retire the node
@@ -71,64 +68,6 @@ class Policy:
             raise ValueError(f"job_failures must be {NODE_FAILURES!r} or {JOB_FAILURES!r}")
         if self.reprobe is not None and not self.reprobe > 0:
             raise ValueError("reprobe must be a positive number of seconds, or None")
-
-
-@dataclass
-class Attempt:
-    """One finished attempt of a job: a row of the job log."""
-
-    seq: int
-    node: str
-    attempt: int
-    start: float
-    runtime: float
-    exit: int
-    outcome: str  # succeeded, failed, requeued, interrupted
-    reason: str
-    command: str
-    slot: int = -1  # the slot it ran on
-
-
-class JobResult:
-    """A job and how it ended.
-
-    A plain class with slots: a run may hold millions of these, and a job
-    that never fails shares one empty ``failed_nodes``.
-    """
-
-    __slots__ = ("seq", "command", "node", "pinned", "outcome", "reason", "exit", "attempts", "failed_nodes",
-                 "worker_deaths", "own_failures", "node_failures")
-
-    def __init__(self, seq, command, node=None, pinned=False):
-        self.seq = seq
-        self.command = command
-        self.node = node  # pinned node (--on-each-node), else the node of the last attempt
-        self.pinned = pinned
-        self.outcome = None
-        self.reason = ""
-        self.exit = None
-        self.attempts = []
-        self.failed_nodes = frozenset()  # nodes it failed on (attempt count source)
-        self.worker_deaths = 0
-        self.own_failures = 0  # attempts that ran and failed by the job's own exit or timeout
-        self.node_failures = 0  # attempts that ran and cost their node (a filter's exit, a connection lost)
-
-    def __repr__(self):
-        return f"JobResult({self.seq}, {self.command!r}, outcome={self.outcome!r}, reason={self.reason!r})"
-
-    @property
-    def runtime(self):
-        return self.attempts[-1].runtime if self.attempts else 0.0
-
-
-@dataclass
-class Absence:
-    """A time a node was out of the run: when it left and why, when it came back (None: it did not)."""
-
-    left: float
-    reason: str
-    back: Optional[float] = None
-    probes: int = 0  # probes that failed while it was out
 
 
 @dataclass(eq=False)  # identity: kept in sets

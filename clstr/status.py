@@ -1,35 +1,23 @@
-"""Shared-memory status board of the slots, and the status line drawn from it.
-
-Each worker writes only its own slot's cells; the supervisor reads them all
-to draw ``--status`` and to find the ssh to end when a worker dies, without
-asking anyone.
-"""
+"""The status line (``--status``): its text, and the rate and ETA it shows."""
 import time
 
-IDLE, CONNECTING, RUNNING, GONE = 0, 1, 2, 3
+def duration(seconds, unit=" ", minutes=True, tenths=True):
+    """``seconds`` as people read a duration: the one formatter of every time clstr prints.
 
-
-class Board:
-    """Per-slot cells in shared memory: the slot's state and the pid of its running ssh."""
-
-    def __init__(self, ctx, slots):
-        # lock=False: one writer per cell (the slot's worker), and a torn read is impossible for
-        # aligned machine words
-        self.state = ctx.Array("b", slots, lock=False)
-        self.pid = ctx.Array("i", slots, lock=False)
-
-    def busy(self):
-        """Slots connecting or running a job, as the workers last wrote."""
-        return sum(1 for s in self.state if s in (RUNNING, CONNECTING))
-
-
-def format_eta(seconds):
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+    From an hour ``1h02m`` and from a minute ``3m05s`` (with ``minutes``), under 10 s ``4.2 s``
+    (with ``tenths``; whole seconds otherwise), else ``12 s``; ``unit`` goes before the ``s`` of
+    the last two (" " in sentences, "" in tight places: an ETA, a page's axis).
+    """
+    seconds = max(0.0, seconds)
+    if not tenths:
+        seconds = int(round(seconds))
+    if minutes and seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if minutes and seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}{unit.strip()}s"
+    if tenths and seconds < 10:
+        return f"{seconds:.1f}{unit}s"
+    return f"{seconds:.0f}{unit}s"
 
 
 def status_line(complete, total, running, slots, failed=0, retired=0, rate=None, eta=None):
@@ -43,7 +31,7 @@ def status_line(complete, total, running, slots, failed=0, retired=0, rate=None,
     if rate is not None:
         extra.append(f"{rate:.1f} jobs/s")
     if eta is not None:
-        extra.append(f"ETA {format_eta(eta)}")
+        extra.append(f"ETA {duration(eta, unit='', tenths=False)}")
     if extra:
         line += " " + ", ".join(extra) + "."
     return line

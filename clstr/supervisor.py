@@ -22,13 +22,14 @@ import time
 from . import controldir, hostlist, reaper
 from .errors import InputError
 from .events import DEFERRED, Connected, Finished, Limit, Notice, Output
-from .output import JobLog, silence, write_active, write_state
+from .joblog import JobLog
+from .output import silence, write_active, write_state
 from .pool import WorkerPool
 from .result import RunResult
 from .scheduler import FAILED, NOT_RUN, PROBE, SUCCEEDED
 from .ssh import marks_of
 from .state import snapshot
-from .status import Rate, status_line
+from .status import Rate, duration, status_line
 from .worker import MAX_WAIT, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
@@ -594,8 +595,7 @@ class Supervisor:
 
 
 def _secs(seconds):
-    seconds = max(0.0, seconds)
-    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    return duration(seconds, minutes=False)
 
 
 def stderr_log(stream=None):

@@ -11,7 +11,7 @@ import subprocess
 import psutil
 import pytest
 
-from clstr.output import JOBLOG_COLUMNS
+from clstr.joblog import JOBLOG_COLUMNS
 from conftest import wait_for
 from sshnodes import Testbed
 from test_failures import run_marker

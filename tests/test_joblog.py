@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from clstr.output import JOBLOG_COLUMNS
+from clstr.joblog import JOBLOG_COLUMNS
 from test_failures import jobs_args
 
 PARALLEL = shutil.which("parallel")

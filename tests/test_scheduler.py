@@ -640,7 +640,7 @@ def test_resize_to_nothing_leaves_jobs_not_run_with_why():
 
 
 # ---- a busy sshd: refusals are transient ------------------------------------------------
-import random  # noqa: E402
+
 
 CLOSED = {"exit": 255, "ssh_error": "connection closed", "never_ran": True}
 SESSION = {"exit": 255, "ssh_error": "session refused", "never_ran": True}

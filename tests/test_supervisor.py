@@ -16,7 +16,7 @@ import pytest
 from clstr.events import Finished, Output
 from clstr.output import Printer
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
-from clstr.result import RunOptions
+from clstr.options import RunOptions
 from clstr.pool import ForkedProcess
 from clstr.supervisor import Supervisor
 

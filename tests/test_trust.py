@@ -8,7 +8,7 @@ import subprocess
 import psutil
 import pytest
 
-from clstr.output import JOBLOG_COLUMNS
+from clstr.joblog import JOBLOG_COLUMNS
 from conftest import lines, read_until, wait_for
 from test_failures import jobs_args, run_marker
 

@@ -19,7 +19,7 @@ from clstr import userfiles
 from clstr.errors import InputError
 from conftest import lines, wait_for
 from sshnodes import Relay
-from test_failures import jobs_args, run_marker
+from test_failures import run_marker
 from test_reprobe import finish, read_stderr_until
 
 

@@ -1,0 +1,24 @@
+"""What a run is given besides its jobs and nodes: RunOptions."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .scheduler import Policy
+from .ssh import SshConfig
+
+
+@dataclass
+class RunOptions:
+    """Everything a run needs besides its jobs and nodes."""
+
+    ssh: SshConfig = field(default_factory=SshConfig)
+    policy: Policy = field(default_factory=Policy)
+    timeout: Optional[float] = None  # per attempt
+    timeout_percent: Optional[float] = None  # --timeout N%: a straggler runs past N% of the median
+    idle_timeout: Optional[float] = None  # per attempt: the longest silence
+    multiplex: bool = True
+    ssh_delay: float = 0.0  # at least this many seconds between new connections
+    active_nodes: Optional[str] = None
+    state: Optional[str] = None  # the --state file
+    node_source: Optional[object] = None  # a nodesource.NodeSource: the node list is live
+    joblog: Optional[str] = None
+    verbose: bool = False

@@ -1,0 +1,91 @@
+"""Process primitives: a child started with posix_spawn in a session of its own, and ending a
+process group (TERM, then KILL after a grace)."""
+import os
+import select
+import signal
+import time
+
+KILL_GRACE = 2.0  # TERM to KILL for a process group clstr ends
+
+
+PIPE = -1
+
+
+class Child:
+    """A process started with posix_spawn in a session of its own.
+
+    Lighter than subprocess.Popen on the per-job path: no Python-level fork
+    machinery, no error pipe. ``stdin``/``stdout``/``stderr``: an fd to hand
+    over, or PIPE; ``self.fds`` holds our ends of the pipes.
+    """
+
+    def __init__(self, argv, env, stdin, stdout, stderr):
+        actions, theirs, self.fds = [], [], {}
+        for target, spec in ((0, stdin), (1, stdout), (2, stderr)):
+            if spec == PIPE:
+                r, w = os.pipe()  # close-on-exec: only the dup2'd copies reach the child
+                mine, child = (w, r) if target == 0 else (r, w)
+                self.fds[target] = mine
+                theirs.append(child)
+                spec = child
+            actions.append((os.POSIX_SPAWN_DUP2, spec, target))
+        try:
+            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+        except OSError:
+            for fd in list(self.fds.values()):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        """The exit status (negative: killed by that signal), or None if ``timeout`` passed first."""
+        if self.returncode is None:
+            if timeout is not None and not _exited_within(self.pid, timeout):
+                return None
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close(self):
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = {}
+
+
+def _exited_within(pid, timeout):
+    """Whether child ``pid`` exits within ``timeout`` seconds (it is not reaped)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.close(fd)
+    deadline = time.monotonic() + timeout  # no pidfd (old kernel): look now and then
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def end_group(pid, grace=KILL_GRACE, child=None):
+    """TERM the process group ``pid`` leads, then KILL it after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    if child is not None:
+        child.wait(grace)  # ssh is gone now or soon; anything it started (ProxyCommand) goes too
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
