@@ -2,14 +2,12 @@
 
 Supervisor -> worker: ``Job`` (run this), ``Limit`` (while it runs: a straggler's limit) or
 ``None`` (exit).
-Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Notice``.
+Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``.
 """
 from dataclasses import dataclass
 from typing import Optional
 
-# Finished.ssh_error of an attempt the worker did not start: the node is behind a jump host that
-# refused handshakes. The job waits for its turn under that host's limit, as if it was not sent.
-DEFERRED = "behind a busy jump host"
+from .result import Ending
 
 
 @dataclass(frozen=True)
@@ -58,19 +56,27 @@ class Output:
 
 @dataclass(frozen=True)
 class Finished:
-    """An attempt ended: the exit status of ssh and what is known of why."""
+    """An attempt ended: its exit status, how it ended and, where ssh failed or the job ended
+    without its end mark, why."""
 
     slot: int
     seq: int
-    exit: int  # ssh's exit status; negative: killed by that signal
+    exit: int  # ssh's exit status, or the job's from its end mark; negative: killed by that signal
     start: float  # epoch seconds
     runtime: float
-    timed_out: object = False  # or why: "timeout", "idle timeout", "straggler"
-    ssh_error: Optional[str] = None  # classified ssh failure (refused, authentication, ...)
-    never_ran: bool = False  # the connection failed before the command could start
-    started: bool = False  # the remote wrapper's start mark was seen: the job ran
+    ending: Ending = Ending.OK  # OK, EXIT, TIMEOUT, IDLE_TIMEOUT, STRAGGLER, LOST or NEVER_RAN
+    # LOST, NEVER_RAN: ssh's failure, classified (refused, authentication, connection lost, ...);
+    # EXIT without an end mark, the connection alive: why it is the job's own failure
+    reason: Optional[str] = None
     # the node's ProxyJump host ("" for none), once the worker looked it up (after a refused handshake)
     gate: Optional[str] = None
-    # the job started and its end mark never came, over a connection still alive: why it is taken
-    # for the job's failure (it ended what writes the mark: its wrapper, the job loop)
-    died: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The attempt was not started: the node is behind ``gate``, a jump host that refused handshakes.
+    The job waits for its turn under that host's limit, as if it had not been sent."""
+
+    slot: int
+    seq: int
+    gate: str

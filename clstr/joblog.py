@@ -35,14 +35,14 @@ def _old_unescape(text):
     return "".join(out)
 
 
-def exit_and_signal(exit, reason):
-    """GNU parallel's Exitval and Signal of a job's last attempt.
+def exit_and_signal(exit, ending):
+    """GNU parallel's Exitval and Signal of a job's last attempt (``ending``: a result.Ending).
 
     A timeout is (-1, 15), as parallel writes it; ssh killed by a signal (-1, signal); else the
     job's exit status, 255 for an ssh failure. A job the node's shell saw killed by a signal
     has the shell's status for it (128 + signal).
     """
-    if reason in ("timeout", "idle timeout") or reason.startswith("straggler"):
+    if ending.timed_out:
         return -1, 15
     if exit is not None and exit < 0:
         return -1, -exit
@@ -82,7 +82,7 @@ class JobLog:
 
     def write(self, a):
         """The row of a job whose attempt ``a`` (an Attempt) was its last."""
-        exitval, sig = exit_and_signal(a.exit, a.reason)
+        exitval, sig = exit_and_signal(a.exit, a.ending)
         row = [str(a.seq), a.node, f"{a.start:.3f}", f"{a.runtime:10.3f}", "0", "0", str(exitval), str(sig),
                log_command(a.command)]
         try:

@@ -4,13 +4,42 @@
 Plain values, no behaviour but their views: the scheduler fills them, the command line, the
 library's callers, the job log, --json and the report read them.
 """
+import enum
 import signal
 from dataclasses import dataclass, field
 from typing import Optional
 
+# How a job ended (JobResult.outcome), and what became of an attempt that did not end it
+# (Attempt.outcome): the words of the summary, the job log, --json and the report.
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 NOT_RUN = "not run"
+REQUEUED = "requeued"  # the attempt ended and the job went back to the queue
+INTERRUPTED = "interrupted"  # the attempt was ended by Ctrl-C, SIGTERM or SIGHUP
+
+
+class Ending(enum.Enum):
+    """How an attempt ended: what the worker saw and what the scheduler made of it.
+
+    Everything downstream reads this, never the reason text: the job log's Exitval and Signal
+    columns, -S, the exit status.
+    """
+
+    OK = "ok"  # exit 0
+    EXIT = "exit"  # the job's own non-zero status (or it ended what writes its end mark)
+    TIMEOUT = "timeout"  # --timeout SECONDS
+    IDLE_TIMEOUT = "idle timeout"  # --idle-timeout
+    STRAGGLER = "straggler"  # --timeout N%
+    LOST = "lost"  # it ran and its connection was lost
+    NEVER_RAN = "never ran"  # ssh failed before the job started (the node's fault alone)
+    BUSY = "busy"  # a busy sshd refused the handshake or the session: tried again, at no cost
+    WORKER_DIED = "worker died"  # the slot's worker process died under it
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP ended it
+
+    @property
+    def timed_out(self):
+        """Ended by one of clstr's time limits (GNU parallel's job log says -1, signal 15)."""
+        return self in (Ending.TIMEOUT, Ending.IDLE_TIMEOUT, Ending.STRAGGLER)
 
 
 @dataclass
@@ -23,10 +52,11 @@ class Attempt:
     start: float
     runtime: float
     exit: int
-    outcome: str  # succeeded, failed, requeued, interrupted
+    outcome: str  # SUCCEEDED, FAILED, REQUEUED, INTERRUPTED
     reason: str
     command: str
     slot: int = -1  # the slot it ran on
+    ending: Ending = Ending.OK  # how it ended (the reason says it in words)
 
 
 class JobResult:
@@ -59,6 +89,11 @@ class JobResult:
     @property
     def runtime(self):
         return self.attempts[-1].runtime if self.attempts else 0.0
+
+    @property
+    def ending(self):
+        """How its last attempt ended (None if none ran)."""
+        return self.attempts[-1].ending if self.attempts else None
 
 
 @dataclass
@@ -169,7 +204,6 @@ class RunResult:
         for j in self.jobs:
             if j.outcome == SUCCEEDED:
                 continue
-            bad = (j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or j.reason in ("timeout", "idle timeout")
-                   or j.reason.startswith("straggler"))
+            bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or (j.ending is not None and j.ending.timed_out)
             worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
         return worst

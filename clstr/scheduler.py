@@ -11,8 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .events import DEFERRED, Job
-from .result import FAILED, NOT_RUN, SUCCEEDED, Absence, Attempt, JobResult  # noqa: F401  (re-exported)
+from .events import Job
+from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
+                     Ending, JobResult)
 
 NODE_FAILURES = "node"  # seed semantics: any non-zero exit retires the node
 JOB_FAILURES = "job"  # only ssh failures (255) retire the node
@@ -553,61 +554,44 @@ class Scheduler:
             self._bring_back(n)
         return True
 
-    def finished(self, slot, exit, start=0.0, runtime=0.0, timed_out=False, ssh_error=None, never_ran=False,
-                 gate=None, died=None):
-        """Record the end of the slot's attempt; returns the Attempt (a job log row).
+    def finished(self, ev):
+        """Record the end of an attempt (an events.Finished); returns the Attempt (a job log row), or
+        None for a probe.
 
-        ``ssh_error``: why ssh (not the job) failed, or None when ``exit`` is the job's own status;
-        ``never_ran``: the job did not start on the node (that costs the job nothing);
-        ``gate``: the ProxyJump host of the node, when the worker looked it up (after a refusal);
-        ``died``: the job ran and its end mark never came over a connection still alive (it ended
-        its own wrapper or job loop): why, taken as the job's own failure.
+        ``ev.ending`` says how it ended: NEVER_RAN (ssh failed before the job started: that costs
+        the job nothing), LOST (it ran and its connection was lost), a time limit, or the job's
+        own status (OK, EXIT); ``ev.reason`` says why ssh failed, or why the job is taken for failed
+        without its end mark; ``ev.gate`` is the node's ProxyJump host, once the worker looked it up.
         """
-        s = self.slots[slot]
-        node = self.nodes[s.node]
-        if gate is not None and not node.gate_known:
-            node.gate_known = True
-            if gate:
-                node.gate = gate
-                self.gates.setdefault(gate, Gate(gate)).nodes.add(node.name)
-        seq, s.busy = s.busy, None
-        if seq is None:
-            raise ValueError(f"slot {slot} finished but runs no job")
-        self._busy -= 1
+        s, node = self._ended(ev.slot, ev.seq, ev.gate)
+        never_ran = ev.ending is Ending.NEVER_RAN
         self._probe_ended(s, connected=not never_ran)
-        if never_ran or ssh_error or timed_out:
+        if ev.ending is not Ending.OK and ev.ending is not Ending.EXIT:
             s.linked = False  # its session ended or never came up: the next attempt opens one
-        if ssh_error == DEFERRED:
-            s.uses -= 1
-            node.jobs -= 1
-            if self.jobs[seq].pinned:
-                self._pinned.setdefault(s.node, deque()).appendleft(seq)
-                self._npinned += 1
-            else:
-                self._retry.append(seq)
-            self._release(s)
-            return None
         if not never_ran:
             self._accepted(node)
-            if seq != PROBE:
+            if ev.seq != PROBE:
                 self._empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
-        if seq == PROBE:
-            self._probed(s, node, exit == 0 and not timed_out and not never_ran and not ssh_error,
-                         ssh_error or ("timed out" if timed_out else f"probe exit {exit}"))
+        if ev.seq == PROBE:
+            failed = ev.ending.timed_out or never_ran or ev.ending is Ending.LOST
+            self._probed(s, node, ev.exit == 0 and not failed,
+                         ev.reason if never_ran or ev.ending is Ending.LOST else
+                         "timed out" if ev.ending.timed_out else f"probe exit {ev.exit}")
             return None
-        job = self.jobs[seq]
-        outcome, reason = self._judge(job, node, exit, timed_out, ssh_error, never_ran, slot, died)
-        att = Attempt(seq, s.node, s.attempt, start, runtime, exit, outcome, reason, job.command, s.index)
+        job = self.jobs[ev.seq]
+        outcome, reason, ending = self._judge(job, node, ev)
+        att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
+                      ending)
         job.attempts.append(att)
-        job.exit, job.reason = exit, reason
+        job.exit, job.reason = ev.exit, reason
         if not job.pinned:
             job.node = s.node
-        if outcome == "requeued" and job.pinned:
-            self._pinned.setdefault(s.node, deque()).appendleft(seq)  # a busy sshd: its node, later
+        if outcome == REQUEUED and job.pinned:
+            self._pinned.setdefault(s.node, deque()).appendleft(ev.seq)  # a busy sshd: its node, later
             self._npinned += 1
-        elif outcome == "requeued":
-            self._retry.append(seq)
-        elif outcome == "interrupted":
+        elif outcome == REQUEUED:
+            self._retry.append(ev.seq)
+        elif outcome == INTERRUPTED:
             job.outcome, job.reason = NOT_RUN, "interrupted"
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
@@ -616,6 +600,37 @@ class Scheduler:
             self._blame(job, s.node if job.outcome == SUCCEEDED else None)
         self._release(s)
         return att
+
+    def deferred(self, ev):
+        """The attempt was not started (an events.Deferred): its node is behind a jump host that
+        refused handshakes. The job goes back as if it had not been sent, to wait for a turn under
+        that host's limit."""
+        s, node = self._ended(ev.slot, ev.seq, ev.gate)
+        self._probe_ended(s, connected=False)
+        s.linked = False
+        s.uses -= 1
+        node.jobs -= 1
+        if self.jobs[ev.seq].pinned:
+            self._pinned.setdefault(s.node, deque()).appendleft(ev.seq)
+            self._npinned += 1
+        else:
+            self._retry.append(ev.seq)
+        self._release(s)
+
+    def _ended(self, slot, seq, gate):
+        """The slot's attempt ended: (its Slot, its NodeState); the jump host learned, if told."""
+        s = self.slots[slot]
+        node = self.nodes[s.node]
+        if gate is not None and not node.gate_known:
+            node.gate_known = True
+            if gate:
+                node.gate = gate
+                self.gates.setdefault(gate, Gate(gate)).nodes.add(node.name)
+        if s.busy is None:
+            raise ValueError(f"slot {slot} finished but runs no job")
+        s.busy = None
+        self._busy -= 1
+        return s, node
 
     def _refused(self, s, node, why):
         """A busy sshd refused the slot's handshake or session: hold the slot back a while (doubling
@@ -646,45 +661,45 @@ class Scheduler:
             self.groups[s.group] = "unknown"
             s.linked = False
 
-    def _judge(self, job, node, exit, timed_out, ssh_error, never_ran, job_slot=None, died=None):
-        """What an attempt's end means for the job and its node: (outcome, reason)."""
+    def _judge(self, job, node, ev):
+        """What an attempt's end means for the job and its node: (outcome, reason, Ending)."""
         p = self.policy
-        ok = exit == 0 and not timed_out and not never_ran
-        if ok:
+        ending, exit = ev.ending, ev.exit
+        if exit == 0 and ending in (Ending.OK, Ending.EXIT, Ending.LOST):
             node.backoff = 0  # it works again: a later retirement starts the back-off afresh
             if p.job_failures == JOB_FAILURES:
                 self._record_run(node, False)
-            return SUCCEEDED, ""
+            return SUCCEEDED, "", Ending.OK
         if self.interrupted is not None:
-            return "interrupted", "interrupted"
-        if never_ran:
+            return INTERRUPTED, "interrupted", Ending.INTERRUPTED
+        if ending is Ending.NEVER_RAN:
             # the job did not start: the node's fault alone, no attempt of the job spent
-            if ssh_error in TRANSIENT and node.refusals + 1 < p.refusals_max:
-                self._refused(self.slots[job_slot], node, ssh_error)
-                return "requeued", f"{ssh_error} (a busy sshd: tried again)"
-            self.retire_node(node.name, ssh_error or f"ssh exit {exit}")
+            if ev.reason in TRANSIENT and node.refusals + 1 < p.refusals_max:
+                self._refused(self.slots[ev.slot], node, ev.reason)
+                return REQUEUED, f"{ev.reason} (a busy sshd: tried again)", Ending.BUSY
+            self.retire_node(node.name, ev.reason or f"ssh exit {exit}")
             if job.pinned:
-                return NOT_RUN, f"node {node.name} unreachable ({node.reason})"
-            return "requeued", f"node unreachable: {node.reason}"
-        if timed_out == "straggler":
+                return NOT_RUN, f"node {node.name} unreachable ({node.reason})", ending
+            return REQUEUED, f"node unreachable: {node.reason}", ending
+        if ending is Ending.STRAGGLER:
             # --timeout N%: far slower here than the median; run it elsewhere, the node stays
-            return self._straggler(job, node)
-        if timed_out:
-            return self._own_failure(job, timed_out if isinstance(timed_out, str) else "timeout")
-        if ssh_error is not None:
+            return self._straggler(job, node) + (ending,)
+        if ending.timed_out:
+            return self._own_failure(job, ending.value) + (ending,)
+        if ending is Ending.LOST:
             # the job ran and ssh failed under it (connection lost): the node goes, the job moves
-            self.retire_node(node.name, ssh_error)
-            return self._lost(job, ssh_error)
-        why = died or (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
+            self.retire_node(node.name, ev.reason)
+            return self._lost(job, ev.reason) + (ending,)
+        why = ev.reason or (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
         if p.job_failures == NODE_FAILURES:
             self.retire_node(node.name, f"job {job.seq} {why}", by_job=True)
-            return self._node_failure(job, node, why)
+            return self._node_failure(job, node, why) + (Ending.EXIT,)
         # job failures mode, the command's own non-zero exit: the node stays
         job.failed_nodes = job.failed_nodes | {node.name}
         self._record_run(node, True)
         if p.quarantine:
             node.unconfirmed.add(job.seq)  # whether it was the job or the node, its next run tells
-        return self._own_failure(job, why)
+        return self._own_failure(job, why) + (Ending.EXIT,)
 
     def _node_failure(self, job, node, why):
         """The attempt ran and cost its node: re-queued elsewhere, up to max_attempts nodes."""
@@ -699,7 +714,7 @@ class Scheduler:
             return FAILED, f"{why} ({job.node_failures} times)"
         if set(self.nodes) <= job.failed_nodes:
             return FAILED, f"{why} on every node"
-        return "requeued", why
+        return REQUEUED, why
 
     def _lost(self, job, why):
         """The attempt ran and its connection was lost: not the job's failure, and not its node's
@@ -712,7 +727,7 @@ class Scheduler:
             return FAILED, why
         if job.node_failures >= self.policy.max_attempts:
             return FAILED, f"{why} ({job.node_failures} times)"
-        return "requeued", why
+        return REQUEUED, why
 
     def _straggler(self, job, node):
         """Ended for running far longer than the median: re-queued for another node (never this
@@ -723,13 +738,13 @@ class Scheduler:
             return FAILED, "straggler"
         if job.node_failures >= self.policy.max_attempts or set(self.nodes) <= job.failed_nodes:
             return FAILED, f"straggler on {job.node_failures} nodes"
-        return "requeued", "straggler"
+        return REQUEUED, "straggler"
 
     def _own_failure(self, job, why):
         """The job failed by itself (exit or timeout): re-run up to ``retries`` times, counting runs only."""
         job.own_failures += 1
         if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
-            return "requeued", why
+            return REQUEUED, why
         return FAILED, why
 
     def _record_run(self, node, failed):
@@ -889,16 +904,17 @@ class Scheduler:
             return None
         job = self.jobs[seq]
         job.worker_deaths += 1
+        ending = Ending.WORKER_DIED
         if self.interrupted is not None:
-            outcome, reason = "interrupted", "interrupted"
+            outcome, reason, ending = INTERRUPTED, "interrupted", Ending.INTERRUPTED
             job.outcome, job.reason = NOT_RUN, "interrupted"
         elif job.worker_deaths >= self.policy.max_attempts:
             outcome, reason = FAILED, f"worker died {job.worker_deaths} times"
             job.outcome, job.reason = FAILED, reason
         else:
-            outcome, reason = "requeued", "worker died"
+            outcome, reason = REQUEUED, "worker died"
             self._retry.append(seq)
-        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index)
+        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index, ending)
         job.attempts.append(att)
         self._release(s)
         return att

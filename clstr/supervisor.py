@@ -21,7 +21,7 @@ import time
 
 from . import controldir, hostlist, reaper
 from .errors import InputError
-from .events import DEFERRED, Connected, Finished, Limit, Notice, Output
+from .events import Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .output import silence, write_active, write_state
 from .pool import WorkerPool
@@ -417,17 +417,22 @@ class Supervisor:
                 self._write("job output", self.printer.output, node, ev.seq, ev.stream, ev.data)
             elif isinstance(ev, Finished):
                 self._finished(ev)
+            elif isinstance(ev, Deferred):
+                self._deferred(ev)
             elif isinstance(ev, Connected):
                 self.sched.connected(ev.slot)
             elif isinstance(ev, Notice) and self.opt.verbose:
                 self._log(f"{node}: {ev.text}")
 
-    def _finished(self, ev):
-        att = self.sched.finished(ev.slot, ev.exit, ev.start, ev.runtime, ev.timed_out, ev.ssh_error, ev.never_ran,
-                                  ev.gate, ev.died)
-        if ev.ssh_error == DEFERRED and self.opt.verbose:
+    def _deferred(self, ev):
+        self.sched.deferred(ev)
+        if self.opt.verbose:
             self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.gate}, "
                       "which refused handshakes; it waits for a turn through it")
+        self._release_finished(ev.slot)
+
+    def _finished(self, ev):
+        att = self.sched.finished(ev)
         self._record(att)
         self._release_finished(ev.slot)
         if self.opt.timeout_percent and att is not None and att.outcome == SUCCEEDED:

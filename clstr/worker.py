@@ -13,7 +13,8 @@ import socket
 import time
 
 from . import ssh
-from .events import DEFERRED, Connected, Finished, Limit, Notice, Output
+from .events import Connected, Deferred, Finished, Limit, Notice, Output
+from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .proc import PIPE, Child, end_group
 
@@ -144,11 +145,10 @@ class SlotWorker:
                         continue
                 if job.lookup and self._jump_host():
                     # behind a jump host that refuses handshakes: wait for a turn under its limit
-                    finished = Finished(self.slot, job.seq, 255, time.time(), 0.0, ssh_error=DEFERRED,
-                                        never_ran=True, gate=self.gate)
+                    finished = Deferred(self.slot, job.seq, self.gate)
                 else:
                     finished = self.run(job)
-                    if job.lookup or (finished.never_ran and finished.ssh_error == "connection closed"):
+                    if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
                         # a refusal may be the jump host's: say which it is ("" for none)
                         finished = dataclasses.replace(finished, gate=self._jump_host() or "")
                 self.outbox.append(finished)
@@ -245,8 +245,7 @@ class SlotWorker:
             ok, reason = self.open_master()
             if not ok:
                 self.board.state[self.slot] = IDLE
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
-                                ssh_error=reason, never_ran=True)
+                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN, reason)
             self.conn.send(Connected(self.slot))
         if self.loop is not None:
             finished = self._run_pipelined(job, start, t0)
@@ -272,12 +271,10 @@ class SlotWorker:
         runtime = time.monotonic() - t0
         if p.late:
             # no start mark in time: the node never ran the job (a stalled handshake, a hung login)
-            return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
+            return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
         if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
-        exit, reason, never_ran, died = self._judge(code, p)
-        return Finished(self.slot, job.seq, exit, start, runtime, ssh_error=reason, never_ran=never_ran,
-                        started=p.started, died=died)
+            return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
+        return Finished(self.slot, job.seq, *self._judge(code, p, start, runtime))
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -287,8 +284,7 @@ class SlotWorker:
             if failure is FALL_BACK:
                 return None
             if failure is not None:
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
-                                ssh_error=failure, never_ran=True)
+                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN, failure)
             if not self.control_path:
                 self.conn.send(Connected(self.slot))  # the slot's own connection is up
         chan = self.session
@@ -298,27 +294,26 @@ class SlotWorker:
         runtime = time.monotonic() - t0
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             self.last_seq = job.seq
-            return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
+            return Finished(self.slot, job.seq, p.end, start, runtime, ended(p.end))
         code = self._end_session()
         if p.late:
-            return Finished(self.slot, job.seq, 255, start, runtime, ssh_error="timed out", never_ran=True)
+            return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
         if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, timed_out=p.timed_out, started=p.started)
+            return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
         if p.end is not None:  # it ended, and then the session did
-            return Finished(self.slot, job.seq, p.end, start, runtime, started=True)
+            return Finished(self.slot, job.seq, p.end, start, runtime, ended(p.end))
         if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
-            return Finished(self.slot, job.seq, 255, start, runtime, started=True, died=LOOP_KILLED)
+            return Finished(self.slot, job.seq, 255, start, runtime, Ending.EXIT, LOOP_KILLED)
         if p.started:
             lost = self._lost(code, p)
-            return Finished(self.slot, job.seq, code, start, runtime, ssh_error=lost, started=True,
-                            died=None if lost else NO_END_MARK)
+            return Finished(self.slot, job.seq, code, start, runtime, *((Ending.LOST, lost) if lost else
+                                                                       (Ending.EXIT, NO_END_MARK)))
         reason = self._never_ran_reason(p.tail)
         if reason is None and code >= 0:
             # the loop took the session but died before starting the job (an sh it cannot run on)
             self._fall_back(f"the job loop ended (exit {code}) before the job started")
             return None
-        return Finished(self.slot, job.seq, 255, start, runtime, ssh_error=reason or f"ssh exit {code}",
-                        never_ran=True)
+        return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, reason or f"ssh exit {code}")
 
     def _open_session(self, t0):
         """Start the slot's session and wait for the loop's ready mark.
@@ -381,9 +376,9 @@ class SlotWorker:
         self.board.pid[self.slot] = 0
 
     # ---- judging -------------------------------------------------------
-    def _judge(self, code, p):
-        """(the job's exit status, ssh failure reason or None, whether it never ran, why the job is
-        taken for failed without an end mark or None) of an ended attempt.
+    def _judge(self, code, p, start, runtime):
+        """(exit status, start, runtime, Ending, reason) of an attempt that ran to its end or whose ssh
+        failed.
 
         With remote cleanup the marks say it exactly, and no text the job writes is read: an end
         mark gives the job's own status (255 included); a start mark alone, a connection lost
@@ -394,24 +389,26 @@ class SlotWorker:
         """
         if self.wrapper is not None:
             if p.end is not None:
-                return p.end, None, False, None
+                return p.end, start, runtime, ended(p.end), None
             if p.started:
                 lost = self._lost(code, p)
-                return code, lost, False, None if lost else NO_END_MARK
+                return (code, start, runtime) + ((Ending.LOST, lost) if lost else (Ending.EXIT, NO_END_MARK))
             reason = self._never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
             if reason is None:
                 reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
                     f"the login shell did not run the job (exit {code})"
-            return code, reason, True, None
+            return code, start, runtime, Ending.NEVER_RAN, reason
         if code < 0:
-            return code, f"ssh killed by signal {-code}", False, None
+            return code, start, runtime, Ending.LOST, f"ssh killed by signal {-code}"
         if code != 255:
-            return code, None, False, None
+            return code, start, runtime, ended(code), None
         reason, never_ran = ssh.classify(p.tail)
         if reason is None and self._master_lost():
             # a mux client says nothing when its master dies: the master's log says why
             reason, never_ran = self._master_error() or "connection lost", False
-        return code, reason, never_ran, None
+        if reason is None:
+            return code, start, runtime, Ending.EXIT, None
+        return code, start, runtime, Ending.NEVER_RAN if never_ran else Ending.LOST, reason
 
     def _lost(self, code, p):
         """Why a job that started ended with no end mark: its connection was lost (the reason), or
@@ -497,8 +494,8 @@ class SlotWorker:
                 if drain_by is not None and now >= drain_by:
                     break
                 if any(t is not None and now >= t for t in (deadline, idle_at, straggle_at)):
-                    p.timed_out = ("timeout" if deadline is not None and now >= deadline else
-                                   "idle timeout" if idle_at is not None and now >= idle_at else "straggler")
+                    p.timed_out = (Ending.TIMEOUT if deadline is not None and now >= deadline else
+                                   Ending.IDLE_TIMEOUT if idle_at is not None and now >= idle_at else Ending.STRAGGLER)
                     end_group(chan.child.pid, child=chan.child)
                     deadline = idle_at = straggle_at = None
                     drain_by = time.monotonic() + DRAIN_GRACE
@@ -661,6 +658,11 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+
+
+def ended(status):
+    """The Ending of a job that ended with ``status``."""
+    return Ending.OK if status == 0 else Ending.EXIT
 # Why a job that started is taken for failed without its end mark (the connection being alive):
 LOOP_KILLED = "it killed the job loop (a kill -9 of its process group?)"
 NO_END_MARK = "its shell was killed before its end mark (a kill -9 of its process group?)"
@@ -673,7 +675,7 @@ class Pumped:
                  "last_err")
 
     def __init__(self):
-        self.timed_out = False  # or why: "timeout", "idle timeout", "straggler"
+        self.timed_out = None  # or which limit: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
         self.late = False  # no start mark within the start bound
         self.started = False
         self.end = None  # the job's exit status, from its end mark

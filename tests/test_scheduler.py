@@ -5,8 +5,22 @@ import re
 
 import pytest
 
-from clstr.events import DEFERRED
+from clstr.events import Deferred, Finished
+from clstr.result import Ending
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler, interleave
+
+NEVER_RAN, LOST, EXIT, TIMEOUT, STRAGGLER = (Ending.NEVER_RAN, Ending.LOST, Ending.EXIT, Ending.TIMEOUT,
+                                             Ending.STRAGGLER)
+
+
+def finish(s, slot, exit=0, ending=None, reason=None, gate=None, deferred=False):
+    """The end of the slot's attempt, as its worker reports it: exit status, how it ended, why."""
+    seq = s.slots[slot].busy
+    if deferred:
+        return s.deferred(Deferred(slot, seq, gate))
+    if ending is None:
+        ending = Ending.OK if exit == 0 else Ending.EXIT
+    return s.finished(Finished(slot, seq, exit, 0.0, 0.0, ending, reason, gate))
 
 
 def drive(s, result):
@@ -18,7 +32,7 @@ def drive(s, result):
         for slot, job in batch:
             node = s.slots[slot].node
             runs.append((node, job.seq))
-            s.finished(slot, **result(node, job))
+            finish(s, slot, **result(node, job))
     return runs
 
 
@@ -46,7 +60,7 @@ def test_one_job_per_slot_at_a_time():
     first = s.assign()
     assert [(i, j.seq) for i, j in first] == [(0, 1), (1, 2)]
     assert s.assign() == []
-    s.finished(1, 0)
+    finish(s, 1, 0)
     assert [(i, j.seq) for i, j in s.assign()] == [(1, 3)]
 
 
@@ -103,7 +117,7 @@ def test_filter_semantics_busy_nodes_are_skipped():
 
 def test_connect_failure_costs_no_attempt():
     s = Scheduler(["x"], ["dead1", "dead2", "dead3", "good"], Policy(max_attempts=1, max_running=1))
-    drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+    drive(s, lambda node, job: ({"exit": 255, "ending": NEVER_RAN, "reason": "refused"}
                                 if node.startswith("dead") else {"exit": 0}))
     assert s.jobs[1].outcome == SUCCEEDED
     assert s.retired_nodes() == {"dead1": "refused", "dead2": "refused", "dead3": "refused"}
@@ -112,7 +126,7 @@ def test_connect_failure_costs_no_attempt():
 
 def test_no_usable_node_left_marks_not_run():
     s = Scheduler(["a", "b"], ["dead"])
-    drive(s, lambda node, job: {"exit": 255, "ssh_error": "timed out", "never_ran": True})
+    drive(s, lambda node, job: {"exit": 255, "ending": NEVER_RAN, "reason": "timed out"})
     assert outcomes(s) == {
         1: (NOT_RUN, "no usable node left (last: node unreachable: timed out)"),
         2: (NOT_RUN, "no usable node left"),
@@ -142,14 +156,14 @@ def test_job_mode_retries_on_same_node_when_it_is_the_only_one():
 
 def test_job_mode_ssh_failure_retires_node():
     s = Scheduler(["x", "y"], ["a", "b"], Policy(job_failures="job", max_running=1))
-    drive(s, lambda node, job: ({"exit": 255, "ssh_error": "connection lost"} if node == "a" else {"exit": 0}))
+    drive(s, lambda node, job: ({"exit": 255, "ending": LOST, "reason": "connection lost"} if node == "a" else {"exit": 0}))
     assert s.retired_nodes() == {"a": "connection lost"}
     assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
 
 
 def test_timeout_fails_job_and_keeps_node():
     s = Scheduler(["sleep", "true"], ["a"], Policy(max_running=1))
-    drive(s, lambda node, job: {"exit": -15, "timed_out": True} if job.seq == 1 else {"exit": 0})
+    drive(s, lambda node, job: {"exit": -15, "ending": TIMEOUT} if job.seq == 1 else {"exit": 0})
     assert outcomes(s) == {1: (FAILED, "timeout"), 2: (SUCCEEDED, "")}
     assert s.retired_nodes() == {}
 
@@ -171,7 +185,7 @@ def test_interrupt_leaves_pending_not_run_and_running_interrupted():
     s.interrupt()
     assert s.assign() == []
     assert not s.done()
-    att = s.finished(slot, -15)
+    att = finish(s, slot, -15)
     assert att.outcome == "interrupted"
     assert s.done()
     assert outcomes(s) == {1: (NOT_RUN, "interrupted"), 2: (NOT_RUN, "interrupted"),
@@ -182,7 +196,7 @@ def test_success_during_interrupt_still_counts():
     s = Scheduler(["a"], ["n1"])
     (slot, _), = s.assign()
     s.interrupt()
-    s.finished(slot, 0)
+    finish(s, slot, 0)
     assert s.done() and s.jobs[1].outcome == SUCCEEDED
 
 
@@ -201,7 +215,7 @@ def test_gate_probe_failure_retires_node_without_other_slots_trying():
     batch = s.assign()
     assert [s.slots[i].node for i, _ in batch] == ["dead", "good"]
     dead_slot = batch[0][0]
-    s.finished(dead_slot, 255, ssh_error="refused", never_ran=True)
+    finish(s, dead_slot, 255, ending=NEVER_RAN, reason="refused")
     assert s.retired_nodes() == {"dead": "refused"}
     assert all(s.slots[i].node == "good" for i, _ in s.assign())
 
@@ -217,7 +231,7 @@ def test_worker_death_during_probe_lets_another_slot_probe():
 
 def test_pinned_jobs_run_on_their_node_only():
     s = Scheduler(["hostname"] * 3, ["a", "b", "dead"], pinned=["a", "b", "dead"])
-    runs = drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+    runs = drive(s, lambda node, job: ({"exit": 255, "ending": NEVER_RAN, "reason": "refused"}
                                        if node == "dead" else {"exit": 0}))
     assert sorted(runs) == [("a", 1), ("b", 2), ("dead", 3)]
     assert outcomes(s)[3] == (NOT_RUN, "node dead unreachable (refused)")
@@ -248,7 +262,7 @@ def test_lost_slot_gives_its_job_back_first_and_runs_nothing_more():
     assert [(slot, job.seq) for slot, job in batch] == [(0, 1), (1, 2)]
     s.slot_lost(1)  # b's worker could not start: job 2 never ran
     assert s.busy == 1 and s.pending() == 2
-    s.finished(0, exit=0)
+    finish(s, 0, exit=0)
     runs = drive(s, ok)
     assert runs == [("a", 2), ("a", 3)]  # the lost job first, all on a
     assert all(len(j.attempts) == 1 and j.outcome == SUCCEEDED for j in s.jobs.values())
@@ -258,7 +272,7 @@ def test_lost_slot_of_node_job_leaves_it_not_run_with_reason():
     s = Scheduler(["x", "x"], ["a", "b"], pinned=["a", "b"])
     assert len(s.assign()) == 2
     s.slot_lost(1)
-    s.finished(0, exit=0)
+    finish(s, 0, exit=0)
     assert s.done()
     assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (NOT_RUN, "no slot of node b could run it")}
 
@@ -270,11 +284,11 @@ OUTCOMES = {
     "ok": {"exit": 0},
     "exit1": {"exit": 1},
     "exit255": {"exit": 255},  # the job's own 255, known from its end mark
-    "refused": {"exit": 255, "ssh_error": "refused", "never_ran": True},
-    "nomark": {"exit": 0, "ssh_error": "the login shell did not run the job (exit 0)", "never_ran": True},
-    "lost": {"exit": 255, "ssh_error": "connection lost"},
-    "killed": {"exit": 255, "died": "its shell was killed before its end mark"},  # kill -9 0, the node alive
-    "timeout": {"exit": -15, "timed_out": True},
+    "refused": {"exit": 255, "ending": NEVER_RAN, "reason": "refused"},
+    "nomark": {"exit": 0, "ending": NEVER_RAN, "reason": "the login shell did not run the job (exit 0)"},
+    "lost": {"exit": 255, "ending": LOST, "reason": "connection lost"},
+    "killed": {"exit": 255, "ending": EXIT, "reason": "its shell was killed before its end mark"},  # kill -9 0, the node alive
+    "timeout": {"exit": -15, "ending": TIMEOUT},
     "died": None,  # the worker died mid-job
     "nostart": None,  # the worker could not be started
     "interrupt": None,  # Ctrl-C during the attempt
@@ -305,9 +319,9 @@ def play(s, sequence, kinds=OUTCOMES, clock=False):
                 s.slot_lost(slot)
             elif kind == "interrupt":
                 s.interrupt()
-                s.finished(slot, exit=-15)
+                finish(s, slot, exit=-15)
             else:
-                s.finished(slot, **kinds[kind])
+                finish(s, slot, **kinds[kind])
         assert made < 10_000 and s.now < 10_000, ("the run does not end", sequence)
     return made
 
@@ -353,7 +367,7 @@ def test_every_outcome_sequence_ends_with_one_outcome_per_job(jobs, slots, polic
 
 def test_refused_node_does_not_eat_a_retry():
     s = Scheduler(["x"], ["a", "b"], Policy(job_failures="job", retries=1))
-    runs = drive(s, lambda node, job: ({"exit": 255, "ssh_error": "refused", "never_ran": True}
+    runs = drive(s, lambda node, job: ({"exit": 255, "ending": NEVER_RAN, "reason": "refused"}
                                        if node == "a" else {"exit": 3}))
     assert [n for n, _ in runs] == ["a", "b", "b"]  # a refused it: b runs it, and retries it once
     assert outcomes(s) == {1: (FAILED, "exit 3")}
@@ -372,13 +386,13 @@ def test_has_future_tells_when_a_worker_can_go():
     batch = dict(s.assign())
     assert all(s.has_future(i) is False for i in batch)  # each node's one job is out: nothing more
     s = Scheduler(["x"] * 3, ["a", "b"], Policy(max_node_uses=1))
-    s.finished(s.assign()[0][0], 0)
+    finish(s, s.assign()[0][0], 0)
     assert s.has_future(0) is False  # past --max-node-uses
     s = Scheduler(["x"] * 3, ["a", "b"], Policy(job_failures="job"))
-    s.finished(s.assign()[0][0], 255, ssh_error="refused", never_ran=True)
+    finish(s, s.assign()[0][0], 255, ending=NEVER_RAN, reason="refused")
     assert s.has_future(0) is False and s.has_future(1) is True  # a's node retired; b may get more
     s = Scheduler(["x"], ["a", "b"])
-    s.finished(s.assign()[0][0], 0)
+    finish(s, s.assign()[0][0], 0)
     assert s.has_future(0) is False  # nothing pending
 
 
@@ -387,7 +401,7 @@ def test_with_a_limit_slots_with_live_workers_are_filled_first():
     first = [i for i, _ in s.assign()]
     assert first == [0, 1]
     for i in first:
-        s.finished(i, 0)
+        finish(s, i, 0)
     assert [i for i, _ in s.assign(prefer={0, 1})] == [0, 1]  # not slots 2 and 3: no new workers
 
 
@@ -404,18 +418,18 @@ def test_max_connecting_bounds_connections_being_opened_not_running_jobs():
     assert [i for i, _ in s.assign()] == [0]
     s.connected(0)
     assert [i for i, _ in s.assign()] == [1]
-    s.finished(0, 0)
+    finish(s, 0, 0)
     assert [i for i, _ in s.assign()] == [0]  # rides its connection while slot 1 still opens one
     assert s.connecting == 1
-    s.finished(0, 255, ssh_error="connection lost")  # its connection is gone: the next opens one
-    s.finished(1, 0)
+    finish(s, 0, 255, ending=LOST, reason="connection lost")  # its connection is gone: the next opens one
+    finish(s, 1, 0)
     assert [i for i, _ in s.assign()] == [2]
 
 
 # ---- nodes coming back: re-probing with back-off ----------------------------------------
 from clstr.scheduler import PROBE  # noqa: E402
 
-REFUSED = {"exit": 255, "ssh_error": "refused", "never_ran": True}
+REFUSED = {"exit": 255, "ending": NEVER_RAN, "reason": "refused"}
 
 
 def drive_clock(s, result):
@@ -434,7 +448,7 @@ def drive_clock(s, result):
         for slot, job in batch:
             node = s.slots[slot].node
             runs.append((node, job.seq, s.now))
-            s.finished(slot, **result(node, job, s.now))
+            finish(s, slot, **result(node, job, s.now))
         assert len(runs) < 10_000, "the run does not end"
     return runs
 
@@ -443,15 +457,15 @@ def test_a_refused_node_is_probed_after_the_back_off_and_comes_back():
     s = Scheduler(["x"] * 6, ["a", "b"], Policy(reprobe=30, reprobe_max=600))
     s.tick(100.0)
     batch = dict(s.assign())
-    s.finished(1, **REFUSED)  # b refuses
+    finish(s, 1, **REFUSED)  # b refuses
     assert s.retired_nodes() == {"b": "refused"} and s.nodes["b"].next_probe == 130.0
-    s.finished(0, 0)
+    finish(s, 0, 0)
     assert [(i, j.seq) for i, j in s.assign()] == [(0, 2)]  # a only: b's probe is not due
     s.tick(130.0)
     probe = s.assign()
     assert [(i, j.seq, j.command) for i, j in probe] == [(1, PROBE, "exit 0")]
     assert s.busy == 2 and s.running() == {0: ("a", 2, "x")}  # a probe is not a job
-    assert s.finished(1, 0) is None  # no attempt, no job log row
+    assert finish(s, 1, 0) is None  # no attempt, no job log row
     assert s.retired_nodes() == {} and s.nodes["b"].history[0].back == 130.0
     assert [i for i, _ in s.assign()] == [1]  # b takes jobs again
     assert [(n, what) for what, n in [(w, n.name) for w, n in s.news]] == [("b", "retired"), ("b", "back")]
@@ -461,7 +475,7 @@ def test_a_refused_node_is_probed_after_the_back_off_and_comes_back():
 def test_a_failing_probe_doubles_the_wait_up_to_the_most():
     s = Scheduler(["x"] * 3, ["a", "b"], Policy(reprobe=30, reprobe_max=100))
     s.assign()
-    s.finished(1, **REFUSED)  # a's job runs all along
+    finish(s, 1, **REFUSED)  # a's job runs all along
     waits = []
     for _ in range(4):
         due = s.nodes["b"].next_probe
@@ -469,7 +483,7 @@ def test_a_failing_probe_doubles_the_wait_up_to_the_most():
         s.tick(due)
         probe = [(i, j) for i, j in s.assign() if j.seq == PROBE]
         assert [i for i, _ in probe] == [1]
-        s.finished(1, 255, ssh_error="timed out", never_ran=True)
+        finish(s, 1, 255, ending=NEVER_RAN, reason="timed out")
     assert waits == [30, 60, 100, 100]
     assert s.nodes["b"].history[0].probes == 4 and s.retired_nodes() == {"b": "refused"}
 
@@ -478,8 +492,8 @@ def test_a_failing_probe_doubles_the_wait_up_to_the_most():
 def test_configuration_errors_are_not_probed(why):
     s = Scheduler(["x"] * 3, ["a", "b"], Policy(reprobe=30))
     s.assign()
-    s.finished(1, 255, ssh_error=why, never_ran=True)
-    s.finished(0, 0)
+    finish(s, 1, 255, ending=NEVER_RAN, reason=why)
+    finish(s, 0, 0)
     assert s.nodes["b"].permanent and s.nodes["b"].next_probe is None
     runs = drive_clock(s, lambda node, job, now: {"exit": 0})
     assert {n for n, _, _ in runs} == {"a"}
@@ -499,7 +513,7 @@ def test_a_node_a_job_filtered_out_is_let_back_after_its_back_off():
     s = Scheduler(["busy"] + ["x"] * 5, ["a", "b"], Policy(reprobe=30))
     s.tick(0.0)
     s.assign()
-    s.finished(0, 1)  # a: someone is logged in
+    finish(s, 0, 1)  # a: someone is logged in
     assert s.nodes["a"].by_job and s.nodes["a"].next_probe == 30.0
     s.tick(30.0)
     assert 0 in [i for i, _ in s.assign()]  # a is back: no probe, its next job filters it again
@@ -510,7 +524,7 @@ def test_every_node_out_waits_for_a_probe_then_gives_up():
     # both nodes connected once, then dropped; they never answer again
     s = Scheduler(["x"] * 4, ["a", "b"], Policy(reprobe=30, reprobe_max=60, reprobe_for=200))
     s.tick(0.0)
-    lost = {"exit": 255, "ssh_error": "connection lost"}
+    lost = {"exit": 255, "ending": LOST, "reason": "connection lost"}
     runs = drive_clock(s, lambda node, job, now: {"exit": 0} if now == 0 and job.seq <= 2 else
                        (lost if job.seq != PROBE else REFUSED))
     assert s.now == 200.0  # gave up at reprobe_for, not before, not never
@@ -566,14 +580,14 @@ def test_a_job_whose_only_node_lost_its_connection_waits_for_it_and_runs_again()
     s = Scheduler(["j1", "j2"], ["a"], Policy(reprobe=1.0))
     s.tick(0.0)
     assert [(i, j.seq) for i, j in s.assign()] == [(0, 1)]
-    att = s.finished(0, 255, ssh_error="connection lost")
+    att = finish(s, 0, 255, ending=LOST, reason="connection lost")
     assert (att.outcome, att.reason) == ("requeued", "connection lost") and s.retired_nodes() == {"a": "connection lost"}
     s.nodes["a"].seen_up = True
     assert not s.done() and s.next_due() == 1.0  # it waits for the node's probe
     s.tick(1.0)
     (slot, probe), = s.assign()
     assert probe.seq == PROBE
-    s.finished(slot, 0)
+    finish(s, slot, 0)
     assert drive(s, ok) == [("a", 1), ("a", 2)]
     assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (SUCCEEDED, "")}
 
@@ -585,7 +599,7 @@ def test_lost_connections_end_a_job_after_max_attempts_counted_per_attempt():
         s.tick(0.0)
         (slot, job), = s.assign()
         runs.append(s.slots[slot].node)
-        s.finished(slot, 255, ssh_error="connection lost")
+        finish(s, slot, 255, ending=LOST, reason="connection lost")
         for n in s.nodes.values():
             s._bring_back(n)  # the nodes come straight back: only the bound ends it
     assert s.jobs[1].outcome == FAILED and s.jobs[1].reason == "connection lost (3 times)"
@@ -594,7 +608,7 @@ def test_lost_connections_end_a_job_after_max_attempts_counted_per_attempt():
 def test_a_job_that_killed_its_wrapper_is_the_jobs_failure_not_the_nodes():
     s = Scheduler(["j1", "j2"], ["a"], Policy(job_failures="job"))
     s.assign()
-    att = s.finished(0, 255, died="its shell was killed before its end mark")
+    att = finish(s, 0, 255, ending=EXIT, reason="its shell was killed before its end mark")
     assert (att.outcome, att.reason) == (FAILED, "its shell was killed before its end mark")
     assert s.retired_nodes() == {}
 
@@ -612,13 +626,13 @@ def test_resize_adds_nodes_and_slots_that_take_jobs_at_once():
 def test_resize_removes_idle_slots_first_and_lets_running_jobs_finish():
     s = Scheduler(["x"] * 8, ["a", "a", "b"])
     s.assign()
-    s.finished(1, 0)  # a's second slot is idle, its first busy
+    finish(s, 1, 0)  # a's second slot is idle, its first busy
     added, removed = s.resize(["b"])
     assert (added, removed) == ([], 2) and s.nodes["a"].removed
     assert s.running() == {0: ("a", 1, "x"), 2: ("b", 3, "x")}  # a's running job goes on
-    s.finished(0, 0)
+    finish(s, 0, 0)
     assert s.has_future(0) is False  # its worker can go: no new job there
-    s.finished(2, 0)
+    finish(s, 2, 0)
     runs = drive(s, ok)
     assert {n for n, _ in runs} == {"b"}
     assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
@@ -642,15 +656,15 @@ def test_resize_to_nothing_leaves_jobs_not_run_with_why():
 # ---- a busy sshd: refusals are transient ------------------------------------------------
 
 
-CLOSED = {"exit": 255, "ssh_error": "connection closed", "never_ran": True}
-SESSION = {"exit": 255, "ssh_error": "session refused", "never_ran": True}
+CLOSED = {"exit": 255, "ending": NEVER_RAN, "reason": "connection closed"}
+SESSION = {"exit": 255, "ending": NEVER_RAN, "reason": "session refused"}
 
 
 def test_a_refused_handshake_holds_the_slot_and_costs_nothing():
     s = Scheduler(["x"] * 4, ["a", "a"], Policy(refusal_wait=1.0), rng=random.Random(1))
     s.tick(10.0)
     s.assign()
-    att = s.finished(1, **CLOSED)
+    att = finish(s, 1, **CLOSED)
     assert att.outcome == "requeued" and "busy sshd" in att.reason
     assert s.retired_nodes() == {} and s.jobs[2].failed_nodes == frozenset()
     assert 10.5 <= s.slots[1].hold_until <= 11.5 and s.next_due() == s.slots[1].hold_until
@@ -668,18 +682,18 @@ def test_refusals_in_a_row_retire_the_node_but_an_accepted_connection_resets_the
     waits = []
     for k in range(3):
         s.assign()
-        s.finished(0, **CLOSED)
+        finish(s, 0, **CLOSED)
         waits.append(s.slots[0].hold_until - s.now)
         s.tick(s.slots[0].hold_until)
     assert s.nodes["a"].refusals == 3 and s.retired_nodes() == {}
     assert waits[2] > waits[0]  # the hold doubles (jitter of 0.5x-1.5x aside)
     s.assign()
-    s.finished(0, 0)  # a connection accepted: the count starts again
+    finish(s, 0, 0)  # a connection accepted: the count starts again
     assert s.nodes["a"].refusals == 0
     for _ in range(4):
         s.tick(s.slots[0].hold_until)
         s.assign()
-        s.finished(0, **CLOSED)
+        finish(s, 0, **CLOSED)
     assert s.retired_nodes() == {"a": "connection closed"} and s.nodes["a"].refused == 6  # the 4th retired it
 
 
@@ -689,7 +703,7 @@ def test_a_refused_session_moves_its_slot_to_a_connection_of_its_own():
     assert [(i, j.connect) for i, j in s.assign()] == [(0, True)]
     s.connected(0)
     assert [i for i, _ in s.assign()] == [1, 2]
-    s.finished(2, **SESSION)  # the sshd allows two sessions a connection
+    finish(s, 2, **SESSION)  # the sshd allows two sessions a connection
     assert s.slots[2].group == ("a", 1) and s.slots[1].group == ("a", 0)
     s.tick(s.slots[2].hold_until)
     assert [(i, j.connect) for i, j in s.assign()] == [(2, True)]  # it opens its own connection
@@ -698,8 +712,8 @@ def test_a_refused_session_moves_its_slot_to_a_connection_of_its_own():
 def test_pinned_job_refused_by_a_busy_sshd_waits_for_its_node():
     s = Scheduler(["e", "e"], ["a", "b"], pinned=["a", "b"], rng=random.Random(4))
     s.assign()
-    s.finished(0, **CLOSED)
-    s.finished(1, 0)
+    finish(s, 0, **CLOSED)
+    finish(s, 1, 0)
     assert not s.done() and s.pending() == 1
     runs = drive_clock(s, lambda node, job, now: {"exit": 0})
     assert runs == [("a", 1, s.slots[0].hold_until)]
@@ -714,10 +728,10 @@ def test_nodes_behind_a_refusing_jump_host_open_fewer_handshakes_through_it_toge
     s = Scheduler(["x"] * 40, nodes, Policy(refusal_wait=1.0), rng=random.Random(6))
     s.tick(10.0)
     assert len(s.assign()) == 10  # j unknown yet: all ten handshakes go at once
-    s.finished(0, **CLOSED, gate="j")  # n0's worker found ProxyJump j behind the refusal
+    finish(s, 0, **CLOSED, gate="j")  # n0's worker found ProxyJump j behind the refusal
     assert s.gates["j"].open_limit == 5  # half of the ten that were in flight
     for i in range(1, 6):
-        s.finished(i, **CLOSED, gate="j")  # begun before that cut: no further cut
+        finish(s, i, **CLOSED, gate="j")  # begun before that cut: no further cut
     assert s.gates["j"].open_limit == 5 and s.gates["j"].refused == 6 and s.gates["j"].nodes == set(nodes[:6])
     for i in range(6, 10):
         s.connected(i)  # not known to be behind j: no change to it
@@ -727,9 +741,9 @@ def test_nodes_behind_a_refusing_jump_host_open_fewer_handshakes_through_it_toge
     s.connected(0)  # one got through: the limit grows about one a round
     assert s.gates["j"].open_limit == 5.2
     assert [i for i, _ in s.assign()] == [5]
-    s.finished(1, **CLOSED)  # begun after the cut: cut again, to half of the five in flight
+    finish(s, 1, **CLOSED)  # begun after the cut: cut again, to half of the five in flight
     assert s.gates["j"].open_limit == 2 and s.gates["j"].cuts == 2
-    s.finished(2, **CLOSED)  # begun in the same round: the limit stays
+    finish(s, 2, **CLOSED)  # begun in the same round: the limit stays
     assert s.gates["j"].open_limit == 2
     assert s.retired_nodes() == {}
 
@@ -739,14 +753,14 @@ def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting()
     s = Scheduler(["x"] * 6, ["a", "b", "c"], rng=random.Random(8))
     s.tick(10.0)
     assert [(i, j.lookup) for i, j in s.assign(most=2)] == [(0, False), (1, False)]  # no jump host refused yet
-    s.finished(0, **CLOSED, gate="j")
-    s.finished(1, 0, gate="")  # b's worker looked (after the refusal of a) and found none
+    finish(s, 0, **CLOSED, gate="j")
+    finish(s, 1, 0, gate="")  # b's worker looked (after the refusal of a) and found none
     assert s.gates["j"].open_limit == 1 and s.nodes["b"].gate_known and s.nodes["b"].gate is None
     # a is held; b is connected and known; c has not connected yet: it looks first
     assert sorted((i, j.lookup) for i, j in s.assign()) == [(1, False), (2, True)]
     seq = s.slots[2].busy
     before = list(s.jobs[seq].attempts)
-    att = s.finished(2, 255, ssh_error=DEFERRED, never_ran=True, gate="j")  # c is behind j too
+    att = finish(s, 2, 255, deferred=True, gate="j")  # c is behind j too
     assert att is None and s.nodes["c"].gate == "j" and s.nodes["c"].jobs == 0 and s.slots[2].uses == 0
     assert s.jobs[seq].attempts == before and s.pending() == 4  # the job was not spent: it waits
     s.tick(30.0)  # a's hold is over; a and c share j's one handshake at a time
@@ -759,10 +773,10 @@ def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting()
 def test_a_deferred_job_pinned_to_its_node_waits_for_that_node():
     s = Scheduler(["e"] * 3, ["a", "b", "c"], pinned=["a", "b", "c"], rng=random.Random(9))
     s.assign(most=1)
-    s.finished(0, **CLOSED, gate="j")
+    finish(s, 0, **CLOSED, gate="j")
     batch = s.assign()  # a is held; b and c look theirs up first: behind j too
     assert [(i, j.lookup) for i, j in batch] == [(1, True), (2, True)]
-    assert [s.finished(i, 255, ssh_error=DEFERRED, never_ran=True, gate="j") for i, _ in batch] == [None, None]
+    assert [finish(s, i, 255, deferred=True, gate="j") for i, _ in batch] == [None, None]
     runs = drive_clock(s, lambda node, job, now: {"exit": 0})
     assert sorted(n for n, _, _ in runs) == ["a", "b", "c"]  # each job on its own node, once
     assert all(j.outcome == SUCCEEDED and len(j.attempts) == (2 if j.node == "a" else 1) for j in s.jobs.values())
@@ -770,7 +784,7 @@ def test_a_deferred_job_pinned_to_its_node_waits_for_that_node():
 def test_a_node_without_a_jump_host_gets_no_gate():
     s = Scheduler(["x"] * 4, ["a", "b"], rng=random.Random(7))
     s.assign()
-    s.finished(0, **CLOSED)  # the worker found no ProxyJump: gate None
+    finish(s, 0, **CLOSED)  # the worker found no ProxyJump: gate None
     assert s.gates == {} and s.nodes["a"].gate is None
 
 @pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
@@ -778,7 +792,7 @@ def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy
     """Termination with transient refusals and quarantine in the mix: every run ends, every job one
     outcome, and nothing is left that neither runs nor can start."""
     kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION, jumped=dict(CLOSED, gate="j"),
-                 deferred={"exit": 255, "ssh_error": DEFERRED, "never_ran": True, "gate": "j"})
+                 deferred={"exit": 255, "deferred": True, "gate": "j"})
     for length in range(1, 4):
         for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session", "jumped",
                                            "deferred"], repeat=length):
@@ -808,7 +822,7 @@ def simulate(seed, nodes, slots, jobs, fails, quarantine=3, retries=2):
         now, slot = heapq.heappop(running)
         node = s.slots[slot].node
         ran[node] += 1
-        s.finished(slot, 1 if fails(node, rnd) else 0)
+        finish(s, slot, 1 if fails(node, rnd) else 0)
 
 
 def quarantined(s):
@@ -862,9 +876,9 @@ def test_jobs_failing_everywhere_blame_no_node():
 def test_a_straggler_moves_to_another_node_and_the_node_stays():
     s = Scheduler(["slow", "x", "x"], ["a", "b"])
     s.assign()
-    att = s.finished(0, -15, timed_out="straggler")
+    att = finish(s, 0, -15, ending=STRAGGLER)
     assert (att.outcome, att.reason) == ("requeued", "straggler") and s.retired_nodes() == {}
-    s.finished(1, 0)
+    finish(s, 1, 0)
     runs = drive(s, ok)
     assert ("b", 1) in runs and ("a", 1) not in runs  # never again where it straggled (node mode)
     assert s.jobs[1].outcome == SUCCEEDED
@@ -872,5 +886,5 @@ def test_a_straggler_moves_to_another_node_and_the_node_stays():
 
 def test_a_job_straggling_everywhere_fails_within_max_attempts():
     s = Scheduler(["slow"], ["a", "b", "c", "d"], Policy(job_failures="job", max_attempts=2))
-    runs = drive(s, lambda node, job: {"exit": -15, "timed_out": "straggler"})
+    runs = drive(s, lambda node, job: {"exit": -15, "ending": STRAGGLER})
     assert len(runs) == 2 and outcomes(s) == {1: (FAILED, "straggler on 2 nodes")}

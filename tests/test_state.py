@@ -6,6 +6,7 @@ import pytest
 
 from clstr.scheduler import Policy, Scheduler
 from clstr.state import snapshot
+from test_scheduler import NEVER_RAN, finish
 from conftest import wait_for
 
 
@@ -13,8 +14,8 @@ def test_snapshot_counts_add_up_and_name_every_node():
     s = Scheduler(["a", "b", "c", "d", "e"], ["n1", "n1", "n2", "dead"], Policy(reprobe=30))
     s.tick(100.0, 1000.0)
     batch = dict(s.assign())
-    s.finished(3, 255, ssh_error="refused", never_ran=True)
-    s.finished(0, 0, gate="j")  # n1's worker found it behind jump host j
+    finish(s, 3, 255, ending=NEVER_RAN, reason="refused")
+    finish(s, 0, 0, gate="j")  # n1's worker found it behind jump host j
     snap = snapshot(s, "running", 990.0, 1002.0, 101.0, [998.0] * 4)
     c = snap["counts"]
     assert c == {"jobs": 5, "succeeded": 1, "failed": 0, "not_run": 0, "running": 2, "pending": 2}

@@ -17,6 +17,7 @@ from clstr.events import Finished, Output
 from clstr.output import Printer
 from clstr.scheduler import FAILED, NOT_RUN, SUCCEEDED, Policy, Scheduler
 from clstr.options import RunOptions
+from clstr.result import Ending
 from clstr.pool import ForkedProcess
 from clstr.supervisor import Supervisor
 
@@ -34,13 +35,13 @@ def scripted(slot, node, conn, cfg, board, env, control_path, timeout, close, fi
                 conn.send(Output(slot, job.seq, 1, f"{arg} {node}\n".encode()))
             conn.send(Finished(slot, job.seq, 0, 0.0, 0.0))
         elif kind == "exit":
-            conn.send(Finished(slot, job.seq, int(arg), 0.0, 0.0))
+            conn.send(Finished(slot, job.seq, int(arg), 0.0, 0.0, Ending.EXIT if int(arg) else Ending.OK))
         elif kind == "die" and (deaths is None or job.attempt <= int(deaths)):
             os._exit(137)
         elif kind == "die":
             conn.send(Finished(slot, job.seq, 0, 0.0, 0.0))
         elif kind == "refuse" and node == arg:
-            conn.send(Finished(slot, job.seq, 255, 0.0, 0.0, ssh_error="refused", never_ran=True))
+            conn.send(Finished(slot, job.seq, 255, 0.0, 0.0, Ending.NEVER_RAN, "refused"))
         else:
             conn.send(Output(slot, job.seq, 1, f"{job.command} {node}\n".encode()))
             conn.send(Finished(slot, job.seq, 0, 0.0, 0.0))
