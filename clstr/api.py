@@ -161,7 +161,7 @@ class Run:
             multiplex = False  # one job per node: a shared connection would only add a hop
             pipeline = False  # and a job loop, a round trip
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
-                             max_node_uses=max_node_uses, max_running=max_nodes, gate_on_connect=multiplex,
+                             max_node_uses=max_node_uses, max_running=max_nodes, shared_connections=multiplex,
                              max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
                              reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
                              quarantine=v["quarantine"])

@@ -348,10 +348,10 @@ def summary(result, write, verbose, each_node=False):
     if result.refusals:
         write("busy sshds refused handshakes or sessions, tried again: " + ", ".join(
             f"{k} ({v})" for k, v in sorted(result.refusals.items())))
-    for name, gate in sorted(result.gates.items()):
-        if gate["refused"]:
-            write(f"jump host {name} (the ProxyJump of {len(gate['nodes'])} nodes) refused {gate['refused']} "
-                  f"handshakes: at most {gate['open_limit']} opened through it at once by the end")
+    for name, jump in sorted(result.jump_hosts.items()):
+        if jump["refused"]:
+            write(f"jump host {name} (the ProxyJump of {len(jump['nodes'])} nodes) refused {jump['refused']} "
+                  f"handshakes: at most {jump['open_limit']} opened through it at once by the end")
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]

@@ -69,14 +69,14 @@ class Finished:
     # EXIT without an end mark, the connection alive: why it is the job's own failure
     reason: Optional[str] = None
     # the node's ProxyJump host ("" for none), once the worker looked it up (after a refused handshake)
-    gate: Optional[str] = None
+    jump_host: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class Deferred:
-    """The attempt was not started: the node is behind ``gate``, a jump host that refused handshakes.
+    """The attempt was not started: the node is behind ``jump_host``, which refused handshakes.
     The job waits for its turn under that host's limit, as if it had not been sent."""
 
     slot: int
     seq: int
-    gate: str
+    jump_host: str

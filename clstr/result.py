@@ -121,7 +121,7 @@ class RunResult:
     permanent: list = field(default_factory=list)  # nodes out for their configuration (not probed again)
     removed: list = field(default_factory=list)  # nodes a live node list dropped during the run
     refusals: dict = field(default_factory=dict)  # node -> handshakes or sessions its busy sshd refused
-    gates: dict = field(default_factory=dict)  # jump host -> {"nodes", "refused", "open_limit"} (ProxyJump)
+    jump_hosts: dict = field(default_factory=dict)  # ProxyJump host -> {"nodes", "refused", "open_limit"}
     slots: list = field(default_factory=list)  # the node of each slot (an attempt's "slot" indexes it)
     started: Optional[float] = None  # epoch seconds the run started and ended
     ended: Optional[float] = None
@@ -182,7 +182,7 @@ class RunResult:
                      "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
-            "jump_hosts": self.gates,
+            "jump_hosts": self.jump_hosts,
             "slowest": [{"seq": j.seq, "node": j.attempts[-1].node, "runtime": round(j.attempts[-1].runtime, 3),
                          "outcome": j.outcome, "command": j.command} for j in self.slowest()],
             "slots": list(self.slots),

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from .admission import Admission
 from .events import Job
 from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
                      Ending, JobResult)
@@ -45,9 +46,11 @@ class Policy:
     retries: int = 0  # with job failures: re-runs of a job that exited non-zero or timed out
     max_node_uses: Optional[int] = None  # a slot retires after this many attempts
     max_running: Optional[int] = None  # at most this many slots busy at once
-    gate_on_connect: bool = False  # one slot per connection until the shared connection is up
+    # slots share connections (ControlMaster): one slot opens a group's connection, the others
+    # wait for it (admission.py)
+    shared_connections: bool = False
     # at most this many new connections being opened at once (key exchanges in flight); None: no
-    # limit. With gate_on_connect only a connection's first job opens one; without, every job may
+    # limit. With shared connections only a group's opener opens one; without, every job may
     max_connecting: Optional[int] = None
     sessions_per_connection: Optional[int] = None  # slots of a node sharing one connection
     # a retired node is probed again (a job's filter: let back) this many seconds after it left,
@@ -89,11 +92,12 @@ class NodeState:
     seen_up: bool = False  # it connected at least once in this run
     removed: bool = False  # its node list no longer names it: no new job (running ones finish)
     probe_slot: Optional[int] = None  # the slot running its probe
+    # admission's (admission.py):
     refusals: int = 0  # transient refusals in a row (a connection accepted resets it)
     refused: int = 0  # transient refusals in all
     open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
-    gate: Optional[str] = None  # the ProxyJump host its connections go through, once looked up
-    gate_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
+    jump_host: Optional[str] = None  # the ProxyJump host its connections go through, once looked up
+    jump_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
     blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere (quarantine)
     unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet
     ran: int = 0  # job failures mode: attempts that ran to the job's own end here (quarantine's evidence)
@@ -106,18 +110,6 @@ class NodeState:
 
 
 @dataclass
-class Gate:
-    """A ProxyJump host that several nodes' connections go through: its sshd's MaxStartups
-    bounds them together, so the handshakes in flight through it are limited together."""
-
-    name: str
-    nodes: set = field(default_factory=set)
-    refused: int = 0  # handshakes refused on nodes behind it
-    open_limit: Optional[float] = None  # handshakes through it at once (additive increase, halved on refusal)
-    cuts: int = 0  # times open_limit was halved: once a round, by a handshake begun after the last cut
-
-
-@dataclass
 class Slot:
     index: int
     node: str
@@ -125,11 +117,12 @@ class Slot:
     busy: Optional[int] = None  # seq of the job it runs
     attempt: int = 0
     retired: bool = False
+    removed: bool = False  # its node list no longer has it (a live node file changed)
+    # admission's (admission.py):
     group: tuple = ()  # (node, n): the slots sharing one ssh connection
     linked: bool = False  # without shared connections: its connection (session) is up
     hold_until: float = 0.0  # a busy sshd refused it: no job before this time
-    removed: bool = False  # its node list no longer has it (a live node file changed)
-    gate_round: int = 0  # its jump host's cuts when its handshake began
+    jump_round: int = 0  # its jump host's cuts when its handshake began
 
 
 def interleave(hosts):
@@ -155,10 +148,9 @@ class Scheduler:
         self.rng = rng or random.Random()  # the jitter of the holds after a refusal
         self.slots = []
         self.nodes = {}
-        self.groups = {}  # a connection group is unknown (no connection yet), connecting (its probe runs) or up
+        self.admission = Admission(self.policy, self.slots, self.nodes, self.rng)
         for node in slots:
             self._new_slot(node)
-        self._probe = {}  # group -> slot opening its connection
         self.jobs = {}
         self._fresh = deque()
         self._retry = []  # re-queued jobs: few, scanned for a node they have not failed on
@@ -178,7 +170,6 @@ class Scheduler:
                 self._fresh.append(seq)
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
-        self._connecting = set()  # slots whose attempt opens a connection that is not up yet
         self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
         self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
         self.now = 0.0  # the supervisor's clock (tick): when probes are due
@@ -187,19 +178,14 @@ class Scheduler:
         self.gave_up = None  # why waiting for retired nodes to come back ended
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
         self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
-        self._held = set()  # slots held back after a refusal
-        self._groups_made = {}  # node -> connection groups made for it (a refused session moves a slot)
-        self.gates = {}  # ProxyJump host -> Gate, learned from refusals
         self._ran = self._failed_runs = 0  # job failures mode: the pool's runs, for the quarantine rule
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
         self.slots.append(s)
         node = self.nodes.setdefault(name, NodeState(name))
-        per = self.policy.sessions_per_connection
-        s.group = (name, len(node.slots) // per if per else 0)
+        self.admission.add_slot(s, node)
         node.slots.append(s.index)
-        self.groups.setdefault(s.group, "unknown" if self.policy.gate_on_connect else "up")
         return s
 
     def resize(self, wanted):
@@ -291,7 +277,9 @@ class Scheduler:
     def next_due(self):
         """When something the clock brings is due (a probe, the end of the wait for nodes), or None."""
         due = [n.next_probe for n in self._waiting if n.status == "retired" and n.next_probe is not None]
-        due += [self.slots[i].hold_until for i in self._held if self.slots[i].hold_until > self.now]
+        hold = self.admission.next_hold(self.now)
+        if hold is not None:
+            due.append(hold)
         if self._empty_since is not None:
             due.append(self._empty_since + self.policy.reprobe_for)
         return min(due) if due else None
@@ -343,12 +331,9 @@ class Scheduler:
                 self._bring_back(node)
                 continue
             node.status = "probe"
-            for group in {self.slots[i].group for i in node.slots}:
-                if self.groups[group] == "up" and self.policy.gate_on_connect:
-                    self.groups[group] = "unknown"  # its shared connection went with the node
+            self.admission.node_out(node)
             for idx in node.slots:
                 s = self.slots[idx]
-                s.linked = False
                 if not s.retired and s.busy is None:
                     self._free[idx] = None
 
@@ -408,7 +393,6 @@ class Scheduler:
             return out
         self._due()
         limit = self.policy.max_running
-        opening = self.policy.max_connecting
         suspects = self._suspects()
         order = list(self._free)
         if prefer and limit is not None:
@@ -425,20 +409,12 @@ class Scheduler:
                 if not probe or s.retired:
                     del self._free[idx]
                 continue
-            if self.groups[s.group] == "connecting" or s.node in suspects:
+            if s.node in suspects or self.admission.waits(s, self.now):
                 continue
-            if idx in self._held:
-                if s.hold_until > self.now:
-                    continue
-                self._held.discard(idx)
-            connect = self.groups[s.group] == "unknown"
-            opens = connect if self.policy.gate_on_connect else not s.linked
-            if opens and opening is not None and len(self._connecting) >= opening:
-                continue  # no connection opens now; a slot riding one that is up still may start
-            if opens and node.open_limit is not None and self._opening(lambda n: n is node) >= node.open_limit:
-                continue  # its sshd refused handshakes: fewer at once
-            if opens and node.gate is not None and self._gate_full(node.gate):
-                continue  # its jump host refused handshakes: fewer through it at once
+            plan = self.admission.plan(s, node)
+            if plan is None:
+                continue  # the connection it would open may not be opened now
+            connect, opens = plan
             if probe:
                 seq = PROBE
                 node.probe_slot = idx
@@ -446,13 +422,7 @@ class Scheduler:
                 seq = self._job_for(s)
                 if seq is None:
                     continue
-            if connect:
-                self.groups[s.group] = "connecting"
-                self._probe[s.group] = idx
-            if opens:
-                self._connecting.add(idx)
-                if node.gate is not None:
-                    s.gate_round = self.gates[node.gate].cuts
+            lookup = self.admission.start(s, node, connect, opens)
             del self._free[idx]
             self._busy += 1
             if probe:
@@ -465,7 +435,6 @@ class Scheduler:
             s.uses += 1
             node.jobs += 1
             # once a jump host refused handshakes, a node not looked up yet is, before it connects
-            lookup = opens and bool(self.gates) and not node.gate_known
             out.append((idx, Job(seq, job.command, attempt, connect, lookup=lookup)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break
@@ -483,35 +452,14 @@ class Scheduler:
         return bool(self.pending())
 
     def connected(self, slot):
-        """The slot's connection is up: the other slots of its group may start, and it no longer
-        counts against max_connecting."""
-        self.groups[self.slots[slot].group] = "up"
-        self.slots[slot].linked = True
-        self._connecting.discard(slot)
-        self._accepted(self.nodes[self.slots[slot].node])
-
-    def _accepted(self, node):
-        """The node accepted a connection: refusals in a row end, its open limit grows again."""
-        node.seen_up = True
-        node.refusals = 0
-        if node.open_limit is not None:
-            node.open_limit += 1
-        gate = self.gates.get(node.gate)
-        if gate is not None and gate.open_limit is not None:
-            gate.open_limit += 1 / gate.open_limit  # about one more a round of handshakes
-
-    def _opening(self, which):
-        """How many connections being opened go to nodes ``which(node)`` picks."""
-        return sum(1 for i in self._connecting if which(self.nodes[self.slots[i].node]))
-
-    def _gate_full(self, name):
-        limit = self.gates[name].open_limit
-        return limit is not None and self._opening(lambda n: n.gate == name) >= int(limit)
+        """The slot's connection is up (see Admission.connected)."""
+        s = self.slots[slot]
+        self.admission.connected(s, self.nodes[s.node])
 
     @property
     def connecting(self):
         """How many attempts are opening a connection now (counted only under max_connecting)."""
-        return len(self._connecting)
+        return self.admission.opening
 
     def retire_node(self, name, reason, by_job=False):
         node = self.nodes[name]
@@ -561,15 +509,15 @@ class Scheduler:
         ``ev.ending`` says how it ended: NEVER_RAN (ssh failed before the job started: that costs
         the job nothing), LOST (it ran and its connection was lost), a time limit, or the job's
         own status (OK, EXIT); ``ev.reason`` says why ssh failed, or why the job is taken for failed
-        without its end mark; ``ev.gate`` is the node's ProxyJump host, once the worker looked it up.
+        without its end mark; ``ev.jump_host`` is the node's ProxyJump host, once the worker looked it up.
         """
-        s, node = self._ended(ev.slot, ev.seq, ev.gate)
+        s, node = self._ended(ev.slot, ev.seq, ev.jump_host)
         never_ran = ev.ending is Ending.NEVER_RAN
-        self._probe_ended(s, connected=not never_ran)
+        self.admission.ended(s, connected=not never_ran)
         if ev.ending is not Ending.OK and ev.ending is not Ending.EXIT:
             s.linked = False  # its session ended or never came up: the next attempt opens one
         if not never_ran:
-            self._accepted(node)
+            self.admission.accepted(node)
             if ev.seq != PROBE:
                 self._empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
         if ev.seq == PROBE:
@@ -605,8 +553,8 @@ class Scheduler:
         """The attempt was not started (an events.Deferred): its node is behind a jump host that
         refused handshakes. The job goes back as if it had not been sent, to wait for a turn under
         that host's limit."""
-        s, node = self._ended(ev.slot, ev.seq, ev.gate)
-        self._probe_ended(s, connected=False)
+        s, node = self._ended(ev.slot, ev.seq, ev.jump_host)
+        self.admission.ended(s, connected=False)
         s.linked = False
         s.uses -= 1
         node.jobs -= 1
@@ -617,49 +565,16 @@ class Scheduler:
             self._retry.append(ev.seq)
         self._release(s)
 
-    def _ended(self, slot, seq, gate):
+    def _ended(self, slot, seq, jump_host):
         """The slot's attempt ended: (its Slot, its NodeState); the jump host learned, if told."""
         s = self.slots[slot]
         node = self.nodes[s.node]
-        if gate is not None and not node.gate_known:
-            node.gate_known = True
-            if gate:
-                node.gate = gate
-                self.gates.setdefault(gate, Gate(gate)).nodes.add(node.name)
+        self.admission.learned(node, jump_host)
         if s.busy is None:
             raise ValueError(f"slot {slot} finished but runs no job")
         s.busy = None
         self._busy -= 1
         return s, node
-
-    def _refused(self, s, node, why):
-        """A busy sshd refused the slot's handshake or session: hold the slot back a while (doubling
-        with each refusal in a row, jittered so that slots do not come back together), open fewer
-        connections to the node at once, and give a refused session a connection of its own."""
-        node.refusals += 1
-        node.refused += 1
-        wait = min(self.policy.refusal_wait * 2 ** (node.refusals - 1), 8.0)
-        s.hold_until = self.now + wait * self.rng.uniform(0.5, 1.5)
-        self._held.add(s.index)
-        if why == "connection closed":
-            opening = self._opening(lambda n: n is node) + 1
-            node.open_limit = max(1, min(node.open_limit or opening, opening) // 2)
-            if node.gate is not None:
-                # the refusal may be the jump host's: every node behind it opens fewer at once
-                gate = self.gates[node.gate]
-                gate.refused += 1
-                if s.gate_round >= gate.cuts:  # not a handshake begun before the last cut
-                    # the first time, which nodes share it is not known yet: all in flight may
-                    through = (self._opening(lambda n: n.gate == gate.name) if gate.cuts else len(self._connecting)) + 1
-                    gate.open_limit = max(1, min(gate.open_limit or through, through) // 2)
-                    gate.cuts += 1
-        elif self.policy.gate_on_connect:
-            # the connection it rode has as many sessions as the sshd allows: the slot opens its own
-            made = self._groups_made.get(node.name, max(g[1] for g in self.groups if g[0] == node.name))
-            self._groups_made[node.name] = made + 1
-            s.group = (node.name, made + 1)
-            self.groups[s.group] = "unknown"
-            s.linked = False
 
     def _judge(self, job, node, ev):
         """What an attempt's end means for the job and its node: (outcome, reason, Ending)."""
@@ -674,8 +589,8 @@ class Scheduler:
             return INTERRUPTED, "interrupted", Ending.INTERRUPTED
         if ending is Ending.NEVER_RAN:
             # the job did not start: the node's fault alone, no attempt of the job spent
-            if ev.reason in TRANSIENT and node.refusals + 1 < p.refusals_max:
-                self._refused(self.slots[ev.slot], node, ev.reason)
+            if ev.reason in TRANSIENT and self.admission.may_retry(node):
+                self.admission.refused(self.slots[ev.slot], node, ev.reason, self.now)
                 return REQUEUED, f"{ev.reason} (a busy sshd: tried again)", Ending.BUSY
             self.retire_node(node.name, ev.reason or f"ssh exit {exit}")
             if job.pinned:
@@ -839,13 +754,6 @@ class Scheduler:
         self.news.append(("probe failed", node))
         self._release(s)
 
-    def _probe_ended(self, s, connected):
-        self._connecting.discard(s.index)
-        if self._probe.get(s.group) == s.index:
-            del self._probe[s.group]
-            if self.groups[s.group] == "connecting":
-                self.groups[s.group] = "up" if connected else "unknown"
-
     def _release(self, s):
         limit = self.policy.max_node_uses
         if limit is not None and s.uses >= limit:
@@ -872,7 +780,7 @@ class Scheduler:
             self._free[slot] = None
         seq, s.busy = s.busy, None
         self._busy -= 1
-        self._probe_ended(s, connected=False)
+        self.admission.ended(s, connected=False)
         if seq == PROBE:
             self.nodes[s.node].probe_slot = None  # another slot (or this one, later) probes
             return
@@ -897,7 +805,7 @@ class Scheduler:
             return None
         seq, s.busy = s.busy, None
         self._busy -= 1
-        self._probe_ended(s, connected=False)
+        self.admission.ended(s, connected=False)
         s.linked = False
         if seq == PROBE:
             self._probed(s, self.nodes[s.node], False, "worker died")

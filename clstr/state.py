@@ -60,7 +60,7 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
                               if n.status == "retired" and n.next_probe is not None and state != "finished"
                               else None),
             "configuration_error": n.out and n.permanent,
-            "jump_host": n.gate,
+            "jump_host": n.jump_host,
             "out": [{"left": round(a.left, 3), "reason": a.reason,
                      "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                     for a in n.history],

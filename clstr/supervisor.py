@@ -122,9 +122,9 @@ class Supervisor:
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
                          refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
-                         gates={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
+                         jump_hosts={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
                                          "open_limit": None if g.open_limit is None else int(g.open_limit)}
-                                for g in self.sched.gates.values()},
+                                for g in self.sched.admission.jump_hosts.values()},
                          history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
                          slots=[s.node for s in self.sched.slots],
                          started=self.t_start, ended=time.time(),
@@ -132,7 +132,7 @@ class Supervisor:
 
     def _control_paths(self):
         """A ControlMaster socket path for each connection group that has none yet."""
-        for group in self.sched.groups:
+        for group in self.sched.admission.groups:
             self._control_path(group)
 
     def _control_path(self, group):
@@ -427,7 +427,7 @@ class Supervisor:
     def _deferred(self, ev):
         self.sched.deferred(ev)
         if self.opt.verbose:
-            self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.gate}, "
+            self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.jump_host}, "
                       "which refused handshakes; it waits for a turn through it")
         self._release_finished(ev.slot)
 

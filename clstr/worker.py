@@ -119,7 +119,7 @@ class SlotWorker:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.held = 0
         self.hold_until = None
-        self.gate = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
+        self.jump_host = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
         self.last_seq = None  # the job the session ran last: output before a job's begin mark is its
         self.midline = {}  # stream -> the job whose line, sent on in pieces, is not ended yet
@@ -145,12 +145,12 @@ class SlotWorker:
                         continue
                 if job.lookup and self._jump_host():
                     # behind a jump host that refuses handshakes: wait for a turn under its limit
-                    finished = Deferred(self.slot, job.seq, self.gate)
+                    finished = Deferred(self.slot, job.seq, self.jump_host)
                 else:
                     finished = self.run(job)
                     if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
                         # a refusal may be the jump host's: say which it is ("" for none)
-                        finished = dataclasses.replace(finished, gate=self._jump_host() or "")
+                        finished = dataclasses.replace(finished, jump_host=self._jump_host() or "")
                 self.outbox.append(finished)
                 self._flush()
                 job = None
@@ -159,9 +159,9 @@ class SlotWorker:
 
     def _jump_host(self):
         """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
-        if self.gate is not UNKNOWN:
-            return self.gate
-        self.gate, out = None, b""
+        if self.jump_host is not UNKNOWN:
+            return self.jump_host
+        self.jump_host, out = None, b""
         try:
             child = Child(ssh.config_argv(self.base, self.node), self.env, self.devnull, PIPE, self.devnull)
         except OSError:
@@ -181,8 +181,8 @@ class SlotWorker:
                 os.kill(child.pid, signal.SIGKILL)
             child.wait()
             child.close()
-        self.gate = ssh.jump_host(out.decode("utf-8", "replace"))
-        return self.gate
+        self.jump_host = ssh.jump_host(out.decode("utf-8", "replace"))
+        return self.jump_host
 
     def _emit(self, ev):
         self.outbox.append(ev)

@@ -13,14 +13,14 @@ NEVER_RAN, LOST, EXIT, TIMEOUT, STRAGGLER = (Ending.NEVER_RAN, Ending.LOST, Endi
                                              Ending.STRAGGLER)
 
 
-def finish(s, slot, exit=0, ending=None, reason=None, gate=None, deferred=False):
+def finish(s, slot, exit=0, ending=None, reason=None, jump_host=None, deferred=False):
     """The end of the slot's attempt, as its worker reports it: exit status, how it ended, why."""
     seq = s.slots[slot].busy
     if deferred:
-        return s.deferred(Deferred(slot, seq, gate))
+        return s.deferred(Deferred(slot, seq, jump_host))
     if ending is None:
         ending = Ending.OK if exit == 0 else Ending.EXIT
-    return s.finished(Finished(slot, seq, exit, 0.0, 0.0, ending, reason, gate))
+    return s.finished(Finished(slot, seq, exit, 0.0, 0.0, ending, reason, jump_host))
 
 
 def drive(s, result):
@@ -200,8 +200,8 @@ def test_success_during_interrupt_still_counts():
     assert s.done() and s.jobs[1].outcome == SUCCEEDED
 
 
-def test_gate_on_connect_probes_one_slot_per_connection():
-    s = Scheduler(["x"] * 6, ["a"] * 4, Policy(gate_on_connect=True, sessions_per_connection=2))
+def test_shared_connections_open_one_slot_per_connection_first():
+    s = Scheduler(["x"] * 6, ["a"] * 4, Policy(shared_connections=True, sessions_per_connection=2))
     first = s.assign()
     # four slots in two connection groups: one probe each
     assert [(i, j.connect) for i, j in first] == [(0, True), (2, True)]
@@ -211,7 +211,7 @@ def test_gate_on_connect_probes_one_slot_per_connection():
 
 
 def test_gate_probe_failure_retires_node_without_other_slots_trying():
-    s = Scheduler(["x"] * 3, ["dead"] * 3 + ["good"], Policy(gate_on_connect=True))
+    s = Scheduler(["x"] * 3, ["dead"] * 3 + ["good"], Policy(shared_connections=True))
     batch = s.assign()
     assert [s.slots[i].node for i, _ in batch] == ["dead", "good"]
     dead_slot = batch[0][0]
@@ -221,7 +221,7 @@ def test_gate_probe_failure_retires_node_without_other_slots_trying():
 
 
 def test_worker_death_during_probe_lets_another_slot_probe():
-    s = Scheduler(["x", "y"], ["a", "a"], Policy(gate_on_connect=True))
+    s = Scheduler(["x", "y"], ["a", "a"], Policy(shared_connections=True))
     (slot, job), = s.assign()
     assert job.connect
     s.worker_died(slot)
@@ -332,7 +332,7 @@ CONFIGS = [
     (["j1", "j2"], ["a"], Policy(job_failures="job", retries=2, max_attempts=3)),
     (["j1", "j2", "j3"], ["a", "b"], Policy(job_failures="job", retries=1)),
     (["j1", "j2"], ["a", "b", "b"], Policy(job_failures="job", max_attempts=1, max_running=1)),
-    (["j1", "j2", "j3"], ["a", "a", "b"], Policy(max_connecting=1, gate_on_connect=True, sessions_per_connection=8)),
+    (["j1", "j2", "j3"], ["a", "a", "b"], Policy(max_connecting=1, shared_connections=True, sessions_per_connection=8)),
     (["j1", "j2", "j3"], ["a", "b", "c"], Policy(job_failures="job", retries=1, max_connecting=1)),
 ]
 
@@ -408,7 +408,7 @@ def test_with_a_limit_slots_with_live_workers_are_filled_first():
 def test_max_connecting_bounds_connections_being_opened_not_running_jobs():
     # shared connections: only a connection's first job opens one; the others ride it once up
     s = Scheduler(["j"] * 8, ["a", "a", "b", "b", "c", "c"],
-                  Policy(gate_on_connect=True, max_connecting=2, sessions_per_connection=8))
+                  Policy(shared_connections=True, max_connecting=2, sessions_per_connection=8))
     assert [(i, j.connect) for i, j in s.assign()] == [(0, True), (2, True)]
     s.connected(0)
     assert [(i, j.connect) for i, j in s.assign()] == [(1, False), (4, True)]
@@ -698,7 +698,7 @@ def test_refusals_in_a_row_retire_the_node_but_an_accepted_connection_resets_the
 
 
 def test_a_refused_session_moves_its_slot_to_a_connection_of_its_own():
-    s = Scheduler(["x"] * 8, ["a", "a", "a"], Policy(gate_on_connect=True, sessions_per_connection=8),
+    s = Scheduler(["x"] * 8, ["a", "a", "a"], Policy(shared_connections=True, sessions_per_connection=8),
                   rng=random.Random(3))
     assert [(i, j.connect) for i, j in s.assign()] == [(0, True)]
     s.connected(0)
@@ -728,23 +728,23 @@ def test_nodes_behind_a_refusing_jump_host_open_fewer_handshakes_through_it_toge
     s = Scheduler(["x"] * 40, nodes, Policy(refusal_wait=1.0), rng=random.Random(6))
     s.tick(10.0)
     assert len(s.assign()) == 10  # j unknown yet: all ten handshakes go at once
-    finish(s, 0, **CLOSED, gate="j")  # n0's worker found ProxyJump j behind the refusal
-    assert s.gates["j"].open_limit == 5  # half of the ten that were in flight
+    finish(s, 0, **CLOSED, jump_host="j")  # n0's worker found ProxyJump j behind the refusal
+    assert s.admission.jump_hosts["j"].open_limit == 5  # half of the ten that were in flight
     for i in range(1, 6):
-        finish(s, i, **CLOSED, gate="j")  # begun before that cut: no further cut
-    assert s.gates["j"].open_limit == 5 and s.gates["j"].refused == 6 and s.gates["j"].nodes == set(nodes[:6])
+        finish(s, i, **CLOSED, jump_host="j")  # begun before that cut: no further cut
+    assert s.admission.jump_hosts["j"].open_limit == 5 and s.admission.jump_hosts["j"].refused == 6 and s.admission.jump_hosts["j"].nodes == set(nodes[:6])
     for i in range(6, 10):
         s.connected(i)  # not known to be behind j: no change to it
-    assert s.gates["j"].open_limit == 5
+    assert s.admission.jump_hosts["j"].open_limit == 5
     s.tick(30.0)  # the holds are over
     assert [i for i, _ in s.assign()] == [0, 1, 2, 3, 4]  # six nodes behind j are free: five go through it
     s.connected(0)  # one got through: the limit grows about one a round
-    assert s.gates["j"].open_limit == 5.2
+    assert s.admission.jump_hosts["j"].open_limit == 5.2
     assert [i for i, _ in s.assign()] == [5]
     finish(s, 1, **CLOSED)  # begun after the cut: cut again, to half of the five in flight
-    assert s.gates["j"].open_limit == 2 and s.gates["j"].cuts == 2
+    assert s.admission.jump_hosts["j"].open_limit == 2 and s.admission.jump_hosts["j"].cuts == 2
     finish(s, 2, **CLOSED)  # begun in the same round: the limit stays
-    assert s.gates["j"].open_limit == 2
+    assert s.admission.jump_hosts["j"].open_limit == 2
     assert s.retired_nodes() == {}
 
 
@@ -753,15 +753,15 @@ def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting()
     s = Scheduler(["x"] * 6, ["a", "b", "c"], rng=random.Random(8))
     s.tick(10.0)
     assert [(i, j.lookup) for i, j in s.assign(most=2)] == [(0, False), (1, False)]  # no jump host refused yet
-    finish(s, 0, **CLOSED, gate="j")
-    finish(s, 1, 0, gate="")  # b's worker looked (after the refusal of a) and found none
-    assert s.gates["j"].open_limit == 1 and s.nodes["b"].gate_known and s.nodes["b"].gate is None
+    finish(s, 0, **CLOSED, jump_host="j")
+    finish(s, 1, 0, jump_host="")  # b's worker looked (after the refusal of a) and found none
+    assert s.admission.jump_hosts["j"].open_limit == 1 and s.nodes["b"].jump_known and s.nodes["b"].jump_host is None
     # a is held; b is connected and known; c has not connected yet: it looks first
     assert sorted((i, j.lookup) for i, j in s.assign()) == [(1, False), (2, True)]
     seq = s.slots[2].busy
     before = list(s.jobs[seq].attempts)
-    att = finish(s, 2, 255, deferred=True, gate="j")  # c is behind j too
-    assert att is None and s.nodes["c"].gate == "j" and s.nodes["c"].jobs == 0 and s.slots[2].uses == 0
+    att = finish(s, 2, 255, deferred=True, jump_host="j")  # c is behind j too
+    assert att is None and s.nodes["c"].jump_host == "j" and s.nodes["c"].jobs == 0 and s.slots[2].uses == 0
     assert s.jobs[seq].attempts == before and s.pending() == 4  # the job was not spent: it waits
     s.tick(30.0)  # a's hold is over; a and c share j's one handshake at a time
     assert [i for i, _ in s.assign()] == [0]
@@ -773,10 +773,10 @@ def test_once_a_jump_host_refused_other_nodes_look_theirs_up_before_connecting()
 def test_a_deferred_job_pinned_to_its_node_waits_for_that_node():
     s = Scheduler(["e"] * 3, ["a", "b", "c"], pinned=["a", "b", "c"], rng=random.Random(9))
     s.assign(most=1)
-    finish(s, 0, **CLOSED, gate="j")
+    finish(s, 0, **CLOSED, jump_host="j")
     batch = s.assign()  # a is held; b and c look theirs up first: behind j too
     assert [(i, j.lookup) for i, j in batch] == [(1, True), (2, True)]
-    assert [finish(s, i, 255, deferred=True, gate="j") for i, _ in batch] == [None, None]
+    assert [finish(s, i, 255, deferred=True, jump_host="j") for i, _ in batch] == [None, None]
     runs = drive_clock(s, lambda node, job, now: {"exit": 0})
     assert sorted(n for n, _, _ in runs) == ["a", "b", "c"]  # each job on its own node, once
     assert all(j.outcome == SUCCEEDED and len(j.attempts) == (2 if j.node == "a" else 1) for j in s.jobs.values())
@@ -785,14 +785,14 @@ def test_a_node_without_a_jump_host_gets_no_gate():
     s = Scheduler(["x"] * 4, ["a", "b"], rng=random.Random(7))
     s.assign()
     finish(s, 0, **CLOSED)  # the worker found no ProxyJump: gate None
-    assert s.gates == {} and s.nodes["a"].gate is None
+    assert s.admission.jump_hosts == {} and s.nodes["a"].jump_host is None
 
 @pytest.mark.parametrize("jobs,slots,policy", CONFIGS)
 def test_every_outcome_sequence_ends_with_busy_sshd_refusals(jobs, slots, policy):
     """Termination with transient refusals and quarantine in the mix: every run ends, every job one
     outcome, and nothing is left that neither runs nor can start."""
-    kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION, jumped=dict(CLOSED, gate="j"),
-                 deferred={"exit": 255, "deferred": True, "gate": "j"})
+    kinds = dict(OUTCOMES, closed=CLOSED, session=SESSION, jumped=dict(CLOSED, jump_host="j"),
+                 deferred={"exit": 255, "deferred": True, "jump_host": "j"})
     for length in range(1, 4):
         for sequence in itertools.product(["ok", "exit1", "refused", "lost", "closed", "session", "jumped",
                                            "deferred"], repeat=length):

@@ -15,7 +15,7 @@ def test_snapshot_counts_add_up_and_name_every_node():
     s.tick(100.0, 1000.0)
     batch = dict(s.assign())
     finish(s, 3, 255, ending=NEVER_RAN, reason="refused")
-    finish(s, 0, 0, gate="j")  # n1's worker found it behind jump host j
+    finish(s, 0, 0, jump_host="j")  # n1's worker found it behind jump host j
     snap = snapshot(s, "running", 990.0, 1002.0, 101.0, [998.0] * 4)
     c = snap["counts"]
     assert c == {"jobs": 5, "succeeded": 1, "failed": 0, "not_run": 0, "running": 2, "pending": 2}
