@@ -164,7 +164,7 @@ class Run:
                              max_node_uses=max_node_uses, max_running=max_nodes, shared_connections=multiplex,
                              max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
                              reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
-                             quarantine=v["quarantine"])
+                             quarantine=v["quarantine"], straggler_percent=v["timeout_percent"])
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
@@ -172,7 +172,7 @@ class Run:
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
-                                  idle_timeout=v["idle_timeout"], timeout_percent=v["timeout_percent"],
+                                  idle_timeout=v["idle_timeout"],
                                   multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
                                   state=v["state"], node_source=live)
@@ -199,7 +199,7 @@ class Run:
             f"limits: --max-nodes {p.max_running or 'all'}, --max-node-uses {p.max_node_uses or 'none'}, "
             f"--max-connecting {p.max_connecting or 'all'}, "
             f"--timeout {o.timeout or 'none'}" + (f", --idle-timeout {o.idle_timeout}" if o.idle_timeout else "")
-            + (f", --timeout {o.timeout_percent:g}% of the median" if o.timeout_percent else ""),
+            + (f", --timeout {p.straggler_percent:g}% of the median" if p.straggler_percent else ""),
             "retired nodes: " + (f"probed again after {p.reprobe:g} s, doubling to {p.reprobe_max:g} s; with "
                                  f"every node out, waited for {p.reprobe_for:g} s" if p.reprobe
                                  else "stay out (--reprobe 0)"),

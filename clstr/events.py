@@ -17,7 +17,7 @@ class Job:
     seq: int
     command: str
     attempt: int = 1
-    connect: bool = False  # open the node's shared connection first (the node's probe)
+    connect: bool = False  # open the shared connection of its group first (it is the opener)
     limit: Optional[float] = None  # --timeout N%: end it as a straggler after this many seconds
     lookup: bool = False  # a jump host refused handshakes: first see whether the node is behind one
 

@@ -13,7 +13,6 @@ class RunOptions:
     ssh: SshConfig = field(default_factory=SshConfig)
     policy: Policy = field(default_factory=Policy)
     timeout: Optional[float] = None  # per attempt
-    timeout_percent: Optional[float] = None  # --timeout N%: a straggler runs past N% of the median
     idle_timeout: Optional[float] = None  # per attempt: the longest silence
     multiplex: bool = True
     ssh_delay: float = 0.0  # at least this many seconds between new connections

@@ -5,6 +5,7 @@ connected, an attempt finished, a worker died, the run was interrupted) and
 asks it for the next assignments. Every job ends in exactly one outcome:
 ``succeeded``, ``failed`` (with why) or ``not run`` (with why).
 """
+import bisect
 import math
 import random
 from collections import deque
@@ -34,6 +35,7 @@ TRANSIENT = ("connection closed", "session refused")
 BLACK_HOLE = 0.95
 SUSPECT_AT = 20.0
 QUARANTINE_AT = 10000.0
+MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 HOLD_RUNS = 40  # a suspect is held while the rest runs this many jobs after its last failure
 
 
@@ -66,6 +68,9 @@ class Policy:
     # job failures mode: a node where this many distinct jobs failed that then succeeded on other
     # nodes is sick even when each failure looks like the job's: it is retired (None: never)
     quarantine: Optional[int] = None
+    # --timeout N%: a job running past this percentage of the median runtime of the jobs that
+    # succeeded (once MEDIAN_AFTER have) is a straggler, ended and re-run elsewhere; None: off
+    straggler_percent: Optional[float] = None
 
     def __post_init__(self):
         if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
@@ -123,6 +128,7 @@ class Slot:
     linked: bool = False  # without shared connections: its connection (session) is up
     hold_until: float = 0.0  # a busy sshd refused it: no job before this time
     jump_round: int = 0  # its jump host's cuts when its handshake began
+    limited: bool = False  # its running job has its straggler limit (--timeout N%)
 
 
 def interleave(hosts):
@@ -179,6 +185,7 @@ class Scheduler:
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
         self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
         self._ran = self._failed_runs = 0  # job failures mode: the pool's runs, for the quarantine rule
+        self._runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -394,6 +401,7 @@ class Scheduler:
         self._due()
         limit = self.policy.max_running
         suspects = self._suspects()
+        straggler = self.straggler_limit()
         order = list(self._free)
         if prefer and limit is not None:
             order = [i for i in order if i in prefer] + [i for i in order if i not in prefer]
@@ -431,11 +439,11 @@ class Scheduler:
                 continue
             job = self.jobs[seq]
             attempt = len(job.attempts) + 1
-            s.busy, s.attempt = seq, attempt
+            s.busy, s.attempt, s.limited = seq, attempt, straggler is not None
             s.uses += 1
             node.jobs += 1
             # once a jump host refused handshakes, a node not looked up yet is, before it connects
-            out.append((idx, Job(seq, job.command, attempt, connect, lookup=lookup)))
+            out.append((idx, Job(seq, job.command, attempt, connect, straggler, lookup)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break
         return out
@@ -455,6 +463,26 @@ class Scheduler:
         """The slot's connection is up (see Admission.connected)."""
         s = self.slots[slot]
         self.admission.connected(s, self.nodes[s.node])
+
+    def straggler_limit(self):
+        """--timeout N%: N% of the median runtime of the jobs that succeeded, once enough have (None before)."""
+        pct = self.policy.straggler_percent
+        if not pct or len(self._runtimes) < MEDIAN_AFTER:
+            return None
+        n = len(self._runtimes)
+        median = (self._runtimes[n // 2] + self._runtimes[(n - 1) // 2]) / 2
+        return max(median * pct / 100, 0.001)
+
+    def unlimited(self):
+        """The slots whose running job started before the median was known: (slot, its straggler
+        limit) for each, once there is one. ``limit_given`` marks a slot whose worker was told."""
+        limit = self.straggler_limit()
+        if limit is None:
+            return []
+        return [(s.index, limit) for s in self.slots if s.busy and not s.limited]
+
+    def limit_given(self, slot):
+        self.slots[slot].limited = True
 
     @property
     def connecting(self):
@@ -543,6 +571,8 @@ class Scheduler:
             job.outcome, job.reason = NOT_RUN, "interrupted"
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
+        if outcome == SUCCEEDED and self.policy.straggler_percent:
+            bisect.insort(self._runtimes, ev.runtime)
         if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
                 and self.policy.job_failures == JOB_FAILURES:
             self._blame(job, s.node if job.outcome == SUCCEEDED else None)

@@ -6,8 +6,6 @@ on all pipes, the workers' sentinels, the output descriptors a slow reader holds
 up and a signal wake-up socket with one epoll selector, so it sleeps when there
 is nothing to do.
 """
-import bisect
-import dataclasses
 import gc
 import multiprocessing
 import os
@@ -42,7 +40,6 @@ WATCH_INTERVAL = 1.0  # a live node list's files are looked at this often
 # a live node list may grow the run by this many slots, or to twice its first size if more: the
 # shared status board is sized once, before any worker is forked
 GROWTH = 1024
-MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 
 
 class Supervisor:
@@ -82,8 +79,6 @@ class Supervisor:
         self.watch_next = 0.0  # when a live node list's files are looked at next
         self.node_index = {}  # node -> its number, naming its ControlMaster sockets
         self.worker_group = {}  # slot -> the connection group its live worker was started for
-        self.runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
-        self.limited = set()  # slots whose running job has its straggler limit
         self.t_start = time.time()
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
@@ -374,13 +369,8 @@ class Supervisor:
             return
         # with --ssh-delay, one connection a turn
         batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=self.pool.live_slots())
-        limit = self._straggler_limit()
         for idx, job in batch:
             self.started[idx] = time.time()
-            self.limited.discard(idx)
-            if limit is not None and job.seq != PROBE:
-                job = dataclasses.replace(job, limit=limit)
-                self.limited.add(idx)
             if job.seq == PROBE:
                 if self.opt.verbose:
                     self._log(f"node {self.sched.slots[idx].node}: probing")
@@ -435,26 +425,14 @@ class Supervisor:
         att = self.sched.finished(ev)
         self._record(att)
         self._release_finished(ev.slot)
-        if self.opt.timeout_percent and att is not None and att.outcome == SUCCEEDED:
-            bisect.insort(self.runtimes, att.runtime)
+        if att is not None and att.outcome == SUCCEEDED:
             self._limit_running()
-
-    def _straggler_limit(self):
-        """--timeout N%: N% of the median runtime of the jobs that succeeded, once enough have."""
-        if not self.opt.timeout_percent or len(self.runtimes) < MEDIAN_AFTER:
-            return None
-        n = len(self.runtimes)
-        median = (self.runtimes[n // 2] + self.runtimes[(n - 1) // 2]) / 2
-        return max(median * self.opt.timeout_percent / 100, 0.001)
 
     def _limit_running(self):
         """Give the jobs that started before the median was known their straggler limit."""
-        limit = self._straggler_limit()
-        if limit is None:
-            return
-        for idx in self._busy_slots():
-            if idx not in self.limited and self.sched.slots[idx].busy != PROBE and self.pool.live(idx):
-                self.limited.add(idx)
+        for idx, limit in self.sched.unlimited():
+            if self.pool.live(idx):
+                self.sched.limit_given(idx)
                 self.pool.send(idx, Limit(limit))
 
     def _node_news(self):

@@ -13,14 +13,14 @@ NEVER_RAN, LOST, EXIT, TIMEOUT, STRAGGLER = (Ending.NEVER_RAN, Ending.LOST, Endi
                                              Ending.STRAGGLER)
 
 
-def finish(s, slot, exit=0, ending=None, reason=None, jump_host=None, deferred=False):
+def finish(s, slot, exit=0, ending=None, reason=None, jump_host=None, deferred=False, runtime=0.0):
     """The end of the slot's attempt, as its worker reports it: exit status, how it ended, why."""
     seq = s.slots[slot].busy
     if deferred:
         return s.deferred(Deferred(slot, seq, jump_host))
     if ending is None:
         ending = Ending.OK if exit == 0 else Ending.EXIT
-    return s.finished(Finished(slot, seq, exit, 0.0, 0.0, ending, reason, jump_host))
+    return s.finished(Finished(slot, seq, exit, 0.0, runtime, ending, reason, jump_host))
 
 
 def drive(s, result):
@@ -888,3 +888,27 @@ def test_a_job_straggling_everywhere_fails_within_max_attempts():
     s = Scheduler(["slow"], ["a", "b", "c", "d"], Policy(job_failures="job", max_attempts=2))
     runs = drive(s, lambda node, job: {"exit": -15, "ending": STRAGGLER})
     assert len(runs) == 2 and outcomes(s) == {1: (FAILED, "straggler on 2 nodes")}
+
+
+@pytest.mark.parametrize("runtimes,limit", [([1.0, 2.0], None), ([1.0, 2.0, 30.0], 4.0), ([1.0, 2.0, 3.0, 30.0], 5.0)])
+def test_the_straggler_limit_is_a_percentage_of_the_median_of_succeeded_jobs(runtimes, limit):
+    s = Scheduler(["x"] * 10, ["a"] * 4, Policy(straggler_percent=200))
+    first = s.assign()
+    assert [j.limit for _, j in first] == [None] * 4  # no median yet
+    for (slot, _), rt in zip(first, runtimes):
+        finish(s, slot, runtime=rt)
+    assert s.straggler_limit() == limit
+    # the slots still running (started before the median was known) get it, once
+    assert s.unlimited() == ([(slot, limit) for slot, _ in first[len(runtimes):]] if limit else [])
+    for slot, _ in s.unlimited():
+        s.limit_given(slot)
+    assert s.unlimited() == []
+    assert {j.limit for _, j in s.assign()} == {limit}  # new attempts carry it from the start
+
+
+def test_failed_and_requeued_attempts_do_not_make_the_median():
+    s = Scheduler(["x"] * 8, ["a"] * 4, Policy(straggler_percent=100, job_failures="job"))
+    batch = s.assign()
+    for (slot, _), (rt, code) in zip(batch, [(1.0, 0), (100.0, 1), (2.0, 0), (3.0, 0)]):
+        finish(s, slot, code, runtime=rt)
+    assert s.straggler_limit() == 2.0
