@@ -1,14 +1,39 @@
-"""The slots' worker processes: fork, pipes, sentinels, death and release.
+"""The slots' worker processes: fork, pipes, sentinels, death and release; and the contract of
+any slot pool.
 
-One process a slot, started with the slot's first job (so it starts ssh with no
+The contract. A slot pool runs the attempts of its slots, one at a time a slot, and is how the
+supervisor reaches them; the local WorkerPool here forks a process a slot, and a pool of slots
+on another machine (a gateway) keeps the same contract.
+
+* It is given, for each slot when it starts that slot's worker, a worker.WorkerSpec (slot,
+  node, ssh settings, environment, ControlMaster path, time limits) and the slot's first
+  events.Job. Later it is sent, down the slot's channel only: another Job once the slot's
+  attempt ended; a Limit (a straggler's limit) while an attempt runs, which it applies or, if
+  the attempt ended meanwhile, ignores; None, to end the slot's worker once it is idle.
+* It sends back, for the slot, in the order they happened and in whole messages (one event
+  or a list of them): Connected (the slot's connection came up), Output (whole lines of a
+  job, or pieces of one too long to hold, the stream the job's until its line ends), Notice
+  (words for -v), and for each attempt exactly one of Finished (it ran or ssh failed: exit,
+  events.Ending, why) or Deferred (not started: behind a busy jump host). Nothing counts as done
+  without its Finished.
+* Its slots' states and the pid of each running ssh are in the shared board (board.py), so
+  that --status is drawn and a dead worker's ssh ended without a message.
+* When a slot's worker dies (its channel reaches EOF or its sentinel fires), the pool says so
+  (``died``: the messages it had sent before dying, its exit code) and ends what it had
+  started; the supervisor records the attempt as a worker death (the job goes back) and starts
+  the slot again only when it gives it a job.
+* At the end (``shutdown``) every worker is told to go, then killed after a grace, its ssh too.
+
+The local pool. One process a slot, started with the slot's first job (so it starts ssh with no
 message to wait for) and given a duplex ``multiprocessing`` pipe of its own.
 A pipe per worker rather than one shared ``multiprocessing.Queue``: a Queue's
 writers share a cross-process lock, and a worker killed with SIGKILL while
 holding it would hang every other worker; a pipe breaks only for the worker
 that died. The pool registers each pipe and each process sentinel with the
-supervisor's selector, keyed ``("conn", slot)``, ``("dead", slot)`` and
-``("gone", process)``; the supervisor decides when a worker starts or goes.
+supervisor's selector, each with the handler it calls (a message, a death, a reaped worker);
+the supervisor decides when a worker starts or goes.
 """
+import functools
 import os
 import resource
 import select
@@ -101,15 +126,18 @@ class _Slot:
 
 
 class WorkerPool:
-    """Worker processes of ``nslots`` slots, each running ``target(*args(slot, conn), close, first)``."""
+    """Worker processes of ``nslots`` slots, each running ``target(spec(slot), conn, board, close, first)``."""
 
-    def __init__(self, ctx, nslots, target, args, sel, process=None, capacity=None):
-        """``args(slot, conn)``: the worker's arguments (``conn`` its end of the pipe); ``process``:
-        what makes a process (ForkedProcess unless a test gives another); ``capacity``: the most
-        slots the pool may grow to (a live node list), its shared board sized for them at once."""
+    def __init__(self, ctx, nslots, target, spec, sel, process=None, capacity=None, handlers=None):
+        """``spec(slot)``: the slot's worker.WorkerSpec; ``process``: what makes a process
+        (ForkedProcess unless a test gives another); ``capacity``: the most slots the pool may grow
+        to (a live node list), its shared board sized for them at once; ``handlers``: what the
+        selector calls (message(slot): a worker's pipe is readable; death(slot): a worker exited;
+        reaped(process): a worker told to go has gone)."""
         self.ctx = ctx
+        self.on_message, self.on_death, self.on_reaped = handlers or (None, None, None)
         self.target = target
-        self.args = args
+        self.spec = spec
         self.sel = sel
         self.process = process or ForkedProcess
         self.slots = [_Slot() for _ in range(nslots)]
@@ -150,7 +178,7 @@ class WorkerPool:
         # supervisor dies, each worker then sees EOF
         others = [s.conn for s in self.slots if s.conn is not None] + [ours]
         proc = self.process(target=self.target, name=f"clstr-slot-{idx}", daemon=True,
-                            args=(*self.args(idx, theirs), others, first))
+                            args=(self.spec(idx), theirs, self.board, others, first))
         try:
             proc.start()
         except BaseException:
@@ -161,8 +189,8 @@ class WorkerPool:
         s = self.slots[idx]
         s.proc, s.conn = proc, ours
         if not self.paused:
-            self.sel.register(ours, selectors.EVENT_READ, ("conn", idx))
-        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("dead", idx))
+            self.sel.register(ours, selectors.EVENT_READ, functools.partial(self.on_message, idx))
+        self.sel.register(proc.sentinel, selectors.EVENT_READ, functools.partial(self.on_death, idx))
 
     def send(self, idx, job):
         """Hand a job to a live worker; False if its pipe is broken (it died)."""
@@ -203,7 +231,7 @@ class WorkerPool:
             if pause:
                 self.sel.unregister(s.conn)
             else:
-                self.sel.register(s.conn, selectors.EVENT_READ, ("conn", idx))
+                self.sel.register(s.conn, selectors.EVENT_READ, functools.partial(self.on_message, idx))
 
     # ---- ending --------------------------------------------------------
     def release(self, idx):
@@ -212,7 +240,7 @@ class WorkerPool:
         proc = self.forget(idx)
         self.released.append(proc)
         try:
-            self.sel.register(proc.sentinel, selectors.EVENT_READ, ("gone", proc))
+            self.sel.register(proc.sentinel, selectors.EVENT_READ, functools.partial(self.on_reaped, proc))
         except (AttributeError, ValueError, KeyError, OSError):
             pass
 

@@ -18,25 +18,21 @@ import sys
 import time
 
 from . import controldir, hostlist, reaper
-from .errors import InputError
 from .events import Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
-from .output import silence, write_active, write_state
+from .monitor import Monitor
+from .output import silence
 from .pool import WorkerPool
 from .result import RunResult
-from .scheduler import FAILED, NOT_RUN, PROBE, SUCCEEDED
+from .scheduler import FAILED, PROBE, SUCCEEDED
 from .ssh import marks_of
-from .state import snapshot
-from .status import Rate, duration, status_line
-from .worker import MAX_WAIT, worker_main
+from .status import duration
+from .worker import MAX_WAIT, WorkerSpec, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
-ACTIVE_INTERVAL = 0.5  # the --active-nodes file is rewritten at most this often
-STATE_INTERVAL = 1.0  # the --state file: at most this often, and this often while the run goes
-WATCH_INTERVAL = 1.0  # a live node list's files are looked at this often
 # a live node list may grow the run by this many slots, or to twice its first size if more: the
 # shared status board is sized once, before any worker is forked
 GROWTH = 1024
@@ -46,9 +42,10 @@ class Supervisor:
     """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
 
     def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic,
-                 worker=worker_main, process=None, joblog=None):
+                 worker=worker_main, process=None, joblog=None, pool=None):
         """``worker``: the body run in each forked slot process (tests script it); ``process``:
-        what makes the process (multiprocessing's fork Process unless a test gives another)."""
+        what makes the process (a bare fork unless a test gives another); ``pool``: what makes
+        the slot pool (pool.WorkerPool unless a test gives one without processes)."""
         self.sched = scheduler
         self.worker = worker
         self.opt = options
@@ -61,7 +58,8 @@ class Supervisor:
         self.nslots = len(scheduler.slots)
         self.sel = selectors.DefaultSelector()
         capacity = self.nslots + max(GROWTH, self.nslots) if options.node_source is not None else None
-        self.pool = WorkerPool(self.ctx, self.nslots, worker, self._worker_args, self.sel, process, capacity)
+        self.pool = (pool or WorkerPool)(self.ctx, self.nslots, worker, self._worker_spec, self.sel, process, capacity,
+                                         (self.on_message, self.on_death, self.on_reaped))
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
@@ -72,14 +70,11 @@ class Supervisor:
         self.kill_at = None  # when interrupted: when TERM turns to KILL
         self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
-        self.rate = Rate(clock)
-        self.active_dirty = False
-        self.active_last = 0.0
-        self.state_next = 0.0  # when the --state file is written next
-        self.watch_next = 0.0  # when a live node list's files are looked at next
         self.node_index = {}  # node -> its number, naming its ControlMaster sockets
         self.worker_group = {}  # slot -> the connection group its live worker was started for
         self.t_start = time.time()
+        self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
+                               self.t_start, self.started)
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
         self.out_fds = set()  # output descriptors registered for writability (a reader is behind)
@@ -90,7 +85,7 @@ class Supervisor:
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
-        self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        self.sel.register(wake_r, selectors.EVENT_READ, lambda: self._wake(wake_r))
         old = self._install_signals(wake_w)
         self.subreaper = reaper.subreaper(True)
         old_limit = self.pool.raise_fd_limit()
@@ -114,6 +109,10 @@ class Supervisor:
             self.sel.close()
             wake_r.close()
             wake_w.close()
+        return self.result()
+
+    def result(self):
+        """What the run did, as it stands: the RunResult."""
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
                          retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
                          refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
@@ -138,16 +137,8 @@ class Supervisor:
             path = self.control_paths[group] = os.path.join(self.control_dir, f"{i}-{n}")
         return path
 
-    def _reread_nodes(self):
-        """A live node list's file changed: read it again; nodes added join, nodes removed go."""
-        src = self.opt.node_source
-        if not src.changed():
-            return
-        try:
-            wanted = src.read()
-        except InputError as e:
-            self._log(f"{e}; the run keeps its node list")
-            return
+    def _node_list(self, wanted):
+        """A live node list was read again: nodes added join, nodes removed go."""
         before = len(self.sched.slots)
         added, removed = self.sched.resize(wanted)
         fresh = len(self.sched.slots) - before
@@ -201,11 +192,11 @@ class Supervisor:
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
-    def _worker_args(self, idx, conn):
+    def _worker_spec(self, idx):
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
-        return (idx, slot.node, conn, self.opt.ssh, self.board, self.env,
-                self._control_path(slot.group), (self.opt.timeout, self.opt.idle_timeout))
+        return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self._control_path(slot.group), self.opt.timeout,
+                          self.opt.idle_timeout)
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
@@ -259,24 +250,19 @@ class Supervisor:
             reaper.subreaper(False)
         if self.control_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
-        if self.opt.active_nodes:
-            self._write(self.opt.active_nodes, write_active, self.opt.active_nodes, [])
-        if self.opt.state:
-            self._write_state("finished")
+        self.monitor.end()
         if self.joblog:
             self._write(self.opt.joblog, self.joblog.close)
         self._write("job output", self.printer.flush)
         self._write("job output", self.printer.close)
         self._drain_output()
-        if self.status is not None:
-            self._draw_status(force=True)
-            self.status.close()
+        self.monitor.close()
 
     # ---- the loop -----------------------------------------------------
     def _loop(self):
         while True:
             self.sched.tick(self.clock(), time.time())
-            self._dispatch()
+            self.dispatch()
             done = self.sched.done()
             self._node_news()
             if done:
@@ -288,17 +274,7 @@ class Supervisor:
                 self._release_idle()
             self._sync_output()
             for key, _ in self.sel.select(self._timeout()):
-                kind, idx = key.data
-                if kind == "conn":
-                    self._drain(idx)
-                elif kind == "dead":
-                    self._died(idx)
-                elif kind == "out":
-                    self._write("job output", self.printer.pump)
-                elif kind == "gone":
-                    self.pool.reaped(idx)
-                else:
-                    self._wake(key.fileobj)
+                key.data()  # each descriptor is registered with what handles it
             self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
@@ -308,17 +284,11 @@ class Supervisor:
 
     def _timeout(self):
         now = self.clock()
-        waits = []
-        if self.status is not None:
-            waits.append(self.status.interval)
-        if self.active_dirty:
-            waits.append(self.active_last + ACTIVE_INTERVAL - now)
+        waits = self.monitor.waits(now)
         if self.kill_at is not None:
             waits.append(self.kill_at - now)
-        if self.opt.state:
-            waits.append(self.state_next - now)
         if self.opt.node_source is not None:
-            waits.append(self.watch_next - now)
+            waits.append(self.opt.node_source.next_at - now)
         if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
             waits.append(self.next_connect - now)
         due = self.sched.next_due() if self.sched.pending() else None
@@ -334,7 +304,7 @@ class Supervisor:
             self.sel.unregister(fd)
             self.out_fds.discard(fd)
         for fd in set(waiting) - self.out_fds:
-            self.sel.register(fd, selectors.EVENT_WRITE, ("out", fd))
+            self.sel.register(fd, selectors.EVENT_WRITE, self._pump_output)
             self.out_fds.add(fd)
         # once interrupted, workers are read whatever waits: their ends must be heard
         self.pool.pause(sum(waiting.values()) > OUTPUT_HIGH and self.signal is None)
@@ -349,10 +319,7 @@ class Supervisor:
                 break
             self._sync_output()
             for key, _ in self.sel.select(min(0.5, deadline - self.clock()) if deadline else 0.5):
-                if key.data[0] == "out":
-                    self._write("job output", self.printer.pump)
-                elif key.data[0] == "wake":
-                    self._wake(key.fileobj)
+                key.data()  # output a reader took, or the signal wake-up: the workers are gone by now
             if self.signals and deadline is None:
                 deadline = self.clock() + INTERRUPT_GRACE
                 fatal = [sig for sig in self.signals if sig != signal.SIGUSR1]
@@ -362,7 +329,8 @@ class Supervisor:
             self.sel.unregister(fd)
         self.out_fds.clear()
 
-    def _dispatch(self):
+    def dispatch(self):
+        """Start what the scheduler assigns: each job down its slot's channel (a worker started for it)."""
         if self.pool.paused:
             return  # the reader of our output is behind: no new job adds to what waits
         if self.opt.ssh_delay and self.clock() < self.next_connect:
@@ -382,23 +350,32 @@ class Supervisor:
                 if not self._fork(idx, job):
                     continue
             elif not self.pool.send(idx, job):
-                self._died(idx)
+                self.on_death(idx)
                 continue
-            self.active_dirty = True
+            self.monitor.changed()
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
 
-    def _drain(self, idx):
-        """One message of a ready worker: an event or a list of them (epoll calls again for more)."""
+    # ---- reactions: the loop calls them as descriptors wake; tests drive them with scripted events
+    def on_message(self, idx):
+        """A slot's worker is ready: one message of it (epoll calls again for more)."""
         try:
             message = self.pool.recv(idx)
         except EOFError:
-            self._died(idx)
+            self.on_death(idx)
             return
         if message is not None:
-            self._handle(idx, message)
+            self.on_events(idx, message)
 
-    def _handle(self, idx, message):
+    def on_reaped(self, proc):
+        """A worker told to go has gone: reap it."""
+        self.pool.reaped(proc)
+
+    def _pump_output(self):
+        self._write("job output", self.printer.pump)
+
+    def on_events(self, idx, message):
+        """What slot ``idx``'s worker sent: an event or a list of them, in the order they happened."""
         node = self.sched.slots[idx].node
         for ev in message if isinstance(message, list) else (message,):
             if isinstance(ev, Output):
@@ -461,7 +438,7 @@ class Supervisor:
         self._write("job output", self.printer.attempt_ended, att.seq)
         if self.joblog and att.outcome in (SUCCEEDED, FAILED):
             self._write(self.opt.joblog, self.joblog.write, att)
-        self.active_dirty = True
+        self.monitor.changed()
         if self.opt.verbose:
             self._log(f"job {att.seq} on {att.node}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
 
@@ -477,7 +454,7 @@ class Supervisor:
     def _busy_slots(self):
         return [s.index for s in self.sched.slots if s.busy is not None]
 
-    def _died(self, idx):
+    def on_death(self, idx):
         """A worker exited. Expected at shutdown; otherwise its ssh ends, its job goes back.
 
         A replacement is forked when the slot is next given a job.
@@ -486,7 +463,7 @@ class Supervisor:
             return
         messages, exitcode = self.pool.died(idx)
         for message in messages:
-            self._handle(idx, message)
+            self.on_events(idx, message)
         slot = self.sched.slots[idx]
         if slot.busy is not None:
             self._log(f"worker of slot {idx} ({slot.node}) died (exit {exitcode}); its job goes back")
@@ -499,6 +476,11 @@ class Supervisor:
                 pass
         except BlockingIOError:
             pass
+
+    def on_signal(self, sig):
+        """A signal came (the loop hears it through the wake-up socket)."""
+        self.signals.append(sig)
+        self._handle_signals()
 
     def _handle_signals(self):
         while self.signals:
@@ -532,7 +514,7 @@ class Supervisor:
             # workers that still have not reported: they go, their jobs are not run
             for idx in self._busy_slots():
                 self.pool.kill(idx)
-                self._died(idx)
+                self.on_death(idx)
 
     def _dump_running(self):
         now = time.time()
@@ -541,40 +523,12 @@ class Supervisor:
         for idx, (node, seq, cmd) in sorted(running.items()):
             self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
 
-    def _draw_status(self, force=False):
-        c = self.sched.counts()
-        complete = c[SUCCEEDED] + c[FAILED] + c[NOT_RUN]
-        total = len(self.sched.jobs)
-        usable = sum(1 for s in self.sched.slots if not s.retired and self.sched.nodes[s.node].status != "retired")
-        rate, eta = self.rate.figures(complete, total) if self.status.tty else (None, None)
-        line = status_line(complete, total, self.board.busy(), usable, c[FAILED],
-                           len(self.sched.retired_nodes()), rate, eta)
-        self.status.update(line, force=force, fraction=complete / total if total else 1.0)
-
-    def _write_state(self, state):
-        c = self.sched.counts()
-        rate, eta = self.rate.figures(sum(c.values()), len(self.sched.jobs))
-        snap = snapshot(self.sched, state, self.t_start, time.time(), self.clock(), self.started, rate, eta)
-        self._write(self.opt.state, write_state, self.opt.state, snap)
-
     def _periodic(self):
-        if self.status is not None and self.status.due():
-            self._draw_status()
-        if self.opt.node_source is not None and self.clock() >= self.watch_next:
-            self.watch_next = self.clock() + WATCH_INTERVAL
-            self._reread_nodes()
-        if self.opt.state and self.clock() >= self.state_next:
-            self.state_next = self.clock() + STATE_INTERVAL
-            self._write_state("running" if self.signal is None else "stopping")
-        if self.active_dirty and self.opt.active_nodes:
-            now = self.clock()
-            if now - self.active_last >= ACTIVE_INTERVAL:
-                self.active_last = now
-                self.active_dirty = False
-                self._write(self.opt.active_nodes, write_active, self.opt.active_nodes,
-                            [(n, c) for n, _, c in self.sched.running().values()])
-        elif self.active_dirty:
-            self.active_dirty = False
+        self.monitor.tick(self.signal is not None)
+        if self.opt.node_source is not None:
+            wanted = self.opt.node_source.poll(self.clock(), self._log)
+            if wanted is not None:
+                self._node_list(wanted)
 
 
 def _secs(seconds):

@@ -11,11 +11,14 @@ import selectors
 import signal
 import socket
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from . import ssh
 from .events import Connected, Deferred, Finished, Limit, Notice, Output
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
+from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
 
 READ_SIZE = 65536
@@ -96,24 +99,37 @@ class Channel:
         self.child.close()
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a slot's worker is given, once, when the slot pool starts it (see pool.py's contract)."""
+
+    slot: int
+    node: str
+    ssh: ssh.SshConfig  # how to reach the node: command, options, time limits, marks, pipelining
+    env: dict  # the environment of every ssh it starts (it carries the run's reaper marker)
+    control_path: Optional[str] = None  # the node's ControlMaster socket (None: no shared connection)
+    timeout: Optional[float] = None  # --timeout SECONDS of each attempt
+    idle_timeout: Optional[float] = None  # --idle-timeout: the longest silence of an attempt
+
+
 class SlotWorker:
     """Runs the jobs of one slot: ``serve`` loops until told to stop."""
 
-    def __init__(self, slot, node, conn, cfg, board, env, control_path=None, timeout=None, idle_timeout=None):
-        self.slot = slot
-        self.node = node
+    def __init__(self, spec, conn, board):
+        self.slot = spec.slot
+        self.node = spec.node
         self.conn = conn
-        self.base = ssh.base_argv(cfg)
+        self.base = ssh.base_argv(spec.ssh)
         # pipelined: the slot's jobs go down one session running the remote job loop; self.loop
         # is None once the loop could not start on this node (then one session a job, as without it)
-        self.wrapper, self.loop = ssh.marks_of(cfg)
+        self.wrapper, self.loop = ssh.marks_of(spec.ssh)
         self.session = None  # the loop's Channel while it lives
-        self.connect_timeout = cfg.connect_timeout
+        self.connect_timeout = spec.ssh.connect_timeout
         self.board = board
-        self.env = env
-        self.control_path = control_path
-        self.timeout = timeout
-        self.idle_timeout = idle_timeout  # end a job that wrote nothing for this long
+        self.env = spec.env
+        self.control_path = spec.control_path
+        self.timeout = spec.timeout
+        self.idle_timeout = spec.idle_timeout  # end a job that wrote nothing for this long
         self.limit = None  # the running job's straggler limit (--timeout N%), seconds
         self.outbox = []  # events held to travel in one message
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -456,18 +472,10 @@ class SlotWorker:
             feed = self._write_now(chan.stdin, feed)  # a job's frame usually fits the pipe at once
         if feed:
             sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
-        deadline = t0 + self.timeout if self.timeout and seq is not None else None
-        straggle_at = t0 + self.limit if self.limit and seq is not None else None
-        idle = self.idle_timeout if seq is not None else None
-        idle_at = t0 + idle if idle else None  # pushed back by every read of output
-        # with marks: the job must have started by then, or the node is taken for hung
-        start_by = t0 + start_bound(self.connect_timeout) if self.wrapper is not None else None
-        # once we ended ssh (end_group waits for it), pipes a ControlMaster still holds are read
-        # until this, not waited on: the master keeps them while the remote session lives
-        drain_by = None
-
-        # a pipelined job: the loop's reader is asked now and then whether the runner lives
-        ping_at = t0 + PING_EVERY if until_marks and seq is not None and self.runner else None
+        d = Deadlines(t0, self.timeout, self.idle_timeout, self.limit,
+                      start_bound(self.connect_timeout) if self.wrapper is not None else None,
+                      # a pipelined job: the loop's reader is asked now and then whether the runner lives
+                      PING_EVERY if until_marks and self.runner else None, job=seq is not None)
 
         def done():
             if not chan.out:
@@ -481,30 +489,23 @@ class SlotWorker:
             while not done():
                 now = time.monotonic()
                 started = p.ready if seq is None else p.started
-                if ping_at is not None and now >= ping_at:
+                if d.ping_due(now):
                     self._write_now(chan.stdin, self.loop.ping(self.runner))
-                    ping_at = now + PING_EVERY
-                due = [t for t in (deadline, idle_at, straggle_at, self.hold_until, None if started else start_by,
-                                   drain_by, ping_at) if t is not None]
-                wait = min(MAX_WAIT, max(0.0, min(due) - now)) if due else MAX_WAIT
-                ready = sel.select(wait)
+                due = d.next(started, self.hold_until)
+                ready = sel.select(MAX_WAIT if due is None else min(MAX_WAIT, max(0.0, due - now)))
                 now = time.monotonic()
                 if self.hold_until is not None and now >= self.hold_until:
                     self._flush()
-                if drain_by is not None and now >= drain_by:
+                if d.drained(now):
                     break
-                if any(t is not None and now >= t for t in (deadline, idle_at, straggle_at)):
-                    p.timed_out = (Ending.TIMEOUT if deadline is not None and now >= deadline else
-                                   Ending.IDLE_TIMEOUT if idle_at is not None and now >= idle_at else Ending.STRAGGLER)
+                expired = d.expired(now)
+                if expired is not None or d.late(now, started):
+                    if expired is not None:
+                        p.timed_out = expired
+                    else:
+                        p.late = True  # no start mark in time: the node is taken for hung
                     end_group(chan.child.pid, child=chan.child)
-                    deadline = idle_at = straggle_at = None
-                    drain_by = time.monotonic() + DRAIN_GRACE
-                    continue
-                if start_by is not None and not started and now >= start_by:
-                    p.late = True
-                    end_group(chan.child.pid, child=chan.child)
-                    start_by = None
-                    drain_by = time.monotonic() + DRAIN_GRACE
+                    d.drain(time.monotonic(), DRAIN_GRACE)
                     continue
                 for key, _ in ready:
                     stream = key.data
@@ -513,8 +514,7 @@ class SlotWorker:
                         if limit is None:
                             end_group(chan.child.pid, child=chan.child)
                             raise SupervisorGone()
-                        if seq is not None and not p.timed_out and not p.late:
-                            straggle_at = t0 + limit.seconds
+                        d.limit(limit.seconds)
                         continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
@@ -524,8 +524,7 @@ class SlotWorker:
                     except BlockingIOError:
                         continue
                     partial = chan.partial[stream]
-                    if idle_at is not None:
-                        idle_at = time.monotonic() + idle
+                    d.output(time.monotonic())
                     if not data:
                         chan.ended(stream)
                         rest = b"".join(partial)
@@ -542,7 +541,7 @@ class SlotWorker:
                     lines = b"".join(partial) + data[:cut]
                     partial[:] = [data[cut:]] if cut < len(data) else []
                     self._lines(p, seq, stream, lines)
-            if chan.eof or drain_by is not None:
+            if chan.eof or d.drain_by is not None:
                 for stream, chunks in chan.partial.items():  # pipes given up on: what they held still counts
                     if chunks:
                         self._lines(p, seq, stream, b"".join(chunks) + b"\n")
@@ -687,20 +686,10 @@ class Pumped:
         self.last_err = b""  # the last bytes of stderr: where ssh says a connection was lost
 
 
-def start_bound(connect_timeout):
-    """How long a job may take to start (or a master to connect) before its node is taken for hung.
-
-    ssh's ConnectTimeout bounds the TCP connection and the banner, not the key exchange or the
-    login that follow: a node that stalls there is ended by this.
-    """
-    return 2 * connect_timeout + 5
-
-
-def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close, first):
-    """Entry point of a forked worker process; ``first`` is its first job, given at the fork.
-
-    ``timeout``: (the limit of an attempt, the limit of its silence), each None for none.
-    """
+def worker_main(spec, conn, board, close, first):
+    """Entry point of a forked worker process: ``spec`` (a WorkerSpec), its end of the pipe, the
+    shared slot board, the supervisor's descriptors it must ``close``, and ``first``, its first
+    job, given at the fork."""
     # the supervisor owns Ctrl-C: it ends our ssh itself and tells us to stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -712,7 +701,6 @@ def worker_main(slot, node, conn, cfg, board, env, control_path, timeout, close,
         except OSError:
             pass
     try:
-        total, idle = timeout
-        SlotWorker(slot, node, conn, cfg, board, env, control_path, total, idle).serve(first)
+        SlotWorker(spec, conn, board).serve(first)
     except (BrokenPipeError, EOFError, SupervisorGone):
         pass  # the supervisor went away: nobody would read what we have
