@@ -6,13 +6,13 @@ asks it for the next assignments. Every job ends in exactly one outcome:
 ``succeeded``, ``failed`` (with why) or ``not run`` (with why).
 """
 import bisect
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .admission import Admission
+from .quarantine import Quarantine
 from .events import Job
 from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
                      Ending, JobResult)
@@ -27,16 +27,7 @@ PERMANENT = ("authentication", "host key", "unknown host")
 # refusals of a busy sshd (MaxStartups drops the handshake, MaxSessions refuses a session): the
 # node is well, only busy; the attempt costs nothing and is tried again after a short back-off
 TRANSIENT = ("connection closed", "session refused")
-# --quarantine (Scheduler._evidence): a black hole fails a run with this chance; a node is held
-# back from fresh jobs while its failures wait for their re-runs once its record is this many
-# times likelier for a black hole than for a node as good as the rest, and retired as one at
-# QUARANTINE_AT (were the rest's rate known, a good node would get there with a chance of at most
-# 1/QUARANTINE_AT in a run; estimated, measured about 1 run in 300 of 3 nodes with flaky jobs)
-BLACK_HOLE = 0.95
-SUSPECT_AT = 20.0
-QUARANTINE_AT = 10000.0
 MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
-HOLD_RUNS = 40  # a suspect is held while the rest runs this many jobs after its last failure
 
 
 @dataclass
@@ -103,7 +94,8 @@ class NodeState:
     open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
     jump_host: Optional[str] = None  # the ProxyJump host its connections go through, once looked up
     jump_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
-    blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere (quarantine)
+    # quarantine's (quarantine.py):
+    blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere
     unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet
     ran: int = 0  # job failures mode: attempts that ran to the job's own end here (quarantine's evidence)
     failed_runs: int = 0  # of those, the ones that failed by the job's exit or timeout
@@ -184,7 +176,8 @@ class Scheduler:
         self.gave_up = None  # why waiting for retired nodes to come back ended
         self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
         self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
-        self._ran = self._failed_runs = 0  # job failures mode: the pool's runs, for the quarantine rule
+        self.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable, self._job_for,
+                                     self.retire_node)
         self._runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
 
     def _new_slot(self, name):
@@ -346,11 +339,7 @@ class Scheduler:
 
     def _bring_back(self, node):
         node.status, node.reason, node.by_job, node.next_probe = "up", "", False, None
-        node.blamed = set()  # a quarantined node that comes back starts with a clean record
-        node.unconfirmed = set()
-        self._ran -= node.ran
-        self._failed_runs -= node.failed_runs
-        node.ran = node.failed_runs = node.failed_at = 0
+        self.quarantine.forget(node)  # a quarantined node that comes back starts with a clean record
         if node.history and node.history[-1].back is None:
             node.history[-1].back = self.wall
             self.news.append(("back", node))
@@ -400,7 +389,7 @@ class Scheduler:
             return out
         self._due()
         limit = self.policy.max_running
-        suspects = self._suspects()
+        suspects = self.quarantine.suspects()
         straggler = self.straggler_limit()
         order = list(self._free)
         if prefer and limit is not None:
@@ -575,7 +564,7 @@ class Scheduler:
             bisect.insort(self._runtimes, ev.runtime)
         if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
                 and self.policy.job_failures == JOB_FAILURES:
-            self._blame(job, s.node if job.outcome == SUCCEEDED else None)
+            self.quarantine.ended(job, s.node if job.outcome == SUCCEEDED else None)
         self._release(s)
         return att
 
@@ -613,7 +602,7 @@ class Scheduler:
         if exit == 0 and ending in (Ending.OK, Ending.EXIT, Ending.LOST):
             node.backoff = 0  # it works again: a later retirement starts the back-off afresh
             if p.job_failures == JOB_FAILURES:
-                self._record_run(node, False)
+                self.quarantine.ran(node, False)
             return SUCCEEDED, "", Ending.OK
         if self.interrupted is not None:
             return INTERRUPTED, "interrupted", Ending.INTERRUPTED
@@ -641,9 +630,7 @@ class Scheduler:
             return self._node_failure(job, node, why) + (Ending.EXIT,)
         # job failures mode, the command's own non-zero exit: the node stays
         job.failed_nodes = job.failed_nodes | {node.name}
-        self._record_run(node, True)
-        if p.quarantine:
-            node.unconfirmed.add(job.seq)  # whether it was the job or the node, its next run tells
+        self.quarantine.ran(node, True, job.seq)
         return self._own_failure(job, why) + (Ending.EXIT,)
 
     def _node_failure(self, job, node, why):
@@ -691,83 +678,6 @@ class Scheduler:
         if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
             return REQUEUED, why
         return FAILED, why
-
-    def _record_run(self, node, failed):
-        """An attempt ran to the job's own end on ``node`` (job failures mode): the failure rates
-        that tell a black hole from flaky jobs count it."""
-        node.ran += 1
-        self._ran += 1
-        if failed:
-            node.failed_runs += 1
-            self._failed_runs += 1
-            node.failed_at = self._ran
-
-    def _evidence(self, node):
-        """How much more likely ``node``'s record is for a black hole than for a node as good as
-        the rest of the pool: the likelihood ratio of its f failures in n runs, a black hole failing
-        a run with chance BLACK_HOLE and a good node with the rest's rate q.
-
-        q = (failures + 1) / (runs + 2) of every other node's runs (one failure and one success
-        assumed), then one standard error higher: a young pool does not make a few failures
-        damning. As in Wald's sequential test, a node as good as the rest would ever reach a
-        ratio of L with a chance of at most 1/L however often it is looked at, were q known:
-        flaky jobs, failing alike everywhere, retire no node, while a node failing everything
-        among good ones crosses it within a few runs.
-        """
-        n, f = node.ran, node.failed_runs
-        runs = self._ran - n + 2
-        q = (self._failed_runs - f + 1) / runs
-        q = min(q + math.sqrt(q * (1 - q) / runs), 0.5)  # the rest's rate is known only so well: err high
-        return math.exp(f * math.log(BLACK_HOLE / q) + (n - f) * math.log((1 - BLACK_HOLE) / (1 - q)))
-
-    def _suspects(self):
-        """Nodes that fresh jobs avoid for now, black holes found on the way (see _quarantine).
-
-        A suspect has ``quarantine`` failures not yet cleared (pending, or confirmed as the
-        node's) and a record already SUSPECT_AT times likelier for a black hole than for a node as
-        good as the rest: it is held back while its failures' re-runs run elsewhere, and then while
-        the rest of the pool runs HOLD_RUNS more jobs, the evidence that decides. So a node that
-        fails at once cannot eat the queue meanwhile, and a good node that a few flaky jobs made
-        look bad is let go again. Never every node that could run what waits: someone must.
-        """
-        k = self.policy.quarantine
-        if not k or self.policy.job_failures != JOB_FAILURES:
-            return ()
-        suspects = set()
-        for n in self.nodes.values():
-            if n.status != "up" or len(n.unconfirmed) + len(n.blamed) < k:
-                continue
-            evidence = self._evidence(n)
-            if evidence >= QUARANTINE_AT and len(n.blamed) >= k:
-                self._quarantine(n)
-            elif evidence >= SUSPECT_AT and (n.unconfirmed or self._ran - n.failed_at < HOLD_RUNS):
-                suspects.add(n.name)
-        if suspects and not any(s.node not in suspects and self._slot_usable(s)
-                                and (s.busy is not None or self._job_for(s, peek=True) is not None)
-                                for s in self.slots):
-            return ()  # the other nodes cannot run what waits (the re-runs failed there): no hold
-        return suspects
-
-    def _quarantine(self, node):
-        self.retire_node(node.name, f"quarantined: {len(node.blamed)} jobs failed here and succeeded on other "
-                                    f"nodes, {node.failed_runs} of its {node.ran} runs failed", by_job=True)
-
-    def _blame(self, job, good):
-        """A job that failed on some nodes has ended: if it succeeded (on ``good``), those nodes get
-        the blame, and one that is now a black hole is retired (and, like a filter's, let back
-        later): ``quarantine`` distinct jobs failed there and then succeeded elsewhere, and its
-        record is QUARANTINE_AT times likelier for a black hole than for a node as good as the rest
-        (_evidence). Flaky jobs fail on every node alike: no node stands out, none is retired. If
-        the job failed for good, it was the job: no blame."""
-        k = self.policy.quarantine
-        for name in job.failed_nodes - {good}:
-            node = self.nodes[name]
-            node.unconfirmed.discard(job.seq)
-            if good is None:
-                continue
-            node.blamed.add(job.seq)
-            if len(node.blamed) >= k and node.status == "up" and self._evidence(node) >= QUARANTINE_AT:
-                self._quarantine(node)
 
     def _probed(self, s, node, ok, why):
         """A retired node's probe ended: it is back, or out until its next probe."""
