@@ -1,28 +1,31 @@
-"""The worker body: one process per node slot, running one ssh at a time.
+"""The worker body: one process per node slot, running its attempts one at a time.
 
-It takes ``events.Job`` messages from its pipe, runs the job's ssh in a
-session of its own, streams complete output lines back and reports the exit.
-It keeps no state between jobs beyond the slot it serves.
+It takes ``events.Job`` messages from its pipe and runs each attempt: pipelined, down the slot's
+long-lived ssh session, which runs the job loop (clstr/remote/loop.sh) and which it keeps from
+job to job; else in an ssh session of its own a job (the wrapper). Its output goes back as whole
+lines (reading.py), its end as one ``Finished`` (judging.py says how it ended); the time limits
+are deadlines.py's. Between jobs it keeps the slot's session, what it learned of the node (its
+jump host) and whether the loop can run there.
 """
 import dataclasses
 import os
 import select
 import selectors
 import signal
-import socket
 import time
 from dataclasses import dataclass
 from typing import Optional
 
 from . import ssh
-from .events import Connected, Deferred, Finished, Limit, Notice, Output
+from .events import Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
+from .judging import LOOP_KILLED, NO_END_MARK, Judge, ended
+from .reading import Marked, Reading
 
 READ_SIZE = 65536
-STDERR_TAIL = 4096
 # Once clstr ended an ssh (timeout, no start), its pipes are read for at most this long more: a
 # ControlMaster holds a client's pipes for as long as the remote session lives.
 DRAIN_GRACE = 1.0
@@ -35,9 +38,6 @@ CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration 
 # While a pipelined job runs, the loop's reader is asked this often whether the runner lives: a
 # job that killed it (SIGKILL) would otherwise leave the slot waiting for an end mark forever.
 PING_EVERY = 5.0
-# A line longer than this is sent on in pieces as it comes (as plain ssh streams it), not held
-# whole: the last bytes, where a mark may be beginning, wait for the rest.
-STREAM_AT = 65536
 UNKNOWN = object()
 
 
@@ -46,21 +46,22 @@ class SupervisorGone(Exception):
 
 
 class Channel:
-    """An ssh child and our ends of its pipes: stdout and stderr read in whole lines, stdin to write.
+    """An ssh child and our ends of its pipes: stdout and stderr read (``reading``: a
+    reading.Reading), stdin to write.
 
     One job's ssh in the one-session-a-job mode; in pipelined mode the slot's long-lived session,
-    read job after job (a line a job left unended waits here for the rest).
+    read job after job (a line a job left unended waits in its Reading for the rest).
     """
 
-    def __init__(self, child):
+    def __init__(self, child, reading):
         self.child = child
+        self.reading = reading
         self.stdin = child.fds.pop(0, None)
         self.out = {1: child.fds.pop(1), 2: child.fds.pop(2)}  # streams not at EOF yet
         for fd in self.out.values():
             os.set_blocking(fd, False)
         if self.stdin is not None:
             os.set_blocking(self.stdin, False)
-        self.partial = {1: [], 2: []}  # chunks of a line not yet ended
         self.eof = False  # a stream closed: the ssh (session) is ending
         self.sel = None  # the selector watching the streams, once watched
 
@@ -128,6 +129,7 @@ class SlotWorker:
         self.board = board
         self.env = spec.env
         self.control_path = spec.control_path
+        self.judge = Judge(self.wrapper is not None, spec.control_path)
         self.timeout = spec.timeout
         self.idle_timeout = spec.idle_timeout  # end a job that wrote nothing for this long
         self.limit = None  # the running job's straggler limit (--timeout N%), seconds
@@ -137,8 +139,6 @@ class SlotWorker:
         self.hold_until = None
         self.jump_host = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
-        self.last_seq = None  # the job the session ran last: output before a job's begin mark is its
-        self.midline = {}  # stream -> the job whose line, sent on in pieces, is not ended yet
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
         self.sel = selectors.DefaultSelector()
@@ -201,8 +201,9 @@ class SlotWorker:
         return self.jump_host
 
     def _emit(self, ev):
+        """An Output or Notice: held to travel with what follows (up to HOLD_SECONDS, HOLD_BYTES)."""
         self.outbox.append(ev)
-        self.held += len(ev.data)
+        self.held += len(getattr(ev, "data", b""))
         if self.hold_until is None:
             self.hold_until = time.monotonic() + HOLD_SECONDS
         if self.held >= HOLD_BYTES:
@@ -230,27 +231,7 @@ class SlotWorker:
         self.board.pid[self.slot] = 0
         if code == 0:
             return True, None
-        return False, self._master_error() or ("timed out" if late else f"ssh exit {code}")
-
-    def _master_error(self):
-        """Why the node's master failed or died, from the log it writes (None if unknown)."""
-        try:
-            with open(f"{self.control_path}.err", "rb") as f:
-                reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
-        except OSError:
-            return None
-        return reason
-
-    def _master_lost(self):
-        return bool(self.control_path) and not os.path.exists(self.control_path)
-
-    def _never_ran_reason(self, tail):
-        """Why ssh failed before the job started: its own message in ``tail`` (stderr before any
-        start mark), else the master's log if the master is gone (a mux client says nothing)."""
-        reason, _ = ssh.classify(tail)
-        if reason is None and self._master_lost():
-            reason = self._master_error() or "connection lost"
-        return reason
+        return False, self.judge.master_error() or ("timed out" if late else f"ssh exit {code}")
 
     def run(self, job):
         """Run one attempt; returns its Finished event (output was sent on the way)."""
@@ -274,7 +255,8 @@ class SlotWorker:
         argv = ssh.job_argv(self.base, self.node, line, self.control_path, self.wrapper is not None)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
         # long for the command line, sent first): its closing tells the node to end the job
-        chan = Channel(Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE))
+        chan = Channel(Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE),
+                       Reading(self.slot, self.wrapper, self._emit))
         self.board.pid[self.slot] = chan.child.pid
         self.board.state[self.slot] = RUNNING
         try:
@@ -290,7 +272,8 @@ class SlotWorker:
             return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
         if p.timed_out:
             return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
-        return Finished(self.slot, job.seq, *self._judge(code, p, start, runtime))
+        exit, ending, reason = self.judge.attempt(code, p)
+        return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -309,7 +292,7 @@ class SlotWorker:
         self.board.state[self.slot] = IDLE
         runtime = time.monotonic() - t0
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
-            self.last_seq = job.seq
+            chan.reading.last_seq = job.seq
             return Finished(self.slot, job.seq, p.end, start, runtime, ended(p.end))
         code = self._end_session()
         if p.late:
@@ -321,10 +304,10 @@ class SlotWorker:
         if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
             return Finished(self.slot, job.seq, 255, start, runtime, Ending.EXIT, LOOP_KILLED)
         if p.started:
-            lost = self._lost(code, p)
+            lost = self.judge.lost(code, p)
             return Finished(self.slot, job.seq, code, start, runtime, *((Ending.LOST, lost) if lost else
                                                                        (Ending.EXIT, NO_END_MARK)))
-        reason = self._never_ran_reason(p.tail)
+        reason = self.judge.never_ran_reason(p.tail)
         if reason is None and code >= 0:
             # the loop took the session but died before starting the job (an sh it cannot run on)
             self._fall_back(f"the job loop ended (exit {code}) before the job started")
@@ -339,17 +322,18 @@ class SlotWorker:
         """
         self.board.state[self.slot] = CONNECTING
         argv = ssh.job_argv(self.base, self.node, self.loop.start_line(), self.control_path)
-        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE))
+        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE), Reading(self.slot, self.loop, self._emit, session=True))
         self.board.pid[self.slot] = chan.child.pid
         self.session = chan
-        self.last_seq = self.runner = None
+        self.runner = None
         p = self._pump(chan, None, t0, until_marks=True)
         if p.ready and not chan.eof:
+            self.runner = p.runner
             return None
         code = self._end_session()
         if p.late:
             return "timed out"
-        reason = self._never_ran_reason(p.tail)
+        reason = self.judge.never_ran_reason(p.tail)
         if reason is not None or code < 0:
             return reason or f"ssh killed by signal {-code}"
         if code == 255 and not self.control_path:
@@ -391,81 +375,17 @@ class SlotWorker:
         chan.close()
         self.board.pid[self.slot] = 0
 
-    # ---- judging -------------------------------------------------------
-    def _judge(self, code, p, start, runtime):
-        """(exit status, start, runtime, Ending, reason) of an attempt that ran to its end or whose ssh
-        failed.
-
-        With remote cleanup the marks say it exactly, and no text the job writes is read: an end
-        mark gives the job's own status (255 included); a start mark alone, a connection lost
-        while it ran, or, where the connection is alive, a job that ended its wrapper (see _lost);
-        no start mark, a node that never ran it (only then is stderr, all of it ssh's and the
-        login's, read for why). Without cleanup: only exit 255 with one of ssh's own messages is
-        an ssh failure.
-        """
-        if self.wrapper is not None:
-            if p.end is not None:
-                return p.end, start, runtime, ended(p.end), None
-            if p.started:
-                lost = self._lost(code, p)
-                return (code, start, runtime) + ((Ending.LOST, lost) if lost else (Ending.EXIT, NO_END_MARK))
-            reason = self._never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
-            if reason is None:
-                reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
-                    f"the login shell did not run the job (exit {code})"
-            return code, start, runtime, Ending.NEVER_RAN, reason
-        if code < 0:
-            return code, start, runtime, Ending.LOST, f"ssh killed by signal {-code}"
-        if code != 255:
-            return code, start, runtime, ended(code), None
-        reason, never_ran = ssh.classify(p.tail)
-        if reason is None and self._master_lost():
-            # a mux client says nothing when its master dies: the master's log says why
-            reason, never_ran = self._master_error() or "connection lost", False
-        if reason is None:
-            return code, start, runtime, Ending.EXIT, None
-        return code, start, runtime, Ending.NEVER_RAN if never_ran else Ending.LOST, reason
-
-    def _lost(self, code, p):
-        """Why a job that started ended with no end mark: its connection was lost (the reason), or
-        None where the connection is alive, so that it was the job that ended what writes the mark
-        (its wrapper or the loop: a `kill -9 0`).
-
-        The connection is lost when ssh was killed, when ssh's own last words say so (a lost
-        connection is the last thing it writes), or when the node's shared connection is gone.
-        """
-        if code < 0:
-            return f"ssh killed by signal {-code}"
-        last = p.last_err.rstrip(b"\n").rpartition(b"\n")[2]
-        reason, _ = ssh.classify(last)
-        if reason is not None:
-            return reason
-        if self.control_path and not self._master_alive():
-            return self._master_error() or "connection lost"
-        return None
-
-    def _master_alive(self):
-        """Whether the node's ControlMaster answers on its socket (a connect, nothing sent)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(1.0)
-        try:
-            sock.connect(self.control_path)
-            return True
-        except OSError:
-            return False
-        finally:
-            sock.close()
-
     # ---- reading -------------------------------------------------------
     def _pump(self, chan, seq, t0, feed=None, until_marks=False):
         """Forward complete lines of stdout and stderr; enforce the time limits.
 
         Reads until both streams close or, with ``until_marks`` (a session), until the loop's
-        marks end the job (or, with ``seq`` None, until its ready mark). Returns a Pumped:
+        marks end the job (or, with ``seq`` None, until its ready mark). Returns a reading.Marked:
         whether the job timed out, its marks, and (before any start mark) the stderr tail that
         tells why ssh failed. Streams found at EOF are closed and taken out of ``chan.out``.
         """
-        p = Pumped()
+        p = Marked()
+        reading = chan.reading
         sel = self.sel
         chan.watch(sel)
         if feed:
@@ -523,29 +443,17 @@ class SlotWorker:
                         data = os.read(key.fd, READ_SIZE)
                     except BlockingIOError:
                         continue
-                    partial = chan.partial[stream]
                     d.output(time.monotonic())
-                    if not data:
+                    started = p.started
+                    if data:
+                        reading.feed(p, seq, stream, data)
+                    else:
                         chan.ended(stream)
-                        rest = b"".join(partial)
-                        partial.clear()
-                        if rest:
-                            self._lines(p, seq, stream, rest + b"\n")
-                        continue
-                    cut = data.rfind(b"\n") + 1
-                    if not cut:
-                        partial.append(data)  # joined once its line ends: no quadratic copying
-                        if len(partial) > 1 and sum(map(len, partial)) >= STREAM_AT:
-                            self._stream_partial(p, seq, stream, partial)
-                        continue
-                    lines = b"".join(partial) + data[:cut]
-                    partial[:] = [data[cut:]] if cut < len(data) else []
-                    self._lines(p, seq, stream, lines)
+                        reading.close(p, seq, stream)
+                    if p.started and not started and self.session is None and not self.control_path:
+                        self.conn.send(Connected(self.slot))  # this job's own connection is up
             if chan.eof or d.drain_by is not None:
-                for stream, chunks in chan.partial.items():  # pipes given up on: what they held still counts
-                    if chunks:
-                        self._lines(p, seq, stream, b"".join(chunks) + b"\n")
-                        chunks.clear()
+                reading.give_up(p, seq)  # pipes given up on: what they held still counts
         finally:
             if feed:
                 sel.unregister(chan.stdin)  # ssh ended before taking it all
@@ -560,83 +468,6 @@ class SlotWorker:
         except (EOFError, OSError):
             return None
         return msg if isinstance(msg, Limit) else None
-
-    def _stream_partial(self, p, seq, stream, partial):
-        """A line grown past STREAM_AT: send on all of it but its last bytes (a mark may be
-        beginning there), as plain ssh streams a long line; the line stays open."""
-        data = b"".join(partial)
-        keep = len(self.wrapper.mark) + 16 if self.wrapper is not None else 0
-        partial[:] = [data[len(data) - keep:]] if keep else []
-        head = data[:len(data) - keep]
-        if head:
-            self._out(p, seq, stream, head)
-
-    def _lines(self, p, seq, stream, lines):
-        """Whole lines of a stream: marks taken out, the rest sent on as output of the job that wrote it."""
-        if self.wrapper is not None and (stream == 2 or self.session is not None):
-            for data, mark in (self.loop or self.wrapper).split(lines):
-                if data:
-                    self._out(p, seq, stream, data)
-                if mark is not None:
-                    self._mark(p, stream, mark)
-        elif lines:
-            self._out(p, seq, stream, lines)
-
-    def _mark(self, p, stream, mark):
-        owner = self.midline.pop(stream, None)
-        if owner is not None:
-            self._emit(Output(self.slot, owner, stream, b"\n"))  # a line sent on in pieces ends here
-        kind = mark[0]
-        if kind == ssh.MARK_START:
-            if not p.started and self.session is None and not self.control_path:
-                self.conn.send(Connected(self.slot))  # this job's own connection is up
-            p.started = True
-        elif kind == ssh.MARK_END:
-            p.end = mark[1]
-        elif kind == ssh.MARK_STDOUT_END:
-            p.out_end = True
-        elif kind == ssh.MARK_BEGIN:
-            p.begun = True
-        elif kind == ssh.MARK_READY:
-            p.ready = True
-            self.runner = mark[1]
-        elif kind == ssh.MARK_LOOP_GONE:
-            p.loop_gone = True
-
-    def _out(self, p, seq, stream, data):
-        """Output bytes of a stream, marks taken out: to the job that wrote them.
-
-        Down a session, what comes before a job's begin mark (stdout) or start mark (stderr) is
-        an earlier job's: its background process wrote it after it ended; it goes to the job the
-        session ran last. Before a job starts, stderr is the login's and ssh's own: kept to tell
-        why ssh failed, and ssh's own lines are notes (-v), not the job's output.
-        """
-        if stream == 2:
-            p.last_err = (p.last_err + data)[-STDERR_TAIL:]
-        began = p.begun if stream == 1 else p.started
-        if self.session is not None and not began and self.last_seq is not None:
-            seq = self.last_seq
-        elif stream == 2 and not p.started:
-            p.tail = (p.tail + data)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
-            data = self._notes(data)
-        if data and seq is not None:
-            # only whole lines travel (or pieces of a line too long to hold, its stream reserved
-            # to it until it ends), so lines of two jobs never mix
-            self._emit(Output(self.slot, seq, stream, data))
-            if data.endswith(b"\n"):
-                self.midline.pop(stream, None)
-            else:
-                self.midline[stream] = seq
-
-    def _notes(self, data):
-        """``data`` (stderr before a job started) without ssh's own lines, which become Notices."""
-        kept = []
-        for line in data.splitlines(keepends=True):
-            if ssh.classify(line)[0] is not None:
-                self.outbox.append(Notice(self.slot, "ssh: " + line.decode("utf-8", "replace").strip()))
-            else:
-                kept.append(line)
-        return b"".join(kept)
 
     @staticmethod
     def _write_now(fd, data):
@@ -657,33 +488,6 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
-
-
-def ended(status):
-    """The Ending of a job that ended with ``status``."""
-    return Ending.OK if status == 0 else Ending.EXIT
-# Why a job that started is taken for failed without its end mark (the connection being alive):
-LOOP_KILLED = "it killed the job loop (a kill -9 of its process group?)"
-NO_END_MARK = "its shell was killed before its end mark (a kill -9 of its process group?)"
-
-
-class Pumped:
-    """What reading an attempt's output found."""
-
-    __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
-                 "last_err")
-
-    def __init__(self):
-        self.timed_out = None  # or which limit: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
-        self.late = False  # no start mark within the start bound
-        self.started = False
-        self.end = None  # the job's exit status, from its end mark
-        self.out_end = False  # the loop's stdout mark: the job's stdout is all read
-        self.ready = False  # the loop's ready mark
-        self.tail = b""  # stderr before the job started: the login's and ssh's
-        self.begun = False  # the loop's begin mark: the job's stdout starts here
-        self.loop_gone = False  # the loop's reader found its runner gone (the job killed it)
-        self.last_err = b""  # the last bytes of stderr: where ssh says a connection was lost
 
 
 def worker_main(spec, conn, board, close, first):

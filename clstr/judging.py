@@ -1,0 +1,109 @@
+"""How an attempt ended, judged from what its ssh left: its exit status, the marks read from its
+streams (a reading.Marked), ssh's own words, and the state of the node's shared connection.
+
+With remote cleanup the marks say it exactly, and no text the job writes is read: an end mark
+gives the job's own status (255 included); a start mark alone, a connection lost while it ran
+or, where the connection is alive, a job that ended what writes its mark (a ``kill -9 0``); no
+start mark, a node that never ran it (only then is stderr, all of it ssh's and the login's, read
+for why). Without cleanup: only exit 255 with one of ssh's own messages is an ssh failure.
+The only things it looks at beyond its arguments are the master's log file and its socket.
+"""
+import os
+import socket
+
+from . import ssh
+from .reading import STDERR_TAIL
+from .result import Ending
+
+# Why a job that started is taken for failed without its end mark (the connection being alive):
+LOOP_KILLED = "it killed the job loop (a kill -9 of its process group?)"
+NO_END_MARK = "its shell was killed before its end mark (a kill -9 of its process group?)"
+
+
+def ended(status):
+    """The Ending of a job that ended with ``status``."""
+    return Ending.OK if status == 0 else Ending.EXIT
+
+
+class Judge:
+    """Judges the attempts of one slot: ``marked`` (remote cleanup: the run's marks are written),
+    ``control_path`` (the node's ControlMaster socket, or None)."""
+
+    def __init__(self, marked, control_path=None):
+        self.marked = marked
+        self.control_path = control_path
+
+    def attempt(self, code, p):
+        """(exit status, Ending, reason) of an attempt that ran to its end or whose ssh failed."""
+        if self.marked:
+            if p.end is not None:
+                return p.end, ended(p.end), None
+            if p.started:
+                lost = self.lost(code, p)
+                return (code, Ending.LOST, lost) if lost else (code, Ending.EXIT, NO_END_MARK)
+            reason = self.never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
+            if reason is None:
+                reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
+                    f"the login shell did not run the job (exit {code})"
+            return code, Ending.NEVER_RAN, reason
+        if code < 0:
+            return code, Ending.LOST, f"ssh killed by signal {-code}"
+        if code != 255:
+            return code, ended(code), None
+        reason, never_ran = ssh.classify(p.tail)
+        if reason is None and self.master_lost():
+            # a mux client says nothing when its master dies: the master's log says why
+            reason, never_ran = self.master_error() or "connection lost", False
+        if reason is None:
+            return code, Ending.EXIT, None
+        return code, Ending.NEVER_RAN if never_ran else Ending.LOST, reason
+
+    def lost(self, code, p):
+        """Why a job that started ended with no end mark: its connection was lost (the reason), or
+        None where the connection is alive, so that it was the job that ended what writes the mark
+        (its wrapper or the loop: a `kill -9 0`).
+
+        The connection is lost when ssh was killed, when ssh's own last words say so (a lost
+        connection is the last thing it writes), or when the node's shared connection is gone.
+        """
+        if code < 0:
+            return f"ssh killed by signal {-code}"
+        last = p.last_err.rstrip(b"\n").rpartition(b"\n")[2]
+        reason, _ = ssh.classify(last)
+        if reason is not None:
+            return reason
+        if self.control_path and not self.master_alive():
+            return self.master_error() or "connection lost"
+        return None
+
+    def never_ran_reason(self, tail):
+        """Why ssh failed before the job started: its own message in ``tail`` (stderr before any
+        start mark), else the master's log if the master is gone (a mux client says nothing)."""
+        reason, _ = ssh.classify(tail)
+        if reason is None and self.master_lost():
+            reason = self.master_error() or "connection lost"
+        return reason
+
+    def master_error(self):
+        """Why the node's master failed or died, from the log it writes (None if unknown)."""
+        try:
+            with open(f"{self.control_path}.err", "rb") as f:
+                reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
+        except OSError:
+            return None
+        return reason
+
+    def master_lost(self):
+        return bool(self.control_path) and not os.path.exists(self.control_path)
+
+    def master_alive(self):
+        """Whether the node's ControlMaster answers on its socket (a connect, nothing sent)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(1.0)
+        try:
+            sock.connect(self.control_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            sock.close()

@@ -1,0 +1,156 @@
+"""Pure: the bytes an ssh (or a slot's session) writes, made into a job's output and its marks.
+
+Bytes in, events out: ``Reading.feed`` takes what a read of stdout or stderr returned and hands
+on whole lines of output (events.Output) to ``emit``, the marks taken out and recorded in the
+attempt's ``Marked``; nothing here reads a descriptor or knows a process. The worker feeds it
+from its read loop; anything else that reads an ssh's pipes can feed it the same way.
+
+What it keeps between reads:
+* a line not ended yet waits for the rest; a line that grows past STREAM_AT is sent on in
+  pieces as it comes (as plain ssh streams it), all but its last bytes, where a mark may be
+  beginning; the stream is then that job's until its line ends (a mark ends it);
+* down a session, what comes before a job's begin mark (stdout) or start mark (stderr) is an
+  earlier job's: its background process wrote it after it ended; it goes to the job the session
+  ran last, a line it left unended ended;
+* before a job starts, stderr is the login's and ssh's own: its tail is kept to tell why ssh
+  failed, and ssh's own lines become Notices (shown under -v), not the job's output.
+"""
+from . import ssh
+from .events import Notice, Output
+
+STDERR_TAIL = 4096
+STREAM_AT = 65536
+
+
+class Marked:
+    """What reading an attempt's output found: its marks, and the tails of its stderr."""
+
+    __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
+                 "last_err", "runner")
+
+    def __init__(self):
+        self.timed_out = None  # or which limit ended it: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
+        self.late = False  # no start mark within the start bound
+        self.started = False
+        self.end = None  # the job's exit status, from its end mark
+        self.out_end = False  # the loop's stdout mark: the job's stdout is all read
+        self.ready = False  # the loop's ready mark
+        self.runner = None  # the pid of the loop's runner, from its ready mark
+        self.tail = b""  # stderr before the job started: the login's and ssh's
+        self.begun = False  # the loop's begin mark: the job's stdout starts here
+        self.loop_gone = False  # the loop's reader found its runner gone (the job killed it)
+        self.last_err = b""  # the last bytes of stderr: where ssh says a connection was lost
+
+
+class Reading:
+    """The output of one ssh, or of a slot's session job after job.
+
+    ``marks``: the run's ssh.Marks (a Wrapper or a Loop), None without remote cleanup (no marks);
+    ``session``: a session of the job loop (marks on stdout too; late output attributed);
+    ``emit(event)``: where Output and Notice events go; ``slot``: the slot they name.
+    """
+
+    def __init__(self, slot, marks, emit, session=False):
+        self.slot = slot
+        self.marks = marks
+        self.emit = emit
+        self.session = session
+        self.partial = {1: [], 2: []}  # chunks of a line not ended yet
+        self.midline = {}  # stream -> the job whose line, sent on in pieces, is not ended yet
+        self.last_seq = None  # the job the session ran last: output before a job's begin mark is its
+
+    def feed(self, p, seq, stream, data):
+        """What a read of ``stream`` (1, 2) returned while attempt ``seq`` runs (None: opening a
+        session), ``p`` its Marked."""
+        partial = self.partial[stream]
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            partial.append(data)  # joined once its line ends: no quadratic copying
+            if len(partial) > 1 and sum(map(len, partial)) >= STREAM_AT:
+                self._stream(p, seq, stream, partial)
+            return
+        lines = b"".join(partial) + data[:cut]
+        partial[:] = [data[cut:]] if cut < len(data) else []
+        self.lines(p, seq, stream, lines)
+
+    def close(self, p, seq, stream):
+        """The stream reached EOF: a line it left unended ends there."""
+        self._end_partial(p, seq, stream)
+
+    def give_up(self, p, seq):
+        """The pipes are given up on (the attempt was ended): what they held still counts."""
+        for stream in (1, 2):
+            self._end_partial(p, seq, stream)
+
+    def _end_partial(self, p, seq, stream):
+        chunks = self.partial[stream]
+        if chunks:
+            rest = b"".join(chunks)
+            chunks.clear()
+            self.lines(p, seq, stream, rest + b"\n")
+
+    def _stream(self, p, seq, stream, partial):
+        data = b"".join(partial)
+        keep = len(self.marks.mark) + 16 if self.marks is not None else 0
+        partial[:] = [data[len(data) - keep:]] if keep else []
+        head = data[:len(data) - keep]
+        if head:
+            self._out(p, seq, stream, head)
+
+    def lines(self, p, seq, stream, lines):
+        """Whole lines of a stream: marks taken out, the rest sent on as output of the job that wrote it."""
+        if self.marks is not None and (stream == 2 or self.session):
+            for data, mark in self.marks.split(lines):
+                if data:
+                    self._out(p, seq, stream, data)
+                if mark is not None:
+                    self._mark(p, stream, mark)
+        elif lines:
+            self._out(p, seq, stream, lines)
+
+    def _mark(self, p, stream, mark):
+        owner = self.midline.pop(stream, None)
+        if owner is not None:
+            self.emit(Output(self.slot, owner, stream, b"\n"))  # a line sent on in pieces ends here
+        kind = mark[0]
+        if kind == ssh.MARK_START:
+            p.started = True
+        elif kind == ssh.MARK_END:
+            p.end = mark[1]
+        elif kind == ssh.MARK_STDOUT_END:
+            p.out_end = True
+        elif kind == ssh.MARK_BEGIN:
+            p.begun = True
+        elif kind == ssh.MARK_READY:
+            p.ready = True
+            p.runner = mark[1]
+        elif kind == ssh.MARK_LOOP_GONE:
+            p.loop_gone = True
+
+    def _out(self, p, seq, stream, data):
+        if stream == 2:
+            p.last_err = (p.last_err + data)[-STDERR_TAIL:]
+        began = p.begun if stream == 1 else p.started
+        if self.session and not began and self.last_seq is not None:
+            seq = self.last_seq
+        elif stream == 2 and not p.started:
+            p.tail = (p.tail + data)[-STDERR_TAIL:]  # before the job: ssh's and the login's own
+            data = self._notes(data)
+        if data and seq is not None:
+            # only whole lines travel (or pieces of a line too long to hold, its stream reserved
+            # to it until it ends), so lines of two jobs never mix
+            self.emit(Output(self.slot, seq, stream, data))
+            if data.endswith(b"\n"):
+                self.midline.pop(stream, None)
+            else:
+                self.midline[stream] = seq
+
+    def _notes(self, data):
+        """``data`` (stderr before a job started) without ssh's own lines, which become Notices."""
+        kept = []
+        for line in data.splitlines(keepends=True):
+            if ssh.classify(line)[0] is not None:
+                self.emit(Notice(self.slot, "ssh: " + line.decode("utf-8", "replace").strip()))
+            else:
+                kept.append(line)
+        return b"".join(kept)

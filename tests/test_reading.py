@@ -1,0 +1,75 @@
+"""Pure tests of reading an ssh's streams (clstr/reading.py): bytes in, output events and marks out."""
+from clstr import ssh
+from clstr.events import Notice, Output
+from clstr.reading import STREAM_AT, Marked, Reading
+
+T = "t0k3nt0k3nt0k3n"
+WRAPPER, LOOP = ssh.Wrapper(T), ssh.Loop(T)
+
+
+def reading(marks=WRAPPER, session=False):
+    events = []
+    return Reading(7, marks, events.append, session=session), events
+
+
+def texts(events, stream=None):
+    return [(e.seq, e.data) for e in events if isinstance(e, Output) and (stream is None or e.stream == stream)]
+
+
+def test_marks_split_across_reads_are_found_and_taken_out():
+    r, events = reading()
+    p = Marked()
+    r.feed(p, 1, 2, f"{T}:".encode())
+    r.feed(p, 1, 2, b"s\nwarn\n")
+    r.feed(p, 1, 1, b"out\nno eol")
+    r.feed(p, 1, 2, f"{T}:e:3\n".encode())
+    r.close(p, 1, 1)
+    assert (p.started, p.end) == (True, 3)
+    assert texts(events) == [(1, b"warn\n"), (1, b"out\n"), (1, b"no eol\n")]
+
+
+def test_a_line_longer_than_a_chunk_is_sent_on_in_pieces_and_a_mark_behind_it_still_counts():
+    r, events = reading()
+    p = Marked()
+    r.feed(p, 1, 2, f"{T}:s\n".encode())
+    big = b"x" * (STREAM_AT + 10)
+    r.feed(p, 1, 2, big[:STREAM_AT // 2])
+    r.feed(p, 1, 2, big[STREAM_AT // 2:])
+    pieces = texts(events)
+    assert pieces and b"".join(d for _, d in pieces) == big[:len(big) - len(T) - 16]  # the tail waits
+    r.feed(p, 1, 2, f"{T}:e:0\n".encode())  # the end mark right after: found, and the line ended
+    assert p.end == 0 and b"".join(d for _, d in texts(events)) == big + b"\n"
+
+
+def test_down_a_session_late_output_goes_to_the_job_that_ran_last_its_line_ended():
+    r, events = reading(LOOP, session=True)
+    r.last_seq = 1
+    p = Marked()
+    r.feed(p, 2, 1, f"LATE{T}:b\njob2-line\n".encode())
+    r.feed(p, 2, 2, f"late err\n{T}:s\n".encode())
+    assert texts(events) == [(1, b"LATE\n"), (2, b"job2-line\n"), (1, b"late err\n")]
+    assert p.begun and p.started
+
+
+def test_ssh_own_lines_before_the_start_are_notes_and_the_tail_tells_why():
+    r, events = reading()
+    p = Marked()
+    r.feed(p, 1, 2, b"ssh: connect to host h port 22: Connection refused\nmotd from the login\n")
+    assert [e.text for e in events if isinstance(e, Notice)] == ["ssh: ssh: connect to host h port 22: "
+                                                                 "Connection refused"]
+    assert texts(events) == [(1, b"motd from the login\n")]
+    assert ssh.classify(p.tail) == ("refused", True)
+
+
+def test_the_loop_ready_mark_names_its_runner():
+    r, events = reading(LOOP, session=True)
+    p = Marked()
+    r.feed(p, None, 2, f"{T}:r:4242\n".encode())
+    assert (p.ready, p.runner, events) == (True, 4242, [])
+
+
+def test_without_marks_output_is_passed_as_it_is():
+    r, events = reading(marks=None)
+    p = Marked()
+    r.feed(p, 3, 2, f"{T}:s\n".encode())
+    assert not p.started and texts(events) == [(3, f"{T}:s\n".encode())]
