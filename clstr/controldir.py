@@ -97,3 +97,29 @@ def _alive(pid):
     except PermissionError:
         return True
     return True
+
+
+class ControlPaths:
+    """The ControlMaster socket path of each connection group of a run: ``<dir>/<node>-<group>``,
+    numbers, so that paths stay short; the directory made at once (``make``), removed by ``remove``.
+
+    ``nodes``: the run's node names; ``capacity``: the most slots (and so groups) it may come to.
+    """
+
+    def __init__(self, nodes, capacity):
+        self.index = {node: i for i, node in enumerate(nodes)}  # node -> its number
+        longest = len(f"{len(self.index) + capacity}-{capacity}")
+        self.dir = make(longest + 4)  # + ".err", the master's log beside its socket
+        self.paths = {}
+
+    def path(self, group):
+        """The socket path of connection group ``group`` (node, n)."""
+        path = self.paths.get(group)
+        if path is None:
+            node, n = group
+            i = self.index.setdefault(node, len(self.index))
+            path = self.paths[group] = os.path.join(self.dir, f"{i}-{n}")
+        return path
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)

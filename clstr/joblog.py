@@ -7,7 +7,7 @@ from .output import open_for_us
 
 # GNU parallel's --joblog columns: scripts written for it (awk -F'\t' '$7 != 0') read clstr's
 JOBLOG_COLUMNS = ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
-# the job log of clstr 0.2.0, still read by --resume
+# the columns of clstr's job log before it took GNU parallel's, still read by --resume
 OLD_COLUMNS = ["Seq", "Host", "Starttime", "JobRuntime", "Exitval", "Attempt", "Outcome", "Command"]
 
 
@@ -22,7 +22,7 @@ def log_command(text):
 
 
 def _old_unescape(text):
-    """The Command column of clstr 0.2.0's job log (backslash, tab and newline escaped)."""
+    """The Command column of the older job log (OLD_COLUMNS) (backslash, tab and newline escaped)."""
     out, i = [], 0
     while i < len(text):
         c = text[i]
@@ -98,7 +98,7 @@ class JobLog:
 def read_joblog(path):
     """The jobs a job log records as ended: [(seq, host, succeeded, command as log_command writes it)].
 
-    Reads clstr's job log (GNU parallel's columns), GNU parallel's own, and clstr 0.2.0's. A
+    Reads clstr's job log (GNU parallel's columns), GNU parallel's own, and the older one (OLD_COLUMNS). A
     row succeeded when Exitval and Signal are 0. A missing file records nothing; a file
     that is none of these is refused, naming the line: a guess could re-run finished work.
     """

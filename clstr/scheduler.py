@@ -12,21 +12,15 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .admission import Admission
+from .health import Health
 from .quarantine import Quarantine
+from .verdicts import JOB_FAILURES, NODE_FAILURES, Verdicts
 from .events import Job
 from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
                      Ending, JobResult)
 
-NODE_FAILURES = "node"  # seed semantics: any non-zero exit retires the node
-JOB_FAILURES = "job"  # only ssh failures (255) retire the node
-
 PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
 PROBE_COMMAND = "exit 0"
-# ssh failures that are the configuration's, not the node's state: such a node is not probed again
-PERMANENT = ("authentication", "host key", "unknown host")
-# refusals of a busy sshd (MaxStartups drops the handshake, MaxSessions refuses a session): the
-# node is well, only busy; the attempt costs nothing and is tried again after a short back-off
-TRANSIENT = ("connection closed", "session refused")
 MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 
 
@@ -172,12 +166,11 @@ class Scheduler:
         self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
         self.now = 0.0  # the supervisor's clock (tick): when probes are due
         self.wall = 0.0  # epoch seconds, for the nodes' history
-        self._empty_since = None  # when every node was out with jobs waiting
-        self.gave_up = None  # why waiting for retired nodes to come back ended
-        self.news = []  # (what, NodeState): "retired", "back", "probe failed"; the supervisor takes them
-        self._waiting = set()  # retired nodes with a probe (or a return) planned: the ones _due looks at
-        self.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable, self._job_for,
-                                     self.retire_node)
+        self.health = Health(self.policy, self.nodes, self._free_slots_of, self._could_run,
+                             lambda node: self.quarantine.forget(node), self.admission)
+        self.verdicts = Verdicts(self.policy, self.nodes, self.slots, self.admission, self.health)
+        self.quarantine = self.verdicts.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable,
+                                                                self._job_for, self.health.retire)
         self._runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
 
     def _new_slot(self, name):
@@ -230,8 +223,8 @@ class Scheduler:
 
     def tick(self, now, wall=None):
         """The time now (the supervisor's clock, and epoch seconds for the record)."""
-        self.now = now
-        self.wall = now if wall is None else wall
+        self.now = self.health.now = now
+        self.wall = self.health.wall = now if wall is None else wall
 
     # ---- queries -------------------------------------------------------
     @property
@@ -239,14 +232,26 @@ class Scheduler:
         return self._busy
 
     def active_nodes(self):
-        return [n.name for n in self.nodes.values() if not n.out]
+        return self.health.active()
 
     def retired_nodes(self):
-        return {n.name: n.reason for n in self.nodes.values() if n.out}
+        return self.health.retired()
 
     def history(self):
         """{node: [Absence, ...]} of the nodes that were out at some time."""
-        return {n.name: list(n.history) for n in self.nodes.values() if n.history}
+        return self.health.history()
+
+    @property
+    def news(self):
+        """(what, NodeState) of what happened to nodes since the supervisor last took them."""
+        return self.health.news
+
+    @news.setter
+    def news(self, value):
+        self.health.news = value
+
+    def retire_node(self, name, reason, by_job=False):
+        self.health.retire(name, reason, by_job)
 
     def counts(self):
         c = {SUCCEEDED: 0, FAILED: 0, NOT_RUN: 0}
@@ -267,44 +272,17 @@ class Scheduler:
         if self._busy:
             return False
         if self.stopped is None and self.pending():
-            if self._usable_slot_exists() or self._reinstate():
+            if self._usable_slot_exists() or self.health.reinstate(self._usable_slot_exists):
                 return False
-            if self._wait_for_nodes():
+            if self.health.wait_for_nodes():
                 return False
         self._finish_leftovers()
         return True
 
     def next_due(self):
         """When something the clock brings is due (a probe, the end of the wait for nodes), or None."""
-        due = [n.next_probe for n in self._waiting if n.status == "retired" and n.next_probe is not None]
-        hold = self.admission.next_hold(self.now)
-        if hold is not None:
-            due.append(hold)
-        if self._empty_since is not None:
-            due.append(self._empty_since + self.policy.reprobe_for)
+        due = [t for t in (self.health.next_due(), self.admission.next_hold(self.now)) if t is not None]
         return min(due) if due else None
-
-    def _wait_for_nodes(self):
-        """Every node is out and jobs wait: whether to wait for a node to come back.
-
-        Only for a node that connected in this run (a run whose nodes never answered ends at
-        once, as it always did), is not out for its configuration, could run a waiting job, and
-        only for ``reprobe_for`` seconds from when every node was first out with no job run
-        since (a node that answers probes and then refuses every job does not hold the run).
-        """
-        hope = [n for n in self.nodes.values() if n.out and self._could_run(n)
-                and (n.status == "probe" or (n.seen_up and n.next_probe is not None))]
-        if not hope:
-            return False
-        if self._empty_since is None:
-            self._empty_since = self.now
-        if self.now - self._empty_since < self.policy.reprobe_for:
-            return True
-        self.gave_up = f"waited {self.policy.reprobe_for:g} s for a retired node to come back"
-        for n in self.nodes.values():
-            n.next_probe = None
-        self._waiting.clear()
-        return False
 
     def _could_run(self, node):
         return any(not self.slots[i].retired and self._job_for(self.slots[i], peek=True) is not None
@@ -313,40 +291,6 @@ class Scheduler:
     # ---- assignment ----------------------------------------------------
     def _slot_usable(self, s):
         return not s.retired and self.nodes[s.node].status == "up"
-
-    def _due(self):
-        """Retired nodes whose back-off has passed: a job's filter lets its node back, an ssh failure's
-        node gets a probe (its free slots wait for it, one of them runs it)."""
-        if not self._waiting:
-            return
-        for node in list(self._waiting):
-            if node.status != "retired" or node.next_probe is None:
-                self._waiting.discard(node)
-                continue
-            if node.next_probe > self.now:
-                continue
-            self._waiting.discard(node)
-            node.next_probe = None
-            if node.by_job:
-                self._bring_back(node)
-                continue
-            node.status = "probe"
-            self.admission.node_out(node)
-            for idx in node.slots:
-                s = self.slots[idx]
-                if not s.retired and s.busy is None:
-                    self._free[idx] = None
-
-    def _bring_back(self, node):
-        node.status, node.reason, node.by_job, node.next_probe = "up", "", False, None
-        self.quarantine.forget(node)  # a quarantined node that comes back starts with a clean record
-        if node.history and node.history[-1].back is None:
-            node.history[-1].back = self.wall
-            self.news.append(("back", node))
-        for idx in node.slots:
-            s = self.slots[idx]
-            if not s.retired and s.busy is None:
-                self._free[idx] = None
 
     def _usable_slot_exists(self):
         for s in self.slots:
@@ -387,7 +331,7 @@ class Scheduler:
         out = []
         if self.stopped is not None or not self.pending():
             return out
-        self._due()
+        self.health.due()
         limit = self.policy.max_running
         suspects = self.quarantine.suspects()
         straggler = self.straggler_limit()
@@ -478,47 +422,6 @@ class Scheduler:
         """How many attempts are opening a connection now (counted only under max_connecting)."""
         return self.admission.opening
 
-    def retire_node(self, name, reason, by_job=False):
-        node = self.nodes[name]
-        if node.status == "up":
-            node.status = "retired"
-            node.reason = reason
-            node.by_job = by_job
-            node.history.append(Absence(self.wall, reason))
-            self._plan_probe(node, reason)
-            self.news.append(("retired", node))
-
-    def _plan_probe(self, node, reason):
-        """When the retired node is next probed (or, retired by a job's filter, let back)."""
-        node.permanent = not node.by_job and reason in PERMANENT
-        if self.policy.reprobe is None or node.permanent:
-            node.next_probe = None
-            return
-        delay = min(self.policy.reprobe * 2 ** min(node.backoff, 30), self.policy.reprobe_max)
-        node.backoff += 1
-        node.next_probe = self.now + delay
-        self._waiting.add(node)
-
-    def _reinstate(self):
-        """When jobs wait and no node is left, bring back the nodes that failing jobs retired.
-
-        A job that exits non-zero retires its node (users filter nodes that
-        way), but two broken jobs must not take a two-node run down. A node a
-        job failed on never gets that job again, so every round of this makes
-        progress and the run ends.
-        """
-        back = [n for n in self.nodes.values() if n.status == "retired" and n.by_job]
-        for n in back:
-            n.status = "up"
-        if not self._usable_slot_exists():
-            for n in back:
-                n.status = "retired"  # no waiting job may run on them: they stay out
-            return False
-        for n in back:
-            n.reinstated += 1
-            self._bring_back(n)
-        return True
-
     def finished(self, ev):
         """Record the end of an attempt (an events.Finished); returns the Attempt (a job log row), or
         None for a probe.
@@ -536,7 +439,7 @@ class Scheduler:
         if not never_ran:
             self.admission.accepted(node)
             if ev.seq != PROBE:
-                self._empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
+                self.health.empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
         if ev.seq == PROBE:
             failed = ev.ending.timed_out or never_ran or ev.ending is Ending.LOST
             self._probed(s, node, ev.exit == 0 and not failed,
@@ -544,7 +447,7 @@ class Scheduler:
                          "timed out" if ev.ending.timed_out else f"probe exit {ev.exit}")
             return None
         job = self.jobs[ev.seq]
-        outcome, reason, ending = self._judge(job, node, ev)
+        outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted is not None, self.now)
         att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
                       ending)
         job.attempts.append(att)
@@ -595,104 +498,18 @@ class Scheduler:
         self._busy -= 1
         return s, node
 
-    def _judge(self, job, node, ev):
-        """What an attempt's end means for the job and its node: (outcome, reason, Ending)."""
-        p = self.policy
-        ending, exit = ev.ending, ev.exit
-        if exit == 0 and ending in (Ending.OK, Ending.EXIT, Ending.LOST):
-            node.backoff = 0  # it works again: a later retirement starts the back-off afresh
-            if p.job_failures == JOB_FAILURES:
-                self.quarantine.ran(node, False)
-            return SUCCEEDED, "", Ending.OK
-        if self.interrupted is not None:
-            return INTERRUPTED, "interrupted", Ending.INTERRUPTED
-        if ending is Ending.NEVER_RAN:
-            # the job did not start: the node's fault alone, no attempt of the job spent
-            if ev.reason in TRANSIENT and self.admission.may_retry(node):
-                self.admission.refused(self.slots[ev.slot], node, ev.reason, self.now)
-                return REQUEUED, f"{ev.reason} (a busy sshd: tried again)", Ending.BUSY
-            self.retire_node(node.name, ev.reason or f"ssh exit {exit}")
-            if job.pinned:
-                return NOT_RUN, f"node {node.name} unreachable ({node.reason})", ending
-            return REQUEUED, f"node unreachable: {node.reason}", ending
-        if ending is Ending.STRAGGLER:
-            # --timeout N%: far slower here than the median; run it elsewhere, the node stays
-            return self._straggler(job, node) + (ending,)
-        if ending.timed_out:
-            return self._own_failure(job, ending.value) + (ending,)
-        if ending is Ending.LOST:
-            # the job ran and ssh failed under it (connection lost): the node goes, the job moves
-            self.retire_node(node.name, ev.reason)
-            return self._lost(job, ev.reason) + (ending,)
-        why = ev.reason or (f"killed by signal {-exit}" if exit < 0 else f"exit {exit}")
-        if p.job_failures == NODE_FAILURES:
-            self.retire_node(node.name, f"job {job.seq} {why}", by_job=True)
-            return self._node_failure(job, node, why) + (Ending.EXIT,)
-        # job failures mode, the command's own non-zero exit: the node stays
-        job.failed_nodes = job.failed_nodes | {node.name}
-        self.quarantine.ran(node, True, job.seq)
-        return self._own_failure(job, why) + (Ending.EXIT,)
-
-    def _node_failure(self, job, node, why):
-        """The attempt ran and cost its node: re-queued elsewhere, up to max_attempts nodes."""
-        job.failed_nodes = job.failed_nodes | {node.name}
-        job.node_failures += 1
-        if job.pinned:
-            return FAILED, why
-        if len(job.failed_nodes) >= self.policy.max_attempts:
-            return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
-        if job.node_failures >= self.policy.max_attempts:
-            # the same node again (it came back, or every usable node had failed it): the bound holds
-            return FAILED, f"{why} ({job.node_failures} times)"
-        if set(self.nodes) <= job.failed_nodes:
-            return FAILED, f"{why} on every node"
-        return REQUEUED, why
-
-    def _lost(self, job, why):
-        """The attempt ran and its connection was lost: not the job's failure, and not its node's
-        for good (the node is retired and probed again). The job goes back to the queue, even where
-        every node is out (it waits for one to come back, as waiting jobs do), at most
-        ``max_attempts`` lost connections in all, counted per attempt. A job pinned to its node
-        (--on-each-node) fails: no other node can run it, and a fan-out does not wait for one node."""
-        job.node_failures += 1
-        if job.pinned:
-            return FAILED, why
-        if job.node_failures >= self.policy.max_attempts:
-            return FAILED, f"{why} ({job.node_failures} times)"
-        return REQUEUED, why
-
-    def _straggler(self, job, node):
-        """Ended for running far longer than the median: re-queued for another node (never this
-        one again in node mode), at most max_attempts times in all."""
-        job.failed_nodes = job.failed_nodes | {node.name}
-        job.node_failures += 1
-        if job.pinned:
-            return FAILED, "straggler"
-        if job.node_failures >= self.policy.max_attempts or set(self.nodes) <= job.failed_nodes:
-            return FAILED, f"straggler on {job.node_failures} nodes"
-        return REQUEUED, "straggler"
-
-    def _own_failure(self, job, why):
-        """The job failed by itself (exit or timeout): re-run up to ``retries`` times, counting runs only."""
-        job.own_failures += 1
-        if self.policy.job_failures == JOB_FAILURES and not job.pinned and job.own_failures <= self.policy.retries:
-            return REQUEUED, why
-        return FAILED, why
-
     def _probed(self, s, node, ok, why):
-        """A retired node's probe ended: it is back, or out until its next probe."""
-        node.probe_slot = None
-        if ok:
-            self._bring_back(node)
-            return
-        node.status = "retired"
-        if node.history:
-            node.history[-1].probes += 1
-        self._plan_probe(node, why)
-        if node.permanent:
-            node.reason = f"{node.reason}; probe: {why}"
-        self.news.append(("probe failed", node))
-        self._release(s)
+        """A retired node's probe ended: it is back, or out until its next probe (health.probed)."""
+        self.health.probed(node, ok, why)
+        if not ok:
+            self._release(s)
+
+    def _free_slots_of(self, node):
+        """The node's idle slots that are not retired are free again (it is back, or its probe is due)."""
+        for idx in node.slots:
+            s = self.slots[idx]
+            if not s.retired and s.busy is None:
+                self._free[idx] = None
 
     def _release(self, s):
         limit = self.policy.max_node_uses
@@ -779,7 +596,8 @@ class Scheduler:
             self.stopped = reason
 
     def _finish_leftovers(self):
-        why = self.stopped or "no usable node left" + (f" ({self.gave_up})" if self.gave_up else "")
+        gave_up = self.health.gave_up
+        why = self.stopped or "no usable node left" + (f" ({gave_up})" if gave_up else "")
         for seq in list(self._fresh) + self._retry:
             j = self.jobs[seq]
             j.outcome = NOT_RUN

@@ -21,7 +21,7 @@ def duration(seconds, unit=" ", minutes=True, tenths=True):
 
 
 def status_line(complete, total, running, slots, failed=0, retired=0, rate=None, eta=None):
-    """The seed's line, e.g. ``110 of 556 jobs complete, 176 of 176 nodes running jobs.``"""
+    """The original clstr's line, e.g. ``110 of 556 jobs complete, 176 of 176 nodes running jobs.``"""
     line = f"{complete} of {total} jobs complete, {running} of {slots} nodes running jobs."
     extra = []
     if failed:

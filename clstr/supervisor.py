@@ -1,17 +1,18 @@
-"""The one event loop: joins the scheduler, the worker pool and the output; handles signals.
+"""The one event loop: joins the scheduler, the slot pool and the output; handles signals.
 
-Jobs go to workers (clstr/pool.py) down their pipes, and ``Connected``,
-``Output``, ``Finished`` and ``Notice`` events come back. The supervisor waits
-on all pipes, the workers' sentinels, the output descriptors a slow reader holds
-up and a signal wake-up socket with one epoll selector, so it sleeps when there
-is nothing to do.
+Jobs go to the slot pool (pool.py, whose docstring is the contract) and its events come back:
+``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``. The supervisor waits on
+every descriptor with one epoll selector (the workers' pipes and sentinels, the output a slow
+reader holds up, a signal wake-up socket), each registered with the handler it calls, so it
+sleeps when there is nothing to do. Its reactions (``dispatch``, ``on_events``, ``on_death``,
+``on_signal``) are methods a test drives with a scripted history. It is the only writer of the
+terminal, the job log and the files, and it makes the RunResult.
 """
 import gc
 import multiprocessing
 import os
 import resource
 import selectors
-import shutil
 import signal
 import socket
 import sys
@@ -63,14 +64,12 @@ class Supervisor:
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
-        self.control_dir = None
-        self.control_paths = {}
+        self.control = None  # controldir.ControlPaths, with shared connections
         self.signals = []
         self.signal = None
         self.kill_at = None  # when interrupted: when TERM turns to KILL
         self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
-        self.node_index = {}  # node -> its number, naming its ControlMaster sockets
         self.worker_group = {}  # slot -> the connection group its live worker was started for
         self.t_start = time.time()
         self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
@@ -93,10 +92,7 @@ class Supervisor:
             if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
             if self.opt.multiplex:
-                self.node_index = {node: i for i, node in enumerate(self.sched.nodes)}
-                longest = len(f"{len(self.node_index) + self.pool.capacity}-{self.pool.capacity}")
-                self.control_dir = controldir.make(longest + 4)  # + ".err"
-                self._control_paths()
+                self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
             marks_of(self.opt.ssh)  # built once here, shared by every worker
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
@@ -124,19 +120,6 @@ class Supervisor:
                          started=self.t_start, ended=time.time(),
                          permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent])
 
-    def _control_paths(self):
-        """A ControlMaster socket path for each connection group that has none yet."""
-        for group in self.sched.admission.groups:
-            self._control_path(group)
-
-    def _control_path(self, group):
-        path = self.control_paths.get(group)
-        if path is None and self.control_dir:
-            node, n = group
-            i = self.node_index.setdefault(node, len(self.node_index))
-            path = self.control_paths[group] = os.path.join(self.control_dir, f"{i}-{n}")
-        return path
-
     def _node_list(self, wanted):
         """A live node list was read again: nodes added join, nodes removed go."""
         before = len(self.sched.slots)
@@ -150,8 +133,6 @@ class Supervisor:
         if fresh > room:
             self._log(f"{fresh - room} slots not added: a run grows by at most {self.pool.capacity - before + room} "
                       f"slots")
-        if self.control_dir:
-            self._control_paths()
         self.nslots = len(self.sched.slots)
         if added or removed:
             names = hostlist.fold(list(dict.fromkeys(self.sched.slots[i].node for i in added))) if added else ""
@@ -195,8 +176,8 @@ class Supervisor:
     def _worker_spec(self, idx):
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
-        return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self._control_path(slot.group), self.opt.timeout,
-                          self.opt.idle_timeout)
+        return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self.control.path(slot.group) if self.control else None,
+                          self.opt.timeout, self.opt.idle_timeout)
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
@@ -248,8 +229,8 @@ class Supervisor:
         reaper.reap(self.run_id, descendants_only=self.subreaper)
         if self.subreaper:
             reaper.subreaper(False)
-        if self.control_dir:
-            shutil.rmtree(self.control_dir, ignore_errors=True)
+        if self.control:
+            self.control.remove()
         self.monitor.end()
         if self.joblog:
             self._write(self.opt.joblog, self.joblog.close)

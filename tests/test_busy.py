@@ -1,4 +1,4 @@
-"""A busy sshd (issue 15): handshakes dropped beyond MaxStartups and sessions refused beyond
+"""A busy sshd: handshakes dropped beyond MaxStartups and sessions refused beyond
 MaxSessions are transient: every job is done and the node is not retired."""
 import json
 import re

@@ -1,4 +1,4 @@
-"""A live node list (issue 14): a node file edited mid-run adds and removes nodes, and a file that
+"""A live node list: a node file edited mid-run adds and removes nodes, and a file that
 turns invalid is reported in one line while the run keeps its last good list."""
 import json
 import subprocess

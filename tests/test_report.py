@@ -1,4 +1,4 @@
-"""clstr-report: the HTML page of a run's --json summary (issue 14). Its structure is checked here
+"""clstr-report: the HTML page of a run's --json summary. Its structure is checked here
 (one SVG bar per attempt, counts equal to the JSON's, absences marked); the page was also looked
 at rendered by headless Chromium (README "A picture of the run")."""
 import json

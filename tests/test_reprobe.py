@@ -1,4 +1,4 @@
-"""Nodes come back (issue 14), against the real sshd: a node down at the start joins once it is up,
+"""Nodes come back, against the real sshd: a node down at the start joins once it is up,
 a node a job's filter retired is let back for other jobs, a configuration error is not probed."""
 import json
 import subprocess

@@ -108,7 +108,7 @@ def test_failing_jobs_first_cannot_take_a_two_node_run_down():
 
 
 def test_filter_semantics_busy_nodes_are_skipped():
-    # the seed's use: a job exits non-zero on a busy node; it completes on a free one
+    # the original clstr's use: a job exits non-zero on a busy node; it completes on a free one
     s = Scheduler(["run"] * 6, ["busy1", "free", "busy2"])
     drive(s, lambda node, job: {"exit": 1 if node.startswith("busy") else 0})
     assert all(j.outcome == SUCCEEDED for j in s.jobs.values())
@@ -601,7 +601,7 @@ def test_lost_connections_end_a_job_after_max_attempts_counted_per_attempt():
         runs.append(s.slots[slot].node)
         finish(s, slot, 255, ending=LOST, reason="connection lost")
         for n in s.nodes.values():
-            s._bring_back(n)  # the nodes come straight back: only the bound ends it
+            s.health.bring_back(n)  # the nodes come straight back: only the bound ends it
     assert s.jobs[1].outcome == FAILED and s.jobs[1].reason == "connection lost (3 times)"
 
 

@@ -1,4 +1,4 @@
-"""Every example of the seed README, run for real against the loopback sshd testbed."""
+"""Every example of the original clstr's README, run for real against the loopback sshd testbed."""
 import os
 import shlex
 import subprocess
@@ -50,7 +50,7 @@ def test_positional_job_file_and_stdin(clstr, tmp_path):
 
 
 def test_process_substitution(clstr, testbed, tmp_path):
-    # exactly the seed's example, through a real bash and its <(...)
+    # exactly the original example, through a real bash and its <(...)
     argv = " ".join(shlex.quote(a) for a in clstr.argv("-n", "n1", "-n", "n2", "-n", "n3"))
     script = argv + ' --job-file <(for i in $(seq 10); do echo "echo I am job $i"; done)'
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
@@ -101,7 +101,7 @@ def test_active_nodes_file(clstr, tmp_path):
 
 
 def test_node_filter_job(clstr):
-    # the seed's filter: run only where nobody is logged in; `users` is empty on the testbed
+    # the original filter: run only where nobody is logged in; `users` is empty on the testbed
     r = clstr("-n", "n1", "-n", "n2", "-j", '[ -z "$(users)" ] && echo "running job..."')
     assert r.returncode == 0, r.stderr
     assert r.stdout == "running job...\n"

@@ -1,4 +1,4 @@
-"""--state FILE: a whole JSON snapshot whenever read, agreeing with the end of the run (issue 14)."""
+"""--state FILE: a whole JSON snapshot whenever read, agreeing with the end of the run."""
 import json
 import subprocess
 

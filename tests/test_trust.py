@@ -395,7 +395,7 @@ def test_host_with_port(clstr, testbed):
     assert "retired nodes: " in r.stderr and "(refused)" in r.stderr
 
 
-# ---- issue 13: workers follow the concurrency ---------------------------------------------
+# ---- workers follow the concurrency ---------------------------------------------
 def test_fanout_bounds_workers_not_only_running_jobs(clstr, testbed, tmp_path):
     """-f 2 -E on six nodes: a worker whose node has run its job goes at once; at most two live."""
     import os

@@ -35,25 +35,39 @@ def gated(gate, n):
 
 
 # ---- 1, 2: a live node file that turns into a FIFO, a device, or a huge file ---------------
+def live_run(clstr, tmp_path, nodes, njobs):
+    """clstr running ``njobs`` gated jobs on the live node file ``-N nodes.txt`` (holding ``nodes``),
+    once every node runs one: (process, gate, state file, node file, stderr lines seen)."""
+    gate, state, path = tmp_path / "gate", tmp_path / "state.json", tmp_path / "nodes.txt"
+    (tmp_path / "jobs").write_text(gated(gate, njobs))
+    path.write_text("".join(n + "\n" for n in nodes))
+    p = clstr.popen("--state", str(state), "jobs", "-N", str(path), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    running = lambda: ((state_of(state) or {}).get("counts") or {}).get("running") == len(nodes)  # noqa: E731
+    if not wait_for(running, 30):
+        p.kill()
+        raise AssertionError(p.communicate()[1])
+    return p, gate, state, path, []
+
+
+def turn_into(tmp_path, path, what):
+    """Replace ``path`` in one step with a FIFO, a link to /dev/zero, or 300,000 lines."""
+    new = tmp_path / "new"
+    if what == "fifo":
+        os.mkfifo(new)  # nobody ever writes it: an open() for reading would wait forever
+    elif what == "dev-zero":
+        new.symlink_to("/dev/zero")  # endless: read whole, it would take all memory
+    else:
+        new.write_text("".join(f"h{i}\n" for i in range(300_000)))
+    os.replace(new, path)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("turn", ["fifo", "dev-zero", "huge"])
 def test_a_live_node_file_that_turns_odd_is_refused_and_the_run_goes_on(clstr, tmp_path, turn):
-    gate, state, nodes = tmp_path / "gate", tmp_path / "state.json", tmp_path / "nodes.txt"
-    (tmp_path / "jobs").write_text(gated(gate, 4))
-    nodes.write_text("n1\nn2\n")
-    p = clstr.popen("--state", str(state), "jobs", "-N", str(nodes), stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True)
-    seen = []
+    p, gate, state, nodes, seen = live_run(clstr, tmp_path, ["n1", "n2"], 4)
     try:
-        assert wait_for(lambda: ((state_of(state) or {}).get("counts") or {}).get("running") == 2, 30)
-        new = tmp_path / "new"
-        if turn == "fifo":
-            os.mkfifo(new)  # nobody ever writes it: an open() for reading would wait forever
-        elif turn == "dev-zero":
-            new.symlink_to("/dev/zero")  # endless: read whole, it would take all memory
-        else:
-            new.write_text("".join(f"h{i}\n" for i in range(300_000)))
-        os.replace(new, nodes)
+        turn_into(tmp_path, nodes, turn)
         line = read_stderr_until(p, "the run keeps its node list", seen)
         why = {"fifo": "node file is a FIFO, not a regular file", "dev-zero": "node file is a device, not a regular file",
                "huge": "node list has more than 100000 slots"}[turn]
@@ -71,16 +85,9 @@ def test_a_live_node_file_that_turns_odd_is_refused_and_the_run_goes_on(clstr, t
 
 @pytest.mark.timeout(60)
 def test_a_live_node_file_turned_fifo_does_not_stop_sigterm(clstr, tmp_path):
-    gate, state, nodes = tmp_path / "gate", tmp_path / "state.json", tmp_path / "nodes.txt"
-    (tmp_path / "jobs").write_text(gated(gate, 2))
-    nodes.write_text("n1\n")
-    p = clstr.popen("--state", str(state), "jobs", "-N", str(nodes), stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True)
-    seen = []
+    p, gate, state, nodes, seen = live_run(clstr, tmp_path, ["n1"], 2)
     try:
-        assert wait_for(lambda: ((state_of(state) or {}).get("counts") or {}).get("running") == 1, 30)
-        os.mkfifo(tmp_path / "fifo")
-        os.replace(tmp_path / "fifo", nodes)
+        turn_into(tmp_path, nodes, "fifo")
         read_stderr_until(p, "the run keeps its node list", seen)
         p.terminate()
         out, err = finish(p, seen)
