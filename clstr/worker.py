@@ -407,26 +407,26 @@ class SlotWorker:
             return p.ready if seq is None else (p.end is not None and p.out_end)
         try:
             while not done():
-                now = time.monotonic()
                 started = p.ready if seq is None else p.started
-                if d.ping_due(now):
-                    self._write_now(chan.stdin, self.loop.ping(self.runner))
                 due = d.next(started, self.hold_until)
-                ready = sel.select(MAX_WAIT if due is None else min(MAX_WAIT, max(0.0, due - now)))
-                now = time.monotonic()
-                if self.hold_until is not None and now >= self.hold_until:
-                    self._flush()
-                if d.drained(now):
-                    break
-                expired = d.expired(now)
-                if expired is not None or d.late(now, started):
-                    if expired is not None:
-                        p.timed_out = expired
-                    else:
-                        p.late = True  # no start mark in time: the node is taken for hung
-                    end_group(chan.child.pid, child=chan.child)
-                    d.drain(time.monotonic(), DRAIN_GRACE)
-                    continue
+                ready = sel.select(MAX_WAIT if due is None else min(MAX_WAIT, max(0.0, due - time.monotonic())))
+                now = time.monotonic() if due is not None else 0.0
+                if due is not None and now >= due:  # a clock is due: which (most wakes are reads)
+                    if self.hold_until is not None and now >= self.hold_until:
+                        self._flush()
+                    if d.drained(now):
+                        break
+                    expired = d.expired(now)
+                    if expired is not None or d.late(now, started):
+                        if expired is not None:
+                            p.timed_out = expired
+                        else:
+                            p.late = True  # no start mark in time: the node is taken for hung
+                        end_group(chan.child.pid, child=chan.child)
+                        d.drain(time.monotonic(), DRAIN_GRACE)
+                        continue
+                    if d.ping_due(now):
+                        self._write_now(chan.stdin, self.loop.ping(self.runner))
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
@@ -443,7 +443,7 @@ class SlotWorker:
                         data = os.read(key.fd, READ_SIZE)
                     except BlockingIOError:
                         continue
-                    d.output(time.monotonic())
+                    d.output(time.monotonic() if d.idle else 0.0)
                     started = p.started
                     if data:
                         reading.feed(p, seq, stream, data)
