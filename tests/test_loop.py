@@ -159,3 +159,17 @@ def test_a_job_signalling_the_loop_does_not_end_it(loop, name):
     results, code = s.results()
     assert code == 0
     assert results == [(0, "after\n", ""), (0, "next\n", "")]
+
+
+@pytest.mark.parametrize("name", ["loop.sh", "reader.sh", "watch.sh"])
+def test_each_remote_program_joined_into_one_line_is_valid_sh_with_no_comment(name):
+    """Joined with spaces, a '#' at the start of a word would comment out the rest of the program."""
+    import re
+    import subprocess
+    program = ssh.remote_program(name)
+    assert "\n" not in program and "@" not in program.replace("${n#p}", "")  # every constant filled in
+    assert not re.search(r"(^|[\s;|&(){}])#", program), program
+    for sh in ("sh", "dash", "bash"):
+        path = shell_path(sh)
+        r = subprocess.run([path, "-n", "-c", program], capture_output=True, text=True, timeout=10)
+        assert (r.returncode, r.stderr) == (0, ""), (sh, r.stderr)
