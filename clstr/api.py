@@ -10,6 +10,7 @@ from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
 from .scheduler import Policy, Scheduler, interleave
+from .templates import SLOT_MARK, shown
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv
 from .options import RunOptions
@@ -81,19 +82,19 @@ def skip_ended(pairs, ended):
     rows = collections.Counter(ended)
     left = []
     for seq, cmd in pairs:
-        key = (seq, log_command(cmd))
+        key = (seq, log_command(shown(cmd)))
         if rows[key] > 0:
             rows[key] -= 1
         else:
             left.append((seq, cmd))
     by_command = collections.Counter()
-    mine = {(seq, log_command(cmd)) for seq, cmd in pairs}
+    mine = {(seq, log_command(shown(cmd))) for seq, cmd in pairs}
     for (seq, cmd), n in rows.items():
         if n > 0 and (seq, cmd) not in mine:
             by_command[cmd] += n
     kept = []
     for seq, cmd in left:
-        key = log_command(cmd)
+        key = log_command(shown(cmd))
         if by_command[key] > 0:
             by_command[key] -= 1
         else:
@@ -113,7 +114,7 @@ class Run:
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None):
-        jobs = checks.strings("jobs", jobs, "shell commands")
+        jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
         ssh_options = checks.strings("ssh_options", ssh_options, "ssh options")
@@ -182,7 +183,8 @@ class Run:
         self.log = log
 
     def describe(self, limit=5):
-        """The plan as text lines: counts, slots, the first jobs, the options, the ssh command."""
+        """The plan as text lines: counts, slots, the first ``limit`` jobs (None: all), the options,
+        the ssh command."""
         nodes = list(dict.fromkeys(self.slots))
         p, o = self.policy, self.options
         lines = [
@@ -190,8 +192,8 @@ class Run:
             f"jobs: {len(self.pairs)}" + (f" ({self.skipped} skipped, done in the job log)" if self.skipped else ""),
         ]
         for seq, cmd in self.pairs[:limit]:
-            lines.append(f"  job {seq}: {cmd}")
-        if len(self.pairs) > limit:
+            lines.append(f"  job {seq}: {shown(cmd)}")
+        if limit is not None and len(self.pairs) > limit:
             lines.append(f"  ... and {len(self.pairs) - limit} more")
         lines += [
             f"failures: --job-failures {p.job_failures}, --max-attempts {p.max_attempts}, --retries {p.retries}"

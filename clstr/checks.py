@@ -83,8 +83,11 @@ def check(name, value):
     return value
 
 
-def strings(name, value, what):
-    """A list of strings from an iterable (a lone string is refused: it would be split into characters)."""
+def strings(name, value, what, mark=None):
+    """A list of strings from an iterable (a lone string is refused: it would be split into characters).
+
+    ``mark``: a string holding a NUL that may stand in them (templates.SLOT_MARK in jobs).
+    """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a list of {what}, not a single {type(value).__name__} "
                         f"(write [{value!r}])")
@@ -95,7 +98,7 @@ def strings(name, value, what):
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a string, not {type(item).__name__}")
-        if "\0" in item:
+        if "\0" in (item.replace(mark, "") if mark else item):
             raise InputError(f"{name}[{i}] has a NUL byte, which no shell command or host name can hold")
     return items
 

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import __version__, api, hostlist
+from . import __version__, api, checks, hostlist, templates
 from .userfiles import read_lines
 from .errors import InputError
 from .supervisor import stderr_log
@@ -211,6 +211,20 @@ def read_jobs(args):
     return jobs
 
 
+def jobs_from_inputs(args, inputs):
+    """The jobs of ``COMMAND ::: ARGUMENTS`` (templates.py): the command is the words before the
+    first separator that are no option's."""
+    if args.job or args.job_file or args.on_each_node is not None:
+        raise InputError("give jobs either as COMMAND ::: ARGUMENTS or with -j/-J/-E and job files, not both")
+    if not args.job_files:
+        raise InputError("no command before ::: (a command after -n, -N or -J is taken for their values: give it "
+                         "before them, or after --)")
+    srcs = templates.sources(inputs, lambda path: [line for _, line in read_lines(path, "argument file")])
+    jobs = templates.jobs(" ".join(args.job_files), srcs, checks.MAX_COUNT)
+    args.job_files = []
+    return jobs
+
+
 def read_node_file(path, groups=None, live=False):
     """The hosts of a node file (one entry a slot), as ``1/host`` entries; errors name file:line.
 
@@ -362,9 +376,13 @@ def summary(result, write, verbose, each_node=False):
 def main(argv=None):
     log = stderr_log()
     try:
-        args = build_parser().parse_args(argv)
+        head, inputs = templates.split_argv(sys.argv[1:] if argv is None else list(argv))
+        args = build_parser().parse_args(head)
         # argparse (before Python 3.12) keeps the "--" that ends -n/-N/-J lists among the positionals
         args.job_files = [f for f in args.job_files if f != "--"]
+        template_jobs = None
+        if inputs is not None:
+            template_jobs = jobs_from_inputs(args, inputs)
         if args.list_profiles:
             list_profiles(args, sys.stdout)
             return EXIT_OK
@@ -376,7 +394,7 @@ def main(argv=None):
             if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
                 raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
         nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
-        jobs = read_jobs(args) if args.on_each_node is None else []
+        jobs = template_jobs if template_jobs is not None else read_jobs(args) if args.on_each_node is None else []
         if not jobs and args.on_each_node is None:
             for node in args.node:
                 if os.path.isfile(node):  # -n h1 h2 jobs.txt: the job file was taken for a node
@@ -402,7 +420,7 @@ def main(argv=None):
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
-            sys.stdout.write("".join(line + "\n" for line in run.describe()))
+            sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))
             return EXIT_OK
         result = run.execute()
     except InputError as e:

@@ -1,0 +1,163 @@
+"""Pure: jobs made from a command template and input sources, as GNU parallel makes them.
+
+``clstr COMMAND ::: A B C`` runs COMMAND once for each input; ``:::: FILE`` takes the inputs
+from FILE, one a line (``-``: stdin; several files, several sources). Several sources combine as every combination, the first
+varying slowest; ``:::+`` and ``::::+`` pair a source with the one before it instead (the first
+of the first with the first of the second, and so on, as far as the shorter goes).
+
+Replacement strings, each value shell-quoted into the command (a file named ``a b;rm x`` is one
+argument): ``{}`` the input (with several sources, their values joined by a space), ``{.}``
+without its extension, ``{/}`` its basename, ``{//}`` its directory, ``{/.}`` its basename
+without extension; ``{n}`` and ``{n.}``, ``{n/}``, ``{n//}``, ``{n/.}`` the n-th source's value
+(``{-1}`` the last source's); ``{#}`` the job's number; ``{%}`` its slot (known when it starts).
+A command without a replacement string gets `` {}`` at its end. The modifiers are GNU parallel's,
+to the letter (``{.}`` of ``.bashrc`` is empty, ``{//}`` of ``a`` is ``.``).
+"""
+import itertools
+import re
+
+from .errors import InputError
+from .ssh import quote
+
+SEPARATORS = (":::", "::::", ":::+", "::::+")
+# a job's slot is known only when it starts: this stands for it in the command until then (a NUL
+# cannot be in a command, an input or a file line, so it cannot be the user's)
+SLOT_MARK = "\0%\0"
+_REPLACEMENT = re.compile(r"\{(#|%|(-?\d+)?(\.|/|//|/\.)?)\}")
+
+
+class Source:
+    """One input source: its values, and whether it pairs with the source before it (``:::+``)."""
+
+    def __init__(self, values, linked=False, where=":::"):
+        self.values = list(values)
+        self.linked = linked
+        self.where = where
+
+
+def split_argv(argv):
+    """Split a command line at its first input separator: (the words before, [Source-like
+    (separator, words) pairs]) or (argv, None) when it has no ``:::`` or ``::::``."""
+    first = next((i for i, a in enumerate(argv) if a in SEPARATORS), None)
+    if first is None:
+        return argv, None
+    groups, cur = [], None
+    for a in argv[first:]:
+        if a in SEPARATORS:
+            cur = (a, [])
+            groups.append(cur)
+        else:
+            cur[1].append(a)
+    return argv[:first], groups
+
+
+def sources(groups, read_file):
+    """The Sources of ``(separator, words)`` groups; ``read_file(path)``: the lines of an argument file."""
+    out = []
+    for i, (sep, words) in enumerate(groups):
+        linked = sep.endswith("+")
+        if linked and i == 0:
+            raise InputError(f"{sep} pairs a source with the one before it: give a ::: or :::: first")
+        if sep.startswith("::::"):
+            if not words:
+                raise InputError(f"{sep} needs a file of arguments (- for stdin)")
+            for k, path in enumerate(words):  # each file a source of its own, as GNU parallel reads them
+                out.append(Source(read_file(path), linked and k == 0, f"{sep} {path}"))
+        else:
+            out.append(Source(words, linked, sep))
+    for s in out:
+        for v in s.values:
+            if "\n" in v or "\r" in v:
+                raise InputError(f"input {v!r} of {s.where} holds a line break: refused (csh cannot take one "
+                                 "quoted, and such a name cannot be a file to send)")
+    return out
+
+
+def combinations(srcs):
+    """The inputs of each job, in order: a tuple of values (one a source) a job."""
+    groups = []  # runs of sources linked together
+    for s in srcs:
+        if s.linked and groups:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    per_group = [list(zip(*(s.values for s in g))) for g in groups]
+    for combo in itertools.product(*per_group):
+        yield tuple(v for part in combo for v in part)
+
+
+def no_extension(value):
+    return re.sub(r"\.[^/.]*$", "", value)
+
+
+def basename(value):
+    return re.sub(r"^.*/", "", value)
+
+
+def dirname(value):
+    """Perl's File::Basename::dirname, as GNU parallel's {//} uses it."""
+    if value.endswith("/") and value.strip("/"):
+        value = value.rstrip("/")
+    if "/" not in value:
+        return "."
+    head = value[:value.rindex("/")].rstrip("/")
+    return head or "/"
+
+
+_MODIFIERS = {None: lambda v: v, ".": no_extension, "/": basename, "//": dirname,
+              "/.": lambda v: no_extension(basename(v))}
+
+
+def has_replacement(template):
+    return _REPLACEMENT.search(template) is not None
+
+
+def command(template, values, seq):
+    """The command of job ``seq`` with the input ``values``: every replacement string replaced, each
+    value quoted ({%} stays SLOT_MARK until the slot is known)."""
+    def replace(m):
+        what, pos, mod = m.group(1), m.group(2), m.group(3)
+        if what == "#":
+            return str(seq)
+        if what == "%":
+            return SLOT_MARK
+        fn = _MODIFIERS[mod]
+        if pos is None:
+            return " ".join(quote(fn(v)) for v in values)
+        n = int(pos)
+        index = n - 1 if n > 0 else len(values) + n
+        if n == 0 or not 0 <= index < len(values):
+            return ""
+        return quote(fn(values[index]))
+    return _REPLACEMENT.sub(replace, template)
+
+
+def jobs(template, srcs, limit):
+    """The commands of the jobs of ``template`` over the Sources ``srcs`` (at most ``limit``: more
+    is refused in one line, before any is made)."""
+    if not template.strip():
+        raise InputError("no command before ::: (clstr COMMAND ::: ARGUMENTS)")
+    if not has_replacement(template):
+        template += " {}"  # as GNU parallel: the inputs go at the end
+    total = 1
+    groups = []
+    for s in srcs:
+        if s.linked and groups:
+            groups[-1] = min(groups[-1], len(s.values))
+        else:
+            groups.append(len(s.values))
+    for n in groups:
+        total *= n
+    if total > limit:
+        raise InputError(f"the inputs make {total} jobs, more than {limit}")
+    return [command(template, values, seq) for seq, values in enumerate(combinations(srcs), 1)]
+
+
+def for_slot(text, slot):
+    """The command a job runs in slot ``slot`` (0-based): its {%} is the slot's number, from 1."""
+    return text.replace(SLOT_MARK, str(slot + 1)) if SLOT_MARK in text else text
+
+
+def shown(text):
+    """A command as the summary, the job log and --json show it: {%} as written."""
+    return text.replace(SLOT_MARK, "{%}") if SLOT_MARK in text else text
