@@ -1,6 +1,8 @@
 """The library interface: ``clstr.run(jobs, nodes, **options)`` returns a RunResult."""
 import collections
+import fnmatch
 import os
+import re
 import shutil
 import sys
 import time
@@ -102,6 +104,32 @@ def skip_ended(pairs, ended):
     return kept
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def exported(patterns, environ):
+    """--env: the ("NAME=VALUE", ...) of the variables set here that ``patterns`` name (a name, or a glob
+    as GNU parallel's --env 'MY_*'); InputError for one that names none, or a value csh cannot quote."""
+    out = {}
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            names = [n for n in environ if fnmatch.fnmatchcase(n, pattern)]
+        elif _NAME.fullmatch(pattern):
+            names = [pattern] if pattern in environ else []
+        else:
+            raise InputError(f"--env {pattern!r}: not a variable name or a glob of them")
+        if not names:
+            raise InputError(f"--env {pattern}: no such variable is set here")
+        for name in sorted(names):
+            if not _NAME.fullmatch(name):
+                continue  # set here but no shell can name it (a glob may reach such)
+            value = environ[name]
+            if "\n" in value or "\r" in value:
+                raise InputError(f"--env {name}: its value holds a line break, which csh cannot take quoted")
+            out[name] = f"{name}={value}"
+    return tuple(out.values())
+
+
 class Run:
     """A run, planned and checked, not started: ``describe()`` it or ``execute()`` it."""
 
@@ -113,7 +141,8 @@ class Run:
                  ssh_delay=0.0, active_nodes=None, state=None,
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
-                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None):
+                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
+                 env=()):
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -166,10 +195,13 @@ class Run:
                              max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
                              reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
                              quarantine=v["quarantine"], straggler_percent=v["timeout_percent"])
+        env = exported(checks.strings("env", env, "variable names or globs"), os.environ)
+        if env and not remote_cleanup:
+            raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
-                                          mark=os.urandom(12).hex())
+                                          mark=os.urandom(12).hex(), env=env)
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,

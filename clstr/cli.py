@@ -122,6 +122,9 @@ def build_parser():
                    help="a file of jobs, one a line; blank lines skipped ('-' is stdin)")
     g.add_argument("-E", "--on-each-node", metavar="CMD",
                    help="run CMD once on each distinct node instead of jobs")
+    g.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="export this variable's value here to every job on the node (repeatable; a glob such as "
+                        "'MY_*' names every variable it matches)")
     g = p.add_argument_group("execution")
     g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
                    help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
@@ -418,6 +421,7 @@ def main(argv=None):
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
+            env=args.env,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

@@ -20,6 +20,7 @@ class SshConfig:
     remote_cleanup: bool = True  # end the remote job when its ssh ends
     pipeline: bool = False  # jobs go down one long-lived session a slot (the remote job loop)
     mark: str = "0" * 16  # the run's random token of the remote wrapper's start and end marks
+    env: tuple = ()  # --env: "NAME=VALUE" of each variable exported to every job
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
@@ -180,16 +181,18 @@ class Wrapper(Marks):
     a signal the job sends it cannot skip the end mark.
     """
 
-    def __init__(self, token):
+    def __init__(self, token, env=()):
         super().__init__(token)
         watch = quote(remote_program("watch.sh"))
+        env_args = "".join(" " + quote(e) for e in env)
+        export = f"export{env_args}; " if env else ""
         # where no sh can be found (a restricted account), the login shell runs the job in a
         # subshell, its watcher beside it in the wrapper's group (without sleep, at once)
         bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
-                'kill -TERM 0; kill -KILL 0; }; } >/dev/null 2>&1 & ); exec 3<&-; eval "$j")')
+                f'kill -TERM 0; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; {export}eval "$j")')
         self._outer = ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
                        f"echo {token}:{MARK_START} >&4; if command -v sh >/dev/null; then w=setsid; "
-                       f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"; else {bare}; fi; c=$?; '
+                       f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
                        f"echo {token}:{MARK_END}:$c >&4; exit $c")
         # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
         self._universal = quote(self._outer.replace("JOB", '"$1"'))
@@ -229,10 +232,10 @@ class Loop(Marks):
 
     QUIT = (QUIT + "\n").encode()
 
-    def __init__(self, token, program=None, reader=None):
+    def __init__(self, token, program=None, reader=None, env=()):
         super().__init__(token)
         self._line = (f"exec sh -c {quote(program or loop_program())} clstr {token} "
-                      f"{quote(reader or remote_program('reader.sh'))}")
+                      f"{quote(reader or remote_program('reader.sh'))}" + "".join(" " + quote(e) for e in env))
 
     def start_line(self):
         """The command line that starts the loop (the same for every login shell)."""
@@ -258,8 +261,8 @@ def marks_of(cfg):
     Built once by the supervisor before it forks, so that workers share them instead of each
     building its own (some 190 KB of unique memory a worker, measured).
     """
-    wrapper = Wrapper(cfg.mark) if cfg.remote_cleanup else None
-    loop = Loop(cfg.mark) if cfg.pipeline and cfg.remote_cleanup else None
+    wrapper = Wrapper(cfg.mark, cfg.env) if cfg.remote_cleanup else None
+    loop = Loop(cfg.mark, env=cfg.env) if cfg.pipeline and cfg.remote_cleanup else None
     return wrapper, loop
 
 

@@ -173,3 +173,20 @@ def test_each_remote_program_joined_into_one_line_is_valid_sh_with_no_comment(na
         path = shell_path(sh)
         r = subprocess.run([path, "-n", "-c", program], capture_output=True, text=True, timeout=10)
         assert (r.returncode, r.stderr) == (0, ""), (sh, r.stderr)
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_env_reaches_every_job_of_the_loop_under_every_login_shell(name):
+    from test_wrapper import ENV_VALUES
+    env_loop = ssh.Loop(LOOP.token, env=tuple(f"{k}={v}" for k, v in ENV_VALUES.items()))
+    s = LoginShell(shell_path(name), env_loop.start_line())
+    try:
+        for job in ("printf '[%s]' \"$CLSTR_T_A\" \"$CLSTR_T_B\" \"$CLSTR_T_C\"", "echo \"[$CLSTR_T_A]\""):
+            os.write(s.stdin, env_loop.frame(job))
+        os.write(s.stdin, env_loop.QUIT)
+        out, err = s.proc.communicate(timeout=30)
+    finally:
+        s.end()
+    results = split(out, err)
+    assert [r[1] for r in results] == ["".join(f"[{v}]" for v in ENV_VALUES.values()) + "\n",
+                                       f"[{ENV_VALUES['CLSTR_T_A']}]\n"]

@@ -282,3 +282,26 @@ def test_resume_with_duplicate_commands_keeps_each_jobs_number(clstr, tmp_path):
 
 def test_no_ssh_left_after_the_trust_tests(testbed):
     assert not [p for p in run_marker(testbed) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+# ---- --env ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"], ["othershell"]])
+def test_env_exports_the_values_here_to_the_jobs(clstr, mode):
+    node = "othershell" if mode == ["othershell"] else "n1"
+    env = {"CLSTR_X_ONE": "it's $HOME", "CLSTR_X_TWO": "\u00fc \\ *"}
+    r = clstr(*[m for m in mode if m.startswith("-")], "-n", node, "--env", "CLSTR_X_*", "-j",
+              "printf '[%s]\\n' \"$CLSTR_X_ONE\" \"$CLSTR_X_TWO\"", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[it's $HOME]\n[\u00fc \\ *]\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "CLSTR_NOT_SET"], "--env CLSTR_NOT_SET: no such variable is set here"),
+    (["--env", "CLSTR_NONE_*"], "--env CLSTR_NONE_*: no such variable is set here"),
+    (["--env", "a b"], "--env 'a b': not a variable name or a glob of them"),
+    (["--env", "CLSTR_NL"], "--env CLSTR_NL: its value holds a line break"),
+    (["--env", "HOME", "--no-remote-cleanup"], "--env needs the remote wrapper"),
+])
+def test_env_mistakes_are_one_line_and_exit_2(clstr, args, message):
+    r = clstr("-n", "n1", *args, "-j", "true", env={"CLSTR_NL": "a\nb"})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr

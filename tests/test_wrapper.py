@@ -268,3 +268,19 @@ def test_unknown_shell_path_takes_universal_route(remote, tmp_path):
     assert r.finish()[:2] == (0, "bash\n")
     r = remote(dash, 'echo "${BASH_VERSION:+bash}"', env_shell=dash)
     assert r.finish()[:2] == (0, "\n")
+
+
+ENV_VALUES = {"CLSTR_T_A": "it's $HOME \\ a\"b", "CLSTR_T_B": "\u00fcn\u00ee c\u00f6d\u00e9 *", "CLSTR_T_C": ""}
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_env_reaches_the_job_under_every_login_shell(name):
+    wrapper = ssh.Wrapper("t0k3n" * 4, tuple(f"{k}={v}" for k, v in ENV_VALUES.items()))
+    shell = shell_path(name)
+    line, _ = wrapper.line("printf '[%s]' \"$CLSTR_T_A\" \"$CLSTR_T_B\" \"$CLSTR_T_C\"; env | grep -c '^CLSTR_T_'")
+    r = LoginShell(shell, line)
+    try:
+        out, _ = r.proc.communicate(timeout=20)
+    finally:
+        r.end()
+    assert out.decode() == "".join(f"[{v}]" for v in ENV_VALUES.values()) + "3\n"
