@@ -142,7 +142,7 @@ class Run:
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
-                 env=()):
+                 env=(), halt=None):
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -194,7 +194,8 @@ class Run:
                              max_node_uses=max_node_uses, max_running=max_nodes, shared_connections=multiplex,
                              max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
                              reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
-                             quarantine=v["quarantine"], straggler_percent=v["timeout_percent"])
+                             quarantine=v["quarantine"], straggler_percent=v["timeout_percent"],
+                             halt=checks.halt(halt))
         env = exported(checks.strings("env", env, "variable names or globs"), os.environ)
         if env and not remote_cleanup:
             raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")

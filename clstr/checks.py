@@ -110,3 +110,42 @@ def stream(name, value):
     if not hasattr(value, "write"):
         raise TypeError(f"{name} must be a stream with write(), None or False, not {type(value).__name__}")
     return value
+
+
+HALT_FORMS = "never, soon|now,fail|success|done=N or =N%, or 0, 1, 2, -1, -2, N%"
+
+
+def halt(value):
+    """--halt (GNU parallel's): None, or a scheduler.Halt; InputError naming the forms otherwise."""
+    from .scheduler import Halt
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"halt must be a string such as 'soon,fail=1', not {type(value).__name__}")
+    text = value.strip()
+    legacy = {"0": None, "never": None, "1": ("soon", "fail=1"), "2": ("now", "fail=1"),
+              "-1": ("soon", "success=1"), "-2": ("now", "success=1")}
+    if text in legacy:
+        if legacy[text] is None:
+            return None
+        when, why = legacy[text]
+    elif text.endswith("%") and "," not in text:
+        when, why = "soon", f"fail={text}"
+    else:
+        when, _, why = text.partition(",")
+    what, _, n = why.partition("=")
+    bad = InputError(f"--halt {value!r}: expected {HALT_FORMS}")
+    if when not in ("soon", "now") or what not in ("fail", "success", "done") or not n:
+        raise bad
+    try:
+        if n.endswith("%"):
+            pct = float(n[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return Halt(when, what, percent=pct)
+        count = int(n)
+        if not 1 <= count <= MAX_COUNT:
+            raise ValueError
+        return Halt(when, what, count=count)
+    except ValueError:
+        raise bad from None

@@ -156,6 +156,10 @@ def build_parser():
     g.add_argument("--quarantine", type=_whole, default=3, metavar="K",
                    help="with --job-failures job: retire a node where K distinct jobs failed that then succeeded "
                         "on other nodes (a black hole; needs --retries; default 3, 0: never)")
+    g.add_argument("--halt", "--halt-on-error", dest="halt", metavar="WHEN,WHAT=N",
+                   help="stop once N jobs (or N%%) failed, succeeded or are done, as GNU parallel's: soon,fail=1 starts "
+                        "no new job after the first failure, now,fail=1 ends the running ones too (TERM, then KILL); "
+                        "the jobs left are not run")
     g.add_argument("--joblog", metavar="FILE",
                    help="append a row per ended job to FILE, in GNU parallel's --joblog columns")
     g.add_argument("--resume", action="store_true",
@@ -334,7 +338,8 @@ def summary(result, write, verbose, each_node=False):
     """
     n = len(result.jobs)
     ok, failed, not_run = result.succeeded, result.failed, result.not_run
-    if result.ok and not result.retired_nodes and not result.history and not result.removed and not verbose:
+    if result.ok and not result.retired_nodes and not result.history and not result.removed and not verbose \
+            and not result.halted:
         return
     line = f"{n} jobs: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
     if result.skipped:
@@ -347,6 +352,9 @@ def summary(result, write, verbose, each_node=False):
         write(f"not run: job {j.seq} ({j.reason}): {j.command}")
     if result.error:
         write(f"stopped early: {result.error}")
+    if result.halted:
+        write(f"{result.halted} (--halt)" + ("; the jobs it left were not run, as asked" if result.halted_by != "fail"
+                                             else ""))
     slow = result.slowest(3)
     if slow and n > 1:
         write("slowest: " + ", ".join(f"job {j.seq} on {j.attempts[-1].node} ({j.attempts[-1].runtime:.1f} s)"
@@ -421,7 +429,7 @@ def main(argv=None):
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
-            env=args.env,
+            env=args.env, halt=args.halt,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

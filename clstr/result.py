@@ -125,6 +125,8 @@ class RunResult:
     slots: list = field(default_factory=list)  # the node of each slot (an attempt's "slot" indexes it)
     started: Optional[float] = None  # epoch seconds the run started and ended
     ended: Optional[float] = None
+    halted: Optional[str] = None  # why --halt stopped the run ("halted: 1 job failed"), or None
+    halted_by: Optional[str] = None  # its condition: "fail", "success" or "done"
 
     def _with(self, outcome):
         return [j for j in self.jobs if j.outcome == outcome]
@@ -141,9 +143,15 @@ class RunResult:
     def not_run(self):
         return self._with(NOT_RUN)
 
+    def excused(self, job):
+        """A job not run because --halt success=... or done=... was met: skipped as asked, it does
+        not make the run a failure (GNU parallel exits 0 then)."""
+        return (self.halted_by in ("success", "done") and job.outcome == NOT_RUN and job.reason == self.halted)
+
     @property
     def ok(self):
-        return self.signal is None and self.error is None and all(j.outcome == SUCCEEDED for j in self.jobs)
+        return self.signal is None and self.error is None and all(
+            j.outcome == SUCCEEDED or self.excused(j) for j in self.jobs)
 
     def slowest(self, n=10):
         """The ``n`` jobs whose last attempt ran longest (jobs that ran), longest first."""
@@ -172,6 +180,7 @@ class RunResult:
         return {
             "exit_status": self.exit_code(max_exit),
             "interrupted_by": signal.Signals(self.signal).name if self.signal else None,
+            "halted": self.halted,
             "error": self.error,
             "counts": {"jobs": len(self.jobs), "succeeded": len(self.succeeded), "failed": len(self.failed),
                        "not_run": len(self.not_run), "skipped": self.skipped},
@@ -202,7 +211,7 @@ class RunResult:
             return 0 if self.ok else 1
         worst = 1 if self.error else 0
         for j in self.jobs:
-            if j.outcome == SUCCEEDED:
+            if j.outcome == SUCCEEDED or self.excused(j):
                 continue
             bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or (j.ending is not None and j.ending.timed_out)
             worst = max(worst, 255 if bad else min(j.exit, 255) or 1)

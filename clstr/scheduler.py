@@ -25,6 +25,28 @@ PROBE_COMMAND = "exit 0"
 MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 
 
+@dataclass(frozen=True)
+class Halt:
+    """--halt WHEN,WHAT=N (GNU parallel's): once N jobs (or N% of the jobs) have failed, succeeded or
+    are done (either), start no new job; with ``now``, end the running ones too."""
+
+    when: str  # "soon" (running jobs finish) or "now" (they are ended)
+    what: str  # "fail", "success" or "done"
+    count: Optional[int] = None
+    percent: Optional[float] = None
+
+    def reached(self, succeeded, failed, total):
+        n = {"fail": failed, "success": succeeded, "done": succeeded + failed}[self.what]
+        if self.percent is not None:
+            return n > 0 and n * 100 >= self.percent * total
+        return n >= self.count
+
+    def reason(self, succeeded, failed):
+        n = {"fail": failed, "success": succeeded, "done": succeeded + failed}[self.what]
+        verb = {"fail": "failed", "success": "succeeded", "done": "done"}[self.what]
+        return f"halted: {n} job{'s' if n != 1 else ''} {verb}"
+
+
 @dataclass
 class Policy:
     """The failure policy and limits of a run."""
@@ -57,6 +79,7 @@ class Policy:
     # --timeout N%: a job running past this percentage of the median runtime of the jobs that
     # succeeded (once MEDIAN_AFTER have) is a straggler, ended and re-run elsewhere; None: off
     straggler_percent: Optional[float] = None
+    halt: Optional["Halt"] = None  # --halt: when the run stops starting jobs (and ends running ones)
 
     def __post_init__(self):
         if self.job_failures not in (NODE_FAILURES, JOB_FAILURES):
@@ -168,6 +191,7 @@ class Scheduler:
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
         self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
+        self.halted = None  # the reason, once --halt's condition was met
         self.stopped = None  # the reason, once no job may start (interrupted, or a write failed)
         self.now = 0.0  # the supervisor's clock (tick): when probes are due
         self.wall = 0.0  # epoch seconds, for the nodes' history
@@ -453,7 +477,7 @@ class Scheduler:
                          "timed out" if ev.ending.timed_out else f"probe exit {ev.exit}")
             return None
         job = self.jobs[ev.seq]
-        outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted is not None, self.now)
+        outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted, self.now)
         att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
                       ending)
         job.attempts.append(att)
@@ -466,7 +490,7 @@ class Scheduler:
         elif outcome == REQUEUED:
             self._retry.append(ev.seq)
         elif outcome == INTERRUPTED:
-            job.outcome, job.reason = NOT_RUN, "interrupted"
+            job.outcome, job.reason = NOT_RUN, self.interrupted
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
         if outcome == SUCCEEDED and self.policy.straggler_percent:
@@ -474,6 +498,7 @@ class Scheduler:
         if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
                 and self.policy.job_failures == JOB_FAILURES:
             self.quarantine.ended(job, s.node if job.outcome == SUCCEEDED else None)
+        self._halt_check(job)
         self._release(s)
         return att
 
@@ -577,8 +602,8 @@ class Scheduler:
         job.worker_deaths += 1
         ending = Ending.WORKER_DIED
         if self.interrupted is not None:
-            outcome, reason, ending = INTERRUPTED, "interrupted", Ending.INTERRUPTED
-            job.outcome, job.reason = NOT_RUN, "interrupted"
+            outcome, reason, ending = INTERRUPTED, self.interrupted, Ending.INTERRUPTED
+            job.outcome, job.reason = NOT_RUN, self.interrupted
         elif job.worker_deaths >= self.policy.max_attempts:
             outcome, reason = FAILED, f"worker died {job.worker_deaths} times"
             job.outcome, job.reason = FAILED, reason
@@ -587,6 +612,7 @@ class Scheduler:
             self._retry.append(seq)
         att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index, ending)
         job.attempts.append(att)
+        self._halt_check(job)
         self._release(s)
         return att
 
@@ -595,6 +621,19 @@ class Scheduler:
         if self.interrupted is None:
             self.interrupted = reason
         self.stop(reason)
+
+    def _halt_check(self, job):
+        """A job ended (``job.outcome`` set): whether --halt's condition is met now."""
+        halt = self.policy.halt
+        if halt is None or self.halted is not None or job.outcome is None:
+            return
+        c = self.counts()
+        if halt.reached(c[SUCCEEDED], c[FAILED], len(self.jobs)):
+            self.halted = halt.reason(c[SUCCEEDED], c[FAILED])
+            if halt.when == "now":
+                self.interrupt(self.halted)
+            else:
+                self.stop(self.halted)
 
     def stop(self, reason):
         """Start no more jobs (those running end as they will); what is pending will not run."""

@@ -67,7 +67,8 @@ class Supervisor:
         self.control = None  # controldir.ControlPaths, with shared connections
         self.signals = []
         self.signal = None
-        self.kill_at = None  # when interrupted: when TERM turns to KILL
+        self.kill_at = None  # when interrupted (or halted now): when TERM turns to KILL
+        self.halt_said = False
         self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.worker_group = {}  # slot -> the connection group its live worker was started for
@@ -118,7 +119,9 @@ class Supervisor:
                          history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
                          slots=[s.node for s in self.sched.slots],
                          started=self.t_start, ended=time.time(),
-                         permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent])
+                         permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent],
+                         halted=self.sched.halted,
+                         halted_by=self.sched.policy.halt.what if self.sched.halted else None)
 
     def _node_list(self, wanted):
         """A live node list was read again: nodes added join, nodes removed go."""
@@ -477,7 +480,17 @@ class Supervisor:
                     self._log(f"{signal.Signals(sig).name}: stopping, ending {self.sched.busy} running jobs")
             else:
                 self.kill_at = self.clock()  # a second signal: no grace
-        if self.signal is not None:
+        halted = self.sched.halted
+        if halted is not None and not self.halt_said:
+            self.halt_said = True
+            busy = self.sched.busy
+            if self.sched.interrupted == halted and self.kill_at is None:  # --halt now
+                self.kill_at = self.clock() + INTERRUPT_GRACE
+                self._log(f"{halted}: no job starts now, ending {busy} running job{'s' if busy != 1 else ''}")
+            else:
+                self._log(f"{halted}: no job starts now" + (
+                    f", {busy} running job{'s' if busy != 1 else ''} may finish" if busy else ""))
+        if self.kill_at is not None:
             self._end_running()
 
     def _end_running(self):
@@ -505,7 +518,7 @@ class Supervisor:
             self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
 
     def _periodic(self):
-        self.monitor.tick(self.signal is not None)
+        self.monitor.tick(self.signal is not None or self.sched.halted is not None)
         if self.opt.node_source is not None:
             wanted = self.opt.node_source.poll(self.clock(), self._log)
             if wanted is not None:

@@ -31,7 +31,8 @@ class Verdicts:
     def judge(self, job, node, ev, interrupted, now):
         """What an attempt's end means for the job and its node: (outcome, reason, Ending).
 
-        ``interrupted``: Ctrl-C, SIGTERM or SIGHUP came (the attempt counts for nothing); ``now``:
+        ``interrupted``: why the run is ending its running attempts (Ctrl-C, SIGTERM, SIGHUP, a
+        --halt now): the attempt counts for nothing; ``now``:
         the scheduler's clock (a refused slot's hold starts then).
         """
         p = self.policy
@@ -42,7 +43,7 @@ class Verdicts:
                 self.quarantine.ran(node, False)
             return SUCCEEDED, "", Ending.OK
         if interrupted:
-            return INTERRUPTED, "interrupted", Ending.INTERRUPTED
+            return INTERRUPTED, interrupted, Ending.INTERRUPTED
         if ending is Ending.NEVER_RAN:
             # the job did not start: the node's fault alone, no attempt of the job spent
             if ev.reason in TRANSIENT and self.admission.may_retry(node):

@@ -912,3 +912,37 @@ def test_failed_and_requeued_attempts_do_not_make_the_median():
     for (slot, _), (rt, code) in zip(batch, [(1.0, 0), (100.0, 1), (2.0, 0), (3.0, 0)]):
         finish(s, slot, code, runtime=rt)
     assert s.straggler_limit() == 2.0
+
+
+# ---- --halt --------------------------------------------------------------------------------
+def test_halt_soon_stops_starting_jobs_and_lets_the_running_end():
+    from clstr.scheduler import Halt
+    s = Scheduler([f"j{i}" for i in range(6)], ["a", "a"], Policy(job_failures="job", halt=Halt("soon", "fail", 1)))
+    (s0, _), (s1, _) = s.assign()
+    finish(s, s0, 3)
+    assert s.halted == "halted: 1 job failed" and s.assign() == [] and s.interrupted is None
+    finish(s, s1, 0)
+    assert s.done()
+    assert [(j.outcome, j.reason) for j in s.jobs.values()] == [(FAILED, "exit 3"), (SUCCEEDED, "")] + [
+        (NOT_RUN, "halted: 1 job failed")] * 4
+
+
+def test_halt_now_counts_the_running_attempts_for_nothing():
+    from clstr.scheduler import Halt
+    s = Scheduler(["j1", "j2", "j3"], ["a", "a"], Policy(halt=Halt("now", "success", 1)))
+    (s0, _), (s1, _) = s.assign()
+    finish(s, s0, 0)
+    assert s.interrupted == "halted: 1 job succeeded"
+    att = finish(s, s1, -15, ending=LOST, reason="ssh killed by signal 15")
+    assert (att.outcome, att.reason) == ("interrupted", "halted: 1 job succeeded") and s.retired_nodes() == {}
+    assert s.done() and [j.outcome for j in s.jobs.values()] == [SUCCEEDED, NOT_RUN, NOT_RUN]
+
+
+@pytest.mark.parametrize("jobs,slots,policy", CONFIGS[:4])
+def test_every_outcome_sequence_ends_with_a_halt(jobs, slots, policy):
+    from clstr.scheduler import Halt
+    for when in ("soon", "now"):
+        for length in range(1, 4):
+            for sequence in itertools.product([k for k in OUTCOMES if k != "interrupt"], repeat=length):
+                play_clock(Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), halt=Halt(when, "done", 1)))),
+                           sequence)
