@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 
-from . import checks, hostlist
+from . import checks, hostlist, transfer
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
@@ -142,7 +142,8 @@ class Run:
                  joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
-                 env=(), halt=None):
+                 env=(), halt=None, inputs=None, transferfile=(), returnfile=(), cleanup=False, basefile=(),
+                 workdir=None):
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -196,20 +197,30 @@ class Run:
                              reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
                              quarantine=v["quarantine"], straggler_percent=v["timeout_percent"],
                              halt=checks.halt(halt))
+        for name, value in (("transferfile", transferfile), ("returnfile", returnfile), ("basefile", basefile)):
+            checks.strings(name, value, "paths or path templates")
+        if workdir is not None and (not isinstance(workdir, str) or not workdir or "\n" in workdir):
+            raise InputError(f"--workdir {workdir!r}: expected a directory, '.' or '...'")
+        if not isinstance(cleanup, bool):
+            raise TypeError(f"cleanup must be True or False, not {type(cleanup).__name__}")
+        mark = os.urandom(12).hex()
+        self.files, self.job_files = transfer.plan(
+            self.pairs, None if inputs is None else {seq: tuple(inputs[seq - 1]) for seq, _ in self.pairs},
+            list(transferfile), list(returnfile), list(basefile), workdir, cleanup, mark[:12])
         env = exported(checks.strings("env", env, "variable names or globs"), os.environ)
         if env and not remote_cleanup:
             raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")
         self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
                                           alive_interval=alive_interval, alive_count=alive_count,
                                           remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
-                                          mark=os.urandom(12).hex(), env=env)
+                                          mark=mark, env=env, workdir=self.files.workdir if self.files else None)
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"],
                                   multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
-                                  state=v["state"], node_source=live)
+                                  state=v["state"], node_source=live, files=self.files, job_files=self.job_files)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)

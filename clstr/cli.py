@@ -125,6 +125,23 @@ def build_parser():
     g.add_argument("--env", action="append", default=[], metavar="NAME",
                    help="export this variable's value here to every job on the node (repeatable; a glob such as "
                         "'MY_*' names every variable it matches)")
+    g = p.add_argument_group("files (as GNU parallel's; templates take {} and the other replacement strings)")
+    g.add_argument("--transferfile", "--tf", action="append", default=[], metavar="T",
+                   help="send this file to the node before the job (repeatable; relative paths go under the work "
+                        "directory, the part after a /./ too)")
+    g.add_argument("--return", dest="returnfile", action="append", default=[], metavar="T",
+                   help="bring this file back from the node after the job, to the same relative path here "
+                        "(repeatable; written whole or not at all)")
+    g.add_argument("--cleanup", action="store_true",
+                   help="remove the files sent and brought back from the node after the job (and the basefiles "
+                        "and a --workdir ... at the end)")
+    g.add_argument("--trc", action="append", default=[], metavar="T",
+                   help="the same as --transferfile {} --return T --cleanup")
+    g.add_argument("--basefile", "--bf", action="append", default=[], metavar="FILE",
+                   help="send FILE to each node once, before its first job (repeatable)")
+    g.add_argument("--workdir", "--wd", metavar="DIR",
+                   help="run the jobs in DIR on the node, made if needed ('...': a fresh directory of the run; "
+                        "'.': the same path relative to the home as here)")
     g = p.add_argument_group("execution")
     g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
                    help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
@@ -227,9 +244,9 @@ def jobs_from_inputs(args, inputs):
         raise InputError("no command before ::: (a command after -n, -N or -J is taken for their values: give it "
                          "before them, or after --)")
     srcs = templates.sources(inputs, lambda path: [line for _, line in read_lines(path, "argument file")])
-    jobs = templates.jobs(" ".join(args.job_files), srcs, checks.MAX_COUNT)
+    made = templates.jobs_with_inputs(" ".join(args.job_files), srcs, checks.MAX_COUNT)
     args.job_files = []
-    return jobs
+    return [c for c, _ in made], [v for _, v in made]
 
 
 def read_node_file(path, groups=None, live=False):
@@ -391,9 +408,9 @@ def main(argv=None):
         args = build_parser().parse_args(head)
         # argparse (before Python 3.12) keeps the "--" that ends -n/-N/-J lists among the positionals
         args.job_files = [f for f in args.job_files if f != "--"]
-        template_jobs = None
+        template_jobs = job_inputs = None
         if inputs is not None:
-            template_jobs = jobs_from_inputs(args, inputs)
+            template_jobs, job_inputs = jobs_from_inputs(args, inputs)
         if args.list_profiles:
             list_profiles(args, sys.stdout)
             return EXIT_OK
@@ -429,7 +446,9 @@ def main(argv=None):
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
-            env=args.env, halt=args.halt,
+            env=args.env, halt=args.halt, inputs=job_inputs,
+            transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
+            cleanup=args.cleanup or bool(args.trc), basefile=args.basefile, workdir=args.workdir,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

@@ -20,6 +20,8 @@ class Job:
     connect: bool = False  # open the shared connection of its group first (it is the opener)
     limit: Optional[float] = None  # --timeout N%: end it as a straggler after this many seconds
     lookup: bool = False  # a jump host refused handshakes: first see whether the node is behind one
+    files: Optional[object] = None  # transfer.JobFiles: files to send before it and bring back after
+    basefiles: bool = False  # send the run's basefiles first (the node's first job since it joined)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Finished:
     reason: Optional[str] = None
     # the node's ProxyJump host ("" for none), once the worker looked it up (after a refused handshake)
     jump_host: Optional[str] = None
+    sent: int = 0  # bytes of files sent for the attempt
+    received: int = 0  # bytes of files brought back
+    transfer: float = 0.0  # seconds its transfers took
+    returned: tuple = ()  # (temporary path, its place) of each file brought back: placed if it is the result
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class Health:
         self.forget(node)  # a quarantined node that comes back starts with a clean record
         if node.history and node.history[-1].back is None:
             node.history[-1].back = self.wall
+            node.returns += 1
             self.news.append(("back", node))
         self.free(node)
 

@@ -83,8 +83,8 @@ class JobLog:
     def write(self, a):
         """The row of a job whose attempt ``a`` (an Attempt) was its last."""
         exitval, sig = exit_and_signal(a.exit, a.ending)
-        row = [str(a.seq), a.node, f"{a.start:.3f}", f"{a.runtime:10.3f}", "0", "0", str(exitval), str(sig),
-               log_command(a.command)]
+        row = [str(a.seq), a.node, f"{a.start:.3f}", f"{a.runtime:10.3f}", str(a.sent), str(a.received), str(exitval),
+               str(sig), log_command(a.command)]
         try:
             self._put("\t".join(row) + "\n")
         except OSError as e:

@@ -20,4 +20,6 @@ class RunOptions:
     state: Optional[str] = None  # the --state file
     node_source: Optional[object] = None  # a nodesource.NodeSource: the node list is live
     joblog: Optional[str] = None
+    files: Optional[object] = None  # transfer.Files: the work directory, cleanup, basefiles
+    job_files: dict = field(default_factory=dict)  # seq -> transfer.JobFiles: each job's files to send and bring back
     verbose: bool = False

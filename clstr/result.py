@@ -33,6 +33,7 @@ class Ending(enum.Enum):
     LOST = "lost"  # it ran and its connection was lost
     NEVER_RAN = "never ran"  # ssh failed before the job started (the node's fault alone)
     BUSY = "busy"  # a busy sshd refused the handshake or the session: tried again, at no cost
+    TRANSFER = "transfer"  # a file to send or bring back could not be (named with its cause)
     WORKER_DIED = "worker died"  # the slot's worker process died under it
     INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP ended it
 
@@ -57,6 +58,9 @@ class Attempt:
     command: str
     slot: int = -1  # the slot it ran on
     ending: Ending = Ending.OK  # how it ended (the reason says it in words)
+    sent: int = 0  # bytes of files sent for it (--transferfile, --basefile)
+    received: int = 0  # bytes of files brought back (--return)
+    transfer: float = 0.0  # seconds its transfers took
 
 
 class JobResult:
@@ -187,8 +191,10 @@ class RunResult:
             "jobs": [{
                 "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
                 "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
-                    {"node": a.node, "slot": a.slot, "attempt": a.attempt, "start": round(a.start, 3),
-                     "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason}
+                    dict({"node": a.node, "slot": a.slot, "attempt": a.attempt, "start": round(a.start, 3),
+                          "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason},
+                         **({"sent": a.sent, "received": a.received, "transfer": round(a.transfer, 3)}
+                            if a.sent or a.received or a.transfer else {}))
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
             "jump_hosts": self.jump_hosts,

@@ -99,6 +99,7 @@ class NodeState:
     jobs: int = 0
     by_job: bool = False  # retired by a job's own non-zero exit, not by an ssh failure
     reinstated: int = 0
+    returns: int = 0  # times it came back into the run (its basefiles go again)
     history: List[Absence] = field(default_factory=list)
     next_probe: Optional[float] = None  # when a retired node is probed (or let back) next
     backoff: int = 0  # retirements since it last ran a job well: the wait doubles with each
@@ -479,7 +480,7 @@ class Scheduler:
         job = self.jobs[ev.seq]
         outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted, self.now)
         att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
-                      ending)
+                      ending, ev.sent, ev.received, ev.transfer)
         job.attempts.append(att)
         job.exit, job.reason = ev.exit, reason
         if not job.pinned:

@@ -4,6 +4,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import InputError
 
@@ -21,6 +22,7 @@ class SshConfig:
     pipeline: bool = False  # jobs go down one long-lived session a slot (the remote job loop)
     mark: str = "0" * 16  # the run's random token of the remote wrapper's start and end marks
     env: tuple = ()  # --env: "NAME=VALUE" of each variable exported to every job
+    workdir: Optional[str] = None  # --workdir: where jobs run on the node (relative: to the home)
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
@@ -181,11 +183,13 @@ class Wrapper(Marks):
     a signal the job sends it cannot skip the end mark.
     """
 
-    def __init__(self, token, env=()):
+    def __init__(self, token, env=(), workdir=None):
         super().__init__(token)
         watch = quote(remote_program("watch.sh"))
-        env_args = "".join(" " + quote(e) for e in env)
-        export = f"export{env_args}; " if env else ""
+        env_args = " " + quote(workdir or "") + "".join(" " + quote(e) for e in env)
+        export = ("export" + "".join(" " + quote(e) for e in env) + "; ") if env else ""
+        if workdir:
+            export = f"cd {quote(workdir)} || exit 1; " + export
         # where no sh can be found (a restricted account), the login shell runs the job in a
         # subshell, its watcher beside it in the wrapper's group (without sleep, at once)
         bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
@@ -217,6 +221,11 @@ class Wrapper(Marks):
         return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
 
 
+def files_line(token):
+    """The command line that starts the file session (clstr/remote/files.sh) under any login shell."""
+    return f"exec sh -c {quote(remote_program('files.sh'))} clstr {token}"
+
+
 def loop_program():
     """The job loop program (clstr/remote/loop.sh) as one line."""
     return remote_program("loop.sh")
@@ -232,10 +241,11 @@ class Loop(Marks):
 
     QUIT = (QUIT + "\n").encode()
 
-    def __init__(self, token, program=None, reader=None, env=()):
+    def __init__(self, token, program=None, reader=None, env=(), workdir=None):
         super().__init__(token)
         self._line = (f"exec sh -c {quote(program or loop_program())} clstr {token} "
-                      f"{quote(reader or remote_program('reader.sh'))}" + "".join(" " + quote(e) for e in env))
+                      f"{quote(reader or remote_program('reader.sh'))} {quote(workdir or '')}"
+                      + "".join(" " + quote(e) for e in env))
 
     def start_line(self):
         """The command line that starts the loop (the same for every login shell)."""
@@ -261,8 +271,8 @@ def marks_of(cfg):
     Built once by the supervisor before it forks, so that workers share them instead of each
     building its own (some 190 KB of unique memory a worker, measured).
     """
-    wrapper = Wrapper(cfg.mark, cfg.env) if cfg.remote_cleanup else None
-    loop = Loop(cfg.mark, env=cfg.env) if cfg.pipeline and cfg.remote_cleanup else None
+    wrapper = Wrapper(cfg.mark, cfg.env, cfg.workdir) if cfg.remote_cleanup else None
+    loop = Loop(cfg.mark, env=cfg.env, workdir=cfg.workdir) if cfg.pipeline and cfg.remote_cleanup else None
     return wrapper, loop
 
 

@@ -8,6 +8,7 @@ sleeps when there is nothing to do. Its reactions (``dispatch``, ``on_events``, 
 ``on_signal``) are methods a test drives with a scripted history. It is the only writer of the
 terminal, the job log and the files, and it makes the RunResult.
 """
+import dataclasses
 import gc
 import multiprocessing
 import os
@@ -18,10 +19,11 @@ import socket
 import sys
 import time
 
-from . import controldir, hostlist, reaper
+from . import controldir, hostlist, reaper, ssh, transfer
 from .events import Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
+from .proc import PIPE, Child, end_group
 from .output import silence
 from .pool import WorkerPool
 from .result import RunResult
@@ -31,6 +33,7 @@ from .status import duration
 from .worker import MAX_WAIT, WorkerSpec, worker_main
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
+CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
@@ -69,6 +72,7 @@ class Supervisor:
         self.signal = None
         self.kill_at = None  # when interrupted (or halted now): when TERM turns to KILL
         self.halt_said = False
+        self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
         self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.worker_group = {}  # slot -> the connection group its live worker was started for
@@ -180,7 +184,7 @@ class Supervisor:
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
         return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self.control.path(slot.group) if self.control else None,
-                          self.opt.timeout, self.opt.idle_timeout)
+                          self.opt.timeout, self.opt.idle_timeout, self.opt.files)
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
@@ -226,7 +230,34 @@ class Supervisor:
     def _idle_workers(self):
         return [i for i in sorted(self.pool.live_slots()) if self.sched.slots[i].busy is None]
 
+    def _final_cleanup(self):
+        """--cleanup: the basefiles and a --workdir ... go from each node that ran something, over its
+        shared connection where it has one, all at once, within CLEANUP_WAIT (a node that does not
+        answer keeps them)."""
+        files = self.opt.files
+        if files is None or not files.cleanup or not (files.basefiles or files.fresh_workdir):
+            return
+        paths = [b.remote for b in files.basefiles] + ([files.workdir] if files.fresh_workdir else [])
+        line = "rm -rf -- " + " ".join(ssh.quote(p) for p in paths)
+        base = ssh.base_argv(self.opt.ssh)
+        ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
+        children = []
+        for node in sorted(ran):
+            argv = ssh.job_argv(base, node, line, self.control.path((node, 0)) if self.control else None, cleanup=False)
+            try:
+                children.append(Child(argv, self.env, PIPE, PIPE, PIPE))
+            except OSError:
+                break
+        deadline = self.clock() + CLEANUP_WAIT
+        for child in children:
+            child.close()  # nothing to say or hear: their pipes close, they go on
+        for child in children:
+            if child.wait(max(0.0, deadline - self.clock())) is None:
+                end_group(child.pid, grace=0)
+                child.wait()
+
     def _shutdown(self):
+        self._final_cleanup()
         self.pool.shutdown(self.clock)
         # the backstop: anything of the run still alive (masters included) ends now
         reaper.reap(self.run_id, descendants_only=self.subreaper)
@@ -323,6 +354,8 @@ class Supervisor:
         batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=self.pool.live_slots())
         for idx, job in batch:
             self.started[idx] = time.time()
+            if self.opt.files is not None:
+                job = self._with_files(idx, job)
             if job.seq == PROBE:
                 if self.opt.verbose:
                     self._log(f"node {self.sched.slots[idx].node}: probing")
@@ -382,8 +415,26 @@ class Supervisor:
                       "which refused handshakes; it waits for a turn through it")
         self._release_finished(ev.slot)
 
+    def _with_files(self, idx, job):
+        """The job with its files; the run's basefiles go first on a node's first job since it joined
+        the run (or came back): with shared connections, its connection's opener; else each slot's."""
+        node = self.sched.nodes[self.sched.slots[idx].node]
+        first = job.connect if self.opt.multiplex else self.based.get(idx) != node.returns
+        self.based[idx] = node.returns
+        return dataclasses.replace(job, files=self.opt.job_files.get(job.seq),
+                                   basefiles=bool(self.opt.files.basefiles) and first)
+
     def _finished(self, ev):
         att = self.sched.finished(ev)
+        for tmp, local in ev.returned:
+            # only the attempt taken as the job's result writes its files (never half written)
+            if att is not None and att.outcome == SUCCEEDED:
+                try:
+                    transfer.place(tmp, local)
+                    continue
+                except (OSError, transfer.TransferError) as e:
+                    self._log(f"job {ev.seq}: {local} could not take its place: {e}")
+            transfer.discard(tmp)
         self._record(att)
         self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:

@@ -112,9 +112,12 @@ def has_replacement(template):
     return _REPLACEMENT.search(template) is not None
 
 
-def command(template, values, seq):
+def command(template, values, seq, quoted=True):
     """The command of job ``seq`` with the input ``values``: every replacement string replaced, each
-    value quoted ({%} stays SLOT_MARK until the slot is known)."""
+    value quoted ({%} stays SLOT_MARK until the slot is known). ``quoted=False``: a path (a file to
+    send or bring back), the values as they are."""
+    q = quote if quoted else (lambda v: v)
+
     def replace(m):
         what, pos, mod = m.group(1), m.group(2), m.group(3)
         if what == "#":
@@ -123,18 +126,31 @@ def command(template, values, seq):
             return SLOT_MARK
         fn = _MODIFIERS[mod]
         if pos is None:
-            return " ".join(quote(fn(v)) for v in values)
+            return " ".join(q(fn(v)) for v in values)
         n = int(pos)
         index = n - 1 if n > 0 else len(values) + n
         if n == 0 or not 0 <= index < len(values):
             return ""
-        return quote(fn(values[index]))
+        return q(fn(values[index]))
     return _REPLACEMENT.sub(replace, template)
+
+
+def path(template, values, seq):
+    """A transfer path of job ``seq`` (--transferfile, --return): the template with its values as
+    they are; {%} has no place in one (a file's name cannot wait for its slot)."""
+    if "{%}" in template:
+        raise InputError(f"{template!r}: {{%}} (the slot) cannot name a file to send or bring back")
+    return command(template, values, seq, quoted=False)
 
 
 def jobs(template, srcs, limit):
     """The commands of the jobs of ``template`` over the Sources ``srcs`` (at most ``limit``: more
     is refused in one line, before any is made)."""
+    return [c for c, _ in jobs_with_inputs(template, srcs, limit)]
+
+
+def jobs_with_inputs(template, srcs, limit):
+    """(command, its input values) of each job of ``template`` over ``srcs``; see jobs()."""
     if not template.strip():
         raise InputError("no command before ::: (clstr COMMAND ::: ARGUMENTS)")
     if not has_replacement(template):
@@ -150,7 +166,7 @@ def jobs(template, srcs, limit):
         total *= n
     if total > limit:
         raise InputError(f"the inputs make {total} jobs, more than {limit}")
-    return [command(template, values, seq) for seq, values in enumerate(combinations(srcs), 1)]
+    return [(command(template, values, seq), values) for seq, values in enumerate(combinations(srcs), 1)]
 
 
 def for_slot(text, slot):

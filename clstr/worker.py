@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import ssh
+from . import ssh, transfer
 from .events import Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
@@ -111,6 +111,7 @@ class WorkerSpec:
     control_path: Optional[str] = None  # the node's ControlMaster socket (None: no shared connection)
     timeout: Optional[float] = None  # --timeout SECONDS of each attempt
     idle_timeout: Optional[float] = None  # --idle-timeout: the longest silence of an attempt
+    files: Optional[object] = None  # transfer.Files: the work directory, cleanup and basefiles
 
 
 class SlotWorker:
@@ -130,6 +131,10 @@ class SlotWorker:
         self.env = spec.env
         self.control_path = spec.control_path
         self.judge = Judge(self.wrapper is not None, spec.control_path)
+        self.files = spec.files  # transfer.Files of the run, or None
+        self.file_session = None  # the slot's FileSession while it lives
+        self.made_workdir = False
+        self.token = spec.ssh.mark
         self.timeout = spec.timeout
         self.idle_timeout = spec.idle_timeout  # end a job that wrote nothing for this long
         self.limit = None  # the running job's straggler limit (--timeout N%), seconds
@@ -172,6 +177,7 @@ class SlotWorker:
                 job = None
         finally:
             self._close_session()
+            self._close_files()
 
     def _jump_host(self):
         """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
@@ -234,16 +240,37 @@ class SlotWorker:
         return False, self.judge.master_error() or ("timed out" if late else f"ssh exit {code}")
 
     def run(self, job):
-        """Run one attempt; returns its Finished event (output was sent on the way)."""
+        """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
         self.limit = job.limit
         start = time.time()
         t0 = time.monotonic()
+        moved = Moved()
         if job.connect and self.control_path:
             ok, reason = self.open_master()
             if not ok:
                 self.board.state[self.slot] = IDLE
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN, reason)
+            # basefiles before the others of the connection's slots may start (they wait for Connected)
+            failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot))
+        else:
+            failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
+        if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
+            failure = self._transfer(moved, self._send, job)
+        if failure is not None:
+            return self._with_files(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, *failure), moved)
+        finished = self._attempt(job, start, t0)
+        if job.files is not None and (job.files.returns or self.files.cleanup) and finished is not None:
+            if finished.ending is Ending.OK and job.files.returns:
+                failure = self._transfer(moved, self._fetch, job)
+                if failure is not None:
+                    finished = dataclasses.replace(finished, exit=255, ending=failure[0], reason=failure[1])
+            if self.files.cleanup:
+                self._transfer(moved, self._clean, job)  # a file that cannot be removed fails nothing
+        return self._with_files(finished, moved)
+
+    def _attempt(self, job, start, t0):
+        """The job itself: down the slot's session, or in an ssh session of its own."""
         if self.loop is not None:
             finished = self._run_pipelined(job, start, t0)
             if finished is not None:
@@ -274,6 +301,84 @@ class SlotWorker:
             return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
         exit, ending, reason = self.judge.attempt(code, p)
         return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
+
+    # ---- files: the slot's file session (transfer.py) ------------------
+    def _transfer(self, moved, step, job):
+        """Run a step of the attempt's transfers; None, or the (Ending, reason) that fails the attempt.
+
+        A file session that cannot open is the node's ssh failure (the job never ran); anything
+        else that fails is the attempt's own, naming the file and the cause.
+        """
+        t = time.monotonic()
+        try:
+            if self.file_session is None:
+                self._open_files()
+            self.board.pid[self.slot] = self.file_session.pid
+            self.board.state[self.slot] = RUNNING
+            step(job, moved)
+        except transfer.TransferError as e:
+            self._close_files()
+            if not moved.opened:
+                return Ending.NEVER_RAN, str(e)
+            return (Ending.LOST if e.lost else Ending.TRANSFER), str(e)
+        except OSError as e:
+            self._close_files()
+            return (Ending.NEVER_RAN if not moved.opened else Ending.TRANSFER), f"file session: {e.strerror or e}"
+        finally:
+            moved.seconds += time.monotonic() - t
+            self.board.pid[self.slot] = 0
+            self.board.state[self.slot] = IDLE
+        return None
+
+    def _open_files(self):
+        argv = ssh.job_argv(self.base, self.node, ssh.files_line(self.token), self.control_path)
+        self.file_session = transfer.FileSession(argv, self.env, self.token, start_bound(self.connect_timeout))
+
+    def _close_files(self):
+        if self.file_session is not None:
+            session, self.file_session = self.file_session, None
+            session.close()
+        self.made_workdir = False
+
+    def _basefiles(self, job, moved):
+        moved.opened = True
+        self._workdir()
+        for b in self.files.basefiles:
+            moved.sent += self.file_session.send(b.local, b.remote, b.executable, base=True)
+
+    def _workdir(self):
+        if not self.made_workdir and self.files.workdir:
+            self.file_session.mkdirs([self.files.workdir])
+        self.made_workdir = True
+
+    def _send(self, job, moved):
+        moved.opened = True
+        self._workdir()
+        if job.files is None:
+            return
+        if self.files.cleanup:
+            self.file_session.later([s.remote for s in job.files.sends] + [r.remote for r in job.files.returns])
+        for s in job.files.sends:
+            moved.sent += self.file_session.send(s.local, s.remote, s.executable)
+
+    def _fetch(self, job, moved):
+        for r in job.files.returns:
+            tmp, size = self.file_session.fetch(r.remote, r.local, self.node)
+            moved.received += size
+            moved.returned.append((tmp, r.local))
+
+    def _clean(self, job, moved):
+        self.file_session.remove([s.remote for s in job.files.sends] + [r.remote for r in job.files.returns])
+
+    def _with_files(self, finished, moved):
+        if finished is None or not (moved.opened or moved.returned):
+            return finished
+        if finished.ending is not Ending.OK:
+            for tmp, _ in moved.returned:
+                transfer.discard(tmp)  # only an attempt taken as the job's result writes its files
+            moved.returned = []
+        return dataclasses.replace(finished, sent=moved.sent, received=moved.received, transfer=moved.seconds,
+                                   returned=tuple(moved.returned))
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -488,6 +593,18 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+
+
+class Moved:
+    """What an attempt's transfers moved: bytes each way, their seconds, the files brought back."""
+
+    __slots__ = ("sent", "received", "seconds", "returned", "opened")
+
+    def __init__(self):
+        self.sent = self.received = 0
+        self.seconds = 0.0
+        self.returned = []  # (temporary path, its place) of each file brought back
+        self.opened = False  # the file session did something: a failure now is the attempt's
 
 
 def worker_main(spec, conn, board, close, first):

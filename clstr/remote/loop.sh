@@ -1,6 +1,6 @@
 # clstr's job loop: one long-lived ssh session per slot runs it, under sh, started by the
 # node's login shell (any: sh, csh, fish) as
-#     exec sh -c '<this program, joined into one line>' clstr TOKEN '<reader.sh, joined>' [NAME=VALUE ...]
+#     exec sh -c '<this program, joined into one line>' clstr TOKEN '<reader.sh, joined>' WORKDIR [NAME=VALUE ...]
 # Every line below ends where a space may follow (';', 'do', 'then', '{', '|'), so that the
 # lines joined by spaces are the same program: csh takes no newline inside quotes. No `!`
 # anywhere (csh), and no `#` but at the start of a line (joining drops those lines).
@@ -12,8 +12,8 @@
 # a job's `kill 0` or `kill -9 0` cannot reach it; it is told that group (-PID, or 0 where it
 # shares it) to end when its stdin closes.
 # The runner runs each job in a fresh "$SHELL -c", as `ssh node 'job'` would, stdin from
-# /dev/null, the variables given after the reader (--env) exported to it, and marks the streams
-# with the run's token: TOKEN:@READY@:PID once ready
+# /dev/null, in WORKDIR (--workdir; "" for the home), the variables given after it (--env)
+# exported to it, and marks the streams with the run's token: TOKEN:@READY@:PID once ready
 # (stderr; PID is the runner's, which the reader checks lives when clstr pings it), then for
 # each job TOKEN:@BEGIN@ on stdout (output before it is an earlier job's background
 # process's), TOKEN:@START@ on stderr, the job, TOKEN:@STDOUT_END@ on stdout and
@@ -25,7 +25,8 @@
 # reader's cleanup KILLs them.
 t=$1;
 rd=$2;
-shift 2;
+wd=$3;
+shift 3;
 n1=$(printf '\nx');
 n1=${n1%x};
 trap : TERM HUP INT;
@@ -44,7 +45,8 @@ $ss sh -c "$rd" clstr "$t" "$g" | {
     while [ "$n" -gt 0 ] && IFS= read -r l; do j=$j$s$l; s=$n1; n=$((n - 1)); done;
     echo "$t:@BEGIN@";
     echo "$t:@START@" >&4;
-    (for e in "$@"; do export "$e"; done; exec "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
+    (if [ -n "$wd" ]; then cd -- "$wd" 2>&4 || exit 1; fi; for e in "$@"; do export "$e"; done;
+    exec "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
     c=$?;
     echo "$t:@STDOUT_END@"; echo "$t:@END@:$c" >&4;
   done;

@@ -1,0 +1,385 @@
+"""Files to the node and back (--transferfile, --return, --basefile, --workdir, --cleanup).
+
+What travels is planned here, pure (``Plan``, ``remote_path``, ``workdir``); how it travels is
+``FileSession``: one ssh session a slot, beside the job loop, over the node's shared connection
+where there is one (no key exchange a job), running clstr/remote/files.sh. Nothing else writes
+to that session, so its stream carries the bytes as they are: a file goes down stdin after its
+request line, and comes back after an answer that gives its size. Files are streamed in pieces,
+never held whole (1 GB passes in a few MB of memory). A file brought back is written to a
+temporary name beside its place, renamed into it only when the attempt is taken as the job's
+result (never half written; of two attempts of a job only one writes).
+
+Why this and not rsync (GNU parallel's choice): rsync costs, for each file, a client process here,
+its ssh, and a server process on the node, with a handshake of its own (measured: see
+bench/README.md); this session costs two small processes on the node a file (head and cat, or
+wc and head) and nothing here. rsync's gain, sending only what changed of a file already there,
+is no gain for the inputs and results of jobs, which are new each time.
+"""
+import os
+import selectors
+import stat
+import time
+from dataclasses import dataclass, field
+
+from . import ssh
+from .errors import InputError
+from .proc import PIPE, Child, end_group
+
+CHUNK = 1 << 20  # bytes read from a file, or from the session, at a time
+REPLY_MAX = 4096  # the longest answer line
+PARTIAL = ".clstr-part-"  # the temporary name of a file coming back, beside its place
+HOME_RUN_DIR = ".clstr/work"  # --workdir ...: a directory of the run under it, below the home
+
+
+class TransferError(Exception):
+    """A file could not be sent or brought back: the words name the file and the cause; ``lost``: the
+    connection (or the session) was lost, the node's doing, not the job's."""
+
+    def __init__(self, why, lost=False):
+        super().__init__(why)
+        self.lost = lost
+
+
+@dataclass(frozen=True)
+class Send:
+    local: str  # the path here (as the template made it)
+    remote: str  # the path on the node (relative: to the work directory)
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Return:
+    remote: str
+    local: str
+
+
+@dataclass(frozen=True)
+class Files:
+    """What a run's transfers share: the work directory on the nodes (None: the home), whether to
+    clean up, and the basefiles sent to each node before its first job."""
+
+    workdir: str = None
+    cleanup: bool = False
+    basefiles: tuple = ()  # Sends
+    fresh_workdir: bool = False  # --workdir ...: a directory of the run's own, removed with --cleanup
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """One job's transfers."""
+
+    sends: tuple = ()
+    returns: tuple = field(default=())
+
+
+def remote_path(path):
+    """Where ``path`` (a --transferfile or --return path here) goes on the node, GNU parallel's rule:
+    after a ``/./`` the rest is relative to the work directory; else a relative path is relative to
+    it and an absolute one is the same path there."""
+    if "/./" in path:
+        return path.split("/./", 1)[1]
+    if path.startswith("./"):
+        return path[2:]
+    return path
+
+
+def workdir(text, run_id, cwd=None, home=None):
+    """The work directory on the nodes that --workdir ``text`` asks for: ``...`` a fresh one of the
+    run (relative to the home), ``.`` the same path relative to the home as here, else as given."""
+    if text == "...":
+        return f"{HOME_RUN_DIR}/{run_id}"
+    if text == ".":
+        cwd = cwd or os.getcwd()
+        home = home or os.path.expanduser("~")
+        rel = os.path.relpath(cwd, home)
+        return cwd if rel.startswith("..") else ("." if rel == "." else rel)
+    return text
+
+
+def check_path(path, what):
+    """A transfer path: no line break (no request could carry it) and no ``..`` (a value cannot lead
+    a file outside its place)."""
+    if not path:
+        raise InputError(f"{what}: an empty path")
+    if "\n" in path or "\r" in path:
+        raise InputError(f"{what} {path!r}: a path with a line break cannot be sent")
+    if ".." in path.split("/"):
+        raise InputError(f"{what} {path!r}: a path with '..' is refused (it could lead outside its place)")
+    return path
+
+
+def in_workdir(path, files):
+    """The remote path as the file session takes it: relative ones under the work directory."""
+    if path.startswith("/") or not files.workdir or files.workdir == ".":
+        return path
+    return f"{files.workdir.rstrip('/')}/{path}"
+
+
+class FileSession:
+    """The slot's file session: an ssh running files.sh, and our ends of its pipes.
+
+    ``argv``: the ssh command that runs it; ``token``: the run's mark token its answers carry;
+    ``stall``: the longest it may go without a byte moving before it is taken for lost.
+    """
+
+    def __init__(self, argv, env, token, stall):
+        self.child = Child(argv, env, PIPE, PIPE, PIPE)
+        self.stdin, self.stdout, self.stderr = self.child.fds[0], self.child.fds[1], self.child.fds[2]
+        for fd in (self.stdin, self.stdout, self.stderr):
+            os.set_blocking(fd, False)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.stdout, selectors.EVENT_READ, "out")
+        self.sel.register(self.stderr, selectors.EVENT_READ, "err")
+        self.token = token.encode()
+        self.stall = stall
+        self.buf = bytearray()
+        self.err = bytearray()  # the last of ssh's stderr: why a session failed
+        self.eof = False
+        self.writing = False
+        self.line(ready=True)
+
+    @property
+    def pid(self):
+        return self.child.pid
+
+    # ---- the stream ----------------------------------------------------
+    def _wait(self, want_write):
+        """Wait until the session can take bytes (or has some); TransferError once it stalls or ends."""
+        if want_write and not self.writing:
+            self.sel.register(self.stdin, selectors.EVENT_WRITE, "in")
+            self.writing = True
+        elif not want_write and self.writing:
+            self.sel.unregister(self.stdin)
+            self.writing = False
+        ready = self.sel.select(self.stall)
+        if not ready:
+            raise TransferError("the file session stalled: nothing moved for {:g} s".format(self.stall), lost=True)
+        can_write = False
+        for key, _ in ready:
+            if key.data == "in":
+                can_write = True
+            elif key.data == "err":
+                data = os.read(self.stderr, 65536)
+                if not data:
+                    self.sel.unregister(self.stderr)
+                self.err = (self.err + data)[-4096:]
+            else:
+                data = os.read(self.stdout, CHUNK)
+                if not data:
+                    self.eof = True
+                    raise TransferError(self._why_lost(), lost=True)
+                self.buf += data
+        return can_write
+
+    def _why_lost(self):
+        reason, _ = ssh.classify(bytes(self.err))
+        return reason or "connection lost"
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view:
+            if self._wait(True):
+                try:
+                    n = os.write(self.stdin, view)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    raise TransferError(self._why_lost(), lost=True) from None
+                view = view[n:]
+
+    def line(self, ready=False):
+        """The next answer: ("k", ""), ("n", why) or ("f", size); what comes before the ready mark is
+        the login's, not ours."""
+        while True:
+            at = self.buf.find(b"\n")
+            if at >= 0:
+                raw = bytes(self.buf[:at])
+                del self.buf[:at + 1]
+                if raw.startswith(self.token + b":"):
+                    kind, _, rest = raw[len(self.token) + 1:].decode("utf-8", "replace").partition(" ")
+                    if ready:
+                        if kind == "r":
+                            return None
+                        continue
+                    return kind, rest
+                if not ready:
+                    raise TransferError("the file session said something else: " + raw[:80].decode("utf-8", "replace"))
+                continue
+            if len(self.buf) > REPLY_MAX and not ready:
+                raise TransferError("the file session's answer is too long")
+            self._wait(False)
+
+    def _answer(self, what):
+        kind, why = self.line()
+        if kind != "k":
+            raise TransferError(f"{what}: {why}")
+
+    # ---- requests ------------------------------------------------------
+    def mkdirs(self, paths):
+        self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
+        self._answer("mkdir " + paths[0])
+
+    def send(self, local, remote, executable=False, base=False):
+        """Send the file ``local`` to ``remote``; returns its size. TransferError naming the file."""
+        try:
+            f = open(local, "rb")
+        except OSError as e:
+            raise TransferError(f"send: {local}: {e.strerror} here") from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            self._write(b"%s %d %d\n" % (b"b" if base else b"s", size, 1 if executable else 0) + _path(remote))
+            left = size
+            while left:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:  # it shrank while we read it: the stream must still carry size bytes
+                    raise TransferError(f"send: {local}: it changed while it was sent")
+                self._write(chunk)
+                left -= len(chunk)
+            self._write(b"e\n")
+        self._answer(f"send: {local}")
+        return size
+
+    def fetch(self, remote, local, node):
+        """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size)."""
+        self._write(b"r\n" + _path(remote))
+        kind, rest = self.line()
+        if kind != "f":
+            raise TransferError(f"return: {remote}: {rest or kind} on {node}")
+        size = int(rest)
+        d = os.path.dirname(os.path.abspath(local)) or "."
+        try:
+            os.makedirs(d, exist_ok=True)
+            fd = os.open(os.path.join(d, f"{PARTIAL}{os.getpid()}-{os.path.basename(local)}"),
+                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        except OSError as e:
+            self._skip(size)
+            raise TransferError(f"return: {local}: {e.strerror} here") from None
+        tmp = os.path.join(d, f"{PARTIAL}{os.getpid()}-{os.path.basename(local)}")
+        try:
+            left = size
+            while left:
+                if not self.buf:
+                    self._wait(False)
+                    continue
+                piece = bytes(self.buf[:min(left, CHUNK)])
+                del self.buf[:len(piece)]
+                _write_all(fd, piece)
+                left -= len(piece)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp, size
+
+    def _skip(self, size):
+        while size:
+            if not self.buf:
+                self._wait(False)
+                continue
+            n = min(size, len(self.buf))
+            del self.buf[:n]
+            size -= n
+
+    def later(self, paths):
+        """Remove these on the node when the session ends, whatever way."""
+        if paths:
+            self._write(b"c %d\n" % len(paths) + b"".join(_path(p) for p in paths))
+            self._answer("cleanup")
+
+    def remove(self, paths):
+        if paths:
+            self._write(b"x %d\n" % len(paths) + b"".join(_path(p) for p in paths))
+            self._answer("cleanup")
+
+    def close(self, grace=1.0):
+        """End the session: quit (what was to be removed is removed), then end its ssh."""
+        try:
+            if not self.eof:
+                os.set_blocking(self.stdin, True)
+                os.write(self.stdin, b"q\n")
+        except OSError:
+            pass
+        if self.child.wait(grace) is None:
+            end_group(self.child.pid, child=self.child)
+        self.child.wait()
+        self.sel.close()
+        self.child.close()
+
+
+def _path(p):
+    return p.encode("utf-8", "surrogateescape") + b"\n"
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def place(tmp, local):
+    """A file brought back takes its place (the attempt was taken as the job's result)."""
+    try:
+        st = os.lstat(local)
+        if stat.S_ISDIR(st.st_mode):
+            raise TransferError(f"return: {local} is a directory here")
+    except FileNotFoundError:
+        pass
+    os.replace(tmp, local)
+
+
+def discard(tmp):
+    _unlink(tmp)
+
+
+def executable(path):
+    try:
+        return bool(os.stat(path).st_mode & 0o111)
+    except OSError:
+        return False
+
+
+def stamp():
+    return time.monotonic()
+
+
+def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
+    """The run's Files and each job's JobFiles ({seq: JobFiles}) from the options' templates.
+
+    ``pairs``: (seq, command) of the jobs to run; ``inputs``: each job's input values by seq (or
+    None: no ::: inputs, so templates hold no value); a file to send that is missing here, and a
+    path with a line break or '..', are refused in one line before anything runs.
+    """
+    from .templates import path as render
+    if not (sends or returns or basefiles or wd or cleanup):
+        return None, {}
+    files = Files(workdir=workdir(wd, run_token) if wd else None, cleanup=cleanup,
+                  fresh_workdir=wd == "...", basefiles=())
+    bases = []
+    for b in basefiles:
+        check_path(b, "--basefile")
+        if not os.path.isfile(b):
+            raise InputError(f"--basefile {b}: no such file here")
+        bases.append(Send(b, in_workdir(remote_path(b), files), executable(b)))
+    files = Files(files.workdir, cleanup, tuple(bases), files.fresh_workdir)
+    per_job = {}
+    for seq, _ in pairs:
+        values = (inputs or {}).get(seq, ())
+        job_sends, job_returns = [], []
+        for t in sends:
+            local = check_path(render(t, values, seq), "--transferfile")
+            if not os.path.isfile(local):
+                raise InputError(f"--transferfile {local} (job {seq}): no such file here")
+            job_sends.append(Send(local, in_workdir(remote_path(local), files), executable(local)))
+        for t in returns:
+            text = check_path(render(t, values, seq), "--return")
+            job_returns.append(Return(in_workdir(remote_path(text), files), os.path.normpath(text)))
+        per_job[seq] = JobFiles(tuple(job_sends), tuple(job_returns))
+    return files, per_job

@@ -1,0 +1,227 @@
+"""Files to the node and back (--transferfile, --return, --trc, --basefile, --workdir, --cleanup)
+against the real sshd testbed. The testbed's nodes share this machine's disk, so a test gives each
+run a work directory of its own (absolute) and looks there for what the nodes saw."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import psutil
+import pytest
+
+from conftest import wait_for
+from sshnodes import Relay
+from test_failures import run_marker
+from test_reprobe import finish, read_stderr_until
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make(path, size, seed=0):
+    """A file of ``size`` bytes of changing content (a repeated random block, so that a lost or
+    reordered piece shows in its checksum)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = block[:left] if left < len(block) else block
+            f.write(piece)
+            left -= len(piece)
+            block = block[1:] + block[:1]  # each MiB differs from the last
+
+
+def records(tmp_path):
+    result = json.loads((tmp_path / "out.json").read_text())
+    rows = {int(r.split("\t")[0]): r.split("\t") for r in (tmp_path / "log").read_text().splitlines()[1:]}
+    return result, rows
+
+
+@pytest.mark.parametrize("sizes", [[1024, 1 << 20, 100 << 20]])
+def test_trc_round_trip_is_byte_identical(clstr, tmp_path, sizes):
+    (tmp_path / "in").mkdir()
+    names = []
+    for i, size in enumerate(sizes):
+        make(tmp_path / "in" / f"f{i}.dat", size, i)
+        names.append(f"in/f{i}.dat")
+    remote = tmp_path / "remote"
+    r = clstr("-n", "2/n1", "-n", "n2", "--wd", str(remote), "--joblog", "log", "--json", "out.json",
+              "--trc", "out/{/.}.res", "--", "mkdir -p out && cp {} out/{/.}.res", ":::", *names)
+    assert r.returncode == 0, r.stderr
+    for i, size in enumerate(sizes):
+        assert digest(tmp_path / "out" / f"f{i}.res") == digest(tmp_path / "in" / f"f{i}.dat")
+    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".clstr")]  # no partial left here
+    assert not list(remote.rglob("f*"))  # --trc cleans up: nothing of the jobs left on the node
+    result, rows = records(tmp_path)
+    for j in result["jobs"]:
+        size = sizes[j["seq"] - 1]
+        a = j["attempts"][-1]
+        assert (a["sent"], a["received"]) == (size, size) and a["transfer"] >= 0
+        assert rows[j["seq"]][4:6] == [str(size), str(size)]  # the job log's Send and Receive
+
+
+def test_a_gigabyte_streams_through_without_being_held(clstr, tmp_path):
+    if shutil.disk_usage(tmp_path).free < 6 << 30:
+        pytest.skip("fewer than 6 GB free for a 1 GB round trip (sent, copied on the node, returned)")
+    make(tmp_path / "big.dat", 1 << 30, 7)
+    remote = tmp_path / "remote"
+    p = clstr.popen("-n", "n1", "--wd", str(remote), "--trc", "{}.back", "--", "cp {} {}.back", ":::", "big.dat",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    try:
+        while p.poll() is None:
+            try:
+                tree = [psutil.Process(p.pid)] + psutil.Process(p.pid).children(recursive=True)
+                peak = max(peak, sum(q.memory_info().rss for q in tree if "python" in q.name()))
+            except psutil.Error:
+                pass
+            wait_for(lambda: p.poll() is not None, 0.2)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert digest(tmp_path / "big.dat.back") == digest(tmp_path / "big.dat")
+    assert peak < 300 << 20  # clstr's own processes: far below the file's size
+
+
+@pytest.mark.parametrize("name", ["a b.txt", "it's", "-lead", "\u00fcn\u00ee c\u00f6d\u00e9.dat", "q\"uote;x"])
+def test_odd_file_names_travel(clstr, tmp_path, name):
+    (tmp_path / name).write_text(f"content of {name}\n")
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n1", "--wd", str(remote), "--trc", "{}.out", "--", "cat ./{} > ./{}.out", ":::", name)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / f"{name}.out").read_text() == f"content of {name}\n"
+
+
+def test_names_with_line_breaks_or_dots_up_are_refused_before_anything_runs(clstr, tmp_path):
+    r = clstr("-n", "n1", "--trc", "{}.out", "--", "touch ran", ":::", "a\nb")
+    assert r.returncode == 2 and "holds a line break" in r.stderr
+    (tmp_path / "ok").write_text("x")
+    r = clstr("-n", "n1", "--tf", "{}", "--return", "../{}.escaped", "--", "touch ran", ":::", "ok")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a path with '..' is refused" in r.stderr
+    r = clstr("-n", "n1", "--tf", "{}", "--", "touch ran", ":::", "missing.dat")
+    assert r.returncode == 2 and r.stderr == "clstr: --transferfile missing.dat (job 1): no such file here\n"
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_job_that_does_not_make_its_return_file_fails_naming_it(clstr, tmp_path):
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n1", "--job-failures", "job", "--wd", str(remote), "--return", "out/{}.res", "--json",
+              "out.json", "--joblog", "log", "--", "true", ":::", "7")
+    assert r.returncode == 1
+    assert "failed: job 1 on n1 (return: " + str(remote) + "/out/7.res: no such file on n1)" in r.stderr
+    result, rows = records(tmp_path)
+    assert result["jobs"][0]["outcome"] == "failed" and rows[1][6] == "255"
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    assert "retired" not in r.stderr  # job mode: the job's failure, its node stays
+
+
+def test_basefile_goes_once_to_each_node_and_workdir_dots_is_removed_with_cleanup(clstr, tmp_path):
+    (tmp_path / "base.txt").write_text("shared\n")
+    home_runs = os.path.expanduser("~/.clstr/work")
+    before = set(os.listdir(home_runs)) if os.path.isdir(home_runs) else set()
+    r = clstr("-n", "3/n1", "-n", "3/n2", "--bf", "base.txt", "--wd", "...", "--cleanup", "--joblog", "log",
+              "--json", "out.json", "--", "cat base.txt; pwd", ":::", *[str(i) for i in range(12)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("shared\n") == 12
+    workdirs = {line for line in r.stdout.splitlines() if line != "shared"}
+    assert len(workdirs) == 1 and f"{home_runs}/" in workdirs.pop()  # one directory of the run
+    result, rows = records(tmp_path)
+    assert sorted(int(row[4]) for row in rows.values()) == [0] * 10 + [7, 7]  # once a node, on its first job
+    after = set(os.listdir(home_runs)) if os.path.isdir(home_runs) else set()
+    assert after == before  # removed at the end
+
+
+def test_workdir_is_kept_without_cleanup(clstr, tmp_path):
+    remote = tmp_path / "remote" / "deep"
+    (tmp_path / "in.txt").write_text("x\n")
+    r = clstr("-n", "n1", "--wd", str(remote), "--tf", "{}", "--", "cp {} copied.txt", ":::", "in.txt")
+    assert r.returncode == 0, r.stderr
+    assert (remote / "in.txt").read_text() == "x\n" and (remote / "copied.txt").exists()
+
+
+def test_a_full_disk_on_the_node_fails_the_send_naming_the_file_and_the_cause(clstr, tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        make(tmp_path / "big.dat", 1 << 20)
+        r = clstr("-n", "n1", "--job-failures", "job", "--wd", str(full), "--tf", "{}", "--", "touch ran",
+                  ":::", "big.dat")
+        assert r.returncode == 1
+        assert "failed: job 1 on n1 (send: big.dat: cat: write error: No space left on device)" in r.stderr
+        assert not (full / "big.dat").exists() and not (full / "ran").exists()  # no partial left, no job run
+    finally:
+        subprocess.run(["umount", str(full)])
+
+
+@pytest.mark.timeout(90)
+def test_a_node_lost_mid_transfer_moves_the_job(clstr, tmp_path, testbed):
+    node = Relay(testbed, "127.0.0.81").up()
+    make(tmp_path / "big.dat", 200 << 20)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    remote = tmp_path / "remote"
+    # the first slot to run it is the relay's; its send is cut off halfway by the node going down
+    p = clstr.popen("-n", node.name, "-n", "n1", "--reprobe", "0", "--wd", str(remote), "--trc", "{}.back",
+                    "--json", "out.json", "--", "cp {} {}.back", ":::", "big.dat",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (remote / "big.dat").exists() and (remote / "big.dat").stat().st_size > (1 << 20)
+                        or p.poll() is not None, 30)
+        node.down()
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        node.down()
+    assert p.returncode == 0, err
+    assert digest(tmp_path / "big.dat.back") == digest(tmp_path / "big.dat")
+    result = json.loads((tmp_path / "out.json").read_text())
+    attempts = result["jobs"][0]["attempts"]
+    assert [a["node"] for a in attempts][-1] == "n1" and attempts[-1]["outcome"] == "succeeded"
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_during_a_transfer_leaves_no_partial_here_and_nothing_on_the_node(clstr, tmp_path, testbed):
+    make(tmp_path / "big.dat", 300 << 20)
+    remote = tmp_path / "remote"
+    p = clstr.popen("-n", "n1", "--wd", str(remote), "--trc", "{}.back", "--", "cp {} {}.back", ":::", "big.dat",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (remote / "big.dat").exists() and (remote / "big.dat").stat().st_size > (1 << 20), 30)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert not (tmp_path / "big.dat.back").exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".clstr")]
+    assert wait_for(lambda: not list(remote.rglob("big.dat*")), 10)  # --trc cleans up even now
+    assert not run_marker(testbed)
+
+
+@pytest.mark.timeout(90)
+def test_of_a_straggler_and_its_rerun_only_the_result_writes_its_file(clstr, tmp_path, testbed):
+    n2 = testbed.addr["n2"]
+    remote = tmp_path / "remote"
+    jobs = [str(i) for i in range(5)]
+    # job 0 takes a minute on n2 and writes "slow" there; elsewhere it is quick and writes "quick"
+    cmd = (f'case "$SSH_CONNECTION" in *" {n2} "*) echo slow > r{{}}.out; sleep 60;; '
+           f'*) sleep 0.3; echo quick > r{{}}.out;; esac')
+    r = clstr("-n", "n2", "-n", "n1", "--timeout", "300%", "--wd", str(remote), "--return", "r{}.out", "--json",
+              "out.json", "--", cmd, ":::", *jobs, timeout=80)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r0.out").read_text() == "quick\n"
+    result = json.loads((tmp_path / "out.json").read_text())
+    first = result["jobs"][0]["attempts"]
+    assert [(a["node"], a["reason"]) for a in first] == [("n2", "straggler"), ("n1", "")]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".clstr")]
