@@ -107,9 +107,10 @@ def skip_ended(pairs, ended):
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def exported(patterns, environ):
+def exported(patterns, environ, origin="--env"):
     """--env: the ("NAME=VALUE", ...) of the variables set here that ``patterns`` name (a name, or a glob
-    as GNU parallel's --env 'MY_*'); InputError for one that names none, or a value csh cannot quote."""
+    as GNU parallel's --env 'MY_*'); InputError for one that names none, or a value csh cannot quote.
+    ``origin`` names where the patterns were given, in those errors."""
     out = {}
     for pattern in patterns:
         if any(c in pattern for c in "*?["):
@@ -117,15 +118,15 @@ def exported(patterns, environ):
         elif _NAME.fullmatch(pattern):
             names = [pattern] if pattern in environ else []
         else:
-            raise InputError(f"--env {pattern!r}: not a variable name or a glob of them")
+            raise InputError(f"{origin} {pattern!r}: not a variable name or a glob of them")
         if not names:
-            raise InputError(f"--env {pattern}: no such variable is set here")
+            raise InputError(f"{origin} {pattern}: no such variable is set here")
         for name in sorted(names):
             if not _NAME.fullmatch(name):
                 continue  # set here but no shell can name it (a glob may reach such)
             value = environ[name]
             if "\n" in value or "\r" in value:
-                raise InputError(f"--env {name}: its value holds a line break, which csh cannot take quoted")
+                raise InputError(f"{origin} {name}: its value holds a line break, which csh cannot take quoted")
             out[name] = f"{name}={value}"
     return tuple(out.values())
 

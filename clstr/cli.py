@@ -8,11 +8,13 @@ import os
 import signal
 import sys
 import time
+from typing import NamedTuple, Optional
 
 from . import __version__, api, checks, hostlist, templates
 from .userfiles import read_lines
 from .errors import InputError
 from .supervisor import stderr_log
+from .words import counted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -281,11 +283,24 @@ def list_profiles(args, out):
         return
     for name in ps.names():
         r = ps.resolve(name)
-        out.write(f"{name}\t{len(r.slots)} nodes\t{len(r.hosts)} slots\t{ps.get(name).path}\n")
+        out.write(f"{name}\t{counted(len(r.slots), 'node')}\t{counted(len(r.hosts), 'slot')}\t{ps.get(name).path}\n")
+
+
+class Gathered(NamedTuple):
+    """The nodes of the run and the settings that come with them (the command line's win)."""
+
+    nodes: list
+    ssh: str
+    ssh_options: list
+    connect_timeout: float
+    workdir: Optional[str]
+    env: list
+    basefile: list
 
 
 def gather_nodes(args, live=False):
-    """Node patterns and ssh settings from --node, --node-file and --profile.
+    """Node patterns and ssh settings from --node, --node-file and --profile, with the profiles'
+    workdir, env and basefile (a Gathered).
 
     ``live``: the node list read again mid-run (only regular files are read).
     """
@@ -294,6 +309,8 @@ def gather_nodes(args, live=False):
     for path in args.node_file:
         nodes.extend(read_node_file(path, groups, live))
     ssh_cmd, ssh_opts, timeout = None, [], None
+    workdir, env, basefile = args.workdir, list(args.env), list(args.basefile)
+    workdir_from = None
     if args.profile:
         from .profiles import ProfileSet
         ps = ProfileSet(_profile_files(args), regular_only=live)
@@ -305,12 +322,22 @@ def gather_nodes(args, live=False):
             ssh_cmd = ssh_cmd or r.ssh
             timeout = timeout or r.connect_timeout
             ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)
+            # a profile's workdir, env and basefile apply to the run, as its ssh settings do
+            if not live:
+                api.exported(r.env, os.environ, origin=f"profile {name!r}: env")
+            env.extend(e for e in r.env if e not in env)
+            basefile.extend(b for b in r.basefile if b not in basefile)
+            if args.workdir is None and r.workdir is not None:
+                if workdir is not None and workdir != r.workdir:
+                    raise InputError(f"profiles {workdir_from!r} and {name!r} set different work directories "
+                                     f"({workdir!r}, {r.workdir!r}): choose one with --workdir")
+                workdir, workdir_from = r.workdir, name
     if not nodes:
         raise InputError("no nodes given (use --node, --node-file or --profile)")
     ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
     connect_timeout = args.connect_timeout if args.connect_timeout is not None else (timeout or 10.0)
-    return nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout
+    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout, workdir, env, basefile)
 
 
 def live_nodes(args):
@@ -320,7 +347,7 @@ def live_nodes(args):
     files = list(args.node_file)
     if args.profile:
         files += [path for path, _ in _profile_files(args)]
-    return NodeSource(files, lambda: gather_nodes(args, live=True)[0]) if files else None
+    return NodeSource(files, lambda: gather_nodes(args, live=True).nodes) if files else None
 
 
 def _open_json(path):
@@ -358,7 +385,7 @@ def summary(result, write, verbose, each_node=False):
     if result.ok and not result.retired_nodes and not result.history and not result.removed and not verbose \
             and not result.halted:
         return
-    line = f"{n} jobs: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
+    line = f"{counted(n, 'job')}: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
     if result.skipped:
         line += f" ({result.skipped} skipped, done in an earlier run)"
     write(line + ".")
@@ -392,8 +419,8 @@ def summary(result, write, verbose, each_node=False):
             f"{k} ({v})" for k, v in sorted(result.refusals.items())))
     for name, jump in sorted(result.jump_hosts.items()):
         if jump["refused"]:
-            write(f"jump host {name} (the ProxyJump of {len(jump['nodes'])} nodes) refused {jump['refused']} "
-                  f"handshakes: at most {jump['open_limit']} opened through it at once by the end")
+            write(f"jump host {name} (the ProxyJump of {counted(len(jump['nodes']), 'node')}) refused "
+                  f"{counted(jump['refused'], 'handshake')}: at most {jump['open_limit']} opened through it at once by the end")
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]
@@ -421,7 +448,7 @@ def main(argv=None):
         for values, flag in ((args.node, "-n"), (args.node_file, "-N")):
             if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
                 raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
-        nodes, ssh_cmd, ssh_opts, connect_timeout = gather_nodes(args)
+        given = gather_nodes(args)
         jobs = template_jobs if template_jobs is not None else read_jobs(args) if args.on_each_node is None else []
         if not jobs and args.on_each_node is None:
             for node in args.node:
@@ -432,8 +459,8 @@ def main(argv=None):
         out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
         err = None if args.dry_run else _open_out(args.stderr, sys.stderr.buffer)
         run = api.Run(
-            jobs, nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=ssh_cmd,
-            ssh_options=ssh_opts, connect_timeout=connect_timeout, job_failures=args.job_failures,
+            jobs, given.nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=given.ssh,
+            ssh_options=given.ssh_options, connect_timeout=given.connect_timeout, job_failures=args.job_failures,
             max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
             max_nodes=args.max_nodes, max_connecting=args.max_connecting,
             timeout=next((t for t in reversed(args.timeout) if not isinstance(t, tuple)), None),
@@ -446,9 +473,9 @@ def main(argv=None):
             resume_failed=args.resume_failed, stdout=out, stderr=err,
             tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
             status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
-            env=args.env, halt=args.halt, inputs=job_inputs,
+            env=given.env, halt=args.halt, inputs=job_inputs,
             transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
-            cleanup=args.cleanup or bool(args.trc), basefile=args.basefile, workdir=args.workdir,
+            cleanup=args.cleanup or bool(args.trc), basefile=given.basefile, workdir=given.workdir,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

@@ -9,6 +9,9 @@ A profile file maps a profile name to its definition::
       ssh_options: ["Port=2222"]
       connect_timeout: 5
       include: [gpu-boxes]
+      workdir: ...                    # as --workdir; env and basefile as --env and --basefile
+      env: ["OMP_NUM_THREADS"]
+      basefile: [/home/alice/tool.sif]
     gpu-boxes: ["gpu1", "gpu2"]       # a bare list (or one pattern) is shorthand for nodes
 
 Files are read with ``yaml.safe_load`` semantics; every error names the file,
@@ -31,6 +34,9 @@ KEYS = {
     "connect_timeout": "a number of seconds",
     "user": "a remote user name",
     "include": "a list of other profile names",
+    "workdir": "a directory on the nodes, '.' or '...' (as --workdir)",
+    "env": "a list of variable names or globs, e.g. [\"OMP_*\"] (as --env)",
+    "basefile": "a list of files here sent to each node once (as --basefile)",
 }
 
 
@@ -48,6 +54,9 @@ class Profile:
     connect_timeout: float = None
     user: str = None
     include: list = field(default_factory=list)
+    workdir: str = None
+    env: list = field(default_factory=list)
+    basefile: list = field(default_factory=list)
 
     @property
     def where(self):
@@ -63,6 +72,9 @@ class Resolved:
     ssh: str = None
     connect_timeout: float = None
     slots: dict = field(default_factory=dict)  # host -> its slots (the hosts, as a set with counts)
+    workdir: str = None
+    env: list = field(default_factory=list)
+    basefile: list = field(default_factory=list)
 
 
 def default_search_path(environ=None):
@@ -92,7 +104,7 @@ def _check_type(value, node, path, name, key):
     def bad():
         return InputError(f"profile {name!r}: key {key!r} must be {hint}", where)
 
-    if key in ("nodes", "ssh_options", "include"):
+    if key in ("nodes", "ssh_options", "include", "env", "basefile"):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
@@ -232,7 +244,8 @@ class ProfileSet:
                     h = f"{prof.user}@{h}"
                 slots[h] = slots.get(h, 0) + per
         result = Resolved(hosts=[], ssh_options=list(prof.ssh_options), ssh=prof.ssh,
-                          connect_timeout=prof.connect_timeout)
+                          connect_timeout=prof.connect_timeout, workdir=prof.workdir, env=list(prof.env),
+                          basefile=list(prof.basefile))
         for inc in prof.include:
             if inc not in self.profiles:
                 raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
@@ -241,6 +254,9 @@ class ProfileSet:
             result.ssh_options.extend(o for o in sub.ssh_options if o not in result.ssh_options)
             result.ssh = result.ssh or sub.ssh
             result.connect_timeout = result.connect_timeout or sub.connect_timeout
+            result.workdir = result.workdir or sub.workdir
+            result.env.extend(e for e in sub.env if e not in result.env)
+            result.basefile.extend(b for b in sub.basefile if b not in result.basefile)
             if sum(slots.values()) > hostlist.MAX_HOSTS:
                 raise too_many
         result.slots = slots

@@ -10,6 +10,8 @@ scheduler's NodeState records (the fields given to it there) and the pool's tota
 """
 import math
 
+from .words import counted
+
 # Quarantine.evidence: a black hole fails a run with this chance; a node is held
 # back from fresh jobs while its failures wait for their re-runs once its record is this many
 # times likelier for a black hole than for a node as good as the rest, and retired as one at
@@ -102,7 +104,7 @@ class Quarantine:
         return suspects
 
     def _quarantine(self, node):
-        self.retire(node.name, f"quarantined: {len(node.blamed)} jobs failed here and succeeded on other "
+        self.retire(node.name, f"quarantined: {counted(len(node.blamed), 'job')} failed here and succeeded on other "
                                     f"nodes, {node.failed_runs} of its {node.ran} runs failed", by_job=True)
 
     def ended(self, job, good):

@@ -12,6 +12,7 @@ import json
 import sys
 
 from .status import duration
+from .words import counted, noun
 
 COLOURS = {"succeeded": "#2e9d4f", "failed": "#d1383d", "requeued": "#f0a030", "interrupted": "#8a8a8a",
            "not run": "#8a8a8a"}
@@ -256,7 +257,7 @@ def progress(run):
             f'font-size="11" font-family="sans-serif">{_axis(run, h)}'
             f'<path d="{path(done, total)}" fill="none" stroke="#2e6fd1" stroke-width="2"/>'
             f'<path d="{path(running, peak)}" fill="none" stroke="#f0a030" stroke-width="1"/>'
-            f'<text x="{LEFT - 6}" y="14" text-anchor="end" fill="#2e6fd1">{total} jobs</text>'
+            f'<text x="{LEFT - 6}" y="14" text-anchor="end" fill="#2e6fd1">{counted(total, "job")}</text>'
             f'<text x="{LEFT - 6}" y="28" text-anchor="end" fill="#f0a030">{peak} running</text>'
             f'<text x="{LEFT - 6}" y="{h}" text-anchor="end">0</text></svg>')
 
@@ -309,10 +310,11 @@ def page(data, title="clstr run"):
     summary = (f'<p id="counts" data-jobs="{c.get("jobs", 0)}" data-succeeded="{c.get("succeeded", 0)}" '
                f'data-failed="{c.get("failed", 0)}" data-not-run="{c.get("not_run", 0)}" '
                f'data-attempts="{len(run.attempts)}">'
-               f'<b>{c.get("jobs", 0)}</b> jobs: <b>{c.get("succeeded", 0)}</b> succeeded, '
+               f'<b>{c.get("jobs", 0)}</b> {noun(c.get("jobs", 0), "job")}: <b>{c.get("succeeded", 0)}</b> succeeded, '
                f'<b>{c.get("failed", 0)}</b> failed, <b>{c.get("not_run", 0)}</b> not run; '
-               f'{len(run.attempts)} attempts on {len(run.slots)} slots of {len(dict.fromkeys(run.slots))} nodes '
-               f'in {_secs(run.span)}; {retired} nodes retired at the end, {came_back} returns. '
+               f'{counted(len(run.attempts), "attempt")} on {counted(len(run.slots), "slot")} of '
+               f'{counted(len(dict.fromkeys(run.slots)), "node")} in {_secs(run.span)}; '
+               f'{counted(retired, "node")} retired at the end, {counted(came_back, "return")}. '
                f'Exit status {_esc(data.get("exit_status"))}.</p>')
     not_run = [j for j in data["jobs"] if j["outcome"] == "not run"]
     missing = ""

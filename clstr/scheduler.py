@@ -19,6 +19,7 @@ from .verdicts import JOB_FAILURES, NODE_FAILURES, Verdicts
 from .events import Job
 from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
                      Ending, JobResult)
+from .words import counted
 
 PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
 PROBE_COMMAND = "exit 0"
@@ -44,7 +45,7 @@ class Halt:
     def reason(self, succeeded, failed):
         n = {"fail": failed, "success": succeeded, "done": succeeded + failed}[self.what]
         verb = {"fail": "failed", "success": "succeeded", "done": "done"}[self.what]
-        return f"halted: {n} job{'s' if n != 1 else ''} {verb}"
+        return f"halted: {counted(n, 'job')} {verb}"
 
 
 @dataclass
@@ -606,7 +607,7 @@ class Scheduler:
             outcome, reason, ending = INTERRUPTED, self.interrupted, Ending.INTERRUPTED
             job.outcome, job.reason = NOT_RUN, self.interrupted
         elif job.worker_deaths >= self.policy.max_attempts:
-            outcome, reason = FAILED, f"worker died {job.worker_deaths} times"
+            outcome, reason = FAILED, f"worker died {counted(job.worker_deaths, 'time')}"
             job.outcome, job.reason = FAILED, reason
         else:
             outcome, reason = REQUEUED, "worker died"

@@ -31,6 +31,7 @@ from .scheduler import FAILED, PROBE, SUCCEEDED
 from .ssh import marks_of
 from .status import duration
 from .worker import MAX_WAIT, WorkerSpec, worker_main
+from .words import counted
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
@@ -138,12 +139,12 @@ class Supervisor:
             self.sched.slot_lost(idx)  # past the capacity: never used
             self.started.append(0.0)
         if fresh > room:
-            self._log(f"{fresh - room} slots not added: a run grows by at most {self.pool.capacity - before + room} "
-                      f"slots")
+            self._log(f"{counted(fresh - room, 'slot')} not added: a run grows by at most "
+                      f"{counted(self.pool.capacity - before + room, 'slot')}")
         self.nslots = len(self.sched.slots)
         if added or removed:
             names = hostlist.fold(list(dict.fromkeys(self.sched.slots[i].node for i in added))) if added else ""
-            self._log(f"node list changed: {len(added)} slots added" + (f" ({names})" if names else "")
+            self._log(f"node list changed: {counted(len(added), 'slot')} added" + (f" ({names})" if names else "")
                       + f", {removed} removed")
 
     def _write(self, what, fn, *args):
@@ -537,10 +538,10 @@ class Supervisor:
             busy = self.sched.busy
             if self.sched.interrupted == halted and self.kill_at is None:  # --halt now
                 self.kill_at = self.clock() + INTERRUPT_GRACE
-                self._log(f"{halted}: no job starts now, ending {busy} running job{'s' if busy != 1 else ''}")
+                self._log(f"{halted}: no job starts now, ending {counted(busy, 'running job')}")
             else:
                 self._log(f"{halted}: no job starts now" + (
-                    f", {busy} running job{'s' if busy != 1 else ''} may finish" if busy else ""))
+                    f", {counted(busy, 'running job')} may finish" if busy else ""))
         if self.kill_at is not None:
             self._end_running()
 
@@ -564,7 +565,7 @@ class Supervisor:
     def _dump_running(self):
         now = time.time()
         running = self.sched.running()
-        self._log(f"{len(running)} jobs running:")
+        self._log(f"{counted(len(running), 'job')} running:")
         for idx, (node, seq, cmd) in sorted(running.items()):
             self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
 

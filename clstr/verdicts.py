@@ -8,6 +8,7 @@ its node and the job moves on, to at most ``max_attempts`` distinct nodes; in jo
 retried ``retries`` times and the node stays.
 """
 from .result import FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Ending
+from .words import counted
 
 NODE_FAILURES = "node"  # the original clstr's: any non-zero exit retires the node
 JOB_FAILURES = "job"  # only ssh failures retire the node
@@ -78,10 +79,10 @@ class Verdicts:
         if job.pinned:
             return FAILED, why
         if len(job.failed_nodes) >= self.policy.max_attempts:
-            return FAILED, f"{why} on {len(job.failed_nodes)} nodes"
+            return FAILED, f"{why} on {counted(len(job.failed_nodes), 'node')}"
         if job.node_failures >= self.policy.max_attempts:
             # the same node again (it came back, or every usable node had failed it): the bound holds
-            return FAILED, f"{why} ({job.node_failures} times)"
+            return FAILED, f"{why} ({counted(job.node_failures, 'time')})"
         if set(self.nodes) <= job.failed_nodes:
             return FAILED, f"{why} on every node"
         return REQUEUED, why
@@ -96,7 +97,7 @@ class Verdicts:
         if job.pinned:
             return FAILED, why
         if job.node_failures >= self.policy.max_attempts:
-            return FAILED, f"{why} ({job.node_failures} times)"
+            return FAILED, f"{why} ({counted(job.node_failures, 'time')})"
         return REQUEUED, why
 
     def _straggler(self, job, node):
@@ -107,7 +108,7 @@ class Verdicts:
         if job.pinned:
             return FAILED, "straggler"
         if job.node_failures >= self.policy.max_attempts or set(self.nodes) <= job.failed_nodes:
-            return FAILED, f"straggler on {job.node_failures} nodes"
+            return FAILED, f"straggler on {counted(job.node_failures, 'node')}"
         return REQUEUED, "straggler"
 
     def _own_failure(self, job, why):

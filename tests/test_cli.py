@@ -147,7 +147,7 @@ def test_list_profiles(capsys, tmp_path):
     (tmp_path / "p.yaml").write_text("lab: {nodes: ['l[1-3]'], slots: 2}\nsolo: [x]\n")
     code, out, err = run_cli(capsys, ["--profiles", "p.yaml", "--list-profiles"])
     assert code == 0
-    assert out == "lab\t3 nodes\t6 slots\tp.yaml\nsolo\t1 nodes\t1 slots\tp.yaml\n"
+    assert out == "lab\t3 nodes\t6 slots\tp.yaml\nsolo\t1 node\t1 slot\tp.yaml\n"
 
 
 def test_help_documents_exit_codes(capsys):
@@ -289,3 +289,46 @@ def test_ssh_destination(node, port, host):
     assert ssh.destination(node) == (port, host)
     argv = ssh.job_argv(["ssh"], node, "true", cleanup=False)
     assert argv[-2 - len(port) - 1:] == port + ["--", host, "true"]
+
+
+PROFILE_FILES = """\
+lab:
+  nodes: [a]
+  workdir: ...
+  env: [CLSTR_T_A]
+  basefile: [base.txt]
+other:
+  nodes: [b]
+  workdir: /scratch
+"""
+
+
+def test_a_profiles_workdir_env_and_basefile_apply_and_the_command_line_wins(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(PROFILE_FILES)
+    monkeypatch.setenv("CLSTR_T_A", "1")
+    monkeypatch.setenv("CLSTR_T_B", "2")
+    args = cli.build_parser().parse_args(["--profiles", "p.yaml", "-p", "lab", "--env", "CLSTR_T_B",
+                                          "--bf", "more.txt", "-j", "x"])
+    given = cli.gather_nodes(args)
+    assert (given.workdir, given.env, given.basefile) == ("...", ["CLSTR_T_B", "CLSTR_T_A"],
+                                                          ["more.txt", "base.txt"])
+    args = cli.build_parser().parse_args(["--profiles", "p.yaml", "-p", "lab", "-p", "other", "--wd", "w",
+                                          "-j", "x"])
+    assert cli.gather_nodes(args).workdir == "w"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-p", "lab", "-p", "other"], "clstr: profiles 'lab' and 'other' set different work directories "
+                                   "('...', '/scratch'): choose one with --workdir\n"),
+    (["-p", "lab"], "clstr: profile 'lab': env CLSTR_T_A: no such variable is set here\n"),
+])
+def test_profiles_that_cannot_agree_or_name_an_unset_variable_are_refused(capsys, monkeypatch, tmp_path, argv,
+                                                                           message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLSTR_T_A", raising=False)
+    if "other" in argv:
+        monkeypatch.setenv("CLSTR_T_A", "1")
+    (tmp_path / "p.yaml").write_text(PROFILE_FILES)
+    code, out, err = run_cli(capsys, ["--profiles", "p.yaml", *argv, "-j", "true"])
+    assert (code, out, err) == (2, "", message)

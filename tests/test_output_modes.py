@@ -111,7 +111,7 @@ def test_usr1_lists_running_jobs(clstr, tmp_path):
     finally:
         p.kill()
     assert p.returncode == 0, err
-    assert header in ("clstr: 1 jobs running:\n", "clstr: 2 jobs running:\n")
+    assert header in ("clstr: 1 job running:\n", "clstr: 2 jobs running:\n")
     mine = [line for line in listed if "job 1 " in line]
     assert len(mine) == 1
     assert mine[0].startswith(f"clstr:   n1: job 1 '{job}', running for "), mine

@@ -206,3 +206,34 @@ def test_huge_profiles_refused_before_expanding(tmp_path, text):
     with pytest.raises(InputError) as e:
         ps.resolve(name)
     assert str(e.value) == f"{path}:1: profile '{name}' has more than 100000 slots with its includes"
+
+
+def test_workdir_env_and_basefile_join_through_includes_own_first(tmp_path):
+    path = write(tmp_path, """\
+lab:
+  nodes: [a]
+  env: [OMP_NUM_THREADS, "MY_*"]
+  basefile: [tool.sif]
+  include: [gpu]
+gpu:
+  nodes: [g1]
+  workdir: ...
+  env: "CUDA_*"
+  basefile: [tool.sif, weights.bin]
+""")
+    r = ProfileSet([(path, True)]).resolve("lab")
+    assert (r.workdir, r.env, r.basefile) == ("...", ["OMP_NUM_THREADS", "MY_*", "CUDA_*"],
+                                              ["tool.sif", "weights.bin"])
+
+
+@pytest.mark.parametrize("text,message", [
+    ("lab:\n  nodes: [a]\n  workdir: ['x']\n", "key 'workdir' must be a directory on the nodes"),
+    ("lab:\n  nodes: [a]\n  workdir: ''\n", "key 'workdir' must be"),
+    ("lab:\n  nodes: [a]\n  env: {A: 1}\n", "key 'env' must be a list of variable names"),
+    ("lab:\n  nodes: [a]\n  basefile: [[x]]\n", "key 'basefile' must be a list of files"),
+])
+def test_bad_workdir_env_basefile(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        ProfileSet([(path, True)])
+    assert e.value.where == path + ":3" and message in e.value.message

@@ -49,7 +49,7 @@ def test_list_profiles_shows_counts_and_file(clstr, testbed, tmp_path):
     prof.write_text(profile_text(testbed))
     r = clstr("--list-profiles", env={"CLSTR_PROFILES": str(prof)}, ssh=False)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"lab-machines\t3 nodes\t6 slots\t{prof}\nsmall\t1 nodes\t1 slots\t{prof}\n"
+    assert r.stdout == f"lab-machines\t3 nodes\t6 slots\t{prof}\nsmall\t1 node\t1 slot\t{prof}\n"
 
 
 def test_shipped_example_profiles_parse():
@@ -107,9 +107,26 @@ def test_a_live_profile_applies_the_set_rule(clstr, tmp_path):
     try:
         assert wait_for(lambda: state.exists() and '"running": 1' in state.read_text(), 30)
         prof.write_text("lab: {nodes: [n1], include: [other]}\nother: [n1, n2]\n")  # n1 reached twice
-        read_stderr_until(p, "node list changed: 1 slots added (n2), 0 removed", seen)
+        read_stderr_until(p, "node list changed: 1 slot added (n2), 0 removed", seen)
         gate.touch()
         out, err = finish(p, seen)
     finally:
         p.kill()
     assert p.returncode == 0, err
+
+
+def test_a_profiles_workdir_basefile_and_env_reach_its_jobs(clstr, testbed, tmp_path):
+    remote = tmp_path / "remote"
+    (tmp_path / "tool.txt").write_text("tool\n")
+    prof = tmp_path / "lab.yaml"
+    prof.write_text(profile_text(testbed) + f"""\
+work:
+  include: [small]
+  workdir: {remote}
+  env: ["CLSTR_PROF_*"]
+  basefile: [tool.txt]
+""")
+    r = clstr("--profiles", str(prof), "-p", "work", "-E", 'cat tool.txt; pwd; echo "$CLSTR_PROF_X"',
+              env={"CLSTR_PROF_X": "a b'c"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"tool\n{remote}\na b'c\n"
