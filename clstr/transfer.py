@@ -12,10 +12,11 @@ result (never half written; of two attempts of a job only one writes).
 Why this and not rsync (GNU parallel's choice): rsync costs, for each file, a client process here,
 its ssh, and a server process on the node, with a handshake of its own (measured: see
 bench/README.md); this session costs two small processes on the node a file (head and cat, or
-wc and head) and nothing here. rsync's gain, sending only what changed of a file already there,
+ls and head) and nothing here. rsync's gain, sending only what changed of a file already there,
 is no gain for the inputs and results of jobs, which are new each time.
 """
 import os
+import re
 import selectors
 import stat
 import time
@@ -44,7 +45,6 @@ class TransferError(Exception):
 class Send:
     local: str  # the path here (as the template made it)
     remote: str  # the path on the node (relative: to the work directory)
-    executable: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,7 @@ class FileSession:
         self.err = bytearray()  # the last of ssh's stderr: why a session failed
         self.eof = False
         self.writing = False
+        self.owed = []  # requests sent whose answers are not read yet (read before the next one's)
         self.line(ready=True)
 
     @property
@@ -209,8 +210,17 @@ class FileSession:
                 raise TransferError("the file session's answer is too long")
             self._wait(False)
 
+    def reply(self):
+        """The answer to the last request, after those owed to the ones before it (checked)."""
+        while self.owed:
+            what = self.owed.pop(0)
+            kind, why = self.line()
+            if kind != "k":
+                raise TransferError(f"{what}: {why}")
+        return self.line()
+
     def _answer(self, what):
-        kind, why = self.line()
+        kind, why = self.reply()
         if kind != "k":
             raise TransferError(f"{what}: {why}")
 
@@ -219,15 +229,17 @@ class FileSession:
         self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
         self._answer("mkdir " + paths[0])
 
-    def send(self, local, remote, executable=False, base=False):
-        """Send the file ``local`` to ``remote``; returns its size. TransferError naming the file."""
+    def send(self, local, remote, base=False):
+        """Send the file ``local`` to ``remote``, its permission bits with it (the node's umask
+        applied, as rsync without -p does); returns its size. TransferError naming the file."""
         try:
             f = open(local, "rb")
         except OSError as e:
             raise TransferError(f"send: {local}: {e.strerror} here") from None
         with f:
-            size = os.fstat(f.fileno()).st_size
-            self._write(b"%s %d %d\n" % (b"b" if base else b"s", size, 1 if executable else 0) + _path(remote))
+            st = os.fstat(f.fileno())
+            size = st.st_size
+            self._write(b"%s %d %o\n" % (b"b" if base else b"s", size, st.st_mode & 0o777) + _path(remote))
             left = size
             while left:
                 chunk = f.read(min(CHUNK, left))
@@ -242,10 +254,10 @@ class FileSession:
     def fetch(self, remote, local, node):
         """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size)."""
         self._write(b"r\n" + _path(remote))
-        kind, rest = self.line()
+        kind, rest = self.reply()
         if kind != "f":
             raise TransferError(f"return: {remote}: {rest or kind} on {node}")
-        size = int(rest)
+        size, mode = answer_of_fetch(rest)
         d = os.path.dirname(os.path.abspath(local)) or "."
         try:
             os.makedirs(d, exist_ok=True)
@@ -256,6 +268,7 @@ class FileSession:
             raise TransferError(f"return: {local}: {e.strerror} here") from None
         tmp = os.path.join(d, f"{PARTIAL}{os.getpid()}-{os.path.basename(local)}")
         try:
+            os.fchmod(fd, mode & ~UMASK)
             left = size
             while left:
                 if not self.buf:
@@ -282,15 +295,17 @@ class FileSession:
             size -= n
 
     def later(self, paths):
-        """Remove these on the node when the session ends, whatever way."""
+        """Remove these on the node when the session ends, whatever way. Its answer is read with
+        the next request's (no wait of a round trip for it)."""
         if paths:
             self._write(b"c %d\n" % len(paths) + b"".join(_path(p) for p in paths))
-            self._answer("cleanup")
+            self.owed.append("cleanup")
 
     def remove(self, paths):
+        """Remove these on the node now (its answer read with the next request's)."""
         if paths:
             self._write(b"x %d\n" % len(paths) + b"".join(_path(p) for p in paths))
-            self._answer("cleanup")
+            self.owed.append("cleanup")
 
     def close(self, grace=1.0):
         """End the session: quit (what was to be removed is removed), then end its ssh."""
@@ -339,11 +354,32 @@ def discard(tmp):
     _unlink(tmp)
 
 
-def executable(path):
-    try:
-        return bool(os.stat(path).st_mode & 0o111)
-    except OSError:
-        return False
+_LS_MODE = re.compile(r"-([r-])([w-])([xsS-])([r-])([w-])([xsS-])([r-])([w-])([xtT-])")
+
+
+def answer_of_fetch(rest):
+    """(size, permission bits) of the node's answer to a fetch: "SIZE MODE", MODE as ls -l shows it
+    (-rwxr-x---); bits it does not show are 0o644 (a plain file)."""
+    size, _, shown = rest.partition(" ")
+    if not size.isdigit():
+        raise TransferError(f"the node's file session answered {rest[:80]!r}", lost=True)
+    m = _LS_MODE.match(shown)
+    if not m:
+        return int(size), 0o644
+    mode = 0
+    for bit, flag in zip(range(8, -1, -1), m.groups()):
+        if flag not in "-ST":
+            mode |= 1 << bit
+    return int(size), mode
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # this process's, read once: files brought back get their mode with it applied
 
 
 def stamp():
@@ -367,7 +403,7 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
         check_path(b, "--basefile")
         if not os.path.isfile(b):
             raise InputError(f"--basefile {b}: no such file here")
-        bases.append(Send(b, in_workdir(remote_path(b), files), executable(b)))
+        bases.append(Send(b, in_workdir(remote_path(b), files)))
     files = Files(files.workdir, cleanup, tuple(bases), files.fresh_workdir)
     per_job = {}
     for seq, _ in pairs:
@@ -377,7 +413,7 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
             local = check_path(render(t, values, seq), "--transferfile")
             if not os.path.isfile(local):
                 raise InputError(f"--transferfile {local} (job {seq}): no such file here")
-            job_sends.append(Send(local, in_workdir(remote_path(local), files), executable(local)))
+            job_sends.append(Send(local, in_workdir(remote_path(local), files)))
         for t in returns:
             text = check_path(render(t, values, seq), "--return")
             job_returns.append(Return(in_workdir(remote_path(text), files), os.path.normpath(text)))

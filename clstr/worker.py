@@ -344,7 +344,7 @@ class SlotWorker:
         moved.opened = True
         self._workdir()
         for b in self.files.basefiles:
-            moved.sent += self.file_session.send(b.local, b.remote, b.executable, base=True)
+            moved.sent += self.file_session.send(b.local, b.remote, base=True)
 
     def _workdir(self):
         if not self.made_workdir and self.files.workdir:
@@ -359,7 +359,7 @@ class SlotWorker:
         if self.files.cleanup:
             self.file_session.later([s.remote for s in job.files.sends] + [r.remote for r in job.files.returns])
         for s in job.files.sends:
-            moved.sent += self.file_session.send(s.local, s.remote, s.executable)
+            moved.sent += self.file_session.send(s.local, s.remote)
 
     def _fetch(self, job, moved):
         for r in job.files.returns:

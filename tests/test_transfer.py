@@ -225,3 +225,40 @@ def test_of_a_straggler_and_its_rerun_only_the_result_writes_its_file(clstr, tmp
     first = result["jobs"][0]["attempts"]
     assert [(a["node"], a["reason"]) for a in first] == [("n2", "straggler"), ("n1", "")]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".clstr")]
+
+
+def test_files_keep_their_permission_bits_both_ways_less_the_umask(clstr, tmp_path):
+    remote = tmp_path / "remote"
+    for name, mode in (("run.sh", 0o750), ("data.txt", 0o666)):
+        (tmp_path / name).write_text("x\n")
+        os.chmod(tmp_path / name, mode)
+    mask = os.umask(0o022)  # clstr's, here; the testbed's sshds (started before) keep theirs
+    try:
+        r = clstr("-n", "n1", "--wd", str(remote), "--tf", "run.sh", "--tf", "data.txt", "--return", "made.bin",
+                  "-j", "touch made.bin; chmod 767 made.bin; stat -c '%a %n' run.sh data.txt; umask")
+    finally:
+        os.umask(mask)
+    assert r.returncode == 0, r.stderr
+    *modes, node_mask = r.stdout.splitlines()
+    node_mask = int(node_mask, 8)
+    assert modes == [f"{0o750 & ~node_mask:o} run.sh", f"{0o666 & ~node_mask:o} data.txt"]
+    if node_mask:
+        assert modes[1] != "666"  # the node's umask took its part
+    assert os.stat(tmp_path / "made.bin").st_mode & 0o777 == 0o745  # 767 less the umask here
+
+
+@pytest.mark.parametrize("answer,size,mode", [
+    ("12 -rwxr-x---", 12, 0o750), ("0 -rw-r--r--.", 0, 0o644), ("5 -rwsr-xr-T", 5, 0o754),
+    ("7 -rw-r--r--+", 7, 0o644), ("7", 7, 0o644), ("7 drwx------", 7, 0o644),
+])
+def test_the_mode_of_a_file_coming_back_is_read_from_ls(answer, size, mode):
+    from clstr.transfer import answer_of_fetch
+    assert answer_of_fetch(answer) == (size, mode)
+
+
+@pytest.mark.parametrize("answer", ["", "x 12", "-1 -rw-r--r--", "12abc"])
+def test_an_answer_that_is_no_size_is_the_sessions_loss(answer):
+    from clstr.transfer import TransferError, answer_of_fetch
+    with pytest.raises(TransferError) as e:
+        answer_of_fetch(answer)
+    assert e.value.lost

@@ -7,11 +7,14 @@
 #
 # Requests come on stdin, a line each; a path (never holding a line break) is on a line of its own:
 #   d N, then N paths      make these directories (and their parents)
-#   s SIZE X, then a path  SIZE bytes follow, then a line "e": written to the path, its directory
-#                          made, executable if X is 1 (a partial file is removed: never half there)
-#   b SIZE X, then a path  a basefile: the same, through a temporary name moved into place (slots
+#   s SIZE MODE, a path    SIZE bytes follow, then a line "e": written to the path, its directory
+#                          made, given the permission bits MODE (octal) less the umask, as rsync
+#                          without -p does (chmod only when they differ from a new file's); a
+#                          partial file is removed: never half there
+#   b SIZE MODE, a path    a basefile: the same, through a temporary name moved into place (slots
 #                          of one node may send it at once)
-#   r, then a path         bring the path back: the answer is "TOKEN:f SIZE" and its bytes
+#   r, then a path         bring the path back: the answer is "TOKEN:f SIZE MODE" (both read
+#                          from ls -lnL, MODE as it shows it) and its bytes
 #   c N, then N paths      remove these when the session ends, whatever way (--cleanup)
 #   x N, then N paths      remove these now
 #   q                      end (what c named is removed)
@@ -29,6 +32,8 @@ gone=;
 bye() { [ -n "$part" ] && rm -f -- "$part"; if [ -n "$gone" ]; then set -f; IFS=$nl; rm -rf -- $gone; fi; exit 0; };
 trap bye HUP TERM INT PIPE;
 say() { echo "$t:$1"; };
+um=$(umask);
+plain=$((0666 & ~0$um));
 say r;
 while IFS=' ' read -r k a1 a2; do
   case $k in
@@ -49,12 +54,14 @@ while IFS=' ' read -r k a1 a2; do
       fi;
       IFS= read -r end || bye;
       [ "$end" = e ] || bye;
-      if [ -z "$e" ] && [ "$a2" = 1 ]; then e=$(chmod +x -- "$w" 2>&1); fi;
+      m=$((0$a2 & ~0$um));
+      if [ -z "$e" ] && [ "$m" -ne "$plain" ]; then e=$(chmod "$(printf %o "$m")" -- "$w" 2>&1); fi;
       if [ -z "$e" ] && [ "$k" = b ]; then e=$(mv -f -- "$w" "$p" 2>&1); fi;
       if [ -z "$e" ]; then part=; say k; else rm -f -- "$w"; part=; say "n $e"; fi;;
     r) IFS= read -r p || bye;
       if [ -f "$p" ] && [ -r "$p" ]; then
-        n=$(wc -c <"$p"); n=$((n + 0)); say "f $n"; head -c "$n" <"$p";
+        m=$(ls -lnL -- "$p"); set -f; set -- $m; set +f;
+        if [ "$5" -ge 0 ] 2>/dev/null; then say "f $5 $1"; head -c "$5" <"$p"; else say "n not a readable file"; fi;
       elif [ -e "$p" ]; then
         say "n not a readable file";
       else
