@@ -153,6 +153,10 @@ def jobs_with_inputs(template, srcs, limit):
     """(command, its input values) of each job of ``template`` over ``srcs``; see jobs()."""
     if not template.strip():
         raise InputError("no command before ::: (clstr COMMAND ::: ARGUMENTS)")
+    perl = re.search(r"\{=.*?=\}", template, re.S)
+    if perl:
+        raise InputError(f"{perl.group(0)!r}: GNU parallel's Perl replacement strings are not clstr's; use {{}}, "
+                         "{.}, {/}, {//}, {/.}, {#}, {%}, {n} and the shell")
     if not has_replacement(template):
         template += " {}"  # as GNU parallel: the inputs go at the end
     total = 1

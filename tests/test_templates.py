@@ -83,6 +83,8 @@ def test_the_slot_of_a_job_is_known_when_it_starts(clstr):
     (["-n", "n1", "--", "echo", ":::", "a\nb"], "holds a line break: refused"),
     (["-n", "n1", "--", ":::", "a"], "no command before :::"),
     (["-E", "echo", "-n", "n1", "--", "echo", ":::", "a"], "give jobs either as COMMAND ::: ARGUMENTS"),
+    (["-n", "n1", "--", "echo {= s/a/b/ =}", ":::", "a"], "'{= s/a/b/ =}': GNU parallel's Perl replacement strings "
+                                                           "are not clstr's"),
 ])
 def test_bad_inputs_are_one_line_and_exit_2(clstr, args, message):
     r = clstr("--dry-run", *args, ssh=False)
