@@ -28,6 +28,8 @@ examples:
   clstr -p lab-machines --status --joblog run.log jobs.txt
   clstr -p lab-machines --joblog run.log --resume jobs.txt     # only what is left
   clstr -p lab-machines --joblog run.log --resume-failed jobs.txt  # and what failed
+  clstr -p lab-machines --trc {.}.out -- 'sort {} > {.}.out' ::: data/*.txt
+  clstr -N nodes.txt --bf simulate --wd ... --cleanup --halt soon,fail=1 -- './simulate {}' ::: 1 2 3
 
 nodes:
   A node is an ssh destination (host, user@host, host:port, an IPv6 address, or
@@ -102,7 +104,9 @@ def _seconds(text):
 
 def build_parser():
     p = _Parser(prog="clstr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-                description="Run shell commands (jobs) in parallel on many machines (nodes) over SSH.")
+                description="Run shell commands (jobs) in parallel on many machines (nodes) over SSH.\n"
+                            "Jobs come from job files, -j, -E, or as GNU parallel makes them:\n"
+                            "  clstr [options] COMMAND ::: ARGS   (and ::::, :::+, ::::+)")
     p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
                    help="files of jobs, one shell command a line ('-' is stdin)")
     g = p.add_argument_group("nodes")

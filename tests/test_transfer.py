@@ -14,7 +14,6 @@ import pytest
 from conftest import wait_for
 from sshnodes import Relay
 from test_failures import run_marker
-from test_reprobe import finish, read_stderr_until
 
 
 def digest(path):
