@@ -75,11 +75,11 @@ class Sampler(threading.Thread):
                 self.peak_uss, self.uss_count = uss, n
 
 
-def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600):
+def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600, cwd=None):
     """Run argv; returns dict(wall, cpu, rss, uss, uss_count, out, err, code)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+    p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = Sampler(p.pid, uss_filter)
     sampler.start()
@@ -291,6 +291,149 @@ def w7(tb, nodes=100, fanout=32, repeat=3):
     table(title, rows)
 
 
+def w8_files(root, njobs, size):
+    """``njobs`` input files of ``size`` bytes under root/local/in (printable, each its own), and
+    the sha256 of each one's result (its case swapped, what the job makes of it)."""
+    import base64
+    import hashlib
+    local = os.path.join(root, "local")
+    os.makedirs(os.path.join(local, "in"), exist_ok=True)
+    expected = {}
+    for i in range(njobs):
+        seed = hashlib.sha256(str(i).encode()).digest()
+        body = base64.b64encode(seed * (size // 32 + 1))[:size]
+        name = f"in/{i}.dat"
+        with open(os.path.join(local, name), "wb") as f:
+            f.write(body)
+        expected[name + ".out"] = hashlib.sha256(body.swapcase()).hexdigest(), hashlib.sha256(body).hexdigest()
+    return local, expected
+
+
+def w8_check(base, expected, which=0, remove=True):
+    """'ok', or how many results are missing or wrong, under ``base``; removes them (next run).
+    ``which``: 0 the job's result, 1 the input itself (the transport alone)."""
+    import hashlib
+    missing = wrong = 0
+    for name, digests in expected.items():
+        digest = digests[which]
+        path = os.path.join(base, name)
+        try:
+            with open(path, "rb") as f:
+                wrong += hashlib.sha256(f.read()).hexdigest() != digest
+            if remove:
+                os.unlink(path)
+        except FileNotFoundError:
+            missing += 1
+    return "ok" if not (missing or wrong) else f"{missing} missing, {wrong} wrong of {len(expected)}"
+
+
+def w8(tb, njobs=400, size=256 << 10, nodes=4, slots_per_node=4, repeat=3):
+    """Jobs that carry their files (issue 22): each sends a 256 KB input and returns a 256 KB
+    result (--trc), every result checked by checksum; clstr vs GNU parallel --trc with and without
+    ControlMaster, clstr with nothing to transfer (the inputs already on the node), and rsync
+    alone moving the same files over shared connections (the transport GNU parallel uses)."""
+    root = os.path.join(tb.root, "w8")
+    local, expected = w8_files(root, njobs, size)
+    remote = os.path.join(root, "remote")  # the nodes share this disk: a work directory of their own
+    hosts = [f"n{i}" for i in range(1, nodes + 1)]
+    inputs = [f"in/{i}.dat" for i in range(njobs)]
+    cmd = "tr a-zA-Z A-Za-z < {} > {}.out"
+    nodes_args = [a for h in hosts for a in ("-n", f"{slots_per_node}/{h}")]
+    login = ",".join(f"{slots_per_node}/{h}" for h in hosts)
+    runs = [("clstr --trc", clstr_argv(tb, "--wd", remote, "--trc", "{}.out", *nodes_args, "--", cmd, ":::",
+                                       *inputs), local),
+            ("clstr, no files (inputs already there)", clstr_argv(tb, "--wd", remote, *nodes_args, "--", cmd,
+                                                                   ":::", *inputs), remote)]
+    if have("parallel"):
+        for name, extra in (("GNU parallel --trc -M", ["-M"]), ("GNU parallel --trc", [])):
+            runs.append((name, ["parallel", "--will-cite", "--ssh", tb.ssh, "-S", login, "--wd", remote, *extra,
+                                "--trc", "{}.out", cmd, ":::", *inputs], local))
+    if have("rsync"):
+        runs.append(("rsync alone, a file each way over a shared connection", rsync_argv(tb, hosts, slots_per_node,
+                                                                                     local, remote, inputs), local))
+
+    def measure(run):
+        name, argv, base = run
+        if base == remote:  # the inputs where the jobs find them, nothing to send
+            shutil.rmtree(remote, ignore_errors=True)
+            shutil.copytree(os.path.join(local, "in"), os.path.join(remote, "in"))
+        else:
+            shutil.rmtree(remote, ignore_errors=True)
+            os.makedirs(remote)
+        # output to files, not to pipes: GNU parallel -M leaves processes holding what it was given
+        err = os.path.join(root, "stderr")
+        marker = f"w8-{time.monotonic_ns()}"
+        t0 = time.monotonic()
+        r = timed(["sh", "-c", 'exec "$@" >/dev/null 2>"$0"', err, *argv],
+                  env=dict(os.environ, LC_ALL="C", CLSTR_BENCH_RUN=marker), timeout=900, cwd=local)
+        exited = r["wall"]
+        left, stuck = outlived(marker)  # processes of the run at work after it exited (GNU parallel -M)
+        with open(err, errors="replace") as f:
+            r["err"] = f.read().strip()
+        rsync = name.startswith("rsync")
+        r["check"] = w8_check(base, expected, rsync) if r["code"] == 0 else \
+            f"exit {r['code']}: {r['err'].splitlines()[-1][:80] if r['err'] else ''}"
+        if left:
+            r["wall"] = time.monotonic() - t0  # its work was done when its last process ended
+            said = f", saying {r['err'].splitlines()[0][:60]!r}" if r["err"] else ""
+            r["check"] = (f"exited at {exited:.1f} s (exit {r['code']}{said}); {left} of its processes worked on"
+                          + (f", {stuck} of them still after 120 s (killed)" if stuck else "")
+                          + f"; then: {r['check']}")
+        return r
+    rows = interleaved(runs, repeat, measure)
+    table(f"W8: {njobs} jobs on {nodes * slots_per_node} slots ({nodes} nodes x {slots_per_node}), each sending a "
+          f"{size >> 10} KB input and returning a {size >> 10} KB result, checked by checksum; median of {repeat} "
+          "interleaved runs", rows)
+
+
+def outlived(marker, limit=120):
+    """(how many processes carrying ``marker`` in their environment were left running, how many of
+    them still ran ``limit`` s later and were killed), after waiting for them to end."""
+    def alive():
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if p.environ().get("CLSTR_BENCH_RUN") == marker:
+                    found.append(p)
+            except psutil.Error:
+                continue
+        return found
+    first = alive()
+    deadline = time.monotonic() + limit
+    while first and time.monotonic() < deadline and alive():
+        time.sleep(0.1)
+    stuck = alive()
+    for p in stuck:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(stuck, timeout=10)
+    return len(first), len(stuck)
+
+
+def rsync_argv(tb, hosts, slots_per_node, local, remote, inputs):
+    """The transport alone: every input sent to its node's work directory and a result of its size
+    brought back (the input itself, as <name>.out here), one rsync a file each way as GNU parallel
+    runs them, 16 lanes, over one ControlMaster connection a node."""
+    lanes = [h for h in hosts for _ in range(slots_per_node)]
+    ctl = os.path.join(tb.root, "w8-ctl-%h")
+    ssh = f"{tb.ssh} -o ControlPath={ctl}"
+    script = ["set -e", f"cd {local}"]
+    script += [f"{tb.ssh} -o ControlMaster=yes -o ControlPersist=60 -o ControlPath={ctl} -fN {h}" for h in hosts]
+    for lane, h in enumerate(lanes):
+        mine = inputs[lane::len(lanes)]
+        steps = "; ".join(f"rsync -q -R -e '{ssh}' {f} {h}:{remote}/ && "
+                          f"rsync -q -e '{ssh}' {h}:{remote}/{f} {f}.out" for f in mine)
+        script.append(f"( {steps} ) &")
+    script.append("wait")
+    script += [f"{tb.ssh} -o ControlPath={ctl} -O exit {h} 2>/dev/null" for h in hosts]
+    path = os.path.join(tb.root, "w8-rsync.sh")
+    with open(path, "w") as f:
+        f.write("\n".join(script) + "\n")
+    return ["sh", path]
+
+
 def interleaved(runs, repeat, measure, once=()):
     """[(name, median run)] of ``runs`` (tuples, a name first) measured ``repeat`` rounds, each tool
     once a round, so that drifts of the machine hit all alike; tools in ``once`` run one round."""
@@ -388,13 +531,14 @@ def w4(tb, nodes, slots, njobs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6", "W7"])
+    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "W4", "W6", "W7", "W8"])
     ap.add_argument("--jobs", type=int, default=2000, help="W1 job count")
     ap.add_argument("--w1-repeat", type=int, default=3, help="W1 runs of clstr and the floor, interleaved")
     ap.add_argument("--w2-nodes", type=int, default=200)
     ap.add_argument("--w5-nodes", type=int, default=1000)
     ap.add_argument("--w5-repeat", type=int, default=3, help="W5 runs of each tool, interleaved (median shown)")
     ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
+    ap.add_argument("--w8-repeat", type=int, default=3, help="W8 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
     args = ap.parse_args()
     want = {w.upper() for w in args.workloads}
@@ -422,6 +566,8 @@ def main():
                 w6(tb)
             if "W7" in want:
                 w7(tb)
+            if "W8" in want:
+                w8(tb, repeat=args.w8_repeat)
 
 
 if __name__ == "__main__":
