@@ -34,6 +34,8 @@ class Deadlines:
         self.idle = idle if job else None
         self.timeout_at = t0 + timeout if timeout and job else None
         self.idle_at = t0 + idle if idle and job else None
+        self.straggler = straggler if job else None
+        self.began_at = t0  # when the job started (its start mark), once known
         self.straggle_at = t0 + straggler if straggler and job else None
         self.start_by = t0 + start_within if start_within is not None else None
         self.ping_every = ping_every if job else None
@@ -55,7 +57,15 @@ class Deadlines:
     def limit(self, seconds):
         """A straggler's limit arrived while the job runs (ignored once its ssh was ended)."""
         if self.job and self.drain_by is None:
-            self.straggle_at = self.t0 + seconds
+            self.straggler = seconds
+            self.straggle_at = self.began_at + seconds
+
+    def began(self, at):
+        """The job started at ``at``: a straggler's limit, like the median it comes from, is of the
+        job's own runtime, opening the connection not counted."""
+        self.began_at = at
+        if self.straggler and self.straggle_at is not None:
+            self.straggle_at = at + self.straggler
 
     def expired(self, now):
         """The limit that has passed (Ending.TIMEOUT, IDLE_TIMEOUT, STRAGGLER), or None."""

@@ -76,6 +76,10 @@ class Finished:
     received: int = 0  # bytes of files brought back
     transfer: float = 0.0  # seconds its transfers took
     returned: tuple = ()  # (temporary path, its place) of each file brought back: placed if it is the result
+    # seconds before the job started: opening the connection or session, files not counted (None:
+    # no start mark to tell, --no-remote-cleanup); ``runtime`` is then the job's own, mark to mark
+    connect: Optional[float] = None
+    began: Optional[float] = None  # seconds from the attempt's start to the job's (connect and files sent)
 
 
 @dataclass(frozen=True)

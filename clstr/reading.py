@@ -26,7 +26,7 @@ class Marked:
     """What reading an attempt's output found: its marks, and the tails of its stderr."""
 
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
-                 "last_err", "runner")
+                 "last_err", "runner", "started_at", "ended_at")
 
     def __init__(self):
         self.timed_out = None  # or which limit ended it: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
@@ -40,6 +40,10 @@ class Marked:
         self.begun = False  # the loop's begin mark: the job's stdout starts here
         self.loop_gone = False  # the loop's reader found its runner gone (the job killed it)
         self.last_err = b""  # the last bytes of stderr: where ssh says a connection was lost
+        # when the start and end marks were read (the reader's clock): the job's own runtime lies
+        # between them, whatever the node's clock says; before the start, opening the connection
+        self.started_at = None
+        self.ended_at = None
 
 
 class Reading:
@@ -50,8 +54,9 @@ class Reading:
     ``emit(event)``: where Output and Notice events go; ``slot``: the slot they name.
     """
 
-    def __init__(self, slot, marks, emit, session=False):
+    def __init__(self, slot, marks, emit, session=False, clock=None):
         self.slot = slot
+        self.clock = clock  # when marks are read (the worker's monotonic clock; None: not timed)
         self.marks = marks
         self.emit = emit
         self.session = session
@@ -115,8 +120,12 @@ class Reading:
         kind = mark[0]
         if kind == ssh.MARK_START:
             p.started = True
+            if self.clock is not None:
+                p.started_at = self.clock()
         elif kind == ssh.MARK_END:
             p.end = mark[1]
+            if self.clock is not None:
+                p.ended_at = self.clock()
         elif kind == ssh.MARK_STDOUT_END:
             p.out_end = True
         elif kind == ssh.MARK_BEGIN:

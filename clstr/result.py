@@ -61,6 +61,10 @@ class Attempt:
     sent: int = 0  # bytes of files sent for it (--transferfile, --basefile)
     received: int = 0  # bytes of files brought back (--return)
     transfer: float = 0.0  # seconds its transfers took
+    # seconds it took to open its connection or session before the job started (None: not known,
+    # without remote cleanup); ``runtime`` is the job's own, from its start to its end
+    connect: Optional[float] = None
+    began: Optional[float] = None  # seconds from the attempt's start to the job's start (None: not known)
 
 
 class JobResult:
@@ -158,8 +162,10 @@ class RunResult:
             j.outcome == SUCCEEDED or self.excused(j) for j in self.jobs)
 
     def slowest(self, n=10):
-        """The ``n`` jobs whose last attempt ran longest (jobs that ran), longest first."""
-        ran = [j for j in self.jobs if j.attempts]
+        """The ``n`` jobs whose last attempt ran longest (jobs that ran to their end: an attempt
+        cut off by Ctrl-C tells nothing of its job), longest first, by the jobs' own runtimes."""
+        ran = [j for j in self.jobs if j.attempts and j.attempts[-1].outcome != INTERRUPTED
+               and j.attempts[-1].ending not in (Ending.NEVER_RAN, Ending.BUSY)]
         return sorted(ran, key=lambda j: (-j.attempts[-1].runtime, j.seq))[:n]
 
     def to_dict(self, max_exit=False):
@@ -192,7 +198,10 @@ class RunResult:
                 "seq": j.seq, "command": j.command, "outcome": j.outcome, "reason": j.reason,
                 "node": j.node, "exit": j.exit, "runtime": round(j.runtime, 3), "attempts": [
                     dict({"node": a.node, "slot": a.slot, "attempt": a.attempt, "start": round(a.start, 3),
-                          "runtime": round(a.runtime, 3), "exit": a.exit, "outcome": a.outcome, "reason": a.reason},
+                          "runtime": round(a.runtime, 3),
+                          "connect": None if a.connect is None else round(a.connect, 3),
+                          "began": None if a.began is None else round(a.began, 3), "ending": a.ending.value,
+                          "exit": a.exit, "outcome": a.outcome, "reason": a.reason},
                          **({"sent": a.sent, "received": a.received, "transfer": round(a.transfer, 3)}
                             if a.sent or a.received or a.transfer else {}))
                     for a in j.attempts]} for j in self.jobs],

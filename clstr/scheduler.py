@@ -294,6 +294,13 @@ class Scheduler:
     def pending(self):
         return len(self._fresh) + len(self._retry) + self._npinned
 
+    def work_for(self, name):
+        """Whether a job waits that node ``name`` could take (its own under --on-each-node, or one that
+        did not fail there): what a promise to probe it again, or let it back, rests on."""
+        if self._pinned.get(name):
+            return True
+        return bool(self._fresh) or any(name not in self.jobs[q].failed_nodes for q in self._retry)
+
     def running(self):
         """{slot index: (node, seq, command)} of the slots running a job (probes not counted)."""
         return {s.index: (s.node, s.busy, self.jobs[s.busy].command) for s in self.slots if s.busy}
@@ -481,7 +488,8 @@ class Scheduler:
         job = self.jobs[ev.seq]
         outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted, self.now)
         att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
-                      ending, ev.sent, ev.received, ev.transfer)
+                      ending, ev.sent, ev.received, ev.transfer, ev.connect,
+                      ev.began)
         job.attempts.append(att)
         job.exit, job.reason = ev.exit, reason
         if not job.pinned:

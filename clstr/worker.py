@@ -126,6 +126,7 @@ class SlotWorker:
         # is None once the loop could not start on this node (then one session a job, as without it)
         self.wrapper, self.loop = ssh.marks_of(spec.ssh)
         self.session = None  # the loop's Channel while it lives
+        self.marked = None  # the Marked of the attempt's last reading: its marks and when they came
         self.connect_timeout = spec.ssh.connect_timeout
         self.board = board
         self.env = spec.env
@@ -242,6 +243,7 @@ class SlotWorker:
     def run(self, job):
         """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
         self.limit = job.limit
+        self.marked = None
         start = time.time()
         t0 = time.monotonic()
         moved = Moved()
@@ -249,7 +251,9 @@ class SlotWorker:
             ok, reason = self.open_master()
             if not ok:
                 self.board.state[self.slot] = IDLE
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN, reason)
+                waited = time.monotonic() - t0
+                return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
+                                began=waited)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot))
@@ -258,8 +262,12 @@ class SlotWorker:
         if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
             failure = self._transfer(moved, self._send, job)
         if failure is not None:
-            return self._with_files(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, *failure), moved)
+            return self._with_files(self._timed(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
+                                                         *failure), t0, moved.seconds), moved)
+        self.marked = None
         finished = self._attempt(job, start, t0)
+        if finished is not None:
+            finished = self._timed(finished, t0, moved.seconds)
         if job.files is not None and (job.files.returns or self.files.cleanup) and finished is not None:
             if finished.ending is Ending.OK and job.files.returns:
                 failure = self._transfer(moved, self._fetch, job)
@@ -268,6 +276,21 @@ class SlotWorker:
             if self.files.cleanup:
                 self._transfer(moved, self._clean, job)  # a file that cannot be removed fails nothing
         return self._with_files(finished, moved)
+
+    def _timed(self, finished, t0, before):
+        """``finished`` with its time split: the job's own runtime, from its start mark to its end
+        mark as they were read here (the node's clock is not needed), and before it ``connect``,
+        opening the connection or session (``before``: seconds of files sent meanwhile, not counted).
+        Without marks (no remote cleanup) the runtime is all of it, files apart."""
+        elapsed = finished.runtime
+        p = self.marked
+        if p is not None and p.started_at is not None:
+            end = p.ended_at if p.ended_at is not None else t0 + elapsed
+            return dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
+                                       connect=max(0.0, p.started_at - t0 - before), began=p.started_at - t0)
+        if self.wrapper is not None or self.loop is not None or finished.ending is Ending.NEVER_RAN:
+            return dataclasses.replace(finished, runtime=0.0, connect=max(0.0, elapsed - before), began=elapsed)
+        return dataclasses.replace(finished, runtime=max(0.0, elapsed - before), began=before)
 
     def _attempt(self, job, start, t0):
         """The job itself: down the slot's session, or in an ssh session of its own."""
@@ -283,7 +306,7 @@ class SlotWorker:
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
         # long for the command line, sent first): its closing tells the node to end the job
         chan = Channel(Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE),
-                       Reading(self.slot, self.wrapper, self._emit))
+                       Reading(self.slot, self.wrapper, self._emit, clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
         self.board.state[self.slot] = RUNNING
         try:
@@ -427,7 +450,8 @@ class SlotWorker:
         """
         self.board.state[self.slot] = CONNECTING
         argv = ssh.job_argv(self.base, self.node, self.loop.start_line(), self.control_path)
-        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE), Reading(self.slot, self.loop, self._emit, session=True))
+        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE), Reading(self.slot, self.loop, self._emit, session=True,
+                                                                         clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
         self.session = chan
         self.runner = None
@@ -489,7 +513,7 @@ class SlotWorker:
         whether the job timed out, its marks, and (before any start mark) the stderr tail that
         tells why ssh failed. Streams found at EOF are closed and taken out of ``chan.out``.
         """
-        p = Marked()
+        p = self.marked = Marked()
         reading = chan.reading
         sel = self.sel
         chan.watch(sel)
@@ -555,6 +579,8 @@ class SlotWorker:
                     else:
                         chan.ended(stream)
                         reading.close(p, seq, stream)
+                    if p.started_at is not None and not started:
+                        d.began(p.started_at)  # a straggler's limit counts from the job's start
                     if p.started and not started and self.session is None and not self.control_path:
                         self.conn.send(Connected(self.slot))  # this job's own connection is up
             if chan.eof or d.drain_by is not None:
