@@ -2,7 +2,8 @@
 
 Each option has a kind; ``check(name, value)`` returns the value as the run uses it or
 raises ``InputError`` (a bad value) or ``TypeError`` (a value of the wrong type, from the
-library), naming the option both ways: ``timeout (--timeout)``.
+library), naming the option both ways: ``timeout (--timeout)``; the command line names it as
+the user typed it (InputError's ``option`` and ``detail``).
 """
 import math
 import os
@@ -43,6 +44,10 @@ def _name(name):
     return name if flag == name else f"{name} ({flag})"
 
 
+def _bad(name, detail):
+    return InputError(f"{_name(name)} {detail}", option=name, detail=detail)
+
+
 def check(name, value):
     """``value`` of option ``name`` as the run takes it; 0 counts as 'no limit' where that is allowed."""
     if name in FLAGS:
@@ -58,7 +63,7 @@ def check(name, value):
     flag, kind, bounds = OPTIONS[name]
     if kind == "choice":
         if value not in bounds:
-            raise InputError(f"{_name(name)} must be one of {', '.join(bounds)}, not {value!r}")
+            raise _bad(name, f"must be one of {', '.join(bounds)}, not {value!r}")
         return value
     if kind == "seconds":
         zero_ok, none_ok = bounds
@@ -68,8 +73,7 @@ def check(name, value):
             raise TypeError(f"{_name(name)} must be a number of seconds, not {type(value).__name__}")
         if math.isnan(value) or value < 0 or (value == 0 and not zero_ok) or value > MAX_SECONDS:
             least = "at least 0" if zero_ok else "more than 0"
-            raise InputError(f"{_name(name)} must be {least} and at most {MAX_SECONDS} seconds (a year), "
-                             f"got {value:g}")
+            raise _bad(name, f"must be {least} and at most {MAX_SECONDS} seconds (a year), got {value:g}")
         return float(value)
     least, none_ok = bounds
     if value is None and none_ok:
@@ -77,7 +81,7 @@ def check(name, value):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{_name(name)} must be a whole number, not {type(value).__name__}")
     if value < least or value > MAX_COUNT:
-        raise InputError(f"{_name(name)} must be a whole number from {least} to {MAX_COUNT}, got {value}")
+        raise _bad(name, f"must be a whole number from {least} to {MAX_COUNT}, got {value}")
     if value == 0 and none_ok:
         return None  # as in the original clstr: 0 is no limit
     return value

@@ -3,6 +3,7 @@
 This is the only module that calls sys.exit.
 """
 import argparse
+import difflib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from typing import NamedTuple, Optional
 from . import __version__, api, checks, hostlist, templates
 from .userfiles import read_lines
 from .errors import InputError
+from .result import FAILED, REQUEUED, Ending
 from .supervisor import stderr_log
 from .words import counted
 
@@ -73,7 +75,20 @@ exit status:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise InputError(f"{message} (see clstr --help)")
+        raise InputError(f"{message}{self._did_you_mean(message)} (see clstr --help)")
+
+    def _did_you_mean(self, message):
+        """For an unknown option, the nearest known ones (as Python 3.14's argparse suggests them)."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        known = [f for a in self._actions for f in a.option_strings]
+        for word in message[len(prefix):].split():
+            if word.startswith("-"):
+                near = difflib.get_close_matches(word.split("=", 1)[0], known, n=2, cutoff=0.7)
+                if near:
+                    return f"; did you mean {' or '.join(near)}?"
+        return ""
 
 
 def _whole(text):
@@ -212,7 +227,7 @@ def build_parser():
                    help="keep FILE listing the running jobs, 'node: <'Job' 'command'>' a line")
     g.add_argument("--state", metavar="FILE",
                    help="keep FILE a JSON snapshot of the run (counts, rate, ETA, nodes, running jobs), "
-                        "replaced atomically every second; schema in README")
+                        "replaced atomically every second; schema in docs/output.md")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="report every attempt and a summary (-vv as the original clstr: the same)")
     g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
@@ -394,7 +409,8 @@ def summary(result, write, verbose, each_node=False):
         line += f" ({result.skipped} skipped, done in an earlier run)"
     write(line + ".")
     for j in failed:
-        where = f" on {j.node}" if j.node else ""
+        nodes = failed_on(j)
+        where = f" on {', '.join(nodes)}" if nodes else ""
         write(f"failed: job {j.seq}{where} ({j.reason}): {j.command}")
     for j in not_run:
         write(f"not run: job {j.seq} ({j.reason}): {j.command}")
@@ -432,6 +448,44 @@ def summary(result, write, verbose, each_node=False):
                 write(f"{what} on {hostlist.fold(nodes)}")
 
 
+def failed_on(job):
+    """The nodes a job ran on and failed, in the order it did (its last node if none is known)."""
+    nodes = [a.node for a in job.attempts if a.outcome in (FAILED, REQUEUED)
+             and a.ending not in (Ending.NEVER_RAN, Ending.BUSY)]
+    return list(dict.fromkeys(nodes)) or ([job.node] if job.node else [])
+
+
+def typed_flag(dest, argv):
+    """The option of ``dest`` as the user typed it in ``argv`` (its last use), or None.
+
+    Its long or short form, ``--opt=V``, ``-mV``, or a long form's abbreviation (argparse takes those).
+    """
+    if dest == "timeout_percent":
+        dest = "timeout"
+    flags = [f for a in build_parser()._actions if a.dest == dest for f in a.option_strings]
+    found = None
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-":
+            continue
+        word = token.split("=", 1)[0] if token.startswith("--") else token
+        for flag in flags:
+            if (word == flag or (flag.startswith("--") and len(word) > 3 and flag.startswith(word))
+                    or (not flag.startswith("--") and not word.startswith("--") and word.startswith(flag))):
+                found = word if word.startswith("--") else flag
+                break
+    return found
+
+
+def _as_typed(e, argv):
+    """The line for a bad option value, naming the option as the user typed it."""
+    if e.option is None:
+        return str(e)
+    flag = typed_flag(e.option, argv) or checks.OPTIONS.get(e.option, (e.option,))[0]
+    return f"{flag} {e.detail}"
+
+
 def main(argv=None):
     log = stderr_log()
     try:
@@ -459,6 +513,8 @@ def main(argv=None):
                 if os.path.isfile(node):  # -n h1 h2 jobs.txt: the job file was taken for a node
                     raise InputError(f"{node!r} was given to -n as a node and no job was given: to run it as a "
                                      "job file, give it before -n or after --")
+        if template_jobs is None and args.on_each_node is None and not (args.job or args.job_file or args.job_files):
+            raise InputError("no jobs given (give a job file, '-' for stdin, -j CMD, -E CMD or COMMAND ::: ARGS)")
         json_out = None if args.dry_run else _open_json(args.json)
         out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
         err = None if args.dry_run else _open_out(args.stderr, sys.stderr.buffer)
@@ -486,7 +542,7 @@ def main(argv=None):
             return EXIT_OK
         result = run.execute()
     except InputError as e:
-        log(str(e))
+        log(_as_typed(e, head if "head" in locals() else []))
         return EXIT_USAGE
     except KeyboardInterrupt:
         log("interrupted before any job ran")  # e.g. Ctrl-C while jobs were read from stdin
@@ -494,7 +550,9 @@ def main(argv=None):
     if json_out is not None:
         # written whatever happened to stdout: scripts read it to learn what became of every job
         try:
-            json.dump(result.to_dict(args.max_exit), json_out, indent=1)
+            summary_json = result.to_dict(args.max_exit)
+            summary_json["command_line"] = ["clstr"] + (sys.argv[1:] if argv is None else list(argv))
+            json.dump(summary_json, json_out, indent=1)
             json_out.write("\n")
             json_out.flush()
         except OSError as e:

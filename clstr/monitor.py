@@ -83,13 +83,20 @@ class Monitor:
             self.status.close()
 
     def draw(self, force=False):
-        c = self.sched.counts()
+        sched = self.sched
+        c = sched.counts()
         complete = c[SUCCEEDED] + c[FAILED] + c[NOT_RUN]
-        total = len(self.sched.jobs)
-        usable = sum(1 for s in self.sched.slots if not s.retired and self.sched.nodes[s.node].status != "retired")
-        rate, eta = self.rate.figures(complete, total) if self.status.tty else (None, None)
-        line = status_line(complete, total, self.board.busy(), usable, c[FAILED],
-                           len(self.sched.retired_nodes()), rate, eta)
+        total = len(sched.jobs)
+        interrupted = None
+        if sched.interrupted is not None:  # the jobs it cut off (or never started) are not complete
+            cut = sum(1 for j in sched.jobs.values() if j.outcome == NOT_RUN and j.reason == sched.interrupted)
+            complete -= cut
+            interrupted = cut + sum(1 for j in sched.jobs.values() if j.outcome is None)
+        slots = len(sched.slots)
+        unit = "nodes" if slots == len(sched.nodes) else "slots"
+        rate, eta = self.rate.figures(complete, total) if self.status.tty and interrupted is None else (None, None)
+        line = status_line(complete, total, self.board.busy(), slots, c[FAILED],
+                           len(sched.retired_nodes()), rate, eta, unit, interrupted, c[SUCCEEDED])
         self.status.update(line, force=force, fraction=complete / total if total else 1.0)
 
     def write_state(self, state):

@@ -31,6 +31,7 @@ class StatusDisplay:
         self.last = None
         self.shown = False
         self.line = ""
+        self.drawn = None  # the line last drawn
 
     def due(self):
         return self.last is None or self.clock() - self.last >= self.interval
@@ -64,8 +65,10 @@ class StatusDisplay:
         if self.tty:
             self._put("\r" + self.line + "\x1b[K")
             self.shown = True
-        else:
-            self._put(self.line + "\n")
+        elif self.line != self.drawn:
+            # among clstr's other lines in a log: named as they are, and never the same line twice
+            self._put("clstr: " + self.line + "\n")
+        self.drawn = self.line
 
     def clear(self):
         """Take the line off the terminal before other output is written there."""

@@ -1,6 +1,8 @@
 """The status line (``--status``): its text, and the rate and ETA it shows."""
 import time
 
+from .words import counted, noun
+
 def duration(seconds, unit=" ", minutes=True, tenths=True):
     """``seconds`` as people read a duration: the one formatter of every time clstr prints.
 
@@ -20,14 +22,26 @@ def duration(seconds, unit=" ", minutes=True, tenths=True):
     return f"{seconds:.0f}{unit}s"
 
 
-def status_line(complete, total, running, slots, failed=0, retired=0, rate=None, eta=None):
-    """The original clstr's line, e.g. ``110 of 556 jobs complete, 176 of 176 nodes running jobs.``"""
-    line = f"{complete} of {total} jobs complete, {running} of {slots} nodes running jobs."
+def status_line(complete, total, running, slots, failed=0, retired=0, rate=None, eta=None, unit="nodes",
+                interrupted=None, succeeded=None):
+    """The original clstr's line, e.g. ``110 of 556 jobs complete, 176 of 176 nodes running jobs.``
+
+    ``slots``: the run's slots, retired ones included (the count of the retired nodes follows);
+    ``unit``: "nodes" as the original said it where each node has one slot, else "slots";
+    ``interrupted``: once the run is interrupted, how many jobs it cut off (with ``succeeded``,
+    the line then tells the run's end as it is).
+    """
+    if interrupted is not None:
+        line = (f"{complete} of {total} {noun(total, 'job')} complete: {succeeded} succeeded, {failed} failed, "
+                f"{interrupted} interrupted, {running} of {slots} {unit} running jobs.")
+        failed = 0
+    else:
+        line = f"{complete} of {total} {noun(total, 'job')} complete, {running} of {slots} {unit} running jobs."
     extra = []
     if failed:
         extra.append(f"{failed} failed")
     if retired:
-        extra.append(f"{retired} nodes retired")
+        extra.append(f"{counted(retired, 'node')} retired")
     if rate is not None:
         extra.append(f"{rate:.1f} jobs/s")
     if eta is not None:

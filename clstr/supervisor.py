@@ -289,7 +289,10 @@ class Supervisor:
             if not self.sched.pending():
                 self._release_idle()
             self._sync_output()
-            for key, _ in self.sel.select(self._timeout()):
+            ready = self.sel.select(self._timeout())
+            # what arrived is judged at the time it arrived (a node a job's end retired left then)
+            self.sched.tick(self.clock(), time.time())
+            for key, _ in ready:
                 key.data()  # each descriptor is registered with what handles it
             self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
@@ -465,8 +468,11 @@ class Supervisor:
             return "; a configuration error, not probed again"
         if node.next_probe is None:
             return ""
+        if self.sched.stopped is not None or not self.sched.work_for(node.name):
+            return ""  # nothing waits that it could take: no promise the run may not keep
         verb = "let back" if node.by_job else "probed again"
-        return f"; {verb} in {_secs(node.next_probe - self.clock())}"
+        # a run whose jobs all end elsewhere first ends without it: the promise says so
+        return f"; {verb} in {_secs(node.next_probe - self.clock())} if jobs still wait"
 
     def _record(self, att):
         if att is None:

@@ -27,22 +27,22 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["missing.txt", "-n", "a"], "clstr: missing.txt: job file not found"),
     (["-n", "a", "--job-file", "missing.txt"], "clstr: missing.txt: job file not found"),
     (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),
-    (["-n", "a", "-m", "-1", "-j", "x"], "clstr: max_nodes (-m/--max-nodes) must be a whole number from 0 to "
+    (["-n", "a", "-m", "-1", "-j", "x"], "clstr: -m must be a whole number from 0 to "
      "1000000, got -1"),
     (["-n", "a", "-m", "x", "-j", "x"], "clstr: argument -m/--max-nodes/-f/--fanout: expected a whole number, got 'x'"
      " (see clstr --help)"),
-    (["-n", "a", "--connect-timeout", "1e10", "-j", "x"], "clstr: connect_timeout (--connect-timeout) must be more "
+    (["-n", "a", "--connect-timeout", "1e10", "-j", "x"], "clstr: --connect-timeout must be more "
      "than 0 and at most 31622400 seconds (a year), got 1e+10"),
-    (["-n", "a", "--timeout", "-5", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
+    (["-n", "a", "--timeout", "-5", "-j", "x"], "clstr: --timeout must be more than 0 and at most "
      "31622400 seconds (a year), got -5"),
-    (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: timeout (--timeout) must be more than 0 and at most "
+    (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: --timeout must be more than 0 and at most "
      "31622400 seconds (a year), got nan"),
     # /proc takes no new file: found before the run, not by the first write of the state
     (["-n", "a", "--state", "/proc/x", "-j", "x"], "clstr: /proc/x: --state file: cannot make a file in /proc "
      "(No such file or directory)"),
-    (["-n", "a", "--reprobe", "-1", "-j", "x"], "clstr: reprobe (--reprobe) must be at least 0 and at most "
+    (["-n", "a", "--reprobe", "-1", "-j", "x"], "clstr: --reprobe must be at least 0 and at most "
      "31622400 seconds (a year), got -1"),
-    (["-n", "a", "--max-attempts", "0", "-j", "x"], "clstr: max_attempts (--max-attempts) must be a whole number "
+    (["-n", "a", "--max-attempts", "0", "-j", "x"], "clstr: --max-attempts must be a whole number "
      "from 1 to 1000000, got 0"),
     (["-n", "a", "--ssh", '"x', "-j", "x"], "clstr: --ssh '\"x': No closing quotation (it is split as a shell would)"),
     (["-n", "a", "-A", "/nonexistent-dir/active", "-j", "x"], "clstr: /nonexistent-dir/active: --active-nodes file: "
@@ -139,8 +139,14 @@ def test_library_nul_byte_and_zero_limits():
     assert (run.policy.max_running, run.policy.max_node_uses) == (None, None)  # 0: no limit
 
 
-def test_no_jobs_is_success(capsys):
-    assert run_cli(capsys, ["-n", "a"]) == (0, "", "")
+def test_no_job_given_is_refused_and_an_empty_job_list_is_success(capsys, tmp_path, monkeypatch):
+    # nodes and no job at all: a mistake, said as one for jobs and no nodes is (issue 23)
+    assert run_cli(capsys, ["-n", "a"]) == (2, "", "clstr: no jobs given (give a job file, '-' for stdin, -j CMD, "
+                                                   "-E CMD or COMMAND ::: ARGS)\n")
+    # a job list that is empty (a pipeline that found nothing to do) is a run of no jobs
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "none.txt").write_text("")
+    assert run_cli(capsys, ["none.txt", "-n", "a"]) == (0, "", "")
 
 
 def test_list_profiles(capsys, tmp_path):
@@ -238,11 +244,12 @@ def files(tmp_path):
     (tmp_path / "jobs1.txt").write_text("echo one\necho two\n")
     (tmp_path / "jobs2.txt").write_text("echo three\n")
     (tmp_path / "p.yaml").write_text("lab: ['lab[1-3]']\n")
+    (tmp_path / "empty.txt").write_text("")
 
 
 @pytest.mark.parametrize("argv,nodes,jobs", [
     (["--node", "A", "B", "C", "-j", "hostname"], "nodes: 3 (A,B,C), slots: 3", "jobs: 1"),
-    (["-n", "h1", "h2", "h3"], "nodes: 3 (h[1-3]), slots: 3", "jobs: 0"),
+    (["-n", "h1", "h2", "h3", "--", "empty.txt"], "nodes: 3 (h[1-3]), slots: 3", "jobs: 0"),
     (["-n", "h1", "h2", "-E", "uname"], "nodes: 2 (h[1-2]), slots: 2", "jobs: 2"),
     (["--node-file", "a.txt", "b.txt", "-j", "hostname"], "nodes: 3 (n[1-3]), slots: 3", "jobs: 1"),
     (["-N", "a.txt", "b.txt", "-j", "hostname"], "nodes: 3 (n[1-3]), slots: 3", "jobs: 1"),
