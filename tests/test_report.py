@@ -1,6 +1,6 @@
 """clstr-report: the HTML page of a run's --json summary. Its structure is checked here
 (one SVG bar per attempt, counts equal to the JSON's, absences marked); the page was also looked
-at rendered by headless Chromium (README "A picture of the run")."""
+at rendered by headless Chromium (docs/output.md, bench/report_page.py)."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from clstr.report import page
+from clstr.report import CAUSES, MIN_MARKED, page
 
 
 class Elements(HTMLParser):
@@ -52,9 +52,15 @@ def synthetic(njobs, nslots, seed=1):
             rt = rnd.uniform(1, 30)
             moved = k == 1 and rnd.random() < 0.03
             outcome = "requeued" if moved else ("succeeded" if rnd.random() > 0.02 else "failed")
+            if outcome != "succeeded" and rnd.random() < 0.5:
+                rt = 0.002  # a failure of 2 ms: a bar narrower than a pixel unless drawn wider
+            connect = 0.3 if free[i] == 0.0 else 0.005  # a slot's first job opens its connection
+            ending = rnd.choice(["exit", "timeout", "lost", "busy"]) if moved else (
+                "ok" if outcome == "succeeded" else "exit")
             attempts.append({"node": slots[i], "slot": i, "attempt": k, "start": t0 + free[i], "runtime": rt,
+                             "connect": connect, "began": connect, "ending": ending,
                              "exit": 1 if outcome != "succeeded" else 0, "outcome": outcome, "reason": ""})
-            free[i] += rt
+            free[i] += rt + connect
             if not moved:
                 break
         last = attempts[-1]
@@ -69,7 +75,8 @@ def synthetic(njobs, nslots, seed=1):
               "succeeded": sum(j["outcome"] == "succeeded" for j in jobs),
               "failed": sum(j["outcome"] == "failed" for j in jobs)}
     return {"exit_status": 1, "counts": counts, "jobs": jobs, "nodes": nodes, "slots": slots,
-            "started": t0, "ended": t0 + max(free)}
+            "started": t0, "ended": t0 + max(free), "command_line": ["clstr", "-p", "lab", "--json", "run.json",
+                                                                     "jobs.txt"]}
 
 
 def check_page(text, data):
@@ -187,3 +194,62 @@ def test_a_summary_of_the_wrong_shape_is_one_line_and_exit_2(tmp_path, change, m
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.startswith(f"clstr-report: run.json: not a clstr --json summary: {message}"), r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_what_went_wrong_comes_first_and_no_failure_hides():
+    data = synthetic(10_000, 500)
+    text = page(data)
+    e = parse(text)
+    bad = [j for j in data["jobs"] if j["outcome"] in ("failed", "not run")]
+    assert len(bad) > 100
+    # the failures section comes before the timeline, a row per failed job with every attempt
+    assert text.index('id="failures"') < text.index('id="timeline"')
+    rows = [a for t, a in e.tags if t == "tr" and a.get("class") == "failure"]
+    assert [int(r["data-seq"]) for r in rows] == [j["seq"] for j in bad][:500]
+    section = text.split('<table id="failures"')[1].split("</table>")[0]
+    j = bad[0]
+    for a in j["attempts"]:
+        assert f"{a['attempt']}. {a['node']}: " in section
+    # every failed or re-queued attempt is drawn at a visible width, and marked in the strip above
+    marked = [b for b in e.of("rect", "att") if b["data-outcome"] in ("failed", "requeued")]
+    assert marked and min(float(b["width"]) for b in marked) >= MIN_MARKED
+    assert len(e.of("path", "mark")) == len(marked)
+    tiny = [a for j in data["jobs"] for a in j["attempts"] if a["runtime"] < 0.01]
+    assert tiny  # the failures of 2 ms are among them
+    # re-queues coloured by their cause
+    fills = {b["fill"] for b in e.of("rect", "att") if b["data-outcome"] == "requeued"}
+    assert fills == {col for col, _ in CAUSES.values()} - {CAUSES["transfer"][0]}
+    # a lead-in for the opening of each slot's connection
+    assert len(e.of("rect", "lead")) >= 500
+
+
+def test_rows_grouped_by_node_and_the_header_tells_when_and_how():
+    data = synthetic(300, 20)
+    data["slots"] = [data["slots"][i] for i in (0, 5, 1, 6, 2, 7, 3, 8, 4, 9)] + data["slots"][10:]  # scattered
+    for j in data["jobs"]:
+        for a in j["attempts"]:
+            a["slot"] = data["slots"].index(a["node"]) if a["slot"] < 10 else a["slot"]
+    text = page(data)
+    e = parse(text)
+    svg = text.split('<svg id="timeline"')[1].split("</svg>")[0]
+    import re
+    labels = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    # a node's slots together, numbered, though the run's slot numbers scattered them
+    assert labels[:6] == ["lab001 #1", "lab001 #2", "lab001 #3", "lab001 #4", "lab001 #5", "lab002 #1"]
+    timeline = next(a for t, a in e.tags if t == "svg" and a.get("id") == "timeline")
+    assert "viewbox" in timeline and "width" not in timeline  # fits the window's width (names lowercased)
+    assert "<code>clstr -p lab --json run.json jobs.txt</code>" in text
+    assert re.search(r'<p id="when">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', text)
+    table = text.split('<table id="nodes">')[1].split("</table>")[0]
+    assert "<th>median runtime</th>" in table
+
+
+def test_a_slow_node_shows_itself_in_the_node_table():
+    data = synthetic(400, 20)
+    for j in data["jobs"]:
+        for a in j["attempts"]:
+            if a["node"] == "lab004":
+                a["runtime"] *= 10
+    table = page(data).split('<table id="nodes">')[1].split("</table>")[0]
+    slow = [row for row in table.split("<tr>") if '<b class="slow">' in row]
+    assert len(slow) == 1 and slow[0].startswith("<td>lab004</td>")
