@@ -179,7 +179,7 @@ def test_library_bad_input_raises(testbed):
 
 
 def test_bash_completion_script():
-    script = os.path.join(os.path.dirname(__file__), "..", "conf", "clstr.bash-completion")
+    script = os.path.join(os.path.dirname(__file__), "..", "conf", "completions", "clstr")
     probe = (f"source {script}; COMP_WORDS=(clstr --job-f); COMP_CWORD=1; _clstr; echo \"${{COMPREPLY[*]}}\"; "
              f"COMP_WORDS=(clstr --job-failures ''); COMP_CWORD=2; _clstr; echo \"${{COMPREPLY[*]}}\"")
     r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)

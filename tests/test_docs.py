@@ -1,0 +1,75 @@
+"""The docs a newcomer meets: a short README whose links lead somewhere, man pages made from
+--help's own parsers that man renders without a warning, and pip installing them with the bash
+completion (issue 23)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from clstr import manpage
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = {"clstr.1": manpage.clstr_page, "clstr-report.1": manpage.report_page}
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_the_shipped_man_pages_are_what_the_parsers_make(name):
+    with open(os.path.join(TOP, "docs", "man", name), encoding="utf-8") as f:
+        shipped = f.read()
+    assert shipped == PAGES[name](), f"docs/man/{name} is stale: run python3 -m clstr.manpage docs/man"
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_man_renders_the_pages_without_a_warning(name):
+    path = os.path.join(TOP, "docs", "man", name)
+    r = subprocess.run(["groff", "-ww", "-man", "-Tutf8", "-z", path], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+    r = subprocess.run(["man", "--warnings", "-l", path], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, MANWIDTH="80", MANPAGER="cat", PAGER="cat"))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert "SYNOPSIS" in r.stdout and "SEE ALSO" in r.stdout
+
+
+def test_every_option_of_help_is_in_the_man_page():
+    from clstr.cli import build_parser
+    text = subprocess.run(["man", "-l", os.path.join(TOP, "docs", "man", "clstr.1")], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, MANWIDTH="200", MANPAGER="cat")).stdout
+    plain = re.sub(r".\x08", "", text)
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in plain, flag
+    assert "exit status" in plain.lower() and "130" in plain
+
+
+def test_the_readme_is_short_and_its_links_lead_somewhere():
+    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert len(readme.splitlines()) <= 200  # five minutes' reading; the reference is in docs/
+    for doc in ("nodes.md", "failures.md", "on-the-nodes.md", "output.md", "speed.md", "library.md"):
+        assert f"docs/{doc}" in readme
+    assert "man clstr" in readme and "completion" in readme
+    for path in [os.path.join(TOP, "README.md")] + [os.path.join(TOP, "docs", f) for f in os.listdir(
+            os.path.join(TOP, "docs")) if f.endswith(".md")]:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert os.path.exists(os.path.join(os.path.dirname(path), link)), f"{path}: {link}"
+
+
+def test_pip_installs_the_man_pages_and_the_completion(tmp_path):
+    # the wheel pip builds for `pip install .` (its build backend fetched as for that install), from
+    # a copy of the tree: the build writes nothing into the checkout
+    src = tmp_path / "src"
+    shutil.copytree(TOP, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
+                                                             ".pytest_cache"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (wheel,) = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+    names = zipfile.ZipFile(tmp_path / wheel).namelist()
+    for want in ("share/man/man1/clstr.1", "share/man/man1/clstr-report.1", "share/bash-completion/completions/clstr"):
+        assert any(n.endswith(".data/data/" + want) for n in names), (want, names)
