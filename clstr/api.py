@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 
-from . import checks, hostlist, transfer
+from . import checks, controldir, hostlist, transfer
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
@@ -144,7 +144,7 @@ class Run:
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
                  env=(), halt=None, inputs=None, transferfile=(), returnfile=(), cleanup=False, basefile=(),
-                 workdir=None):
+                 workdir=None, persist=None):
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -163,7 +163,7 @@ class Run:
             remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
             resume_failed=resume_failed,
             tag=tag, tag_job=tag_job, group=group, gather=gather, status=status, bar=bar, verbose=verbose,
-            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir, state=state).items()}
+            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir, state=state, persist=persist).items()}
         timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
         max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
         active_nodes, joblog, output_dir = v["active_nodes"], v["joblog"], v["output_dir"]  # paths as str
@@ -189,8 +189,13 @@ class Run:
             live = NodeSource(node_source.files,
                               lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
                                                    exclude, group_resolver(profiles, regular_only=True)))
+        if v["persist"] is not None and not multiplex:
+            raise InputError("--persist keeps the shared connections: not with --no-multiplex")
+        if v["persist"] is not None:
+            controldir.persist_dir()  # made, or refused in one line, before anything runs
         if on_each_node is not None:
-            multiplex = False  # one job per node: a shared connection would only add a hop
+            # one job per node: a shared connection would only add a hop, unless it is to be kept
+            multiplex = v["persist"] is not None
             pipeline = False  # and a job loop, a round trip
         self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
                              max_node_uses=max_node_uses, max_running=max_nodes, shared_connections=multiplex,
@@ -221,7 +226,8 @@ class Run:
                                   idle_timeout=v["idle_timeout"],
                                   multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
-                                  state=v["state"], node_source=live, files=self.files, job_files=self.job_files)
+                                  state=v["state"], node_source=live, files=self.files, job_files=self.job_files,
+                                  persist=v["persist"])
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)

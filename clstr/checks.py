@@ -32,6 +32,7 @@ OPTIONS = {
     "alive_count": ("-O ServerAliveCountMax", "count", (1, False)),
     "sessions_per_connection": ("sessions_per_connection", "count", (1, False)),
     "job_failures": ("--job-failures", "choice", ("node", "job")),
+    "persist": ("--persist", "seconds", (False, True)),
 }
 FLAGS = ("remote_cleanup", "pipeline", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather",
          "status", "bar", "verbose")
@@ -113,6 +114,18 @@ def stream(name, value):
         return value
     if not hasattr(value, "write"):
         raise TypeError(f"{name} must be a stream with write(), None or False, not {type(value).__name__}")
+    return value
+
+
+def duration(text):
+    """A duration as ssh's ControlPersist takes it (seconds, or a number with s, m, h or d), in
+    seconds; ValueError if it is none."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = str(text).strip()
+    scale = units.get(text[-1:].lower())
+    value = float(text[:-1] if scale else text) * (scale or 1)
+    if value != value:
+        raise ValueError(text)
     return value
 
 

@@ -246,7 +246,20 @@ def build_parser():
                    help="do not wrap jobs so that they end on the node when their ssh ends")
     g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="SECONDS",
                    help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
+    g.add_argument("--persist", type=_duration, metavar="DURATION",
+                   help="keep the shared connections this long idle after the run (30, 90s, 5m, 2h), for the "
+                        "next run with --persist to the same nodes to ride on, with no handshake")
+    g.add_argument("--persist-stop", action="store_true",
+                   help="end the persisted connections (to the nodes given, or all of yours) and exit")
     return p
+
+
+def _duration(text):
+    """A duration as ssh's ControlPersist takes it: seconds, or a number with s, m, h or d."""
+    try:
+        return checks.duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration (30, 90s, 5m, 2h), got {text!r}") from None
 
 
 def read_jobs(args):
@@ -315,6 +328,7 @@ class Gathered(NamedTuple):
     workdir: Optional[str]
     env: list
     basefile: list
+    persist: Optional[float] = None  # --persist, or the first profile's persist
 
 
 def gather_nodes(args, live=False):
@@ -327,7 +341,7 @@ def gather_nodes(args, live=False):
     groups = api.group_resolver(args.profiles, regular_only=live)
     for path in args.node_file:
         nodes.extend(read_node_file(path, groups, live))
-    ssh_cmd, ssh_opts, timeout = None, [], None
+    ssh_cmd, ssh_opts, timeout, persist = None, [], None, args.persist
     workdir, env, basefile = args.workdir, list(args.env), list(args.basefile)
     workdir_from = None
     if args.profile:
@@ -340,6 +354,7 @@ def gather_nodes(args, live=False):
             nodes.append(f"@{name}")
             ssh_cmd = ssh_cmd or r.ssh
             timeout = timeout or r.connect_timeout
+            persist = persist or r.persist
             ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)
             # a profile's workdir, env and basefile apply to the run, as its ssh settings do
             if not live:
@@ -356,7 +371,8 @@ def gather_nodes(args, live=False):
     ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
     connect_timeout = args.connect_timeout if args.connect_timeout is not None else (timeout or 10.0)
-    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout, workdir, env, basefile)
+    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout, workdir, env, basefile,
+                    persist)
 
 
 def live_nodes(args):
@@ -448,6 +464,46 @@ def summary(result, write, verbose, each_node=False):
                 write(f"{what} on {hostlist.fold(nodes)}")
 
 
+def persist_stop(args, log):
+    """--persist-stop: ask the persisted masters (of the nodes given, else all of ours) to exit."""
+    from . import controldir, ssh
+    from .proc import PIPE, Child
+    if args.node or args.node_file or args.profile:
+        given = gather_nodes(args)
+        run = api.Run(["true"], given.nodes, exclude=args.exclude, ssh=given.ssh, ssh_options=given.ssh_options,
+                      connect_timeout=given.connect_timeout, profiles=args.profiles)
+        base = ssh.base_argv(run.ssh)
+        paths = controldir.PersistentPaths(base)
+        sockets = [s for node in dict.fromkeys(slot for slot in run.slots) for s in paths.of_node(node)]
+    else:
+        base = ssh.base_argv(ssh.SshConfig.from_strings(args.ssh or os.environ.get("CLSTR_SSH") or "ssh"))
+        paths = controldir.PersistentPaths(base)
+        sockets = paths.sockets()
+    children = []
+    for sock in sockets:
+        try:
+            children.append((sock, Child(ssh.exit_argv(base, sock), dict(os.environ), PIPE, PIPE, PIPE)))
+        except OSError as e:
+            log(f"cannot run ssh: {e.strerror}")
+            break
+    ended = 0
+    for sock, child in children:
+        child.close()
+        code = child.wait(10)
+        if code is None:
+            from .proc import end_group
+            end_group(child.pid, grace=0)
+            child.wait()
+        ended += code == 0
+        for path in (sock, sock + ".err"):
+            try:
+                os.unlink(path)  # the master removes its socket; a dead one's is left for us
+            except OSError:
+                pass
+    log(f"{counted(ended, 'persisted connection')} ended" if ended else "no persisted connection to end")
+    return EXIT_OK
+
+
 def failed_on(job):
     """The nodes a job ran on and failed, in the order it did (its last node if none is known)."""
     nodes = [a.node for a in job.attempts if a.outcome in (FAILED, REQUEUED)
@@ -499,6 +555,8 @@ def main(argv=None):
         if args.list_profiles:
             list_profiles(args, sys.stdout)
             return EXIT_OK
+        if args.persist_stop:
+            return persist_stop(args, log)
         if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
         if args.json == "-" and args.stdout is None and args.output_dir is None:
@@ -536,6 +594,7 @@ def main(argv=None):
             env=given.env, halt=args.halt, inputs=job_inputs,
             transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
             cleanup=args.cleanup or bool(args.trc), basefile=given.basefile, workdir=given.workdir,
+            persist=given.persist,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

@@ -106,6 +106,8 @@ class ControlPaths:
     ``nodes``: the run's node names; ``capacity``: the most slots (and so groups) it may come to.
     """
 
+    persistent = False
+
     def __init__(self, nodes, capacity):
         self.index = {node: i for i, node in enumerate(nodes)}  # node -> its number
         longest = len(f"{len(self.index) + capacity}-{capacity}")
@@ -123,3 +125,85 @@ class ControlPaths:
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --persist: shared connections that outlive the run, in one private directory of the user's
+PERSIST = "clstr-persist"
+PERSIST_NAME = 16 + 1 + 4  # <16 hex of the connection's identity>-<group>
+
+
+def persist_bases(environ=None):
+    """Where the persisted connections' directory may go: $XDG_RUNTIME_DIR (the user's own, 0700,
+    emptied at logout), then where a run's directory goes."""
+    env = os.environ if environ is None else environ
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return ([runtime] if runtime else []) + [b for b in bases(environ) if b != runtime]
+
+
+def persist_dir(environ=None):
+    """The user's directory of persisted ControlMaster sockets (mode 0700, made if missing).
+
+    A directory found there that is not ours alone (a link, another owner, open to others) is
+    refused in one line: its sockets would hand our connections to someone else.
+    """
+    tried = []
+    for base in persist_bases(environ):
+        if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+            continue
+        path = os.path.join(base, f"{PERSIST}-{os.getuid()}")
+        if len(os.path.abspath(path)) + 1 + PERSIST_NAME + 4 + SSH_SUFFIX > SOCKET_MAX:
+            tried.append(base)
+            continue
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise InputError(f"cannot make the directory of persisted connections: {e.strerror}", path) from None
+        st = os.lstat(path)
+        import stat
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise InputError("not a private directory of ours (a link, another owner, or open to others): "
+                             "persisted connections are not kept there", path)
+        return path
+    raise InputError("no directory for persisted connections with a path short enough "
+                     f"(tried {', '.join(persist_bases(environ)) or 'none'})")
+
+
+class PersistentPaths:
+    """The sockets of --persist connections: ``<dir>/<identity>-<group>``, where the identity is a
+    hash of everything that makes the connection (the ssh command and options, the node, its user
+    and port as written), so that a later run with the same finds it and no other run takes it."""
+
+    persistent = True
+
+    def __init__(self, base_argv, environ=None):
+        self.dir = persist_dir(environ)
+        self.base = "\0".join(base_argv)
+        self.paths = {}
+
+    def identity(self, node):
+        import hashlib
+        return hashlib.sha256(f"{self.base}\0{node}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+    def path(self, group):
+        path = self.paths.get(group)
+        if path is None:
+            node, n = group
+            path = self.paths[group] = os.path.join(self.dir, f"{self.identity(node)}-{n}")
+        return path
+
+    def of_node(self, node):
+        """The sockets there are of ``node``'s connections (every group)."""
+        prefix = self.identity(node) + "-"
+        return self.sockets(lambda name: name.startswith(prefix))
+
+    def sockets(self, keep=lambda name: True):
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return []
+        return sorted(os.path.join(self.dir, n) for n in names if not n.endswith(".err") and keep(n))
+
+    def remove(self):
+        """Nothing: the connections and their directory outlive the run, as asked."""

@@ -36,6 +36,12 @@ class Connected:
     """The slot's node accepted the shared (ControlMaster) connection."""
 
     slot: int
+    reused: Optional[bool] = None  # --persist: it found a persisted master (True) or opened one (False)
+
+
+# The Notice of a slot whose persisted master was dead (counted as opened, not reused): ssh's own
+# fallback took the job over a connection of its own
+REPLACED = "its persisted connection was dead"
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,4 @@ class RunOptions:
     files: Optional[object] = None  # transfer.Files: the work directory, cleanup, basefiles
     job_files: dict = field(default_factory=dict)  # seq -> transfer.JobFiles: each job's files to send and bring back
     verbose: bool = False
+    persist: Optional[float] = None  # --persist: shared connections outlive the run this long idle

@@ -37,6 +37,7 @@ KEYS = {
     "workdir": "a directory on the nodes, '.' or '...' (as --workdir)",
     "env": "a list of variable names or globs, e.g. [\"OMP_*\"] (as --env)",
     "basefile": "a list of files here sent to each node once (as --basefile)",
+    "persist": "a duration such as 300, 90s, 5m or 2h (as --persist)",
 }
 
 
@@ -57,6 +58,7 @@ class Profile:
     workdir: str = None
     env: list = field(default_factory=list)
     basefile: list = field(default_factory=list)
+    persist: float = None
 
     @property
     def where(self):
@@ -75,6 +77,7 @@ class Resolved:
     workdir: str = None
     env: list = field(default_factory=list)
     basefile: list = field(default_factory=list)
+    persist: float = None
 
 
 def default_search_path(environ=None):
@@ -114,6 +117,15 @@ def _check_type(value, node, path, name, key):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad()
         return value
+    if key == "persist":
+        from .checks import MAX_SECONDS, duration
+        try:
+            seconds = duration(value) if not isinstance(value, bool) else None
+        except ValueError:
+            seconds = None
+        if seconds is None or not 0 < seconds <= MAX_SECONDS:
+            raise bad()
+        return seconds
     if key == "connect_timeout":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise bad()
@@ -245,7 +257,7 @@ class ProfileSet:
                 slots[h] = slots.get(h, 0) + per
         result = Resolved(hosts=[], ssh_options=list(prof.ssh_options), ssh=prof.ssh,
                           connect_timeout=prof.connect_timeout, workdir=prof.workdir, env=list(prof.env),
-                          basefile=list(prof.basefile))
+                          basefile=list(prof.basefile), persist=prof.persist)
         for inc in prof.include:
             if inc not in self.profiles:
                 raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
@@ -255,6 +267,7 @@ class ProfileSet:
             result.ssh = result.ssh or sub.ssh
             result.connect_timeout = result.connect_timeout or sub.connect_timeout
             result.workdir = result.workdir or sub.workdir
+            result.persist = result.persist or sub.persist
             result.env.extend(e for e in sub.env if e not in result.env)
             result.basefile.extend(b for b in sub.basefile if b not in result.basefile)
             if sum(slots.values()) > hostlist.MAX_HOSTS:

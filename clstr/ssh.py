@@ -338,13 +338,21 @@ def jump_host(config):
 MASTER_IDLE = 60
 
 
-def master_argv(base, node, control_path):
-    """The argv that opens the node's ControlMaster and backgrounds once authenticated."""
+def master_argv(base, node, control_path, persist=None):
+    """The argv that opens the node's ControlMaster and backgrounds once authenticated; it idles
+    on ``persist`` seconds without clients (--persist), else MASTER_IDLE."""
     port, host = destination(node)
+    idle = MASTER_IDLE if persist is None else max(1, int(round(persist)))
     return list(base) + [
         "-o", "ControlMaster=yes", "-o", f"ControlPath={control_path}",
-        "-o", f"ControlPersist={MASTER_IDLE}", "-n", "-N", "-f", *port, "--", host,
+        "-o", f"ControlPersist={idle}", "-n", "-N", "-f", *port, "--", host,
     ]
+
+
+def exit_argv(base, control_path, host="clstr"):
+    """The argv that asks the master on ``control_path`` to exit (``ssh -O exit``; the host names
+    nothing: the socket is given)."""
+    return list(base) + ["-o", f"ControlPath={control_path}", "-O", "exit", "--", host]
 
 
 # ssh's own messages, whole lines as OpenSSH writes them: (pattern, reason, before the command ran).

@@ -20,7 +20,7 @@ import sys
 import time
 
 from . import controldir, hostlist, reaper, ssh, transfer
-from .events import Connected, Deferred, Finished, Limit, Notice, Output
+from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
 from .proc import PIPE, Child, end_group
@@ -68,7 +68,8 @@ class Supervisor:
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
-        self.control = None  # controldir.ControlPaths, with shared connections
+        self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
+        self.masters = {True: 0, False: 0}  # --persist: connections found persisted, and opened
         self.signals = []
         self.signal = None
         self.kill_at = None  # when interrupted (or halted now): when TERM turns to KILL
@@ -97,7 +98,9 @@ class Supervisor:
         try:
             if self.opt.joblog and self.joblog is None:
                 self.joblog = JobLog(self.opt.joblog)
-            if self.opt.multiplex:
+            if self.opt.multiplex and self.opt.persist is not None:
+                self.control = controldir.PersistentPaths(ssh.base_argv(self.opt.ssh))
+            elif self.opt.multiplex:
                 self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
             marks_of(self.opt.ssh)  # built once here, shared by every worker
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
@@ -185,7 +188,7 @@ class Supervisor:
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
         return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self.control.path(slot.group) if self.control else None,
-                          self.opt.timeout, self.opt.idle_timeout, self.opt.files)
+                          self.opt.timeout, self.opt.idle_timeout, self.opt.files, self.opt.persist)
 
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
@@ -266,6 +269,9 @@ class Supervisor:
             reaper.subreaper(False)
         if self.control:
             self.control.remove()
+        if self.opt.persist is not None and self.opt.verbose:
+            self._log(f"--persist: {counted(self.masters[True], 'connection')} reused, {self.masters[False]} opened "
+                      f"(they stay {duration(self.opt.persist)} idle; clstr --persist-stop ends them)")
         self.monitor.end()
         if self.joblog:
             self._write(self.opt.joblog, self.joblog.close)
@@ -409,6 +415,13 @@ class Supervisor:
                 self._deferred(ev)
             elif isinstance(ev, Connected):
                 self.sched.connected(ev.slot)
+                if ev.reused is not None:
+                    self.masters[ev.reused] += 1
+            elif isinstance(ev, Notice) and ev.text.startswith(REPLACED):
+                self.masters[True] -= 1
+                self.masters[False] += 1
+                if self.opt.verbose:
+                    self._log(f"{node}: {ev.text}")
             elif isinstance(ev, Notice) and self.opt.verbose:
                 self._log(f"{node}: {ev.text}")
 

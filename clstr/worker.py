@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import ssh, transfer
-from .events import Connected, Deferred, Finished, Limit, Notice
+from . import reaper, ssh, transfer
+from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
@@ -112,6 +112,7 @@ class WorkerSpec:
     timeout: Optional[float] = None  # --timeout SECONDS of each attempt
     idle_timeout: Optional[float] = None  # --idle-timeout: the longest silence of an attempt
     files: Optional[object] = None  # transfer.Files: the work directory, cleanup and basefiles
+    persist: Optional[float] = None  # --persist: masters idle on this long after the run, found again by the next
 
 
 class SlotWorker:
@@ -127,6 +128,8 @@ class SlotWorker:
         self.wrapper, self.loop = ssh.marks_of(spec.ssh)
         self.session = None  # the loop's Channel while it lives
         self.marked = None  # the Marked of the attempt's last reading: its marks and when they came
+        self.persist = spec.persist
+        self.reused = None  # --persist: whether the master it opened last was found persisted
         self.connect_timeout = spec.ssh.connect_timeout
         self.board = board
         self.env = spec.env
@@ -224,11 +227,23 @@ class SlotWorker:
     def open_master(self):
         """Open the node's ControlMaster; returns (ok, classified reason or None)."""
         self.board.state[self.slot] = CONNECTING
+        env = self.env
+        if self.persist is not None:
+            self.reused = self.judge.master_alive()
+            if self.reused:  # an earlier run's connection, persisted: no handshake
+                return True, None
+            try:
+                os.unlink(self.control_path)  # a dead master's socket, if any: ssh would not bind over it
+            except OSError:
+                pass
+            # the master outlives the run, as asked: it does not carry the run's marker, which the
+            # backstop ends at the end of the run
+            env = {k: v for k, v in self.env.items() if k != reaper.MARKER}
         errfile = f"{self.control_path}.err"
-        argv = ssh.master_argv(self.base, self.node, self.control_path)
+        argv = ssh.master_argv(self.base, self.node, self.control_path, self.persist)
         with open(errfile, "wb") as err:
             # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
-            child = Child(argv, self.env, self.devnull, self.devnull, err.fileno())
+            child = Child(argv, env, self.devnull, self.devnull, err.fileno())
         self.board.pid[self.slot] = child.pid
         code = child.wait(start_bound(self.connect_timeout))
         late = code is None
@@ -256,7 +271,7 @@ class SlotWorker:
                                 began=waited)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
-            self.conn.send(Connected(self.slot))
+            self.conn.send(Connected(self.slot, self.reused))
         else:
             failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
         if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
@@ -266,6 +281,11 @@ class SlotWorker:
                                                          *failure), t0, moved.seconds), moved)
         self.marked = None
         finished = self._attempt(job, start, t0)
+        if job.connect and self.reused and finished is not None and not self.judge.master_alive():
+            # the persisted master was dead (its node restarted) and died when asked for the job's
+            # session: ssh went on over a connection of the job's own; the next opener makes a new one
+            self.reused = False
+            self.conn.send(Notice(self.slot, REPLACED + ": the job went over a connection of its own"))
         if finished is not None:
             finished = self._timed(finished, t0, moved.seconds)
         if job.files is not None and (job.files.returns or self.files.cleanup) and finished is not None:
