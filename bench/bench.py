@@ -240,14 +240,43 @@ def w2(tb, nodes, repeat=1):
     cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
     expected = sorted(tb.addr[h] for h in hosts)
     runs = [("clstr -E", clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd), None)]
+    # warm: a run before left its connections (--persist), which the measured runs ride; their
+    # directory is the bench's own, and they are ended at the end
+    runtime = tempfile.mkdtemp(prefix="bp", dir="/tmp")
+    penv = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+    warm = clstr_argv(tb, "--persist", "5m", "-n", ",".join(hosts), "-E", cmd)
+    timed(warm, env=penv)
+    runs.append(("clstr -E --persist 5m, warm (a run before opened its connections)", warm, penv))
+    runs.append(("floor, warm: a bare ssh a node over the same connections, all at once (xargs -P)",
+                 warm_floor(tb, hosts, cmd, runtime), penv))
     runs += anchors(tb, hosts, f"n[1-{nodes}]", cmd, nodes)
     once = {"GNU parallel --nonall"}  # 5x slower than the rest: one run tells enough
     if have("parallel"):
         runs.append(("GNU parallel --nonall", ["parallel", "--will-cite", "--ssh", tb.ssh, "-j", str(nodes), "--nonall",
                                                "-S", ",".join(hosts), cmd], None))
-    rows, title = fanout_rows(f"W2: one command on each of {nodes} nodes", repeat, runs,
-                              lambda out: check(addresses(out), expected), once=once)
+    try:
+        rows, title = fanout_rows(f"W2: one command on each of {nodes} nodes", repeat, runs,
+                                  lambda out: check(addresses(out), expected), once=once)
+    finally:
+        subprocess.run(clstr_argv(tb, "--persist-stop"), env=penv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+        shutil.rmtree(runtime, ignore_errors=True)
     table(title, rows)
+
+
+def warm_floor(tb, hosts, cmd, runtime):
+    """The argv of the floor of a warm fan-out: one ssh a node, all at once, over the connections
+    --persist left (their sockets where clstr keeps them), no clstr."""
+    import shlex
+    from clstr import controldir, ssh as cssh
+    base = cssh.base_argv(cssh.SshConfig.from_strings(tb.ssh))
+    paths = controldir.PersistentPaths(base, environ=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+    lines = os.path.join(runtime, "floor-args.txt")
+    with open(lines, "w") as f:
+        for h in hosts:
+            f.write(" ".join(shlex.quote(a) for a in ["-o", "ControlMaster=no", "-o", f"ControlPath={paths.path((h, 0))}",
+                                                      "-n", "--", h, cmd]) + "\n")
+    return ["xargs", "-P", str(len(hosts)), "-L", "1", "-a", lines, *base]
 
 
 def w5(tb, nodes, repeat=1):
