@@ -69,7 +69,7 @@ class Supervisor:
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
-        self.masters = {True: 0, False: 0}  # --persist: connections found persisted, and opened
+        self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
         self.signals = []
         self.signal = None
         self.kill_at = None  # when interrupted (or halted now): when TERM turns to KILL
@@ -270,8 +270,9 @@ class Supervisor:
         if self.control:
             self.control.remove()
         if self.opt.persist is not None and self.opt.verbose:
-            self._log(f"--persist: {counted(self.masters[True], 'connection')} reused, {self.masters[False]} opened "
-                      f"(they stay {duration(self.opt.persist)} idle; clstr --persist-stop ends them)")
+            dead = f", {self.masters[None]} found dead" if self.masters[None] else ""
+            self._log(f"--persist: {counted(self.masters[True], 'connection')} reused, {self.masters[False]} opened"
+                      f"{dead} (they stay {duration(self.opt.persist)} idle; clstr --persist-stop ends them)")
         self.monitor.end()
         if self.joblog:
             self._write(self.opt.joblog, self.joblog.close)
@@ -419,7 +420,7 @@ class Supervisor:
                     self.masters[ev.reused] += 1
             elif isinstance(ev, Notice) and ev.text.startswith(REPLACED):
                 self.masters[True] -= 1
-                self.masters[False] += 1
+                self.masters[None] += 1
                 if self.opt.verbose:
                     self._log(f"{node}: {ev.text}")
             elif isinstance(ev, Notice) and self.opt.verbose:

@@ -112,7 +112,8 @@ def test_a_node_restarted_between_runs_costs_no_attempt(clstr, runtime, testbed)
         # whether its master has noticed yet or not, the job runs once, on the node, no attempt lost
         r = persisted(clstr, runtime, "-n", node.name, "-E", "echo two", "--json", "run.json")
         assert (r.returncode, r.stdout) == (0, "two\n"), r.stderr
-        assert "0 connections reused, 1 opened" in reuse_line(r.stderr)
+        line = reuse_line(r.stderr)
+        assert "0 connections reused, 1 opened (" in line or "0 connections reused, 0 opened, 1 found dead" in line
         data = json.loads((clstr.cwd / "run.json").read_text())
         assert len(data["jobs"][0]["attempts"]) == 1 and not data["nodes"][node.name]["out"]
     finally:
@@ -168,7 +169,7 @@ def test_a_dead_persisted_connection_not_yet_noticed_is_replaced_at_no_cost(clst
         # the job ran once, on its node, at no cost (over a connection of its own: ssh itself went on
         # without the dead master), and the dead one is not counted as reused; the next run opens anew
         assert f"clstr: {node.name}: its persisted connection was dead: " in r.stderr
-        assert "0 connections reused, 1 opened" in reuse_line(r.stderr)
+        assert "0 connections reused, 0 opened, 1 found dead (" in reuse_line(r.stderr)
         data = json.loads((clstr.cwd / "run.json").read_text())
         assert len(data["jobs"][0]["attempts"]) == 1 and not data["nodes"][node.name]["out"]
         assert first not in masters(runtime)
