@@ -227,7 +227,7 @@ class Run:
                                   multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
                                   state=v["state"], node_source=live, files=self.files, job_files=self.job_files,
-                                  persist=v["persist"])
+                                  persist=v["persist"], one_job_slots=on_each_node is not None)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)

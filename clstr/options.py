@@ -23,4 +23,5 @@ class RunOptions:
     files: Optional[object] = None  # transfer.Files: the work directory, cleanup, basefiles
     job_files: dict = field(default_factory=dict)  # seq -> transfer.JobFiles: each job's files to send and bring back
     verbose: bool = False
-    persist: Optional[float] = None  # --persist: shared connections outlive the run this long idle
+    persist: Optional[float] = None
+    one_job_slots: bool = False  # every slot gets one job (--on-each-node): its worker may be its ssh  # --persist: shared connections outlive the run this long idle

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 
-from . import controldir, hostlist, reaper, ssh, transfer
+from . import controldir, execslot, hostlist, reaper, ssh, transfer
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
@@ -68,6 +68,8 @@ class Supervisor:
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
+        self.execs = None  # execslot.ExecSlots: slots whose worker is their ssh, where the run allows
+        self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
         self.signals = []
@@ -102,7 +104,10 @@ class Supervisor:
                 self.control = controldir.PersistentPaths(ssh.base_argv(self.opt.ssh))
             elif self.opt.multiplex:
                 self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
-            marks_of(self.opt.ssh)  # built once here, shared by every worker
+            wrapper, loop = marks_of(self.opt.ssh)  # built once here, shared by every worker
+            if self.own_workers and execslot.eligible(self.opt, wrapper, loop):
+                self.execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
+                                                lambda: self.sched.stopped is not None)
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:
@@ -207,6 +212,20 @@ class Supervisor:
             return False
         return True
 
+    def _exec(self, idx, job):
+        """Start the slot's attempt with its ssh as its worker (execslot.py); False, as ``_fork``,
+        if no process or descriptor is left."""
+        try:
+            self.execs.start(idx, self.sched.slots[idx].node, job)
+        except OSError as e:
+            self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: its ssh could not be started "
+                      f"({e.strerror or e})")
+            if job.seq != PROBE:
+                self._write("job output", self.printer.attempt_ended, job.seq)
+            self.sched.slot_lost(idx)
+            return False
+        return True
+
     def _make_room(self):
         """Before a new worker starts: with -m N, at most N workers live, so an idle one goes."""
         limit = self.sched.policy.max_running
@@ -262,6 +281,8 @@ class Supervisor:
 
     def _shutdown(self):
         self._final_cleanup()
+        if self.execs is not None:
+            self.execs.shutdown()
         self.pool.shutdown(self.clock)
         # the backstop: anything of the run still alive (masters included) ends now
         reaper.reap(self.run_id, descendants_only=self.subreaper)
@@ -301,6 +322,8 @@ class Supervisor:
             self.sched.tick(self.clock(), time.time())
             for key, _ in ready:
                 key.data()  # each descriptor is registered with what handles it
+            if self.execs is not None:
+                self.execs.tick(self.clock())
             self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
@@ -320,6 +343,9 @@ class Supervisor:
         due = self.sched.next_due() if self.sched.pending() else None
         if due is not None:
             waits.append(due - now)
+        due = self.execs.next_due() if self.execs is not None else None
+        if due is not None:
+            waits.append(due - now)
         # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
         return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
@@ -334,6 +360,8 @@ class Supervisor:
             self.out_fds.add(fd)
         # once interrupted, workers are read whatever waits: their ends must be heard
         self.pool.pause(sum(waiting.values()) > OUTPUT_HIGH and self.signal is None)
+        if self.execs is not None:
+            self.execs.pause(self.pool.paused)
 
     def _drain_output(self):
         """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
@@ -373,7 +401,10 @@ class Supervisor:
             elif not self._write("job output", self.printer.attempt_started, job.seq):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
-            if not self.pool.live(idx):
+            if self.execs is not None:
+                if not self._exec(idx, job):
+                    continue
+            elif not self.pool.live(idx):
                 self._make_room()
                 if not self._fork(idx, job):
                     continue
@@ -461,7 +492,10 @@ class Supervisor:
     def _limit_running(self):
         """Give the jobs that started before the median was known their straggler limit."""
         for idx, limit in self.sched.unlimited():
-            if self.pool.live(idx):
+            if self.execs is not None and self.execs.busy(idx):
+                self.sched.limit_given(idx)
+                self.execs.limit(idx, limit)
+            elif self.pool.live(idx):
                 self.sched.limit_given(idx)
                 self.pool.send(idx, Limit(limit))
 
@@ -577,8 +611,11 @@ class Supervisor:
                 except (ProcessLookupError, PermissionError):
                     pass
         if kill and self.clock() >= self.kill_at + 1.0:
-            # workers that still have not reported: they go, their jobs are not run
+            # workers that still have not reported: they go, their jobs are not run (a slot whose
+            # worker is its ssh reports as soon as the KILL closed its pipes)
             for idx in self._busy_slots():
+                if self.execs is not None and self.execs.busy(idx):
+                    continue
                 self.pool.kill(idx)
                 self.on_death(idx)
 

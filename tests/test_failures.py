@@ -285,3 +285,36 @@ def test_connection_limit_loses_nothing(clstr, testbed, mode):
         assert "5 jobs: 4 succeeded, 0 failed, 1 not run" in r.stderr
     else:
         assert (r.returncode, lines(r.stdout)) == (0, ["x", "x"]), r.stderr
+
+
+# ---- one job a node (-E): a slot whose worker is its ssh (execslot.py), or a forked worker ----
+# (tests/test_slot_kinds.py runs these, and the other -E tests, with forked workers too)
+def test_on_each_node_timeout_fails_the_job_and_ends_it_on_the_node(clstr):
+    r = clstr("-n", "n1", "-n", "n2", "--timeout", "1", "-E",
+              'case "$SSH_CONNECTION" in *" 127.0.0.2 "*) sleep 30; echo late-each;; esac; echo quick')
+    assert r.returncode == 1
+    assert r.stdout == "quick\n"
+    assert "failed: job 1 on n1 (timeout)" in r.stderr and "retired" not in r.stderr
+    assert remote_leftovers("sleep 30; echo late-each") == []
+
+
+def test_on_each_node_idle_timeout_and_a_long_job_of_its_own(clstr):
+    job = 'case "$SSH_CONNECTION" in *" 127.0.0.3 "*) echo a; sleep 30;; esac; echo b'
+    r = clstr("-n", "n1", "-n", "n2", "--idle-timeout", "1", "-E", job)
+    assert r.returncode == 1
+    assert sorted(r.stdout.split()) == ["a", "b"]
+    assert "failed: job 2 on n2 (idle timeout)" in r.stderr
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_on_each_node_interrupt_ends_everything(clstr, testbed, sig, code):
+    p = clstr.popen("-n", "n[1-4]", "-E", "echo started; sleep 60; echo never-each", stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    out, err = signal_when(p, ["started"] * 4, sig)
+    assert p.returncode == code, err
+    assert "never-each" not in out
+    assert "4 jobs: 0 succeeded, 0 failed, 4 not run" in err
+    assert err.count("(interrupted)") == 4
+    assert not run_marker(testbed)
+    assert remote_leftovers("sleep 60; echo never-each") == []
+

@@ -397,7 +397,10 @@ def test_host_with_port(clstr, testbed):
 
 # ---- workers follow the concurrency ---------------------------------------------
 def test_fanout_bounds_workers_not_only_running_jobs(clstr, testbed, tmp_path):
-    """-f 2 -E on six nodes: a worker whose node has run its job goes at once; at most two live."""
+    """-f 2 -E on six nodes: a worker whose node has run its job goes at once; at most two live.
+
+    A slot's worker is a forked Python process, or its ssh itself (execslot.py): either kind is
+    a child of clstr's, two of them while two jobs run."""
     import os
     nodes = [f"n{i}" for i in range(1, 7)]
     for node in nodes:
@@ -409,7 +412,7 @@ def test_fanout_bounds_workers_not_only_running_jobs(clstr, testbed, tmp_path):
     def workers():
         try:
             return [c for c in psutil.Process(p.pid).children()
-                    if c.name().startswith("python") and c.status() != psutil.STATUS_ZOMBIE]
+                    if c.name().startswith(("python", "ssh")) and c.status() != psutil.STATUS_ZOMBIE]
         except psutil.Error:
             return []
     try:

@@ -1,0 +1,433 @@
+"""Slots whose worker is their ssh (issue 24): where a slot gets one job and has nothing to keep
+between jobs (an --on-each-node run), the supervisor starts the job's ssh itself (posix_spawn, in
+a session of its own) and reads its pipes in its own event loop. No Python process is forked for
+the slot: a node costs what its ssh costs.
+
+What a Python worker does for such a job is done here the same way, with the same pure parts:
+the wrapper's line (ssh.Wrapper), the marks and output (reading.Reading), the clocks
+(deadlines.Deadlines: --timeout, --idle-timeout, a straggler's limit, the start bound, the
+drain), the judging of how it ended (judging.Judge), the split of its time (runtime, connect),
+and a ProxyJump lookup (``ssh -G``) where the scheduler asks for one or a handshake was refused.
+The supervisor sees the same events (Connected, Output, Notice, Finished, Deferred) as from a
+worker, in the same order. Nothing here blocks: a process is waited for through its pidfd, a
+process group ended with TERM, then KILL once its grace has passed.
+"""
+import dataclasses
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import time
+
+from . import ssh
+from .board import IDLE, RUNNING
+from .deadlines import Deadlines, start_bound
+from .events import Connected, Deferred, Finished
+from .judging import Judge
+from .proc import KILL_GRACE, PIPE, Child
+from .reading import Marked, Reading
+from .result import Ending
+from .worker import CONFIG_WAIT, DRAIN_GRACE, READ_SIZE
+
+_UNKNOWN = object()
+
+
+def eligible(opt, wrapper, loop):
+    """Whether the run's slots may be their ssh: one job a slot (--on-each-node), the remote
+    wrapper's marks, no shared connection, session loop or files (each needs a worker's state),
+    and not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    return (opt.one_job_slots and wrapper is not None and loop is None and not opt.multiplex
+            and opt.files is None and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
+
+
+class ExecSlots:
+    """The running exec attempts of a run, at most one a slot.
+
+    ``emit(idx, event)``: hands an event to the supervisor as if the slot's worker had sent it;
+    ``sel``: the supervisor's selector; ``board``: the slots' shared board.
+    """
+
+    def __init__(self, opt, env, sel, board, emit, stopping=lambda: False):
+        self.cfg = opt.ssh
+        self.base = ssh.base_argv(opt.ssh)
+        self.wrapper, _ = ssh.marks_of(opt.ssh)
+        self.env = env
+        self.sel = sel
+        self.board = board
+        self.emit = emit
+        self.timeout = opt.timeout
+        self.idle_timeout = opt.idle_timeout
+        self.running = {}  # slot -> its ExecAttempt
+        self.jump = {}  # node -> its ProxyJump host ("" for none), once looked up
+        self.heap = []  # (when, n, attempt): the attempts' clocks, stale entries skipped
+        self.count = itertools.count()
+        self.judge = Judge(True, None)
+        self.later = []  # (attempt, event) decided as it started: handed over on the next tick
+        self.stopping = stopping  # whether the run starts no job any more (a signal, --halt)
+        self.paused = False  # the reader of our output is behind: ssh's pipes are not read meanwhile
+
+    def pause(self, pause):
+        """Stop (or resume) reading every running ssh, as the pool stops reading its workers: their
+        pipes fill and they wait, instead of their output piling up here."""
+        if pause == self.paused:
+            return
+        self.paused = pause
+        for a in self.running.values():
+            for stream, fd in a.fds.items():
+                if pause:
+                    self.sel.unregister(fd)
+                else:
+                    self.sel.register(fd, selectors.EVENT_READ, lambda a=a, stream=stream: a.readable(stream))
+
+    def busy(self, idx):
+        return idx in self.running
+
+    def start(self, idx, node, job):
+        """Start slot ``idx``'s attempt of ``job`` on ``node``; OSError if no process or descriptor is left."""
+        a = ExecAttempt(self, idx, node, job)
+        self.running[idx] = a
+        try:
+            if job.lookup and node not in self.jump:
+                a.lookup_first()
+            elif job.lookup and self.jump[node]:
+                a.finished = True
+                self.later.append((a, Deferred(idx, job.seq, self.jump[node])))  # said on the next tick
+            else:
+                a.run()
+        except OSError:
+            a.close()
+            del self.running[idx]
+            raise
+
+    def limit(self, idx, seconds):
+        """A straggler's limit for the slot's running attempt."""
+        a = self.running.get(idx)
+        if a is not None and a.d is not None:
+            a.d.limit(seconds)
+            self.plan(a)
+
+    def plan(self, a):
+        due = a.due()
+        if due is not None and due != a.planned:
+            a.planned = due
+            heapq.heappush(self.heap, (due, next(self.count), a))
+
+    def next_due(self):
+        """The earliest clock of any attempt (None: none); at once, with an event to hand over."""
+        if self.later:
+            return 0.0
+        while self.heap and (self.heap[0][2].planned != self.heap[0][0] or self.heap[0][2].finished):
+            heapq.heappop(self.heap)
+        return self.heap[0][0] if self.heap else None
+
+    def tick(self, now):
+        """Act on the clocks that are due."""
+        later, self.later = self.later, []
+        for a, event in later:
+            self.running.pop(a.idx, None)
+            self.emit(a.idx, event)
+        while True:
+            due = self.next_due()
+            if due is None or due > now:
+                return
+            _, _, a = heapq.heappop(self.heap)
+            a.planned = None
+            a.clock(now)
+            if not a.finished:
+                self.plan(a)
+
+    def _done(self, a, event):
+        a.finished = True
+        self.running.pop(a.idx, None)
+        self.board.pid[a.idx] = 0
+        self.board.state[a.idx] = IDLE
+        self.emit(a.idx, event)
+
+    def shutdown(self):
+        """The run ends: whatever still runs is ended (its group killed) and its descriptors closed."""
+        for a in list(self.running.values()):
+            a.kill(signal.SIGKILL)
+            a.close()
+            a.reap(block=True)
+        self.running.clear()
+
+
+class ExecAttempt:
+    """One attempt whose worker is its ssh: its phases are an optional ``ssh -G`` lookup, the job."""
+
+    def __init__(self, slots, idx, node, job):
+        self.slots = slots
+        self.idx = idx
+        self.node = node
+        self.job = job
+        self.start = time.time()
+        self.t0 = time.monotonic()
+        self.child = None
+        self.fds = {}  # stream -> fd, while open
+        self.feed = b""
+        self.p = Marked()
+        self.reading = None
+        self.d = None
+        self.kill_at = None
+        self.planned = None
+        self.finished = False
+        self.pidfd = None
+        self.code = None
+        self.phase = None  # "lookup" or "job"
+        self.config = b""
+        self.lookup_by = None
+        self.after = None  # the Finished that waits for a lookup after a refused handshake
+
+    # ---- phases --------------------------------------------------------
+    def lookup_first(self):
+        """The scheduler asks whether the node is behind a jump host before the job starts."""
+        self.phase = "lookup"
+        self.child = Child(ssh.config_argv(self.slots.base, self.node), self.slots.env, PIPE, PIPE, PIPE)
+        os.close(self.child.fds.pop(0))
+        self.lookup_by = time.monotonic() + CONFIG_WAIT
+        self._watch()
+        self.slots.plan(self)
+
+    def run(self):
+        s = self.slots
+        self.phase = "job"
+        line, feed = s.wrapper.line(self.job.command)
+        argv = ssh.job_argv(s.base, self.node, line, None, True)
+        self.child = Child(argv, s.env, PIPE, PIPE, PIPE)
+        self.reading = Reading(self.idx, s.wrapper, lambda ev: s.emit(self.idx, ev), clock=time.monotonic)
+        self.d = Deadlines(self.t0, s.timeout, s.idle_timeout, self.job.limit, start_bound(s.cfg.connect_timeout))
+        s.board.pid[self.idx] = self.child.pid
+        s.board.state[self.idx] = RUNNING
+        self.feed = feed or b""
+        self._watch()
+        if self.feed:
+            self._write()
+        s.plan(self)
+
+    def _watch(self):
+        for stream in (1, 2):
+            fd = self.child.fds[stream]
+            os.set_blocking(fd, False)
+            self.fds[stream] = fd
+            if not self.slots.paused:
+                self.slots.sel.register(fd, selectors.EVENT_READ, lambda stream=stream: self.readable(stream))
+        if 0 in self.child.fds:
+            os.set_blocking(self.child.fds[0], False)
+
+    # ---- events --------------------------------------------------------
+    def _write(self):
+        """Hand ssh the job that was too long for its command line, as far as its pipe takes it now."""
+        fd = self.child.fds.get(0)
+        try:
+            self.feed = self.feed[os.write(fd, self.feed):]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.feed = b""
+        key = ("feed", self.idx)
+        if self.feed and key not in getattr(self, "_feeding", ()):
+            self._feeding = (key,)
+            self.slots.sel.register(fd, selectors.EVENT_WRITE, self._write)
+        elif not self.feed and getattr(self, "_feeding", ()):
+            self._feeding = ()
+            self.slots.sel.unregister(fd)
+
+    def readable(self, stream):
+        fd = self.fds.get(stream)
+        if fd is None:
+            return
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if self.phase == "lookup":
+            if data:
+                self.config += data if stream == 1 else b""
+            else:
+                self._close(stream)
+            if not self.fds:
+                self._ended()
+            return
+        p, d = self.p, self.d
+        if d.idle:
+            d.output(time.monotonic())
+            self.slots.plan(self)
+        started = p.started
+        if data:
+            self.reading.feed(p, self.job.seq, stream, data)
+        else:
+            self._close(stream)
+            self.reading.close(p, self.job.seq, stream)
+        if p.started and not started:
+            if p.started_at is not None:
+                d.began(p.started_at)
+            self.slots.emit(self.idx, Connected(self.idx))  # this job's own connection is up
+            self.slots.plan(self)
+        if not self.fds:
+            self._ended()
+
+    def due(self):
+        if self.finished:
+            return None
+        if self.phase == "lookup":
+            return self.lookup_by if self.kill_at is None else self.kill_at
+        due = self.d.next(self.p.started)
+        if self.kill_at is not None:
+            due = self.kill_at if due is None else min(due, self.kill_at)
+        return due
+
+    def clock(self, now):
+        """A clock of the attempt is due."""
+        if self.kill_at is not None and now >= self.kill_at:
+            self.kill(signal.SIGKILL)
+            self.kill_at = None
+        if self.phase == "lookup":
+            if now >= self.lookup_by and self.fds:
+                self.kill(signal.SIGKILL)
+                for stream in list(self.fds):
+                    self._close(stream)
+                self._ended()
+            return
+        d, p = self.d, self.p
+        if d.drained(now):
+            self.reading.give_up(p, self.job.seq)  # pipes given up on: what they held still counts
+            for stream in list(self.fds):
+                self._close(stream)
+            self._ended()
+            return
+        expired = d.expired(now)
+        if expired is not None or d.late(now, p.started):
+            if expired is not None:
+                p.timed_out = expired
+            else:
+                p.late = True  # no start mark in time: the node is taken for hung
+            self.kill(signal.SIGTERM)
+            self.kill_at = now + KILL_GRACE
+            d.drain(now, DRAIN_GRACE)
+
+    # ---- the end -------------------------------------------------------
+    def _close(self, stream):
+        fd = self.fds.pop(stream, None)
+        if fd is not None and not self.slots.paused:
+            try:
+                self.slots.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def _ended(self):
+        """Both pipes are closed (or given up on): once ssh has exited, the attempt is judged."""
+        if self.reap():
+            self._judge()
+            return
+        try:
+            self.pidfd = os.pidfd_open(self.child.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+        if self.pidfd is not None:
+            self.slots.sel.register(self.pidfd, selectors.EVENT_READ, self._exited)
+        else:
+            self.reap(block=True)
+            self._judge()
+
+    def _exited(self):
+        self.slots.sel.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = None
+        self.reap(block=True)
+        self._judge()
+
+    def reap(self, block=False):
+        """Whether ssh has exited (its status taken)."""
+        if self.code is not None:
+            return True
+        if self.child is None:
+            return True
+        if not block and self.child.wait(0) is None:
+            return False
+        self.code = self.child.wait()
+        return True
+
+    def kill(self, sig):
+        if self.child is not None and self.code is None:
+            try:
+                os.killpg(self.child.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def close(self):
+        for stream in list(self.fds):
+            self._close(stream)
+        if self.pidfd is not None:
+            try:
+                self.slots.sel.unregister(self.pidfd)
+            except (KeyError, ValueError):
+                pass
+            os.close(self.pidfd)
+            self.pidfd = None
+        if getattr(self, "_feeding", ()):
+            try:
+                self.slots.sel.unregister(self.child.fds[0])
+            except (KeyError, ValueError):
+                pass
+            self._feeding = ()
+        if self.child is not None:
+            self.child.close()
+
+    def _judge(self):
+        self.close()
+        s, job = self.slots, self.job
+        if self.phase == "lookup":
+            host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
+            s.jump[self.node] = host
+            if self.after is not None:  # the lookup after a refused handshake: say it with the end
+                s._done(self, dataclasses.replace(self.after, jump_host=host))
+            elif host:
+                s._done(self, Deferred(self.idx, job.seq, host))
+            elif s.stopping():  # the run stopped while it looked: the job is not started
+                s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                                       "not started: the run is stopping"))
+            else:
+                self.child, self.code, self.fds = None, None, {}
+                self.run()
+            return
+        p, code = self.p, self.code
+        elapsed = time.monotonic() - self.t0
+        if p.late:
+            finished = Finished(self.idx, job.seq, 255, self.start, elapsed, Ending.NEVER_RAN, "timed out")
+        elif p.timed_out:
+            finished = Finished(self.idx, job.seq, code, self.start, elapsed, p.timed_out)
+        else:
+            exit, ending, reason = s.judge.attempt(code, p)
+            finished = Finished(self.idx, job.seq, exit, self.start, elapsed, ending, reason)
+        if p.started_at is not None:
+            end = p.ended_at if p.ended_at is not None else self.t0 + elapsed
+            finished = dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
+                                           connect=max(0.0, p.started_at - self.t0), began=p.started_at - self.t0)
+        else:
+            finished = dataclasses.replace(finished, runtime=0.0, connect=elapsed, began=elapsed)
+        if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
+            host = s.jump.get(self.node, _UNKNOWN)
+            if host is _UNKNOWN:
+                self._look_up_after(finished)
+                return
+            finished = dataclasses.replace(finished, jump_host=host)
+        s._done(self, finished)
+
+    def _look_up_after(self, finished):
+        """A refused handshake may be the jump host's: look the node's up, then say it with the end."""
+        s = self.slots
+        self.after = finished
+        try:
+            self.child = Child(ssh.config_argv(s.base, self.node), s.env, PIPE, PIPE, PIPE)
+        except OSError:
+            s._done(self, dataclasses.replace(finished, jump_host=""))
+            return
+        os.close(self.child.fds.pop(0))
+        self.code, self.config = None, b""
+        self.lookup_by = time.monotonic() + CONFIG_WAIT
+        self.phase = "lookup"
+        self._watch()
+        s.plan(self)
