@@ -239,7 +239,9 @@ def w2(tb, nodes, repeat=1):
     hosts = tb.good[:nodes]
     cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
     expected = sorted(tb.addr[h] for h in hosts)
-    runs = [("clstr -E", clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd), None)]
+    runs = [("clstr -E", clstr_argv(tb, "-n", ",".join(hosts), "-E", cmd), None),
+            (f"clstr -E --max-connecting {nodes} (the anchors' fan-out)",
+             clstr_argv(tb, "--max-connecting", str(nodes), "-n", ",".join(hosts), "-E", cmd), None)]
     # warm: a run before left its connections (--persist), which the measured runs ride; their
     # directory is the bench's own, and they are ended at the end
     runtime = tempfile.mkdtemp(prefix="bp", dir="/tmp")
@@ -286,7 +288,9 @@ def w5(tb, nodes, repeat=1):
     expected = sorted(tb.addr[h] for h in hosts)
     hostlist = f"n[1-{nodes}]"
     runs = [("clstr -E", clstr_argv(tb, "-n", hostlist, "-E", cmd), None),
-            ("clstr -E -m 50", clstr_argv(tb, "-m", "50", "-n", hostlist, "-E", cmd), None)]
+            ("clstr -E -m 50", clstr_argv(tb, "-m", "50", "-n", hostlist, "-E", cmd), None),
+            (f"clstr -E --max-connecting {nodes} (the anchors' fan-out)",
+             clstr_argv(tb, "--max-connecting", str(nodes), "-n", hostlist, "-E", cmd), None)]
     runs += anchors(tb, hosts, hostlist, cmd, nodes)
     rows, title = fanout_rows(f"W5: one command on each of {nodes} nodes", repeat, runs,
                               lambda out: check(addresses(out), expected), timeout=900)
