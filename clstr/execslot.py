@@ -20,10 +20,10 @@ import selectors
 import signal
 import time
 
-from . import ssh
-from .board import IDLE, RUNNING
+from . import reaper, ssh
+from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
-from .events import Connected, Deferred, Finished
+from .events import REPLACED, Connected, Deferred, Finished, Notice
 from .judging import Judge
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
@@ -35,10 +35,11 @@ _UNKNOWN = object()
 
 def eligible(opt, wrapper, loop):
     """Whether the run's slots may be their ssh: one job a slot (--on-each-node), the remote
-    wrapper's marks, no shared connection, session loop or files (each needs a worker's state),
-    and not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
-    return (opt.one_job_slots and wrapper is not None and loop is None and not opt.multiplex
-            and opt.files is None and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
+    wrapper's marks, no session loop or files (each needs a worker's state), no shared connection
+    but a persisted one (--persist: its master is found or opened as a phase of the attempt), and
+    not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    return (opt.one_job_slots and wrapper is not None and loop is None and opt.files is None
+            and (not opt.multiplex or opt.persist is not None) and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 
 class ExecSlots:
@@ -55,15 +56,17 @@ class ExecSlots:
         self.env = env
         self.sel = sel
         self.board = board
-        self.emit = emit
+        self.emit_now = emit
+        self.starting = False  # within start(): what an attempt says now is handed over on the next tick
         self.timeout = opt.timeout
         self.idle_timeout = opt.idle_timeout
+        self.persist = opt.persist
         self.running = {}  # slot -> its ExecAttempt
         self.jump = {}  # node -> its ProxyJump host ("" for none), once looked up
         self.heap = []  # (when, n, attempt): the attempts' clocks, stale entries skipped
         self.count = itertools.count()
         self.judge = Judge(True, None)
-        self.later = []  # (attempt, event) decided as it started: handed over on the next tick
+        self.later = []  # (slot, event) said as an attempt started: handed over on the next tick
         self.stopping = stopping  # whether the run starts no job any more (a signal, --halt)
         self.paused = False  # the reader of our output is behind: ssh's pipes are not read meanwhile
 
@@ -80,25 +83,37 @@ class ExecSlots:
                 else:
                     self.sel.register(fd, selectors.EVENT_READ, lambda a=a, stream=stream: a.readable(stream))
 
+    def emit(self, idx, event):
+        """Hand an event to the supervisor; during ``start`` (its dispatch), on the next tick."""
+        if self.starting:
+            self.later.append((idx, event))
+        else:
+            self.emit_now(idx, event)
+
     def busy(self, idx):
         return idx in self.running
 
-    def start(self, idx, node, job):
-        """Start slot ``idx``'s attempt of ``job`` on ``node``; OSError if no process or descriptor is left."""
-        a = ExecAttempt(self, idx, node, job)
+    def start(self, idx, node, job, control_path=None):
+        """Start slot ``idx``'s attempt of ``job`` on ``node`` (over the persisted master at
+        ``control_path``, if given); OSError if no process or descriptor is left."""
+        a = ExecAttempt(self, idx, node, job, control_path)
         self.running[idx] = a
+        self.starting = True
         try:
-            if job.lookup and node not in self.jump:
+            if control_path is not None and job.connect and not (job.lookup and node not in self.jump):
+                a.master()
+            elif job.lookup and node not in self.jump:
                 a.lookup_first()
             elif job.lookup and self.jump[node]:
-                a.finished = True
-                self.later.append((a, Deferred(idx, job.seq, self.jump[node])))  # said on the next tick
+                self._done(a, Deferred(idx, job.seq, self.jump[node]))
             else:
                 a.run()
         except OSError:
             a.close()
-            del self.running[idx]
+            self.running.pop(idx, None)
             raise
+        finally:
+            self.starting = False
 
     def limit(self, idx, seconds):
         """A straggler's limit for the slot's running attempt."""
@@ -124,9 +139,8 @@ class ExecSlots:
     def tick(self, now):
         """Act on the clocks that are due."""
         later, self.later = self.later, []
-        for a, event in later:
-            self.running.pop(a.idx, None)
-            self.emit(a.idx, event)
+        for idx, event in later:
+            self.emit_now(idx, event)
         while True:
             due = self.next_due()
             if due is None or due > now:
@@ -156,8 +170,11 @@ class ExecSlots:
 class ExecAttempt:
     """One attempt whose worker is its ssh: its phases are an optional ``ssh -G`` lookup, the job."""
 
-    def __init__(self, slots, idx, node, job):
+    def __init__(self, slots, idx, node, job, control_path=None):
         self.slots = slots
+        self.control_path = control_path
+        self.judge = Judge(True, control_path) if control_path else slots.judge
+        self.reused = None  # --persist: whether its master was found persisted
         self.idx = idx
         self.node = node
         self.job = job
@@ -178,8 +195,38 @@ class ExecAttempt:
         self.config = b""
         self.lookup_by = None
         self.after = None  # the Finished that waits for a lookup after a refused handshake
+        self.late_master = False
 
     # ---- phases --------------------------------------------------------
+    def master(self):
+        """--persist: find the node's persisted master on its socket, or open one (ssh -f returns
+        once it is up: waited for through its pidfd, within the start bound)."""
+        s = self.slots
+        self.phase = "master"
+        self.reused = self.judge.master_alive()
+        if self.reused:  # an earlier run's connection: no handshake
+            s.emit(self.idx, Connected(self.idx, True))
+            self.run()
+            return
+        try:
+            os.unlink(self.control_path)  # a dead master's socket: ssh would not bind over it
+        except OSError:
+            pass
+        # the master outlives the run, as asked: it does not carry the run's marker
+        env = {k: v for k, v in s.env.items() if k != reaper.MARKER}
+        null = os.open(os.devnull, os.O_RDWR)
+        err = os.open(f"{self.control_path}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            self.child = Child(ssh.master_argv(s.base, self.node, self.control_path, s.persist), env, null, null, err)
+        finally:
+            os.close(null)
+            os.close(err)
+        s.board.pid[self.idx] = self.child.pid
+        s.board.state[self.idx] = CONNECTING
+        self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
+        self._ended()  # nothing to read: its exit is waited for
+        s.plan(self)
+
     def lookup_first(self):
         """The scheduler asks whether the node is behind a jump host before the job starts."""
         self.phase = "lookup"
@@ -193,7 +240,7 @@ class ExecAttempt:
         s = self.slots
         self.phase = "job"
         line, feed = s.wrapper.line(self.job.command)
-        argv = ssh.job_argv(s.base, self.node, line, None, True)
+        argv = ssh.job_argv(s.base, self.node, line, self.control_path, True)
         self.child = Child(argv, s.env, PIPE, PIPE, PIPE)
         self.reading = Reading(self.idx, s.wrapper, lambda ev: s.emit(self.idx, ev), clock=time.monotonic)
         self.d = Deadlines(self.t0, s.timeout, s.idle_timeout, self.job.limit, start_bound(s.cfg.connect_timeout))
@@ -264,7 +311,8 @@ class ExecAttempt:
         if p.started and not started:
             if p.started_at is not None:
                 d.began(p.started_at)
-            self.slots.emit(self.idx, Connected(self.idx))  # this job's own connection is up
+            if self.control_path is None:
+                self.slots.emit(self.idx, Connected(self.idx))  # this job's own connection is up
             self.slots.plan(self)
         if not self.fds:
             self._ended()
@@ -272,7 +320,7 @@ class ExecAttempt:
     def due(self):
         if self.finished:
             return None
-        if self.phase == "lookup":
+        if self.phase in ("lookup", "master"):
             return self.lookup_by if self.kill_at is None else self.kill_at
         due = self.d.next(self.p.started)
         if self.kill_at is not None:
@@ -284,6 +332,12 @@ class ExecAttempt:
         if self.kill_at is not None and now >= self.kill_at:
             self.kill(signal.SIGKILL)
             self.kill_at = None
+        if self.phase == "master":
+            if now >= self.lookup_by and self.code is None and not self.late_master:
+                self.late_master = True  # connected but stalled in the key exchange or the login
+                self.kill(signal.SIGTERM)
+                self.kill_at = now + KILL_GRACE
+            return
         if self.phase == "lookup":
             if now >= self.lookup_by and self.fds:
                 self.kill(signal.SIGKILL)
@@ -379,6 +433,23 @@ class ExecAttempt:
     def _judge(self):
         self.close()
         s, job = self.slots, self.job
+        if self.phase == "master":
+            code = self.code
+            s.board.pid[self.idx] = 0
+            if code == 0 and not self.late_master:
+                s.emit(self.idx, Connected(self.idx, False))
+                self.child, self.code, self.fds, self.kill_at = None, None, {}, None
+                if s.stopping():
+                    s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                                           "not started: the run is stopping"))
+                else:
+                    self.run()
+                return
+            waited = time.monotonic() - self.t0
+            reason = self.judge.master_error() or ("timed out" if self.late_master else f"ssh exit {code}")
+            s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
+                                   connect=waited, began=waited))
+            return
         if self.phase == "lookup":
             host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
             s.jump[self.node] = host
@@ -400,7 +471,7 @@ class ExecAttempt:
         elif p.timed_out:
             finished = Finished(self.idx, job.seq, code, self.start, elapsed, p.timed_out)
         else:
-            exit, ending, reason = s.judge.attempt(code, p)
+            exit, ending, reason = self.judge.attempt(code, p)
             finished = Finished(self.idx, job.seq, exit, self.start, elapsed, ending, reason)
         if p.started_at is not None:
             end = p.ended_at if p.ended_at is not None else self.t0 + elapsed
@@ -408,6 +479,10 @@ class ExecAttempt:
                                            connect=max(0.0, p.started_at - self.t0), began=p.started_at - self.t0)
         else:
             finished = dataclasses.replace(finished, runtime=0.0, connect=elapsed, began=elapsed)
+        if job.connect and self.reused and not self.judge.master_alive():
+            # the persisted master was dead (its node restarted) and died when asked for the job's
+            # session: ssh went on over a connection of the job's own
+            s.emit(self.idx, Notice(self.idx, REPLACED + ": the job went over a connection of its own"))
         if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
             host = s.jump.get(self.node, _UNKNOWN)
             if host is _UNKNOWN:

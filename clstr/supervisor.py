@@ -216,7 +216,8 @@ class Supervisor:
         """Start the slot's attempt with its ssh as its worker (execslot.py); False, as ``_fork``,
         if no process or descriptor is left."""
         try:
-            self.execs.start(idx, self.sched.slots[idx].node, job)
+            slot = self.sched.slots[idx]
+            self.execs.start(idx, slot.node, job, self.control.path(slot.group) if self.control else None)
         except OSError as e:
             self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: its ssh could not be started "
                       f"({e.strerror or e})")

@@ -2,7 +2,7 @@
 and read by clstr's own loop (execslot.py); everywhere else, and with CLSTR_SLOT_WORKERS=python,
 a forked Python worker. The tests of one job a node run here again with forked workers, so that
 each holds for both kinds: exit statuses, never-run nodes, time limits, interruption, busy jump
-hosts, the job log and --resume, -S, long jobs, gathering, profiles."""
+hosts, the job log and --resume, -S, long jobs, gathering, profiles, persisted connections."""
 import subprocess
 
 import psutil
@@ -17,6 +17,10 @@ from test_failures import (test_connection_limit_loses_nothing, test_on_each_nod
 from test_joblog import (test_on_each_node_names_the_nodes_it_failed_and_did_not_run_on_folded,
                          test_resume_on_each_node_runs_only_where_it_did_not_succeed)
 from test_output_modes import test_gather_folds_identical_output
+from test_persist import (runtime, test_a_dead_persisted_connection_not_yet_noticed_is_replaced_at_no_cost,
+                          test_a_master_killed_between_runs_is_replaced_at_no_cost,
+                          test_a_node_restarted_between_runs_costs_no_attempt, test_a_profile_may_persist_its_connections,
+                          test_a_second_run_rides_the_first_runs_connections)
 from test_seed_examples import test_on_each_node_cpuinfo
 from test_story import test_no_promise_of_a_return_that_will_not_happen
 from test_trust import (test_fanout_bounds_workers_not_only_running_jobs, test_host_with_port,
@@ -32,7 +36,10 @@ COLLECTED = (test_nodes_behind_a_busy_jump_host_share_its_start_rate, test_conne
              test_on_each_node_cpuinfo, test_no_promise_of_a_return_that_will_not_happen,
              test_fanout_bounds_workers_not_only_running_jobs, test_host_with_port,
              test_job_of_120_kb_runs_as_with_plain_ssh, test_max_exit_counts_a_node_that_never_ran_as_255,
-             test_never_run_on_each_node_job_is_not_run)
+             test_never_run_on_each_node_job_is_not_run, runtime,
+             test_a_dead_persisted_connection_not_yet_noticed_is_replaced_at_no_cost,
+             test_a_master_killed_between_runs_is_replaced_at_no_cost, test_a_node_restarted_between_runs_costs_no_attempt,
+             test_a_profile_may_persist_its_connections, test_a_second_run_rides_the_first_runs_connections)
 
 
 @pytest.fixture(autouse=True)
