@@ -182,7 +182,8 @@ class ExecAttempt:
         self.t0 = time.monotonic()
         self.child = None
         self.fds = {}  # stream -> fd, while open
-        self.feed = b""
+        self.feed = b""  # what is left of a job too long for ssh's command line, going down its stdin
+        self.feeding = False  # its stdin is watched for room
         self.p = Marked()
         self.reading = None
         self.d = None
@@ -272,12 +273,11 @@ class ExecAttempt:
             pass
         except OSError:
             self.feed = b""
-        key = ("feed", self.idx)
-        if self.feed and key not in getattr(self, "_feeding", ()):
-            self._feeding = (key,)
+        if self.feed and not self.feeding:  # the rest when the pipe takes more
+            self.feeding = True
             self.slots.sel.register(fd, selectors.EVENT_WRITE, self._write)
-        elif not self.feed and getattr(self, "_feeding", ()):
-            self._feeding = ()
+        elif not self.feed and self.feeding:
+            self.feeding = False
             self.slots.sel.unregister(fd)
 
     def readable(self, stream):
@@ -421,12 +421,12 @@ class ExecAttempt:
                 pass
             os.close(self.pidfd)
             self.pidfd = None
-        if getattr(self, "_feeding", ()):
+        if self.feeding:
             try:
                 self.slots.sel.unregister(self.child.fds[0])
             except (KeyError, ValueError):
                 pass
-            self._feeding = ()
+            self.feeding = False
         if self.child is not None:
             self.child.close()
 
