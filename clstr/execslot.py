@@ -24,7 +24,7 @@ from . import reaper, ssh
 from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
-from .judging import Judge
+from .judging import Judge, asks_jump_host, timed
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
@@ -105,7 +105,7 @@ class ExecSlots:
             elif job.lookup and node not in self.jump:
                 a.lookup_first()
             elif job.lookup and self.jump[node]:
-                self._done(a, Deferred(idx, job.seq, self.jump[node]))
+                self.done(a, Deferred(idx, job.seq, self.jump[node]))
             else:
                 a.run()
         except OSError:
@@ -151,7 +151,7 @@ class ExecSlots:
             if not a.finished:
                 self.plan(a)
 
-    def _done(self, a, event):
+    def done(self, a, event):
         a.finished = True
         self.running.pop(a.idx, None)
         self.board.pid[a.idx] = 0
@@ -214,7 +214,7 @@ class ExecAttempt:
         except OSError:
             pass
         # the master outlives the run, as asked: it does not carry the run's marker
-        env = {k: v for k, v in s.env.items() if k != reaper.MARKER}
+        env = reaper.unmarked(s.env)
         null = os.open(os.devnull, os.O_RDWR)
         err = os.open(f"{self.control_path}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -440,56 +440,44 @@ class ExecAttempt:
                 s.emit(self.idx, Connected(self.idx, False))
                 self.child, self.code, self.fds, self.kill_at = None, None, {}, None
                 if s.stopping():
-                    s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                    s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
                                            "not started: the run is stopping"))
                 else:
                     self.run()
                 return
             waited = time.monotonic() - self.t0
             reason = self.judge.master_error() or ("timed out" if self.late_master else f"ssh exit {code}")
-            s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
+            s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
                                    connect=waited, began=waited))
             return
         if self.phase == "lookup":
             host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
             s.jump[self.node] = host
             if self.after is not None:  # the lookup after a refused handshake: say it with the end
-                s._done(self, dataclasses.replace(self.after, jump_host=host))
+                s.done(self, dataclasses.replace(self.after, jump_host=host))
             elif host:
-                s._done(self, Deferred(self.idx, job.seq, host))
+                s.done(self, Deferred(self.idx, job.seq, host))
             elif s.stopping():  # the run stopped while it looked: the job is not started
-                s._done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
                                        "not started: the run is stopping"))
             else:
                 self.child, self.code, self.fds = None, None, {}
                 self.run()
             return
-        p, code = self.p, self.code
-        elapsed = time.monotonic() - self.t0
-        if p.late:
-            finished = Finished(self.idx, job.seq, 255, self.start, elapsed, Ending.NEVER_RAN, "timed out")
-        elif p.timed_out:
-            finished = Finished(self.idx, job.seq, code, self.start, elapsed, p.timed_out)
-        else:
-            exit, ending, reason = self.judge.attempt(code, p)
-            finished = Finished(self.idx, job.seq, exit, self.start, elapsed, ending, reason)
-        if p.started_at is not None:
-            end = p.ended_at if p.ended_at is not None else self.t0 + elapsed
-            finished = dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
-                                           connect=max(0.0, p.started_at - self.t0), began=p.started_at - self.t0)
-        else:
-            finished = dataclasses.replace(finished, runtime=0.0, connect=elapsed, began=elapsed)
+        exit, ending, reason = self.judge.verdict(self.code, self.p)
+        finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
+                         self.p, self.t0)
         if job.connect and self.reused and not self.judge.master_alive():
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own
             s.emit(self.idx, Notice(self.idx, REPLACED + ": the job went over a connection of its own"))
-        if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
+        if asks_jump_host(job, finished):
             host = s.jump.get(self.node, _UNKNOWN)
             if host is _UNKNOWN:
                 self._look_up_after(finished)
                 return
             finished = dataclasses.replace(finished, jump_host=host)
-        s._done(self, finished)
+        s.done(self, finished)
 
     def _look_up_after(self, finished):
         """A refused handshake may be the jump host's: look the node's up, then say it with the end."""
@@ -498,7 +486,7 @@ class ExecAttempt:
         try:
             self.child = Child(ssh.config_argv(s.base, self.node), s.env, PIPE, PIPE, PIPE)
         except OSError:
-            s._done(self, dataclasses.replace(finished, jump_host=""))
+            s.done(self, dataclasses.replace(finished, jump_host=""))
             return
         os.close(self.child.fds.pop(0))
         self.code, self.config = None, b""

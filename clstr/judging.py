@@ -8,6 +8,7 @@ start mark, a node that never ran it (only then is stderr, all of it ssh's and t
 for why). Without cleanup: only exit 255 with one of ssh's own messages is an ssh failure.
 The only things it looks at beyond its arguments are the master's log file and its socket.
 """
+import dataclasses
 import os
 import socket
 
@@ -25,6 +26,29 @@ def ended(status):
     return Ending.OK if status == 0 else Ending.EXIT
 
 
+def timed(finished, p, t0, before=0.0, marked=True):
+    """``finished`` (an events.Finished whose runtime is all of the attempt so far) with its time
+    split: the job's own runtime, from its start mark to its end mark as they were read here (the
+    node's clock is not needed; ``p``: the attempt's reading.Marked, or None), and before it
+    ``connect``, opening the connection or session (``before``: seconds of files sent meanwhile,
+    not counted), and ``began``. Without marks (no remote cleanup) the runtime is all of it, files
+    apart."""
+    elapsed = finished.runtime
+    if p is not None and p.started_at is not None:
+        end = p.ended_at if p.ended_at is not None else t0 + elapsed
+        return dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
+                                   connect=max(0.0, p.started_at - t0 - before), began=p.started_at - t0)
+    if marked or finished.ending is Ending.NEVER_RAN:
+        return dataclasses.replace(finished, runtime=0.0, connect=max(0.0, elapsed - before), began=elapsed)
+    return dataclasses.replace(finished, runtime=max(0.0, elapsed - before), began=before)
+
+
+def asks_jump_host(job, finished):
+    """Whether the node's ProxyJump host goes with the attempt's end: the scheduler asked, or a
+    handshake was refused (the refusal may be the jump host's)."""
+    return job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed")
+
+
 class Judge:
     """Judges the attempts of one slot: ``marked`` (remote cleanup: the run's marks are written),
     ``control_path`` (the node's ControlMaster socket, or None)."""
@@ -32,6 +56,15 @@ class Judge:
     def __init__(self, marked, control_path=None):
         self.marked = marked
         self.control_path = control_path
+
+    def verdict(self, code, p):
+        """(exit status, Ending, reason) of an attempt of one session: ended by clstr for a time
+        limit (``p.timed_out``) or for no start mark in time (``p.late``), else as ``attempt``."""
+        if p.late:
+            return 255, Ending.NEVER_RAN, "timed out"  # a stalled handshake, a hung login
+        if p.timed_out:
+            return code, p.timed_out, None
+        return self.attempt(code, p)
 
     def attempt(self, code, p):
         """(exit status, Ending, reason) of an attempt that ran to its end or whose ssh failed."""

@@ -11,6 +11,11 @@ MARKER = "CLSTR_RUN"
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+def unmarked(env):
+    """``env`` without the run's marker: for a process the backstop must leave, a --persist master."""
+    return {k: v for k, v in env.items() if k != MARKER}
+
+
 def subreaper(on):
     """Make this process the reaper of its orphaned descendants (Linux); True if it took.
 

@@ -163,7 +163,13 @@ class Run:
 
     def __init__(self, data):
         self.data = data
-        self.attempts = [dict(a, seq=j["seq"], command=j["command"]) for j in data["jobs"] for a in j["attempts"]]
+        self.attempts = []
+        self.last = []  # the last attempt of each job that completed (succeeded or failed)
+        for j in data["jobs"]:
+            mine = [dict(a, seq=j["seq"], command=j["command"]) for a in j["attempts"]]
+            self.attempts += mine
+            if mine and j["outcome"] in ("succeeded", "failed"):
+                self.last.append(mine[-1])
         self.slots = list(data.get("slots") or [])
         known = {}
         for a in self.attempts:  # a summary without slots (older clstr): a row per node
@@ -195,17 +201,8 @@ class Run:
 
     def completions(self):
         """(time, jobs complete) steps: a job completes when its last attempt ends."""
-        ends = sorted(j["attempts"][-1]["end"] for j in self.jobs_by_seq().values()
-                      if j["attempts"] and j["outcome"] in ("succeeded", "failed"))
+        ends = sorted(a["end"] for a in self.last)
         return [(t, i + 1) for i, t in enumerate(ends)]
-
-    def jobs_by_seq(self):
-        jobs = {}
-        for a in self.attempts:
-            jobs.setdefault(a["seq"], {"attempts": []})["attempts"].append(a)
-        for j in self.data["jobs"]:
-            jobs.setdefault(j["seq"], {"attempts": []})["outcome"] = j["outcome"]
-        return jobs
 
     def running(self, samples=WIDTH // 3):
         """(time, attempts running) at ``samples`` even times: the count between two attempts of

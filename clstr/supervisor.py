@@ -204,28 +204,27 @@ class Supervisor:
         try:
             self.pool.start(idx, first)
         except OSError as e:
-            self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: no worker could be started "
-                      f"({e.strerror or e})")
-            if first.seq != PROBE:
-                self._write("job output", self.printer.attempt_ended, first.seq)
-            self.sched.slot_lost(idx)
-            return False
+            return self._left_out(idx, first, "no worker could be started", e)
         return True
 
     def _exec(self, idx, job):
         """Start the slot's attempt with its ssh as its worker (execslot.py); False, as ``_fork``,
         if no process or descriptor is left."""
+        slot = self.sched.slots[idx]
         try:
-            slot = self.sched.slots[idx]
             self.execs.start(idx, slot.node, job, self.control.path(slot.group) if self.control else None)
         except OSError as e:
-            self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: its ssh could not be started "
-                      f"({e.strerror or e})")
-            if job.seq != PROBE:
-                self._write("job output", self.printer.attempt_ended, job.seq)
-            self.sched.slot_lost(idx)
-            return False
+            return self._left_out(idx, job, "its ssh could not be started", e)
         return True
+
+    def _left_out(self, idx, job, what, e):
+        """Slot ``idx`` could not start ``job`` (no process or descriptor left): it is left out of
+        the run and the job, which never ran, goes back to the queue. Returns False."""
+        self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: {what} ({e.strerror or e})")
+        if job.seq != PROBE:
+            self._write("job output", self.printer.attempt_ended, job.seq)
+        self.sched.slot_lost(idx)
+        return False
 
     def _make_room(self):
         """Before a new worker starts: with -m N, at most N workers live, so an idle one goes."""

@@ -22,7 +22,7 @@ from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
-from .judging import LOOP_KILLED, NO_END_MARK, Judge, ended
+from .judging import LOOP_KILLED, NO_END_MARK, Judge, asks_jump_host, ended, timed
 from .reading import Marked, Reading
 
 READ_SIZE = 65536
@@ -173,7 +173,7 @@ class SlotWorker:
                     finished = Deferred(self.slot, job.seq, self.jump_host)
                 else:
                     finished = self.run(job)
-                    if job.lookup or (finished.ending is Ending.NEVER_RAN and finished.reason == "connection closed"):
+                    if asks_jump_host(job, finished):
                         # a refusal may be the jump host's: say which it is ("" for none)
                         finished = dataclasses.replace(finished, jump_host=self._jump_host() or "")
                 self.outbox.append(finished)
@@ -238,7 +238,7 @@ class SlotWorker:
                 pass
             # the master outlives the run, as asked: it does not carry the run's marker, which the
             # backstop ends at the end of the run
-            env = {k: v for k, v in self.env.items() if k != reaper.MARKER}
+            env = reaper.unmarked(self.env)
         errfile = f"{self.control_path}.err"
         argv = ssh.master_argv(self.base, self.node, self.control_path, self.persist)
         with open(errfile, "wb") as err:
@@ -298,19 +298,8 @@ class SlotWorker:
         return self._with_files(finished, moved)
 
     def _timed(self, finished, t0, before):
-        """``finished`` with its time split: the job's own runtime, from its start mark to its end
-        mark as they were read here (the node's clock is not needed), and before it ``connect``,
-        opening the connection or session (``before``: seconds of files sent meanwhile, not counted).
-        Without marks (no remote cleanup) the runtime is all of it, files apart."""
-        elapsed = finished.runtime
-        p = self.marked
-        if p is not None and p.started_at is not None:
-            end = p.ended_at if p.ended_at is not None else t0 + elapsed
-            return dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
-                                       connect=max(0.0, p.started_at - t0 - before), began=p.started_at - t0)
-        if self.wrapper is not None or self.loop is not None or finished.ending is Ending.NEVER_RAN:
-            return dataclasses.replace(finished, runtime=0.0, connect=max(0.0, elapsed - before), began=elapsed)
-        return dataclasses.replace(finished, runtime=max(0.0, elapsed - before), began=before)
+        """``finished`` with its time split (judging.timed), from the attempt's last reading."""
+        return timed(finished, self.marked, t0, before, self.wrapper is not None or self.loop is not None)
 
     def _attempt(self, job, start, t0):
         """The job itself: down the slot's session, or in an ssh session of its own."""
@@ -336,14 +325,8 @@ class SlotWorker:
             chan.close()
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
-        runtime = time.monotonic() - t0
-        if p.late:
-            # no start mark in time: the node never ran the job (a stalled handshake, a hung login)
-            return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
-        if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
-        exit, ending, reason = self.judge.attempt(code, p)
-        return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
+        exit, ending, reason = self.judge.verdict(code, p)
+        return Finished(self.slot, job.seq, exit, start, time.monotonic() - t0, ending, reason)
 
     # ---- files: the slot's file session (transfer.py) ------------------
     def _transfer(self, moved, step, job):

@@ -314,8 +314,9 @@ class Relay:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst):
+    quiet = False  # reboot(): the node's side of a connection ends without the client being told
+
+    def _pipe(self, src, dst):
         try:
             while True:
                 data = src.recv(65536)
@@ -324,7 +325,23 @@ class Relay:
                 dst.sendall(data)
         except OSError:
             pass
+        with self.lock:
+            node_side = src in self.conns[1::2]
+        if self.quiet and node_side:
+            return  # the client learns it only when it next sends
         for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def reboot(self):
+        """The node restarts without a word: the far ends of its connections are gone, and a client
+        learns it only when it next sends (as from a rebooted host, which answers with a reset)."""
+        self.quiet = True
+        with self.lock:
+            servers = self.conns[1::2]
+        for sock in servers:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:

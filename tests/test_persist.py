@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 
 import pytest
@@ -120,45 +119,9 @@ def test_a_node_restarted_between_runs_costs_no_attempt(clstr, runtime, testbed)
         node.down()
 
 
-class Rebooting(Relay):
-    """A node that restarts without a word: the far ends of its connections are gone, and a client
-    learns it only when it next sends (as from a rebooted host, which answers with a reset)."""
-
-    quiet = False
-
-    def _pipe(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        with self.lock:
-            server_side = src in self.conns[1::2]
-        if self.quiet and server_side:
-            return  # the node's side ended: the client is not told
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def reboot(self):
-        self.quiet = True
-        with self.lock:
-            servers = self.conns[1::2]
-        for sock in servers:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 @pytest.mark.timeout(90)
 def test_a_dead_persisted_connection_not_yet_noticed_is_replaced_at_no_cost(clstr, runtime, testbed):
-    node = Rebooting(testbed, "127.0.0.79").up()
+    node = Relay(testbed, "127.0.0.79").up()
     try:
         r = persisted(clstr, runtime, "-n", node.name, "-E", "echo one")
         assert r.returncode == 0, r.stderr
