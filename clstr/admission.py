@@ -7,7 +7,8 @@ for a slot about to get an attempt, whether it opens a connection and whether it
 * connection groups: with shared connections, the slots of a node share one ControlMaster
   connection per ``sessions_per_connection`` slots; a group is ``unknown`` (no connection
   yet), ``opening`` (its opener, one slot, is connecting: the others wait) or ``up``;
-* ``max_connecting``: at most that many connections being opened at once in the run;
+* ``max_connecting``: at most that many connections being opened at once in the run, counted
+  apart for the nodes each gateway drives (``NodeState.gateway``): a gateway opens its own;
 * a node whose sshd refused handshakes opens fewer at once (halved on a refusal, one more with
   each connection it accepts), and nodes behind one ProxyJump host (a jump host, learned from
   their workers after a refusal) share one such limit, cut at most once a round;
@@ -50,6 +51,8 @@ class Admission:
         self.groups = {}  # (node, n) -> UNKNOWN, OPENING or UP
         self._opener = {}  # group -> the slot opening its connection
         self._opening = set()  # slots whose attempt opens a connection that is not up yet
+        self._opening_by = {}  # gateway (None: the root) -> how many of those are opened through it
+        self._opened_by = {}  # slot in _opening -> the gateway it was counted under
         self._held = set()  # slots held back after a refusal
         self._groups_made = {}  # node -> connection groups made for it (a refused session moves a slot)
         self.jump_hosts = {}  # ProxyJump host -> JumpHost, learned from refusals
@@ -81,7 +84,7 @@ class Admission:
         if not opens:
             return connect, opens
         limit = self.policy.max_connecting
-        if limit is not None and len(self._opening) >= limit:
+        if limit is not None and self._opening_by.get(node.gateway, 0) >= limit:
             return None  # no connection opens now; a slot riding one that is up still may start
         if node.open_limit is not None and self._count(lambda n: n is node) >= node.open_limit:
             return None  # its sshd refused handshakes: fewer at once
@@ -96,14 +99,14 @@ class Admission:
             self.groups[s.group] = OPENING
             self._opener[s.group] = s.index
         if opens:
-            self._opening.add(s.index)
+            self._open(s.index, node.gateway)
             if node.jump_host is not None:
                 s.jump_round = self.jump_hosts[node.jump_host].cuts
         return opens and bool(self.jump_hosts) and not node.jump_known
 
     def ended(self, s, connected):
         """The slot's attempt ended (``connected``: its connection came up, or was up)."""
-        self._opening.discard(s.index)
+        self._opened(s.index)
         if self._opener.get(s.group) == s.index:
             del self._opener[s.group]
             if self.groups[s.group] == OPENING:
@@ -114,8 +117,19 @@ class Admission:
         counts against max_connecting."""
         self.groups[s.group] = UP
         s.linked = True
-        self._opening.discard(s.index)
+        self._opened(s.index)
         self.accepted(node)
+
+    def _open(self, idx, gateway):
+        if idx not in self._opening:
+            self._opening.add(idx)
+            self._opened_by[idx] = gateway
+            self._opening_by[gateway] = self._opening_by.get(gateway, 0) + 1
+
+    def _opened(self, idx):
+        if idx in self._opening:
+            self._opening.discard(idx)
+            self._opening_by[self._opened_by.pop(idx)] -= 1
 
     def accepted(self, node):
         """The node accepted a connection: refusals in a row end, its open limits grow again."""

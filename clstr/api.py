@@ -16,6 +16,7 @@ from .templates import SLOT_MARK, shown
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv
 from .options import RunOptions
+from .routes import Routes, mapping
 from .result import RunResult
 from .supervisor import Supervisor, stderr_log
 
@@ -144,7 +145,7 @@ class Run:
                  tag_job=False, group=False, profiles=(),
                  output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
                  env=(), halt=None, inputs=None, transferfile=(), returnfile=(), cleanup=False, basefile=(),
-                 workdir=None, persist=None):
+                 workdir=None, persist=None, gateways=None, gateway_python="python3", gateway_fallback="direct"):
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", exclude, "host patterns")
@@ -222,12 +223,18 @@ class Run:
                                           mark=mark, env=env, workdir=self.files.workdir if self.files else None)
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
+        self.routes = _routes(gateways, gateway_python, gateway_fallback)
+        if self.routes and self.files is not None:
+            raise InputError("files (--tf, --return, --trc, --basefile, --workdir) do not go through gateways yet: "
+                             "run them without --gateway, or the nodes behind gateways without files")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"],
                                   multiplex=multiplex,
                                   ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
                                   state=v["state"], node_source=live, files=self.files, job_files=self.job_files,
-                                  persist=v["persist"], one_job_slots=on_each_node is not None)
+                                  persist=v["persist"], one_job_slots=on_each_node is not None,
+                                  routes=self.routes or None, gateway_python=gateway_python,
+                                  gateway_fallback=gateway_fallback)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
                            output_dir=output_dir, gather=gather, status=status, bar=bar)
@@ -262,6 +269,10 @@ class Run:
                else ", one session a job"),
             "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND",
         ]
+        if self.routes:
+            lines.append("gateways (clstr runs on each over ssh; --gateway-fallback "
+                         f"{o.gateway_fallback}):")
+            lines += self.routes.folded(self.routes.plan(nodes), nodes)
         if o.joblog:
             lines.append(f"job log: {o.joblog}")
         return lines
@@ -287,6 +298,19 @@ class Run:
                             log=self.log or stderr_log(), joblog=joblog).run()
         result.skipped = self.skipped
         return result
+
+
+def _routes(gateways, python, fallback):
+    """The run's routes.Routes (empty without gateways), its arguments checked."""
+    if fallback not in ("direct", "none"):
+        raise InputError(f"gateway_fallback {fallback!r}: expected 'direct' or 'none'")
+    if not isinstance(python, str) or not python.strip() or "\n" in python:
+        raise InputError(f"gateway_python {python!r}: expected a command such as python3")
+    if gateways is None or isinstance(gateways, Routes):
+        return gateways or Routes()
+    if not isinstance(gateways, dict):
+        raise TypeError(f"gateways must be a dict of gateway -> node patterns, not {type(gateways).__name__}")
+    return Routes(mapping(gateways, "gateways") if gateways else {})
 
 
 def run(jobs, nodes, **options):

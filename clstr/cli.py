@@ -7,12 +7,13 @@ import difflib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from typing import NamedTuple, Optional
 
 from . import __version__, api, checks, hostlist, templates
-from .userfiles import read_lines
+from .userfiles import read_lines, read_text
 from .errors import InputError
 from .result import FAILED, REQUEUED, Ending
 from .supervisor import stderr_log
@@ -251,6 +252,16 @@ def build_parser():
                         "next run with --persist to the same nodes to ride on, with no handshake")
     g.add_argument("--persist-stop", action="store_true",
                    help="end the persisted connections (to the nodes given, or all of yours) and exit")
+    g = p.add_argument_group("gateways (one level, as ClusterShell's tree mode)")
+    g.add_argument("--gateway", action="append", default=[], metavar="GW=NODES",
+                   help="drive NODES through gateway GW, where clstr runs itself over ssh (repeatable)")
+    g.add_argument("--topology", metavar="FILE",
+                   help="the gateways of ClusterShell's topology.conf FILE ([routes], one level)")
+    g.add_argument("--gateway-python", default="python3", metavar="CMD",
+                   help="the python (3.9+) that runs clstr on the gateways (default: python3)")
+    g.add_argument("--gateway-fallback", choices=("direct", "none"), default="direct",
+                   help="nodes whose gateways are all refused or lost: driven directly from here (direct, "
+                        "the default) or left waiting for a gateway (none)")
     return p
 
 
@@ -329,6 +340,7 @@ class Gathered(NamedTuple):
     env: list
     basefile: list
     persist: Optional[float] = None  # --persist, or the first profile's persist
+    gateways: Optional[dict] = None  # gateway -> [nodes it reaches], of --gateway, --topology and the profiles
 
 
 def gather_nodes(args, live=False):
@@ -344,6 +356,16 @@ def gather_nodes(args, live=False):
     ssh_cmd, ssh_opts, timeout, persist = None, [], None, args.persist
     workdir, env, basefile = args.workdir, list(args.env), list(args.basefile)
     workdir_from = None
+    gateways = {}
+    if not live:
+        from . import routes
+        for text in args.gateway:
+            for gw, reach in routes.gateway_option(text).items():
+                gateways.setdefault(gw, []).extend(reach)
+        if args.topology:
+            text = read_text(args.topology, "topology file")
+            for gw, reach in routes.topology(text, args.topology, socket.gethostname()).items():
+                gateways.setdefault(gw, []).extend(reach)
     if args.profile:
         from .profiles import ProfileSet
         ps = ProfileSet(_profile_files(args), regular_only=live)
@@ -355,6 +377,8 @@ def gather_nodes(args, live=False):
             ssh_cmd = ssh_cmd or r.ssh
             timeout = timeout or r.connect_timeout
             persist = persist or r.persist
+            for gw, reach in r.gateways.items():
+                gateways.setdefault(gw, []).extend(reach)
             ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)
             # a profile's workdir, env and basefile apply to the run, as its ssh settings do
             if not live:
@@ -372,7 +396,7 @@ def gather_nodes(args, live=False):
     # ssh keeps the first value of an option: the command line's come first and win
     connect_timeout = args.connect_timeout if args.connect_timeout is not None else (timeout or 10.0)
     return Gathered(nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout, workdir, env, basefile,
-                    persist)
+                    persist, gateways or None)
 
 
 def live_nodes(args):
@@ -594,7 +618,8 @@ def main(argv=None):
             env=given.env, halt=args.halt, inputs=job_inputs,
             transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
             cleanup=args.cleanup or bool(args.trc), basefile=given.basefile, workdir=given.workdir,
-            persist=given.persist,
+            persist=given.persist, gateways=given.gateways, gateway_python=args.gateway_python,
+            gateway_fallback=args.gateway_fallback,
             node_source=None if args.dry_run else live_nodes(args))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))

@@ -24,4 +24,7 @@ class RunOptions:
     job_files: dict = field(default_factory=dict)  # seq -> transfer.JobFiles: each job's files to send and bring back
     verbose: bool = False
     persist: Optional[float] = None
+    routes: Optional[object] = None  # routes.Routes: the gateways and the nodes each reaches
+    gateway_python: str = "python3"  # the command that runs clstr on a gateway
+    gateway_fallback: str = "direct"  # a node whose gateways are all down: driven directly, or "none"
     one_job_slots: bool = False  # every slot gets one job (--on-each-node): its worker may be its ssh  # --persist: shared connections outlive the run this long idle

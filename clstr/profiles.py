@@ -38,6 +38,7 @@ KEYS = {
     "env": "a list of variable names or globs, e.g. [\"OMP_*\"] (as --env)",
     "basefile": "a list of files here sent to each node once (as --basefile)",
     "persist": "a duration such as 300, 90s, 5m or 2h (as --persist)",
+    "gateways": "a mapping of gateways to the nodes each reaches, e.g. {gw1: \"rack[1-10]-n[01-40]\"} (as --gateway)",
 }
 
 
@@ -59,6 +60,7 @@ class Profile:
     env: list = field(default_factory=list)
     basefile: list = field(default_factory=list)
     persist: float = None
+    gateways: dict = field(default_factory=dict)  # gateway -> [nodes it reaches]
 
     @property
     def where(self):
@@ -78,6 +80,7 @@ class Resolved:
     env: list = field(default_factory=list)
     basefile: list = field(default_factory=list)
     persist: float = None
+    gateways: dict = field(default_factory=dict)
 
 
 def default_search_path(environ=None):
@@ -126,6 +129,9 @@ def _check_type(value, node, path, name, key):
         if seconds is None or not 0 < seconds <= MAX_SECONDS:
             raise bad()
         return seconds
+    if key == "gateways":
+        from .routes import mapping
+        return mapping(value, where)
     if key == "connect_timeout":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise bad()
@@ -257,7 +263,8 @@ class ProfileSet:
                 slots[h] = slots.get(h, 0) + per
         result = Resolved(hosts=[], ssh_options=list(prof.ssh_options), ssh=prof.ssh,
                           connect_timeout=prof.connect_timeout, workdir=prof.workdir, env=list(prof.env),
-                          basefile=list(prof.basefile), persist=prof.persist)
+                          basefile=list(prof.basefile), persist=prof.persist,
+                          gateways={gw: list(n) for gw, n in prof.gateways.items()})
         for inc in prof.include:
             if inc not in self.profiles:
                 raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
@@ -268,6 +275,8 @@ class ProfileSet:
             result.connect_timeout = result.connect_timeout or sub.connect_timeout
             result.workdir = result.workdir or sub.workdir
             result.persist = result.persist or sub.persist
+            for gw, reach in sub.gateways.items():
+                result.gateways.setdefault(gw, []).extend(reach)
             result.env.extend(e for e in sub.env if e not in result.env)
             result.basefile.extend(b for b in sub.basefile if b not in result.basefile)
             if sum(slots.values()) > hostlist.MAX_HOSTS:

@@ -135,6 +135,8 @@ class RunResult:
     ended: Optional[float] = None
     halted: Optional[str] = None  # why --halt stopped the run ("halted: 1 job failed"), or None
     halted_by: Optional[str] = None  # its condition: "fail", "success" or "done"
+    gateways: dict = field(default_factory=dict)  # gateway -> {"state", "why", "losses", "info", "nodes"}
+    routes: dict = field(default_factory=dict)  # node some gateway reaches -> the gateway driving it at the end (None: the root)
 
     def _with(self, outcome):
         return [j for j in self.jobs if j.outcome == outcome]
@@ -184,6 +186,8 @@ class RunResult:
             n["configuration_error"] = name in self.permanent
             n["removed"] = name in self.removed
             n["busy_refusals"] = self.refusals.get(name, 0)
+            if self.gateways:
+                n["gateway"] = self.routes.get(name)
             n["out"] = [{"left": round(a.left, 3), "reason": a.reason,
                          "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                         for a in self.history.get(name, ())]
@@ -207,6 +211,7 @@ class RunResult:
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
             "jump_hosts": self.jump_hosts,
+            "gateways": self.gateways,
             "slowest": [{"seq": j.seq, "node": j.attempts[-1].node, "runtime": round(j.attempts[-1].runtime, 3),
                          "outcome": j.outcome, "command": j.command} for j in self.slowest()],
             "slots": list(self.slots),

@@ -114,6 +114,7 @@ class NodeState:
     open_limit: Optional[int] = None  # connections it may be opening at once, learned from refusals
     jump_host: Optional[str] = None  # the ProxyJump host its connections go through, once looked up
     jump_known: bool = False  # its worker looked up its ProxyJump host (after a refusal)
+    gateway: Optional[str] = None  # the gateway that drives it now (None: the root itself)
     # quarantine's (quarantine.py):
     blamed: set = field(default_factory=set)  # jobs that failed here and succeeded elsewhere
     unconfirmed: set = field(default_factory=set)  # jobs that failed here, their end elsewhere not known yet

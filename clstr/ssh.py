@@ -1,6 +1,6 @@
 """Pure construction of ssh command lines and classification of ssh failures."""
 import functools
-import os
+import pkgutil
 import re
 import shlex
 from dataclasses import dataclass
@@ -70,10 +70,8 @@ _PLACES = {"KILL_GRACE": str(REMOTE_KILL_GRACE), "QUIT": QUIT, "PING": PING, "ST
 def remote_program(name):
     """The remote program clstr/remote/``name`` as one line: comment lines dropped, lines joined by
     spaces, its @NAME@ constants filled in. Read once: the supervisor reads it before it forks,
-    and every worker inherits it."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "remote", name)
-    with open(path, encoding="utf-8") as f:
-        lines = [ln.strip() for ln in f]
+    and every worker inherits it. Read through the package's loader: from a gateway's zipapp too."""
+    lines = [ln.strip() for ln in pkgutil.get_data(__package__, f"remote/{name}").decode("utf-8").splitlines()]
     text = " ".join(ln for ln in lines if ln and not ln.startswith("#"))
     return re.sub(r"@([A-Z_]+)@", lambda m: _PLACES[m.group(1)], text)
 

@@ -19,14 +19,14 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, hostlist, reaper, ssh, transfer
+from . import controldir, execslot, hostlist, reaper, remotepool, ssh, transfer
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
 from .proc import PIPE, Child, end_group
 from .output import silence
 from .pool import WorkerPool
-from .result import RunResult
+from .result import Ending, RunResult
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .ssh import marks_of
 from .status import duration
@@ -34,6 +34,7 @@ from .worker import MAX_WAIT, WorkerSpec, worker_main
 from .words import counted
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
+GATEWAY_REPORT = 4.0  # after the KILL: how long a gateway gets to report its slots' ends
 CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
@@ -69,6 +70,8 @@ class Supervisor:
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
         self.execs = None  # execslot.ExecSlots: slots whose worker is their ssh, where the run allows
+        self.gw = None  # remotepool.GatewayPool: the run's gateways, if it has any
+        self.gw_stopped = False
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
@@ -108,6 +111,8 @@ class Supervisor:
             if self.own_workers and execslot.eligible(self.opt, wrapper, loop):
                 self.execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
                                                 lambda: self.sched.stopped is not None)
+            if self.opt.routes:
+                self._start_gateways()
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:
@@ -134,7 +139,9 @@ class Supervisor:
                          started=self.t_start, ended=time.time(),
                          permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent],
                          halted=self.sched.halted,
-                         halted_by=self.sched.policy.halt.what if self.sched.halted else None)
+                         halted_by=self.sched.policy.halt.what if self.sched.halted else None,
+                         gateways=self.gw.states() if self.gw else {},
+                         routes=self.gw.route_of_nodes() if self.gw else {})
 
     def _node_list(self, wanted):
         """A live node list was read again: nodes added join, nodes removed go."""
@@ -195,6 +202,55 @@ class Supervisor:
         return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self.control.path(slot.group) if self.control else None,
                           self.opt.timeout, self.opt.idle_timeout, self.opt.files, self.opt.persist)
 
+    # ---- gateways --------------------------------------------------------
+    def _start_gateways(self):
+        """Start the run's gateways (each up or refused before any job starts) and route the nodes."""
+        self.gw = remotepool.GatewayPool(
+            self.opt.routes, list(self.sched.nodes), self.opt, self.env, self.sel,
+            (self.on_events, self._gateway_died, self._gateway_lost, lambda idx: self.sched.slots[idx].busy),
+            self._log, self.clock, self.opt.gateway_python, self.opt.gateway_fallback, self.opt.verbose,
+            self.sched.policy.reprobe or 30.0)
+        self.gw.start(self.pool.capacity)
+        for name, node in self.sched.nodes.items():
+            where = self.gw.route(name)
+            node.gateway = where if isinstance(where, str) else None
+
+    def _gateway_died(self, idx, why):
+        """A slot's worker on a gateway died (or its gateway did not report its end in time)."""
+        slot = self.sched.slots[idx]
+        if slot.busy is not None:
+            self._log(f"worker of slot {idx} ({slot.node}) died ({why}); its job goes back")
+            started = self.started[idx]
+            self._record(self.sched.worker_died(idx, started, time.time() - started))
+
+    def _gateway_lost(self, name):
+        """A gateway was lost: the nodes it drove leave the run; each comes back through its next route."""
+        for node_name, node in self.sched.nodes.items():
+            if node.gateway == name:
+                self.sched.retire_node(node_name, f"gateway {name} lost")
+                self._reroute(node_name)
+
+    def _reroute(self, name):
+        where = self.gw.reroute(name)
+        self.sched.nodes[name].gateway = where if isinstance(where, str) else None
+
+    def _via_gateway(self, idx, job):
+        """Send the attempt through the slot's node's gateway; None if the root drives the node."""
+        slot = self.sched.slots[idx]
+        where = self.gw.route(slot.node)
+        self.sched.nodes[slot.node].gateway = where if isinstance(where, str) else None
+        if where is None:
+            self.gw.release(idx)  # its worker there, if it had one, goes: the root drives it now
+            return None
+        if where is remotepool.UNREACHABLE:
+            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0, Ending.NEVER_RAN,
+                                    self.gw.unreachable_why(slot.node)))
+            return True
+        if self.pool.live(idx):
+            self.pool.release(idx)
+        self.gw.send(where, idx, slot.node, slot.group, job)
+        return True
+
     def _fork(self, idx, first):
         """Start the slot's worker with its first job: it starts ssh with no message to wait for.
 
@@ -241,6 +297,8 @@ class Supervisor:
         if self.pool.live(idx) and (not self.sched.has_future(idx)
                                     or self.sched.slots[idx].group != self.worker_group.get(idx)):
             self.pool.release(idx)
+        if self.gw is not None and idx in self.gw.owner and not self.sched.has_future(idx):
+            self.gw.release(idx)
 
     def _release_idle(self):
         """Let idle workers go once nothing waits: exits spread over the run, not all at the end.
@@ -249,6 +307,10 @@ class Supervisor:
         """
         for idx in self._idle_workers():
             self.pool.release(idx)
+        if self.gw is not None:
+            for idx in sorted(self.gw.live_slots()):
+                if self.sched.slots[idx].busy is None:
+                    self.gw.release(idx)
 
     def _idle_workers(self):
         return [i for i in sorted(self.pool.live_slots()) if self.sched.slots[i].busy is None]
@@ -283,6 +345,8 @@ class Supervisor:
         self._final_cleanup()
         if self.execs is not None:
             self.execs.shutdown()
+        if self.gw is not None:
+            self.gw.shutdown()
         self.pool.shutdown(self.clock)
         # the backstop: anything of the run still alive (masters included) ends now
         reaper.reap(self.run_id, descendants_only=self.subreaper)
@@ -324,6 +388,8 @@ class Supervisor:
                 key.data()  # each descriptor is registered with what handles it
             if self.execs is not None:
                 self.execs.tick(self.clock())
+            if self.gw is not None:
+                self.gw.tick(self.clock())
             self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
@@ -343,9 +409,10 @@ class Supervisor:
         due = self.sched.next_due() if self.sched.pending() else None
         if due is not None:
             waits.append(due - now)
-        due = self.execs.next_due() if self.execs is not None else None
-        if due is not None:
-            waits.append(due - now)
+        for kind in (self.execs, self.gw):
+            due = kind.next_due() if kind is not None else None
+            if due is not None:
+                waits.append(due - now)
         # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
         return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
@@ -362,6 +429,8 @@ class Supervisor:
         self.pool.pause(sum(waiting.values()) > OUTPUT_HIGH and self.signal is None)
         if self.execs is not None:
             self.execs.pause(self.pool.paused)
+        if self.gw is not None:
+            self.gw.pause(self.pool.paused)
 
     def _drain_output(self):
         """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
@@ -401,7 +470,9 @@ class Supervisor:
             elif not self._write("job output", self.printer.attempt_started, job.seq):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
-            if self.execs is not None:
+            if self.gw is not None and self._via_gateway(idx, job):
+                pass
+            elif self.execs is not None:
                 if not self._exec(idx, job):
                     continue
             elif not self.pool.live(idx):
@@ -495,6 +566,9 @@ class Supervisor:
             if self.execs is not None and self.execs.busy(idx):
                 self.sched.limit_given(idx)
                 self.execs.limit(idx, limit)
+            elif self.gw is not None and self.gw.running(idx):
+                self.sched.limit_given(idx)
+                self.gw.limit(idx, limit)
             elif self.pool.live(idx):
                 self.sched.limit_given(idx)
                 self.pool.send(idx, Limit(limit))
@@ -504,6 +578,8 @@ class Supervisor:
         news, self.sched.news = self.sched.news, []
         for what, node in news:
             if what == "retired":
+                if self.gw is not None:
+                    self._reroute(node.name)  # its probe may go through another gateway
                 self._log(f"node {node.name} retired: {node.reason}" + self._next_probe_text(node))
             elif what == "back":
                 gone = node.history[-1]
@@ -602,6 +678,9 @@ class Supervisor:
     def _end_running(self):
         """TERM every running ssh (again for any started since); KILL them and their workers once due."""
         kill = self.clock() >= self.kill_at
+        if self.gw is not None and not self.gw_stopped:
+            self.gw_stopped = True
+            self.gw.stop()  # each gateway ends its running jobs: TERM, then KILL after the same grace
         for idx in self._busy_slots():
             pid = self.board.pid[idx]
             if pid and (pid not in self.killed or kill):
@@ -615,6 +694,10 @@ class Supervisor:
             # worker is its ssh reports as soon as the KILL closed its pipes)
             for idx in self._busy_slots():
                 if self.execs is not None and self.execs.busy(idx):
+                    continue
+                if self.gw is not None and self.gw.running(idx):
+                    if self.clock() >= self.kill_at + GATEWAY_REPORT:
+                        self.gw.abandon(idx, "its gateway did not report its end after the KILL")
                     continue
                 self.pool.kill(idx)
                 self.on_death(idx)

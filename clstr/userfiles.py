@@ -3,7 +3,7 @@
 Every such file is read with one set of rules and a size bound, and never blocks a loop:
 
 * At most ``LIMITS[what]`` bytes: a job file 256 MiB (a million jobs of 250 bytes), a node
-  file, a ``^FILE`` or a profile file 16 MiB (node lists hold at most 100,000 slots). A larger
+  file, a ``^FILE``, a profile or topology file 16 MiB (node lists hold at most 100,000 slots). A larger
   file is refused in one line, ``FILE: job file is larger than 256 MiB (...)``, before it is
   read whole: a link to ``/dev/zero`` cannot take the machine's memory.
 * ``regular_only`` (a live node list read again mid-run): only a regular file is read; a FIFO,
@@ -20,7 +20,8 @@ import sys
 from .errors import InputError
 
 MIB = 1024 * 1024
-LIMITS = {"job file": 256 * MIB, "node file": 16 * MIB, "profile file": 16 * MIB, "argument file": 256 * MIB}
+LIMITS = {"job file": 256 * MIB, "node file": 16 * MIB, "profile file": 16 * MIB, "argument file": 256 * MIB,
+          "topology file": 16 * MIB}
 READ_SIZE = 1024 * 1024
 
 

@@ -1,0 +1,190 @@
+"""Pure: the frames between a root clstr and a gateway serving it, typed and versioned.
+
+A frame is one line of JSON (UTF-8, no line break inside): an object whose ``t`` names its type.
+Nothing else crosses machines: never pickle, whose protocol and classes differ between Python
+and clstr versions (ClusterShell's tree mode broke that way). ``PROTOCOL`` is the version of
+this set of frames; the gateway says its own in its first frame and the root refuses a gateway
+whose version differs.
+
+Gateway -> root:
+  ``need``  {}                           no clstr of the root's version there: send the zipapp
+  ``hello`` {proto, clstr, python, pid}  ready (the first frame, once clstr runs there)
+  ``ev``    {slot, e: [event...]}        what a slot's worker sent, in order (events.py, encoded)
+  ``died``  {slot, exit}                 a slot's worker died (what it sent before is in ``ev``)
+  ``beat``  {}                           it lives (every BEAT seconds, so a frozen one is seen)
+  ``error`` {text}                       it cannot go on (a bad frame, a setup it cannot take)
+Root -> gateway:
+  ``setup``   {ssh, timeout, idle_timeout, slots, multiplex}   once, after the hello: how to reach the nodes
+  ``job``     {slot, node, group, job}  start an attempt on a slot (its worker started if none)
+  ``limit``   {slot, seconds}            a straggler's limit for the slot's running attempt
+  ``release`` {slot}                     the slot's idle worker goes
+  ``stop``    {}                         end every running job now (TERM, KILL after a grace)
+  ``quit``    {}                         end everything and exit (stdin's end means the same)
+"""
+import base64
+import dataclasses
+import json
+
+from .events import Connected, Deferred, Finished, Job, Notice, Output
+from .result import Ending
+from .ssh import SshConfig
+
+PROTOCOL = 1
+BEAT = 1.0  # seconds between a gateway's beats
+MAX_FRAME = 64 * 1024 * 1024  # a line longer than this is not a frame (a job's output comes in pieces)
+
+
+class FrameError(ValueError):
+    """A line that is not a frame of this protocol: the peer is not speaking it."""
+
+
+def encode(t, **fields):
+    """One frame as bytes, ending in a newline."""
+    fields["t"] = t
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def decode(line, expected=None):
+    """The frame (a dict) of one line; FrameError if it is not one (of the ``expected`` types)."""
+    try:
+        frame = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise FrameError(f"not a frame: {_shown(line)} ({e})") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("t"), str):
+        raise FrameError(f"not a frame: {_shown(line)}")
+    if expected is not None and frame["t"] not in expected:
+        raise FrameError(f"unexpected {frame['t']!r} frame")
+    return frame
+
+
+def _shown(line):
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+    text = text.strip()
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+
+
+# ---- fields, checked ----------------------------------------------------
+def field(frame, name, kind, optional=False):
+    """``frame[name]``, of type ``kind`` (a type or a tuple of them); FrameError otherwise."""
+    value = frame.get(name)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and kind is not bool and (kind is int or kind is float or kind == (int, float)):
+        raise FrameError(f"{frame.get('t')} frame: {name} is not a number")
+    if kind is float:
+        kind = (int, float)
+    if not isinstance(value, kind):
+        raise FrameError(f"{frame.get('t')} frame: {name} is missing or of the wrong type")
+    return value
+
+
+# ---- events: worker -> root ----------------------------------------------
+_EVENTS = {cls.__name__: cls for cls in (Connected, Notice, Output, Finished, Deferred)}
+
+
+def event_out(ev):
+    """An event (events.py) as a JSON-ready dict."""
+    d = {"k": type(ev).__name__}
+    for f in dataclasses.fields(ev):
+        value = getattr(ev, f.name)
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode()
+        elif isinstance(value, Ending):
+            value = value.name
+        elif isinstance(value, tuple):
+            value = [list(v) if isinstance(v, tuple) else v for v in value]
+        d[f.name] = value
+    return d
+
+
+_NUMBERS = {"exit": int, "seq": int, "stream": int, "start": float, "runtime": float, "sent": int,
+            "received": int, "transfer": float}
+
+
+def event_in(d, slot):
+    """The event a dict of ``event_out`` stands for, on the root's ``slot``; FrameError if it is
+    not a well-formed one (a gateway is trusted with nothing it could crash the root with)."""
+    if not isinstance(d, dict) or d.get("k") not in _EVENTS:
+        raise FrameError(f"ev frame: an event of no known kind ({_shown(json.dumps(d))})")
+    cls = _EVENTS[d["k"]]
+    kw = {"slot": slot}
+    for f in dataclasses.fields(cls):
+        if f.name == "slot" or f.name not in d:
+            continue
+        value = d[f.name]
+        if f.name == "data":
+            if not isinstance(value, str):
+                raise FrameError("ev frame: Output data is not base64 text")
+            try:
+                value = base64.b64decode(value, validate=True)
+            except ValueError:
+                raise FrameError("ev frame: Output data is not base64") from None
+        elif f.name == "ending":
+            if value not in Ending.__members__:
+                raise FrameError(f"ev frame: no ending {value!r}")
+            value = Ending[value]
+        elif f.name == "returned":
+            if value:
+                raise FrameError("ev frame: files brought back through a gateway")
+            value = ()
+        elif f.name in _NUMBERS:
+            value = field(d, f.name, _NUMBERS[f.name])
+        elif f.name in ("connect", "began"):
+            value = field(d, f.name, float, optional=True)
+        elif f.name in ("reason", "jump_host", "text"):
+            value = field(d, f.name, str, optional=f.name != "text")
+        elif f.name == "reused":
+            value = field(d, f.name, bool, optional=True)
+        kw[f.name] = value
+    try:
+        return cls(**kw)
+    except TypeError as e:
+        raise FrameError(f"ev frame: {d['k']} {e}") from None
+
+
+# ---- jobs: root -> gateway -------------------------------------------------
+def job_out(slot, node, group, job):
+    """The ``job`` frame of an attempt (events.Job) for the root's slot."""
+    if job.files is not None or job.basefiles:
+        raise ValueError("files do not go through gateways")
+    return encode("job", slot=slot, node=node, group=list(group), job={
+        "seq": job.seq, "command": job.command, "attempt": job.attempt, "connect": job.connect,
+        "limit": job.limit, "lookup": job.lookup})
+
+
+def job_in(frame):
+    """(slot, node, group, events.Job) of a ``job`` frame."""
+    slot, node = field(frame, "slot", int), field(frame, "node", str)
+    group = field(frame, "group", list)
+    if len(group) != 2 or not isinstance(group[0], str) or not isinstance(group[1], int):
+        raise FrameError("job frame: group is not [node, number]")
+    j = field(frame, "job", dict)
+    job = Job(field(j, "seq", int), field(j, "command", str), field(j, "attempt", int), field(j, "connect", bool),
+              field(j, "limit", float, optional=True), field(j, "lookup", bool))
+    return slot, node, (group[0], group[1]), job
+
+
+# ---- setup: how to reach the nodes ----------------------------------------
+def setup_out(cfg, timeout, idle_timeout, slots, multiplex):
+    """The ``setup`` frame: the run's SshConfig and time limits; ``slots``: the root's slot count;
+    ``multiplex``: slots of a node share its connections."""
+    return encode("setup", slots=slots, timeout=timeout, idle_timeout=idle_timeout, multiplex=multiplex, ssh={
+        "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
+        "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
+        "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,
+        "env": list(cfg.env), "workdir": cfg.workdir})
+
+
+def setup_in(frame):
+    """(SshConfig, timeout, idle_timeout, slots, multiplex) of a ``setup`` frame."""
+    s = field(frame, "ssh", dict)
+    strings = [field(s, "command", list), field(s, "options", list), field(s, "env", list)]
+    if not all(isinstance(x, str) for part in strings for x in part) or not strings[0]:
+        raise FrameError("setup frame: command, options and env are lists of strings")
+    cfg = SshConfig(command=tuple(strings[0]), options=tuple(strings[1]),
+                    connect_timeout=field(s, "connect_timeout", float), alive_interval=field(s, "alive_interval", int),
+                    alive_count=field(s, "alive_count", int), remote_cleanup=field(s, "remote_cleanup", bool),
+                    pipeline=field(s, "pipeline", bool), mark=field(s, "mark", str), env=tuple(strings[2]),
+                    workdir=field(s, "workdir", str, optional=True))
+    return (cfg, field(frame, "timeout", float, optional=True), field(frame, "idle_timeout", float, optional=True),
+            field(frame, "slots", int), field(frame, "multiplex", bool))

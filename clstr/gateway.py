@@ -1,0 +1,349 @@
+"""A clstr serving on a gateway: a pool of remote slots, spoken to in frames (frames.py).
+
+The root starts it over one ssh session (``bootstrap`` is the command): a few lines of Python
+find clstr of the root's version there, or ask for the root's own as a zipapp, read it from
+the session, import everything from it and remove it at once (nothing is left on the gateway
+even if it is killed later). Then ``serve`` says hello and keeps the slot pool contract of
+pool.py for the root's slots that it is given: it runs them with clstr's own workers (so
+marks, exact exit statuses, timeouts and pipelined sessions are the same as for a direct slot)
+and sends back their events whole, in order. It decides nothing: the root's scheduler does.
+
+Its stdin ending (the root quit, was killed, or lost the session), a ``quit`` frame, SIGTERM or
+SIGHUP: it ends its running jobs as clstr does (TERM, then KILL after a grace, on the nodes
+through their sessions' remote cleanup), its workers and masters, and exits.
+"""
+import io
+import multiprocessing
+import os
+import pkgutil
+import selectors
+import signal
+import socket
+import sys
+import time
+import zipfile
+
+from . import __version__, controldir, frames, reaper
+from .events import Limit
+from .pool import WorkerPool
+from .worker import WorkerSpec, worker_main
+
+STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
+REPORT_GRACE = 1.0  # after the KILL: how long a worker gets to report before it is killed too
+
+
+# ---- what the root sends ---------------------------------------------------
+BOOT = r"""
+import json,os,sys
+V,P=%r,%d
+def say(**d):
+    os.write(1,(json.dumps(d)+"\n").encode())
+def read(n):
+    b=b""
+    while len(b)<n:
+        c=os.read(0,n-len(b))
+        if not c: sys.exit(0)
+        b+=c
+    return b
+if sys.version_info<(3,9):
+    say(t="hello",proto=P,clstr=None,python=sys.version.split()[0],pid=os.getpid());sys.exit(3)
+try:
+    import clstr;ok=clstr.__version__==V
+except Exception:
+    ok=False
+if not ok:
+    for m in [m for m in sys.modules if m=="clstr" or m.startswith("clstr.")]:del sys.modules[m]
+    say(t="need");n=b""
+    while not n.endswith(b"\n"):n+=read(1)
+    import tempfile;d=tempfile.mkdtemp(prefix="clstr-gw-");p=os.path.join(d,"clstr.pyz")
+    try:
+        with open(p,"wb") as f:f.write(read(int(n)))
+        sys.path.insert(0,p);import clstr.gateway as g;g.preload()
+    finally:
+        os.unlink(p);os.rmdir(d)
+else:
+    import clstr.gateway as g
+g.serve(not ok)
+"""
+
+
+def bootstrap(python="python3"):
+    """The remote command that starts a gateway (run by the login shell, as a node's job is)."""
+    code = BOOT % (__version__, frames.PROTOCOL)
+    return f"exec {python} -c {_sh(code)}"
+
+
+def _sh(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def zipapp():
+    """This clstr as a zip of its package's Python files (run from memory's copy on the gateway)."""
+    buf = io.BytesIO()
+    here = os.path.dirname(os.path.abspath(__file__))
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(here):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in sorted(files):
+                if name.endswith((".py", ".sh")):
+                    path = os.path.join(root, name)
+                    z.write(path, os.path.join("clstr", os.path.relpath(path, here)))
+    return buf.getvalue()
+
+
+def preload():
+    """Import every module of the package now: the zipapp they came from is removed next.
+
+    Modules that need what the gateway lacks (pyyaml for profiles) are not the gateway's: left out.
+    """
+    import clstr
+    for info in pkgutil.iter_modules(clstr.__path__, "clstr."):
+        if info.name == "clstr.__main__":
+            continue  # the command line's entry: importing it runs it
+        try:
+            __import__(info.name)
+        except ImportError:
+            pass
+    from . import ssh
+    for name in ("files.sh", "loop.sh", "reader.sh", "watch.sh"):
+        ssh.remote_program(name)  # the shell programs the workers send to nodes, read now
+
+
+# ---- serving ---------------------------------------------------------------
+class Server:
+    """The gateway's loop: frames in from the root, its slots' events out."""
+
+    def __init__(self, rfd=0, wfd=1, clock=time.monotonic):
+        self.rfd, self.wfd = rfd, wfd
+        self.clock = clock
+        self.inbuf = b""
+        self.sel = selectors.DefaultSelector()
+        self.pool = None
+        self.control = None
+        self.cfg = None
+        self.nodes = {}  # root slot -> its node
+        self.groups = {}  # root slot -> the connection group its live worker was started for
+        self.running = set()  # slots with an attempt the root has no end of yet
+        self.stop_at = None  # told to stop: when TERM turns to KILL
+        self.quitting = False
+        self.out_gone = False
+        self.last_out = 0.0
+        self.run_id = os.urandom(16).hex()
+        self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
+
+    # ---- writing -------------------------------------------------------
+    def send(self, t, **fields):
+        """Write one frame (blocking: the root reads every gateway as it reads its own workers);
+        once the root's end is gone, nothing more is written and the gateway ends its work."""
+        if self.out_gone:
+            return
+        view = memoryview(frames.encode(t, **fields))
+        while view:
+            try:
+                view = view[os.write(self.wfd, view):]
+            except InterruptedError:
+                continue
+            except OSError:
+                self.out_gone = True
+                self.quit()
+                return
+        self.last_out = self.clock()
+
+    # ---- the setup -----------------------------------------------------
+    def setup(self, frame):
+        self.cfg, self.timeout, self.idle_timeout, nslots, multiplex = frames.setup_in(frame)
+        if multiplex:
+            self.control = controldir.ControlPaths([], nslots)
+        ctx = multiprocessing.get_context("fork")
+        self.pool = WorkerPool(ctx, nslots, worker_main, self._spec, self.sel,
+                               handlers=(self.on_message, self.on_death, self.pool_reaped))
+        self.pool.raise_fd_limit()
+
+    def _spec(self, idx):
+        node, group = self.nodes[idx]
+        self.groups[idx] = group
+        return WorkerSpec(idx, node, self.cfg, self.env, self.control.path(group) if self.control else None,
+                          self.timeout, self.idle_timeout)
+
+    # ---- frames from the root -----------------------------------------
+    def on_input(self):
+        try:
+            data = os.read(self.rfd, 1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(self.rfd)
+            self.quit()
+            return
+        self.inbuf += data
+        while b"\n" in self.inbuf:
+            line, self.inbuf = self.inbuf.split(b"\n", 1)
+            self.on_frame(frames.decode(line))
+        if len(self.inbuf) > frames.MAX_FRAME:
+            raise frames.FrameError("a line longer than any frame")
+
+    def on_frame(self, frame):
+        t = frame["t"]
+        if t == "setup" and self.pool is None:
+            self.setup(frame)
+        elif self.pool is None:
+            raise frames.FrameError(f"a {t!r} frame before the setup")
+        elif t == "job":
+            self.job(*frames.job_in(frame))
+        elif t == "limit":
+            idx = frames.field(frame, "slot", int)
+            if idx in self.running and self.pool.live(idx):
+                self.pool.send(idx, Limit(frames.field(frame, "seconds", float)))
+        elif t == "release":
+            idx = frames.field(frame, "slot", int)
+            if self.pool.live(idx) and idx not in self.running:
+                self.pool.release(idx)
+        elif t == "stop":
+            self.stop()
+        elif t == "quit":
+            self.quit()
+        else:
+            raise frames.FrameError(f"unexpected {t!r} frame")
+
+    def job(self, idx, node, group, job):
+        if not 0 <= idx < len(self.pool.slots):
+            raise frames.FrameError(f"job frame: no slot {idx}")
+        if self.quitting or self.stop_at is not None:
+            return  # the root told us to stop: it counts what it sent since as not run
+        self.running.add(idx)
+        if self.pool.live(idx) and (self.nodes.get(idx) != (node, group)):
+            self.pool.release(idx)  # its slot moved (a connection of its own): a new worker
+        self.nodes[idx] = (node, group)
+        if not self.pool.live(idx):
+            try:
+                self.pool.start(idx, job)
+            except OSError as e:
+                self.running.discard(idx)
+                self.send("died", slot=idx, exit=-1, why=f"no worker could be started ({e.strerror or e})")
+        elif not self.pool.send(idx, job):
+            self.on_death(idx)
+
+    # ---- events from the workers --------------------------------------
+    def on_message(self, idx):
+        try:
+            message = self.pool.recv(idx)
+        except EOFError:
+            self.on_death(idx)
+            return
+        if message is not None:
+            self.forward(idx, message)
+
+    def forward(self, idx, message):
+        evs = message if isinstance(message, list) else [message]
+        for ev in evs:
+            if type(ev).__name__ in ("Finished", "Deferred"):
+                self.running.discard(idx)
+        self.send("ev", slot=idx, e=[frames.event_out(ev) for ev in evs])
+
+    def on_death(self, idx):
+        if not self.pool.live(idx):
+            return
+        messages, code = self.pool.died(idx)
+        for m in messages:
+            self.forward(idx, m)
+        if idx in self.running:
+            self.running.discard(idx)
+            self.send("died", slot=idx, exit=code if isinstance(code, int) else -1, why=None)
+
+    def pool_reaped(self, proc):
+        self.pool.reaped(proc)
+
+    # ---- ending --------------------------------------------------------
+    def stop(self):
+        """End every running job: TERM their ssh now, KILL after STOP_GRACE (``tick``)."""
+        if self.stop_at is None:
+            self.stop_at = self.clock() + STOP_GRACE
+            self._signal_running(signal.SIGTERM)
+
+    def _signal_running(self, sig):
+        if self.pool is None:
+            return
+        for idx in self.running:
+            pid = self.pool.board.pid[idx]
+            if pid:
+                try:
+                    os.killpg(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def quit(self):
+        self.quitting = True
+        self.stop()
+
+    def tick(self):
+        now = self.clock()
+        if self.stop_at is not None and now >= self.stop_at:
+            self._signal_running(signal.SIGKILL)
+            if now >= self.stop_at + REPORT_GRACE:
+                for idx in list(self.running):
+                    self.pool.kill(idx)
+                    self.on_death(idx)
+        if now - self.last_out >= frames.BEAT:
+            self.send("beat")
+
+    def done(self):
+        return self.quitting and not self.running
+
+    def loop(self):
+        os.set_blocking(self.rfd, False)
+        self.sel.register(self.rfd, selectors.EVENT_READ, self.on_input)
+        while not self.done():
+            waits = [frames.BEAT - (self.clock() - self.last_out)]
+            if self.stop_at is not None:
+                waits.append(self.stop_at - self.clock())
+            for key, _ in self.sel.select(max(0.0, min(waits))):
+                key.data()
+            self.tick()
+
+    def shutdown(self):
+        if self.pool is not None:
+            self.pool.shutdown(self.clock)
+        if self.control is not None:
+            controldir.end_masters(self.control.dir)  # with no psutil on the gateway, this is what ends them
+        try:
+            reaper.reap(self.run_id, descendants_only=True)
+        except ImportError:
+            pass  # no psutil here: the pool ended its workers, the masters were ended above
+        if self.control is not None:
+            self.control.remove()
+
+
+def serve(from_zipapp=False):
+    """The gateway's main: hello, then frames until the root quits or goes; exit status 0, or 1
+    after a frame it could not take (said in an ``error`` frame first)."""
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    server = Server()
+
+    def on_signal(signum, frame):
+        server.quit()
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    server.sel.register(wake_r, selectors.EVENT_READ, lambda: wake_r.recv(4096))
+    reaper.subreaper(True)
+    code = 0
+    try:
+        server.send("hello", proto=frames.PROTOCOL, clstr=__version__, python=sys.version.split()[0],
+                    pid=os.getpid(), zipapp=from_zipapp)
+        server.loop()
+    except frames.FrameError as e:
+        code = 1
+        try:
+            server.send("error", text=str(e))
+        except OSError:
+            pass
+    except OSError:
+        code = 1  # the root's end of the session is gone
+    finally:
+        server.quit()
+        server.shutdown()
+    sys.stdout.flush()
+    os._exit(code)
