@@ -481,11 +481,23 @@ def summary(result, write, verbose, each_node=False):
         if jump["refused"]:
             write(f"jump host {name} (the ProxyJump of {counted(len(jump['nodes']), 'node')}) refused "
                   f"{counted(jump['refused'], 'handshake')}: at most {jump['open_limit']} opened through it at once by the end")
+    if result.gateways:
+        write("gateways: " + "; ".join(_gateway_text(name, g, result.routes)
+                                       for name, g in result.gateways.items()))
     if each_node:
         for what, jobs in (("failed", failed), ("not run", not_run)):
             nodes = [j.node for j in jobs if j.node]
             if nodes:
                 write(f"{what} on {hostlist.fold(nodes)}")
+
+
+def _gateway_text(name, g, routes):
+    """One gateway in the summary: its state, why, and the nodes it drove at the end."""
+    driven = sorted(n for n, gw in routes.items() if gw == name)
+    text = f"{name} {g['state']}" + (f" ({g['why']})" if g.get("why") and g["state"] != "lost" else "")
+    if g.get("losses"):
+        text += f", lost {counted(g['losses'], 'time')} (last: {g['last_loss']})"
+    return text + (f", driving {hostlist.fold(driven)}" if driven else ", driving no node at the end")
 
 
 def persist_stop(args, log):

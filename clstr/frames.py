@@ -13,6 +13,7 @@ Gateway -> root:
   ``died``  {slot, exit}                 a slot's worker died (what it sent before is in ``ev``)
   ``beat``  {}                           it lives (every BEAT seconds, so a frozen one is seen)
   ``error`` {text}                       it cannot go on (a bad frame, a setup it cannot take)
+  ``bye``   {cpu, rss}                   its last: the CPU seconds it and its children used, its peak RSS KiB
 Root -> gateway:
   ``setup``   {ssh, timeout, idle_timeout, slots, multiplex}   once, after the hello: how to reach the nodes
   ``job``     {slot, node, group, job}  start an attempt on a slot (its worker started if none)

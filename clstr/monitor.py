@@ -36,6 +36,7 @@ class Monitor:
         self.active_dirty = False
         self.active_last = 0.0
         self.state_next = 0.0  # when the --state file is written next
+        self.gateways = None  # what gives the gateways' states, in a run with gateways
 
     def changed(self):
         """The running jobs changed: the --active-nodes file is rewritten when next due."""
@@ -102,5 +103,6 @@ class Monitor:
     def write_state(self, state):
         c = self.sched.counts()
         rate, eta = self.rate.figures(sum(c.values()), len(self.sched.jobs))
-        snap = snapshot(self.sched, state, self.t_start, time.time(), self.clock(), self.started, rate, eta)
+        snap = snapshot(self.sched, state, self.t_start, time.time(), self.clock(), self.started, rate, eta,
+                        self.gateways() if self.gateways else None)
         self.write(self.state, write_state, self.state, snap)

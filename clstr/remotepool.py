@@ -62,6 +62,7 @@ class Gateway:
         self.retry_at = None
         self.losses = 0
         self.last_loss = None  # why it was last lost (it may be up again)
+        self.cpu = None  # CPU seconds its sessions said they used (their bye), summed
         self.running = set()  # root slots with an attempt running there
         self.live = set()  # root slots whose worker is there
         self.zipapp = None  # whether it runs the root's clstr sent as a zipapp
@@ -97,6 +98,7 @@ class GatewayPool:
         self._zip = None
         self._base = ssh.base_argv(opt.ssh)
         self.nslots = 0
+        self.closing = False  # the run is ending: a session that ends now is not a gateway lost
 
     # ---- starting ------------------------------------------------------
     def start(self, nslots):
@@ -242,17 +244,20 @@ class GatewayPool:
         gw.err = (gw.err + data)[-STDERR_KEEP:]
 
     def _readable(self, gw):
-        if gw.child is None:
-            return
+        if gw.child is not None:
+            self._read_frames(gw)
+
+    def _read_frames(self, gw):
+        """Read and take the frames the gateway sent; False once its session ended."""
         try:
             data = os.read(gw.child.fds[1], 1 << 18)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError:
             data = b""
         if not data:
             self._ended(gw)
-            return
+            return False
         gw.last_in = self.clock()
         gw.inbuf += data
         try:
@@ -266,6 +271,8 @@ class GatewayPool:
                 raise frames.FrameError("a line longer than any frame")
         except frames.FrameError as e:
             self._fail(gw, f"it sent what is not a frame of clstr's: {e}")
+            return False
+        return gw.child is not None
 
     def _frame(self, gw, line):
         if gw.state == STARTING:
@@ -288,9 +295,12 @@ class GatewayPool:
             self._write(gw, frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
                                              self.opt.multiplex))
             return
-        frame = frames.decode(line, ("ev", "died", "beat", "error"))
+        frame = frames.decode(line, ("ev", "died", "beat", "error", "bye"))
         t = frame["t"]
         if t == "beat":
+            return
+        if t == "bye":
+            gw.cpu = (gw.cpu or 0.0) + frames.field(frame, "cpu", float)
             return
         if t == "error":
             raise frames.FrameError(f"error: {frames.field(frame, 'text', str)}")
@@ -324,7 +334,7 @@ class GatewayPool:
             else:
                 self._refuse(gw, ssh.classify(gw.err.decode("utf-8", "replace"))
                              if code == 255 else f"it exited with status {code}" + (f": {tail}" if tail else ""))
-        elif gw.state == UP:
+        elif gw.state == UP and not self.closing:
             what = "its session ended" if code is None else f"its ssh exited {code}"
             self._lose(gw, what + (f": {tail}" if tail else ""))
 
@@ -456,18 +466,31 @@ class GatewayPool:
         self.on_died(idx, f"on gateway {name}: {why}")
 
     def shutdown(self, grace=5.0):
-        """Every gateway quits (its stdin closed); waited for up to ``grace`` seconds, then killed."""
-        deadline = self.clock() + grace
+        """Every gateway quits (its stdin closed: it ends its work and says ``bye``); each is read
+        until its session ends, for up to ``grace`` seconds, then killed."""
+        self.closing = True
+        sel = selectors.DefaultSelector()
         for gw in self.gws.values():
-            if gw.child is not None:  # its stdin's end is its quit
-                fd = gw.child.fds.pop(0, None)
-                if fd is not None:
-                    if gw.writing:
-                        self.sel.unregister(fd)
-                    os.close(fd)
+            if gw.child is None:
+                continue
+            for fd in list(gw.child.fds.values()):
+                try:
+                    self.sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+            os.close(gw.child.fds.pop(0))  # its stdin's end is its quit
+            gw.writing = False
+            sel.register(gw.child.fds[1], selectors.EVENT_READ, gw)
+        deadline = self.clock() + grace
+        while sel.get_map() and self.clock() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - self.clock())):
+                gw = key.data
+                if gw.child is None or self._read_frames(gw) is False:
+                    sel.unregister(key.fd)
+        sel.close()
         for gw in self.gws.values():
             if gw.child is not None:
-                if gw.child.wait(max(0.0, deadline - self.clock())) is None:
+                if gw.child.wait(0.0 if self.clock() >= deadline else 0.5) is None:
                     try:
                         os.killpg(gw.child.pid, signal.SIGKILL)
                     except ProcessLookupError:
@@ -479,7 +502,7 @@ class GatewayPool:
         out = {}
         for name, gw in self.gws.items():
             out[name] = {"state": gw.state, "why": gw.why, "losses": gw.losses, "last_loss": gw.last_loss,
-                         "info": gw.info,
+                         "info": gw.info, "cpu": gw.cpu,
                          "nodes": sorted(n for n in gw.nodes if self.plan[n][0] == name)}
         return out
 

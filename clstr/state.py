@@ -26,7 +26,9 @@ file atomically (a reader sees a whole snapshot, never a part)::
 probe, or null if it stays out); ``probing`` (its probe is due or runs); ``removed`` (a live
 node list dropped it: no new job, a running one finishes). ``slots``: those it has now.
 ``jump_host``: the ProxyJump host it shares a limit of handshakes through, once one refused
-(else null). ``counts`` add up:
+(else null). ``gateway``: the gateway that drives it now (null: this clstr itself); ``gateways``:
+each gateway's ``state`` (``starting``, ``up``, ``refused``, ``lost``), ``why``, ``losses``.
+``counts`` add up:
 jobs = succeeded + failed + not_run + running + pending. When the run has ended, ``state``
 is ``finished`` and the counts are those of the summary and ``--json``.
 """
@@ -35,12 +37,12 @@ from .scheduler import FAILED, NOT_RUN, SUCCEEDED
 SCHEMA = 1
 
 
-def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta=None):
+def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta=None, gateways=None):
     """The snapshot of ``sched`` (a Scheduler) as a dict.
 
     ``started``/``now``: epoch seconds of the run's start and of now; ``clock_now``: the
     scheduler's clock now (its probes are due on it); ``slot_started``: epoch seconds each
-    slot's running attempt started.
+    slot's running attempt started; ``gateways``: each gateway's state (GatewayPool.states), if any.
     """
     c = sched.counts()
     running = sched.running()
@@ -61,6 +63,7 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
                               else None),
             "configuration_error": n.out and n.permanent,
             "jump_host": n.jump_host,
+            "gateway": n.gateway,
             "out": [{"left": round(a.left, 3), "reason": a.reason,
                      "back": None if a.back is None else round(a.back, 3), "failed_probes": a.probes}
                     for a in n.history],
@@ -79,4 +82,5 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
         "running": [{"node": node, "slot": idx, "seq": seq, "command": cmd,
                      "running_for": round(max(0.0, now - slot_started[idx]), 3)}
                     for idx, (node, seq, cmd) in sorted(running.items())],
+        "gateways": gateways or {},
     }

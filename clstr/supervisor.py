@@ -211,6 +211,7 @@ class Supervisor:
             self._log, self.clock, self.opt.gateway_python, self.opt.gateway_fallback, self.opt.verbose,
             self.sched.policy.reprobe or 30.0)
         self.gw.start(self.pool.capacity)
+        self.monitor.gateways = self.gw.states
         for name, node in self.sched.nodes.items():
             where = self.gw.route(name)
             node.gateway = where if isinstance(where, str) else None

@@ -194,9 +194,10 @@ def as_json(path):
 
 @pytest.mark.parametrize("zipapp", [False, True], ids=["installed", "zipapp"])
 def test_jobs_through_a_gateway_keep_exact_statuses(clstr, tmp_path, testbed, mark, zipapp):
-    out = tmp_path / "r.json"
+    out, state = tmp_path / "r.json", tmp_path / "state.json"
     r = clstr("-n", "n2", "-n", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python(mark, zipapp),
               "--job-failures", "job", "--max-attempts", "1", "-v", "--tag", "--json", str(out), "-S",
+              "--state", str(state),
               "-j", "echo one; echo err >&2", "-j", "exit 7", "-j", "kill -9 $$", "-j", "printf 'no newline'",
               *[a for i in range(20) for a in ("-j", f"echo {i}")], timeout=60)
     assert out.exists(), r.stderr
@@ -205,6 +206,10 @@ def test_jobs_through_a_gateway_keep_exact_statuses(clstr, tmp_path, testbed, ma
     assert "gateway n1: up" in r.stderr and ("sent as a zipapp" if zipapp else "installed") in r.stderr
     assert d["gateways"]["n1"]["state"] == "up" and d["gateways"]["n1"]["nodes"] == ["n2", "n3"]
     assert {n: v["gateway"] for n, v in d["nodes"].items()} == {"n2": "n1", "n3": "n1"}
+    snap = as_json(state)
+    assert snap["gateways"]["n1"]["state"] == "up" and snap["nodes"]["n2"]["gateway"] == "n1"
+    assert d["gateways"]["n1"]["cpu"] > 0  # its bye said what it used
+    assert "clstr: gateways: n1 up, driving n[2-3]" in r.stderr
     by = {j["command"]: j for j in d["jobs"]}
     assert by["exit 7"]["exit"] == 7 and by["exit 7"]["outcome"] == "failed"
     assert by["kill -9 $$"]["exit"] == 137  # as a direct slot says it: the job's shell killed by signal 9
@@ -274,6 +279,7 @@ def test_a_gateway_killed_mid_run_costs_an_attempt_and_its_jobs_finish_elsewhere
     assert len(lost) == 2 and all(a["reason"] == "gateway n1 lost" for a in lost)
     assert "gateway n1 lost:" in stderr and "2 running jobs go back" in stderr
     assert "node n2 retired: gateway n1 lost" in stderr
+    assert "clstr: gateways: n1 " in stderr and "lost 1 time (last: its ssh exited" in stderr
     # its masters, orphaned by the SIGKILL, are ours to end (found by the dead gateway's pid)
     for p in psutil.process_iter(["cmdline"]):
         if f"/clstr-{master}." in " ".join(p.info["cmdline"] or []):
