@@ -494,6 +494,104 @@ def median_run(runs):
     return r
 
 
+def gateway_split(tb, gws, nodes):
+    """(--gateway arguments, topology.conf text) giving each gateway an equal share of ``nodes``, in order."""
+    per = len(nodes) // len(gws)
+    shares = {gw: nodes[i * per:(i + 1) * per if i < len(gws) - 1 else len(nodes)] for i, gw in enumerate(gws)}
+    from clstr import hostlist
+    args = [a for gw, share in shares.items() for a in ("--gateway", f"{gw}={hostlist.fold(share)}")]
+    import socket
+    topo = "[routes]\n" + f"{socket.gethostname().split('.')[0]}: {hostlist.fold(list(gws))}\n" + "".join(
+        f"{gw}: {hostlist.fold(share)}\n" for gw, share in shares.items())
+    return args, topo
+
+
+def gateway_cpu(out_json):
+    """CPU seconds the gateways of a clstr run said they used (their bye), from its --json."""
+    import json
+    try:
+        with open(out_json) as f:
+            return sum(g.get("cpu") or 0.0 for g in json.load(f).get("gateways", {}).values())
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def w9(tb, nodes=2000, ngw=4, repeat=3):
+    """One command on each of ``nodes`` nodes through ``ngw`` gateways, against clstr flat and clush's tree mode."""
+    gws = tb.good[:ngw]
+    hosts = tb.good[ngw:ngw + nodes]
+    cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
+    expected = sorted(tb.addr[h] for h in hosts)
+    from clstr import hostlist
+    folded = hostlist.fold(hosts)
+    gw_args, topo = gateway_split(tb, gws, hosts)
+    topofile = os.path.join(tb.root, "topology.conf")
+    with open(topofile, "w") as f:
+        f.write(topo)
+    out_json = os.path.join(tb.root, "w9.json")
+    runs = [(f"clstr -E through {ngw} gateways", clstr_argv(tb, *gw_args, "--json", out_json, "-n", folded, "-E", cmd),
+             None),
+            ("clstr -E flat", clstr_argv(tb, "-n", folded, "-E", cmd), None)]
+    if have("clush"):
+        env = dict(os.environ, CLUSTERSHELL_GW_PYTHON_EXECUTABLE="python3")
+        runs.append((f"clush --topology (tree mode, {ngw} gateways)",
+                     ["clush", "--topology", topofile, "-f", str(nodes), "-w", folded, "-o", f"-F {tb.ssh_config}",
+                      cmd], env))
+        runs.append((f"clush -f {nodes} flat", ["clush", "-f", str(nodes), "-w", folded, "-o", f"-F {tb.ssh_config}",
+                                                cmd], None))
+    gw_cpu = []
+
+    def measure(run):
+        name, argv, env = run
+        r = timed(argv, env=env, timeout=900)
+        r["check"] = check(addresses(r["out"]), expected)
+        if "gateways" in name and name.startswith("clstr"):
+            gw_cpu.append(gateway_cpu(out_json))
+        return r
+    rows = interleaved(runs, repeat, measure)
+    print(f"\nW9: one command on each of {nodes} nodes, {ngw} gateways of {nodes // ngw} nodes each"
+          + (f" (median of {repeat} interleaved runs; wall range in brackets)" if repeat > 1 else ""))
+    print("| tool | wall s | root CPU s (its tree here) | peak USS MB (root tree) | output | wall vs clstr flat |")
+    print("|---|---|---|---|---|---|")
+    flat = dict(rows)["clstr -E flat"]
+    for name, r in rows:
+        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | "
+              f"{r['wall'] / flat['wall']:.2f}x |")
+    through = rows[0][1]
+    if gw_cpu:
+        gw_cpu.sort()
+        print(f"\nclstr through gateways: the gateways' own CPU (their bye), median {gw_cpu[len(gw_cpu) // 2]:.2f} s "
+              f"[{gw_cpu[0]:.2f}-{gw_cpu[-1]:.2f}]; the root's CPU is {through['cpu'] / flat['cpu'] * 100:.1f}% of flat "
+              f"clstr's; wall {through['wall'] / flat['wall']:.2f}x flat clstr's")
+    sys.stdout.flush()
+
+
+def w10(tb, njobs=2000, ngw=2, nodes=16, slots=4, repeat=3):
+    """``njobs`` short jobs on ``nodes * slots`` slots behind ``ngw`` gateways, against the same slots driven directly."""
+    gws = tb.good[:ngw]
+    hosts = tb.good[ngw:ngw + nodes]
+    jobs = "".join(f"echo job {i}\n" for i in range(njobs))
+    expected = [f"job {i}" for i in range(njobs)]
+    gw_args, _ = gateway_split(tb, gws, hosts)
+    node_args = [a for h in hosts for a in ("-n", f"{slots}/{h}")]
+    runs = [(f"clstr through {ngw} gateways", clstr_argv(tb, *gw_args, "-", *node_args), jobs),
+            ("clstr direct", clstr_argv(tb, "-", *node_args), jobs)]
+
+    def measure(run):
+        _, argv, stdin = run
+        r = timed(argv, stdin=stdin)
+        r["check"] = check(r["out"].splitlines(), expected)
+        return r
+    rows = interleaved(runs, repeat, measure)
+    table(f"W10: {njobs} trivial jobs on {nodes * slots} slots ({nodes} nodes x {slots}), behind {ngw} gateways "
+          f"or driven directly" + (f", median of {repeat} interleaved runs" if repeat > 1 else ""), rows)
+    print("| tool | wall ms a job (all slots) | root CPU ms a job |")
+    print("|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['wall'] / njobs * 1000:.2f} | {r['cpu'] / njobs * 1000:.3f} |")
+    sys.stdout.flush()
+
+
 def w3(tb, timeout=3):
     good = tb.good[:8]
     jobs = "".join(f"echo job {i}\n" for i in range(40))
@@ -573,6 +671,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w8-repeat", type=int, default=3, help="W8 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
+    ap.add_argument("--w9-nodes", type=int, default=2000, help="W9: nodes behind the gateways")
+    ap.add_argument("--w9-repeat", type=int, default=3, help="W9 and W10 runs of each tool, interleaved")
     args = ap.parse_args()
     want = {w.upper() for w in args.workloads}
     # bytecode as an installed clstr has it (pip writes it; PYTHONDONTWRITEBYTECODE or a fresh
@@ -580,7 +680,7 @@ def main():
     compileall.compile_dir(os.path.join(HERE, "..", "clstr"), quiet=1)
     n4, s4, j4 = (int(x) for x in args.w4.split("x"))
     count = max(8, args.w2_nodes if "W2" in want else 0, n4 if "W4" in want else 0,
-                args.w5_nodes if "W5" in want else 0)
+                args.w5_nodes if "W5" in want else 0, args.w9_nodes + 4 if "W9" in want else 0)
     print(f"clstr benchmark: {os.cpu_count()} cores, {count} loopback sshd nodes, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory(prefix="clstr-bench-") as root:
@@ -601,6 +701,10 @@ def main():
                 w7(tb)
             if "W8" in want:
                 w8(tb, repeat=args.w8_repeat)
+            if "W9" in want:
+                w9(tb, args.w9_nodes, repeat=args.w9_repeat)
+            if "W10" in want:
+                w10(tb, repeat=args.w9_repeat)
 
 
 if __name__ == "__main__":

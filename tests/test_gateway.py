@@ -246,6 +246,22 @@ def test_a_busy_sshd_behind_a_gateway_costs_no_job(clstr, tmp_path, testbed, mar
     assert nothing_left(mark)
 
 
+KILL_SESSION = ('p=$PPID; while [ "$p" -gt 1 ]; do case "$(ps -o args= -p $p)" in '
+                '"sshd: "*@notty*) kill -9 $p; break;; esac; p=$(ps -o ppid= -p $p | tr -d " "); done')
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-multiplex"]])
+def test_a_node_lost_mid_job_behind_a_gateway_moves_its_job(clstr, tmp_path, mark, mode):
+    marker = tmp_path / "killed-once"
+    job = f"if [ ! -e {marker} ]; then touch {marker}; {KILL_SESSION}; sleep 5; fi; echo survived"
+    r = clstr("-n", "n2", "-n", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python(mark),
+              "--job-failures", "job", *mode, "-j", job, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "survived\n"
+    assert "retired: connection lost" in r.stderr
+    assert nothing_left(mark)
+
+
 def start_long_run(clstr, tmp_path, mark, nodes, gateways, njobs=6, extra=()):
     """A run of ``njobs`` jobs that print and then wait on a gate file; returns (proc, gate, json)."""
     gate = tmp_path / "gate"

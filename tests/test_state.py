@@ -23,7 +23,7 @@ def test_snapshot_counts_add_up_and_name_every_node():
     assert snap["nodes"]["dead"]["status"] == "retired" and snap["nodes"]["dead"]["next_probe_in"] == 29.0
     assert snap["nodes"]["dead"]["out"] == [{"left": 1000.0, "reason": "refused", "back": None, "failed_probes": 0}]
     assert snap["nodes"]["n1"] == {"status": "up", "slots": 2, "running": 1, "attempts": 2, "reason": "",
-                                   "next_probe_in": None, "configuration_error": False, "jump_host": "j",
+                                   "next_probe_in": None, "configuration_error": False, "jump_host": "j", "gateway": None,
                                    "out": []}
     assert snap["nodes"]["dead"]["jump_host"] is None
     assert [(r["node"], r["seq"], r["command"], r["running_for"]) for r in snap["running"]] == [
