@@ -15,7 +15,7 @@ Gateway -> root:
   ``error`` {text}                       it cannot go on (a bad frame, a setup it cannot take)
   ``bye``   {cpu, rss}                   its last: the CPU seconds it and its children used, its peak RSS KiB
 Root -> gateway:
-  ``setup``   {ssh, timeout, idle_timeout, slots, multiplex}   once, after the hello: how to reach the nodes
+  ``setup``   {ssh, timeout, idle_timeout, slots, multiplex, exec}   once, after the hello: how to reach the nodes
   ``job``     {slot, node, group, job}  start an attempt on a slot (its worker started if none)
   ``limit``   {slot, seconds}            a straggler's limit for the slot's running attempt
   ``release`` {slot}                     the slot's idle worker goes
@@ -166,10 +166,12 @@ def job_in(frame):
 
 
 # ---- setup: how to reach the nodes ----------------------------------------
-def setup_out(cfg, timeout, idle_timeout, slots, multiplex):
+def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False):
     """The ``setup`` frame: the run's SshConfig and time limits; ``slots``: the root's slot count;
-    ``multiplex``: slots of a node share its connections."""
-    return encode("setup", slots=slots, timeout=timeout, idle_timeout=idle_timeout, multiplex=multiplex, ssh={
+    ``multiplex``: slots of a node share its connections; ``exec_slots``: each slot gets one job,
+    its worker may be its ssh (execslot.py)."""
+    return encode("setup", slots=slots, timeout=timeout, idle_timeout=idle_timeout, multiplex=multiplex,
+                  exec=exec_slots, ssh={
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,
@@ -177,7 +179,7 @@ def setup_out(cfg, timeout, idle_timeout, slots, multiplex):
 
 
 def setup_in(frame):
-    """(SshConfig, timeout, idle_timeout, slots, multiplex) of a ``setup`` frame."""
+    """(SshConfig, timeout, idle_timeout, slots, multiplex, exec_slots) of a ``setup`` frame."""
     s = field(frame, "ssh", dict)
     strings = [field(s, "command", list), field(s, "options", list), field(s, "env", list)]
     if not all(isinstance(x, str) for part in strings for x in part) or not strings[0]:
@@ -188,4 +190,4 @@ def setup_in(frame):
                     pipeline=field(s, "pipeline", bool), mark=field(s, "mark", str), env=tuple(strings[2]),
                     workdir=field(s, "workdir", str, optional=True))
     return (cfg, field(frame, "timeout", float, optional=True), field(frame, "idle_timeout", float, optional=True),
-            field(frame, "slots", int), field(frame, "multiplex", bool))
+            field(frame, "slots", int), field(frame, "multiplex", bool), field(frame, "exec", bool))

@@ -12,7 +12,9 @@ Its stdin ending (the root quit, was killed, or lost the session), a ``quit`` fr
 SIGHUP: it ends its running jobs as clstr does (TERM, then KILL after a grace, on the nodes
 through their sessions' remote cleanup), its workers and masters, and exits.
 """
+import importlib.util
 import io
+import marshal
 import multiprocessing
 import os
 import pkgutil
@@ -22,10 +24,12 @@ import signal
 import socket
 import sys
 import time
+import types
 import zipfile
 
 from . import __version__, controldir, frames, reaper
 from .events import Limit
+from .execslot import ExecSlots
 from .pool import WorkerPool
 from .worker import WorkerSpec, worker_main
 
@@ -79,17 +83,44 @@ def _sh(text):
 
 
 def zipapp():
-    """This clstr as a zip of its package's Python files (run from memory's copy on the gateway)."""
+    """This clstr as a zip of its package, to run from on a gateway: the sources, and beside each
+    its bytecode for this Python (unchecked: a gateway of the same Python version imports it
+    without compiling; another ignores it by its magic number and compiles the source)."""
     buf = io.BytesIO()
     here = os.path.dirname(os.path.abspath(__file__))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for root, dirs, files in os.walk(here):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in sorted(files):
-                if name.endswith((".py", ".sh")):
-                    path = os.path.join(root, name)
-                    z.write(path, os.path.join("clstr", os.path.relpath(path, here)))
+                if not name.endswith((".py", ".sh")):
+                    continue
+                path = os.path.join(root, name)
+                inside = os.path.join("clstr", os.path.relpath(path, here))
+                z.write(path, inside)
+                if name.endswith(".py"):
+                    z.writestr(inside + "c", _bytecode(path))
     return buf.getvalue()
+
+
+def _bytecode(path):
+    """The unchecked-hash .pyc of a source: from this Python's own cache when it is current (no
+    compiling), else compiled now."""
+    st = os.stat(path)
+    try:
+        with open(importlib.util.cache_from_source(path), "rb") as f:
+            cached = f.read()
+    except (OSError, NotImplementedError):
+        cached = b""
+    flags = int.from_bytes(cached[4:8], "little") if len(cached) >= 16 else -1
+    current = (cached[:4] == importlib.util.MAGIC_NUMBER and flags == 0
+               and int.from_bytes(cached[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+               and int.from_bytes(cached[12:16], "little") == st.st_size & 0xFFFFFFFF)
+    if current:
+        body = cached[16:]
+    else:
+        with open(path, "rb") as f:
+            body = marshal.dumps(compile(f.read(), path, "exec", dont_inherit=True))
+    return importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + bytes(8) + body
 
 
 def preload():
@@ -120,6 +151,7 @@ class Server:
         self.inbuf = b""
         self.sel = selectors.DefaultSelector()
         self.pool = None
+        self.execs = None  # execslot.ExecSlots: the root said each slot gets one job
         self.control = None
         self.cfg = None
         self.nodes = {}  # root slot -> its node
@@ -152,13 +184,18 @@ class Server:
 
     # ---- the setup -----------------------------------------------------
     def setup(self, frame):
-        self.cfg, self.timeout, self.idle_timeout, nslots, multiplex = frames.setup_in(frame)
+        self.cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
         if multiplex:
             self.control = controldir.ControlPaths([], nslots)
         ctx = multiprocessing.get_context("fork")
         self.pool = WorkerPool(ctx, nslots, worker_main, self._spec, self.sel,
                                handlers=(self.on_message, self.on_death, self.pool_reaped))
         self.pool.raise_fd_limit()
+        if exec_slots:
+            limits = types.SimpleNamespace(ssh=self.cfg, timeout=self.timeout, idle_timeout=self.idle_timeout,
+                                           persist=None)
+            self.execs = ExecSlots(limits, self.env, self.sel, self.pool.board, self.forward,
+                                   lambda: self.stop_at is not None)
 
     def _spec(self, idx):
         node, group = self.nodes[idx]
@@ -195,8 +232,11 @@ class Server:
             self.job(*frames.job_in(frame))
         elif t == "limit":
             idx = frames.field(frame, "slot", int)
-            if idx in self.running and self.pool.live(idx):
-                self.pool.send(idx, Limit(frames.field(frame, "seconds", float)))
+            seconds = frames.field(frame, "seconds", float)
+            if self.execs is not None and self.execs.busy(idx):
+                self.execs.limit(idx, seconds)
+            elif idx in self.running and self.pool.live(idx):
+                self.pool.send(idx, Limit(seconds))
         elif t == "release":
             idx = frames.field(frame, "slot", int)
             if self.pool.live(idx) and idx not in self.running:
@@ -217,7 +257,13 @@ class Server:
         if self.pool.live(idx) and (self.nodes.get(idx) != (node, group)):
             self.pool.release(idx)  # its slot moved (a connection of its own): a new worker
         self.nodes[idx] = (node, group)
-        if not self.pool.live(idx):
+        if self.execs is not None:
+            try:
+                self.execs.start(idx, node, job)
+            except OSError as e:
+                self.running.discard(idx)
+                self.send("died", slot=idx, exit=-1, why=f"its ssh could not be started ({e.strerror or e})")
+        elif not self.pool.live(idx):
             try:
                 self.pool.start(idx, job)
             except OSError as e:
@@ -299,11 +345,18 @@ class Server:
             waits = [frames.BEAT - (self.clock() - self.last_out)]
             if self.stop_at is not None:
                 waits.append(self.stop_at - self.clock())
+            due = self.execs.next_due() if self.execs is not None else None
+            if due is not None:
+                waits.append(due - self.clock())
             for key, _ in self.sel.select(max(0.0, min(waits))):
                 key.data()
+            if self.execs is not None:
+                self.execs.tick(self.clock())
             self.tick()
 
     def shutdown(self):
+        if self.execs is not None:
+            self.execs.shutdown()
         if self.pool is not None:
             self.pool.shutdown(self.clock)
         if self.control is not None:

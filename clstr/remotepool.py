@@ -14,7 +14,7 @@ import selectors
 import signal
 import time
 
-from . import frames, gateway, hostlist, ssh
+from . import execslot, frames, gateway, hostlist, ssh
 from .events import Finished, Output
 from .proc import PIPE, Child, end_group
 from .result import Ending
@@ -97,6 +97,8 @@ class GatewayPool:
         self.silence = max(3 * frames.BEAT, opt.ssh.alive_interval * opt.ssh.alive_count)
         self._zip = None
         self._base = ssh.base_argv(opt.ssh)
+        # one job a slot and nothing to share: the gateways' slots are their ssh too
+        self.exec_slots = execslot.eligible(opt, *ssh.marks_of(opt.ssh)) and not opt.multiplex
         self.nslots = 0
         self.closing = False  # the run is ending: a session that ends now is not a gateway lost
 
@@ -293,7 +295,7 @@ class GatewayPool:
                 self.log(f"gateway {gw.name}: up in {gw.up_at - gw.started:.2f} s ({gw.info}), "
                          f"driving {counted(len(gw.nodes), 'node')}")
             self._write(gw, frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
-                                             self.opt.multiplex))
+                                             self.opt.multiplex, self.exec_slots))
             return
         frame = frames.decode(line, ("ev", "died", "beat", "error", "bye"))
         t = frame["t"]

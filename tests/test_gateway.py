@@ -80,7 +80,8 @@ def test_jobs_and_setup_cross_and_come_back():
     slot, node, group, back = frames.job_in(frames.decode(frames.job_out(5, "u@n1", ("u@n1", 1), job)))
     assert (slot, node, group, back) == (5, "u@n1", ("u@n1", 1), job)
     cfg = SshConfig(("ssh", "-F", "x"), ("Port=2",), 3.0, 1, 2, True, True, "f" * 24, ("A=b",), "...")
-    assert frames.setup_in(frames.decode(frames.setup_out(cfg, 5.0, None, 12, False))) == (cfg, 5.0, None, 12, False)
+    assert frames.setup_in(frames.decode(frames.setup_out(cfg, 5.0, None, 12, False, True))) == (
+        cfg, 5.0, None, 12, False, True)
     with pytest.raises(ValueError):
         frames.job_out(1, "n", ("n", 0), Job(1, "x", files=object()))
 
