@@ -277,8 +277,9 @@ def start_long_run(clstr, tmp_path, mark, nodes, gateways, njobs=6, extra=()):
 
 
 def test_a_gateway_killed_mid_run_costs_an_attempt_and_its_jobs_finish_elsewhere(clstr, tmp_path, testbed, mark):
+    joblog = tmp_path / "joblog"
     proc, gate, out = start_long_run(clstr, tmp_path, mark, ["n2", "n3"], ["n1=n[2-3]"], njobs=4,
-                                     extra=("--reprobe", "1"))
+                                     extra=("--reprobe", "1", "--joblog", str(joblog)))
     try:
         read_until(proc.stdout, [f"started {i}" for i in range(2)])
         (gw,) = gateway_procs(mark)
@@ -297,6 +298,8 @@ def test_a_gateway_killed_mid_run_costs_an_attempt_and_its_jobs_finish_elsewhere
     assert "gateway n1 lost:" in stderr and "2 running jobs go back" in stderr
     assert "node n2 retired: gateway n1 lost" in stderr
     assert "clstr: gateways: n1 " in stderr and "lost 1 time (last: its ssh exited" in stderr
+    rows = [line.split("\t") for line in joblog.read_text().splitlines()[1:]]
+    assert sorted(int(r[0]) for r in rows) == [1, 2, 3, 4] and all(r[6] == "0" for r in rows)  # one row a job
     # its masters, orphaned by the SIGKILL, are ours to end (found by the dead gateway's pid)
     for p in psutil.process_iter(["cmdline"]):
         if f"/clstr-{master}." in " ".join(p.info["cmdline"] or []):
@@ -393,7 +396,7 @@ def test_a_node_reached_by_two_gateways_survives_the_loss_of_one(clstr, tmp_path
     assert nothing_left(mark, f"gw-{mark}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"])
 def test_the_root_interrupted_or_killed_leaves_nothing_on_the_gateway(clstr, tmp_path, testbed, mark, sig):
     proc, gate, out = start_long_run(clstr, tmp_path, mark, ["n2", "n3"], ["n1=n[2-3]"], njobs=2)
     try:
@@ -403,10 +406,10 @@ def test_the_root_interrupted_or_killed_leaves_nothing_on_the_gateway(clstr, tmp
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 128 + sig
         d = as_json(out)
-        assert d["counts"]["not_run"] == 2 and d["interrupted_by"] == "SIGINT"
+        assert d["counts"]["not_run"] == 2 and d["interrupted_by"] == signal.Signals(sig).name
         assert all(j["reason"] == "interrupted" for j in d["jobs"])
     assert nothing_left(mark, f"gw-{mark}")
     assert wait_for(lambda: not run_marker(testbed), 15)
