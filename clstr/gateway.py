@@ -12,6 +12,7 @@ Its stdin ending (the root quit, was killed, or lost the session), a ``quit`` fr
 SIGHUP: it ends its running jobs as clstr does (TERM, then KILL after a grace, on the nodes
 through their sessions' remote cleanup), its workers and masters, and exits.
 """
+import base64
 import importlib.util
 import io
 import marshal
@@ -73,13 +74,11 @@ g.serve(not ok)
 
 
 def bootstrap(python="python3"):
-    """The remote command that starts a gateway (run by the login shell, as a node's job is)."""
-    code = BOOT % (__version__, frames.PROTOCOL)
-    return f"exec {python} -c {_sh(code)}"
-
-
-def _sh(text):
-    return "'" + text.replace("'", "'\\''") + "'"
+    """The remote command that starts a gateway, run by the login shell as a node's job is: one
+    line of letters, digits and ``'"();=.+/`` (the boot as base64), which sh, bash, zsh, csh, tcsh
+    and fish all take the same way."""
+    code = base64.b64encode((BOOT % (__version__, frames.PROTOCOL)).encode()).decode()
+    return f"exec {python} -c 'import base64;exec(base64.b64decode(\"{code}\"))'"
 
 
 def zipapp():

@@ -15,7 +15,7 @@ import signal
 import time
 
 from . import execslot, frames, gateway, hostlist, ssh
-from .events import Finished, Output
+from .events import Finished
 from .proc import PIPE, Child, end_group
 from .result import Ending
 from .words import counted
@@ -317,9 +317,10 @@ class GatewayPool:
             self.on_died(idx, f"on gateway {gw.name}: {why}")
             return
         events = [frames.event_in(d, idx) for d in frames.field(frame, "e", list)]
+        running = self.seq_of(idx)
         for ev in events:
-            if isinstance(ev, Output) and len(ev.data) > frames.MAX_FRAME:
-                raise frames.FrameError("an Output event too large")
+            if getattr(ev, "seq", running) != running:
+                raise frames.FrameError(f"an event of job {ev.seq} on slot {idx}, which runs job {running}")
         ended = any(type(ev).__name__ in ("Finished", "Deferred") for ev in events)
         if ended:
             gw.running.discard(idx)
@@ -417,7 +418,7 @@ class GatewayPool:
     def tick(self, now):
         """Gateways silent past their bound are lost; lost ones due for a retry start again."""
         for gw in self.gws.values():
-            if gw.state == UP and now - gw.last_in > self.silence:
+            if gw.state == UP and not self.paused and now - gw.last_in > self.silence:
                 self._lose(gw, f"silent for {now - gw.last_in:.0f} s (frozen, or its network is)")
             elif gw.state == STARTING and now - gw.started > self.opt.ssh.connect_timeout + START_EXTRA:
                 self._refuse(gw, "no hello in time")

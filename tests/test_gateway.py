@@ -97,6 +97,20 @@ def test_the_hello_is_judged(hello, why):
     assert judge_hello(hello, clstr.__version__) == why
 
 
+@pytest.mark.parametrize("shell", ["sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish"])
+def test_the_boot_line_is_taken_alike_by_every_login_shell(shell):
+    import shutil
+    from clstr import gateway
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell} here (tests/run installs it)")
+    line = gateway.bootstrap(f"env PYTHONPATH={REPO} python3")
+    r = subprocess.run([shell, "-c", line], input=b"", capture_output=True, timeout=30)
+    hello = frames.decode(r.stdout.splitlines()[0], ("hello",))
+    assert hello["clstr"] == clstr.__version__ and hello["proto"] == frames.PROTOCOL and not hello["zipapp"]
+    assert r.returncode == 0  # its stdin's end is its quit
+    assert frames.decode(r.stdout.splitlines()[-1], ("bye",))["cpu"] >= 0
+
+
 # ---- routes --------------------------------------------------------------------
 def test_gateway_option_and_profile_mapping():
     assert routes.gateway_option("gw[1-2]=n[1-2]") == {"gw1": ["n1", "n2"], "gw2": ["n1", "n2"]}
