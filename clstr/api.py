@@ -224,9 +224,6 @@ class Run:
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
         self.routes = _routes(gateways, gateway_python, gateway_fallback)
-        if self.routes and self.files is not None:
-            raise InputError("files (--tf, --return, --trc, --basefile, --workdir) do not go through gateways yet: "
-                             "run them without --gateway, or the nodes behind gateways without files")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"],
                                   multiplex=multiplex,

@@ -13,10 +13,17 @@ Gateway -> root:
   ``died``  {slot, exit}                 a slot's worker died (what it sent before is in ``ev``)
   ``beat``  {}                           it lives (every BEAT seconds, so a frozen one is seen)
   ``error`` {text}                       it cannot go on (a bad frame, a setup it cannot take)
+  ``got``   {slot, k, mode, data, more}  a piece of the k-th file the slot's attempt brought back
+                                         (before the attempt's Finished: the root writes it)
+  ``cleaned`` {}                         the ``cleanup`` asked for is done
   ``bye``   {cpu, rss}                   its last: the CPU seconds it and its children used, its peak RSS KiB
 Root -> gateway:
-  ``setup``   {ssh, timeout, idle_timeout, slots, multiplex, exec}   once, after the hello: how to reach the nodes
-  ``job``     {slot, node, group, job}  start an attempt on a slot (its worker started if none)
+  ``setup``   {ssh, timeout, idle_timeout, slots, multiplex, exec, files}   once, after the hello: how
+              to reach the nodes; ``files``: the run's work directory, cleanup and basefiles (put ids)
+  ``put``     {id, name, mode, data, more}  a piece of a file here that jobs send (``name``: its path here)
+  ``job``     {slot, node, group, job, files}  start an attempt on a slot (its worker started if none);
+              ``files``: {sends: [[put id, remote]], returns: [remote]}, and job.basefiles
+  ``cleanup`` {nodes: [[node, n]], line}  --cleanup at the end: run ``line`` on these nodes
   ``limit``   {slot, seconds}            a straggler's limit for the slot's running attempt
   ``release`` {slot}                     the slot's idle worker goes
   ``stop``    {}                         end every running job now (TERM, KILL after a grace)
@@ -144,34 +151,75 @@ def event_in(d, slot):
 
 
 # ---- jobs: root -> gateway -------------------------------------------------
-def job_out(slot, node, group, job):
-    """The ``job`` frame of an attempt (events.Job) for the root's slot."""
-    if job.files is not None or job.basefiles:
-        raise ValueError("files do not go through gateways")
-    return encode("job", slot=slot, node=node, group=list(group), job={
+def job_out(slot, node, group, job, sends=()):
+    """The ``job`` frame of an attempt (events.Job) for the root's slot; ``sends``: the put id of
+    each of its files to send, in order (job.files.sends)."""
+    files = None
+    if job.files is not None:
+        files = {"sends": [[i, s.remote] for i, s in zip(sends, job.files.sends)],
+                 "returns": [r.remote for r in job.files.returns]}
+    return encode("job", slot=slot, node=node, group=list(group), files=files, job={
         "seq": job.seq, "command": job.command, "attempt": job.attempt, "connect": job.connect,
-        "limit": job.limit, "lookup": job.lookup})
+        "limit": job.limit, "lookup": job.lookup, "basefiles": job.basefiles})
 
 
 def job_in(frame):
-    """(slot, node, group, events.Job) of a ``job`` frame."""
+    """(slot, node, group, events.Job, files) of a ``job`` frame; ``files``: None, or (sends as
+    [(put id, remote)], returns as [remote])."""
     slot, node = field(frame, "slot", int), field(frame, "node", str)
     group = field(frame, "group", list)
     if len(group) != 2 or not isinstance(group[0], str) or not isinstance(group[1], int):
         raise FrameError("job frame: group is not [node, number]")
     j = field(frame, "job", dict)
     job = Job(field(j, "seq", int), field(j, "command", str), field(j, "attempt", int), field(j, "connect", bool),
-              field(j, "limit", float, optional=True), field(j, "lookup", bool))
-    return slot, node, (group[0], group[1]), job
+              field(j, "limit", float, optional=True), field(j, "lookup", bool),
+              basefiles=bool(field(j, "basefiles", bool, optional=True)))
+    files = field(frame, "files", dict, optional=True)
+    if files is not None:
+        files = (_pairs(field(files, "sends", list), "sends"), field(files, "returns", list))
+        if not all(isinstance(r, str) for r in files[1]):
+            raise FrameError("job frame: returns are not paths")
+    return slot, node, (group[0], group[1]), job, files
+
+
+def _pairs(items, what):
+    if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and isinstance(p[1], str)
+               for p in items):
+        raise FrameError(f"{what}: not [[id, path], ...]")
+    return [tuple(p) for p in items]
+
+
+def files_out(files, ids):
+    """The run's transfer.Files for the setup frame (its basefiles by put id), or None."""
+    if files is None:
+        return None
+    return {"workdir": files.workdir, "cleanup": files.cleanup, "fresh_workdir": files.fresh_workdir,
+            "basefiles": [[i, b.remote] for i, b in zip(ids, files.basefiles)]}
+
+
+def files_in(d):
+    """(workdir, cleanup, fresh_workdir, basefiles as [(put id, remote)]) of ``files_out``."""
+    return (field(d, "workdir", str, optional=True), field(d, "cleanup", bool), field(d, "fresh_workdir", bool),
+            _pairs(field(d, "basefiles", list), "basefiles"))
+
+
+def piece(frame):
+    """(data bytes, more) of a ``put`` or ``got`` frame."""
+    data = field(frame, "data", str)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise FrameError(f"{frame['t']} frame: data is not base64") from None
+    return raw, field(frame, "more", bool)
 
 
 # ---- setup: how to reach the nodes ----------------------------------------
-def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False):
+def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, files=None):
     """The ``setup`` frame: the run's SshConfig and time limits; ``slots``: the root's slot count;
     ``multiplex``: slots of a node share its connections; ``exec_slots``: each slot gets one job,
     its worker may be its ssh (execslot.py)."""
     return encode("setup", slots=slots, timeout=timeout, idle_timeout=idle_timeout, multiplex=multiplex,
-                  exec=exec_slots, ssh={
+                  exec=exec_slots, files=files, ssh={
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,

@@ -13,6 +13,7 @@ SIGHUP: it ends its running jobs as clstr does (TERM, then KILL after a grace, o
 through their sessions' remote cleanup), its workers and masters, and exits.
 """
 import base64
+import dataclasses
 import importlib.util
 import io
 import marshal
@@ -21,19 +22,24 @@ import os
 import pkgutil
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import types
 import zipfile
 
 from . import __version__, controldir, frames, reaper
-from .events import Limit
+from . import ssh, transfer
+from .events import Finished, Limit
 from .execslot import ExecSlots
 from .pool import WorkerPool
+from .proc import PIPE, Child, end_group
 from .worker import WorkerSpec, worker_main
 
+CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get (as at the root)
 STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
 REPORT_GRACE = 1.0  # after the KILL: how long a worker gets to report before it is killed too
 
@@ -150,6 +156,10 @@ class Server:
         self.inbuf = b""
         self.sel = selectors.DefaultSelector()
         self.pool = None
+        self.files = None  # transfer.Files of the run, with files
+        self.fdir = None  # where the root's files and those brought back wait here
+        self.putting = {}  # put id -> its open file while pieces come
+        self.names = {}  # a path here -> what to call it in what the root reads (its own name)
         self.execs = None  # execslot.ExecSlots: the root said each slot gets one job
         self.control = None
         self.cfg = None
@@ -184,6 +194,13 @@ class Server:
     # ---- the setup -----------------------------------------------------
     def setup(self, frame):
         self.cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
+        files = frames.field(frame, "files", dict, optional=True)
+        if files is not None:
+            workdir, cleanup, fresh, basefiles = frames.files_in(files)
+            self.fdir = tempfile.mkdtemp(prefix="clstr-gwfiles-")
+            os.mkdir(os.path.join(self.fdir, "out"))
+            self.files = transfer.Files(workdir, cleanup, tuple(transfer.Send(self._put_path(i), r)
+                                                                for i, r in basefiles), fresh)
         if multiplex:
             self.control = controldir.ControlPaths([], nslots)
         ctx = multiprocessing.get_context("fork")
@@ -200,7 +217,7 @@ class Server:
         node, group = self.nodes[idx]
         self.groups[idx] = group
         return WorkerSpec(idx, node, self.cfg, self.env, self.control.path(group) if self.control else None,
-                          self.timeout, self.idle_timeout)
+                          self.timeout, self.idle_timeout, self.files)
 
     # ---- frames from the root -----------------------------------------
     def on_input(self):
@@ -229,6 +246,10 @@ class Server:
             raise frames.FrameError(f"a {t!r} frame before the setup")
         elif t == "job":
             self.job(*frames.job_in(frame))
+        elif t == "put":
+            self.put(frame)
+        elif t == "cleanup":
+            self.cleanup(frame)
         elif t == "limit":
             idx = frames.field(frame, "slot", int)
             seconds = frames.field(frame, "seconds", float)
@@ -247,9 +268,91 @@ class Server:
         else:
             raise frames.FrameError(f"unexpected {t!r} frame")
 
-    def job(self, idx, node, group, job):
+    # ---- files: pieces from the root, kept until the run ends ------------
+    def _put_path(self, i):
+        return os.path.join(self.fdir, f"in-{i}")
+
+    def put(self, frame):
+        """A piece of a file the root sends (its jobs send it on to their nodes)."""
+        if self.fdir is None:
+            raise frames.FrameError("a put frame in a run without files")
+        i, name, mode = frames.field(frame, "id", int), frames.field(frame, "name", str), frames.field(frame, "mode", int)
+        data, more = frames.piece(frame)
+        path = self._put_path(i)
+        fd = self.putting.get(i)
+        if fd is None:
+            fd = self.putting[i] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            self.names[path] = name
+        transfer.write_all(fd, data)
+        if not more:
+            os.fchmod(self.putting.pop(i), mode & 0o777)
+            os.close(fd)
+            error = frames.field(frame, "error", str, optional=True)
+            if error:  # the root could not read it whole: a job that sends it fails, naming why
+                os.unlink(path)
+                self.names[path] = f"{name} ({error})"
+
+    def _files_of(self, idx, job, files):
+        """The job's transfer.JobFiles here: its sends from the root's puts, its returns to this
+        gateway's files, sent up to the root before its Finished."""
+        sends, returns = files
+        outs = [os.path.join(self.fdir, "out", f"{idx}-{job.seq}-{k}") for k in range(len(returns))]
+        for out, remote in zip(outs, returns):
+            self.names[out] = f"{remote} (its copy on the gateway)"
+        return transfer.JobFiles(tuple(transfer.Send(self._put_path(i), r) for i, r in sends),
+                                 tuple(transfer.Return(r, out) for r, out in zip(returns, outs)))
+
+    def _brought_back(self, idx, ev):
+        """Send up each file the attempt brought back, piece by piece; the Finished without them."""
+        for k, (tmp, _) in enumerate(ev.returned):
+            try:
+                with open(tmp, "rb") as f:
+                    mode = os.fstat(f.fileno()).st_mode & 0o777
+                    while True:
+                        data = f.read(transfer.CHUNK)
+                        more = len(data) == transfer.CHUNK
+                        self.send("got", slot=idx, k=k, mode=mode, data=base64.b64encode(data).decode(), more=more)
+                        if not more:
+                            break
+            finally:
+                transfer.discard(tmp)
+        reason = ev.reason
+        for path, name in self.names.items():
+            if reason and path in reason:
+                reason = reason.replace(path, name)
+        return dataclasses.replace(ev, returned=(), reason=reason)
+
+    def cleanup(self, frame):
+        """--cleanup at the run's end: ``line`` on each node, over its shared connection if it has
+        one, all at once, within CLEANUP_WAIT."""
+        line = frames.field(frame, "line", str)
+        base = ssh.base_argv(self.cfg)
+        children = []
+        for pair in frames.field(frame, "nodes", list):
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], int)):
+                raise frames.FrameError("cleanup frame: nodes are not [[node, n], ...]")
+            path = self.control.path(tuple(pair)) if self.control else None
+            try:
+                children.append(Child(ssh.job_argv(base, pair[0], line, path, cleanup=False), self.env, PIPE, PIPE, PIPE))
+            except OSError:
+                break
+        deadline = self.clock() + CLEANUP_WAIT
+        for child in children:
+            child.close()
+        for child in children:
+            if child.wait(max(0.0, deadline - self.clock())) is None:
+                end_group(child.pid, grace=0)
+                child.wait()
+        self.send("cleaned")
+
+    def job(self, idx, node, group, job, files=None):
         if not 0 <= idx < len(self.pool.slots):
             raise frames.FrameError(f"job frame: no slot {idx}")
+        if files is not None or job.basefiles:
+            if self.files is None:
+                raise frames.FrameError("a job with files in a run without files")
+            if files is not None:
+                job = dataclasses.replace(job, files=self._files_of(idx, job, files))
         if self.quitting or self.stop_at is not None:
             return  # the root told us to stop: it counts what it sent since as not run
         self.running.add(idx)
@@ -283,9 +386,11 @@ class Server:
 
     def forward(self, idx, message):
         evs = message if isinstance(message, list) else [message]
-        for ev in evs:
+        for n, ev in enumerate(evs):
             if type(ev).__name__ in ("Finished", "Deferred"):
                 self.running.discard(idx)
+            if isinstance(ev, Finished) and (ev.returned or ev.reason and self.names):
+                evs[n] = self._brought_back(idx, ev)
         self.send("ev", slot=idx, e=[frames.event_out(ev) for ev in evs])
 
     def on_death(self, idx):
@@ -366,6 +471,10 @@ class Server:
             pass  # no psutil here: the pool ended its workers, the masters were ended above
         if self.control is not None:
             self.control.remove()
+        for fd in self.putting.values():
+            os.close(fd)
+        if self.fdir is not None:
+            shutil.rmtree(self.fdir, ignore_errors=True)
 
 
 def serve(from_zipapp=False):

@@ -9,12 +9,15 @@ or a silence longer than its beats allow is the gateway LOST: each attempt runni
 ends LOST ("gateway gw1 lost: ..."), an attempt spent as for a node lost mid-job, and the
 supervisor retires its nodes; the gateway is started again after a while (``retry``).
 """
+import base64
+import collections
+import dataclasses
 import os
 import selectors
 import signal
 import time
 
-from . import execslot, frames, gateway, hostlist, ssh
+from . import execslot, frames, gateway, hostlist, ssh, transfer
 from .events import Finished
 from .proc import PIPE, Child, end_group
 from .result import Ending
@@ -23,6 +26,7 @@ from .words import counted
 STARTING, UP, REFUSED, LOST = "starting", "up", "refused", "lost"
 UNREACHABLE = object()  # a node whose gateways are all down, with --gateway-fallback none
 START_EXTRA = 20.0  # besides ssh's connect timeout: python's start, the zipapp sent, the hello
+OUT_HIGH = 4 << 20  # frames queued for a gateway's stdin: a file's next pieces are read past this only
 STDERR_KEEP = 2048  # what a gateway's ssh said on stderr, kept to say why it was refused or lost
 
 
@@ -55,6 +59,9 @@ class Gateway:
         self.child = None
         self.inbuf = b""
         self.outbuf = bytearray()
+        self.queue = collections.deque()  # frames waiting for outbuf's room: bytes, or a file's frames
+        self.puts = {}  # (path here, size, mtime) -> its put id on this session
+        self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
         self.err = b""
         self.last_in = 0.0
         self.started = 0.0
@@ -86,6 +93,8 @@ class GatewayPool:
         self.env = env
         self.sel = sel
         self.on_events, self.on_died, self.on_lost, self.seq_of = callbacks
+        # the running job's files to bring back (transfer.Returns), by slot
+        self.returns_of = lambda idx: opt.job_files[self.seq_of(idx)].returns
         self.log = log
         self.clock = clock
         self.python = python
@@ -101,6 +110,7 @@ class GatewayPool:
         self.exec_slots = execslot.eligible(opt, *ssh.marks_of(opt.ssh)) and not opt.multiplex
         self.nslots = 0
         self.closing = False  # the run is ending: a session that ends now is not a gateway lost
+        self.cleaning = False  # a gateway was asked to clean up its nodes: the end waits for it
 
     # ---- starting ------------------------------------------------------
     def start(self, nslots):
@@ -122,7 +132,9 @@ class GatewayPool:
             self.current[node] = self._choose(node)
 
     def _spawn(self, gw):
+        self._drop_queue(gw)
         gw.state, gw.why, gw.inbuf, gw.outbuf, gw.err = STARTING, None, b"", bytearray(), b""
+        gw.puts = {}
         gw.running, gw.live, gw.writing = set(), set(), False
         gw.started = gw.last_in = self.clock()
         argv = ssh.job_argv(self._base, gw.name, gateway.bootstrap(self.python), None)
@@ -170,14 +182,117 @@ class GatewayPool:
 
     # ---- slots ---------------------------------------------------------
     def send(self, name, idx, node, group, job):
+        """Start the attempt on the gateway; its files to send go first (each once a gateway).
+        TransferError (nothing sent) if one of them cannot be read here."""
         gw = self.gws[name]
+        puts = [self._put(gw, s.local) for s in job.files.sends] if job.files is not None else []
+        for _, pieces in puts:
+            if pieces is not None:
+                self._write(gw, pieces)
+        sends = [i for i, _ in puts]
         old = self.owner.get(idx)
         if old is not None and old != name:
             self.release(idx)
         gw.running.add(idx)
         gw.live.add(idx)
         self.owner[idx] = name
-        self._write(gw, frames.job_out(idx, node, group, job))
+        self._write(gw, frames.job_out(idx, node, group, job, sends))
+
+    # ---- files through the gateway ---------------------------------------
+    def _put(self, gw, local):
+        """(put id, its frames to queue or None if it was sent already) of the file ``local`` on
+        this gateway; the frames are read as the gateway's stdin takes them: a large file is never
+        whole in memory."""
+        try:
+            f = open(local, "rb")
+            st = os.fstat(f.fileno())
+        except OSError as e:
+            raise transfer.TransferError(f"send: {local}: {e.strerror} here") from None
+        key = (local, st.st_size, st.st_mtime_ns)
+        if key in gw.puts:
+            f.close()
+            return gw.puts[key], None
+        i = gw.puts[key] = len(gw.puts)
+        return i, self._pieces(i, local, f, st)
+
+    @staticmethod
+    def _pieces(i, local, f, st):
+        with f:
+            left = st.st_size
+            while True:
+                data = f.read(min(transfer.CHUNK, left)) if left else b""
+                left -= len(data)
+                if left and not data:  # it shrank while it was read: the gateway drops it
+                    yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777, data="", more=False,
+                                        error="it changed while it was sent")
+                    return
+                yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777,
+                                    data=base64.b64encode(data).decode(), more=bool(left))
+                if not left:
+                    return
+
+    def _got(self, gw, idx, frame):
+        """A piece of a file the slot's attempt brought back: written beside its place here."""
+        k, mode = frames.field(frame, "k", int), frames.field(frame, "mode", int)
+        data, more = frames.piece(frame)
+        got = gw.got.setdefault(idx, {})
+        entry = got.get(k)
+        if entry is None:
+            returns = self.returns_of(idx)
+            if not 0 <= k < len(returns):
+                raise frames.FrameError(f"got frame: no file {k} to bring back on slot {idx}")
+            try:
+                fd, tmp = transfer.open_partial(returns[k].local, mode, tag=f"{idx}-")
+                entry = got[k] = [fd, tmp, None]
+            except transfer.TransferError as e:
+                entry = got[k] = [None, None, str(e)]
+        if entry[0] is not None:
+            try:
+                transfer.write_all(entry[0], data)
+            except OSError as e:
+                entry[2] = f"return: {self.returns_of(idx)[k].local}: {e.strerror} here"
+                os.close(entry[0])
+                transfer.discard(entry[1])
+                entry[0] = entry[1] = None
+        if not more and entry[0] is not None:
+            os.close(entry[0])
+            entry[0] = -1
+
+    def _with_got(self, gw, idx, ev):
+        """The slot's Finished with the files it brought back, as a local worker's has them."""
+        got = gw.got.pop(idx, {})
+        if not got:
+            return ev
+        returns = self.returns_of(idx)
+        failed = [e[2] for e in got.values() if e[2]]
+        if failed or len(got) != len(returns) or ev.ending is not Ending.OK:
+            self._discard(got)
+            if failed and ev.ending is Ending.OK:
+                return dataclasses.replace(ev, exit=255, ending=Ending.TRANSFER, reason=failed[0])
+            return ev
+        return dataclasses.replace(ev, returned=tuple((got[k][1], r.local) for k, r in enumerate(returns)))
+
+    @staticmethod
+    def _drop_queue(gw):
+        for item in gw.queue:
+            if not isinstance(item, (bytes, bytearray)):
+                item.close()
+        gw.queue.clear()
+
+    @staticmethod
+    def _discard(got):
+        for fd, tmp, _ in got.values():
+            if fd is not None and fd >= 0:
+                os.close(fd)
+            if tmp:
+                transfer.discard(tmp)
+
+    def cleanup(self, name, groups, line):
+        """--cleanup at the end: the gateway runs ``line`` on these nodes (their connection groups)."""
+        gw = self.gws[name]
+        if gw.state == UP:
+            self.cleaning = True
+            self._write(gw, frames.encode("cleanup", nodes=[list(g) for g in groups], line=line))
 
     def running(self, idx):
         name = self.owner.get(idx)
@@ -203,10 +318,13 @@ class GatewayPool:
 
     # ---- the session ---------------------------------------------------
     def _write(self, gw, data):
+        """Queue a frame (bytes) or the frames of a file (a generator of them) for the gateway."""
         if gw.child is None or gw.state not in (STARTING, UP):
+            if not isinstance(data, (bytes, bytearray)):
+                data.close()
             return
-        first = not gw.outbuf
-        gw.outbuf += data
+        first = not gw.outbuf and not gw.queue
+        gw.queue.append(data)
         if first:
             self._flush(gw)
 
@@ -216,12 +334,22 @@ class GatewayPool:
         if fd is None:
             return
         try:
-            while gw.outbuf:
+            while gw.outbuf or gw.queue:
+                while gw.queue and len(gw.outbuf) < OUT_HIGH:
+                    item = gw.queue[0]
+                    if isinstance(item, (bytes, bytearray)):
+                        gw.outbuf += gw.queue.popleft()
+                    else:
+                        try:
+                            gw.outbuf += next(item)
+                        except StopIteration:
+                            gw.queue.popleft()
                 del gw.outbuf[:os.write(fd, gw.outbuf[:1 << 20])]
         except BlockingIOError:
             pass
         except OSError as e:
             gw.outbuf.clear()
+            self._drop_queue(gw)
             self._fail(gw, f"its session does not take input ({e.strerror or e})")
             return
         if bool(gw.outbuf) != gw.writing:
@@ -294,12 +422,22 @@ class GatewayPool:
             if self.verbose:
                 self.log(f"gateway {gw.name}: up in {gw.up_at - gw.started:.2f} s ({gw.info}), "
                          f"driving {counted(len(gw.nodes), 'node')}")
+            files = self.opt.files
+            try:
+                bases = [self._put(gw, b.local) for b in files.basefiles] if files is not None else []
+            except transfer.TransferError as e:
+                self._fail(gw, f"a basefile cannot be sent: {e}")
+                return
             self._write(gw, frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
-                                             self.opt.multiplex, self.exec_slots))
+                                             self.opt.multiplex, self.exec_slots,
+                                             frames.files_out(files, [i for i, _ in bases])))
+            for _, pieces in bases:
+                if pieces is not None:
+                    self._write(gw, pieces)
             return
-        frame = frames.decode(line, ("ev", "died", "beat", "error", "bye"))
+        frame = frames.decode(line, ("ev", "died", "beat", "error", "bye", "got", "cleaned"))
         t = frame["t"]
-        if t == "beat":
+        if t in ("beat", "cleaned"):
             return
         if t == "bye":
             gw.cpu = (gw.cpu or 0.0) + frames.field(frame, "cpu", float)
@@ -309,7 +447,11 @@ class GatewayPool:
         idx = frames.field(frame, "slot", int)
         if idx not in gw.running:
             raise frames.FrameError(f"{t} frame for slot {idx}, which runs nothing there")
+        if t == "got":
+            self._got(gw, idx, frame)
+            return
         if t == "died":
+            self._discard(gw.got.pop(idx, {}))
             gw.running.discard(idx)
             gw.live.discard(idx)
             self.owner.pop(idx, None)
@@ -324,6 +466,7 @@ class GatewayPool:
         ended = any(type(ev).__name__ in ("Finished", "Deferred") for ev in events)
         if ended:
             gw.running.discard(idx)
+            events = [self._with_got(gw, idx, ev) if isinstance(ev, Finished) else ev for ev in events]
         self.on_events(idx, events)
 
     def _ended(self, gw):
@@ -345,6 +488,8 @@ class GatewayPool:
         """End the gateway's ssh and close its pipes: its exit status (None if it had to be killed)."""
         child, gw.child = gw.child, None
         gw.writing = False
+        self._drop_queue(gw)
+        gw.outbuf = bytearray()
         if child is None:
             return None
         for fd in child.fds.values():
@@ -404,6 +549,9 @@ class GatewayPool:
         gw.losses += 1
         gw.retry_at = self.clock() + self.retry
         running, gw.running, gw.live = sorted(gw.running), set(), set()
+        for got in gw.got.values():
+            self._discard(got)
+        gw.got = {}
         for idx in [i for i, g in self.owner.items() if g == gw.name]:
             del self.owner[idx]
         self.log(f"gateway {gw.name} lost: {why}; " + (f"{counted(len(running), 'running job')} go back, " if running
@@ -468,7 +616,7 @@ class GatewayPool:
             self.gws[name].live.discard(idx)
         self.on_died(idx, f"on gateway {name}: {why}")
 
-    def shutdown(self, grace=5.0):
+    def shutdown(self, grace=5.0, cleanup_wait=10.0):
         """Every gateway quits (its stdin closed: it ends its work and says ``bye``); each is read
         until its session ends, for up to ``grace`` seconds, then killed."""
         self.closing = True
@@ -484,7 +632,7 @@ class GatewayPool:
             os.close(gw.child.fds.pop(0))  # its stdin's end is its quit
             gw.writing = False
             sel.register(gw.child.fds[1], selectors.EVENT_READ, gw)
-        deadline = self.clock() + grace
+        deadline = self.clock() + grace + (cleanup_wait if self.cleaning else 0.0)
         while sel.get_map() and self.clock() < deadline:
             for key, _ in sel.select(max(0.0, deadline - self.clock())):
                 gw = key.data

@@ -249,7 +249,10 @@ class Supervisor:
             return True
         if self.pool.live(idx):
             self.pool.release(idx)
-        self.gw.send(where, idx, slot.node, slot.group, job)
+        try:
+            self.gw.send(where, idx, slot.node, slot.group, job)
+        except transfer.TransferError as e:  # a file to send cannot be read here: the attempt fails
+            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0, Ending.TRANSFER, str(e)))
         return True
 
     def _fork(self, idx, first):
@@ -327,6 +330,15 @@ class Supervisor:
         line = "rm -rf -- " + " ".join(ssh.quote(p) for p in paths)
         base = ssh.base_argv(self.opt.ssh)
         ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
+        if self.gw is not None:  # the nodes behind a gateway are cleaned up by it
+            by = {}
+            for node in ran:
+                where = self.gw.route(node)
+                if isinstance(where, str):
+                    by.setdefault(where, []).append((node, 0))
+            for name, groups in by.items():
+                self.gw.cleanup(name, sorted(groups), line)
+            ran -= {n for groups in by.values() for n, _ in groups}
         children = []
         for node in sorted(ran):
             argv = ssh.job_argv(base, node, line, self.control.path((node, 0)) if self.control else None, cleanup=False)

@@ -258,17 +258,12 @@ class FileSession:
         if kind != "f":
             raise TransferError(f"return: {remote}: {rest or kind} on {node}")
         size, mode = answer_of_fetch(rest)
-        d = os.path.dirname(os.path.abspath(local)) or "."
         try:
-            os.makedirs(d, exist_ok=True)
-            fd = os.open(os.path.join(d, f"{PARTIAL}{os.getpid()}-{os.path.basename(local)}"),
-                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-        except OSError as e:
+            fd, tmp = open_partial(local, mode)
+        except TransferError:
             self._skip(size)
-            raise TransferError(f"return: {local}: {e.strerror} here") from None
-        tmp = os.path.join(d, f"{PARTIAL}{os.getpid()}-{os.path.basename(local)}")
+            raise
         try:
-            os.fchmod(fd, mode & ~UMASK)
             left = size
             while left:
                 if not self.buf:
@@ -337,6 +332,27 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def open_partial(local, mode, tag=""):
+    """(fd, path) of a new temporary file beside ``local``, for a file coming back (``mode``: the
+    node's, this process's umask applied); TransferError naming ``local`` if it cannot be made."""
+    d = os.path.dirname(os.path.abspath(local)) or "."
+    tmp = os.path.join(d, f"{PARTIAL}{os.getpid()}-{tag}{os.path.basename(local)}")
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        raise TransferError(f"return: {local}: {e.strerror} here") from None
+    try:
+        os.fchmod(fd, mode & ~UMASK)
+    except OSError:
+        pass
+    return fd, tmp
+
+
+def write_all(fd, data):
+    _write_all(fd, data)
 
 
 def place(tmp, local):

@@ -430,17 +430,67 @@ def test_the_root_interrupted_or_killed_leaves_nothing_on_the_gateway(clstr, tmp
     gate.touch()
 
 
+def test_files_go_through_a_gateway_and_back_byte_identical(clstr, tmp_path, mark):
+    from test_transfer import digest, make, records
+    (tmp_path / "in").mkdir()
+    sizes = [0, 1000, (3 << 20) + 7]  # empty, small, and pieces of several frames
+    names = []
+    for i, size in enumerate(sizes):
+        make(tmp_path / "in" / f"f{i}.dat", size, i)
+        names.append(f"in/f{i}.dat")
+    (tmp_path / "base.txt").write_text("shared\n")
+    remote = tmp_path / "remote"
+    r = clstr("-n", "2/n2", "-n", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python(mark),
+              "--wd", str(remote), "--bf", "base.txt", "--joblog", "log", "--json", "out.json",
+              "--trc", "out/{/.}.res", "--", "cat base.txt >&2; mkdir -p out && cp {} out/{/.}.res", ":::", *names,
+              timeout=90)
+    assert r.returncode == 0, r.stderr
+    for i in range(len(sizes)):
+        assert digest(tmp_path / "out" / f"f{i}.res") == digest(tmp_path / "in" / f"f{i}.dat")
+    assert r.stderr.count("shared") == 3
+    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".clstr")]  # no partial left here
+    assert not list(remote.rglob("f*"))  # --trc cleans up on the nodes, through the gateway
+    result, rows = records(tmp_path)
+    for j in result["jobs"]:
+        a = j["attempts"][-1]
+        assert a["received"] == sizes[j["seq"] - 1] and a["sent"] >= sizes[j["seq"] - 1]
+        assert result["nodes"][a["node"]]["gateway"] == "n1"
+    assert nothing_left(mark)
+    assert not [p for p in os.listdir("/tmp") if p.startswith("clstr-gwfiles-")]
+
+
+def test_a_fresh_workdir_through_a_gateway_is_removed_by_it_with_cleanup(clstr, tmp_path, mark):
+    (tmp_path / "base.txt").write_text("shared\n")
+    home_runs = os.path.expanduser("~/.clstr/work")
+    before = set(os.listdir(home_runs)) if os.path.isdir(home_runs) else set()
+    r = clstr("-n", "n2", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python(mark), "--bf", "base.txt",
+              "--wd", "...", "--cleanup", "--", "cat base.txt; pwd", ":::", "1", "2", "3", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("shared\n") == 3
+    after = set(os.listdir(home_runs)) if os.path.isdir(home_runs) else set()
+    assert after == before  # the gateway removed it from its nodes at the end
+    assert nothing_left(mark)
+
+
+def test_a_missing_return_through_a_gateway_fails_naming_the_file(clstr, tmp_path, mark):
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n2", "--gateway", "n1=n2", "--gateway-python", gw_python(mark), "--job-failures", "job",
+              "--wd", str(remote), "--return", "out/{}.res", "--", "true", ":::", "7", timeout=60)
+    assert r.returncode == 1
+    assert f"failed: job 1 on n2 (return: {remote}/out/7.res: no such file on n2)" in r.stderr
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    assert nothing_left(mark)
+
+
 def test_dry_run_shows_the_routing_and_bad_gateway_input_is_one_line(clstr, tmp_path):
     r = clstr("-n", "n[1-6]", "--gateway", "gw1=n[1-3]", "--gateway", "gw2=n[3-4]", "--dry-run", "-j", "true")
     assert r.returncode == 0, r.stderr
     assert "  gw1: 2 (n[1-2])" in r.stdout and "  gw2: 2 (n[3-4])" in r.stdout and "  direct: 2 (n[5-6])" in r.stdout
-    (tmp_path / "x").write_text("x\n")
     topo = tmp_path / "topology.conf"
     topo.write_text("[routes]\nadmin: gw1\ngw1: n[1-2]\nn1: x[1-2]\n")
     for args, words in ((["--gateway", "gw1"], "--gateway 'gw1': expected GW=NODES"),
                         (["--topology", str(topo)], f"{topo}:4:"),
-                        (["--topology", str(tmp_path / "none.conf")], "none.conf"),
-                        (["--gateway", "gw1=n1", "--tf", "x"], "do not go through gateways")):
+                        (["--topology", str(tmp_path / "none.conf")], "none.conf")):
         r = clstr("-n", "n1", *args, "-j", "true")
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.splitlines()) == 1, (args, r.stderr)
     prof = tmp_path / "p.yaml"
