@@ -516,6 +516,32 @@ def gateway_cpu(out_json):
         return float("nan")
 
 
+def machine_cpu():
+    """CPU seconds the whole machine has been busy (every core, /proc/stat): on the testbed the
+    nodes' side shares it with the tools."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def gateway_times(path):
+    """The CPU seconds /usr/bin/time wrote for each gateway's python into ``path``, summed (0: none ran)."""
+    total = 0.0
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    try:
+                        total += float(parts[0]) + float(parts[1])
+                    except ValueError:
+                        continue  # "Command exited with non-zero status": not a time
+    except OSError:
+        pass
+    return total
+
+
 def w9(tb, nodes=2000, ngw=4, repeat=3):
     """One command on each of ``nodes`` nodes through ``ngw`` gateways, against clstr flat and clush's tree mode."""
     gws = tb.good[:ngw]
@@ -529,11 +555,18 @@ def w9(tb, nodes=2000, ngw=4, repeat=3):
     with open(topofile, "w") as f:
         f.write(topo)
     out_json = os.path.join(tb.root, "w9.json")
-    runs = [(f"clstr -E through {ngw} gateways", clstr_argv(tb, *gw_args, "--json", out_json, "-n", folded, "-E", cmd),
-             None),
+    # each gateway's python (clstr's and clush's alike) runs under /usr/bin/time, which adds its
+    # CPU and its children's (their ssh) to one file: the gateways' CPU, measured the same way
+    gw_times = os.path.join(tb.root, "gateway-times")
+    timed_python = os.path.join(tb.root, "timed-python3")
+    with open(timed_python, "w") as f:
+        f.write(f"#!/bin/sh\nexec /usr/bin/time -a -o {gw_times} -f '%U %S' python3 \"$@\"\n")
+    os.chmod(timed_python, 0o755)
+    runs = [(f"clstr -E through {ngw} gateways", clstr_argv(tb, *gw_args, "--gateway-python", timed_python,
+                                                            "--json", out_json, "-n", folded, "-E", cmd), None),
             ("clstr -E flat", clstr_argv(tb, "-n", folded, "-E", cmd), None)]
     if have("clush"):
-        env = dict(os.environ, CLUSTERSHELL_GW_PYTHON_EXECUTABLE="python3")
+        env = dict(os.environ, CLUSTERSHELL_GW_PYTHON_EXECUTABLE=timed_python)
         runs.append((f"clush --topology (tree mode, {ngw} gateways)",
                      ["clush", "--topology", topofile, "-f", str(nodes), "-w", folded, "-o", f"-F {tb.ssh_config}",
                       cmd], env))
@@ -543,20 +576,27 @@ def w9(tb, nodes=2000, ngw=4, repeat=3):
 
     def measure(run):
         name, argv, env = run
+        if os.path.exists(gw_times):
+            os.unlink(gw_times)
+        before = machine_cpu()
         r = timed(argv, env=env, timeout=900)
+        r["machine_cpu"] = machine_cpu() - before
         r["check"] = check(addresses(r["out"]), expected)
+        r["gw_cpu"] = gateway_times(gw_times)
         if "gateways" in name and name.startswith("clstr"):
             gw_cpu.append(gateway_cpu(out_json))
         return r
     rows = interleaved(runs, repeat, measure)
     print(f"\nW9: one command on each of {nodes} nodes, {ngw} gateways of {nodes // ngw} nodes each"
           + (f" (median of {repeat} interleaved runs; wall range in brackets)" if repeat > 1 else ""))
-    print("| tool | wall s | root CPU s (its tree here) | peak USS MB (root tree) | output | wall vs clstr flat |")
-    print("|---|---|---|---|---|---|")
+    print("| tool | wall s | root CPU s (its tree here) | gateways' CPU s | client CPU s (root + gateways) | "
+          "machine CPU s (all of it: nodes too) | peak USS MB (root tree) | output | wall vs clstr flat |")
+    print("|---|---|---|---|---|---|---|---|---|")
     flat = dict(rows)["clstr -E flat"]
     for name, r in rows:
-        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | "
-              f"{r['wall'] / flat['wall']:.2f}x |")
+        gw = r["gw_cpu"]
+        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {gw:.2f} | {r['cpu'] + gw:.2f} | {r['machine_cpu']:.2f} | "
+              f"{r['rss'] / 2**20:.0f} | {r['check']} | {r['wall'] / flat['wall']:.2f}x |")
     through = rows[0][1]
     if gw_cpu:
         gw_cpu.sort()
