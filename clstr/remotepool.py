@@ -2,9 +2,10 @@
 
 A Gateway is that session (``ssh GW python3 -c BOOT``, gateway.py) and what the root knows of
 it: its state (STARTING, UP, REFUSED, LOST), the root's slots with a worker there and those
-with an attempt running there. GatewayPool starts them, routes each node to one, writes jobs
-down and turns the frames that come back into the events of pool.py's contract, handed to the
-supervisor as a local worker's are. A gateway's session that ends, an error or malformed frame,
+with an attempt running there; its Session is the ssh process and its pipes, its FileCarrier
+the files its jobs send and bring back. GatewayPool starts them, routes each node to one
+(routes.Router), writes jobs down and turns the frames that come back into the events of
+pool.py's contract, handed to the supervisor as a local worker's are. A gateway's session that ends, an error or malformed frame,
 or a silence longer than its beats allow is the gateway LOST: each attempt running under it
 ends LOST ("gateway gw1 lost: ..."), an attempt spent as for a node lost mid-job, and the
 supervisor retires its nodes; the gateway is started again after a while (``retry``).
@@ -14,17 +15,16 @@ import collections
 import dataclasses
 import os
 import selectors
-import signal
 import time
 
 from . import execslot, frames, gateway, hostlist, ssh, transfer
 from .events import Finished
 from .proc import PIPE, Child, end_group
 from .result import Ending
+from .routes import Router
 from .words import counted
 
 STARTING, UP, REFUSED, LOST = "starting", "up", "refused", "lost"
-UNREACHABLE = object()  # a node whose gateways are all down, with --gateway-fallback none
 START_EXTRA = 20.0  # besides ssh's connect timeout: python's start, the zipapp sent, the hello
 OUT_HIGH = 4 << 20  # frames queued for a gateway's stdin: a file's next pieces are read past this only
 STDERR_KEEP = 2048  # what a gateway's ssh said on stderr, kept to say why it was refused or lost
@@ -48,33 +48,295 @@ def judge_hello(frame, version, protocol=frames.PROTOCOL):
     return None
 
 
-class Gateway:
-    """One gateway's session and what the root knows of it."""
+class Session:
+    """A gateway's ssh process and its pipes: frames queued for its stdin (written as it takes
+    them), whole lines read from its stdout, the last words of its stderr kept."""
 
-    def __init__(self, name, nodes):
-        self.name = name
-        self.nodes = nodes  # the run's nodes it reaches (its own first)
-        self.state = STARTING
-        self.why = None  # why it was refused or lost
-        self.child = None
+    def __init__(self, argv, env, sel, on_line, on_end):
+        """``on_line(line)``: a line it sent (FrameError: not a frame); ``on_end(exit status or
+        None, why)``: its stdout ended (why None), or it failed (why says how: it does not take
+        input, it sent what is not a frame)."""
+        self.sel = sel
+        self.on_line, self.on_end = on_line, on_end
         self.inbuf = b""
         self.outbuf = bytearray()
         self.queue = collections.deque()  # frames waiting for outbuf's room: bytes, or a file's frames
+        self.err = b""
+        self.writing = False  # its stdin is watched for room
+        self.child = Child(argv, env, PIPE, PIPE, PIPE)
+        for fd in self.child.fds.values():
+            os.set_blocking(fd, False)
+        self.watch(True)
+        sel.register(self.child.fds[2], selectors.EVENT_READ, self._stderr)
+
+    @property
+    def open(self):
+        return self.child is not None
+
+    def watch(self, on):
+        """Read its stdout (or stop: the reader of our output is behind)."""
+        if on:
+            self.sel.register(self.child.fds[1], selectors.EVENT_READ, self.readable)
+        else:
+            self.sel.unregister(self.child.fds[1])
+
+    def said(self):
+        """The last line its ssh wrote on stderr ("" if none)."""
+        lines = self.err.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    # ---- writing -------------------------------------------------------
+    def write(self, data):
+        """Queue a frame (bytes) or the frames of a file (a generator of them)."""
+        if self.child is None:
+            if not isinstance(data, (bytes, bytearray)):
+                data.close()
+            return
+        first = not self.outbuf and not self.queue
+        self.queue.append(data)
+        if first:
+            self.flush()
+
+    def flush(self):
+        """Write what waits; what it does not take now waits for its stdin's room. OSError if its
+        stdin is gone."""
+        fd = self.child.fds.get(0) if self.child is not None else None
+        if fd is None:
+            return
+        try:
+            while self.outbuf or self.queue:
+                while self.queue and len(self.outbuf) < OUT_HIGH:
+                    item = self.queue[0]
+                    if isinstance(item, (bytes, bytearray)):
+                        self.outbuf += self.queue.popleft()
+                    else:
+                        try:
+                            self.outbuf += next(item)
+                        except StopIteration:
+                            self.queue.popleft()
+                del self.outbuf[:os.write(fd, self.outbuf[:1 << 20])]
+        except BlockingIOError:
+            pass
+        if bool(self.outbuf) != self.writing:
+            self.writing = bool(self.outbuf)
+            if self.writing:
+                self.sel.register(fd, selectors.EVENT_WRITE, self._room)
+            else:
+                self.sel.unregister(fd)
+
+    def _room(self):
+        try:
+            self.flush()
+        except OSError as e:
+            self.on_end(None, f"its session does not take input ({e.strerror or e})")
+
+    def end_input(self):
+        """Close its stdin (what waits is dropped): the gateway's quit."""
+        fd = self.child.fds.pop(0, None) if self.child is not None else None
+        if fd is not None:
+            if self.writing:
+                self.sel.unregister(fd)
+            self.writing = False
+            os.close(fd)
+        self._drop()
+
+    def _drop(self):
+        for item in self.queue:
+            if not isinstance(item, (bytes, bytearray)):
+                item.close()
+        self.queue.clear()
+        self.outbuf = bytearray()
+
+    # ---- reading -------------------------------------------------------
+    def _stderr(self):
+        if self.child is None:
+            return  # closed earlier in this same wake-up
+        try:
+            data = os.read(self.child.fds[2], 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(self.child.fds[2])
+            return
+        self.err = (self.err + data)[-STDERR_KEEP:]
+
+    def readable(self):
+        """Read and hand over the lines it sent; False once it ended (or was closed)."""
+        try:
+            return self._read()
+        except frames.FrameError as e:
+            self.on_end(None, f"it sent what is not a frame of clstr's: {e}")
+            return False
+
+    def _read(self):
+        if self.child is None:
+            return False
+        try:
+            data = os.read(self.child.fds[1], 1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.on_end(self.close(), None)
+            return False
+        self.inbuf += data
+        while self.child is not None:
+            nl = self.inbuf.find(b"\n")
+            if nl < 0:
+                break
+            line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1:]
+            self.on_line(line)
+        if len(self.inbuf) > frames.MAX_FRAME:
+            raise frames.FrameError("a line longer than any frame")
+        return self.child is not None
+
+    # ---- ending --------------------------------------------------------
+    def close(self, kill=False):
+        """End its ssh (``kill``: at once) and close its pipes: its exit status (None if killed)."""
+        child, self.child = self.child, None
+        self.writing = False
+        self._drop()
+        if child is None:
+            return None
+        if kill:
+            end_group(child.pid, grace=0)
+        for fd in child.fds.values():
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        child.close()
+        code = child.wait(0.5)
+        if code is None:
+            end_group(child.pid, grace=0.5)
+            child.wait()
+        return None if kill else code
+
+
+class FileCarrier:
+    """The files a gateway's jobs send (each down its session once, as ``put`` frames) and bring
+    back (``got`` frames, written here beside their place before the attempt's Finished)."""
+
+    def __init__(self, returns_of):
+        """``returns_of(slot)``: the transfer.Returns of the job the slot runs."""
+        self.returns_of = returns_of
         self.puts = {}  # (path here, size, mtime) -> its put id on this session
         self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
-        self.err = b""
+
+    def put(self, local):
+        """(put id, its frames to queue, or None if it went down already) of the file ``local``;
+        the frames are read as the session takes them (a large file is never whole in memory).
+        TransferError naming the file if it cannot be read here."""
+        try:
+            f = open(local, "rb")
+            st = os.fstat(f.fileno())
+        except OSError as e:
+            raise transfer.TransferError(f"send: {local}: {e.strerror} here") from None
+        key = (local, st.st_size, st.st_mtime_ns)
+        if key in self.puts:
+            f.close()
+            return self.puts[key], None
+        i = self.puts[key] = len(self.puts)
+        return i, self._pieces(i, local, f, st)
+
+    @staticmethod
+    def _pieces(i, local, f, st):
+        with f:
+            left = st.st_size
+            while True:
+                data = f.read(min(transfer.CHUNK, left)) if left else b""
+                left -= len(data)
+                if left and not data:  # it shrank while it was read: the gateway drops it
+                    yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777, data="", more=False,
+                                        error="it changed while it was sent")
+                    return
+                yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777,
+                                    data=base64.b64encode(data).decode(), more=bool(left))
+                if not left:
+                    return
+
+    def got_piece(self, idx, frame):
+        """A piece of a file the slot's attempt brought back: written beside its place here."""
+        k, mode = frames.field(frame, "k", int), frames.field(frame, "mode", int)
+        data, more = frames.piece(frame)
+        got = self.got.setdefault(idx, {})
+        entry = got.get(k)
+        if entry is None:
+            returns = self.returns_of(idx)
+            if not 0 <= k < len(returns):
+                raise frames.FrameError(f"got frame: no file {k} to bring back on slot {idx}")
+            try:
+                fd, tmp = transfer.open_partial(returns[k].local, mode, tag=f"{idx}-")
+                entry = got[k] = [fd, tmp, None]
+            except transfer.TransferError as e:
+                entry = got[k] = [None, None, str(e)]
+        if entry[0] is not None:
+            try:
+                transfer.write_all(entry[0], data)
+            except OSError as e:
+                entry[2] = f"return: {self.returns_of(idx)[k].local}: {e.strerror} here"
+                os.close(entry[0])
+                transfer.discard(entry[1])
+                entry[0] = entry[1] = None
+        if not more and entry[0] is not None:
+            os.close(entry[0])
+            entry[0] = -1
+
+    def finished(self, idx, ev):
+        """The slot's Finished with the files it brought back, as a local worker's has them."""
+        got = self.got.pop(idx, {})
+        if not got:
+            return ev
+        returns = self.returns_of(idx)
+        failed = [e[2] for e in got.values() if e[2]]
+        if failed or len(got) != len(returns) or ev.ending is not Ending.OK:
+            self._discard(got)
+            if failed and ev.ending is Ending.OK:
+                return dataclasses.replace(ev, exit=255, ending=Ending.TRANSFER, reason=failed[0])
+            return ev
+        return dataclasses.replace(ev, returned=tuple((got[k][1], r.local) for k, r in enumerate(returns)))
+
+    def drop(self, idx=None):
+        """Files coming back for the slot (None: every slot) are not placed: removed here."""
+        for slot in ([idx] if idx is not None else list(self.got)):
+            self._discard(self.got.pop(slot, {}))
+
+    @staticmethod
+    def _discard(got):
+        for fd, tmp, _ in got.values():
+            if fd is not None and fd >= 0:
+                os.close(fd)
+            if tmp:
+                transfer.discard(tmp)
+
+
+class Gateway:
+    """One gateway: its session, its state and what runs there."""
+
+    def __init__(self, name, nodes):
+        self.name = name
+        self.nodes = nodes  # the run's nodes it reaches
+        self.state = STARTING
+        self.why = None  # why it was refused or lost
+        self.session = None
+        self.files = None  # its FileCarrier, for a session
         self.last_in = 0.0
         self.started = 0.0
-        self.up_at = None
         self.retry_at = None
         self.losses = 0
         self.last_loss = None  # why it was last lost (it may be up again)
         self.cpu = None  # CPU seconds its sessions said they used (their bye), summed
         self.running = set()  # root slots with an attempt running there
-        self.live = set()  # root slots whose worker is there
-        self.zipapp = None  # whether it runs the root's clstr sent as a zipapp
         self.info = ""
-        self.writing = False  # its stdin is watched for room (frames wait to be written)
+
+    def write(self, data):
+        if self.session is not None and self.state in (STARTING, UP):
+            self.session.write(data)
+        elif not isinstance(data, (bytes, bytearray)):
+            data.close()
 
 
 class GatewayPool:
@@ -83,22 +345,18 @@ class GatewayPool:
     def __init__(self, routes, nodes, opt, env, sel, callbacks, log, clock=time.monotonic, python="python3",
                  fallback="direct", verbose=False, retry=30.0):
         """``routes``: a routes.Routes; ``nodes``: the run's node names; ``callbacks``: (on_events(slot,
-        events), on_died(slot, why), on_lost(gateway name), seq_of(slot): the job a slot runs); ``fallback``: where a node goes whose
-        gateways are all down: ``direct`` (driven by the root) or ``none`` (it waits for one)."""
-        self.routes = routes
-        self.plan = routes.plan(nodes)
-        self.gws = {gw: Gateway(gw, [n for n in nodes if n in self.plan and gw in self.plan[n]]) for gw in routes.order}
-        self.current = {}  # node -> the gateway driving it now (None: the root)
+        events), on_died(slot, why), on_lost(gateway name), seq_of(slot): the job a slot runs);
+        ``fallback``: where a node goes whose gateways are all down, ``direct`` or ``none``."""
+        plan = routes.plan(nodes)
+        self.gws = {gw: Gateway(gw, [n for n in nodes if n in plan and gw in plan[n]]) for gw in routes.order}
+        self.router = Router(plan, lambda gw: self.gws[gw].state == UP, fallback)
         self.opt = opt
         self.env = env
         self.sel = sel
         self.on_events, self.on_died, self.on_lost, self.seq_of = callbacks
-        # the running job's files to bring back (transfer.Returns), by slot
-        self.returns_of = lambda idx: opt.job_files[self.seq_of(idx)].returns
         self.log = log
         self.clock = clock
         self.python = python
-        self.fallback = fallback
         self.verbose = verbose
         self.retry = retry
         self.owner = {}  # root slot -> the gateway its live worker is on
@@ -128,56 +386,31 @@ class GatewayPool:
                 break
             for key, _ in self.sel.select(min(left, 1.0)):
                 key.data()
-        for node in self.plan:
-            self.current[node] = self._choose(node)
+        for node in self.router.plan:
+            self.router.route(node)
 
     def _spawn(self, gw):
-        self._drop_queue(gw)
-        gw.state, gw.why, gw.inbuf, gw.outbuf, gw.err = STARTING, None, b"", bytearray(), b""
-        gw.puts = {}
-        gw.running, gw.live, gw.writing = set(), set(), False
+        gw.state, gw.why, gw.running = STARTING, None, set()
         gw.started = gw.last_in = self.clock()
+        gw.files = FileCarrier(lambda idx: self.opt.job_files[self.seq_of(idx)].returns)
         argv = ssh.job_argv(self._base, gw.name, gateway.bootstrap(self.python), None)
         try:
-            gw.child = Child(argv, self.env, PIPE, PIPE, PIPE)
+            gw.session = Session(argv, self.env, self.sel, lambda line: self._frame(gw, line),
+                                 lambda code, why: self._ended(gw, code, why))
         except OSError as e:
-            gw.child = None
+            gw.session = None
             self._refuse(gw, f"its ssh could not be started ({e.strerror or e})")
-            return
-        for fd in gw.child.fds.values():
-            os.set_blocking(fd, False)
-        self.sel.register(gw.child.fds[1], selectors.EVENT_READ, lambda: self._readable(gw))
-        self.sel.register(gw.child.fds[2], selectors.EVENT_READ, lambda: self._stderr(gw))
 
     # ---- routing -------------------------------------------------------
-    def _choose(self, node):
-        for name in self.plan.get(node, ()):
-            if self.gws[name].state == UP:
-                return name
-        if node in self.plan and self.fallback == "none":
-            return UNREACHABLE
-        return None
-
     def route(self, node):
-        """Where the node's attempts go: a gateway's name, None (the root drives it) or UNREACHABLE.
-
-        A node keeps its route while it is in the run (its connections are there); it changes only
-        when the node is out (``reroute``), or its gateway is down."""
-        if node not in self.plan:
-            return None
-        cur = self.current.get(node)
-        if cur is UNREACHABLE or (cur is not None and self.gws[cur].state != UP):
-            cur = self.current[node] = self._choose(node)
-        return cur
+        """Where the node's attempts go: a gateway's name, None (the root drives it) or UNREACHABLE."""
+        return self.router.route(node)
 
     def reroute(self, node):
-        """The node is out of the run (its gateway lost, or it failed): its next probe may go another way."""
-        if node in self.plan:
-            self.current[node] = self._choose(node)
-        return self.current.get(node)
+        return self.router.reroute(node)
 
     def unreachable_why(self, node):
-        downs = [f"{g} {self.gws[g].state}" for g in self.plan[node]]
+        downs = [f"{g} {self.gws[g].state}" for g in self.router.plan[node]]
         return "no gateway reaches it (" + ", ".join(downs) + ")"
 
     # ---- slots ---------------------------------------------------------
@@ -185,114 +418,16 @@ class GatewayPool:
         """Start the attempt on the gateway; its files to send go first (each once a gateway).
         TransferError (nothing sent) if one of them cannot be read here."""
         gw = self.gws[name]
-        puts = [self._put(gw, s.local) for s in job.files.sends] if job.files is not None else []
+        puts = [gw.files.put(s.local) for s in job.files.sends] if job.files is not None else []
         for _, pieces in puts:
             if pieces is not None:
-                self._write(gw, pieces)
-        sends = [i for i, _ in puts]
+                gw.write(pieces)
         old = self.owner.get(idx)
         if old is not None and old != name:
             self.release(idx)
         gw.running.add(idx)
-        gw.live.add(idx)
         self.owner[idx] = name
-        self._write(gw, frames.job_out(idx, node, group, job, sends))
-
-    # ---- files through the gateway ---------------------------------------
-    def _put(self, gw, local):
-        """(put id, its frames to queue or None if it was sent already) of the file ``local`` on
-        this gateway; the frames are read as the gateway's stdin takes them: a large file is never
-        whole in memory."""
-        try:
-            f = open(local, "rb")
-            st = os.fstat(f.fileno())
-        except OSError as e:
-            raise transfer.TransferError(f"send: {local}: {e.strerror} here") from None
-        key = (local, st.st_size, st.st_mtime_ns)
-        if key in gw.puts:
-            f.close()
-            return gw.puts[key], None
-        i = gw.puts[key] = len(gw.puts)
-        return i, self._pieces(i, local, f, st)
-
-    @staticmethod
-    def _pieces(i, local, f, st):
-        with f:
-            left = st.st_size
-            while True:
-                data = f.read(min(transfer.CHUNK, left)) if left else b""
-                left -= len(data)
-                if left and not data:  # it shrank while it was read: the gateway drops it
-                    yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777, data="", more=False,
-                                        error="it changed while it was sent")
-                    return
-                yield frames.encode("put", id=i, name=local, mode=st.st_mode & 0o777,
-                                    data=base64.b64encode(data).decode(), more=bool(left))
-                if not left:
-                    return
-
-    def _got(self, gw, idx, frame):
-        """A piece of a file the slot's attempt brought back: written beside its place here."""
-        k, mode = frames.field(frame, "k", int), frames.field(frame, "mode", int)
-        data, more = frames.piece(frame)
-        got = gw.got.setdefault(idx, {})
-        entry = got.get(k)
-        if entry is None:
-            returns = self.returns_of(idx)
-            if not 0 <= k < len(returns):
-                raise frames.FrameError(f"got frame: no file {k} to bring back on slot {idx}")
-            try:
-                fd, tmp = transfer.open_partial(returns[k].local, mode, tag=f"{idx}-")
-                entry = got[k] = [fd, tmp, None]
-            except transfer.TransferError as e:
-                entry = got[k] = [None, None, str(e)]
-        if entry[0] is not None:
-            try:
-                transfer.write_all(entry[0], data)
-            except OSError as e:
-                entry[2] = f"return: {self.returns_of(idx)[k].local}: {e.strerror} here"
-                os.close(entry[0])
-                transfer.discard(entry[1])
-                entry[0] = entry[1] = None
-        if not more and entry[0] is not None:
-            os.close(entry[0])
-            entry[0] = -1
-
-    def _with_got(self, gw, idx, ev):
-        """The slot's Finished with the files it brought back, as a local worker's has them."""
-        got = gw.got.pop(idx, {})
-        if not got:
-            return ev
-        returns = self.returns_of(idx)
-        failed = [e[2] for e in got.values() if e[2]]
-        if failed or len(got) != len(returns) or ev.ending is not Ending.OK:
-            self._discard(got)
-            if failed and ev.ending is Ending.OK:
-                return dataclasses.replace(ev, exit=255, ending=Ending.TRANSFER, reason=failed[0])
-            return ev
-        return dataclasses.replace(ev, returned=tuple((got[k][1], r.local) for k, r in enumerate(returns)))
-
-    @staticmethod
-    def _drop_queue(gw):
-        for item in gw.queue:
-            if not isinstance(item, (bytes, bytearray)):
-                item.close()
-        gw.queue.clear()
-
-    @staticmethod
-    def _discard(got):
-        for fd, tmp, _ in got.values():
-            if fd is not None and fd >= 0:
-                os.close(fd)
-            if tmp:
-                transfer.discard(tmp)
-
-    def cleanup(self, name, groups, line):
-        """--cleanup at the end: the gateway runs ``line`` on these nodes (their connection groups)."""
-        gw = self.gws[name]
-        if gw.state == UP:
-            self.cleaning = True
-            self._write(gw, frames.encode("cleanup", nodes=[list(g) for g in groups], line=line))
+        gw.write(frames.job_out(idx, node, group, job, [i for i, _ in puts]))
 
     def running(self, idx):
         name = self.owner.get(idx)
@@ -301,139 +436,29 @@ class GatewayPool:
     def limit(self, idx, seconds):
         name = self.owner.get(idx)
         if name is not None:
-            self._write(self.gws[name], frames.encode("limit", slot=idx, seconds=seconds))
+            self.gws[name].write(frames.encode("limit", slot=idx, seconds=seconds))
 
     def release(self, idx):
         """The slot's worker on its gateway goes (it is idle)."""
         name = self.owner.pop(idx, None)
-        if name is None:
-            return
-        gw = self.gws[name]
-        gw.live.discard(idx)
-        if gw.state == UP and idx not in gw.running:
-            self._write(gw, frames.encode("release", slot=idx))
+        if name is not None and self.gws[name].state == UP and idx not in self.gws[name].running:
+            self.gws[name].write(frames.encode("release", slot=idx))
 
     def live_slots(self):
         return set(self.owner)
 
-    # ---- the session ---------------------------------------------------
-    def _write(self, gw, data):
-        """Queue a frame (bytes) or the frames of a file (a generator of them) for the gateway."""
-        if gw.child is None or gw.state not in (STARTING, UP):
-            if not isinstance(data, (bytes, bytearray)):
-                data.close()
-            return
-        first = not gw.outbuf and not gw.queue
-        gw.queue.append(data)
-        if first:
-            self._flush(gw)
+    def cleanup(self, name, groups, line):
+        """--cleanup at the end: the gateway runs ``line`` on these nodes (their connection groups)."""
+        gw = self.gws[name]
+        if gw.state == UP:
+            self.cleaning = True
+            gw.write(frames.encode("cleanup", nodes=[list(g) for g in groups], line=line))
 
-    def _flush(self, gw):
-        """Write what waits for the gateway; what it does not take now waits for its stdin's room."""
-        fd = gw.child.fds.get(0) if gw.child is not None else None
-        if fd is None:
-            return
-        try:
-            while gw.outbuf or gw.queue:
-                while gw.queue and len(gw.outbuf) < OUT_HIGH:
-                    item = gw.queue[0]
-                    if isinstance(item, (bytes, bytearray)):
-                        gw.outbuf += gw.queue.popleft()
-                    else:
-                        try:
-                            gw.outbuf += next(item)
-                        except StopIteration:
-                            gw.queue.popleft()
-                del gw.outbuf[:os.write(fd, gw.outbuf[:1 << 20])]
-        except BlockingIOError:
-            pass
-        except OSError as e:
-            gw.outbuf.clear()
-            self._drop_queue(gw)
-            self._fail(gw, f"its session does not take input ({e.strerror or e})")
-            return
-        if bool(gw.outbuf) != gw.writing:
-            gw.writing = bool(gw.outbuf)
-            if gw.writing:
-                self.sel.register(fd, selectors.EVENT_WRITE, lambda: self._flush(gw))
-            else:
-                self.sel.unregister(fd)
-
-    def _stderr(self, gw):
-        if gw.child is None:
-            return  # its session was closed earlier in this same wake-up
-        try:
-            data = os.read(gw.child.fds[2], 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.sel.unregister(gw.child.fds[2])
-            return
-        gw.err = (gw.err + data)[-STDERR_KEEP:]
-
-    def _readable(self, gw):
-        if gw.child is not None:
-            self._read_frames(gw)
-
-    def _read_frames(self, gw):
-        """Read and take the frames the gateway sent; False once its session ended."""
-        try:
-            data = os.read(gw.child.fds[1], 1 << 18)
-        except (BlockingIOError, InterruptedError):
-            return True
-        except OSError:
-            data = b""
-        if not data:
-            self._ended(gw)
-            return False
-        gw.last_in = self.clock()
-        gw.inbuf += data
-        try:
-            while gw.child is not None:
-                nl = gw.inbuf.find(b"\n")
-                if nl < 0:
-                    break
-                line, gw.inbuf = gw.inbuf[:nl], gw.inbuf[nl + 1:]
-                self._frame(gw, line)
-            if len(gw.inbuf) > frames.MAX_FRAME:
-                raise frames.FrameError("a line longer than any frame")
-        except frames.FrameError as e:
-            self._fail(gw, f"it sent what is not a frame of clstr's: {e}")
-            return False
-        return gw.child is not None
-
+    # ---- frames --------------------------------------------------------
     def _frame(self, gw, line):
+        gw.last_in = self.clock()
         if gw.state == STARTING:
-            frame = frames.decode(line, ("need", "hello"))
-            if frame["t"] == "need":
-                if self._zip is None:
-                    self._zip = gateway.zipapp()
-                self._write(gw, b"%d\n" % len(self._zip) + self._zip)
-                return
-            why = judge_hello(frame, gateway.__version__)
-            if why:
-                self._refuse(gw, why)
-                return
-            gw.state, gw.up_at, gw.zipapp = UP, self.clock(), bool(frame.get("zipapp"))
-            gw.info = (f"clstr {frame['clstr']} " + ("sent as a zipapp" if gw.zipapp else "installed")
-                       + f", python {frame['python']}")
-            if self.verbose:
-                self.log(f"gateway {gw.name}: up in {gw.up_at - gw.started:.2f} s ({gw.info}), "
-                         f"driving {counted(len(gw.nodes), 'node')}")
-            files = self.opt.files
-            try:
-                bases = [self._put(gw, b.local) for b in files.basefiles] if files is not None else []
-            except transfer.TransferError as e:
-                self._fail(gw, f"a basefile cannot be sent: {e}")
-                return
-            self._write(gw, frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
-                                             self.opt.multiplex, self.exec_slots,
-                                             frames.files_out(files, [i for i, _ in bases])))
-            for _, pieces in bases:
-                if pieces is not None:
-                    self._write(gw, pieces)
+            self._handshake(gw, frames.decode(line, ("need", "hello")))
             return
         frame = frames.decode(line, ("ev", "died", "beat", "error", "bye", "got", "cleaned"))
         t = frame["t"]
@@ -448,93 +473,99 @@ class GatewayPool:
         if idx not in gw.running:
             raise frames.FrameError(f"{t} frame for slot {idx}, which runs nothing there")
         if t == "got":
-            self._got(gw, idx, frame)
-            return
-        if t == "died":
-            self._discard(gw.got.pop(idx, {}))
+            gw.files.got_piece(idx, frame)
+        elif t == "died":
+            gw.files.drop(idx)
             gw.running.discard(idx)
-            gw.live.discard(idx)
             self.owner.pop(idx, None)
             why = frames.field(frame, "why", str, optional=True) or f"exit {frames.field(frame, 'exit', int)}"
             self.on_died(idx, f"on gateway {gw.name}: {why}")
-            return
-        events = [frames.event_in(d, idx) for d in frames.field(frame, "e", list)]
+        else:
+            self._events(gw, idx, [frames.event_in(d, idx) for d in frames.field(frame, "e", list)])
+
+    def _events(self, gw, idx, events):
         running = self.seq_of(idx)
         for ev in events:
             if getattr(ev, "seq", running) != running:
                 raise frames.FrameError(f"an event of job {ev.seq} on slot {idx}, which runs job {running}")
-        ended = any(type(ev).__name__ in ("Finished", "Deferred") for ev in events)
-        if ended:
+        if any(type(ev).__name__ in ("Finished", "Deferred") for ev in events):
             gw.running.discard(idx)
-            events = [self._with_got(gw, idx, ev) if isinstance(ev, Finished) else ev for ev in events]
+            events = [gw.files.finished(idx, ev) if isinstance(ev, Finished) else ev for ev in events]
         self.on_events(idx, events)
 
-    def _ended(self, gw):
-        """The gateway's session ended (its stdout closed)."""
-        code = self._close(gw)
-        said = gw.err.decode("utf-8", "replace").strip().splitlines()
-        tail = said[-1] if said else ""
+    def _handshake(self, gw, frame):
+        """The gateway asks for the zipapp, or says hello: judged, then given the run's setup."""
+        if frame["t"] == "need":
+            if self._zip is None:
+                self._zip = gateway.zipapp()
+            gw.write(b"%d\n" % len(self._zip) + self._zip)
+            return
+        why = judge_hello(frame, gateway.__version__)
+        if why:
+            self._refuse(gw, why)
+            return
+        gw.state = UP
+        gw.info = (f"clstr {frame['clstr']} " + ("sent as a zipapp" if frame.get("zipapp") else "installed")
+                   + f", python {frame['python']}")
+        if self.verbose:
+            self.log(f"gateway {gw.name}: up in {self.clock() - gw.started:.2f} s ({gw.info}), "
+                     f"driving {counted(len(gw.nodes), 'node')}")
+        files = self.opt.files
+        try:
+            bases = [gw.files.put(b.local) for b in files.basefiles] if files is not None else []
+        except transfer.TransferError as e:
+            self._fail(gw, f"a basefile cannot be sent: {e}")
+            return
+        gw.write(frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
+                                  self.opt.multiplex, self.exec_slots, frames.files_out(files, [i for i, _ in bases])))
+        for _, pieces in bases:
+            if pieces is not None:
+                gw.write(pieces)
+
+    # ---- losing it -----------------------------------------------------
+    def _ended(self, gw, code, why=None):
+        """The gateway's session ended (``code``: its ssh's exit status), or does not take input (``why``)."""
+        if why is not None:
+            self._fail(gw, why)
+            return
+        tail = gw.session.said() if gw.session is not None else ""
         if gw.state == STARTING:
             if code == 127 or "not found" in tail:
                 self._refuse(gw, f"no {self.python.split()[0]} there" + (f" ({tail})" if tail else ""))
+            elif code == 255:
+                self._refuse(gw, ssh.classify(gw.session.err.decode("utf-8", "replace")))
             else:
-                self._refuse(gw, ssh.classify(gw.err.decode("utf-8", "replace"))
-                             if code == 255 else f"it exited with status {code}" + (f": {tail}" if tail else ""))
+                self._refuse(gw, f"it exited with status {code}" + (f": {tail}" if tail else ""))
         elif gw.state == UP and not self.closing:
             what = "its session ended" if code is None else f"its ssh exited {code}"
             self._lose(gw, what + (f": {tail}" if tail else ""))
 
-    def _close(self, gw):
-        """End the gateway's ssh and close its pipes: its exit status (None if it had to be killed)."""
-        child, gw.child = gw.child, None
-        gw.writing = False
-        self._drop_queue(gw)
-        gw.outbuf = bytearray()
-        if child is None:
-            return None
-        for fd in child.fds.values():
-            try:
-                self.sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-        child.close()
-        code = child.wait(0.5)
-        if code is None:
-            end_group(child.pid, grace=0.5)
-            child.wait()
-        return code
-
     def _fail(self, gw, why):
+        if gw.session is not None:
+            gw.session.close(kill=True)
         if gw.state == STARTING:
-            self._close(gw)
             self._refuse(gw, why)
         else:
-            self._kill(gw)
             self._lose(gw, why)
 
-    def _kill(self, gw):
-        if gw.child is not None:
-            end_group(gw.child.pid, grace=0)
-        self._close(gw)
-
     def _refuse(self, gw, why):
-        if gw.child is not None:
-            self._kill(gw)
+        if gw.session is not None:
+            gw.session.close(kill=True)
         if gw.losses:  # lost earlier and not back yet: tried again later
-            gw.state, gw.why, gw.retry_at = LOST, f"{gw.why}; not back: {why}", self.clock() + self.retry
+            gw.state, gw.why, gw.retry_at = LOST, f"{gw.last_loss}; not back: {why}", self.clock() + self.retry
             if self.verbose:
                 self.log(f"gateway {gw.name}: not back: {why}")
             return
-        gw.state, gw.why = REFUSED, why
-        gw.retry_at = None
+        gw.state, gw.why, gw.retry_at = REFUSED, why, None
         self.log(f"gateway {gw.name} refused: {why}; " + self._whereto(gw))
 
     def _whereto(self, gw):
         if not gw.nodes:
             return "it drives no node of this run"
-        others = sorted({g for n in gw.nodes for g in self.plan[n] if g != gw.name and self.gws[g].state in (UP, STARTING)})
-        where = (f"through {', '.join(others)}" if others else "") + (
-            " or " if others and self.fallback == "direct" else "") + ("directly" if self.fallback == "direct" else "")
+        plan, direct = self.router.plan, self.router.fallback == "direct"
+        others = sorted({g for n in gw.nodes for g in plan[n] if g != gw.name and self.gws[g].state in (UP, STARTING)})
+        where = (f"through {', '.join(others)}" if others else "") + (" or " if others and direct else "") + (
+            "directly" if direct else "")
         if not where:
             return f"its {counted(len(gw.nodes), 'node')} wait for it (--gateway-fallback none)"
         return f"its {counted(len(gw.nodes), 'node')} ({hostlist.fold(gw.nodes)}) are driven {where}"
@@ -543,15 +574,13 @@ class GatewayPool:
         """The gateway is lost mid-run: its running attempts end LOST, its nodes go (on_lost)."""
         if gw.state == LOST:
             return
-        if gw.child is not None:
-            self._kill(gw)
+        if gw.session is not None:
+            gw.session.close(kill=True)
         gw.state, gw.why, gw.last_loss = LOST, why, why
         gw.losses += 1
         gw.retry_at = self.clock() + self.retry
-        running, gw.running, gw.live = sorted(gw.running), set(), set()
-        for got in gw.got.values():
-            self._discard(got)
-        gw.got = {}
+        running, gw.running = sorted(gw.running), set()
+        gw.files.drop()
         for idx in [i for i, g in self.owner.items() if g == gw.name]:
             del self.owner[idx]
         self.log(f"gateway {gw.name} lost: {why}; " + (f"{counted(len(running), 'running job')} go back, " if running
@@ -593,70 +622,55 @@ class GatewayPool:
             return
         self.paused = pause
         for gw in self.gws.values():
-            if gw.child is None:
-                continue
-            fd = gw.child.fds[1]
-            if pause:
-                self.sel.unregister(fd)
-            else:
-                self.sel.register(fd, selectors.EVENT_READ, lambda g=gw: self._readable(g))
-            gw.last_in = self.clock()  # a silence we caused is not the gateway's
+            if gw.session is not None and gw.session.open:
+                gw.session.watch(not pause)
+                gw.last_in = self.clock()  # a silence we caused is not the gateway's
 
     def stop(self):
         """Interrupted: every gateway ends its running jobs (TERM, KILL after its grace)."""
         for gw in self.gws.values():
             if gw.state == UP:
-                self._write(gw, frames.encode("stop"))
+                gw.write(frames.encode("stop"))
 
     def abandon(self, idx, why):
         """A slot whose gateway did not report its end in time: as a worker that died."""
         name = self.owner.pop(idx, None)
         if name is not None:
             self.gws[name].running.discard(idx)
-            self.gws[name].live.discard(idx)
+            self.gws[name].files.drop(idx)
         self.on_died(idx, f"on gateway {name}: {why}")
 
     def shutdown(self, grace=5.0, cleanup_wait=10.0):
         """Every gateway quits (its stdin closed: it ends its work and says ``bye``); each is read
-        until its session ends, for up to ``grace`` seconds, then killed."""
+        until its session ends, for up to ``grace`` seconds (more after a cleanup), then killed."""
         self.closing = True
         sel = selectors.DefaultSelector()
-        for gw in self.gws.values():
-            if gw.child is None:
-                continue
-            for fd in list(gw.child.fds.values()):
-                try:
-                    self.sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
-            os.close(gw.child.fds.pop(0))  # its stdin's end is its quit
-            gw.writing = False
-            sel.register(gw.child.fds[1], selectors.EVENT_READ, gw)
+        live = [gw for gw in self.gws.values() if gw.session is not None and gw.session.open]
+        for gw in live:
+            if not self.paused:
+                gw.session.watch(False)
+            gw.session.end_input()
+            sel.register(gw.session.child.fds[1], selectors.EVENT_READ, gw)
         deadline = self.clock() + grace + (cleanup_wait if self.cleaning else 0.0)
         while sel.get_map() and self.clock() < deadline:
             for key, _ in sel.select(max(0.0, deadline - self.clock())):
                 gw = key.data
-                if gw.child is None or self._read_frames(gw) is False:
+                if not gw.session.readable():
                     sel.unregister(key.fd)
         sel.close()
-        for gw in self.gws.values():
-            if gw.child is not None:
-                if gw.child.wait(0.0 if self.clock() >= deadline else 0.5) is None:
-                    try:
-                        os.killpg(gw.child.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                self._close(gw)
+        for gw in live:
+            if gw.session.open:
+                gw.session.close(kill=True)
+            if gw.files is not None:
+                gw.files.drop()
 
     def states(self):
-        """{gateway: its state, why, and the nodes it drives now} for the result."""
-        out = {}
-        for name, gw in self.gws.items():
-            out[name] = {"state": gw.state, "why": gw.why, "losses": gw.losses, "last_loss": gw.last_loss,
-                         "info": gw.info, "cpu": gw.cpu,
-                         "nodes": sorted(n for n in gw.nodes if self.plan[n][0] == name)}
-        return out
+        """{gateway: its state, why, and the nodes it drives first} for the result."""
+        plan = self.router.plan
+        return {name: {"state": gw.state, "why": gw.why, "losses": gw.losses, "last_loss": gw.last_loss,
+                       "info": gw.info, "cpu": gw.cpu, "nodes": sorted(n for n in gw.nodes if plan[n][0] == name)}
+                for name, gw in self.gws.items()}
 
     def route_of_nodes(self):
         """{node: the gateway that drives it now, or None}."""
-        return {n: (None if g is UNREACHABLE else g) for n, g in self.current.items()}
+        return self.router.drivers()

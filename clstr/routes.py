@@ -143,3 +143,51 @@ class Routes:
         if direct:
             lines.append(f"  direct: {len(direct)} ({hostlist.fold(direct)})")
         return lines
+
+
+class _Unreachable:
+    def __repr__(self):
+        return "UNREACHABLE"
+
+
+UNREACHABLE = _Unreachable()  # the route of a node whose gateways are all down, with --gateway-fallback none
+
+
+class Router:
+    """Where each node's attempts go now: a gateway (by name), None (the root drives it) or
+    UNREACHABLE. A node keeps its route while it is in the run (its connections are there); it
+    changes when the node is out (``reroute``) or its gateway is down.
+
+    ``plan``: Routes.plan's; ``is_up(gateway)``: whether it is up now; ``fallback``: where a node
+    goes whose gateways are all down, ``direct`` (the root) or ``none`` (UNREACHABLE).
+    """
+
+    def __init__(self, plan, is_up, fallback="direct"):
+        self.plan = plan
+        self.is_up = is_up
+        self.fallback = fallback
+        self.current = {}  # node -> its route now
+
+    def choose(self, node):
+        for gw in self.plan.get(node, ()):
+            if self.is_up(gw):
+                return gw
+        return UNREACHABLE if node in self.plan and self.fallback == "none" else None
+
+    def route(self, node):
+        if node not in self.plan:
+            return None
+        cur = self.current.get(node)
+        if cur is UNREACHABLE or (cur is not None and not self.is_up(cur)) or node not in self.current:
+            cur = self.current[node] = self.choose(node)
+        return cur
+
+    def reroute(self, node):
+        """The node is out of the run: its next probe may go another way."""
+        if node in self.plan:
+            self.current[node] = self.choose(node)
+        return self.current.get(node)
+
+    def drivers(self):
+        """{node: the gateway that drives it now, or None} for the nodes some gateway reaches."""
+        return {n: (None if g is UNREACHABLE else g) for n, g in self.current.items()}

@@ -27,6 +27,7 @@ from .proc import PIPE, Child, end_group
 from .output import silence
 from .pool import WorkerPool
 from .result import Ending, RunResult
+from .routes import UNREACHABLE
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .ssh import marks_of
 from .status import duration
@@ -243,7 +244,7 @@ class Supervisor:
         if where is None:
             self.gw.release(idx)  # its worker there, if it had one, goes: the root drives it now
             return None
-        if where is remotepool.UNREACHABLE:
+        if where is UNREACHABLE:
             self._finished(Finished(idx, job.seq, 255, time.time(), 0.0, Ending.NEVER_RAN,
                                     self.gw.unreachable_why(slot.node)))
             return True

@@ -77,13 +77,16 @@ def test_a_malformed_event_is_refused_not_crashed_on(d):
 
 def test_jobs_and_setup_cross_and_come_back():
     job = Job(4, "echo 'a b'", 2, True, 1.5, False)
-    slot, node, group, back = frames.job_in(frames.decode(frames.job_out(5, "u@n1", ("u@n1", 1), job)))
-    assert (slot, node, group, back) == (5, "u@n1", ("u@n1", 1), job)
+    slot, node, group, back, files = frames.job_in(frames.decode(frames.job_out(5, "u@n1", ("u@n1", 1), job)))
+    assert (slot, node, group, back, files) == (5, "u@n1", ("u@n1", 1), job, None)
+    from clstr.transfer import JobFiles, Return, Send
+    job = Job(4, "x", files=JobFiles((Send("/here/a", "a"), Send("/here/b", "sub/b")), (Return("r", "/here/r"),)),
+              basefiles=True)
+    *_, back, files = frames.job_in(frames.decode(frames.job_out(5, "n1", ("n1", 0), job, [7, 8])))
+    assert files == ([(7, "a"), (8, "sub/b")], ["r"]) and back.basefiles and back.files is None
     cfg = SshConfig(("ssh", "-F", "x"), ("Port=2",), 3.0, 1, 2, True, True, "f" * 24, ("A=b",), "...")
     assert frames.setup_in(frames.decode(frames.setup_out(cfg, 5.0, None, 12, False, True))) == (
         cfg, 5.0, None, 12, False, True)
-    with pytest.raises(ValueError):
-        frames.job_out(1, "n", ("n", 0), Job(1, "x", files=object()))
 
 
 @pytest.mark.parametrize("hello,why", [
@@ -132,6 +135,25 @@ def test_a_node_reached_by_several_gateways_goes_to_the_least_loaded_and_keeps_t
     assert r.folded(plan, ["n1", "n2", "n3", "n4", "n5", "n6"]) == [
         "  gw1: 2 (n[1-2])", "  gw2: 3 (n[3-5])", "  direct: 1 (n6)"]
     assert routes.Routes({"gw1": ["gw1", "n1"]}).plan(["gw1", "n1"]) == {"n1": ("gw1",)}
+
+
+@pytest.mark.parametrize("fallback", ["direct", "none"])
+def test_a_node_keeps_its_route_while_in_the_run_and_moves_when_out(fallback):
+    up = {"gw1": True, "gw2": True}
+    router = routes.Router({"n1": ("gw1", "gw2"), "n2": ("gw2",)}, lambda g: up[g], fallback)
+    assert [router.route(n) for n in ("n1", "n2", "n9")] == ["gw1", "gw2", None]
+    up["gw1"] = False
+    assert router.route("n1") == "gw2"  # its gateway is down: the next one that reaches it
+    up["gw1"] = True
+    assert router.route("n1") == "gw2"  # back up: the node stays where its connections are
+    assert router.reroute("n1") == "gw1"  # until it is out of the run: then its first choice again
+    up["gw2"] = False
+    down = routes.UNREACHABLE if fallback == "none" else None
+    assert router.route("n2") is down
+    up["gw2"] = True
+    assert router.route("n2") == ("gw2" if fallback == "none" else None)  # direct stays direct until out
+    assert router.reroute("n2") == "gw2"
+    assert router.drivers() == {"n1": "gw1", "n2": "gw2"}
 
 
 TOPOLOGY = """\
