@@ -27,6 +27,7 @@ from conftest import lines, read_until, wait_for
 from test_failures import remote_leftovers, run_marker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(clstr.__file__)))
+VERSION = clstr.__version__
 
 
 # ---- frames ------------------------------------------------------------------
@@ -392,6 +393,38 @@ def test_a_gateway_refused_at_the_start_leaves_its_nodes_driven_directly(clstr, 
     assert r.returncode == 0, r.stderr
     assert why in r.stderr and "its 2 nodes (n[2-3]) are driven directly" in r.stderr
     assert lines(r.stdout) == sorted(f"r{i}" for i in range(6))
+
+
+@pytest.mark.parametrize("reply", [
+    '{"t":"ev","slot":SLOT,"e":[{"k":"Finished","seq":999,"exit":0,"start":0,"runtime":0,"ending":"OK"}]}',
+    '{"t":"ev","slot":SLOT,"e":[{"k":"Output","seq":SEQ,"stream":1,"data":"not base64!"}]}',
+    '{"t":"died","slot":12345,"exit":0}',
+    '{"t":"ev","slot":SLOT,"e":[{"k":"Finished","seq":SEQ,"exit":0,"start":0,"runtime":0,"ending":"OK",'
+    '"returned":[["/etc/passwd","x"]]}]}',
+    '[1,2,3]',
+], ids=["another job", "bad base64", "no such slot", "a file placed by name", "not an object"])
+def test_a_gateway_that_sends_hostile_frames_is_lost_and_its_jobs_run_elsewhere(clstr, tmp_path, reply):
+    script = tmp_path / "fakepython"
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+print(json.dumps({{"t": "hello", "proto": 1, "clstr": "{VERSION}", "python": "3.11.2"}}), flush=True)
+for line in sys.stdin:
+    f = json.loads(line)
+    if f["t"] == "job":
+        out = {reply!r}.replace("SLOT", str(f["slot"])).replace("SEQ", str(f["job"]["seq"]))
+        print(out, flush=True)
+""")
+    script.chmod(0o755)
+    out = tmp_path / "r.json"
+    r = clstr("-n", "n2", "--gateway", "n1=n2", "--gateway-python", str(script), "--reprobe", "1",
+              "--json", str(out), "-j", "echo ran", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ran\n"
+    assert "gateway n1 lost: it sent what is not a frame of clstr's" in r.stderr
+    assert "Traceback" not in r.stderr
+    d = as_json(out)
+    assert [a["reason"] for a in d["jobs"][0]["attempts"]][:1] == ["gateway n1 lost"]
+    assert d["gateways"]["n1"]["losses"] >= 1 and d["nodes"]["n2"]["gateway"] is None  # driven directly at the end
 
 
 def test_gateway_fallback_none_leaves_the_jobs_not_run_with_why(clstr, tmp_path):
