@@ -533,7 +533,7 @@ class GatewayPool:
             if code == 127 or "not found" in tail:
                 self._refuse(gw, f"no {self.python.split()[0]} there" + (f" ({tail})" if tail else ""))
             elif code == 255:
-                self._refuse(gw, ssh.classify(gw.session.err.decode("utf-8", "replace")))
+                self._refuse(gw, ssh.classify(gw.session.err)[0] or "ssh exit 255" + (f": {tail}" if tail else ""))
             else:
                 self._refuse(gw, f"it exited with status {code}" + (f": {tail}" if tail else ""))
         elif gw.state == UP and not self.closing:

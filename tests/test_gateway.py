@@ -433,7 +433,7 @@ def test_gateway_fallback_none_leaves_the_jobs_not_run_with_why(clstr, tmp_path)
               "--reprobe-for", "2", "--json", str(out), "-j", "echo x", timeout=60)
     d = as_json(out)
     assert r.returncode == 1 and r.stdout == ""
-    assert "its 1 node wait for it" in r.stderr or "its 1 node" in r.stderr
+    assert "gateway refused refused: refused; its 1 node wait for it (--gateway-fallback none)" in r.stderr
     assert d["jobs"][0]["outcome"] == "not run"
     assert d["gateways"]["refused"]["state"] == "refused"
     assert "no gateway reaches it (refused refused)" in d["nodes"]["n2"]["reason"]
