@@ -310,13 +310,6 @@ def job_argv(base, node, line, control_path=None, cleanup=True):
         # a connection of its own, even where the user's ssh_config shares them: a master that
         # ssh_config's ControlPersist would background could keep our pipes open
         argv += ["-o", "ControlPath=none"]
-        if cleanup:
-            # with no master to ask, only ssh's own words tell a connection that died of silence
-            # ("Timeout, server ... not responding.", said at INFO) from a job that killed its
-            # shell (nothing said): an ssh_config's LogLevel ERROR or QUIET is not let hide them
-            # (a user's own -o LogLevel comes first and still wins). What it says before the
-            # job starts is a note, not the job's output.
-            argv += ["-o", "LogLevel=INFO"]
     if not cleanup:
         argv.append("-n")
     port, host = destination(node)

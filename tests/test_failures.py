@@ -2,7 +2,6 @@
 
 Every test asserts the exact set of job outputs against the real sshd testbed.
 """
-import json
 import os
 import shlex
 import signal
@@ -11,7 +10,7 @@ import subprocess
 import psutil
 import pytest
 
-from conftest import lines, read_until, signal_when, wait_for
+from conftest import lines, read_until, signal_when
 
 
 def jobs_args(commands):
@@ -117,47 +116,6 @@ def test_node_dies_mid_job_silently(clstr, testbed):
                 pass
     assert p.returncode == 0, err
     assert out == "done\n"  # on-n1 was read above
-    assert "node n1 retired: connection lost" in err
-
-
-def test_on_each_node_a_node_that_goes_silent_mid_job_is_lost_not_the_jobs_failure(clstr, testbed):
-    """With one session a job and no shared connection to ask (-E), only ssh's own words tell a
-    connection that died of silence from a job that killed its shell: the user's ssh_config
-    here says LogLevel ERROR, which hides them, and clstr still hears them."""
-    job = f'case "$SSH_CONNECTION" in *" {testbed.addr["n1"]} "*) echo on-n1; sleep 60;; esac; echo done'
-    p = clstr.popen("-n", "n1", "-n", "n2", "-O", "ServerAliveInterval=1", "-O", "ServerAliveCountMax=2",
-                    "--json", "-", "-o", os.devnull, "-E", job,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stopped = []
-
-    def freeze():
-        """Suspend the sshd session of n1 that runs the job (its sleep beneath it), and all beneath."""
-        for child in testbed.session_processes("n1"):
-            try:
-                below = child.children(recursive=True)
-                if any(c.name() == "sleep" for c in below):
-                    for c in [child] + below:
-                        c.suspend()
-                        stopped.append(c)
-                    return True
-            except psutil.Error:
-                continue
-        return False
-    try:
-        assert wait_for(freeze)
-        out, err = p.communicate(timeout=60)
-    finally:
-        p.kill()
-        for child in stopped:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-    result = json.loads(out)
-    by_node = {j["node"]: j for j in result["jobs"]}
-    assert by_node["n2"]["outcome"] == "succeeded"
-    first = by_node["n1"]["attempts"][0]
-    assert (first["ending"], first["reason"]) == ("lost", "connection lost"), err
     assert "node n1 retired: connection lost" in err
 
 
