@@ -24,7 +24,7 @@ from . import reaper, ssh
 from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
-from .judging import Judge, asks_jump_host, timed
+from .judging import Judge, after_asking, asks_jump_host, timed
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
@@ -197,6 +197,7 @@ class ExecAttempt:
         self.lookup_by = None
         self.after = None  # the Finished that waits for a lookup after a refused handshake
         self.late_master = False
+        self.unanswered = False  # the node was asked about a job's wrapper and ran out of time
 
     # ---- phases --------------------------------------------------------
     def master(self):
@@ -290,7 +291,7 @@ class ExecAttempt:
             return
         except OSError:
             data = b""
-        if self.phase == "lookup":
+        if self.phase in ("lookup", "ask"):
             if data:
                 self.config += data if stream == 1 else b""
             else:
@@ -320,7 +321,7 @@ class ExecAttempt:
     def due(self):
         if self.finished:
             return None
-        if self.phase in ("lookup", "master"):
+        if self.phase in ("lookup", "master", "ask"):
             return self.lookup_by if self.kill_at is None else self.kill_at
         due = self.d.next(self.p.started)
         if self.kill_at is not None:
@@ -338,8 +339,9 @@ class ExecAttempt:
                 self.kill(signal.SIGTERM)
                 self.kill_at = now + KILL_GRACE
             return
-        if self.phase == "lookup":
+        if self.phase in ("lookup", "ask"):
             if now >= self.lookup_by and self.fds:
+                self.unanswered = True
                 self.kill(signal.SIGKILL)
                 for stream in list(self.fds):
                     self._close(stream)
@@ -450,6 +452,9 @@ class ExecAttempt:
             s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
                                    connect=waited, began=waited))
             return
+        if self.phase == "ask":
+            s.done(self, after_asking(self.after, self.config, None if self.unanswered else self.code))
+            return
         if self.phase == "lookup":
             host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
             s.jump[self.node] = host
@@ -471,6 +476,9 @@ class ExecAttempt:
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own
             s.emit(self.idx, Notice(self.idx, REPLACED + ": the job went over a connection of its own"))
+        if self.judge.asks_node(finished, self.p):
+            self._ask_after(finished)
+            return
         if asks_jump_host(job, finished):
             host = s.jump.get(self.node, _UNKNOWN)
             if host is _UNKNOWN:
@@ -478,6 +486,24 @@ class ExecAttempt:
                 return
             finished = dataclasses.replace(finished, jump_host=host)
         s.done(self, finished)
+
+    def _ask_after(self, finished):
+        """A job that ended with no end mark and no word of ssh's: its node says whether its wrapper
+        lives on (the connection was lost) or is gone (the job killed it), then the end is said."""
+        s = self.slots
+        self.after = finished
+        try:
+            self.child = Child(ssh.job_argv(s.base, self.node, ssh.alive_line(self.p.shell), None, cleanup=False),
+                               s.env, PIPE, PIPE, PIPE)
+        except OSError:
+            s.done(self, finished)
+            return
+        os.close(self.child.fds.pop(0))
+        self.code, self.config = None, b""
+        self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
+        self.phase = "ask"
+        self._watch()
+        s.plan(self)
 
     def _look_up_after(self, finished):
         """A refused handshake may be the jump host's: look the node's up, then say it with the end."""

@@ -91,6 +91,16 @@ class Judge:
             return code, Ending.EXIT, None
         return code, Ending.NEVER_RAN if never_ran else Ending.LOST, reason
 
+    def asks_node(self, finished, p):
+        """Whether the attempt's end is for its node to tell: the job started and ended with no end
+        mark, ssh said nothing of a lost connection and there is no master to ask (one session a
+        job, no shared connection; an ssh_config's LogLevel ERROR hides ssh's "Timeout, server ...
+        not responding."). Either its connection died of silence (the node's wrapper lives on, or
+        the node does not answer) or the job killed its own shell (the wrapper is gone). The
+        wrapper's pid came with the start mark: ssh.alive_line asks about it."""
+        return (self.marked and not self.control_path and p.shell is not None
+                and finished.ending is Ending.EXIT and finished.reason == NO_END_MARK)
+
     def lost(self, code, p):
         """Why a job that started ended with no end mark: its connection was lost (the reason), or
         None where the connection is alive, so that it was the job that ended what writes the mark
@@ -140,3 +150,13 @@ class Judge:
             return False
         finally:
             sock.close()
+
+
+def after_asking(finished, answer, code):
+    """``finished`` (judged the job's own: no end mark) as its node answered ssh.alive_line:
+    ``gone``, the job killed its shell: kept; ``alive``, or no answer at all (``code`` 255 or
+    None: ssh could not reach it, or ran out of time), its connection was lost; a node that
+    answered without a word (no sh there): kept."""
+    if b"gone" in answer or (b"alive" not in answer and code is not None and 0 <= code != 255):
+        return finished
+    return dataclasses.replace(finished, ending=Ending.LOST, reason="connection lost")

@@ -26,7 +26,7 @@ class Marked:
     """What reading an attempt's output found: its marks, and the tails of its stderr."""
 
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
-                 "last_err", "runner", "started_at", "ended_at")
+                 "last_err", "runner", "started_at", "ended_at", "shell")
 
     def __init__(self):
         self.timed_out = None  # or which limit ended it: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
@@ -36,6 +36,7 @@ class Marked:
         self.out_end = False  # the loop's stdout mark: the job's stdout is all read
         self.ready = False  # the loop's ready mark
         self.runner = None  # the pid of the loop's runner, from its ready mark
+        self.shell = None  # the pid of the job's wrapper on the node, from its start mark
         self.tail = b""  # stderr before the job started: the login's and ssh's
         self.begun = False  # the loop's begin mark: the job's stdout starts here
         self.loop_gone = False  # the loop's reader found its runner gone (the job killed it)
@@ -120,6 +121,7 @@ class Reading:
         kind = mark[0]
         if kind == ssh.MARK_START:
             p.started = True
+            p.shell = mark[1] if len(mark) > 1 else None
             if self.clock is not None:
                 p.started_at = self.clock()
         elif kind == ssh.MARK_END:

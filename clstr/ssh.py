@@ -156,7 +156,7 @@ class Marks:
         return pieces
 
 
-_MARK = re.compile(rb":(?:([sobx])|e:(\d{1,3})|r(?::(\d{1,10}))?)\r?\n?")
+_MARK = re.compile(rb":(?:([obx])|s(?::(\d{1,10}))?|e:(\d{1,3})|r(?::(\d{1,10}))?)\r?\n?")
 
 
 def _parse_mark(rest):
@@ -165,9 +165,11 @@ def _parse_mark(rest):
         return None
     if m.group(1):
         return (m.group(1).decode(),)
-    if m.group(2) is not None:
-        return (MARK_END, int(m.group(2)))
-    return (MARK_READY, int(m.group(3)) if m.group(3) else None)
+    if m.group(3) is not None:
+        return (MARK_END, int(m.group(3)))
+    if rest.startswith(b":s"):
+        return (MARK_START, int(m.group(2)) if m.group(2) else None)
+    return (MARK_READY, int(m.group(4)) if m.group(4) else None)
 
 
 class Wrapper(Marks):
@@ -193,7 +195,7 @@ class Wrapper(Marks):
         bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
                 f'kill -TERM 0; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; {export}eval "$j")')
         self._outer = ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
-                       f"echo {token}:{MARK_START} >&4; if command -v sh >/dev/null; then w=setsid; "
+                       f"echo {token}:{MARK_START}:$$ >&4; if command -v sh >/dev/null; then w=setsid; "
                        f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
                        f"echo {token}:{MARK_END}:$c >&4; exit $c")
         # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
@@ -314,6 +316,12 @@ def job_argv(base, node, line, control_path=None, cleanup=True):
         argv.append("-n")
     port, host = destination(node)
     return argv + port + ["--", host, line]
+
+
+def alive_line(pid):
+    """The command that asks a node whether process ``pid`` (a job's wrapper) still lives: it says
+    ``alive`` or ``gone``, under any login shell that can find sh."""
+    return f"exec sh -c 'kill -0 {int(pid)} 2>/dev/null && echo alive || echo gone'"
 
 
 def config_argv(base, node):

@@ -22,7 +22,7 @@ from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
-from .judging import LOOP_KILLED, NO_END_MARK, Judge, asks_jump_host, ended, timed
+from .judging import LOOP_KILLED, NO_END_MARK, Judge, after_asking, asks_jump_host, ended, timed
 from .reading import Marked, Reading
 
 READ_SIZE = 65536
@@ -326,7 +326,30 @@ class SlotWorker:
         self.board.pid[self.slot] = 0
         self.board.state[self.slot] = IDLE
         exit, ending, reason = self.judge.verdict(code, p)
-        return Finished(self.slot, job.seq, exit, start, time.monotonic() - t0, ending, reason)
+        finished = Finished(self.slot, job.seq, exit, start, time.monotonic() - t0, ending, reason)
+        if self.judge.asks_node(finished, p):
+            finished = after_asking(finished, *self._ask_node(p.shell))
+        return finished
+
+    def _ask_node(self, pid):
+        """(what the node said, ssh's exit status or None if out of time) of ssh.alive_line."""
+        argv = ssh.job_argv(self.base, self.node, ssh.alive_line(pid), None, cleanup=False)
+        child = Child(argv, self.env, self.devnull, PIPE, self.devnull)
+        said = b""
+        deadline = time.monotonic() + start_bound(self.connect_timeout)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([child.fds[1]], [], [], left)[0]:
+                    end_group(child.pid, grace=0)
+                    child.wait()
+                    return said, None
+                data = os.read(child.fds[1], 4096)
+                if not data:
+                    return said, child.wait()
+                said += data[:256]
+        finally:
+            child.close()
 
     # ---- files: the slot's file session (transfer.py) ------------------
     def _transfer(self, moved, step, job):

@@ -2,6 +2,7 @@
 
 Every test asserts the exact set of job outputs against the real sshd testbed.
 """
+import json
 import os
 import shlex
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import psutil
 import pytest
 
-from conftest import lines, read_until, signal_when
+from conftest import lines, read_until, signal_when, wait_for
 
 
 def jobs_args(commands):
@@ -117,6 +118,57 @@ def test_node_dies_mid_job_silently(clstr, testbed):
     assert p.returncode == 0, err
     assert out == "done\n"  # on-n1 was read above
     assert "node n1 retired: connection lost" in err
+
+
+def test_on_each_node_a_node_that_goes_silent_mid_job_is_lost_not_the_jobs_failure(clstr, testbed):
+    """With one session a job and no shared connection to ask (-E), and ssh's own words hidden
+    (the testbed's ssh_config says LogLevel ERROR), a connection that died of silence looks like
+    a job that killed its shell: the node is asked whether the job's wrapper lives on."""
+    job = f'case "$SSH_CONNECTION" in *" {testbed.addr["n1"]} "*) echo on-n1; sleep 60;; esac; echo done'
+    p = clstr.popen("-n", "n1", "-n", "n2", "-O", "ServerAliveInterval=1", "-O", "ServerAliveCountMax=2",
+                    "--json", "-", "-o", os.devnull, "-E", job,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = []
+
+    def freeze():
+        """Suspend the sshd session of n1 that runs the job (its sleep beneath it), and all beneath."""
+        for child in testbed.session_processes("n1"):
+            try:
+                below = child.children(recursive=True)
+                if any(c.name() == "sleep" for c in below):
+                    for c in [child] + below:
+                        c.suspend()
+                        stopped.append(c)
+                    return True
+            except psutil.Error:
+                continue
+        return False
+    try:
+        assert wait_for(freeze)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        for child in stopped:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    result = json.loads(out)
+    by_node = {j["node"]: j for j in result["jobs"]}
+    assert by_node["n2"]["outcome"] == "succeeded"
+    first = by_node["n1"]["attempts"][0]
+    assert (first["ending"], first["reason"]) == ("lost", "connection lost"), err
+    assert "node n1 retired: connection lost" in err
+
+
+def test_on_each_node_a_job_that_kills_its_shell_is_its_own_failure_once_the_node_says_so(clstr):
+    """The other side of the one above: no end mark, no word of ssh's, and the node answers that
+    the job's wrapper is gone: the job killed it, which is the job's failure, not a lost connection."""
+    r = clstr("-n", "n1", "--json", "-", "-o", os.devnull, "-E", "echo hi; kill -9 $PPID; sleep 1")
+    job = json.loads(r.stdout)["jobs"][0]
+    assert (job["outcome"], job["attempts"][0]["ending"]) == ("failed", "exit"), r.stderr
+    assert "its shell was killed before its end mark" in job["reason"]
+    assert "connection lost" not in r.stderr
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-pipeline"]])

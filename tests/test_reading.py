@@ -1,4 +1,6 @@
 """Pure tests of reading an ssh's streams (clstr/reading.py): bytes in, output events and marks out."""
+import pytest
+
 from clstr import ssh
 from clstr.events import Notice, Output
 from clstr.reading import STREAM_AT, Marked, Reading
@@ -73,3 +75,29 @@ def test_without_marks_output_is_passed_as_it_is():
     p = Marked()
     r.feed(p, 3, 2, f"{T}:s\n".encode())
     assert not p.started and texts(events) == [(3, f"{T}:s\n".encode())]
+
+
+@pytest.mark.parametrize("rest,mark", [(b":s", ("s", None)), (b":s:4242\n", ("s", 4242)), (b":e:3", ("e", 3)),
+                                       (b":r:77", ("r", 77)), (b":r", ("r", None)), (b":o", ("o",)),
+                                       (b":s:", None), (b":s:x", None), (b":e:", None)])
+def test_marks_are_read_exactly(rest, mark):
+    from clstr import ssh
+    assert ssh._parse_mark(rest) == mark
+
+
+@pytest.mark.parametrize("answer,code,ending", [
+    (b"gone\n", 0, "exit"),  # the job killed its shell: its own failure
+    (b"alive\n", 0, "lost"),  # its wrapper lives on: the connection died of silence
+    (b"", 255, "lost"),  # the node does not answer at all
+    (b"", None, "lost"),  # it ran out of time
+    (b"", 0, "exit"),  # it answered without a word (no sh there): nothing to change the verdict
+    (b"", 127, "exit"),
+])
+def test_a_node_asked_about_a_job_that_ended_without_its_end_mark(answer, code, ending):
+    from clstr.events import Finished
+    from clstr.judging import NO_END_MARK, after_asking
+    from clstr.result import Ending
+    f = Finished(0, 1, 255, 0.0, 1.0, Ending.EXIT, NO_END_MARK)
+    got = after_asking(f, answer, code)
+    assert got.ending.value == ending
+    assert got.reason == (NO_END_MARK if ending == "exit" else "connection lost")

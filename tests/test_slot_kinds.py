@@ -12,6 +12,8 @@ from conftest import wait_for
 # the tests of one job a node, collected here once more (run with forked workers by the fixture)
 from test_busy import test_nodes_behind_a_busy_jump_host_share_its_start_rate
 from test_failures import (test_connection_limit_loses_nothing, test_on_each_node_idle_timeout_and_a_long_job_of_its_own,
+                           test_on_each_node_a_node_that_goes_silent_mid_job_is_lost_not_the_jobs_failure,
+                           test_on_each_node_a_job_that_kills_its_shell_is_its_own_failure_once_the_node_says_so,
                            test_on_each_node_interrupt_ends_everything,
                            test_on_each_node_timeout_fails_the_job_and_ends_it_on_the_node)
 from test_joblog import (test_on_each_node_names_the_nodes_it_failed_and_did_not_run_on_folded,
@@ -29,6 +31,8 @@ from test_trust import (test_fanout_bounds_workers_not_only_running_jobs, test_h
 
 
 COLLECTED = (test_nodes_behind_a_busy_jump_host_share_its_start_rate, test_connection_limit_loses_nothing,
+             test_on_each_node_a_node_that_goes_silent_mid_job_is_lost_not_the_jobs_failure,
+             test_on_each_node_a_job_that_kills_its_shell_is_its_own_failure_once_the_node_says_so,
              test_on_each_node_idle_timeout_and_a_long_job_of_its_own, test_on_each_node_interrupt_ends_everything,
              test_on_each_node_timeout_fails_the_job_and_ends_it_on_the_node,
              test_on_each_node_names_the_nodes_it_failed_and_did_not_run_on_folded,
