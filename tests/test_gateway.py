@@ -537,6 +537,21 @@ def test_a_missing_return_through_a_gateway_fails_naming_the_file(clstr, tmp_pat
     assert nothing_left(mark)
 
 
+def test_halt_now_ends_the_jobs_running_behind_a_gateway(clstr, tmp_path, mark):
+    out = tmp_path / "r.json"
+    jobs = [f"sleep 30 # hn-{mark}", f"sleep 30 # hn-{mark}", "sleep 0.5; exit 3", "echo never"]
+    r = clstr("-n", "2/n2", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python(mark), "--job-failures", "job",
+              "--max-attempts", "1", "--halt", "now,fail=1", "--json", str(out),
+              *[a for j in jobs for a in ("-j", j)], timeout=60)
+    d = as_json(out)
+    by = {j["command"]: j for j in d["jobs"]}
+    assert by["sleep 0.5; exit 3"]["outcome"] == "failed"
+    assert [by[j]["outcome"] for j in jobs[:2]] == ["not run", "not run"], r.stderr
+    assert by["echo never"]["outcome"] == "not run" and r.returncode == 1
+    assert "halted: 1 job failed: no job starts now, ending 2 running jobs" in r.stderr
+    assert nothing_left(mark, f"hn-{mark}")
+
+
 def test_dry_run_shows_the_routing_and_bad_gateway_input_is_one_line(clstr, tmp_path):
     r = clstr("-n", "n[1-6]", "--gateway", "gw1=n[1-3]", "--gateway", "gw2=n[3-4]", "--dry-run", "-j", "true")
     assert r.returncode == 0, r.stderr
