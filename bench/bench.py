@@ -281,8 +281,9 @@ def warm_floor(tb, hosts, cmd, runtime):
     return ["xargs", "-P", str(len(hosts)), "-L", "1", "-a", lines, *base]
 
 
-def w5(tb, nodes, repeat=1):
-    """One command on each of ``nodes`` nodes (1,000 by default): wall, CPU, memory, processes at once."""
+def w5(tb, nodes, repeat=1, tools=None):
+    """One command on each of ``nodes`` nodes (1,000 by default): wall, CPU, memory, processes at once;
+    ``tools``: only the runs whose names start with one of these (None: all)."""
     hosts = tb.good[:nodes]
     cmd = "echo $SSH_CONNECTION | cut -d' ' -f3"
     expected = sorted(tb.addr[h] for h in hosts)
@@ -292,6 +293,8 @@ def w5(tb, nodes, repeat=1):
             (f"clstr -E --max-connecting {nodes} (the anchors' fan-out)",
              clstr_argv(tb, "--max-connecting", str(nodes), "-n", hostlist, "-E", cmd), None)]
     runs += anchors(tb, hosts, hostlist, cmd, nodes)
+    if tools:
+        runs = [r for r in runs if any(r[0].startswith(t) for t in tools)]
     rows, title = fanout_rows(f"W5: one command on each of {nodes} nodes", repeat, runs,
                               lambda out: check(addresses(out), expected), timeout=900)
     print(f"\n{title}")
@@ -708,6 +711,8 @@ def main():
     ap.add_argument("--w2-nodes", type=int, default=200)
     ap.add_argument("--w5-nodes", type=int, default=1000)
     ap.add_argument("--w5-repeat", type=int, default=3, help="W5 runs of each tool, interleaved (median shown)")
+    ap.add_argument("--w5-tools", default=None, metavar="NAMES",
+                    help="W5: only these runs, by the start of their names, comma-separated (e.g. 'clstr -E,pssh')")
     ap.add_argument("--repeat", type=int, default=7, help="W2 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w8-repeat", type=int, default=3, help="W8 runs of each tool, interleaved (median shown)")
     ap.add_argument("--w4", default="50x10x5000", help="nodes x slots x jobs for W4")
@@ -734,7 +739,7 @@ def main():
             if "W4" in want:
                 w4(tb, n4, s4, j4)
             if "W5" in want:
-                w5(tb, args.w5_nodes, args.w5_repeat)
+                w5(tb, args.w5_nodes, args.w5_repeat, args.w5_tools.split(",") if args.w5_tools else None)
             if "W6" in want:
                 w6(tb)
             if "W7" in want:
