@@ -465,7 +465,8 @@ def test_a_node_reached_by_two_gateways_survives_the_loss_of_one(clstr, tmp_path
     assert nothing_left(mark, f"gw-{mark}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=["ctrl-c", "sigterm", "sighup", "sigkill"])
 def test_the_root_interrupted_or_killed_leaves_nothing_on_the_gateway(clstr, tmp_path, testbed, mark, sig):
     proc, gate, out = start_long_run(clstr, tmp_path, mark, ["n2", "n3"], ["n1=n[2-3]"], njobs=2)
     try:
