@@ -192,7 +192,7 @@ class ExecAttempt:
         self.finished = False
         self.pidfd = None
         self.code = None
-        self.phase = None  # "lookup" or "job"
+        self.phase = None  # "master", "lookup" (ssh -G), "job", or "ask" (its node asked after it)
         self.config = b""
         self.lookup_by = None
         self.after = None  # the Finished that waits for a lookup after a refused handshake
@@ -490,33 +490,27 @@ class ExecAttempt:
     def _ask_after(self, finished):
         """A job that ended with no end mark and no word of ssh's: its node says whether its wrapper
         lives on (the connection was lost) or is gone (the job killed it), then the end is said."""
-        s = self.slots
-        self.after = finished
-        try:
-            self.child = Child(ssh.job_argv(s.base, self.node, ssh.alive_line(self.p.shell), None, cleanup=False),
-                               s.env, PIPE, PIPE, PIPE)
-        except OSError:
-            s.done(self, finished)
-            return
-        os.close(self.child.fds.pop(0))
-        self.code, self.config = None, b""
-        self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
-        self.phase = "ask"
-        self._watch()
-        s.plan(self)
+        argv = ssh.job_argv(self.slots.base, self.node, ssh.alive_line(self.p.shell), None, cleanup=False)
+        self._then(finished, "ask", argv, start_bound(self.slots.cfg.connect_timeout), finished)
 
     def _look_up_after(self, finished):
         """A refused handshake may be the jump host's: look the node's up, then say it with the end."""
+        self._then(finished, "lookup", ssh.config_argv(self.slots.base, self.node), CONFIG_WAIT,
+                   dataclasses.replace(finished, jump_host=""))
+
+    def _then(self, finished, phase, argv, wait, unstarted):
+        """One more short ssh (``phase``: its stdout read for at most ``wait`` s) before ``finished``
+        is said; ``unstarted`` is said instead if that ssh cannot start."""
         s = self.slots
         self.after = finished
         try:
-            self.child = Child(ssh.config_argv(s.base, self.node), s.env, PIPE, PIPE, PIPE)
+            self.child = Child(argv, s.env, PIPE, PIPE, PIPE)
         except OSError:
-            s.done(self, dataclasses.replace(finished, jump_host=""))
+            s.done(self, unstarted)
             return
         os.close(self.child.fds.pop(0))
         self.code, self.config = None, b""
-        self.lookup_by = time.monotonic() + CONFIG_WAIT
-        self.phase = "lookup"
+        self.lookup_by = time.monotonic() + wait
+        self.phase = phase
         self._watch()
         s.plan(self)

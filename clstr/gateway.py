@@ -33,7 +33,7 @@ import zipfile
 
 from . import __version__, controldir, frames, reaper
 from . import ssh, transfer
-from .events import Finished, Limit
+from .events import Deferred, Finished, Limit
 from .execslot import ExecSlots
 from .pool import WorkerPool
 from .proc import PIPE, Child, end_group
@@ -387,7 +387,7 @@ class Server:
     def forward(self, idx, message):
         evs = message if isinstance(message, list) else [message]
         for n, ev in enumerate(evs):
-            if type(ev).__name__ in ("Finished", "Deferred"):
+            if isinstance(ev, (Finished, Deferred)):
                 self.running.discard(idx)
             if isinstance(ev, Finished) and (ev.returned or ev.reason and self.names):
                 evs[n] = self._brought_back(idx, ev)

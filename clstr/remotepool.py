@@ -18,7 +18,7 @@ import selectors
 import time
 
 from . import execslot, frames, gateway, hostlist, ssh, transfer
-from .events import Finished
+from .events import Deferred, Finished
 from .proc import PIPE, Child, end_group
 from .result import Ending
 from .routes import Router
@@ -488,7 +488,7 @@ class GatewayPool:
         for ev in events:
             if getattr(ev, "seq", running) != running:
                 raise frames.FrameError(f"an event of job {ev.seq} on slot {idx}, which runs job {running}")
-        if any(type(ev).__name__ in ("Finished", "Deferred") for ev in events):
+        if any(isinstance(ev, (Finished, Deferred)) for ev in events):
             gw.running.discard(idx)
             events = [gw.files.finished(idx, ev) if isinstance(ev, Finished) else ev for ev in events]
         self.on_events(idx, events)

@@ -208,22 +208,13 @@ class Supervisor:
         """Start the run's gateways (each up or refused before any job starts) and route the nodes."""
         self.gw = remotepool.GatewayPool(
             self.opt.routes, list(self.sched.nodes), self.opt, self.env, self.sel,
-            (self.on_events, self._gateway_died, self._gateway_lost, lambda idx: self.sched.slots[idx].busy),
+            (self.on_events, self._worker_gone, self._gateway_lost, lambda idx: self.sched.slots[idx].busy),
             self._log, self.clock, self.opt.gateway_python, self.opt.gateway_fallback, self.opt.verbose,
             self.sched.policy.reprobe or 30.0)
         self.gw.start(self.pool.capacity)
         self.monitor.gateways = self.gw.states
-        for name, node in self.sched.nodes.items():
-            where = self.gw.route(name)
-            node.gateway = where if isinstance(where, str) else None
-
-    def _gateway_died(self, idx, why):
-        """A slot's worker on a gateway died (or its gateway did not report its end in time)."""
-        slot = self.sched.slots[idx]
-        if slot.busy is not None:
-            self._log(f"worker of slot {idx} ({slot.node}) died ({why}); its job goes back")
-            started = self.started[idx]
-            self._record(self.sched.worker_died(idx, started, time.time() - started))
+        for name in self.sched.nodes:
+            self._routed(name, self.gw.route(name))
 
     def _gateway_lost(self, name):
         """A gateway was lost: the nodes it drove leave the run; each comes back through its next route."""
@@ -233,14 +224,18 @@ class Supervisor:
                 self._reroute(node_name)
 
     def _reroute(self, name):
-        where = self.gw.reroute(name)
+        self._routed(name, self.gw.reroute(name))
+
+    def _routed(self, name, where):
+        """The node's route, kept where admission counts its connections (its gateway; None for the
+        root, or for none at all); returns it."""
         self.sched.nodes[name].gateway = where if isinstance(where, str) else None
+        return where
 
     def _via_gateway(self, idx, job):
         """Send the attempt through the slot's node's gateway; None if the root drives the node."""
         slot = self.sched.slots[idx]
-        where = self.gw.route(slot.node)
-        self.sched.nodes[slot.node].gateway = where if isinstance(where, str) else None
+        where = self._routed(slot.node, self.gw.route(slot.node))
         if where is None:
             self.gw.release(idx)  # its worker there, if it had one, goes: the root drives it now
             return None
@@ -644,9 +639,13 @@ class Supervisor:
         messages, exitcode = self.pool.died(idx)
         for message in messages:
             self.on_events(idx, message)
+        self._worker_gone(idx, f"exit {exitcode}")
+
+    def _worker_gone(self, idx, why):
+        """The slot's worker died: the job it ran, if any, goes back (a worker death)."""
         slot = self.sched.slots[idx]
         if slot.busy is not None:
-            self._log(f"worker of slot {idx} ({slot.node}) died (exit {exitcode}); its job goes back")
+            self._log(f"worker of slot {idx} ({slot.node}) died ({why}); its job goes back")
             started = self.started[idx]
             self._record(self.sched.worker_died(idx, started, time.time() - started))
 

@@ -187,26 +187,11 @@ class SlotWorker:
         """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
         if self.jump_host is not UNKNOWN:
             return self.jump_host
-        self.jump_host, out = None, b""
+        self.jump_host = None
         try:
-            child = Child(ssh.config_argv(self.base, self.node), self.env, self.devnull, PIPE, self.devnull)
+            out, _ = self._output_of(ssh.config_argv(self.base, self.node), CONFIG_WAIT)
         except OSError:
             return None
-        fd, deadline = child.fds[1], time.monotonic() + CONFIG_WAIT
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
-                    break
-                data = os.read(fd, 65536)
-                if not data:
-                    break
-                out += data
-        finally:
-            if child.wait(0) is None:
-                os.kill(child.pid, signal.SIGKILL)
-            child.wait()
-            child.close()
         self.jump_host = ssh.jump_host(out.decode("utf-8", "replace"))
         return self.jump_host
 
@@ -334,20 +319,27 @@ class SlotWorker:
     def _ask_node(self, pid):
         """(what the node said, ssh's exit status or None if out of time) of ssh.alive_line."""
         argv = ssh.job_argv(self.base, self.node, ssh.alive_line(pid), None, cleanup=False)
+        try:
+            return self._output_of(argv, start_bound(self.connect_timeout))
+        except OSError:
+            return b"", None
+
+    def _output_of(self, argv, wait):
+        """(stdout, exit status) of a short ssh run here, read for at most ``wait`` seconds (then
+        ended: its status None); OSError if it cannot start."""
         child = Child(argv, self.env, self.devnull, PIPE, self.devnull)
-        said = b""
-        deadline = time.monotonic() + start_bound(self.connect_timeout)
+        fd, deadline, out = child.fds[1], time.monotonic() + wait, b""
         try:
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([child.fds[1]], [], [], left)[0]:
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
                     end_group(child.pid, grace=0)
                     child.wait()
-                    return said, None
-                data = os.read(child.fds[1], 4096)
+                    return out, None
+                data = os.read(fd, 65536)
                 if not data:
-                    return said, child.wait()
-                said += data[:256]
+                    return out, child.wait()
+                out += data
         finally:
             child.close()
 

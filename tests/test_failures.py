@@ -94,6 +94,15 @@ def test_job_that_kills_its_connection_is_requeued(clstr, tmp_path):
     assert "retired: connection lost" in r.stderr
 
 
+def kill_all(procs):
+    """End processes a test stopped (they may be gone already)."""
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 def test_node_dies_mid_job_silently(clstr, testbed):
     """The node stops answering (its sshd sessions are stopped): keepalives find it, the job moves."""
     job = f'case "$SSH_CONNECTION" in *" {testbed.addr["n1"]} "*) echo on-n1; sleep 60;; esac; echo done'
@@ -110,11 +119,7 @@ def test_node_dies_mid_job_silently(clstr, testbed):
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
-        for child in stopped:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        kill_all(stopped)
     assert p.returncode == 0, err
     assert out == "done\n"  # on-n1 was read above
     assert "node n1 retired: connection lost" in err
@@ -148,11 +153,7 @@ def test_on_each_node_a_node_that_goes_silent_mid_job_is_lost_not_the_jobs_failu
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
-        for child in stopped:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        kill_all(stopped)
     result = json.loads(out)
     by_node = {j["node"]: j for j in result["jobs"]}
     assert by_node["n2"]["outcome"] == "succeeded"
