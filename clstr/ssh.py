@@ -176,8 +176,9 @@ class Wrapper(Marks):
     """The remote command lines of one run, one ssh session a job (its mark token is built in once).
 
     The wrapper (run by the login shell, or by sh for a login shell that is not sh-like) writes
-    the start mark, runs the job through watch.sh (under setsid where the node has it: the job
-    then has a process group of its own), and writes the end mark with its exit status. Its own
+    the start mark, runs the job in a process group of its own with a watcher beside it (bash does
+    both itself; another shell through watch.sh, under setsid where the node has it), and writes
+    the end mark with its exit status. Its own
     stderr is /dev/null (the job's and the marks go to fd 4): a shell's "Killed" for a job ended
     by a signal is not the job's output, as with plain ssh. It outlives a TERM, HUP or INT, so
     a signal the job sends it cannot skip the end mark.
@@ -194,8 +195,20 @@ class Wrapper(Marks):
         # subshell, its watcher beside it in the wrapper's group (without sleep, at once)
         bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
                 f'kill -TERM 0; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; {export}eval "$j")')
+        # where the shell running the wrapper is bash, it starts the job and the watcher itself,
+        # with no program started between it and the job: the job in a process group of its own by
+        # job control (set -m for that one fork: with it on, `wait` would return when the job is
+        # stopped), then TERM, HUP and INT ignored, which only the wrapper does (its children were
+        # forked with them at their defaults)
+        inner = f"cd -- {quote(workdir)} || exit 1; " if workdir else ""
+        inner += ("export" + "".join(" " + quote(e) for e in env) + "; ") if env else ""
+        in_bash = ("set -m; (exec 2>&4 4>&- 3<&-; " + inner + 'exec "${SHELL:-/bin/sh}" -c "$j") & p=$!; set +m; '
+                   '(trap "" TERM; while read -r _ <&3; do :; done; kill -0 $p && { kill -TERM -$p; '
+                   f"sleep {REMOTE_KILL_GRACE}; kill -KILL -$p; }}) >/dev/null 2>&1 4>&- & "
+                   'exec 3<&-; trap "" TERM HUP INT; wait $p')
         self._outer = ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
-                       f"echo {token}:{MARK_START}:$$ >&4; if command -v sh >/dev/null; then w=setsid; "
+                       f'echo {token}:{MARK_START}:$$ >&4; if [ -n "$BASH_VERSION" ]; then {in_bash}; '
+                       "elif command -v sh >/dev/null; then w=setsid; "
                        f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
                        f"echo {token}:{MARK_END}:$c >&4; exit $c")
         # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job

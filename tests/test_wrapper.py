@@ -150,7 +150,7 @@ def test_forged_marks_of_another_token_are_the_jobs_own_output(remote, name):
 def test_job_too_long_for_one_argument_travels_on_stdin(remote, name):
     job = "echo " + "x" * 120_000 + " | wc -c"  # too long for the wrapper's line, not for sh -c
     line, feed = WRAPPER.line(job)
-    assert len(line) < 1000 and feed == job.encode()
+    assert len(line) < 2000 and "x" * 100 not in line and feed == job.encode()
     r = remote(shell_path(name), job)
     code, out, _ = r.finish()
     assert (code, out.strip(), r.marks) == (0, "120001", [("s",), ("e", 0)])
@@ -289,3 +289,38 @@ def test_env_reaches_the_job_under_every_login_shell(name):
     finally:
         r.end()
     assert out.decode() == "".join(f"[{v}]" for v in ENV_VALUES.values()) + "3\n"
+
+
+@pytest.mark.parametrize("name", SHELLS)
+def test_workdir_is_the_jobs_and_a_missing_one_fails_the_job(name, tmp_path):
+    shell = shell_path(name)
+    place = tmp_path / "a dir's $x"
+    place.mkdir()
+    for workdir, want in ((place, (0, f"{place}\n")), (tmp_path / "none", (1, ""))):
+        wrapper = ssh.Wrapper("t0k3n" * 4, workdir=str(workdir))
+        r = LoginShell(shell, wrapper.line("pwd")[0])
+        try:
+            out, err = r.proc.communicate(timeout=20)
+        finally:
+            r.end()
+        err, marks = wrapper.strip(err)
+        assert (r.proc.returncode, out.decode()) == want and marks[1:] == [("e", want[0])]
+        assert (b"none" in err) == (want[0] == 1)  # cd's own message, on the job's stderr
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_job_stopped_and_continued_is_waited_for_to_its_end(remote, name):
+    """A job stopped by a signal (its own SIGSTOP here, continued by its helper once it is seen
+    stopped) is not ended: the wrapper waits for it to exit, as sshd waits for plain ssh's."""
+    job = ('(while :; do case "$(ps -o stat= -p $$)" in T*) break;; esac; done; kill -CONT $$) & '
+           "kill -STOP $$; echo resumed")
+    r = remote(shell_path(name), job)
+    code, out, _ = r.finish()
+    assert (code, out, r.marks) == (0, "resumed\n", [("s",), ("e", 0)])
+
+
+@pytest.mark.parametrize("name", POSIXISH)
+def test_job_signalling_its_parent_does_not_skip_the_end_mark(remote, name):
+    r = remote(shell_path(name), "kill $PPID; kill -HUP $PPID; kill -INT $PPID; echo after; exit 5")
+    code, out, _ = r.finish()
+    assert (code, out, r.marks) == (5, "after\n", [("s",), ("e", 5)])
