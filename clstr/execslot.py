@@ -472,9 +472,10 @@ class ExecAttempt:
         exit, ending, reason = self.judge.verdict(self.code, self.p)
         finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
                          self.p, self.t0)
-        if job.connect and self.reused and not self.judge.master_alive():
+        if job.connect and self.reused and self.p.tail and not self.judge.master_alive():
             # the persisted master was dead (its node restarted) and died when asked for the job's
-            # session: ssh went on over a connection of the job's own
+            # session: ssh went on over a connection of the job's own, and said so before the job
+            # began (a master asked after every job costs a connect it must answer)
             s.emit(self.idx, Notice(self.idx, REPLACED + ": the job went over a connection of its own"))
         if self.judge.asks_node(finished, self.p):
             self._ask_after(finished)

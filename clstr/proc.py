@@ -1,7 +1,9 @@
 """Process primitives: a child started with posix_spawn in a session of its own, and ending a
 process group (TERM, then KILL after a grace)."""
+import functools
 import os
 import select
+import shutil
 import signal
 import time
 
@@ -30,7 +32,11 @@ class Child:
                 spec = child
             actions.append((os.POSIX_SPAWN_DUP2, spec, target))
         try:
-            self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+            path = _program(argv[0], env.get("PATH"))
+            if path is None:  # not found: posix_spawnp says so, as the OSError of a missing program
+                self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+            else:
+                self.pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
         except OSError:
             for fd in list(self.fds.values()):
                 os.close(fd)
@@ -56,6 +62,13 @@ class Child:
             except OSError:
                 pass
         self.fds = {}
+
+
+@functools.lru_cache(maxsize=8)
+def _program(name, search):
+    """The path of program ``name`` on the PATH ``search``, looked up once: a spawn by name tries
+    each directory of PATH before the one that has it (nine execve calls a spawn here)."""
+    return shutil.which(name, path=search)
 
 
 def _exited_within(pid, timeout):
