@@ -78,6 +78,7 @@ class Sampler(threading.Thread):
 def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600, cwd=None):
     """Run argv; returns dict(wall, cpu, rss, uss, uss_count, out, err, code)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = machine_cpu()
     t0 = time.monotonic()
     p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,12 +94,13 @@ def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600, cwd=None):
         out, err = p.communicate()
         code = "timeout"
     wall = time.monotonic() - t0
+    machine = machine_cpu() - busy
     sampler.stop.set()
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return dict(wall=wall, cpu=cpu, rss=sampler.peak_rss, uss=sampler.peak_uss, uss_count=sampler.uss_count,
-                procs=sampler.peak_procs, out=out, err=err, code=code)
+                procs=sampler.peak_procs, out=out, err=err, code=code, machine=machine)
 
 
 def clstr_argv(tb, *args):
@@ -114,14 +116,18 @@ def check(lines_out, expected):
     return f"{missing} missing, {len(got)} lines for {len(expected)}"
 
 
-def table(title, rows):
+def table(title, rows, machine=False):
+    """A table of runs; ``machine``: with the CPU the whole machine spent during each (the nodes' side
+    too: on the testbed their sshds and shells share the cores with the tools)."""
     print(f"\n{title}")
-    print("| tool | wall s | CPU s | peak USS MB | output | wall vs clstr |")
-    print("|---|---|---|---|---|---|")
+    extra = (" machine CPU s (nodes too) |", "---|") if machine else ("", "")
+    print(f"| tool | wall s | CPU s |{extra[0]} peak USS MB | output | wall vs clstr |")
+    print(f"|---|---|---|{extra[1]}---|---|---|")
     base = rows[0][1]["wall"] if rows else None
     for name, r in rows:
         ratio = f"{r['wall'] / base:.2f}x" if base else ""
-        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {r['check']} | {ratio} |")
+        both = f" {r['machine']:.2f} |" if machine else ""
+        print(f"| {name} | {wall_text(r)} | {r['cpu']:.2f} |{both} {r['rss'] / 2**20:.0f} | {r['check']} | {ratio} |")
     sys.stdout.flush()
 
 
@@ -263,7 +269,7 @@ def w2(tb, nodes, repeat=1):
         subprocess.run(clstr_argv(tb, "--persist-stop"), env=penv, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=120)
         shutil.rmtree(runtime, ignore_errors=True)
-    table(title, rows)
+    table(title, rows, machine=True)
 
 
 def warm_floor(tb, hosts, cmd, runtime):

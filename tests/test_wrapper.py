@@ -34,11 +34,11 @@ class LoginShell:
     """A login shell run as sshd runs one (``shell -c line``), in a session of its own, stdin a
     pipe we hold; what is left of its session can be listed and is killed by ``end``."""
 
-    def __init__(self, shell, line, env_shell=None):
+    def __init__(self, shell, line, env_shell=None, path=None):
         r, self.stdin = os.pipe()
         self.proc = subprocess.Popen([shell, "-c", line], stdin=r, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True,
-                                     env=dict(os.environ, SHELL=env_shell or shell))
+                                     env=dict(os.environ, SHELL=env_shell or shell, PATH=path or os.environ["PATH"]))
         os.close(r)
 
     def close_stdin(self):
@@ -73,9 +73,9 @@ class LoginShell:
 class Remote(LoginShell):
     """The login shell ``shell`` running the wrapped ``job``."""
 
-    def __init__(self, shell, job, env_shell=None):
+    def __init__(self, shell, job, env_shell=None, path=None):
         line, feed = WRAPPER.line(job)
-        super().__init__(shell, line, env_shell)
+        super().__init__(shell, line, env_shell, path)
         if feed is not None:
             os.write(self.stdin, feed)  # a test's long job fits the pipe
         self.marks = []
@@ -324,3 +324,22 @@ def test_job_signalling_its_parent_does_not_skip_the_end_mark(remote, name):
     r = remote(shell_path(name), "kill $PPID; kill -HUP $PPID; kill -INT $PPID; echo after; exit 5")
     code, out, _ = r.finish()
     assert (code, out, r.marks) == (5, "after\n", [("s",), ("e", 5)])
+
+
+@pytest.mark.parametrize("job", ["ps -o pgid=,sid= -p $$; echo $$", "kill 0; echo after", "sh -c 'kill -9 0'"])
+def test_universal_route_where_sh_is_bash(remote, tmp_path, job):
+    """Where `sh` is bash (as on Red Hat's systems), a login shell clstr does not run the wrapper
+    with (ksh here) hands it to that sh, which starts the job itself in a group of its own."""
+    ksh = shell_path("ksh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to(shell_path("bash"))
+    r = remote(ksh, job, path=f"{bin_dir}:{os.environ['PATH']}")
+    code, out, err = r.finish()
+    assert r.marks == [("s",), ("e", code)]
+    if job.startswith("ps"):
+        pgid, sid, pid = out.split()
+        # a group of its own in the login's session: bash's job control, not setsid, made it
+        assert code == 0 and pgid == pid and int(sid) == r.proc.pid
+    else:
+        assert (code, out, err) == plain(ksh, job)
