@@ -315,8 +315,10 @@ def destination(node):
 def job_argv(base, node, line, control_path=None, cleanup=True):
     """The argv that runs the remote command ``line`` on ``node``; over the node's master if ``control_path``.
 
-    With ``cleanup`` (``line`` is a Wrapper's), ssh's stdin must be a pipe held open for as long
-    as the job runs; without, ssh gets -n.
+    With ``cleanup`` (``line`` is a Wrapper's, or another of clstr's remote programs), ssh's stdin
+    must be a pipe held open for as long as the job runs, and ssh gets -T: a terminal that an
+    ssh_config forces (RequestTTY force) would merge the marks into stdout, end lines with CR LF,
+    and stand between the watcher and the pipe. Without, ssh gets -n: the command as it is.
     """
     argv = list(base)
     if control_path:
@@ -325,8 +327,7 @@ def job_argv(base, node, line, control_path=None, cleanup=True):
         # a connection of its own, even where the user's ssh_config shares them: a master that
         # ssh_config's ControlPersist would background could keep our pipes open
         argv += ["-o", "ControlPath=none"]
-    if not cleanup:
-        argv.append("-n")
+    argv.append("-T" if cleanup else "-n")
     port, host = destination(node)
     return argv + port + ["--", host, line]
 

@@ -176,8 +176,8 @@ def test_ssh_argv_user_options_first():
 def test_ssh_argv_multiplexed_with_cleanup():
     line = ssh.remote_command("echo 'hi'")
     argv = ssh.job_argv(ssh.base_argv(ssh.SshConfig()), "n1", line, "/tmp/c/0-0")
-    assert argv[-7:-1] == ["-o", "ControlMaster=no", "-o", "ControlPath=/tmp/c/0-0", "--", "n1"]
-    assert "-n" not in argv  # stdin is the pipe that tells the node when ssh ended
+    assert argv[-8:-1] == ["-o", "ControlMaster=no", "-o", "ControlPath=/tmp/c/0-0", "-T", "--", "n1"]
+    assert "-n" not in argv  # stdin is the pipe that tells the node when ssh ended; -T: never a terminal
     assert argv[-1] == line
     master = ssh.master_argv(ssh.base_argv(ssh.SshConfig()), "n1", "/tmp/c/0-0")
     assert master[-11:] == ["-o", "ControlMaster=yes", "-o", "ControlPath=/tmp/c/0-0", "-o", "ControlPersist=60",

@@ -305,3 +305,27 @@ def test_env_exports_the_values_here_to_the_jobs(clstr, mode):
 def test_env_mistakes_are_one_line_and_exit_2(clstr, args, message):
     r = clstr("-n", "n1", *args, "-j", "true", env={"CLSTR_NL": "a\nb"})
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+# ---- a terminal that the user's ssh_config forces --------------------------------------------
+JOB_ON_NO_TTY = "echo out; echo err >&2; tty -s && echo TTY; exit 0"
+
+
+@pytest.mark.parametrize("mode", [["-E"], ["--no-pipeline", "-j"], ["-j"]])
+def test_a_terminal_forced_by_ssh_config_never_reaches_clstrs_sessions(clstr, mode):
+    """RequestTTY force in an ssh_config would merge the marks into stdout and end lines with CR LF:
+    clstr's sessions are asked for no terminal (-T), whatever the config says."""
+    r = clstr("-O", "RequestTTY=force", "-n", "n1", *mode, JOB_ON_NO_TTY)
+    assert (r.returncode, r.stdout) == (0, "out\n"), r.stderr
+    assert "err\n" in r.stderr and "retired" not in r.stderr
+
+
+def test_files_travel_whole_under_a_forced_terminal(clstr, tmp_path):
+    """The file session on a connection of its own (over a shared one, ssh asks for no terminal):
+    a terminal would eat or turn bytes, and the session stalled."""
+    data = bytes(range(256)) * 64 + b"\r\n\x03\x04\x1a"
+    (tmp_path / "in.bin").write_bytes(data)
+    r = clstr("-O", "RequestTTY=force", "--no-multiplex", "-n", "n1", "--wd", str(tmp_path / "remote"),
+              "--trc", "{}.back", "--", "cp {} {}.back", ":::", "in.bin")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "in.bin.back").read_bytes() == data
