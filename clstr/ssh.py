@@ -3,6 +3,7 @@ import functools
 import pkgutil
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
@@ -35,7 +36,7 @@ class SshConfig:
 
 def base_argv(cfg):
     """ssh and its options common to every connection of a run."""
-    argv = list(cfg.command)
+    argv = list(cfg.command) + list(kept_stdin(cfg.command))
     for opt in cfg.options:
         argv += ["-o", opt]
     argv += [
@@ -45,6 +46,21 @@ def base_argv(cfg):
         "-o", f"ServerAliveCountMax={cfg.alive_count}",
     ]
     return argv
+
+
+@functools.lru_cache(maxsize=8)
+def kept_stdin(command):
+    """``("-o", "StdinNull=no")`` where the ssh of ``command`` knows the option (OpenSSH 8.7 on),
+    else (): an ssh_config's ``StdinNull yes`` (as -n) would close every session's stdin at once,
+    which the node's watcher takes for ssh gone (it ends the job), and which ends the job loop and
+    a gateway's frames. Given first, before the user's options: the first value ssh reads wins.
+    Asked once a process (``ssh -V``, a few ms); a command that does not say "OpenSSH_" gets ()."""
+    try:
+        p = subprocess.run([*command, "-V"], stdin=subprocess.DEVNULL, capture_output=True, timeout=3)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    m = re.search(rb"\bOpenSSH_(\d+)\.(\d+)", p.stderr + p.stdout)
+    return ("-o", "StdinNull=no") if m and (int(m.group(1)), int(m.group(2))) >= (8, 7) else ()
 
 
 # The programs run on nodes live in clstr/remote/ (loop.sh, reader.sh, watch.sh), each joined
@@ -391,6 +407,8 @@ _ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
     (r"kex_exchange_identification: .*|Connection (closed|reset) by \S+ port \d+|"
      r"banner exchange: Connection to \S+ port \d+: .*", "connection closed", True),
     (r".*Session open refused by peer|channel \d+: open failed: .*", "session refused", True),
+    (r"Cannot execute command-line and remote command\.",
+     "its ssh_config gives it a RemoteCommand, and ssh then runs no other command", True),
     (r"Control socket connect\(.*\): .*|mux_client_\w+: .*", "connection lost", True),
     (r"Timeout, server \S+ not responding\.", "connection lost", False),
     (r"Connection to \S+ closed by remote host\.|client_loop: send disconnect: .*|"

@@ -168,7 +168,8 @@ def test_help_documents_exit_codes(capsys):
 def test_ssh_argv_user_options_first():
     cfg = ssh.SshConfig.from_strings("ssh -F cfg", ["ConnectTimeout=1"], connect_timeout=7)
     argv = ssh.job_argv(ssh.base_argv(cfg), "n1", "echo hi", cleanup=False)
-    assert argv[:5] == ["ssh", "-F", "cfg", "-o", "ConnectTimeout=1"]
+    kept = list(ssh.kept_stdin(cfg.command))  # StdinNull=no where this ssh knows it: it must win
+    assert argv[:5 + len(kept)] == ["ssh", "-F", "cfg", *kept, "-o", "ConnectTimeout=1"]
     assert "BatchMode=yes" in argv and "ConnectTimeout=7" in argv
     assert argv[-6:] == ["-o", "ControlPath=none", "-n", "--", "n1", "echo hi"]
 
@@ -210,6 +211,8 @@ def test_jump_host_from_ssh_G(config, jump):
     ("Timeout, server 10.0.0.1 not responding.\n", "connection lost", False),
     ("Connection to 127.0.0.2 closed by remote host.\n", "connection lost", False),
     ("kex_exchange_identification: Connection closed by remote host\n", "connection closed", True),
+    ("Cannot execute command-line and remote command.\n",
+     "its ssh_config gives it a RemoteCommand, and ssh then runs no other command", True),
     ("some output of the job\n", None, False),
     # what jobs print (cat, curl, git) is not ssh's own message
     ("cat: /root/x: Permission denied\n", None, False),
@@ -339,3 +342,19 @@ def test_profiles_that_cannot_agree_or_name_an_unset_variable_are_refused(capsys
     (tmp_path / "p.yaml").write_text(PROFILE_FILES)
     code, out, err = run_cli(capsys, ["--profiles", "p.yaml", *argv, "-j", "true"])
     assert (code, out, err) == (2, "", message)
+
+
+@pytest.mark.parametrize("says,kept", [
+    ("OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024", ["-o", "StdinNull=no"]),
+    ("OpenSSH_8.7p1, OpenSSL 1.1.1k  FIPS 25 Mar 2021", ["-o", "StdinNull=no"]),
+    ("OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023", []),  # no StdinNull yet
+    ("OpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017", []),
+    ("usage: mytool [-x]", []),  # not an OpenSSH: nothing added
+])
+def test_stdin_kept_open_where_ssh_knows_stdinnull(tmp_path, says, kept):
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(f"#!/bin/sh\necho '{says}' >&2\n")
+    fake.chmod(0o755)
+    argv = ssh.base_argv(ssh.SshConfig.from_strings(f"{fake} -F cfg", ["StdinNull=yes"]))
+    # before the user's options and config: the first value ssh reads wins
+    assert argv[:3 + len(kept)] == [str(fake), "-F", "cfg", *kept]

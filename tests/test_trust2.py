@@ -329,3 +329,11 @@ def test_files_travel_whole_under_a_forced_terminal(clstr, tmp_path):
               "--trc", "{}.back", "--", "cp {} {}.back", ":::", "in.bin")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "in.bin.back").read_bytes() == data
+
+
+@pytest.mark.parametrize("mode", [["-E"], ["--no-pipeline", "-j"], ["-j"]])
+def test_stdin_null_in_ssh_config_does_not_end_the_jobs(clstr, mode):
+    """StdinNull yes (an ssh_config's -n) closed the session's stdin at once: the node's watcher
+    took it for ssh gone and ended every job (exit 143). clstr keeps it open (StdinNull=no)."""
+    r = clstr("-O", "StdinNull=yes", "-n", "n1", *mode, "sleep 1; echo done")
+    assert (r.returncode, r.stdout) == (0, "done\n"), r.stderr
