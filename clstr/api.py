@@ -14,7 +14,7 @@ from .output import Printer, StatusDisplay, byte_stream, check_file_target, chec
 from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
 from .nodesource import NodeSource
-from .ssh import SshConfig, base_argv
+from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused
 from .options import RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
@@ -223,6 +223,9 @@ class Run:
                                           mark=mark, env=env, workdir=self.files.workdir if self.files else None)
         if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
             raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
+        refused = ssh_flag_refused(self.ssh.command)
+        if refused is not None:
+            raise InputError(f"--ssh {ssh!r}: ssh {refused[0]} {refused[1]}: leave it out")
         self.routes = _routes(gateways, gateway_python, gateway_fallback)
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"],

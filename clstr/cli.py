@@ -233,7 +233,7 @@ def build_parser():
                    help="report every attempt and a summary (-vv as the original clstr: the same)")
     g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
     g = p.add_argument_group("ssh")
-    g.add_argument("--ssh", metavar="CMD", help="the ssh command and leading arguments "
+    g.add_argument("--ssh", metavar="CMD", help="the ssh command and leading arguments, not -n, -N or -s "
                    "(default: $CLSTR_SSH, a profile's ssh, or 'ssh')")
     g.add_argument("-O", "--ssh-option", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. Port=2222 (repeatable; wins over profiles and defaults)")

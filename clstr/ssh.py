@@ -48,6 +48,37 @@ def base_argv(cfg):
     return argv
 
 
+# ssh's options that take a value (OpenSSH's getopt string), and the flags that would stop any
+# command of clstr's from running as it must: why, for each
+_VALUED = set("BbcDEeFIiJLlmOoPpQRSWw")
+_REFUSED_FLAGS = {
+    "n": "closes the session's stdin, which clstr's side on the node needs (clstr gives -n itself where "
+         "a command needs none)",
+    "N": "runs no command",
+    "s": "asks for a subsystem, not a command",
+}
+
+
+def refused_flag(command):
+    """``(flag, why)`` of the first flag in the ssh ``command`` (its words after the program, or
+    after the last word naming ssh: ``sshpass -f pw ssh -n``) that clstr's sessions cannot work
+    with, or None. Values of options (``-l nobody``, ``-p22``) are skipped; words after ``--`` or
+    after the first that is not an option are not ssh's flags."""
+    named = [i for i, word in enumerate(command) if i and word.rsplit("/", 1)[-1] == "ssh"]
+    words = iter(command[(named[-1] if named else 0) + 1:])
+    for word in words:
+        if word == "--" or not word.startswith("-") or word == "-":
+            return None
+        for i, c in enumerate(word[1:], 1):
+            if c in _REFUSED_FLAGS:
+                return f"-{c}", _REFUSED_FLAGS[c]
+            if c in _VALUED:
+                if i == len(word) - 1:
+                    next(words, None)  # its value is the next word
+                break
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def kept_stdin(command):
     """``("-o", "StdinNull=no")`` where the ssh of ``command`` knows the option (OpenSSH 8.7 on),

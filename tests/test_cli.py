@@ -61,6 +61,10 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["--bogus"], "clstr: unrecognized arguments: --bogus (see clstr --help)"),
     (["-n", "a", "--ssh", "no-such-ssh -F x", "-j", "x"], "clstr: ssh command not found: 'no-such-ssh -F x' "
      "(see --ssh)"),
+    (["-n", "a", "--ssh", "ssh -qn", "-E", "x"], "clstr: --ssh 'ssh -qn': ssh -n closes the session's stdin, which "
+     "clstr's side on the node needs (clstr gives -n itself where a command needs none): leave it out"),
+    (["-n", "a", "--ssh", "ssh -l nobody -N", "-j", "x"], "clstr: --ssh 'ssh -l nobody -N': ssh -N runs no command: "
+     "leave it out"),
 ])
 def test_bad_input(capsys, argv, message):
     code, out, err = run_cli(capsys, argv)
@@ -358,3 +362,16 @@ def test_stdin_kept_open_where_ssh_knows_stdinnull(tmp_path, says, kept):
     argv = ssh.base_argv(ssh.SshConfig.from_strings(f"{fake} -F cfg", ["StdinNull=yes"]))
     # before the user's options and config: the first value ssh reads wins
     assert argv[:3 + len(kept)] == [str(fake), "-F", "cfg", *kept]
+
+
+@pytest.mark.parametrize("command,flag", [
+    ("ssh", None), ("ssh -n", "-n"), ("ssh -Tn", "-n"), ("ssh -N", "-N"), ("ssh -s", "-s"),
+    ("ssh -l nobody", None), ("ssh -lnobody", None), ("ssh -l -n", None),  # -n is -l's value there
+    ("ssh -p22 -o ServerAliveInterval=9 -n", "-n"), ("ssh -i key -F cfg", None),
+    ("ssh -vn", "-n"), ("ssh -Nf", "-N"), ("ssh -- -n", None), ("sshpass -p pw ssh -n", "-n"),
+    ("ssh -C -4 -A", None), ("ssh -J jump -q", None), ("sshpass -f pw /usr/bin/ssh -nT", "-n"),
+    ("sshpass -n ssh", None),  # another program's flag
+])
+def test_refused_ssh_flags(command, flag):
+    found = ssh.refused_flag(tuple(command.split()))
+    assert (found[0] if found else None) == flag
