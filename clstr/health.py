@@ -5,7 +5,8 @@ A node leaves the run (is retired) for an ssh failure or, in node mode, a job's 
 (the filter ``[ -z "$(users)" ] && run``). A node out for an ssh failure is probed again
 ``reprobe`` seconds after it left, the wait doubling with each failed probe up to
 ``reprobe_max``; a filter's node is let back after the same wait, for the jobs that have not
-failed there; a configuration error (authentication, host key, unknown host) is never probed.
+failed there; a configuration error (authentication, host key, unknown host, a RemoteCommand
+that the node's ssh_config gives it, which makes ssh refuse any other) is never probed.
 When jobs wait and failing jobs retired every node, those nodes come back at once (a job never
 returns to a node it failed on, so each round makes progress); when every node is out otherwise,
 the run waits for one that answered earlier, at most ``reprobe_for`` seconds. Each change is
@@ -14,7 +15,7 @@ news (``news``: (what, NodeState)), which the supervisor says on stderr.
 from .result import Absence
 
 # ssh failures that are the configuration's, not the node's state: such a node is not probed again
-PERMANENT = ("authentication", "host key", "unknown host")
+PERMANENT = ("authentication", "host key", "unknown host", "RemoteCommand in ssh_config")
 
 
 class Health:

@@ -439,7 +439,7 @@ _ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
      r"banner exchange: Connection to \S+ port \d+: .*", "connection closed", True),
     (r".*Session open refused by peer|channel \d+: open failed: .*", "session refused", True),
     (r"Cannot execute command-line and remote command\.",
-     "its ssh_config gives it a RemoteCommand, and ssh then runs no other command", True),
+     "RemoteCommand in ssh_config", True),  # ssh then runs no other command
     (r"Control socket connect\(.*\): .*|mux_client_\w+: .*", "connection lost", True),
     (r"Timeout, server \S+ not responding\.", "connection lost", False),
     (r"Connection to \S+ closed by remote host\.|client_loop: send disconnect: .*|"

@@ -216,7 +216,7 @@ def test_jump_host_from_ssh_G(config, jump):
     ("Connection to 127.0.0.2 closed by remote host.\n", "connection lost", False),
     ("kex_exchange_identification: Connection closed by remote host\n", "connection closed", True),
     ("Cannot execute command-line and remote command.\n",
-     "its ssh_config gives it a RemoteCommand, and ssh then runs no other command", True),
+     "RemoteCommand in ssh_config", True),
     ("some output of the job\n", None, False),
     # what jobs print (cat, curl, git) is not ssh's own message
     ("cat: /root/x: Permission denied\n", None, False),

@@ -97,6 +97,16 @@ def test_an_authentication_failure_is_not_probed_again(clstr):
 
 
 @pytest.mark.timeout(60)
+def test_a_remote_command_in_ssh_config_is_a_configuration_error(clstr):
+    """ssh runs no command of clstr's where the config gives a RemoteCommand: the node is out for
+    good, saying why, and the run ends at once with its job not run."""
+    r = clstr("--reprobe", "0.2", "-v", "-O", "RemoteCommand=echo hi", "-n", "n1", "-j", "true")
+    assert r.returncode == 1, r.stderr
+    assert "node n1 retired: RemoteCommand in ssh_config; a configuration error, not probed again" in r.stderr
+    assert "n1: probing" not in r.stderr
+
+
+@pytest.mark.timeout(60)
 def test_every_node_gone_for_good_ends_the_run_with_why(clstr, tmp_path, testbed):
     late = Relay(testbed, "127.0.0.78").up()
     gate, started = tmp_path / "gate", tmp_path / "started"
