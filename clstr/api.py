@@ -14,7 +14,7 @@ from .output import Printer, StatusDisplay, byte_stream, check_file_target, chec
 from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
 from .nodesource import NodeSource
-from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused
+from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
 from .options import RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
@@ -226,6 +226,9 @@ class Run:
         refused = ssh_flag_refused(self.ssh.command)
         if refused is not None:
             raise InputError(f"--ssh {ssh!r}: ssh {refused[0]} {refused[1]}: leave it out")
+        refused = ssh_option_refused(self.ssh.options)
+        if refused is not None:
+            raise InputError(f"-O {refused[0]!r}: ssh then {refused[1]}: leave it out")
         self.routes = _routes(gateways, gateway_python, gateway_fallback)
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
                                   idle_timeout=v["idle_timeout"],

@@ -79,6 +79,24 @@ def refused_flag(command):
     return None
 
 
+# ssh options (-o KEY=VALUE) under which ssh runs no command of clstr's: key -> (refused values, why)
+_REFUSED_OPTIONS = {
+    "sessiontype": (lambda v: v.lower() != "default", "runs no command"),
+    "remotecommand": (lambda v: v.lower() != "none", "runs that command instead of clstr's"),
+}
+
+
+def refused_option(options):
+    """``(option, why)`` of the first ssh option (``KEY=VALUE`` or ``KEY VALUE``, as -o takes them)
+    under which clstr's commands cannot run, or None."""
+    for option in options:
+        key, _, value = option.strip().replace("=", " ", 1).partition(" ")
+        refused = _REFUSED_OPTIONS.get(key.lower())
+        if refused is not None and refused[0](value.strip()):
+            return option, refused[1]
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def kept_stdin(command):
     """``("-o", "StdinNull=no")`` where the ssh of ``command`` knows the option (OpenSSH 8.7 on),

@@ -65,6 +65,10 @@ def no_user_profiles(tmp_path, monkeypatch):
      "clstr's side on the node needs (clstr gives -n itself where a command needs none): leave it out"),
     (["-n", "a", "--ssh", "ssh -l nobody -N", "-j", "x"], "clstr: --ssh 'ssh -l nobody -N': ssh -N runs no command: "
      "leave it out"),
+    (["-n", "a", "-O", "Port=22", "-O", "sessiontype none", "-j", "x"], "clstr: -O 'sessiontype none': ssh then "
+     "runs no command: leave it out"),
+    (["-n", "a", "-O", "RemoteCommand=top", "-j", "x"], "clstr: -O 'RemoteCommand=top': ssh then runs that "
+     "command instead of clstr's: leave it out"),
 ])
 def test_bad_input(capsys, argv, message):
     code, out, err = run_cli(capsys, argv)

@@ -97,10 +97,12 @@ def test_an_authentication_failure_is_not_probed_again(clstr):
 
 
 @pytest.mark.timeout(60)
-def test_a_remote_command_in_ssh_config_is_a_configuration_error(clstr):
+def test_a_remote_command_in_ssh_config_is_a_configuration_error(clstr, testbed, tmp_path):
     """ssh runs no command of clstr's where the config gives a RemoteCommand: the node is out for
     good, saying why, and the run ends at once with its job not run."""
-    r = clstr("--reprobe", "0.2", "-v", "-O", "RemoteCommand=echo hi", "-n", "n1", "-j", "true")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host n1\n  RemoteCommand echo hi\nInclude {testbed.ssh_config}\n")
+    r = clstr("--ssh", f"ssh -F {config}", "--reprobe", "0.2", "-v", "-n", "n1", "-j", "true")
     assert r.returncode == 1, r.stderr
     assert "node n1 retired: RemoteCommand in ssh_config; a configuration error, not probed again" in r.stderr
     assert "n1: probing" not in r.stderr
