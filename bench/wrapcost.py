@@ -73,7 +73,8 @@ def main():
             bare, out_bare, _ = run(shell, args.job, args.runs, None)
             wrapped, out, marks = run(shell, line, args.runs, token)
             if out != out_bare or [m[0] for m in marks] != [ssh.MARK_START, ssh.MARK_END]:
-                sys.exit(f"wrapcost: {name}: the wrapped job said {out!r} with marks {marks}, the bare one {out_bare!r}")
+                sys.exit(f"wrapcost: {name}: the wrapped job said {out!r} with marks {marks}, "
+                         f"the bare one {out_bare!r}")
             got[name][0].append(bare)
             got[name][1].append(wrapped)
     print(f"CPU a job on the node, `{args.job}`, median of {args.rounds} rounds of {args.runs} runs")

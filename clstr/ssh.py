@@ -62,8 +62,10 @@ _REFUSED_FLAGS = {
 def refused_flag(command):
     """``(flag, why)`` of the first flag in the ssh ``command`` (its words after the program, or
     after the last word naming ssh: ``sshpass -f pw ssh -n``) that clstr's sessions cannot work
-    with, or None. Values of options (``-l nobody``, ``-p22``) are skipped; words after ``--`` or
-    after the first that is not an option are not ssh's flags."""
+    with, or None: one of _REFUSED_FLAGS, or an ``-o`` whose option is refused (refused_option, or
+    StdinNull yes: given here it comes before clstr's own StdinNull=no, and the first wins). Values
+    of options (``-l nobody``, ``-p22``) are skipped; words after ``--`` or after the first that is
+    not an option are not ssh's flags."""
     named = [i for i, word in enumerate(command) if i and word.rsplit("/", 1)[-1] == "ssh"]
     words = iter(command[(named[-1] if named else 0) + 1:])
     for word in words:
@@ -73,8 +75,11 @@ def refused_flag(command):
             if c in _REFUSED_FLAGS:
                 return f"-{c}", _REFUSED_FLAGS[c]
             if c in _VALUED:
-                if i == len(word) - 1:
-                    next(words, None)  # its value is the next word
+                value = word[i + 1:] if i < len(word) - 1 else next(words, "")  # or the next word
+                if c == "o":
+                    refused = refused_option([value], stdin=True)
+                    if refused is not None:
+                        return f"-o {value}", refused[1]
                 break
     return None
 
@@ -86,12 +91,15 @@ _REFUSED_OPTIONS = {
 }
 
 
-def refused_option(options):
+_STDIN_NULL = (lambda v: v.lower() in ("yes", "true"), _REFUSED_FLAGS["n"])
+
+
+def refused_option(options, stdin=False):
     """``(option, why)`` of the first ssh option (``KEY=VALUE`` or ``KEY VALUE``, as -o takes them)
-    under which clstr's commands cannot run, or None."""
+    under which clstr's commands cannot run, or None; with ``stdin``, StdinNull yes too."""
     for option in options:
         key, _, value = option.strip().replace("=", " ", 1).partition(" ")
-        refused = _REFUSED_OPTIONS.get(key.lower())
+        refused = _REFUSED_OPTIONS.get(key.lower()) or (_STDIN_NULL if stdin and key.lower() == "stdinnull" else None)
         if refused is not None and refused[0](value.strip()):
             return option, refused[1]
     return None

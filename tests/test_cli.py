@@ -375,6 +375,9 @@ def test_stdin_kept_open_where_ssh_knows_stdinnull(tmp_path, says, kept):
     ("ssh -vn", "-n"), ("ssh -Nf", "-N"), ("ssh -- -n", None), ("sshpass -p pw ssh -n", "-n"),
     ("ssh -C -4 -A", None), ("ssh -J jump -q", None), ("sshpass -f pw /usr/bin/ssh -nT", "-n"),
     ("sshpass -n ssh", None),  # another program's flag
+    ("ssh -o StdinNull=yes", "-o StdinNull=yes"), ("ssh -oStdinNull=no", None),
+    ("ssh -o SessionType=none", "-o SessionType=none"),
+    ("ssh -oRemoteCommand=top", "-o RemoteCommand=top"), ("ssh -o Port=22 -n", "-n"), ("ssh -o", None),
 ])
 def test_refused_ssh_flags(command, flag):
     found = ssh.refused_flag(tuple(command.split()))
