@@ -36,10 +36,8 @@ from . import ssh, transfer
 from .events import Deferred, Finished, Limit
 from .execslot import ExecSlots
 from .pool import WorkerPool
-from .proc import PIPE, Child, end_group
 from .worker import WorkerSpec, worker_main
 
-CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get (as at the root)
 STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
 REPORT_GRACE = 1.0  # after the KILL: how long a worker gets to report before it is killed too
 
@@ -193,7 +191,8 @@ class Server:
 
     # ---- the setup -----------------------------------------------------
     def setup(self, frame):
-        self.cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
+        cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
+        self.cfg = dataclasses.replace(cfg, leading=ssh.kept_stdin(cfg.command))  # what the ssh here needs
         files = frames.field(frame, "files", dict, optional=True)
         if files is not None:
             workdir, cleanup, fresh, basefiles = frames.files_in(files)
@@ -323,26 +322,14 @@ class Server:
         return dataclasses.replace(ev, returned=(), reason=reason)
 
     def cleanup(self, frame):
-        """--cleanup at the run's end: ``line`` on each node, over its shared connection if it has
-        one, all at once, within CLEANUP_WAIT."""
+        """--cleanup at the run's end: ``line`` on the nodes named (transfer.clean_nodes)."""
         line = frames.field(frame, "line", str)
-        base = ssh.base_argv(self.cfg)
-        children = []
-        for pair in frames.field(frame, "nodes", list):
-            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], int)):
-                raise frames.FrameError("cleanup frame: nodes are not [[node, n], ...]")
-            path = self.control.path(tuple(pair)) if self.control else None
-            try:
-                children.append(Child(ssh.job_argv(base, pair[0], line, path, cleanup=False), self.env, PIPE, PIPE, PIPE))
-            except OSError:
-                break
-        deadline = self.clock() + CLEANUP_WAIT
-        for child in children:
-            child.close()
-        for child in children:
-            if child.wait(max(0.0, deadline - self.clock())) is None:
-                end_group(child.pid, grace=0)
-                child.wait()
+        groups = frames.field(frame, "nodes", list)
+        if not all(isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], int)
+                   for pair in groups):
+            raise frames.FrameError("cleanup frame: nodes are not [[node, n], ...]")
+        transfer.clean_nodes(ssh.base_argv(self.cfg), [tuple(pair) for pair in groups], line,
+                             self.control.path if self.control else lambda group: None, self.env, self.clock)
         self.send("cleaned")
 
     def job(self, idx, node, group, job, files=None):

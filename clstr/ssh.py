@@ -24,19 +24,21 @@ class SshConfig:
     mark: str = "0" * 16  # the run's random token of the remote wrapper's start and end marks
     env: tuple = ()  # --env: "NAME=VALUE" of each variable exported to every job
     workdir: Optional[str] = None  # --workdir: where jobs run on the node (relative: to the home)
+    leading: tuple = ()  # options this machine's ssh is given before the user's (kept_stdin)
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
+        """The run's config from the user's strings, with what this machine's ssh needs first."""
         try:
-            argv = shlex.split(command)
+            argv = tuple(shlex.split(command))
         except ValueError as e:
             raise InputError(f"--ssh {command!r}: {e} (it is split as a shell would)") from None
-        return cls(command=tuple(argv), options=tuple(options), **kw)
+        return cls(command=argv, options=tuple(options), leading=kept_stdin(argv), **kw)
 
 
 def base_argv(cfg):
     """ssh and its options common to every connection of a run."""
-    argv = list(cfg.command) + list(kept_stdin(cfg.command))
+    argv = list(cfg.command) + list(cfg.leading)
     for opt in cfg.options:
         argv += ["-o", opt]
     argv += [
@@ -62,8 +64,7 @@ _REFUSED_FLAGS = {
 def refused_flag(command):
     """``(flag, why)`` of the first flag in the ssh ``command`` (its words after the program, or
     after the last word naming ssh: ``sshpass -f pw ssh -n``) that clstr's sessions cannot work
-    with, or None: one of _REFUSED_FLAGS, or an ``-o`` whose option is refused (refused_option, or
-    StdinNull yes: given here it comes before clstr's own StdinNull=no, and the first wins). Values
+    with, or None: one of _REFUSED_FLAGS, or an ``-o`` whose option is refused (_REFUSED_IN_SSH). Values
     of options (``-l nobody``, ``-p22``) are skipped; words after ``--`` or after the first that is
     not an option are not ssh's flags."""
     named = [i for i, word in enumerate(command) if i and word.rsplit("/", 1)[-1] == "ssh"]
@@ -77,7 +78,7 @@ def refused_flag(command):
             if c in _VALUED:
                 value = word[i + 1:] if i < len(word) - 1 else next(words, "")  # or the next word
                 if c == "o":
-                    refused = refused_option([value], stdin=True)
+                    refused = refused_option([value], _REFUSED_IN_SSH)
                     if refused is not None:
                         return f"-o {value}", refused[1]
                 break
@@ -89,19 +90,19 @@ _REFUSED_OPTIONS = {
     "sessiontype": (lambda v: v.lower() != "default", "runs no command"),
     "remotecommand": (lambda v: v.lower() != "none", "runs that command instead of clstr's"),
 }
+# inside --ssh, StdinNull yes too: there it comes before clstr's own StdinNull=no, and the first wins
+# (given with -O, after it, it loses)
+_REFUSED_IN_SSH = {**_REFUSED_OPTIONS, "stdinnull": (lambda v: v.lower() in ("yes", "true"), _REFUSED_FLAGS["n"])}
 
 
-_STDIN_NULL = (lambda v: v.lower() in ("yes", "true"), _REFUSED_FLAGS["n"])
-
-
-def refused_option(options, stdin=False):
+def refused_option(options, refused=_REFUSED_OPTIONS):
     """``(option, why)`` of the first ssh option (``KEY=VALUE`` or ``KEY VALUE``, as -o takes them)
-    under which clstr's commands cannot run, or None; with ``stdin``, StdinNull yes too."""
+    under which clstr's commands cannot run (a key of ``refused`` with a refused value), or None."""
     for option in options:
         key, _, value = option.strip().replace("=", " ", 1).partition(" ")
-        refused = _REFUSED_OPTIONS.get(key.lower()) or (_STDIN_NULL if stdin and key.lower() == "stdinnull" else None)
-        if refused is not None and refused[0](value.strip()):
-            return option, refused[1]
+        test, why = refused.get(key.lower(), (None, None))
+        if test is not None and test(value.strip()):
+            return option, why
     return None
 
 
@@ -111,7 +112,9 @@ def kept_stdin(command):
     else (): an ssh_config's ``StdinNull yes`` (as -n) would close every session's stdin at once,
     which the node's watcher takes for ssh gone (it ends the job), and which ends the job loop and
     a gateway's frames. Given first, before the user's options: the first value ssh reads wins.
-    Asked once a process (``ssh -V``, a few ms); a command that does not say "OpenSSH_" gets ()."""
+    Asked once a process (``ssh -V``, a few ms) where the config is made from the user's strings
+    (SshConfig.from_strings; a gateway for its own ssh); a command that does not say "OpenSSH_"
+    gets ()."""
     try:
         p = subprocess.run([*command, "-V"], stdin=subprocess.DEVNULL, capture_output=True, timeout=3)
     except (OSError, subprocess.SubprocessError):
@@ -261,21 +264,19 @@ class Wrapper(Marks):
         super().__init__(token)
         watch = quote(remote_program("watch.sh"))
         env_args = " " + quote(workdir or "") + "".join(" " + quote(e) for e in env)
-        export = ("export" + "".join(" " + quote(e) for e in env) + "; ") if env else ""
-        if workdir:
-            export = f"cd {quote(workdir)} || exit 1; " + export
+        # what the job's shell does first where the wrapper's own shell starts it (bash, or bare)
+        prepare = (f"cd -- {quote(workdir)} || exit 1; " if workdir else "") + \
+            (("export" + "".join(" " + quote(e) for e in env) + "; ") if env else "")
         # where no sh can be found (a restricted account), the login shell runs the job in a
         # subshell, its watcher beside it in the wrapper's group (without sleep, at once)
         bare = ('(exec 2>&4 4>&-; ( { while read -r _ <&3; do :; done; kill -0 $$ && { trap "" TERM; '
-                f'kill -TERM 0; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; {export}eval "$j")')
+                f'kill -TERM 0; kill -KILL 0; }}; }} >/dev/null 2>&1 & ); exec 3<&-; {prepare}eval "$j")')
         # where the shell running the wrapper is bash, it starts the job and the watcher itself,
         # with no program started between it and the job: the job in a process group of its own by
         # job control (set -m for that one fork: with it on, `wait` would return when the job is
         # stopped), then TERM, HUP and INT ignored, which only the wrapper does (its children were
         # forked with them at their defaults)
-        inner = f"cd -- {quote(workdir)} || exit 1; " if workdir else ""
-        inner += ("export" + "".join(" " + quote(e) for e in env) + "; ") if env else ""
-        in_bash = ("set -m; (exec 2>&4 4>&- 3<&-; " + inner + 'exec "${SHELL:-/bin/sh}" -c "$j") & p=$!; set +m; '
+        in_bash = ("set -m; (exec 2>&4 4>&- 3<&-; " + prepare + 'exec "${SHELL:-/bin/sh}" -c "$j") & p=$!; set +m; '
                    '(trap "" TERM; while read -r _ <&3; do :; done; kill -0 $p && { kill -TERM -$p; '
                    f"sleep {REMOTE_KILL_GRACE}; kill -KILL -$p; }}) >/dev/null 2>&1 4>&- & "
                    'exec 3<&-; trap "" TERM HUP INT; wait $p')

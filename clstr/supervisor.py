@@ -23,7 +23,6 @@ from . import controldir, execslot, hostlist, reaper, remotepool, ssh, transfer
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
-from .proc import PIPE, Child, end_group
 from .output import silence
 from .pool import WorkerPool
 from .result import Ending, RunResult
@@ -36,7 +35,6 @@ from .words import counted
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
 GATEWAY_REPORT = 4.0  # after the KILL: how long a gateway gets to report its slots' ends
-CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
@@ -317,8 +315,7 @@ class Supervisor:
 
     def _final_cleanup(self):
         """--cleanup: the basefiles and a --workdir ... go from each node that ran something, over its
-        shared connection where it has one, all at once, within CLEANUP_WAIT (a node that does not
-        answer keeps them)."""
+        shared connection where it has one, all at once (transfer.clean_nodes)."""
         files = self.opt.files
         if files is None or not files.cleanup or not (files.basefiles or files.fresh_workdir):
             return
@@ -335,20 +332,8 @@ class Supervisor:
             for name, groups in by.items():
                 self.gw.cleanup(name, sorted(groups), line)
             ran -= {n for groups in by.values() for n, _ in groups}
-        children = []
-        for node in sorted(ran):
-            argv = ssh.job_argv(base, node, line, self.control.path((node, 0)) if self.control else None, cleanup=False)
-            try:
-                children.append(Child(argv, self.env, PIPE, PIPE, PIPE))
-            except OSError:
-                break
-        deadline = self.clock() + CLEANUP_WAIT
-        for child in children:
-            child.close()  # nothing to say or hear: their pipes close, they go on
-        for child in children:
-            if child.wait(max(0.0, deadline - self.clock())) is None:
-                end_group(child.pid, grace=0)
-                child.wait()
+        transfer.clean_nodes(base, [(node, 0) for node in sorted(ran)], line,
+                             self.control.path if self.control else lambda group: None, self.env, self.clock)
 
     def _shutdown(self):
         self._final_cleanup()

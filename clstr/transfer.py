@@ -29,6 +29,7 @@ from .proc import PIPE, Child, end_group
 CHUNK = 1 << 20  # bytes read from a file, or from the session, at a time
 REPLY_MAX = 4096  # the longest answer line
 PARTIAL = ".clstr-part-"  # the temporary name of a file coming back, beside its place
+CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
 HOME_RUN_DIR = ".clstr/work"  # --workdir ...: a directory of the run under it, below the home
 
 
@@ -271,7 +272,7 @@ class FileSession:
                     continue
                 piece = bytes(self.buf[:min(left, CHUNK)])
                 del self.buf[:len(piece)]
-                _write_all(fd, piece)
+                write_all(fd, piece)
                 left -= len(piece)
         except BaseException:
             os.close(fd)
@@ -321,7 +322,7 @@ def _path(p):
     return p.encode("utf-8", "surrogateescape") + b"\n"
 
 
-def _write_all(fd, data):
+def write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -351,8 +352,25 @@ def open_partial(local, mode, tag=""):
     return fd, tmp
 
 
-def write_all(fd, data):
-    _write_all(fd, data)
+def clean_nodes(base, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
+    """--cleanup at the run's end: ``line`` on each (node, n) of ``groups``, over its shared
+    connection where ``path_of(group)`` names one, all at once, within ``wait`` seconds (a node
+    that does not answer keeps its files). The root runs it for the nodes it drives, a gateway
+    for its own."""
+    children = []
+    for group in groups:
+        try:
+            children.append(Child(ssh.job_argv(base, group[0], line, path_of(group), cleanup=False), env,
+                                  PIPE, PIPE, PIPE))
+        except OSError:
+            break
+    deadline = clock() + wait
+    for child in children:
+        child.close()  # nothing to say or hear: their pipes close, they go on
+    for child in children:
+        if child.wait(max(0.0, deadline - clock())) is None:
+            end_group(child.pid, grace=0)
+            child.wait()
 
 
 def place(tmp, local):
