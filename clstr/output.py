@@ -181,21 +181,33 @@ class TextStream:
 def byte_stream(stream):
     """Where job output goes, as a stream of bytes: a binary stream as it is, the binary buffer
     under a text stream that has one (sys.stdout), else a TextStream; TypeError for an object
-    that takes neither bytes nor text, found before anything runs (an empty write, a no-op)."""
+    that takes neither bytes nor text, found before anything runs (an empty write, a no-op).
+
+    A stream that takes them but cannot write (a full device, a closed pipe) is taken as it is: its
+    failure is met when output comes, as any write that fails mid-run is (one line; the run's
+    records are written).
+    """
     buffer = getattr(stream, "buffer", None)
     if isinstance(stream, io.TextIOBase) and buffer is not None:
-        stream.flush()  # what its text layer holds goes first
+        try:
+            stream.flush()  # what its text layer holds goes first
+        except OSError:
+            pass
         return buffer
     try:
         stream.write(b"")
         return stream
     except TypeError:
         pass
+    except OSError:
+        return stream
     try:
         stream.write("")
     except TypeError:
         raise TypeError(f"{type(stream).__name__} takes neither bytes nor text: give a binary or text stream, "
                         "None or False") from None
+    except OSError:
+        pass
     return TextStream(stream)
 
 
