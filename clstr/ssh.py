@@ -165,9 +165,10 @@ MAX_LINE = 100_000
 def quote(text):
     """``text`` as one word for sh, csh and fish alike.
 
-    Single quotes, as shlex.quote, except that a quote or a backslash is written outside them,
-    escaped (``\\'`` and ``\\\\``): inside single quotes fish reads ``\\'`` and ``\\\\`` as escapes
-    where sh and csh keep them as they are; outside, all three read them the same.
+    Single quotes, as shlex.quote, except that a quote, a backslash or a ``!`` is written outside
+    them, escaped (``\\'``, ``\\\\``, ``\\!``): inside single quotes fish reads ``\\'`` and ``\\\\`` as
+    escapes where sh and csh keep them as they are, and csh and tcsh take ``!`` for a history
+    event ("Event not found"); outside, all of them read the three the same.
     """
     if _SAFE.fullmatch(text):
         return text
@@ -175,7 +176,7 @@ def quote(text):
 
 
 _SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)
-_SPECIAL = re.compile(r"[\\']")
+_SPECIAL = re.compile(r"[\\'!]")
 
 
 # compiled at import, in the supervisor: a worker that compiled it (re's cache is per process)

@@ -275,7 +275,8 @@ def test_unknown_shell_path_takes_universal_route(remote, tmp_path):
     assert r.finish()[:2] == (0, "\n")
 
 
-ENV_VALUES = {"CLSTR_T_A": "it's $HOME \\ a\"b", "CLSTR_T_B": "\u00fcn\u00ee c\u00f6d\u00e9 *", "CLSTR_T_C": ""}
+ENV_VALUES = {"CLSTR_T_A": "it's $HOME \\ a\"b", "CLSTR_T_B": "\u00fcn\u00ee c\u00f6d\u00e9 * say hi!now !! !$ x!",
+              "CLSTR_T_C": ""}
 
 
 @pytest.mark.parametrize("name", SHELLS)
