@@ -656,8 +656,11 @@ def worker_main(spec, conn, board, close, first):
     shared slot board, the supervisor's descriptors it must ``close``, and ``first``, its first
     job, given at the fork."""
     # the supervisor owns Ctrl-C: it ends our ssh itself and tells us to stop
+    # and a SIGTERM or SIGHUP sent to the run's whole process group (timeout(1), systemd, kill --
+    # -PGID): the supervisor hears it too and stops the run; a worker that died of it would leave
+    # a file half brought back, and its end would be taken for a death
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for c in close:
