@@ -318,6 +318,7 @@ class Gateway:
 
     def __init__(self, name, nodes):
         self.name = name
+        self.sent_zip = False  # the zipapp went down its session (once at most)
         self.nodes = nodes  # the run's nodes it reaches
         self.state = STARTING
         self.why = None  # why it was refused or lost
@@ -496,8 +497,12 @@ class GatewayPool:
     def _handshake(self, gw, frame):
         """The gateway asks for the zipapp, or says hello: judged, then given the run's setup."""
         if frame["t"] == "need":
+            if gw.sent_zip:  # one copy a gateway: a second ask is refused, not queued again
+                self._fail(gw, "it asked for clstr's package again after it was sent")
+                return
             if self._zip is None:
                 self._zip = gateway.zipapp()
+            gw.sent_zip = True
             gw.write(b"%d\n" % len(self._zip) + self._zip)
             return
         why = judge_hello(frame, gateway.__version__)

@@ -584,3 +584,15 @@ def test_an_on_each_node_run_through_gateways_gathers_every_node(clstr, testbed,
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_a_gateway_that_keeps_asking_for_the_package_gets_one_copy_then_is_refused(clstr, tmp_path):
+    """A gateway that asks for clstr's package again and again: one copy goes down, the second ask
+    is refused in one line, and its nodes are driven directly."""
+    script = tmp_path / "fakepython"
+    script.write_text("#!/bin/sh\nfor i in $(seq 500); do echo '{\"t\":\"need\"}'; done\ncat >/dev/null\n")
+    script.chmod(0o755)
+    r = clstr("-n", "n2", "--gateway", "n1=n2", "--gateway-python", str(script), "-j", "echo ran", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "gateway n1 refused: it asked for clstr's package again after it was sent" in r.stderr
+    assert r.stdout == "ran\n"
