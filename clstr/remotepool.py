@@ -226,7 +226,7 @@ class FileCarrier:
         self.puts = {}  # (path here, size, mtime) -> its put id on this session
         self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
 
-    def put(self, local):
+    def put(self, local, stamp=None):
         """(put id, its frames to queue, or None if it went down already) of the file ``local``;
         the frames are read as the session takes them (a large file is never whole in memory).
         TransferError naming the file if it cannot be read here."""
@@ -234,7 +234,12 @@ class FileCarrier:
             f = open(local, "rb")
             st = os.fstat(f.fileno())
         except OSError as e:
-            raise transfer.TransferError(f"send: {local}: {e.strerror} here") from None
+            raise transfer.TransferError(f"send: {local}: {e.strerror} here", here=True) from None
+        try:
+            transfer.check_stamp(local, st, stamp)
+        except transfer.TransferError:
+            f.close()
+            raise
         key = (local, st.st_size, st.st_mtime_ns)
         if key in self.puts:
             f.close()
@@ -277,7 +282,7 @@ class FileCarrier:
             try:
                 transfer.write_all(entry[0], data)
             except OSError as e:
-                entry[2] = f"return: {self.returns_of(idx)[k].local}: {e.strerror} here"
+                entry[2] = f"return: {self.returns_of(idx)[k].local}: {transfer.here_error(e)}"
                 os.close(entry[0])
                 transfer.discard(entry[1])
                 entry[0] = entry[1] = None
@@ -295,7 +300,7 @@ class FileCarrier:
         if failed or len(got) != len(returns) or ev.ending is not Ending.OK:
             self._discard(got)
             if failed and ev.ending is Ending.OK:
-                return dataclasses.replace(ev, exit=255, ending=Ending.TRANSFER, reason=failed[0])
+                return dataclasses.replace(ev, exit=255, ending=Ending.FILE_FAILED, reason=failed[0])
             return ev
         return dataclasses.replace(ev, returned=tuple((got[k][1], r.local) for k, r in enumerate(returns)))
 
@@ -517,7 +522,7 @@ class GatewayPool:
                      f"driving {counted(len(gw.nodes), 'node')}")
         files = self.opt.files
         try:
-            bases = [gw.files.put(b.local) for b in files.basefiles] if files is not None else []
+            bases = [gw.files.put(b.local, b.stamp) for b in files.basefiles] if files is not None else []
         except transfer.TransferError as e:
             self._fail(gw, f"a basefile cannot be sent: {e}")
             return

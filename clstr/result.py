@@ -34,6 +34,9 @@ class Ending(enum.Enum):
     NEVER_RAN = "never ran"  # ssh failed before the job started (the node's fault alone)
     BUSY = "busy"  # a busy sshd refused the handshake or the session: tried again, at no cost
     TRANSFER = "transfer"  # a file to send or bring back could not be (named with its cause)
+    # a file failed by no fault of its node: one brought back could not be written or placed here,
+    # or the job changed it while it was brought back; the job fails, its node stays
+    FILE_FAILED = "file failed"
     WORKER_DIED = "worker died"  # the slot's worker process died under it
     INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM or SIGHUP ended it
 

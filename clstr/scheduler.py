@@ -474,7 +474,7 @@ class Scheduler:
         s, node = self._ended(ev.slot, ev.seq, ev.jump_host)
         never_ran = ev.ending is Ending.NEVER_RAN
         self.admission.ended(s, connected=not never_ran)
-        if ev.ending is not Ending.OK and ev.ending is not Ending.EXIT:
+        if ev.ending not in (Ending.OK, Ending.EXIT, Ending.FILE_FAILED):
             s.linked = False  # its session ended or never came up: the next attempt opens one
         if not never_ran:
             self.admission.accepted(node)

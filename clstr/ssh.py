@@ -309,9 +309,17 @@ class Wrapper(Marks):
         return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
 
 
-def files_line(token):
-    """The command line that starts the file session (clstr/remote/files.sh) under any login shell."""
-    return f"exec sh -c {quote(remote_program('files.sh'))} clstr {token}"
+def files_line(token, session):
+    """The command line that starts the file session (clstr/remote/files.sh) under any login shell;
+    ``session``: its name among the run's sessions on every node (letters and digits)."""
+    return f"exec sh -c {quote(remote_program('files.sh'))} clstr {token} {session}"
+
+
+def clean_line(token, workdir, paths):
+    """The command line of --cleanup at a run's end (clstr/remote/clean.sh) under any login shell:
+    ``workdir`` (a directory of the run's own) removed, and each of ``paths`` where the run placed it."""
+    words = " ".join(quote(p) for p in [workdir or "-"] + list(paths))
+    return f"exec sh -c {quote(remote_program('clean.sh'))} clstr {token} {words}"
 
 
 def loop_program():

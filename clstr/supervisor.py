@@ -28,6 +28,7 @@ from .pool import WorkerPool
 from .result import Ending, RunResult
 from .routes import UNREACHABLE
 from .scheduler import FAILED, PROBE, SUCCEEDED
+from .verdicts import succeeds
 from .ssh import marks_of
 from .status import duration
 from .worker import MAX_WAIT, WorkerSpec, worker_main
@@ -246,7 +247,8 @@ class Supervisor:
         try:
             self.gw.send(where, idx, slot.node, slot.group, job)
         except transfer.TransferError as e:  # a file to send cannot be read here: the attempt fails
-            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0, Ending.TRANSFER, str(e)))
+            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0,
+                                    Ending.FILE_FAILED if e.here else Ending.TRANSFER, str(e)))
         return True
 
     def _fork(self, idx, first):
@@ -319,8 +321,8 @@ class Supervisor:
         files = self.opt.files
         if files is None or not files.cleanup or not (files.basefiles or files.fresh_workdir):
             return
-        paths = [b.remote for b in files.basefiles] + ([files.workdir] if files.fresh_workdir else [])
-        line = "rm -rf -- " + " ".join(ssh.quote(p) for p in paths)
+        line = ssh.clean_line(self.opt.ssh.mark, files.workdir if files.fresh_workdir else None,
+                              [b.remote for b in files.basefiles])
         base = ssh.base_argv(self.opt.ssh)
         ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
         if self.gw is not None:  # the nodes behind a gateway are cleaned up by it
@@ -539,20 +541,35 @@ class Supervisor:
                                    basefiles=bool(self.opt.files.basefiles) and first)
 
     def _finished(self, ev):
-        att = self.sched.finished(ev)
-        for tmp, local in ev.returned:
-            # only the attempt taken as the job's result writes its files (never half written)
-            if att is not None and att.outcome == SUCCEEDED:
-                try:
-                    transfer.place(tmp, local)
-                    continue
-                except (OSError, transfer.TransferError) as e:
-                    self._log(f"job {ev.seq}: {local} could not take its place: {e}")
-            transfer.discard(tmp)
+        att = self.sched.finished(self._placed(ev))
         self._record(att)
         self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:
             self._limit_running()
+
+    def _placed(self, ev):
+        """The attempt's files brought back take their places before it is judged, and only for an
+        attempt that succeeds (never half written; of two attempts of a job only one writes): one
+        that cannot be placed fails the job, a failure here and not its node's."""
+        if not ev.returned:
+            return ev
+        left = list(ev.returned)
+        failed = None if succeeds(ev) else ""
+        while left and failed is None:
+            tmp, local = left.pop(0)
+            try:
+                transfer.place(tmp, local)
+            except transfer.TransferError as e:
+                failed = str(e)
+            except OSError as e:
+                failed = f"return: {local}: could not take its place: {transfer.here_error(e)}"
+            if failed is not None:
+                left.append((tmp, local))
+        for tmp, _ in left:
+            transfer.discard(tmp)
+        if failed:
+            return dataclasses.replace(ev, exit=255, ending=Ending.FILE_FAILED, reason=failed, returned=())
+        return dataclasses.replace(ev, returned=())
 
     def _limit_running(self):
         """Give the jobs that started before the median was known their straggler limit."""

@@ -15,6 +15,8 @@ bench/README.md); this session costs two small processes on the node a file (hea
 ls and head) and nothing here. rsync's gain, sending only what changed of a file already there,
 is no gain for the inputs and results of jobs, which are new each time.
 """
+import errno
+import itertools
 import os
 import re
 import selectors
@@ -35,17 +37,75 @@ HOME_RUN_DIR = ".clstr/work"  # --workdir ...: a directory of the run under it, 
 
 class TransferError(Exception):
     """A file could not be sent or brought back: the words name the file and the cause; ``lost``: the
-    connection (or the session) was lost, the node's doing, not the job's."""
+    connection (or the session) was lost, the node's doing, not the job's; ``here``: it failed on
+    this machine (no space or no way to write the file here), or the job changed the file while it
+    moved: the job's failure, never its node's."""
 
-    def __init__(self, why, lost=False):
+    def __init__(self, why, lost=False, here=False):
         super().__init__(why)
         self.lost = lost
+        self.here = here
+
+
+class Mark:
+    """A file clstr makes beside a path here for one request, named in it, so that the node can tell
+    whether it sees this machine's filesystem there (NFS homes, this machine in the node list):
+    where the node finds the mark beside the path, its path is this very file.
+
+    ``name``: the mark's name (bytes), ``b"-"`` where none could be made (the directory is missing
+    here, or not ours to write: then it cannot be the place the node writes either). Used as a
+    context manager, or closed by whoever reads the answer.
+    """
+
+    _made = itertools.count()
+
+    def __init__(self, local):
+        self.path = None
+        self.name = b"-"
+        if local is None:
+            return
+        d = os.path.dirname(os.path.abspath(local))
+        name = f".clstr-mark-{os.getpid()}-{next(self._made)}-{os.urandom(4).hex()}"
+        try:
+            os.close(os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        except OSError:
+            return
+        self.path = os.path.join(d, name)
+        self.name = name.encode()
+
+    def close(self):
+        if self.path is not None:
+            _unlink(self.path)
+            self.path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def here_error(e):
+    """An OSError of this machine's, in words that say so: "no space left on this machine"."""
+    if e.errno == errno.ENOSPC:
+        return "no space left on this machine"
+    if e.errno == errno.EDQUOT:
+        return "disk quota exceeded on this machine"
+    return f"{(e.strerror or str(e)).lower()} on this machine"
 
 
 @dataclass(frozen=True)
 class Send:
     local: str  # the path here (as the template made it)
     remote: str  # the path on the node (relative: to the work directory)
+    stamp: tuple = None  # a basefile's (size, mtime ns) when the run began: every node gets that version
+
+
+def check_stamp(local, st, stamp):
+    """TransferError where a basefile is no longer the version the run began with (``stamp``)."""
+    if stamp is not None and (st.st_size, st.st_mtime_ns) != stamp:
+        raise TransferError(f"--basefile {local}: it changed during the run, and every node gets the version "
+                            "the run began with: not sent", here=True)
 
 
 @dataclass(frozen=True)
@@ -214,8 +274,12 @@ class FileSession:
     def reply(self):
         """The answer to the last request, after those owed to the ones before it (checked)."""
         while self.owed:
-            what = self.owed.pop(0)
-            kind, why = self.line()
+            what, marks = self.owed.pop(0)
+            try:
+                kind, why = self.line()
+            finally:
+                for m in marks:
+                    m.close()
             if kind != "k":
                 raise TransferError(f"{what}: {why}")
         return self.line()
@@ -230,32 +294,49 @@ class FileSession:
         self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
         self._answer("mkdir " + paths[0])
 
-    def send(self, local, remote, base=False):
+    def send(self, local, remote, base=False, hold=False, stamp=None):
         """Send the file ``local`` to ``remote``, its permission bits with it (the node's umask
-        applied, as rsync without -p does); returns its size. TransferError naming the file."""
+        applied, as rsync without -p does); returns its size. TransferError naming the file.
+
+        The node writes a temporary name and renames it into place; where ``remote`` is the file
+        ``local`` itself (a filesystem the node shares with this machine: see ``Mark``) it drops
+        the bytes and leaves the file as it is. ``hold``: the node keeps a hold on what it placed,
+        which its removal (``remove``, ``later``) asks for. ``stamp``: a basefile's, checked.
+        """
         try:
             f = open(local, "rb")
         except OSError as e:
-            raise TransferError(f"send: {local}: {e.strerror} here") from None
-        with f:
+            raise TransferError(f"send: {local}: {e.strerror} here", here=True) from None
+        with f, Mark(local) as mark:
             st = os.fstat(f.fileno())
+            check_stamp(local, st, stamp)
             size = st.st_size
-            self._write(b"%s %d %o\n" % (b"b" if base else b"s", size, st.st_mode & 0o777) + _path(remote))
+            self._write(b"%s %d %o %s %s\n" % (b"b" if base else b"s", size, st.st_mode & 0o777, mark.name,
+                                                b"h" if hold else b"-") + _path(remote))
             left = size
             while left:
                 chunk = f.read(min(CHUNK, left))
                 if not chunk:  # it shrank while we read it: the stream must still carry size bytes
-                    raise TransferError(f"send: {local}: it changed while it was sent")
+                    raise TransferError(f"send: {local}: it changed while it was sent", here=True)
                 self._write(chunk)
                 left -= len(chunk)
             self._write(b"e\n")
-        self._answer(f"send: {local}")
+            self._answer(f"send: {local}")
         return size
 
     def fetch(self, remote, local, node):
-        """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size)."""
-        self._write(b"r\n" + _path(remote))
-        kind, rest = self.reply()
+        """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size), or
+        None where ``remote`` is the file ``local`` itself (a shared filesystem: it is home already).
+
+        A file that changed while it was read (a job's background process writing it) fails the
+        attempt at once, the stream still in step; a write that fails here names the file and this
+        machine (``here``: not the node's doing).
+        """
+        with Mark(local) as mark:
+            self._write(b"r %s\n" % mark.name + _path(remote))
+            kind, rest = self.reply()
+        if kind == "h":
+            return None
         if kind != "f":
             raise TransferError(f"return: {remote}: {rest or kind} on {node}")
         size, mode = answer_of_fetch(rest)
@@ -263,7 +344,9 @@ class FileSession:
             fd, tmp = open_partial(local, mode)
         except TransferError:
             self._skip(size)
+            self.line()
             raise
+        failed = None
         try:
             left = size
             while left:
@@ -272,13 +355,25 @@ class FileSession:
                     continue
                 piece = bytes(self.buf[:min(left, CHUNK)])
                 del self.buf[:len(piece)]
-                write_all(fd, piece)
+                if failed is None:
+                    try:
+                        write_all(fd, piece)
+                    except OSError as e:
+                        failed = e  # the stream is still read to the file's end: it stays in step
                 left -= len(piece)
+            kind, rest = self.line()
         except BaseException:
             os.close(fd)
             _unlink(tmp)
             raise
         os.close(fd)
+        if failed is not None or kind != "k":
+            _unlink(tmp)
+            if failed is not None:
+                raise TransferError(f"return: {local}: {here_error(failed)}", here=True)
+            if rest == "changed":
+                raise TransferError(f"return: {local} changed while it was brought back", here=True)
+            raise TransferError(f"return: {remote}: {rest or kind} on {node}")
         return tmp, size
 
     def _skip(self, size):
@@ -290,18 +385,27 @@ class FileSession:
             del self.buf[:n]
             size -= n
 
-    def later(self, paths):
-        """Remove these on the node when the session ends, whatever way. Its answer is read with
-        the next request's (no wait of a round trip for it)."""
-        if paths:
-            self._write(b"c %d\n" % len(paths) + b"".join(_path(p) for p in paths))
-            self.owed.append("cleanup")
+    def later(self, sends, returns):
+        """Remove these on the node when the session ends, whatever way: ``sends`` (remote paths)
+        where this session placed them, ``returns`` (Returns) but where the path is the file here.
+        Its answer is read with the next request's (no wait of a round trip for it)."""
+        self._cleanup(b"c", sends, returns, owed=True)
 
-    def remove(self, paths):
-        """Remove these on the node now (its answer read with the next request's)."""
-        if paths:
-            self._write(b"x %d\n" % len(paths) + b"".join(_path(p) for p in paths))
-            self.owed.append("cleanup")
+    def remove(self, sends, returns, fetched=()):
+        """Remove these on the node now, as ``later`` says; ``fetched``: remote paths of returns
+        brought back (not files here: they need no mark). Its answer is read with the next request's
+        unless a mark waits for it."""
+        self._cleanup(b"x", sends, returns, fetched=fetched)
+
+    def _cleanup(self, kind, sends, returns, owed=False, fetched=()):
+        if not (sends or returns):
+            return
+        marks = [Mark(None) if r.remote in fetched else Mark(r.local) for r in returns]
+        lines = [b"p" + _path(p) for p in sends] + [b"r%s/" % m.name + _path(r.remote) for m, r in zip(marks, returns)]
+        self._write(b"%s %d\n" % (kind, len(lines)) + b"".join(lines))
+        self.owed.append(("cleanup", marks))  # the marks are kept until the node answered
+        if not owed and any(m.path for m in marks):
+            self._answer("cleanup")
 
     def close(self, grace=1.0):
         """End the session: quit (what was to be removed is removed), then end its ssh."""
@@ -314,8 +418,16 @@ class FileSession:
         if self.child.wait(grace) is None:
             end_group(self.child.pid, child=self.child)
         self.child.wait()
+        self.release()
         self.sel.close()
         self.child.close()
+
+    def release(self):
+        """Remove the marks of requests whose answers were never read (the session is ending)."""
+        for _, marks in self.owed:
+            for m in marks:
+                m.close()
+        self.owed = []
 
 
 def _path(p):
@@ -344,7 +456,7 @@ def open_partial(local, mode, tag=""):
         os.makedirs(d, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     except OSError as e:
-        raise TransferError(f"return: {local}: {e.strerror} here") from None
+        raise TransferError(f"return: {local}: {here_error(e)}", here=True) from None
     try:
         os.fchmod(fd, mode & ~UMASK)
     except OSError:
@@ -378,7 +490,7 @@ def place(tmp, local):
     try:
         st = os.lstat(local)
         if stat.S_ISDIR(st.st_mode):
-            raise TransferError(f"return: {local} is a directory here")
+            raise TransferError(f"return: {local}: could not take its place: a directory is there on this machine")
     except FileNotFoundError:
         pass
     os.replace(tmp, local)
@@ -437,9 +549,11 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
         check_path(b, "--basefile")
         if not os.path.isfile(b):
             raise InputError(f"--basefile {b}: no such file here")
-        bases.append(Send(b, in_workdir(remote_path(b), files)))
+        st = os.stat(b)
+        bases.append(Send(b, in_workdir(remote_path(b), files), (st.st_size, st.st_mtime_ns)))
     files = Files(files.workdir, cleanup, tuple(bases), files.fresh_workdir)
     per_job = {}
+    homes = {}  # where each return lands here -> the job that brings it back
     for seq, _ in pairs:
         values = (inputs or {}).get(seq, ())
         job_sends, job_returns = [], []
@@ -450,6 +564,11 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
             job_sends.append(Send(local, in_workdir(remote_path(local), files)))
         for t in returns:
             text = check_path(render(t, values, seq), "--return")
-            job_returns.append(Return(in_workdir(remote_path(text), files), os.path.normpath(text)))
+            local = os.path.normpath(text)
+            other = homes.setdefault(os.path.abspath(local), seq)
+            if other != seq:
+                raise InputError(f"--return {t}: jobs {other} and {seq} would both bring it back to one place here "
+                                 f"({local}); put {{}} or {{#}} in its name")
+            job_returns.append(Return(in_workdir(remote_path(text), files), local))
         per_job[seq] = JobFiles(tuple(job_sends), tuple(job_returns))
     return files, per_job

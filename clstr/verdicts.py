@@ -17,6 +17,12 @@ JOB_FAILURES = "job"  # only ssh failures retire the node
 TRANSIENT = ("connection closed", "session refused")
 
 
+def succeeds(ev):
+    """Whether an attempt's end (an events.Finished) makes its job succeeded: it exited 0, its end
+    mark seen or its connection lost only after."""
+    return ev.exit == 0 and ev.ending in (Ending.OK, Ending.EXIT, Ending.LOST)
+
+
 class Verdicts:
     """The failure policy over the scheduler's ``nodes`` and ``slots``: ``admission`` hears of busy
     sshds, ``health`` retires nodes; ``quarantine`` (set after) counts the runs of job mode."""
@@ -38,7 +44,7 @@ class Verdicts:
         """
         p = self.policy
         ending, exit = ev.ending, ev.exit
-        if exit == 0 and ending in (Ending.OK, Ending.EXIT, Ending.LOST):
+        if succeeds(ev):
             node.backoff = 0  # it works again: a later retirement starts the back-off afresh
             if p.job_failures == JOB_FAILURES:
                 self.quarantine.ran(node, False)
@@ -54,6 +60,9 @@ class Verdicts:
             if job.pinned:
                 return NOT_RUN, f"node {node.name} unreachable ({node.reason})", ending
             return REQUEUED, f"node unreachable: {node.reason}", ending
+        if ending is Ending.FILE_FAILED:
+            # this machine could not take a file back, or the job changed it as it came: not the node's
+            return self._own_failure(job, ev.reason) + (ending,)
         if ending is Ending.STRAGGLER:
             # --timeout N%: far slower here than the median; run it elsewhere, the node stays
             return self._straggler(job, node) + (ending,)

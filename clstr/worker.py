@@ -359,6 +359,8 @@ class SlotWorker:
             step(job, moved)
         except transfer.TransferError as e:
             self._close_files()
+            if e.here:  # this machine's failure, or the job's: never the node's
+                return Ending.FILE_FAILED, str(e)
             if not moved.opened:
                 return Ending.NEVER_RAN, str(e)
             return (Ending.LOST if e.lost else Ending.TRANSFER), str(e)
@@ -372,7 +374,7 @@ class SlotWorker:
         return None
 
     def _open_files(self):
-        argv = ssh.job_argv(self.base, self.node, ssh.files_line(self.token), self.control_path)
+        argv = ssh.job_argv(self.base, self.node, ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
         self.file_session = transfer.FileSession(argv, self.env, self.token, start_bound(self.connect_timeout))
 
     def _close_files(self):
@@ -385,7 +387,7 @@ class SlotWorker:
         moved.opened = True
         self._workdir()
         for b in self.files.basefiles:
-            moved.sent += self.file_session.send(b.local, b.remote, base=True)
+            moved.sent += self.file_session.send(b.local, b.remote, base=True, hold=self.files.cleanup, stamp=b.stamp)
 
     def _workdir(self):
         if not self.made_workdir and self.files.workdir:
@@ -398,18 +400,24 @@ class SlotWorker:
         if job.files is None:
             return
         if self.files.cleanup:
-            self.file_session.later([s.remote for s in job.files.sends] + [r.remote for r in job.files.returns])
+            self.file_session.later([s.remote for s in job.files.sends], job.files.returns)
         for s in job.files.sends:
-            moved.sent += self.file_session.send(s.local, s.remote)
+            moved.sent += self.file_session.send(s.local, s.remote, hold=self.files.cleanup)
 
     def _fetch(self, job, moved):
         for r in job.files.returns:
-            tmp, size = self.file_session.fetch(r.remote, r.local, self.node)
-            moved.received += size
-            moved.returned.append((tmp, r.local))
+            got = self.file_session.fetch(r.remote, r.local, self.node)
+            if got is None:
+                moved.home.add(r.remote)  # the node's path is the file here: home already, never removed
+                continue
+            moved.received += got[1]
+            moved.returned.append((got[0], r.local))
 
     def _clean(self, job, moved):
-        self.file_session.remove([s.remote for s in job.files.sends] + [r.remote for r in job.files.returns])
+        self.file_session.remove([s.remote for s in job.files.sends],
+                                 [r for r in job.files.returns if r.remote not in moved.home],
+                                 fetched={r.remote for r in job.files.returns
+                                          if r.local in {local for _, local in moved.returned}})
 
     def _with_files(self, finished, moved):
         if finished is None or not (moved.opened or moved.returned):
@@ -642,12 +650,13 @@ FALL_BACK = object()  # the job loop cannot run on the node: one session a job
 class Moved:
     """What an attempt's transfers moved: bytes each way, their seconds, the files brought back."""
 
-    __slots__ = ("sent", "received", "seconds", "returned", "opened")
+    __slots__ = ("sent", "received", "seconds", "returned", "opened", "home")
 
     def __init__(self):
         self.sent = self.received = 0
         self.seconds = 0.0
         self.returned = []  # (temporary path, its place) of each file brought back
+        self.home = set()  # remote paths of returns that are the files here (a shared filesystem)
         self.opened = False  # the file session did something: a failure now is the attempt's
 
 

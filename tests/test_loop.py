@@ -162,7 +162,7 @@ def test_a_job_signalling_the_loop_does_not_end_it(loop, name):
     assert results == [(0, "after\n", ""), (0, "next\n", "")]
 
 
-@pytest.mark.parametrize("name", ["loop.sh", "reader.sh", "watch.sh", "files.sh"])
+@pytest.mark.parametrize("name", ["loop.sh", "reader.sh", "watch.sh", "files.sh", "clean.sh"])
 def test_each_remote_program_joined_into_one_line_is_valid_sh_with_no_comment(name):
     """Joined with spaces, a '#' at the start of a word would comment out the rest of the program."""
     import subprocess

@@ -1,75 +1,135 @@
 # clstr's file session: the files a slot's jobs send and bring back (--transferfile, --return,
 # --basefile, --workdir), over one ssh session of their own beside the job loop (no job writes
 # here, so the stream stays clean), started by any login shell as
-#     exec sh -c '<this program, joined into one line>' clstr TOKEN
+#     exec sh -c '<this program, joined into one line>' clstr TOKEN ID
 # Every line below ends where a space may follow: joined by spaces they are the same program
 # (csh takes no newline inside quotes). No `!` anywhere, no `#` but at the start of a line.
 #
+# ID names this session among all of the run's (on every node). MARK is the name of a file
+# clstr made beside the file's place on its own machine for this request (- for none): found
+# beside the path here, the node sees clstr's machine's filesystem (NFS, or the same machine),
+# so the path here is the very file there, and it is never written over nor removed.
+#
 # Requests come on stdin, a line each; a path (never holding a line break) is on a line of its own:
 #   d N, then N paths      make these directories (and their parents)
-#   s SIZE MODE, a path    SIZE bytes follow, then a line "e": written to the path, its directory
-#                          made, given the permission bits MODE (octal) less the umask, as rsync
-#                          without -p does (chmod only when they differ from a new file's); a
-#                          partial file is removed: never half there
-#   b SIZE MODE, a path    a basefile: the same, through a temporary name moved into place (slots
-#                          of one node may send it at once)
-#   r, then a path         bring the path back: the answer is "TOKEN:f SIZE MODE" (both read
-#                          from ls -lnL, MODE as it shows it) and its bytes
-#   c N, then N paths      remove these when the session ends, whatever way (--cleanup)
-#   x N, then N paths      remove these now
+#   s SIZE MODE MARK HOLD, a path
+#                          SIZE bytes follow, then a line "e": written to a temporary name beside
+#                          the path (its directory made), given the permission bits MODE (octal)
+#                          less the umask, as rsync without -p does, then moved into place: never
+#                          half there. Answer "k", or "k same" where MARK says the path is the
+#                          file itself (the bytes are dropped). HOLD h: leave a hold beside it
+#                          (.clstr-TOKEN-NAME.held-ID), which removing it asks for (below)
+#   b ...                  a basefile: the same
+#   r MARK, then a path    bring the path back: "TOKEN:h" where MARK says it is already there;
+#                          else "TOKEN:f SIZE MODE" (from ls -lnL, MODE as it shows it), exactly
+#                          SIZE bytes, then "TOKEN:k", or "TOKEN:n changed" if the file changed
+#                          while it was read (a shorter file is padded: the stream stays in step)
+#   c N, then N lines      remove these when the session ends, whatever way (--cleanup): "pPATH"
+#                          a file this session placed, "rMARK/PATH" a file a job made (not
+#                          where MARK says the path is the file there)
+#   x N, then N lines      remove these now (the same lines)
 #   q                      end (what c named is removed)
-# It says "TOKEN:r" once ready (what a login printed before it is not its). Each request but q
-# is answered by one line, "TOKEN:k" or "TOKEN:n WHY" (WHY: the tool's own
-# message). Bytes are read with `head -c`, which must read no further than asked (GNU coreutils
-# and BusyBox do); a file that cannot be written is still read to its end, so that the stream
-# stays in step. When stdin closes without q (ssh ended: a timeout, Ctrl-C, a dropped
+# A placed file is removed only with this session's hold, and only if no other session of the
+# run holds it (nodes sharing a filesystem send the same file to one place; the last one to be
+# done with it removes it). It says "TOKEN:r" once ready (what a login printed before it is not
+# its). Each request but q is answered by one line, "TOKEN:k" or "TOKEN:n WHY" (WHY: the tool's
+# own message). Bytes are read with `head -c`, which must read no further than asked (GNU
+# coreutils and BusyBox do); a file that cannot be written is still read to its end, so that the
+# stream stays in step. When stdin closes without q (ssh ended: a timeout, Ctrl-C, a dropped
 # connection), a file half received is removed, and so is what c named.
 t=$1;
+id=$2;
 nl=$(printf '\nx');
 nl=${nl%x};
 part=;
 gone=;
-bye() { [ -n "$part" ] && rm -f -- "$part"; if [ -n "$gone" ]; then set -f; IFS=$nl; rm -rf -- $gone; fi; exit 0; };
+dir() { case $1 in */*) d=${1%/*};; *) d=.;; esac; };
+drop() {
+  rs=; set -f; IFS=$nl;
+  for l in $1; do
+    IFS=' '; p=${l#?};
+    case $l in
+      r*) rs="$rs$p$nl";;
+      *) dir "$p"; h="$d/.clstr-$t-${p##*/}.held-";
+         if [ -e "$h$id" ]; then
+           rs="$rs$h$id$nl"; o=; set +f;
+           for f in "$h"*; do [ "$f" = "$h$id" ] || [ ! -e "$f" ] || o=1; done;
+           set -f; [ -n "$o" ] || rs="$rs$p$nl";
+         fi;;
+    esac;
+    IFS=$nl;
+  done;
+  IFS=' '; set +f;
+  [ -z "$rs" ] || (set -f; IFS=$nl; rm -f -- $rs);
+};
+bye() { [ -n "$part" ] && rm -f -- "$part"; [ -z "$gone" ] || drop "$gone"; exit 0; };
 trap bye HUP TERM INT PIPE;
 say() { echo "$t:$1"; };
 um=$(umask);
 plain=$((0666 & ~0$um));
 say r;
-while IFS=' ' read -r k a1 a2; do
+while IFS=' ' read -r k a1 a2 a3 a4; do
   case $k in
     q) bye;;
     d) i=0; e=; while [ $i -lt "$a1" ] && IFS= read -r p; do
          i=$((i + 1)); [ -d "$p" ] || e=$(mkdir -p -- "$p" 2>&1) || break; done;
        if [ -z "$e" ]; then say k; else say "n $e"; fi;;
     s|b) IFS= read -r p || bye;
-      case $p in */*) d=${p%/*};; *) d=.;; esac;
-      e=;
+      dir "$p";
+      e=; same=;
       [ -d "$d" ] || e=$(mkdir -p -- "$d" 2>&1);
-      if [ "$k" = b ]; then w="$d/.clstr-$$.part"; else w=$p; fi;
-      part=$w;
-      if [ -z "$e" ]; then
+      if [ -z "$e" ] && [ -n "$a3" ] && [ "$a3" != - ] && [ -e "$d/$a3" ]; then same=1; fi;
+      if [ -z "$e" ] && [ -z "$same" ] && [ -d "$p" ]; then e="$p: Is a directory"; fi;
+      w="$d/.clstr-$t-$id.part";
+      if [ -z "$e" ] && [ -z "$same" ]; then
+        part=$w;
         e=$(head -c "$a1" | { cat >"$w" || { cat >/dev/null; exit 1; }; } 2>&1) || e="${e:-cannot write}";
       else
         head -c "$a1" >/dev/null;
       fi;
       IFS= read -r end || bye;
       [ "$end" = e ] || bye;
-      m=$((0$a2 & ~0$um));
-      if [ -z "$e" ] && [ "$m" -ne "$plain" ]; then e=$(chmod "$(printf %o "$m")" -- "$w" 2>&1); fi;
-      if [ -z "$e" ] && [ "$k" = b ]; then e=$(mv -f -- "$w" "$p" 2>&1); fi;
-      if [ -z "$e" ]; then part=; say k; else rm -f -- "$w"; part=; say "n $e"; fi;;
+      if [ -n "$same" ]; then
+        say "k same";
+      else
+        m=$((0$a2 & ~0$um));
+        if [ -z "$e" ] && [ "$m" -ne "$plain" ]; then e=$(chmod "$(printf %o "$m")" -- "$w" 2>&1); fi;
+        if [ -z "$e" ]; then e=$(mv -f -- "$w" "$p" 2>&1); fi;
+        if [ -z "$e" ]; then
+          part=;
+          if [ "$a4" = h ]; then { : >"$d/.clstr-$t-${p##*/}.held-$id"; } 2>/dev/null; fi;
+          say k;
+        else
+          [ -z "$part" ] || rm -f -- "$w"; part=; say "n $e";
+        fi;
+      fi;;
     r) IFS= read -r p || bye;
-      if [ -f "$p" ] && [ -r "$p" ]; then
+      dir "$p";
+      if [ -n "$a1" ] && [ "$a1" != - ] && [ -e "$d/$a1" ]; then
+        say h;
+      elif [ -f "$p" ] && [ -r "$p" ]; then
         m=$(ls -lnL -- "$p"); set -f; set -- $m; set +f;
-        if [ "$5" -ge 0 ] 2>/dev/null; then say "f $5 $1"; head -c "$5" <"$p"; else say "n not a readable file"; fi;
+        if [ "$5" -ge 0 ] 2>/dev/null; then
+          say "f $5 $1";
+          { head -c "$5" <"$p"; head -c "$5" </dev/zero 2>/dev/null; } | head -c "$5";
+          if [ "$(ls -lnL -- "$p" 2>&1)" = "$m" ]; then say k; else say "n changed"; fi;
+        else
+          say "n not a readable file";
+        fi;
       elif [ -e "$p" ]; then
         say "n not a readable file";
       else
         say "n no such file";
       fi;;
-    c) i=0; while [ $i -lt "$a1" ] && IFS= read -r p; do gone="$gone$p$nl"; i=$((i + 1)); done; say k;;
-    x) i=0; xs=; while [ $i -lt "$a1" ] && IFS= read -r p; do xs="$xs$p$nl"; i=$((i + 1)); done;
-       [ -z "$xs" ] || (set -f; IFS=$nl; rm -rf -- $xs); say k;;
+    c|x) i=0; xs=; while [ $i -lt "$a1" ] && IFS= read -r l; do
+         i=$((i + 1));
+         case $l in
+           r*) mk=${l#r}; p=${mk#*/}; mk=${mk%%/*}; dir "$p";
+               if [ -z "$mk" ] || [ "$mk" = - ] || [ ! -e "$d/$mk" ]; then xs="${xs}r$p$nl"; fi;;
+           *) xs="$xs$l$nl";;
+         esac;
+       done;
+       if [ "$k" = c ]; then gone="$gone$xs"; else drop "$xs"; fi; say k;;
     *) say "n bad request"; bye;;
   esac;
 done;

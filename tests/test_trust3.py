@@ -1,0 +1,219 @@
+"""Trust, round three (issue 32): files on shared filesystems, returns that change or cannot be
+placed, a full disk here, returns that would overwrite each other, a full stdout, against the
+real sshd testbed. Its nodes share this machine's filesystem, as nodes with an NFS home do."""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+from test_transfer import digest, make
+
+
+def records(cwd):
+    result = json.loads((cwd / "out.json").read_text())
+    rows = {int(r.split("\t")[0]): r.split("\t") for r in (cwd / "log").read_text().splitlines()[1:]}
+    return result, rows
+
+
+def stray(path):
+    """clstr's own files left under ``path`` (marks, holds, partial files)."""
+    return sorted(str(p) for p in path.rglob(".clstr*"))
+
+
+# ---- 1. a node that shares the filesystem ---------------------------------------------------
+
+def test_trc_of_an_absolute_input_on_a_shared_filesystem_keeps_the_input_and_its_result(clstr, tmp_path):
+    make(tmp_path / "a.in", 300_000, 1)
+    before = digest(tmp_path / "a.in")
+    r = clstr("-n", "n1", "--json", "out.json", "--joblog", "log", "--trc", "{}.out", "--",
+              "cp {} {}.out", ":::", str(tmp_path / "a.in"))
+    assert r.returncode == 0, r.stderr
+    # the node's path is the file here: never written over, never removed; the result stays home
+    assert digest(tmp_path / "a.in") == before
+    assert digest(tmp_path / "a.in.out") == before
+    assert stray(tmp_path) == []
+    result, rows = records(tmp_path)
+    assert result["jobs"][0]["outcome"] == "succeeded"
+
+
+def test_trc_with_wd_dot_on_a_shared_filesystem_keeps_the_input_and_its_result(clstr, tmp_path):
+    (tmp_path / "b.in").write_text("b\na\n")
+    r = clstr("-n", "n1", "--wd", ".", "--trc", "{}.out", "--", "sort {} > {}.out", ":::", "b.in")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b.in").read_text() == "b\na\n"
+    assert (tmp_path / "b.in.out").read_text() == "a\nb\n"
+    assert stray(tmp_path) == []
+
+
+def test_basefile_with_cleanup_on_a_shared_filesystem_is_not_removed(clstr, tmp_path):
+    (tmp_path / "simulate").write_text("#!/bin/sh\necho simulated $1\n")
+    os.chmod(tmp_path / "simulate", 0o755)
+    r = clstr("-n", "n1", "-n", "n2", "--wd", ".", "--basefile", "simulate", "--cleanup", "--",
+              "sh ./simulate {}", ":::", "1", "2", "3")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["simulated 1", "simulated 2", "simulated 3"]
+    assert (tmp_path / "simulate").read_text() == "#!/bin/sh\necho simulated $1\n"
+    assert stray(tmp_path) == []
+
+
+def test_nodes_sharing_a_directory_keep_a_sent_file_while_one_of_them_still_uses_it(clstr, tmp_path):
+    """-E --tf input --cleanup on nodes that share the work directory: n1's job ends and cleans up
+    first; n2's job reads the input only once n1's row is in the job log."""
+    (tmp_path / "input.tsv").write_text("2\n1\n")
+    remote = tmp_path / "remote"
+    job = ('case "$SSH_CONNECTION" in *" 127.0.0.3 "*) '
+           f'i=0; until grep -q "	n1	" {tmp_path}/log || [ $i -ge 400 ]; do sleep 0.05; i=$((i+1)); done;; esac; '
+           "sort input.tsv")
+    r = clstr("-n", "n1", "n2", "--wd", str(remote), "--joblog", str(tmp_path / "log"), "--tf", "input.tsv",
+              "--cleanup", "--job-failures", "job", "-E", job)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["1", "2", "1", "2"]
+    assert (tmp_path / "input.tsv").read_text() == "2\n1\n"
+    assert not (remote / "input.tsv").exists()  # the last one done with it removed it
+    assert stray(tmp_path) == []
+
+
+def test_a_send_that_fails_leaves_what_was_there(clstr, tmp_path):
+    """A send that cannot be written (its place is a directory on the node) is refused whole."""
+    remote = tmp_path / "remote"
+    (remote / "in.dat").mkdir(parents=True)
+    (tmp_path / "in.dat").write_text("data\n")
+    r = clstr("-n", "n1", "--wd", str(remote), "--json", "out.json", "--joblog", "log",
+              "--tf", "in.dat", "--", "cat in.dat", ":::", "x")
+    assert r.returncode == 1
+    assert "send: in.dat" in r.stderr and "Is a directory" in r.stderr
+    assert (remote / "in.dat").is_dir() and (tmp_path / "in.dat").read_text() == "data\n"
+    assert stray(tmp_path) == []
+
+
+# ---- 2. a return that changes while it is brought back --------------------------------------
+
+def test_a_return_truncated_while_it_is_read_fails_the_job_at_once_and_the_node_stays(clstr, tmp_path):
+    remote = tmp_path / "remote"
+    # the job leaves a process that empties big.out once something holds it open (the return)
+    job = (": {}; head -c 150000000 /dev/zero > big.out; "
+           "(i=0; while [ $i -lt 3000 ]; do if ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q \"$PWD/big.out\"; "
+           "then : > big.out; exit; fi; i=$((i+1)); done) >/dev/null 2>&1 &")
+    r = clstr("-n", "n1", "--wd", str(remote), "--json", "out.json", "--joblog", "log",
+              "--return", "big.out", "--", job, ":::", "1", timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "return: big.out changed while it was brought back" in r.stderr
+    assert "retired" not in r.stderr
+    result, rows = records(tmp_path)
+    job = result["jobs"][0]
+    assert job["outcome"] == "failed" and len(job["attempts"]) == 1
+    assert not (tmp_path / "big.out").exists() and stray(tmp_path) == []
+
+
+# ---- 3. a return that cannot take its place here ------------------------------------------
+
+def test_a_return_that_cannot_take_its_place_fails_the_job_in_every_record(clstr, tmp_path):
+    (tmp_path / "res.out").mkdir()
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n1", "--wd", str(remote), "--json", "out.json", "--joblog", "log",
+              "--return", "res.out", "--", "echo {} > res.out", ":::", "1")
+    assert r.returncode == 1, r.stderr
+    assert "return: res.out: could not take its place: a directory is there on this machine" in r.stderr
+    assert "retired" not in r.stderr
+    result, rows = records(tmp_path)
+    assert result["jobs"][0]["outcome"] == "failed"
+    assert rows[1][6] != "0"  # Exitval
+    assert result["counts"]["succeeded"] == 0
+    assert stray(tmp_path) == []
+
+
+# ---- 11. a full disk here ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def tiny_disk(path, size="64k"):
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_full_disk_here_names_the_file_and_this_machine_and_the_node_stays(clstr, tmp_path):
+    remote = tmp_path / "remote"
+    with tiny_disk(tmp_path / "out"):
+        r = clstr("-n", "n1", "--wd", str(remote), "--json", "out.json", "--joblog", "log",
+                  "--return", "out/{}.res", "--", "mkdir -p out && head -c 1000000 /dev/zero > out/{}.res",
+                  ":::", "7")
+        assert r.returncode == 1, r.stderr
+        assert "return: out/7.res: no space left on this machine" in r.stderr
+        assert "retired" not in r.stderr
+        assert os.listdir(tmp_path / "out") == []
+    result, _ = records(tmp_path)
+    assert len(result["jobs"][0]["attempts"]) == 1
+
+
+# ---- 12. returns that would land on one place here -----------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["--return", "same.out", "--", "echo {} > same.out", ":::", "a", "b", "c"],
+    ["-n", "n3", "n4", "--return", "X", "-E", "hostname > X"],
+])
+def test_returns_that_render_to_one_name_are_refused_before_the_run(clstr, tmp_path, args):
+    r = clstr("-n", "n1", "n2", *args)
+    assert r.returncode == 2
+    line, = r.stderr.splitlines()
+    assert "jobs 1 and 2 would both bring it back to one place here" in line
+    assert "{#}" in line
+
+
+# ---- 14. output to a full device --------------------------------------------------------------
+
+def test_output_to_a_full_device_is_one_line_and_the_records_are_written(clstr, tmp_path):
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(clstr.argv("-n", "n1", "--json", "out.json", "--joblog", "log", "-j", "echo hi"),
+                           stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=clstr.env(),
+                           timeout=60)
+    assert "Traceback" not in p.stderr
+    assert "No space left on device" in p.stderr
+    assert (tmp_path / "log").exists() and json.loads((tmp_path / "out.json").read_text())["jobs"]
+
+
+# ---- 13. a basefile that changes during the run ------------------------------------------------
+
+def test_a_basefile_changed_during_the_run_is_not_sent_in_a_second_version(clstr, tmp_path):
+    """The first node's attempt changes the basefile here and fails (its node is retired); the job
+    moves to the next node, which must not get the new version."""
+    (tmp_path / "base").write_text("v1\n")
+    remote = tmp_path / "remote"
+    job = (f"if [ -e {tmp_path}/flag ]; then cat base; "
+           f"else touch {tmp_path}/flag; echo v2, changed > {tmp_path}/base; exit 1; fi")
+    r = clstr("-n", "n1", "n2", "--wd", str(remote), "--basefile", "base", "-j", job)
+    assert r.returncode == 1, r.stderr
+    assert "v2" not in r.stdout
+    assert "--basefile base: it changed during the run" in r.stderr
+
+
+# ---- 5. SIGTERM to clstr's whole process group during a return --------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_whole_process_group_during_a_return_leaves_no_partial_file(clstr, tmp_path, sig):
+    remote = tmp_path / "remote"
+    p = subprocess.Popen(clstr.argv("-n", "n1", "--wd", str(remote), "--json", "out.json", "--return", "big.out",
+                                    "--", ": {}; head -c 400000000 /dev/zero > big.out", ":::", "1"),
+                         cwd=tmp_path, env=clstr.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        assert wait_for(lambda: any(n.startswith(".clstr-part-") for n in os.listdir(tmp_path)), 60)
+        os.killpg(p.pid, sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 128 + sig, err
+    assert stray(tmp_path) == [] and not (tmp_path / "big.out").exists()
+    assert "died" not in err
+    job, = json.loads((tmp_path / "out.json").read_text())["jobs"]
+    assert job["outcome"] == "not run" and job["reason"] == "interrupted"
