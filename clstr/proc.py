@@ -11,6 +11,7 @@ KILL_GRACE = 2.0  # TERM to KILL for a process group clstr ends
 
 
 PIPE = -1
+_DEFAULT = (signal.SIGTERM,)  # signals a child starts with at their default disposition
 
 
 class Child:
@@ -33,10 +34,12 @@ class Child:
             actions.append((os.POSIX_SPAWN_DUP2, spec, target))
         try:
             path = _program(argv[0], env.get("PATH"))
+            # SIGTERM at its default, whatever the spawner does with it (a worker ignores it): a
+            # signal ignored here would be ignored by the ssh too (ssh keeps an ignored TERM ignored)
             if path is None:  # not found: posix_spawnp says so, as the OSError of a missing program
-                self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+                self.pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT)
             else:
-                self.pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True)
+                self.pid = os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT)
         except OSError:
             for fd in list(self.fds.values()):
                 os.close(fd)

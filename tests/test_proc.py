@@ -47,3 +47,17 @@ def test_a_path_runs_as_given_and_a_missing_program_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         proc.Child(["clstr-t-no-such-program"], {"PATH": str(tmp_path)}, proc.PIPE, proc.PIPE, proc.PIPE)
     assert set(os.listdir("/proc/self/fd")) == before  # its pipes closed
+
+
+@pytest.mark.timeout(30)
+def test_a_child_starts_with_sigterm_at_its_default_though_its_spawner_ignores_it():
+    """A worker ignores SIGTERM (the supervisor stops the run); its ssh must not inherit that."""
+    import signal
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        child = proc.Child(["sh", "-c", "grep ^SigIgn: /proc/$$/status"], dict(os.environ), proc.PIPE,
+                           proc.PIPE, proc.PIPE)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    ignored = int(output(child).split()[1], 16)
+    assert not ignored & (1 << (signal.SIGTERM - 1))
