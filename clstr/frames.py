@@ -36,6 +36,7 @@ import json
 from .events import Connected, Deferred, Finished, Job, Notice, Output
 from .result import Ending
 from .ssh import SshConfig
+from .transfer import MARK_NAME
 
 PROTOCOL = 1
 BEAT = 1.0  # seconds between a gateway's beats
@@ -151,13 +152,16 @@ def event_in(d, slot):
 
 
 # ---- jobs: root -> gateway -------------------------------------------------
-def job_out(slot, node, group, job, sends=()):
+def job_out(slot, node, group, job, sends=(), marks=()):
     """The ``job`` frame of an attempt (events.Job) for the root's slot; ``sends``: the put id of
-    each of its files to send, in order (job.files.sends)."""
+    each of its files to send, in order (job.files.sends); ``marks``: the name of the mark made
+    beside each of its sends, then of its returns, on the root (transfer.Mark)."""
     files = None
     if job.files is not None:
         files = {"sends": [[i, s.remote] for i, s in zip(sends, job.files.sends)],
                  "returns": [r.remote for r in job.files.returns]}
+        if marks:
+            files["marks"] = list(marks)
     return encode("job", slot=slot, node=node, group=list(group), files=files, job={
         "seq": job.seq, "command": job.command, "attempt": job.attempt, "connect": job.connect,
         "limit": job.limit, "lookup": job.lookup, "basefiles": job.basefiles})
@@ -165,7 +169,7 @@ def job_out(slot, node, group, job, sends=()):
 
 def job_in(frame):
     """(slot, node, group, events.Job, files) of a ``job`` frame; ``files``: None, or (sends as
-    [(put id, remote)], returns as [remote])."""
+    [(put id, remote)], returns as [remote], marks as [name or None] of the sends, then the returns)."""
     slot, node = field(frame, "slot", int), field(frame, "node", str)
     group = field(frame, "group", list)
     if len(group) != 2 or not isinstance(group[0], str) or not isinstance(group[1], int):
@@ -176,10 +180,21 @@ def job_in(frame):
               basefiles=bool(field(j, "basefiles", bool, optional=True)))
     files = field(frame, "files", dict, optional=True)
     if files is not None:
-        files = (_pairs(field(files, "sends", list), "sends"), field(files, "returns", list))
-        if not all(isinstance(r, str) for r in files[1]):
+        sends, returns = _pairs(field(files, "sends", list), "sends"), field(files, "returns", list)
+        if not all(isinstance(r, str) for r in returns):
             raise FrameError("job frame: returns are not paths")
+        files = (sends, returns, _marks(files, len(sends) + len(returns)))
     return slot, node, (group[0], group[1]), job, files
+
+
+def _marks(d, n):
+    """The ``marks`` of a files dict: n names of transfer.Mark files (None where it has none)."""
+    marks = field(d, "marks", list, optional=True)
+    if not marks:
+        return [None] * n
+    if len(marks) != n or not all(isinstance(m, str) and MARK_NAME.fullmatch(m) for m in marks):
+        raise FrameError("marks: not a mark's name for each file")
+    return marks
 
 
 def _pairs(items, what):
@@ -189,18 +204,20 @@ def _pairs(items, what):
     return [tuple(p) for p in items]
 
 
-def files_out(files, ids):
-    """The run's transfer.Files for the setup frame (its basefiles by put id), or None."""
+def files_out(files, ids, marks=()):
+    """The run's transfer.Files for the setup frame (its basefiles by put id, and the name of the
+    mark beside each on the root), or None."""
     if files is None:
         return None
     return {"workdir": files.workdir, "cleanup": files.cleanup, "fresh_workdir": files.fresh_workdir,
-            "basefiles": [[i, b.remote] for i, b in zip(ids, files.basefiles)]}
+            "basefiles": [[i, b.remote] for i, b in zip(ids, files.basefiles)], "marks": list(marks) or None}
 
 
 def files_in(d):
-    """(workdir, cleanup, fresh_workdir, basefiles as [(put id, remote)]) of ``files_out``."""
+    """(workdir, cleanup, fresh_workdir, basefiles as [(put id, remote, mark)]) of ``files_out``."""
+    bases = _pairs(field(d, "basefiles", list), "basefiles")
     return (field(d, "workdir", str, optional=True), field(d, "cleanup", bool), field(d, "fresh_workdir", bool),
-            _pairs(field(d, "basefiles", list), "basefiles"))
+            [b + (m,) for b, m in zip(bases, _marks(d, len(bases)))])
 
 
 def piece(frame):

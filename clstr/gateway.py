@@ -198,8 +198,8 @@ class Server:
             workdir, cleanup, fresh, basefiles = frames.files_in(files)
             self.fdir = tempfile.mkdtemp(prefix="clstr-gwfiles-")
             os.mkdir(os.path.join(self.fdir, "out"))
-            self.files = transfer.Files(workdir, cleanup, tuple(transfer.Send(self._put_path(i), r)
-                                                                for i, r in basefiles), fresh)
+            self.files = transfer.Files(workdir, cleanup, tuple(transfer.Send(self._put_path(i), r, mark=m)
+                                                                for i, r, m in basefiles), fresh)
         if multiplex:
             self.control = controldir.ControlPaths([], nslots)
         ctx = multiprocessing.get_context("fork")
@@ -294,12 +294,14 @@ class Server:
     def _files_of(self, idx, job, files):
         """The job's transfer.JobFiles here: its sends from the root's puts, its returns to this
         gateway's files, sent up to the root before its Finished."""
-        sends, returns = files
+        sends, returns, marks = files
         outs = [os.path.join(self.fdir, "out", f"{idx}-{job.seq}-{k}") for k in range(len(returns))]
         for out, remote in zip(outs, returns):
             self.names[out] = f"{remote} (its copy on the gateway)"
-        return transfer.JobFiles(tuple(transfer.Send(self._put_path(i), r) for i, r in sends),
-                                 tuple(transfer.Return(r, out) for r, out in zip(returns, outs)))
+        # the marks are the root's: a node that sees the root's filesystem finds them there
+        return transfer.JobFiles(tuple(transfer.Send(self._put_path(i), r, mark=m) for (i, r), m in zip(sends, marks)),
+                                 tuple(transfer.Return(r, out, m)
+                                       for r, out, m in zip(returns, outs, marks[len(sends):])))
 
     def _brought_back(self, idx, ev):
         """Send up each file the attempt brought back, piece by piece; the Finished without them."""

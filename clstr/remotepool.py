@@ -225,6 +225,22 @@ class FileCarrier:
         self.returns_of = returns_of
         self.puts = {}  # (path here, size, mtime) -> its put id on this session
         self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
+        self.marks = {}  # root slot -> the transfer.Marks beside its attempt's files here, while it runs
+
+    def marked(self, idx, files):
+        """The names of marks made beside each of the attempt's sends, then returns, here: the nodes
+        behind the gateway may see this machine's filesystem (transfer.Mark); removed at its end."""
+        if files is None:
+            return []
+        marks = self.marks[idx] = [transfer.Mark(s.local) for s in files.sends] + [
+            transfer.Mark(r.local) for r in files.returns]
+        return [m.name.decode() for m in marks]
+
+    def unmark(self, idx=None):
+        """The slot's marks (None: every slot's) go: its attempt ended, or the session did."""
+        for slot in ([idx] if idx is not None else list(self.marks)):
+            for m in self.marks.pop(slot, ()):
+                m.close()
 
     def put(self, local, stamp=None):
         """(put id, its frames to queue, or None if it went down already) of the file ``local``;
@@ -292,6 +308,7 @@ class FileCarrier:
 
     def finished(self, idx, ev):
         """The slot's Finished with the files it brought back, as a local worker's has them."""
+        self.unmark(idx)
         got = self.got.pop(idx, {})
         if not got:
             return ev
@@ -306,6 +323,7 @@ class FileCarrier:
 
     def drop(self, idx=None):
         """Files coming back for the slot (None: every slot) are not placed: removed here."""
+        self.unmark(idx)
         for slot in ([idx] if idx is not None else list(self.got)):
             self._discard(self.got.pop(slot, {}))
 
@@ -369,6 +387,7 @@ class GatewayPool:
         self.paused = False
         self.silence = max(3 * frames.BEAT, opt.ssh.alive_interval * opt.ssh.alive_count)
         self._zip = None
+        self._base_marks = None  # transfer.Marks beside the basefiles here, for the run (see Mark)
         self._base = ssh.base_argv(opt.ssh)
         # one job a slot and nothing to share: the gateways' slots are their ssh too
         self.exec_slots = execslot.eligible(opt, *ssh.marks_of(opt.ssh)) and not opt.multiplex
@@ -428,12 +447,13 @@ class GatewayPool:
         for _, pieces in puts:
             if pieces is not None:
                 gw.write(pieces)
+        marks = gw.files.marked(idx, job.files)
         old = self.owner.get(idx)
         if old is not None and old != name:
             self.release(idx)
         gw.running.add(idx)
         self.owner[idx] = name
-        gw.write(frames.job_out(idx, node, group, job, [i for i, _ in puts]))
+        gw.write(frames.job_out(idx, node, group, job, [i for i, _ in puts], marks))
 
     def running(self, idx):
         name = self.owner.get(idx)
@@ -526,8 +546,12 @@ class GatewayPool:
         except transfer.TransferError as e:
             self._fail(gw, f"a basefile cannot be sent: {e}")
             return
+        if self._base_marks is None and files is not None:
+            self._base_marks = [transfer.Mark(b.local) for b in files.basefiles]
+        marks = [m.name.decode() for m in self._base_marks or ()]
         gw.write(frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
-                                  self.opt.multiplex, self.exec_slots, frames.files_out(files, [i for i, _ in bases])))
+                                  self.opt.multiplex, self.exec_slots,
+                                  frames.files_out(files, [i for i, _ in bases], marks)))
         for _, pieces in bases:
             if pieces is not None:
                 gw.write(pieces)
@@ -673,6 +697,8 @@ class GatewayPool:
                 gw.session.close(kill=True)
             if gw.files is not None:
                 gw.files.drop()
+        for m in self._base_marks or ():
+            m.close()
 
     def states(self):
         """{gateway: its state, why, and the nodes it drives first} for the result."""

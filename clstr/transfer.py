@@ -47,6 +47,9 @@ class TransferError(Exception):
         self.here = here
 
 
+MARK_NAME = re.compile(r"-|\.clstr-mark-[0-9a-f-]{1,64}")  # what a mark's name may be (from a frame)
+
+
 class Mark:
     """A file clstr makes beside a path here for one request, named in it, so that the node can tell
     whether it sees this machine's filesystem there (NFS homes, this machine in the node list):
@@ -54,15 +57,16 @@ class Mark:
 
     ``name``: the mark's name (bytes), ``b"-"`` where none could be made (the directory is missing
     here, or not ours to write: then it cannot be the place the node writes either). Used as a
-    context manager, or closed by whoever reads the answer.
+    context manager, or closed by whoever reads the answer. ``given``: the name of one made by
+    another process (the root's, for a gateway's request), not ours to remove.
     """
 
     _made = itertools.count()
 
-    def __init__(self, local):
+    def __init__(self, local, given=None):
         self.path = None
-        self.name = b"-"
-        if local is None:
+        self.name = b"-" if given is None else given.encode()
+        if local is None or given is not None:
             return
         d = os.path.dirname(os.path.abspath(local))
         name = f".clstr-mark-{os.getpid()}-{next(self._made)}-{os.urandom(4).hex()}"
@@ -99,6 +103,7 @@ class Send:
     local: str  # the path here (as the template made it)
     remote: str  # the path on the node (relative: to the work directory)
     stamp: tuple = None  # a basefile's (size, mtime ns) when the run began: every node gets that version
+    mark: str = None  # the name of a Mark made beside the file on the root (through a gateway)
 
 
 def check_stamp(local, st, stamp):
@@ -112,6 +117,7 @@ def check_stamp(local, st, stamp):
 class Return:
     remote: str
     local: str
+    mark: str = None  # as Send's
 
 
 @dataclass(frozen=True)
@@ -294,20 +300,21 @@ class FileSession:
         self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
         self._answer("mkdir " + paths[0])
 
-    def send(self, local, remote, base=False, hold=False, stamp=None):
+    def send(self, local, remote, base=False, hold=False, stamp=None, mark=None):
         """Send the file ``local`` to ``remote``, its permission bits with it (the node's umask
         applied, as rsync without -p does); returns its size. TransferError naming the file.
 
         The node writes a temporary name and renames it into place; where ``remote`` is the file
         ``local`` itself (a filesystem the node shares with this machine: see ``Mark``) it drops
         the bytes and leaves the file as it is. ``hold``: the node keeps a hold on what it placed,
-        which its removal (``remove``, ``later``) asks for. ``stamp``: a basefile's, checked.
+        which its removal (``remove``, ``later``) asks for. ``stamp``: a basefile's, checked;
+        ``mark``: the name of the Mark made for it elsewhere (the root's), if any.
         """
         try:
             f = open(local, "rb")
         except OSError as e:
             raise TransferError(f"send: {local}: {e.strerror} here", here=True) from None
-        with f, Mark(local) as mark:
+        with f, Mark(local, mark) as mark:
             st = os.fstat(f.fileno())
             check_stamp(local, st, stamp)
             size = st.st_size
@@ -324,7 +331,7 @@ class FileSession:
             self._answer(f"send: {local}")
         return size
 
-    def fetch(self, remote, local, node):
+    def fetch(self, remote, local, node, mark=None):
         """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size), or
         None where ``remote`` is the file ``local`` itself (a shared filesystem: it is home already).
 
@@ -332,7 +339,7 @@ class FileSession:
         attempt at once, the stream still in step; a write that fails here names the file and this
         machine (``here``: not the node's doing).
         """
-        with Mark(local) as mark:
+        with Mark(local, mark) as mark:
             self._write(b"r %s\n" % mark.name + _path(remote))
             kind, rest = self.reply()
         if kind == "h":
@@ -400,7 +407,7 @@ class FileSession:
     def _cleanup(self, kind, sends, returns, owed=False, fetched=()):
         if not (sends or returns):
             return
-        marks = [Mark(None) if r.remote in fetched else Mark(r.local) for r in returns]
+        marks = [Mark(None) if r.remote in fetched else Mark(r.local, r.mark) for r in returns]
         lines = [b"p" + _path(p) for p in sends] + [b"r%s/" % m.name + _path(r.remote) for m, r in zip(marks, returns)]
         self._write(b"%s %d\n" % (kind, len(lines)) + b"".join(lines))
         self.owed.append(("cleanup", marks))  # the marks are kept until the node answered

@@ -387,7 +387,8 @@ class SlotWorker:
         moved.opened = True
         self._workdir()
         for b in self.files.basefiles:
-            moved.sent += self.file_session.send(b.local, b.remote, base=True, hold=self.files.cleanup, stamp=b.stamp)
+            moved.sent += self.file_session.send(b.local, b.remote, base=True, hold=self.files.cleanup, stamp=b.stamp,
+                                                 mark=b.mark)
 
     def _workdir(self):
         if not self.made_workdir and self.files.workdir:
@@ -402,11 +403,11 @@ class SlotWorker:
         if self.files.cleanup:
             self.file_session.later([s.remote for s in job.files.sends], job.files.returns)
         for s in job.files.sends:
-            moved.sent += self.file_session.send(s.local, s.remote, hold=self.files.cleanup)
+            moved.sent += self.file_session.send(s.local, s.remote, hold=self.files.cleanup, mark=s.mark)
 
     def _fetch(self, job, moved):
         for r in job.files.returns:
-            got = self.file_session.fetch(r.remote, r.local, self.node)
+            got = self.file_session.fetch(r.remote, r.local, self.node, r.mark)
             if got is None:
                 moved.home.add(r.remote)  # the node's path is the file here: home already, never removed
                 continue

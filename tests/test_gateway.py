@@ -84,7 +84,16 @@ def test_jobs_and_setup_cross_and_come_back():
     job = Job(4, "x", files=JobFiles((Send("/here/a", "a"), Send("/here/b", "sub/b")), (Return("r", "/here/r"),)),
               basefiles=True)
     *_, back, files = frames.job_in(frames.decode(frames.job_out(5, "n1", ("n1", 0), job, [7, 8])))
-    assert files == ([(7, "a"), (8, "sub/b")], ["r"]) and back.basefiles and back.files is None
+    assert files == ([(7, "a"), (8, "sub/b")], ["r"], [None] * 3) and back.basefiles and back.files is None
+    # the root's marks beside each send and return (transfer.Mark) cross with them, checked
+    marks = [".clstr-mark-12-0-ab12cd34", "-", ".clstr-mark-12-1-ef56ab78"]
+    *_, files = frames.job_in(frames.decode(frames.job_out(5, "n1", ("n1", 0), job, [7, 8], marks)))
+    assert files[2] == marks
+    frame = frames.decode(frames.job_out(5, "n1", ("n1", 0), job, [7, 8], marks))
+    for bad in (["../x", "-", "-"], ["-", "-"], [".clstr-mark-1/r", "-", "-"], [1, "-", "-"]):
+        frame["files"]["marks"] = bad
+        with pytest.raises(frames.FrameError, match="marks"):
+            frames.job_in(frame)
     cfg = SshConfig(("ssh", "-F", "x"), ("Port=2",), 3.0, 1, 2, True, True, "f" * 24, ("A=b",), "...")
     assert frames.setup_in(frames.decode(frames.setup_out(cfg, 5.0, None, 12, False, True))) == (
         cfg, 5.0, None, 12, False, True)

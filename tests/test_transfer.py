@@ -196,7 +196,8 @@ def test_ctrl_c_during_a_transfer_leaves_no_partial_here_and_nothing_on_the_node
     p = clstr.popen("-n", "n1", "--wd", str(remote), "--trc", "{}.back", "--", "cp {} {}.back", ":::", "big.dat",
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: (remote / "big.dat").exists() and (remote / "big.dat").stat().st_size > (1 << 20), 30)
+        # the node writes a send to a temporary name beside its place (renamed in once whole)
+        assert wait_for(lambda: sending(remote) > (1 << 20), 30)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
@@ -206,6 +207,16 @@ def test_ctrl_c_during_a_transfer_leaves_no_partial_here_and_nothing_on_the_node
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".clstr")]
     assert wait_for(lambda: not list(remote.rglob("big.dat*")), 10)  # --trc cleans up even now
     assert not run_marker(testbed)
+
+
+def sending(remote):
+    """The bytes of a file the node is receiving now under ``remote`` (files.sh's .part), or 0."""
+    for p in remote.glob(".clstr-*.part"):
+        try:
+            return p.stat().st_size
+        except OSError:
+            pass
+    return 0
 
 
 @pytest.mark.timeout(90)

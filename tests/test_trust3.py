@@ -60,6 +60,22 @@ def test_basefile_with_cleanup_on_a_shared_filesystem_is_not_removed(clstr, tmp_
     assert stray(tmp_path) == []
 
 
+@pytest.mark.parametrize("zipapp", [False, True])
+def test_through_a_gateway_a_shared_filesystem_keeps_inputs_results_and_basefiles(clstr, tmp_path, zipapp):
+    """The gateway's nodes see the root's filesystem: the marks are the root's, made beside its files."""
+    from test_gateway import gw_python
+    make(tmp_path / "a.in", 200_000, 2)
+    before = digest(tmp_path / "a.in")
+    (tmp_path / "base").write_text("base v1\n")
+    r = clstr("-n", "n2", "n3", "--gateway", "n1=n[2-3]", "--gateway-python", gw_python("trust3", zipapp),
+              "--basefile", str(tmp_path / "base"), "--cleanup", "--trc", "{}.out", "--",
+              "cat {} > {}.out; cat %s >/dev/null" % (tmp_path / "base"), ":::", str(tmp_path / "a.in"))
+    assert r.returncode == 0, r.stderr
+    assert digest(tmp_path / "a.in") == before and digest(tmp_path / "a.in.out") == before
+    assert (tmp_path / "base").read_text() == "base v1\n"
+    assert stray(tmp_path) == []
+
+
 def test_nodes_sharing_a_directory_keep_a_sent_file_while_one_of_them_still_uses_it(clstr, tmp_path):
     """-E --tf input --cleanup on nodes that share the work directory: n1's job ends and cleans up
     first; n2's job reads the input only once n1's row is in the job log."""
