@@ -22,7 +22,7 @@ from .events import Deferred, Finished
 from .proc import PIPE, Child, end_group
 from .result import Ending
 from .routes import Router
-from .words import counted
+from .words import counted, noun
 
 STARTING, UP, REFUSED, LOST = "starting", "up", "refused", "lost"
 START_EXTRA = 20.0  # besides ssh's connect timeout: python's start, the zipapp sent, the hello
@@ -363,6 +363,11 @@ class Gateway:
             data.close()
 
 
+def _its_nodes(nodes):
+    """"its node" or "its 3 nodes"."""
+    return "its node" if len(nodes) == 1 else f"its {counted(len(nodes), 'node')}"
+
+
 class GatewayPool:
     """The run's gateways (see the module docstring)."""
 
@@ -551,7 +556,7 @@ class GatewayPool:
         marks = [m.name.decode() for m in self._base_marks or ()]
         gw.write(frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
                                   self.opt.multiplex, self.exec_slots,
-                                  frames.files_out(files, [i for i, _ in bases], marks)))
+                                  frames.files_out(files, [i for i, _ in bases], marks), gw.name))
         for _, pieces in bases:
             if pieces is not None:
                 gw.write(pieces)
@@ -601,8 +606,8 @@ class GatewayPool:
         where = (f"through {', '.join(others)}" if others else "") + (" or " if others and direct else "") + (
             "directly" if direct else "")
         if not where:
-            return f"its {counted(len(gw.nodes), 'node')} wait for it (--gateway-fallback none)"
-        return f"its {counted(len(gw.nodes), 'node')} ({hostlist.fold(gw.nodes)}) are driven {where}"
+            return f"{_its_nodes(gw.nodes)} {noun(len(gw.nodes), 'waits', 'wait')} for it (--gateway-fallback none)"
+        return f"{_its_nodes(gw.nodes)} ({hostlist.fold(gw.nodes)}) {noun(len(gw.nodes), 'is', 'are')} driven {where}"
 
     def _lose(self, gw, why):
         """The gateway is lost mid-run: its running attempts end LOST, its nodes go (on_lost)."""
@@ -617,8 +622,9 @@ class GatewayPool:
         gw.files.drop()
         for idx in [i for i, g in self.owner.items() if g == gw.name]:
             del self.owner[idx]
-        self.log(f"gateway {gw.name} lost: {why}; " + (f"{counted(len(running), 'running job')} go back, " if running
-                                                       else "") + self._whereto(gw))
+        self.log(f"gateway {gw.name} lost: {why}; " + (
+            f"{counted(len(running), 'running job')} {noun(len(running), 'goes', 'go')} back, " if running
+            else "") + self._whereto(gw))
         reason = f"gateway {gw.name} lost"
         now = time.time()
         for idx in running:

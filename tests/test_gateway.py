@@ -442,7 +442,7 @@ def test_gateway_fallback_none_leaves_the_jobs_not_run_with_why(clstr, tmp_path)
               "--reprobe-for", "2", "--json", str(out), "-j", "echo x", timeout=60)
     d = as_json(out)
     assert r.returncode == 1 and r.stdout == ""
-    assert "gateway refused refused: refused; its 1 node wait for it (--gateway-fallback none)" in r.stderr
+    assert "gateway refused refused: refused; its node waits for it (--gateway-fallback none)" in r.stderr
     assert d["jobs"][0]["outcome"] == "not run"
     assert d["gateways"]["refused"]["state"] == "refused"
     assert "no gateway reaches it (refused refused)" in d["nodes"]["n2"]["reason"]
@@ -604,4 +604,5 @@ def test_a_gateway_that_keeps_asking_for_the_package_gets_one_copy_then_is_refus
     r = clstr("-n", "n2", "--gateway", "n1=n2", "--gateway-python", str(script), "-j", "echo ran", timeout=60)
     assert r.returncode == 0, r.stderr
     assert "gateway n1 refused: it asked for clstr's package again after it was sent" in r.stderr
+    assert "its node (n2) is driven directly" in r.stderr  # one node: its grammar too
     assert r.stdout == "ran\n"
