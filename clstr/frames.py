@@ -231,12 +231,13 @@ def piece(frame):
 
 
 # ---- setup: how to reach the nodes ----------------------------------------
-def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, files=None):
+def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, files=None, name=None):
     """The ``setup`` frame: the run's SshConfig and time limits; ``slots``: the root's slot count;
     ``multiplex``: slots of a node share its connections; ``exec_slots``: each slot gets one job,
-    its worker may be its ssh (execslot.py)."""
+    its worker may be its ssh (execslot.py); ``name``: the gateway's, as the root calls it (what
+    it says of its own failures names it)."""
     return encode("setup", slots=slots, timeout=timeout, idle_timeout=idle_timeout, multiplex=multiplex,
-                  exec=exec_slots, files=files, ssh={
+                  exec=exec_slots, files=files, name=name, ssh={
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,

@@ -36,6 +36,7 @@ from . import ssh, transfer
 from .events import Deferred, Finished, Limit
 from .execslot import ExecSlots
 from .pool import WorkerPool
+from .result import Ending
 from .worker import WorkerSpec, worker_main
 
 STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
@@ -158,6 +159,9 @@ class Server:
         self.fdir = None  # where the root's files and those brought back wait here
         self.putting = {}  # put id -> its open file while pieces come
         self.names = {}  # a path here -> what to call it in what the root reads (its own name)
+        self.unstored = {}  # put id -> why the file could not be kept here
+        self.base_ids = []  # the put ids of the run's basefiles
+        self.where = "on the gateway"
         self.execs = None  # execslot.ExecSlots: the root said each slot gets one job
         self.control = None
         self.cfg = None
@@ -192,6 +196,8 @@ class Server:
     # ---- the setup -----------------------------------------------------
     def setup(self, frame):
         cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
+        name = frames.field(frame, "name", str, optional=True)
+        self.where = f"on gateway {name}" if name else "on the gateway"  # where its own failures are
         self.cfg = dataclasses.replace(cfg, leading=ssh.kept_stdin(cfg.command))  # what the ssh here needs
         files = frames.field(frame, "files", dict, optional=True)
         if files is not None:
@@ -200,6 +206,7 @@ class Server:
             os.mkdir(os.path.join(self.fdir, "out"))
             self.files = transfer.Files(workdir, cleanup, tuple(transfer.Send(self._put_path(i), r, mark=m)
                                                                 for i, r, m in basefiles), fresh)
+            self.base_ids = [i for i, _, _ in basefiles]
         if multiplex:
             self.control = controldir.ControlPaths([], nslots)
         ctx = multiprocessing.get_context("fork")
@@ -278,11 +285,21 @@ class Server:
         i, name, mode = frames.field(frame, "id", int), frames.field(frame, "name", str), frames.field(frame, "mode", int)
         data, more = frames.piece(frame)
         path = self._put_path(i)
+        if i in self.unstored:
+            return  # the rest of a file that could not be kept here
         fd = self.putting.get(i)
-        if fd is None:
-            fd = self.putting[i] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            self.names[path] = name
-        transfer.write_all(fd, data)
+        try:
+            if fd is None:
+                self.names[path] = name
+                fd = self.putting[i] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            transfer.write_all(fd, data)
+        except OSError as e:  # this machine's failure (its temporary directory is full): that file's
+            self.putting.pop(i, None)  # attempts fail, naming it; the gateway goes on
+            if fd is not None:
+                os.close(fd)
+            transfer.discard(path)
+            self.unstored[i] = f"send: {name}: {transfer.here_error(e).replace('on this machine', self.where)}"
+            return
         if not more:
             os.fchmod(self.putting.pop(i), mode & 0o777)
             os.close(fd)
@@ -320,7 +337,7 @@ class Server:
         reason = ev.reason
         for path, name in self.names.items():
             if reason and path in reason:
-                reason = reason.replace(path, name)
+                reason = reason.replace(path, name).replace("on this machine", self.where)
         return dataclasses.replace(ev, returned=(), reason=reason)
 
     def cleanup(self, frame):
@@ -340,6 +357,12 @@ class Server:
         if files is not None or job.basefiles:
             if self.files is None:
                 raise frames.FrameError("a job with files in a run without files")
+            failed = [self.unstored[i] for i, _ in (files[0] if files is not None else ())
+                      if i in self.unstored] + [self.unstored[i] for i in self.base_ids if i in self.unstored]
+            if failed and not (self.quitting or self.stop_at is not None):
+                self.send("ev", slot=idx, e=[frames.event_out(Finished(idx, job.seq, 255, time.time(), 0.0,
+                                                                       Ending.FILE_FAILED, failed[0]))])
+                return
             if files is not None:
                 job = dataclasses.replace(job, files=self._files_of(idx, job, files))
         if self.quitting or self.stop_at is not None:

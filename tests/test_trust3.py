@@ -233,3 +233,28 @@ def test_a_signal_to_the_whole_process_group_during_a_return_leaves_no_partial_f
     assert "died" not in err
     job, = json.loads((tmp_path / "out.json").read_text())["jobs"]
     assert job["outcome"] == "not run" and job["reason"] == "interrupted"
+
+
+# ---- 9. a full temporary directory on a gateway --------------------------------------------------
+
+def test_a_full_temporary_directory_on_a_gateway_fails_those_files_and_the_gateway_goes_on(clstr, tmp_path):
+    from test_gateway import gw_python
+    remote = tmp_path / "remote"
+    for name in ("a", "c"):
+        (tmp_path / name).write_text(f"{name}\n")
+    make(tmp_path / "b", 1 << 20, 3)
+    with tiny_disk(tmp_path / "gwtmp", "256k"):
+        python = f"env TMPDIR={tmp_path / 'gwtmp'} " + gw_python("trust3-full")
+        r = clstr("-n", "n2", "--gateway", "n1=n2", "--gateway-python", python, "--wd", str(remote),
+                  "--json", "out.json", "--joblog", "log", "--tf", "{}", "--return", "{}.res", "--",
+                  "cat {} > {}.res; if [ {} = c ]; then head -c 1000000 /dev/zero > {}.res; fi", ":::", "a", "b", "c")
+    assert r.returncode == 1, r.stderr
+    assert "lost" not in r.stderr and "retired" not in r.stderr
+    result, _ = records(tmp_path)
+    by = {j["seq"]: j for j in result["jobs"]}
+    assert by[1]["outcome"] == "succeeded" and (tmp_path / "a.res").read_text() == "a\n"
+    assert by[2]["outcome"] == "failed" and by[2]["reason"] == "send: b: no space left on gateway n1"
+    assert by[3]["outcome"] == "failed"
+    assert by[3]["reason"].startswith("return: ") and "c.res" in by[3]["reason"]
+    assert by[3]["reason"].endswith(": no space left on gateway n1")
+    assert all(len(j["attempts"]) == 1 for j in result["jobs"])
