@@ -14,7 +14,7 @@ from .output import Printer, StatusDisplay, byte_stream, check_file_target, chec
 from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
 from .nodesource import NodeSource
-from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
+from .ssh import SshConfig, base_argv, check_env, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
 from .options import RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
@@ -129,6 +129,10 @@ def exported(patterns, environ, origin="--env"):
             if "\n" in value or "\r" in value:
                 raise InputError(f"{origin} {name}: its value holds a line break, which csh cannot take quoted")
             out[name] = f"{name}={value}"
+    try:
+        check_env(out.values())
+    except ValueError as e:
+        raise InputError(f"{origin} {' '.join(patterns)}: {e}") from None
     return tuple(out.values())
 
 

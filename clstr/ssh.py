@@ -156,6 +156,21 @@ def remote_program(name):
 INLINE_SHELLS = tuple(f"{d}/{sh}" for sh in ("bash", "dash", "zsh") for d in ("/bin", "/usr/bin", "/usr/local/bin"))
 _IS_INLINE_SHELL = "test " + " -o ".join(f'"$SHELL" = {path}' for path in INLINE_SHELLS)  # built once, not a job
 
+# --env values, quoted, may come to at most this many bytes: the job loop's command line carries
+# them once, and it is one argument (at most 128 KiB on Linux, MAX_ARG_STRLEN), here and on the node
+ENV_MAX = 120_000
+
+
+def check_env(env):
+    """The size --env's "NAME=VALUE"s take on a command line; ValueError over ENV_MAX, saying so."""
+    size = sum(len(quote(e).encode("utf-8", "surrogateescape")) + 1 for e in env)
+    if size > ENV_MAX:
+        raise ValueError(f"the values come to {size:,} bytes quoted, and at most {ENV_MAX:,} can go with a "
+                         "job (its shell's command line on the node carries them): export fewer or smaller ones, "
+                         "or send them as a file (--tf)")
+    return size
+
+
 # A command line longer than this goes to the node on ssh's stdin instead of in its argument:
 # one argument may hold at most 128 KiB (Linux's MAX_ARG_STRLEN), here and on the node, and the
 # line mentions the job twice, quoted. Plain ssh can run a job of up to 128 KiB; so can clstr.
@@ -263,6 +278,19 @@ class Wrapper(Marks):
 
     def __init__(self, token, env=(), workdir=None):
         super().__init__(token)
+        self._outer = self._wrapper(token, env, workdir)
+        # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
+        self._universal = quote(self._outer.replace("JOB", '"$1"'))
+        # the job on stdin: its first $1 bytes (sh reads no further; the watcher then reads fd 0),
+        # after the --env exports, $2 bytes (sh syntax), where the line would be too long with them
+        plain = self._wrapper(token, (), workdir)
+        self._from_stdin = quote('e=$(head -c "$2"); eval "$e"; j=$(head -c "$1"); ' + plain.replace("JOB", '"$j"'))
+        self._exports = ("export" + "".join(" " + quote(e) for e in env) + "\n").encode(
+            "utf-8", "surrogateescape") if env else b""
+
+    @staticmethod
+    def _wrapper(token, env, workdir):
+        """The wrapper's program (sh syntax), JOB standing for the job, ``env`` exported in it."""
         watch = quote(remote_program("watch.sh"))
         env_args = " " + quote(workdir or "") + "".join(" " + quote(e) for e in env)
         # what the job's shell does first where the wrapper's own shell starts it (bash, or bare)
@@ -281,15 +309,11 @@ class Wrapper(Marks):
                    '(trap "" TERM; while read -r _ <&3; do :; done; kill -0 $p && { kill -TERM -$p; '
                    f"sleep {REMOTE_KILL_GRACE}; kill -KILL -$p; }}) >/dev/null 2>&1 4>&- & "
                    'exec 3<&-; trap "" TERM HUP INT; wait $p')
-        self._outer = ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
-                       f'echo {token}:{MARK_START}:$$ >&4; if [ -n "$BASH_VERSION" ]; then {in_bash}; '
-                       "elif command -v sh >/dev/null; then w=setsid; "
-                       f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
-                       f"echo {token}:{MARK_END}:$c >&4; exit $c")
-        # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
-        self._universal = quote(self._outer.replace("JOB", '"$1"'))
-        # the job on stdin: its first $1 bytes (sh reads no further; the watcher then reads fd 0)
-        self._from_stdin = quote('j=$(head -c "$1"); ' + self._outer.replace("JOB", '"$j"'))
+        return ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
+                f'echo {token}:{MARK_START}:$$ >&4; if [ -n "$BASH_VERSION" ]; then {in_bash}; '
+                "elif command -v sh >/dev/null; then w=setsid; "
+                f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
+                f"echo {token}:{MARK_END}:$c >&4; exit $c")
 
     def line(self, command):
         """The command line sent to the node's login shell: (line, bytes for ssh's stdin or None).
@@ -297,8 +321,8 @@ class Wrapper(Marks):
         One line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish): where
         ``$SHELL`` is one of INLINE_SHELLS it evals the wrapper itself, anywhere else it execs
         the universal one under sh. sshd runs the login shell of $SHELL, so the node needs no
-        probe and the choice costs no round trip. A job too long for that goes on stdin, read by
-        the universal wrapper.
+        probe and the choice costs no round trip. A job (or --env values) too long for that goes
+        on stdin, the exports first, read by the universal wrapper.
         """
         quoted = quote(command)
         inline = quote(self._outer.replace("JOB", quoted))
@@ -306,7 +330,7 @@ class Wrapper(Marks):
         if len(line) <= MAX_LINE // 4 or len(line.encode("utf-8", "surrogateescape")) <= MAX_LINE:
             return line, None
         data = command.encode("utf-8", "surrogateescape")
-        return f"exec sh -c {self._from_stdin} clstr {len(data)}", data
+        return f"exec sh -c {self._from_stdin} clstr {len(data)} {len(self._exports)}", self._exports + data
 
 
 def files_line(token, session):

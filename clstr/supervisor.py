@@ -31,7 +31,7 @@ from .scheduler import FAILED, PROBE, SUCCEEDED
 from .verdicts import succeeds
 from .ssh import marks_of
 from .status import duration
-from .worker import MAX_WAIT, WorkerSpec, worker_main
+from .worker import MAX_WAIT, WorkerSpec, spawn_error, worker_main
 from .words import counted
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
@@ -276,7 +276,7 @@ class Supervisor:
     def _left_out(self, idx, job, what, e):
         """Slot ``idx`` could not start ``job`` (no process or descriptor left): it is left out of
         the run and the job, which never ran, goes back to the queue. Returns False."""
-        self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: {what} ({e.strerror or e})")
+        self._log(f"slot {idx} ({self.sched.slots[idx].node}) left out: {what} ({spawn_error(e)})")
         if job.seq != PROBE:
             self._write("job output", self.printer.attempt_ended, job.seq)
         self.sched.slot_lost(idx)

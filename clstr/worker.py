@@ -8,6 +8,7 @@ are deadlines.py's. Between jobs it keeps the slot's session, what it learned of
 jump host) and whether the loop can run there.
 """
 import dataclasses
+import errno
 import os
 import select
 import selectors
@@ -299,8 +300,12 @@ class SlotWorker:
         argv = ssh.job_argv(self.base, self.node, line, self.control_path, self.wrapper is not None)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
         # long for the command line, sent first): its closing tells the node to end the job
-        chan = Channel(Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE),
-                       Reading(self.slot, self.wrapper, self._emit, clock=time.monotonic))
+        try:
+            child = Child(argv, self.env, PIPE if self.wrapper else self.devnull, PIPE, PIPE)
+        except OSError as e:  # here, before the node was asked anything: named with its errno
+            return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
+                            f"ssh could not be started here: {spawn_error(e)}")
+        chan = Channel(child, Reading(self.slot, self.wrapper, self._emit, clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
         self.board.state[self.slot] = RUNNING
         try:
@@ -646,6 +651,12 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+
+
+def spawn_error(e):
+    """An OSError of starting a program, its errno named: "Argument list too long (E2BIG)"."""
+    name = errno.errorcode.get(e.errno)
+    return f"{e.strerror or e}" + (f" ({name})" if name else "")
 
 
 class Moved:

@@ -123,7 +123,7 @@ def test_slot_whose_worker_cannot_start_is_left_out_and_its_job_runs_elsewhere()
     assert {x.split()[1] for x in out} == {"a", "c"}
     assert all(len(j.attempts) == 1 for j in result.jobs)  # the failed start cost no attempt
     assert [m for m in logs if "left out" in m] == [
-        "slot 1 (b) left out: no worker could be started (Resource temporarily unavailable)"]
+        "slot 1 (b) left out: no worker could be started (Resource temporarily unavailable (EAGAIN))"]
 
 
 def test_node_job_whose_worker_cannot_start_is_not_run_with_reason():

@@ -258,3 +258,22 @@ def test_a_full_temporary_directory_on_a_gateway_fails_those_files_and_the_gatew
     assert by[3]["reason"].startswith("return: ") and "c.res" in by[3]["reason"]
     assert by[3]["reason"].endswith(": no space left on gateway n1")
     assert all(len(j["attempts"]) == 1 for j in result["jobs"])
+
+
+# ---- 8. a large --env value --------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"], ["-E"]])
+def test_a_100_kb_env_value_reaches_the_job_in_every_mode(clstr, mode):
+    value = "v!'\"$x " * 100 + "y" * 99_000  # 100 KB, quotes and all
+    job = ["-j", 'printf "%s" "$BIG" | wc -c'] if mode != ["-E"] else ['printf "%s" "$BIG" | wc -c']
+    r = clstr("-n", "n1", "--env", "BIG", *mode, *job, env={"BIG": value})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(len(value.encode()))]
+
+
+def test_an_env_too_large_for_any_command_line_is_refused_before_the_run(clstr, tmp_path):
+    r = clstr("-n", "n1", "--env", "BIG", "-j", f"touch {tmp_path}/ran", env={"BIG": "x" * 125_000})
+    assert r.returncode == 2
+    line, = r.stderr.splitlines()
+    assert line.startswith("clstr: --env BIG: the values come to 125,") and "at most 120,000" in line
+    assert not (tmp_path / "ran").exists()
