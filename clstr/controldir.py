@@ -89,6 +89,55 @@ def end_masters(path):
             continue
 
 
+class MasterLock:
+    """A lock on the opening of a persisted connection (``<socket>.lock``, flock): runs started at
+    once must not each open a master, for all but one would fail to bind the socket and idle on as
+    connections nothing can find or end. Held from the look for a live master to the new one's
+    start; a run that dies lets go with its descriptors."""
+
+    def __init__(self, socket_path):
+        import fcntl
+        self._fcntl = fcntl
+        self.fd = os.open(f"{socket_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def take(self):
+        """Whether it is ours now (never waits)."""
+        try:
+            self._fcntl.flock(self.fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+LOCK_BUSY = "another clstr run was opening its persisted connection all the while"
+NOT_BOUND = "its persisted connection could not take its socket (something else is at {})"
+
+
+def end_unbound(socket_path):
+    """End the ControlMasters of ours for ``socket_path`` that hold no socket there (a master that
+    could not bind it idles on as a connection with no socket: nothing could find or end it)."""
+    import signal
+    marker = f"ControlPath={socket_path}\0".encode()
+    me = os.getuid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != me:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if marker in cmdline and b"ControlMaster=yes" in cmdline:
+                os.kill(int(pid), signal.SIGTERM)
+        except OSError:
+            continue
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

@@ -20,7 +20,7 @@ import selectors
 import signal
 import time
 
-from . import reaper, ssh
+from . import controldir, reaper, ssh
 from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
@@ -28,7 +28,7 @@ from .judging import Judge, after_asking, asks_jump_host, timed
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
-from .worker import CONFIG_WAIT, DRAIN_GRACE, READ_SIZE
+from .worker import CONFIG_WAIT, DRAIN_GRACE, LOCK_POLL, READ_SIZE
 
 _UNKNOWN = object()
 
@@ -198,6 +198,8 @@ class ExecAttempt:
         self.after = None  # the Finished that waits for a lookup after a refused handshake
         self.late_master = False
         self.unanswered = False  # the node was asked about a job's wrapper and ran out of time
+        self.lock = None  # --persist: the node's controldir.MasterLock, while its master is opened
+        self.locked_out = False  # another run holds it: looked at again every LOCK_POLL seconds
 
     # ---- phases --------------------------------------------------------
     def master(self):
@@ -205,8 +207,16 @@ class ExecAttempt:
         once it is up: waited for through its pidfd, within the start bound)."""
         s = self.slots
         self.phase = "master"
+        if self.lock is None:  # one run at a time opens a node's persisted connection
+            self.lock = controldir.MasterLock(self.control_path)
+            self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
+        self.locked_out = not self.lock.take()
+        if self.locked_out:
+            s.plan(self)
+            return
         self.reused = self.judge.master_alive()
         if self.reused:  # an earlier run's connection: no handshake
+            self._unlock()
             s.emit(self.idx, Connected(self.idx, True))
             self.run()
             return
@@ -228,6 +238,25 @@ class ExecAttempt:
         self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
         self._ended()  # nothing to read: its exit is waited for
         s.plan(self)
+
+    def _unlock(self):
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    def _locked_out(self, now):
+        """Another run opens the node's persisted connection: look again, until the start bound."""
+        if self.slots.stopping():
+            self._unlock()
+            self.slots.done(self, Finished(self.idx, self.job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                                           "not started: the run is stopping"))
+        elif now >= self.lookup_by:
+            self._unlock()
+            waited = now - self.t0
+            self.slots.done(self, Finished(self.idx, self.job.seq, 255, self.start, 0.0, Ending.NEVER_RAN,
+                                           controldir.LOCK_BUSY, connect=waited, began=waited))
+        else:
+            self.master()
 
     def lookup_first(self):
         """The scheduler asks whether the node is behind a jump host before the job starts."""
@@ -321,6 +350,8 @@ class ExecAttempt:
     def due(self):
         if self.finished:
             return None
+        if self.locked_out:
+            return min(self.lookup_by, time.monotonic() + LOCK_POLL)
         if self.phase in ("lookup", "master", "ask"):
             return self.lookup_by if self.kill_at is None else self.kill_at
         due = self.d.next(self.p.started)
@@ -333,6 +364,9 @@ class ExecAttempt:
         if self.kill_at is not None and now >= self.kill_at:
             self.kill(signal.SIGKILL)
             self.kill_at = None
+        if self.locked_out:
+            self._locked_out(now)
+            return
         if self.phase == "master":
             if now >= self.lookup_by and self.code is None and not self.late_master:
                 self.late_master = True  # connected but stalled in the key exchange or the login
@@ -414,6 +448,7 @@ class ExecAttempt:
                 pass
 
     def close(self):
+        self._unlock()
         for stream in list(self.fds):
             self._close(stream)
         if self.pidfd is not None:
@@ -438,6 +473,10 @@ class ExecAttempt:
         if self.phase == "master":
             code = self.code
             s.board.pid[self.idx] = 0
+            if code == 0 and not self.late_master and not self.judge.master_alive():
+                controldir.end_unbound(self.control_path)  # up, but with no socket: ended
+                code = None
+            self._unlock()
             if code == 0 and not self.late_master:
                 s.emit(self.idx, Connected(self.idx, False))
                 self.child, self.code, self.fds, self.kill_at = None, None, {}, None
@@ -448,7 +487,8 @@ class ExecAttempt:
                     self.run()
                 return
             waited = time.monotonic() - self.t0
-            reason = self.judge.master_error() or ("timed out" if self.late_master else f"ssh exit {code}")
+            reason = (controldir.NOT_BOUND.format(self.control_path) if code is None and not self.late_master else
+                      self.judge.master_error() or ("timed out" if self.late_master else f"ssh exit {code}"))
             s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
                                    connect=waited, began=waited))
             return

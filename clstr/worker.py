@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import reaper, ssh, transfer
+from . import controldir, reaper, ssh, transfer
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
@@ -213,8 +213,15 @@ class SlotWorker:
     def open_master(self):
         """Open the node's ControlMaster; returns (ok, classified reason or None)."""
         self.board.state[self.slot] = CONNECTING
-        env = self.env
-        if self.persist is not None:
+        if self.persist is None:
+            return self._master(self.env)
+        # one run at a time opens a node's persisted connection (controldir.MasterLock)
+        lock, deadline = controldir.MasterLock(self.control_path), time.monotonic() + start_bound(self.connect_timeout)
+        try:
+            while not lock.take():
+                if time.monotonic() >= deadline:
+                    return False, controldir.LOCK_BUSY
+                time.sleep(LOCK_POLL)  # another run opens it now: it is found alive once that is done
             self.reused = self.judge.master_alive()
             if self.reused:  # an earlier run's connection, persisted: no handshake
                 return True, None
@@ -224,7 +231,16 @@ class SlotWorker:
                 pass
             # the master outlives the run, as asked: it does not carry the run's marker, which the
             # backstop ends at the end of the run
-            env = reaper.unmarked(self.env)
+            ok, why = self._master(reaper.unmarked(self.env))
+            if ok and not self.judge.master_alive():
+                controldir.end_unbound(self.control_path)
+                return False, controldir.NOT_BOUND.format(self.control_path)
+            return ok, why
+        finally:
+            lock.close()
+
+    def _master(self, env):
+        """Start the master and wait for it to be up; (ok, classified reason or None)."""
         errfile = f"{self.control_path}.err"
         argv = ssh.master_argv(self.base, self.node, self.control_path, self.persist)
         with open(errfile, "wb") as err:
@@ -651,6 +667,7 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+LOCK_POLL = 0.02  # seconds between looks at a persisted connection's lock another run holds
 
 
 def spawn_error(e):

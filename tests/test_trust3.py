@@ -277,3 +277,54 @@ def test_an_env_too_large_for_any_command_line_is_refused_before_the_run(clstr, 
     line, = r.stderr.splitlines()
     assert line.startswith("clstr: --env BIG: the values come to 125,") and "at most 120,000" in line
     assert not (tmp_path / "ran").exists()
+
+
+# ---- 4. --persist runs started at once ---------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [["-E", "echo ran"], ["-j", "echo ran", "-j", "echo ran"]])
+def test_persist_runs_started_at_once_leave_one_findable_master_a_node(clstr, mode):
+    """Three --persist runs at once: one opens each node's master, the others ride it; every master
+    left holds its socket, and --persist-stop ends them all."""
+    from test_persist import masters
+    import tempfile
+    import shutil
+    runtime = tempfile.mkdtemp(prefix="cp", dir="/tmp")
+    env = {"XDG_RUNTIME_DIR": runtime}
+    try:
+        procs = [clstr.popen("--persist", "60", "-n", "n[1-6]", *mode, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        sockets = [n for n in os.listdir(os.path.join(runtime, f"clstr-persist-{os.getuid()}"))
+                   if not n.endswith((".err", ".lock"))]
+        assert len(masters(runtime)) == len(sockets) == (6 if mode[0] == "-E" else len(sockets)) > 0
+        r = clstr("--persist-stop", env=env)
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: not masters(runtime), 15)
+    finally:
+        for pid in masters(runtime):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_directory_planted_where_a_persisted_socket_goes_leaves_no_master(clstr):
+    from test_persist import masters
+    import tempfile
+    import shutil
+    runtime = tempfile.mkdtemp(prefix="cp", dir="/tmp")
+    env = {"XDG_RUNTIME_DIR": runtime}
+    try:
+        assert clstr("--persist", "60", "-n", "n1", "-E", "true", env=env).returncode == 0
+        where = os.path.join(runtime, f"clstr-persist-{os.getuid()}")
+        socket, = [n for n in os.listdir(where) if not n.endswith((".err", ".lock"))]
+        assert clstr("--persist-stop", env=env).returncode == 0
+        assert wait_for(lambda: not masters(runtime), 15)
+        os.mkdir(os.path.join(where, socket))
+        r = clstr("--persist", "60", "-n", "n1", "-E", "echo ran", env=env)
+        assert r.returncode == 1 and "could not take its socket" in r.stderr, r.stderr
+        assert masters(runtime) == []
+    finally:
+        for pid in masters(runtime):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(runtime, ignore_errors=True)
