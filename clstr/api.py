@@ -9,7 +9,7 @@ import time
 
 from . import checks, controldir, hostlist, transfer
 from .errors import InputError
-from .joblog import JobLog, ended_jobs, ended_on, log_command
+from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
 from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
@@ -60,14 +60,15 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_to
     """
     slots = expand_nodes(nodes, exclude, groups)
     if on_each_node is not None:
-        distinct = list(dict.fromkeys(slots))
+        # a node's job number is its place in the node list, the same in every run of that list
+        numbered = [(i + 1, node) for i, node in enumerate(dict.fromkeys(slots))]
         skipped = 0
         if resume_from is not None:
             # the nodes where the command succeeded before: its job log names each one
             done = ended_on(resume_from, on_each_node, failed_too)
-            kept = [n for n in distinct if n not in done]
-            skipped, distinct = len(distinct) - len(kept), kept
-        return slots, [(i + 1, on_each_node) for i in range(len(distinct))], distinct, skipped
+            kept = [(seq, n) for seq, n in numbered if n not in done]
+            skipped, numbered = len(numbered) - len(kept), kept
+        return slots, [(seq, on_each_node) for seq, _ in numbered], [n for _, n in numbered], skipped
     pairs = [(i + 1, cmd) for i, cmd in enumerate(jobs)]
     if resume_from is None:
         return slots, pairs, None, 0
@@ -187,6 +188,12 @@ class Run:
                                                           joblog if resume or resume_failed else None,
                                                           failed_too=not resume_failed,
                                                           groups=group_resolver(profiles))
+        self.notes = []  # lines said when the run starts
+        if on_each_node is not None and (resume or resume_failed) and not self.skipped:
+            logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
+            if logged and log_command(on_each_node) not in logged:
+                self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
+                                  "command (it changed?): it runs on every node")
         live = None
         if node_source is not None and on_each_node is None and node_source.files:
             # a live node list: its files are read again when they change (patterns, as ``nodes``)
@@ -286,6 +293,8 @@ class Run:
 
     def execute(self):
         """Run every job; returns the RunResult."""
+        for note in self.notes:
+            (self.log or stderr_log())(note)
         if not self.pairs:
             return RunResult(jobs=[], retired_nodes={}, skipped=self.skipped)
         o = self.output

@@ -328,3 +328,27 @@ def test_a_directory_planted_where_a_persisted_socket_goes_leaves_no_master(clst
         for pid in masters(runtime):
             os.kill(pid, signal.SIGTERM)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+# ---- 15. -E job numbers and --resume-failed ----------------------------------------------------
+
+def test_on_each_node_job_numbers_are_the_nodes_places_in_every_run(clstr, tmp_path, testbed):
+    """n2 fails the first run; --resume-failed runs it again as job 2, the row pairs with n2."""
+    n2 = testbed.addr["n2"]
+    job = f'case "$SSH_CONNECTION" in *" {n2} "*) [ -e {tmp_path}/fixed ];; esac'
+    r = clstr("-n", "n1", "n2", "n3", "--joblog", "log", "-E", job)
+    assert r.returncode == 1
+    (tmp_path / "fixed").touch()
+    r = clstr("-n", "n1", "n2", "n3", "--joblog", "log", "--resume-failed", "--json", "out.json", "-E", job)
+    assert r.returncode == 0, r.stderr
+    jobs = json.loads((tmp_path / "out.json").read_text())["jobs"]
+    assert [(j["seq"], j["node"]) for j in jobs] == [(2, "n2")]
+    rows = [ln.split("\t") for ln in (tmp_path / "log").read_text().splitlines()[1:]]
+    assert {(int(r[0]), r[1]) for r in rows} == {(1, "n1"), (2, "n2"), (3, "n3")}
+
+
+def test_resuming_a_changed_on_each_node_command_says_it_runs_everywhere(clstr):
+    assert clstr("-n", "n1", "n2", "--joblog", "log", "-E", "echo one").returncode == 0
+    r = clstr("-n", "n1", "n2", "--joblog", "log", "--resume", "-E", "echo two")
+    assert r.returncode == 0 and r.stdout == "two\ntwo\n"
+    assert "clstr: --resume: log has no row of this command (it changed?): it runs on every node" in r.stderr
