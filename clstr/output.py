@@ -8,6 +8,7 @@ import json
 import os
 import select
 import stat
+import struct
 import tempfile
 
 from . import hostlist
@@ -212,8 +213,54 @@ def byte_stream(stream):
 
 
 # Merged output: while one job's line, sent on in pieces, is not ended, other jobs' output for
-# that stream waits, up to this much; past it the line is broken there (ended with a newline).
+# that stream waits, up to this much in memory; past it, in a temporary file (Waiting).
 PARKED_MAX = 4 * 1024 * 1024
+
+
+class Waiting:
+    """Other jobs' output for a stream, waiting for an open line there to end, in order: in memory
+    up to ``limit`` bytes, the rest in an unnamed temporary file. Memory stays bounded and no job's
+    bytes are changed (a line is never broken to let others go)."""
+
+    _HEAD = struct.Struct("<iQ")  # a record in the file: the job's number, its length, then the bytes
+
+    def __init__(self, limit=PARKED_MAX):
+        self.limit = limit
+        self.items = []
+        self.bytes = 0
+        self.file = None
+
+    def __bool__(self):
+        return bool(self.items) or self.file is not None
+
+    def add(self, seq, data):
+        if self.file is None and self.bytes + len(data) > self.limit:
+            try:
+                self.file = tempfile.TemporaryFile(prefix="clstr-out-")
+            except OSError:
+                pass  # nowhere to put it: memory, rather than a job's line broken
+        if self.file is None:
+            self.items.append((seq, data))
+            self.bytes += len(data)
+        else:
+            self.file.write(self._HEAD.pack(seq, len(data)))
+            self.file.write(data)
+
+    def drain(self):
+        """What waited, in order, a piece at a time (what comes from the file is read as it goes)."""
+        items, f = self.items, self.file
+        self.items, self.bytes, self.file = [], 0, None
+        yield from items
+        if f is None:
+            return
+        with f:
+            f.seek(0)
+            while True:
+                head = f.read(self._HEAD.size)
+                if not head:
+                    return
+                seq, size = self._HEAD.unpack(head)
+                yield seq, f.read(size)
 
 
 class Printer:
@@ -240,8 +287,7 @@ class Printer:
         self.stdout_closed = False
         self.midline = set()  # (seq, stream) whose last output did not end its line
         self.owner = {}  # stream -> the job whose line, come in pieces, is open there
-        self.parked = {1: [], 2: []}  # other jobs' output waiting for that line to end
-        self.parked_bytes = {1: 0, 2: 0}
+        self.parked = {1: Waiting(), 2: Waiting()}  # other jobs' output waiting for that line to end
 
     def _prefix(self, node, seq):
         parts = []
@@ -287,10 +333,7 @@ class Printer:
         """Write a job's output to the merged stream, keeping a line that comes in pieces whole."""
         owner = self.owner.get(stream)
         if owner is not None and owner != seq:
-            self.parked[stream].append((seq, data))
-            self.parked_bytes[stream] += len(data)
-            if self.parked_bytes[stream] > PARKED_MAX:
-                self._end_line(stream)  # a line without end while others write: broken here
+            self.parked[stream].add(seq, data)
             return
         self._write(stream, data)
         if data.endswith(b"\n"):
@@ -308,8 +351,8 @@ class Printer:
 
     def _unpark(self, stream):
         """The stream's open line ended: what waited goes, in order (a job of it may open another)."""
-        parked, self.parked[stream], self.parked_bytes[stream] = self.parked[stream], [], 0
-        for seq, data in parked:
+        parked, self.parked[stream] = self.parked[stream], Waiting()
+        for seq, data in parked.drain():
             self._merged(seq, stream, data)
 
     def _write(self, stream, data):

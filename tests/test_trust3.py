@@ -352,3 +352,39 @@ def test_resuming_a_changed_on_each_node_command_says_it_runs_everywhere(clstr):
     r = clstr("-n", "n1", "n2", "--joblog", "log", "--resume", "-E", "echo two")
     assert r.returncode == 0 and r.stdout == "two\ntwo\n"
     assert "clstr: --resume: log has no row of this command (it changed?): it runs on every node" in r.stderr
+
+
+# ---- 6. long lines from concurrent jobs ----------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"], ["-E"]])
+def test_long_lines_of_concurrent_jobs_come_out_whole(clstr, tmp_path, mode):
+    """Four jobs each write one 12 MB line at once: four lines out, each one job's bytes alone."""
+    size = 12_000_000
+    if mode == ["-E"]:
+        # the node's place decides its letter: n1..n4 are 127.0.0.2..5
+        job = (f'l=$(echo "$SSH_CONNECTION" | cut -d" " -f3 | cut -d. -f4); '
+               f'head -c {size} /dev/zero | tr "\\0" "$(printf "\\\\$(printf %o $((63 + l)))")"; echo')
+        args = ["-n", "n1", "n2", "n3", "n4", "-E", job]
+    else:
+        args = ["-n", "4/n1", *mode, "--", f'head -c {size} /dev/zero | tr "\\0" {{}}; echo', ":::", "A", "B", "C", "D"]
+    with open(tmp_path / "out", "wb") as out:
+        p = subprocess.run(clstr.argv(*args), stdout=out, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                           env=clstr.env(), timeout=120)
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "out", "rb") as f:
+        lines = f.read().split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 5
+    assert sorted(ln[:1] for ln in lines[:4]) == [b"A", b"B", b"C", b"D"]
+    for ln in lines[:4]:
+        assert len(ln) == size and ln.count(ln[:1]) == size
+
+
+def test_waiting_output_past_its_memory_bound_goes_to_a_file_and_comes_back_in_order():
+    from clstr.output import Waiting
+    w = Waiting(limit=10)
+    pieces = [(1, b"abc"), (2, b"defgh"), (1, b"ijklmnop"), (3, b""), (2, b"q" * 100)]
+    for seq, data in pieces:
+        w.add(seq, data)
+    assert w.bytes <= 10 and w.file is not None  # the rest is in the file, not in memory
+    assert list(w.drain()) == pieces
+    assert not w and list(w.drain()) == []
