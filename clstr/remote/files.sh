@@ -111,7 +111,7 @@ while IFS=' ' read -r k a1 a2 a3 a4; do
         m=$(ls -lnL -- "$p"); set -f; set -- $m; set +f;
         if [ "$5" -ge 0 ] 2>/dev/null; then
           say "f $5 $1";
-          { head -c "$5" <"$p"; head -c "$5" </dev/zero 2>/dev/null; } | head -c "$5";
+          cat -- "$p" /dev/zero 2>/dev/null | head -c "$5";
           if [ "$(ls -lnL -- "$p" 2>&1)" = "$m" ]; then say k; else say "n changed"; fi;
         else
           say "n not a readable file";
