@@ -140,3 +140,68 @@ def test_chaos_every_job_one_outcome_and_all_records_agree(chaos_bed, tmp_path):
     assert "died" in err
     assert f"{nodefile}: node file is a FIFO, not a regular file" in err
     assert not run_marker(tb)
+
+
+@pytest.mark.timeout(240)
+def test_chaos_files_on_a_shared_filesystem_then_a_group_sigterm_during_a_return(chaos_bed, tmp_path):
+    """--trc of absolute inputs on nodes that share this machine's disk (each send is the input
+    itself, each result is home already), jobs failing among them; then a run of the same files to
+    a work directory of its own, stopped by SIGTERM to clstr's whole process group while a large
+    result comes back. Inputs intact, nothing of clstr's left anywhere, every record agrees."""
+    import hashlib
+    import signal
+    tb = chaos_bed
+    rnd = random.Random(20261206)
+    (tmp_path / "in").mkdir()
+    inputs = {}
+    for i in range(60):
+        path = tmp_path / "in" / f"i{i}.dat"
+        path.write_bytes(rnd.randbytes(rnd.randint(0, 300_000)))
+        inputs[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    base = ["python3", "-m", "clstr", "--ssh", tb.ssh, "--connect-timeout", "2", "--job-failures", "job",
+            "-n", "3/n1", "-n", "3/n2", "-n", "3/n3"]
+    job = 'case {} in *7.dat) exit 7;; esac; cp {} {}.out'
+    r = subprocess.run(base + ["--json", "a.json", "--trc", "{}.out", "--", job, ":::", *map(str, inputs)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1, r.stderr
+    result = json.loads((tmp_path / "a.json").read_text())
+    failed = {j["seq"] for j in result["jobs"] if j["outcome"] == "failed"}
+    assert failed == {i + 1 for i in range(60) if str(i).endswith("7")}
+    for path, digest in inputs.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        if not path.name[:-4].endswith("7"):
+            assert hashlib.sha256((tmp_path / "in" / (path.name + ".out")).read_bytes()).hexdigest() == digest
+    assert not list(tmp_path.rglob(".clstr*"))
+
+    # the same files, relative, to a work directory of the run's (an absolute path is the same path
+    # there, GNU parallel's rule), a large result among them; SIGTERM to the group
+    big = tmp_path / "in" / "big.dat"
+    big.write_bytes(b"")
+    remote = tmp_path / "remote"
+    job = 'case {} in *big.dat) head -c 400000000 /dev/zero > {}.out;; *) cp {} {}.out;; esac'
+    p = subprocess.Popen(base + ["--wd", str(remote), "--json", "b.json", "--joblog", "log", "--trc", "{}.out",
+                                 "--", job, ":::", "in/big.dat", *(f"in/{p.name}" for p in inputs)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, start_new_session=True)
+    try:
+        assert wait_for(lambda: any(n.startswith(".clstr-part-") for n in os.listdir(tmp_path / "in")), 60)
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    err = err.decode()
+    assert p.returncode == 143, err
+    assert "died" not in err
+    result = json.loads((tmp_path / "b.json").read_text())
+    outcomes = {j["outcome"] for j in result["jobs"]}
+    assert outcomes <= {"succeeded", "failed", "not run"} and len(result["jobs"]) == 61
+    big_job = result["jobs"][0]
+    assert big_job["outcome"] == "not run" and big_job["reason"] == "interrupted"
+    rows = [ln.split("\t") for ln in (tmp_path / "log").read_text().splitlines()[1:]]
+    assert sorted(int(r[0]) for r in rows) == sorted(j["seq"] for j in result["jobs"] if j["outcome"] != "not run")
+    for path, digest in inputs.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "in" / "big.dat.out").exists()
+    assert not list(tmp_path.rglob(".clstr*"))  # no partial here, no hold or temporary name on the node
+    assert wait_for(lambda: not run_marker(tb), 15)
