@@ -72,8 +72,12 @@ def clean_stale(base):
 
 def end_masters(path):
     """TERM the ControlMasters of ours whose socket is in ``path`` (their run is dead; they idle on)."""
+    _end_masters(f"ControlPath={path}/".encode())
+
+
+def _end_masters(marker):
+    """TERM the ControlMasters of ours whose command line holds ``marker`` (bytes)."""
     import signal
-    marker = f"ControlPath={path}/".encode()
     me = os.getuid()
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -121,21 +125,7 @@ NOT_BOUND = "its persisted connection could not take its socket (something else 
 def end_unbound(socket_path):
     """End the ControlMasters of ours for ``socket_path`` that hold no socket there (a master that
     could not bind it idles on as a connection with no socket: nothing could find or end it)."""
-    import signal
-    marker = f"ControlPath={socket_path}\0".encode()
-    me = os.getuid()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{pid}").st_uid != me:
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-            if marker in cmdline and b"ControlMaster=yes" in cmdline:
-                os.kill(int(pid), signal.SIGTERM)
-        except OSError:
-            continue
+    _end_masters(f"ControlPath={socket_path}\0".encode())
 
 
 def _alive(pid):
