@@ -220,9 +220,11 @@ class FileCarrier:
     """The files a gateway's jobs send (each down its session once, as ``put`` frames) and bring
     back (``got`` frames, written here beside their place before the attempt's Finished)."""
 
-    def __init__(self, returns_of):
-        """``returns_of(slot)``: the transfer.Returns of the job the slot runs."""
+    def __init__(self, returns_of, run):
+        """``returns_of(slot)``: the transfer.Returns of the job the slot runs; ``run``: the run's
+        token, in the names of the marks it makes (transfer.Mark)."""
         self.returns_of = returns_of
+        self.run = run
         self.puts = {}  # (path here, size, mtime) -> its put id on this session
         self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
         self.marks = {}  # root slot -> the transfer.Marks beside its attempt's files here, while it runs
@@ -232,8 +234,8 @@ class FileCarrier:
         behind the gateway may see this machine's filesystem (transfer.Mark); removed at its end."""
         if files is None:
             return []
-        marks = self.marks[idx] = [transfer.Mark(s.local) for s in files.sends] + [
-            transfer.Mark(r.local) for r in files.returns]
+        marks = self.marks[idx] = [transfer.Mark(s.local, self.run) for s in files.sends] + [
+            transfer.Mark(r.local, self.run) for r in files.returns]
         return [m.name.decode() for m in marks]
 
     def unmark(self, idx=None):
@@ -422,7 +424,7 @@ class GatewayPool:
     def _spawn(self, gw):
         gw.state, gw.why, gw.running = STARTING, None, set()
         gw.started = gw.last_in = self.clock()
-        gw.files = FileCarrier(lambda idx: self.opt.job_files[self.seq_of(idx)].returns)
+        gw.files = FileCarrier(lambda idx: self.opt.job_files[self.seq_of(idx)].returns, self.opt.ssh.mark)
         argv = ssh.job_argv(self._base, gw.name, gateway.bootstrap(self.python), None)
         try:
             gw.session = Session(argv, self.env, self.sel, lambda line: self._frame(gw, line),
@@ -552,7 +554,7 @@ class GatewayPool:
             self._fail(gw, f"a basefile cannot be sent: {e}")
             return
         if self._base_marks is None and files is not None:
-            self._base_marks = [transfer.Mark(b.local) for b in files.basefiles]
+            self._base_marks = [transfer.Mark(b.local, self.opt.ssh.mark) for b in files.basefiles]
         marks = [m.name.decode() for m in self._base_marks or ()]
         gw.write(frames.setup_out(self.opt.ssh, self.opt.timeout, self.opt.idle_timeout, self.nslots,
                                   self.opt.multiplex, self.exec_slots,

@@ -47,7 +47,26 @@ class TransferError(Exception):
         self.here = here
 
 
-MARK_NAME = re.compile(r"-|\.clstr-mark-[0-9a-f-]{1,64}")  # what a mark's name may be (from a frame)
+MARK_NAME = re.compile(r"-|\.clstr-mark-[0-9A-Za-z_-]{1,128}")  # what a mark's name may be (from a frame)
+
+
+MARK_PREFIX = ".clstr-mark-"  # then the run's token: what the run's end sweeps (unmark)
+
+
+def unmark(files, job_files, run):
+    """Remove the marks of run ``run`` left beside its files here (a worker killed before it
+    removed its own): looked for in the directories of the run's files, nothing broader."""
+    dirs = {os.path.dirname(os.path.abspath(b.local)) for b in (files.basefiles if files else ())}
+    for jf in job_files.values():
+        dirs.update(os.path.dirname(os.path.abspath(p.local)) for p in jf.sends + jf.returns)
+    prefix = f"{MARK_PREFIX}{run}-"
+    for d in dirs:
+        try:
+            names = [n for n in os.listdir(d) if n.startswith(prefix)]
+        except OSError:
+            continue
+        for n in names:
+            _unlink(os.path.join(d, n))
 
 
 class Mark:
@@ -57,19 +76,20 @@ class Mark:
 
     ``name``: the mark's name (bytes), ``b"-"`` where none could be made (the directory is missing
     here, or not ours to write: then it cannot be the place the node writes either). Used as a
-    context manager, or closed by whoever reads the answer. ``given``: the name of one made by
+    context manager, or closed by whoever reads the answer. ``run``: the run's token, in its name
+    (the run's end sweeps what a killed worker left, ``unmark``); ``given``: the name of one made by
     another process (the root's, for a gateway's request), not ours to remove.
     """
 
     _made = itertools.count()
 
-    def __init__(self, local, given=None):
+    def __init__(self, local, run, given=None):
         self.path = None
         self.name = b"-" if given is None else given.encode()
         if local is None or given is not None:
             return
         d = os.path.dirname(os.path.abspath(local))
-        name = f".clstr-mark-{os.getpid()}-{next(self._made)}-{os.urandom(4).hex()}"
+        name = f"{MARK_PREFIX}{run}-{os.getpid()}-{next(self._made)}-{os.urandom(4).hex()}"
         try:
             os.close(os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         except OSError:
@@ -198,6 +218,7 @@ class FileSession:
         self.sel.register(self.stdout, selectors.EVENT_READ, "out")
         self.sel.register(self.stderr, selectors.EVENT_READ, "err")
         self.token = token.encode()
+        self.run = token  # in the names of its marks
         self.stall = stall
         self.buf = bytearray()
         self.err = bytearray()  # the last of ssh's stderr: why a session failed
@@ -314,7 +335,7 @@ class FileSession:
             f = open(local, "rb")
         except OSError as e:
             raise TransferError(f"send: {local}: {e.strerror} here", here=True) from None
-        with f, Mark(local, mark) as mark:
+        with f, Mark(local, self.run, mark) as mark:
             st = os.fstat(f.fileno())
             check_stamp(local, st, stamp)
             size = st.st_size
@@ -339,7 +360,7 @@ class FileSession:
         attempt at once, the stream still in step; a write that fails here names the file and this
         machine (``here``: not the node's doing).
         """
-        with Mark(local, mark) as mark:
+        with Mark(local, self.run, mark) as mark:
             self._write(b"r %s\n" % mark.name + _path(remote))
             kind, rest = self.reply()
         if kind == "h":
@@ -407,7 +428,7 @@ class FileSession:
     def _cleanup(self, kind, sends, returns, owed=False, fetched=()):
         if not (sends or returns):
             return
-        marks = [Mark(None) if r.remote in fetched else Mark(r.local, r.mark) for r in returns]
+        marks = [Mark(None, self.run) if r.remote in fetched else Mark(r.local, self.run, r.mark) for r in returns]
         lines = [b"p" + _path(p) for p in sends] + [b"r%s/" % m.name + _path(r.remote) for m, r in zip(marks, returns)]
         self._write(b"%s %d\n" % (kind, len(lines)) + b"".join(lines))
         self.owed.append(("cleanup", marks))  # the marks are kept until the node answered
