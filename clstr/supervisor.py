@@ -19,14 +19,13 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, hostlist, reaper, remotepool, ssh, transfer
-from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice, Output
+from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, transfer
+from .events import REPLACED, Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
 from .output import silence
 from .pool import WorkerPool
 from .result import Ending, RunResult
-from .routes import UNREACHABLE
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .verdicts import succeeds
 from .ssh import marks_of
@@ -35,7 +34,7 @@ from .worker import MAX_WAIT, WorkerSpec, spawn_error, worker_main
 from .words import counted
 
 INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
-GATEWAY_REPORT = 4.0  # after the KILL: how long a gateway gets to report its slots' ends
+OVERDUE = 1.0  # after the KILL: how long an attempt gets to report before its kind is told (slots.py)
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its workers (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
@@ -48,10 +47,11 @@ class Supervisor:
     """Runs the jobs of a Scheduler on worker processes and reports to a Printer."""
 
     def __init__(self, scheduler, options, printer, status=None, log=None, clock=time.monotonic,
-                 worker=worker_main, process=None, joblog=None, pool=None):
+                 worker=worker_main, process=None, joblog=None, pool=None, kinds=()):
         """``worker``: the body run in each forked slot process (tests script it); ``process``:
         what makes the process (a bare fork unless a test gives another); ``pool``: what makes
-        the slot pool (pool.WorkerPool unless a test gives one without processes)."""
+        the slot pool (pool.WorkerPool unless a test gives one without processes); ``kinds``:
+        kinds of slot (slots.Kind) offered each attempt before the forked workers."""
         self.sched = scheduler
         self.worker = worker
         self.opt = options
@@ -69,9 +69,14 @@ class Supervisor:
         self.board = self.pool.board
         self.started = [0.0] * self.nslots  # when each slot's running attempt started (epoch)
         self.env = dict(os.environ, **{reaper.MARKER: self.run_id})
-        self.execs = None  # execslot.ExecSlots: slots whose worker is their ssh, where the run allows
-        self.gw = None  # remotepool.GatewayPool: the run's gateways, if it has any
-        self.gw_stopped = False
+        self.gw = None  # remotepool.GatewayPool: the run's gateways (their routes), if it has any
+        self.worker_group = {}  # slot -> the connection group its live worker was started for
+        # the kinds of slot (slots.py), in the order they are offered an attempt; run() puts the
+        # run's others before the forked workers
+        self.kinds = list(kinds) + [slots.Forked(self.pool, scheduler.slots, self.worker_group,
+                                                 scheduler.policy.max_running, self._left_out, self.on_death, clock)]
+        self.paused = False  # the reader of our output is behind: no slot is read, no job starts
+        self.stopping = False  # the running attempts are being ended (a signal, --halt now)
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
@@ -82,7 +87,6 @@ class Supervisor:
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
         self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
-        self.worker_group = {}  # slot -> the connection group its live worker was started for
         self.t_start = time.time()
         self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
                                self.t_start, self.started)
@@ -109,10 +113,12 @@ class Supervisor:
                 self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
             wrapper, loop = marks_of(self.opt.ssh)  # built once here, shared by every worker
             if self.own_workers and execslot.eligible(self.opt, wrapper, loop):
-                self.execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
-                                                lambda: self.sched.stopped is not None)
+                execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
+                                           lambda: self.sched.stopped is not None)
+                self.kinds.insert(0, slots.Exec(execs, self.sched.slots, self.control, self._left_out))
             if self.opt.routes:
                 self._start_gateways()
+                self.kinds.insert(0, slots.Gateway(self.gw, self.sched.slots, self._routed, self._finished))
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:
@@ -231,48 +237,6 @@ class Supervisor:
         self.sched.nodes[name].gateway = where if isinstance(where, str) else None
         return where
 
-    def _via_gateway(self, idx, job):
-        """Send the attempt through the slot's node's gateway; None if the root drives the node."""
-        slot = self.sched.slots[idx]
-        where = self._routed(slot.node, self.gw.route(slot.node))
-        if where is None:
-            self.gw.release(idx)  # its worker there, if it had one, goes: the root drives it now
-            return None
-        if where is UNREACHABLE:
-            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0, Ending.NEVER_RAN,
-                                    self.gw.unreachable_why(slot.node)))
-            return True
-        if self.pool.live(idx):
-            self.pool.release(idx)
-        try:
-            self.gw.send(where, idx, slot.node, slot.group, job)
-        except transfer.TransferError as e:  # a file to send cannot be read here: the attempt fails
-            self._finished(Finished(idx, job.seq, 255, time.time(), 0.0,
-                                    Ending.FILE_FAILED if e.here else Ending.TRANSFER, str(e)))
-        return True
-
-    def _fork(self, idx, first):
-        """Start the slot's worker with its first job: it starts ssh with no message to wait for.
-
-        False if it could not be started (no process or descriptor left): the slot is left out
-        and its job goes back to the queue.
-        """
-        try:
-            self.pool.start(idx, first)
-        except OSError as e:
-            return self._left_out(idx, first, "no worker could be started", e)
-        return True
-
-    def _exec(self, idx, job):
-        """Start the slot's attempt with its ssh as its worker (execslot.py); False, as ``_fork``,
-        if no process or descriptor is left."""
-        slot = self.sched.slots[idx]
-        try:
-            self.execs.start(idx, slot.node, job, self.control.path(slot.group) if self.control else None)
-        except OSError as e:
-            return self._left_out(idx, job, "its ssh could not be started", e)
-        return True
-
     def _left_out(self, idx, job, what, e):
         """Slot ``idx`` could not start ``job`` (no process or descriptor left): it is left out of
         the run and the job, which never ran, goes back to the queue. Returns False."""
@@ -282,38 +246,20 @@ class Supervisor:
         self.sched.slot_lost(idx)
         return False
 
-    def _make_room(self):
-        """Before a new worker starts: with -m N, at most N workers live, so an idle one goes."""
-        limit = self.sched.policy.max_running
-        if limit is None:
-            return
-        excess = self.pool.count() - limit + 1
-        for idx in self._idle_workers()[:max(0, excess)]:
-            self.pool.release(idx)
-
     def _release_finished(self, idx):
-        """A slot's attempt ended: its worker goes at once if the slot can get no further job, or
-        if the slot moved to a connection of its own (a busy sshd refused its session)."""
-        if self.pool.live(idx) and (not self.sched.has_future(idx)
-                                    or self.sched.slots[idx].group != self.worker_group.get(idx)):
-            self.pool.release(idx)
-        if self.gw is not None and idx in self.gw.owner and not self.sched.has_future(idx):
-            self.gw.release(idx)
+        """A slot's attempt ended: its worker goes at once where the slot can get no further job
+        (or, for a forked worker, where the slot moved to a connection of its own)."""
+        keep = self.sched.has_future(idx)
+        for kind in self.kinds:
+            kind.ended(idx, keep)
 
     def _release_idle(self):
         """Let idle workers go once nothing waits: exits spread over the run, not all at the end.
 
-        Should a failure re-queue a job later, its slot simply forks a new worker.
+        Should a failure re-queue a job later, its slot simply starts a new worker.
         """
-        for idx in self._idle_workers():
-            self.pool.release(idx)
-        if self.gw is not None:
-            for idx in sorted(self.gw.live_slots()):
-                if self.sched.slots[idx].busy is None:
-                    self.gw.release(idx)
-
-    def _idle_workers(self):
-        return [i for i in sorted(self.pool.live_slots()) if self.sched.slots[i].busy is None]
+        for kind in self.kinds:
+            kind.idle(lambda idx: self.sched.slots[idx].busy is None)
 
     def _final_cleanup(self):
         """--cleanup: the basefiles and a --workdir ... go from each node that ran something, over its
@@ -339,11 +285,10 @@ class Supervisor:
 
     def _shutdown(self):
         self._final_cleanup()
-        if self.execs is not None:
-            self.execs.shutdown()
-        if self.gw is not None:
-            self.gw.shutdown()
-        self.pool.shutdown(self.clock)
+        for kind in self.kinds:
+            kind.shutdown()
+        if self.opt.files is not None:
+            transfer.unmark(self.opt.files, self.opt.job_files, self.opt.ssh.mark)  # a killed worker's
         # the backstop: anything of the run still alive (masters included) ends now
         reaper.reap(self.run_id, descendants_only=self.subreaper)
         if self.subreaper:
@@ -382,10 +327,8 @@ class Supervisor:
             self.sched.tick(self.clock(), time.time())
             for key, _ in ready:
                 key.data()  # each descriptor is registered with what handles it
-            if self.execs is not None:
-                self.execs.tick(self.clock())
-            if self.gw is not None:
-                self.gw.tick(self.clock())
+            for kind in self.kinds:
+                kind.tick(self.clock())
             self._write("job output", self.printer.flush)
             if self.printer.stdout_closed and self.signal is None:
                 self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
@@ -405,8 +348,8 @@ class Supervisor:
         due = self.sched.next_due() if self.sched.pending() else None
         if due is not None:
             waits.append(due - now)
-        for kind in (self.execs, self.gw):
-            due = kind.next_due() if kind is not None else None
+        for kind in self.kinds:
+            due = kind.next_due()
             if due is not None:
                 waits.append(due - now)
         # a bounded wait even for a month-long --ssh-delay: epoll takes no timeout past about 24 days
@@ -422,11 +365,9 @@ class Supervisor:
             self.sel.register(fd, selectors.EVENT_WRITE, self._pump_output)
             self.out_fds.add(fd)
         # once interrupted, workers are read whatever waits: their ends must be heard
-        self.pool.pause(sum(waiting.values()) > OUTPUT_HIGH and self.signal is None)
-        if self.execs is not None:
-            self.execs.pause(self.pool.paused)
-        if self.gw is not None:
-            self.gw.pause(self.pool.paused)
+        self.paused = sum(waiting.values()) > OUTPUT_HIGH and self.signal is None
+        for kind in self.kinds:
+            kind.pause(self.paused)
 
     def _drain_output(self):
         """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
@@ -450,12 +391,13 @@ class Supervisor:
 
     def dispatch(self):
         """Start what the scheduler assigns: each job down its slot's channel (a worker started for it)."""
-        if self.pool.paused:
+        if self.paused:
             return  # the reader of our output is behind: no new job adds to what waits
         if self.opt.ssh_delay and self.clock() < self.next_connect:
             return
         # with --ssh-delay, one connection a turn
-        batch = self.sched.assign(1 if self.opt.ssh_delay else None, prefer=self.pool.live_slots())
+        batch = self.sched.assign(1 if self.opt.ssh_delay else None,
+                                  prefer=set().union(*(kind.live_slots() for kind in self.kinds)))
         for idx, job in batch:
             self.started[idx] = time.time()
             if self.opt.files is not None:
@@ -466,21 +408,23 @@ class Supervisor:
             elif not self._write("job output", self.printer.attempt_started, job.seq):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
-            if self.gw is not None and self._via_gateway(idx, job):
-                pass
-            elif self.execs is not None:
-                if not self._exec(idx, job):
-                    continue
-            elif not self.pool.live(idx):
-                self._make_room()
-                if not self._fork(idx, job):
-                    continue
-            elif not self.pool.send(idx, job):
-                self.on_death(idx)
+            if not self._take(idx, job):
                 continue
             self.monitor.changed()
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
+
+    def _take(self, idx, job):
+        """The first kind of slot that drives slot ``idx`` now starts its attempt; the others let
+        their worker of the slot go. False if it could not start (recorded)."""
+        for taker in self.kinds:
+            taken = taker.take(idx, job)
+            if taken != slots.NOT_MINE:
+                break
+        for kind in self.kinds:
+            if kind is not taker:
+                kind.release(idx)
+        return taken == slots.STARTED
 
     # ---- reactions: the loop calls them as descriptors wake; tests drive them with scripted events
     def on_message(self, idx):
@@ -574,15 +518,14 @@ class Supervisor:
     def _limit_running(self):
         """Give the jobs that started before the median was known their straggler limit."""
         for idx, limit in self.sched.unlimited():
-            if self.execs is not None and self.execs.busy(idx):
+            kind = self._running(idx)
+            if kind is not None:
                 self.sched.limit_given(idx)
-                self.execs.limit(idx, limit)
-            elif self.gw is not None and self.gw.running(idx):
-                self.sched.limit_given(idx)
-                self.gw.limit(idx, limit)
-            elif self.pool.live(idx):
-                self.sched.limit_given(idx)
-                self.pool.send(idx, Limit(limit))
+                kind.limit(idx, limit)
+
+    def _running(self, idx):
+        """The kind of slot that runs slot ``idx``'s attempt now, or None."""
+        return next((kind for kind in self.kinds if kind.runs(idx)), None)
 
     def _node_news(self):
         """Say when a node left the run, came back, or (under -v) failed a probe."""
@@ -691,11 +634,13 @@ class Supervisor:
             self._end_running()
 
     def _end_running(self):
-        """TERM every running ssh (again for any started since); KILL them and their workers once due."""
+        """TERM every running ssh (again for any started since); KILL them once due, and tell each
+        kind of slot of an attempt that did not report after the KILL."""
         kill = self.clock() >= self.kill_at
-        if self.gw is not None and not self.gw_stopped:
-            self.gw_stopped = True
-            self.gw.stop()  # each gateway ends its running jobs: TERM, then KILL after the same grace
+        if not self.stopping:
+            self.stopping = True
+            for kind in self.kinds:
+                kind.stop()
         for idx in self._busy_slots():
             pid = self.board.pid[idx]
             if pid and (pid not in self.killed or kill):
@@ -704,18 +649,12 @@ class Supervisor:
                     os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
                 except (ProcessLookupError, PermissionError):
                     pass
-        if kill and self.clock() >= self.kill_at + 1.0:
-            # workers that still have not reported: they go, their jobs are not run (a slot whose
-            # worker is its ssh reports as soon as the KILL closed its pipes)
+        since = self.clock() - self.kill_at
+        if kill and since >= OVERDUE:
             for idx in self._busy_slots():
-                if self.execs is not None and self.execs.busy(idx):
-                    continue
-                if self.gw is not None and self.gw.running(idx):
-                    if self.clock() >= self.kill_at + GATEWAY_REPORT:
-                        self.gw.abandon(idx, "its gateway did not report its end after the KILL")
-                    continue
-                self.pool.kill(idx)
-                self.on_death(idx)
+                kind = self._running(idx)
+                if kind is not None:
+                    kind.overdue(idx, since)
 
     def _dump_running(self):
         now = time.time()
