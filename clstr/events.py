@@ -39,17 +39,19 @@ class Connected:
     reused: Optional[bool] = None  # --persist: it found a persisted master (True) or opened one (False)
 
 
-# The Notice of a slot whose persisted master was dead (counted as opened, not reused): ssh's own
-# fallback took the job over a connection of its own
-REPLACED = "its persisted connection was dead"
+# What the Notice of a slot whose persisted master was dead says: ssh's own fallback took the
+# job over a connection of its own
+REPLACED = "its persisted connection was dead: the job went over a connection of its own"
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Something the slot's worker decided that a user may want to know (shown under -v)."""
+    """Something the slot's worker decided that a user may want to know (shown under -v);
+    ``replaced``: the slot's persisted master was found dead (counted as opened, not reused)."""
 
     slot: int
     text: str
+    replaced: bool = False
 
 
 @dataclass(frozen=True)

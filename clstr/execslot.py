@@ -516,7 +516,7 @@ class ExecAttempt:
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own, and said so before the job
             # began (a master asked after every job costs a connect it must answer)
-            s.emit(self.idx, Notice(self.idx, REPLACED + ": the job went over a connection of its own"))
+            s.emit(self.idx, Notice(self.idx, REPLACED, replaced=True))
         if self.judge.asks_node(finished, self.p):
             self._ask_after(finished)
             return

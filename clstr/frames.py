@@ -144,6 +144,8 @@ def event_in(d, slot):
             value = field(d, f.name, str, optional=f.name != "text")
         elif f.name == "reused":
             value = field(d, f.name, bool, optional=True)
+        elif f.name == "replaced":
+            value = field(d, f.name, bool)
         kw[f.name] = value
     try:
         return cls(**kw)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, transfer
-from .events import REPLACED, Connected, Deferred, Finished, Notice, Output
+from .events import Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
 from .output import silence
@@ -460,7 +460,7 @@ class Supervisor:
                 self.sched.connected(ev.slot)
                 if ev.reused is not None:
                     self.masters[ev.reused] += 1
-            elif isinstance(ev, Notice) and ev.text.startswith(REPLACED):
+            elif isinstance(ev, Notice) and ev.replaced:
                 self.masters[True] -= 1
                 self.masters[None] += 1
                 if self.opt.verbose:

@@ -287,7 +287,7 @@ class SlotWorker:
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own; the next opener makes a new one
             self.reused = False
-            self.conn.send(Notice(self.slot, REPLACED + ": the job went over a connection of its own"))
+            self.conn.send(Notice(self.slot, REPLACED, replaced=True))
         if finished is not None:
             finished = self._timed(finished, t0, moved.seconds)
         if job.files is not None and (job.files.returns or self.files.cleanup) and finished is not None:

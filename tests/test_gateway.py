@@ -33,6 +33,7 @@ VERSION = clstr.__version__
 # ---- frames ------------------------------------------------------------------
 EVENTS = [
     Connected(3), Connected(3, reused=True), Notice(3, "its persisted connection was dead"),
+    Notice(3, "its persisted connection was dead: the job went over a connection of its own", replaced=True),
     Output(3, 7, 1, b"\x00\xffbytes\n"), Output(3, 7, 2, b""),
     Finished(3, 7, -15, 1.5, 2.25, Ending.TIMEOUT, "timed out", None, 0, 0, 0.0, (), 0.1, 0.2),
     Finished(3, 0, 255, 1.0, 0.0, Ending.NEVER_RAN, "connection refused", "busy"),
