@@ -13,25 +13,13 @@ from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
 from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
+from .nodes import Sources, group_resolver
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv, check_env, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
 from .options import RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
 from .supervisor import Supervisor, stderr_log
-
-
-def group_resolver(files=(), regular_only=False):
-    """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then
-    the default profile files (read only when a node list names a group)."""
-    found = []
-
-    def hosts(name):
-        if not found:
-            from .profiles import ProfileSet, default_search_path
-            found.append(ProfileSet([(f, True) for f in files] + default_search_path(), regular_only=regular_only))
-        return found[0].resolve(name).hosts
-    return hosts
 
 
 def expand_nodes(nodes, exclude=(), groups=None):
@@ -329,11 +317,14 @@ def _routes(gateways, python, fallback):
     return Routes(mapping(gateways, "gateways") if gateways else {})
 
 
-def run(jobs, nodes, **options):
+def run(jobs, nodes=(), **options):
     """Run shell commands on nodes over ssh; returns a RunResult.
 
     ``jobs``: shell commands. ``nodes``: host patterns (``node[01-12]``,
-    ``4/host``, ``user@host``); a host listed N times has N slots.
+    ``4/host``, ``user@host``, ``^FILE``, ``@PROFILE``); a host listed N times has N slots.
+    ``node_files``: node files (as ``-N``); ``profile``: a profile's name, or several (as ``-p``):
+    their nodes join the run's, and their settings (ssh, ssh_options, connect_timeout, persist,
+    workdir, env, basefile, gateways) apply where the call gives none of its own.
     ``stdout``/``stderr``: where job output goes (default: this process's):
     a binary stream gets the jobs' bytes, a text stream (``io.StringIO``)
     the bytes decoded as UTF-8 (others replaced); ``False`` discards it. Every job of the result ends
@@ -343,4 +334,33 @@ def run(jobs, nodes, **options):
     >>> r = clstr.run(["hostname"], ["node[1-4]"])        # doctest: +SKIP
     >>> [j.node for j in r.succeeded]                       # doctest: +SKIP
     """
+    node_files = options.pop("node_files", ())
+    profile = options.pop("profile", ())
+    if node_files or profile:
+        nodes, options = from_sources(nodes, node_files, profile, options)
     return Run(jobs, nodes, **options).execute()
+
+
+def from_sources(nodes, node_files, profile, options):
+    """(nodes, options) of a call that names node files or profiles (nodes.Sources): the host
+    patterns of all, and the options with the profiles' settings where the call gave none."""
+    profile = [profile] if isinstance(profile, str) else profile
+    src = Sources(tuple(checks.strings("nodes", nodes, "host patterns")),
+                  tuple(checks.strings("node_files", node_files, "node file paths")),
+                  tuple(checks.strings("profile", profile, "profile names")),
+                  tuple(checks.strings("profiles", options.get("profiles", ()), "profile files")))
+    found = src.nodes()
+    s = src.settings(workdir=options.get("workdir"))
+    options = dict(options)
+    for key in ("ssh", "connect_timeout", "persist", "workdir"):
+        if getattr(s, key) is not None and options.get(key) is None:
+            options[key] = getattr(s, key)
+    for key in ("ssh_options", "env", "basefile"):
+        given = list(checks.strings(key, options.get(key, ()), "strings"))
+        options[key] = given + [v for v in getattr(s, key) if v not in given]
+    if s.gateways:
+        gateways = dict(options.get("gateways") or {})
+        for gw, reach in s.gateways.items():
+            gateways.setdefault(gw, []).extend([reach] if isinstance(reach, str) else reach)
+        options["gateways"] = gateways
+    return found, options

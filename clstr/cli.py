@@ -15,6 +15,7 @@ from typing import NamedTuple, Optional
 from . import __version__, api, checks, hostlist, templates
 from .userfiles import read_lines, read_text
 from .errors import InputError
+from .nodes import Sources
 from .result import FAILED, REQUEUED, Ending
 from .supervisor import stderr_log
 from .words import counted
@@ -294,25 +295,6 @@ def jobs_from_inputs(args, inputs):
     return [c for c, _ in made], [v for _, v in made]
 
 
-def read_node_file(path, groups=None, live=False):
-    """The hosts of a node file (one entry a slot), as ``1/host`` entries; errors name file:line.
-
-    ``live``: read again mid-run, so only regular files are read (nothing that could block).
-    """
-    ctx = hostlist.Context(group=groups, regular_only=live)
-    try:
-        hosts = hostlist.read_node_lines(read_lines(path, "node file", live), path, ctx)
-    except InputError as e:
-        if e.where and e.where.startswith(f"{path}:") and "cannot be a node" in e.message:
-            # the usual mix-up: a job file where a node file goes (-N nodes.txt jobs.txt)
-            raise InputError(f"{e.message}; is {path} a job file? Give job files before -N/-n or after --",
-                             e.where) from None
-        raise
-    if not hosts:
-        raise InputError("node file lists no nodes", path)
-    return [f"1/{h}" for h in hosts]
-
-
 def _profile_files(args):
     from .profiles import default_search_path  # yaml is loaded only when profiles are used
     return [(p, True) for p in args.profiles] + default_search_path()
@@ -343,19 +325,19 @@ class Gathered(NamedTuple):
     gateways: Optional[dict] = None  # gateway -> [nodes it reaches], of --gateway, --topology and the profiles
 
 
+def sources(args):
+    """Where the run's nodes come from, as the command line says (nodes.Sources)."""
+    return Sources(tuple(args.node), tuple(args.node_file), tuple(args.profile or ()), tuple(args.profiles))
+
+
 def gather_nodes(args, live=False):
     """Node patterns and ssh settings from --node, --node-file and --profile, with the profiles'
-    workdir, env and basefile (a Gathered).
+    workdir, env and basefile (a Gathered): the command line's own settings win.
 
     ``live``: the node list read again mid-run (only regular files are read).
     """
-    nodes = list(args.node)
-    groups = api.group_resolver(args.profiles, regular_only=live)
-    for path in args.node_file:
-        nodes.extend(read_node_file(path, groups, live))
-    ssh_cmd, ssh_opts, timeout, persist = None, [], None, args.persist
-    workdir, env, basefile = args.workdir, list(args.env), list(args.basefile)
-    workdir_from = None
+    src = sources(args)
+    nodes = src.nodes(live)
     gateways = {}
     if not live:
         from . import routes
@@ -366,46 +348,24 @@ def gather_nodes(args, live=False):
             text = read_text(args.topology, "topology file")
             for gw, reach in routes.topology(text, args.topology, socket.gethostname()).items():
                 gateways.setdefault(gw, []).extend(reach)
-    if args.profile:
-        from .profiles import ProfileSet
-        ps = ProfileSet(_profile_files(args), regular_only=live)
-        for name in args.profile:
-            r = ps.resolve(name)
-            # as @NAME: the nodes of several profiles, and of profiles and the lists given with
-            # -n/-N, join as sets (a node named twice has the larger of its slot counts)
-            nodes.append(f"@{name}")
-            ssh_cmd = ssh_cmd or r.ssh
-            timeout = timeout or r.connect_timeout
-            persist = persist or r.persist
-            for gw, reach in r.gateways.items():
-                gateways.setdefault(gw, []).extend(reach)
-            ssh_opts.extend(o for o in r.ssh_options if o not in ssh_opts)
-            # a profile's workdir, env and basefile apply to the run, as its ssh settings do
-            if not live:
-                api.exported(r.env, os.environ, origin=f"profile {name!r}: env")
-            env.extend(e for e in r.env if e not in env)
-            basefile.extend(b for b in r.basefile if b not in basefile)
-            if args.workdir is None and r.workdir is not None:
-                if workdir is not None and workdir != r.workdir:
-                    raise InputError(f"profiles {workdir_from!r} and {name!r} set different work directories "
-                                     f"({workdir!r}, {r.workdir!r}): choose one with --workdir")
-                workdir, workdir_from = r.workdir, name
-    if not nodes:
-        raise InputError("no nodes given (use --node, --node-file or --profile)")
-    ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or ssh_cmd or "ssh"
+    s = src.settings(live, workdir=args.workdir)
+    for gw, reach in s.gateways.items():
+        gateways.setdefault(gw, []).extend(reach)
+    ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or s.ssh or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
-    connect_timeout = args.connect_timeout if args.connect_timeout is not None else (timeout or 10.0)
-    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + ssh_opts, connect_timeout, workdir, env, basefile,
-                    persist, gateways or None)
+    connect_timeout = args.connect_timeout if args.connect_timeout is not None else (s.connect_timeout or 10.0)
+    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + s.ssh_options, connect_timeout,
+                    args.workdir if args.workdir is not None else s.workdir,
+                    list(args.env) + [e for e in s.env if e not in args.env],
+                    list(args.basefile) + [b for b in s.basefile if b not in args.basefile],
+                    args.persist or s.persist, gateways or None)
 
 
 def live_nodes(args):
     """The node files and profile files of the run, read again when they change (as GNU parallel
     re-reads --slf): a NodeSource, or None when the nodes come from -n alone."""
     from .nodesource import NodeSource
-    files = list(args.node_file)
-    if args.profile:
-        files += [path for path, _ in _profile_files(args)]
+    files = sources(args).watched()
     return NodeSource(files, lambda: gather_nodes(args, live=True).nodes) if files else None
 
 

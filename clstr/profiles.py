@@ -270,21 +270,27 @@ class ProfileSet:
                 raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
             sub = self._resolve(inc, chain + (name,))
             merge(slots, sub.slots)
-            result.ssh_options.extend(o for o in sub.ssh_options if o not in result.ssh_options)
-            result.ssh = result.ssh or sub.ssh
-            result.connect_timeout = result.connect_timeout or sub.connect_timeout
+            join(result, sub)
             result.workdir = result.workdir or sub.workdir
-            result.persist = result.persist or sub.persist
-            for gw, reach in sub.gateways.items():
-                result.gateways.setdefault(gw, []).extend(reach)
-            result.env.extend(e for e in sub.env if e not in result.env)
-            result.basefile.extend(b for b in sub.basefile if b not in result.basefile)
             if sum(slots.values()) > hostlist.MAX_HOSTS:
                 raise too_many
         result.slots = slots
         result.hosts = [h for h, n in slots.items() for _ in range(n)]
         self._resolved[name] = result
         return result
+
+
+def join(into, other):
+    """Join ``other``'s settings into ``into``'s (a profile's, or a run's of several): the first
+    ssh, connect_timeout and persist set win; options, env, basefiles and gateways add up."""
+    into.ssh = into.ssh or other.ssh
+    into.connect_timeout = into.connect_timeout or other.connect_timeout
+    into.persist = into.persist or other.persist
+    into.ssh_options.extend(o for o in other.ssh_options if o not in into.ssh_options)
+    for gw, reach in other.gateways.items():
+        into.gateways.setdefault(gw, []).extend(reach)
+    into.env.extend(e for e in other.env if e not in into.env)
+    into.basefile.extend(b for b in other.basefile if b not in into.basefile)
 
 
 def merge(slots, other):
