@@ -31,13 +31,13 @@ import time
 import types
 import zipfile
 
-from . import __version__, controldir, frames, reaper
+from . import __version__, controldir, frames, reaper, slots
 from . import ssh, transfer
-from .events import Deferred, Finished, Limit
+from .events import Deferred, Finished
 from .execslot import ExecSlots
 from .pool import WorkerPool
 from .result import Ending
-from .worker import WorkerSpec, worker_main
+from .worker import WorkerSpec, spawn_error, worker_main
 
 STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
 REPORT_GRACE = 1.0  # after the KILL: how long a worker gets to report before it is killed too
@@ -146,6 +146,20 @@ def preload():
 
 
 # ---- serving ---------------------------------------------------------------
+class GatewaySlot:
+    """A root slot as the gateway's kinds of slot see it (slots.py): its node, its connection
+    group, and ``busy`` (the job it runs, or None) from the server's running set."""
+
+    __slots__ = ("running", "index", "node", "group")
+
+    def __init__(self, running, index):
+        self.running, self.index, self.node, self.group = running, index, None, None
+
+    @property
+    def busy(self):
+        return self.index if self.index in self.running else None
+
+
 class Server:
     """The gateway's loop: frames in from the root, its slots' events out."""
 
@@ -162,7 +176,8 @@ class Server:
         self.unstored = {}  # put id -> why the file could not be kept here
         self.base_ids = []  # the put ids of the run's basefiles
         self.where = "on the gateway"
-        self.execs = None  # execslot.ExecSlots: the root said each slot gets one job
+        self.kinds = []  # its kinds of slot (slots.py), as the root's: exec slots where the root said so, forked
+        self.slots = []  # root slot -> a GatewaySlot: its node, group and whether it runs
         self.control = None
         self.cfg = None
         self.nodes = {}  # root slot -> its node
@@ -213,11 +228,15 @@ class Server:
         self.pool = WorkerPool(ctx, nslots, worker_main, self._spec, self.sel,
                                handlers=(self.on_message, self.on_death, self.pool_reaped))
         self.pool.raise_fd_limit()
+        self.slots = [GatewaySlot(self.running, i) for i in range(nslots)]
+        self.kinds = [slots.Forked(self.pool, self.slots, self.groups, None, self._left_out, self.on_death,
+                                   self.clock)]
         if exec_slots:
             limits = types.SimpleNamespace(ssh=self.cfg, timeout=self.timeout, idle_timeout=self.idle_timeout,
                                            persist=None)
-            self.execs = ExecSlots(limits, self.env, self.sel, self.pool.board, self.forward,
-                                   lambda: self.stop_at is not None)
+            execs = ExecSlots(limits, self.env, self.sel, self.pool.board, self.forward,
+                              lambda: self.stop_at is not None)
+            self.kinds.insert(0, slots.Exec(execs, self.slots, None, self._left_out))
 
     def _spec(self, idx):
         node, group = self.nodes[idx]
@@ -259,10 +278,9 @@ class Server:
         elif t == "limit":
             idx = frames.field(frame, "slot", int)
             seconds = frames.field(frame, "seconds", float)
-            if self.execs is not None and self.execs.busy(idx):
-                self.execs.limit(idx, seconds)
-            elif idx in self.running and self.pool.live(idx):
-                self.pool.send(idx, Limit(seconds))
+            kind = next((k for k in self.kinds if k.runs(idx)), None)
+            if kind is not None:
+                kind.limit(idx, seconds)
         elif t == "release":
             idx = frames.field(frame, "slot", int)
             if self.pool.live(idx) and idx not in self.running:
@@ -368,33 +386,23 @@ class Server:
         if self.quitting or self.stop_at is not None:
             return  # the root told us to stop: it counts what it sent since as not run
         self.running.add(idx)
-        if self.pool.live(idx) and (self.nodes.get(idx) != (node, group)):
-            self.pool.release(idx)  # its slot moved (a connection of its own): a new worker
         self.nodes[idx] = (node, group)
-        if self.execs is not None:
-            try:
-                self.execs.start(idx, node, job)
-            except OSError as e:
-                self.running.discard(idx)
-                self.send("died", slot=idx, exit=-1, why=f"its ssh could not be started ({e.strerror or e})")
-        elif not self.pool.live(idx):
-            try:
-                self.pool.start(idx, job)
-            except OSError as e:
-                self.running.discard(idx)
-                self.send("died", slot=idx, exit=-1, why=f"no worker could be started ({e.strerror or e})")
-        elif not self.pool.send(idx, job):
-            self.on_death(idx)
+        self.slots[idx].node, self.slots[idx].group = node, group
+        for kind in self.kinds:
+            kind.ended(idx, True)  # a worker started for another connection group goes: its slot moved
+        for kind in self.kinds:
+            if kind.take(idx, job) != slots.NOT_MINE:
+                break
+
+    def _left_out(self, idx, job, what, e):
+        """The slot's attempt could not start here (no process or descriptor left): the root hears
+        of it as of a death, and its job goes back."""
+        self.running.discard(idx)
+        self.send("died", slot=idx, exit=-1, why=f"{what} ({spawn_error(e)})")
 
     # ---- events from the workers --------------------------------------
     def on_message(self, idx):
-        try:
-            message = self.pool.recv(idx)
-        except EOFError:
-            self.on_death(idx)
-            return
-        if message is not None:
-            self.forward(idx, message)
+        self.pool.deliver(idx, self.forward, self.on_death)
 
     def forward(self, idx, message):
         evs = message if isinstance(message, list) else [message]
@@ -446,8 +454,9 @@ class Server:
             self._signal_running(signal.SIGKILL)
             if now >= self.stop_at + REPORT_GRACE:
                 for idx in list(self.running):
-                    self.pool.kill(idx)
-                    self.on_death(idx)
+                    for kind in self.kinds:
+                        if kind.runs(idx):
+                            kind.overdue(idx, now - self.stop_at)
         if now - self.last_out >= frames.BEAT:
             self.send("beat")
 
@@ -461,20 +470,19 @@ class Server:
             waits = [frames.BEAT - (self.clock() - self.last_out)]
             if self.stop_at is not None:
                 waits.append(self.stop_at - self.clock())
-            due = self.execs.next_due() if self.execs is not None else None
-            if due is not None:
-                waits.append(due - self.clock())
+            for kind in self.kinds:
+                due = kind.next_due()
+                if due is not None:
+                    waits.append(due - self.clock())
             for key, _ in self.sel.select(max(0.0, min(waits))):
                 key.data()
-            if self.execs is not None:
-                self.execs.tick(self.clock())
+            for kind in self.kinds:
+                kind.tick(self.clock())
             self.tick()
 
     def shutdown(self):
-        if self.execs is not None:
-            self.execs.shutdown()
-        if self.pool is not None:
-            self.pool.shutdown(self.clock)
+        for kind in self.kinds:
+            kind.shutdown()
         if self.control is not None:
             controldir.end_masters(self.control.dir)  # with no psutil on the gateway, this is what ends them
         try:

@@ -220,6 +220,17 @@ class WorkerPool:
         except OSError as e:
             raise EOFError(str(e)) from None
 
+    def deliver(self, idx, events, died):
+        """One message of slot ``idx``'s worker to ``events(idx, message)``; its death (EOF) to
+        ``died(idx)``: what the pool's message handler does, for the root and a gateway alike."""
+        try:
+            message = self.recv(idx)
+        except EOFError:
+            died(idx)
+            return
+        if message is not None:
+            events(idx, message)
+
     def pause(self, pause):
         """Stop (or resume) reading every worker: the reader of our output is behind."""
         if pause == self.paused:

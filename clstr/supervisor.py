@@ -429,13 +429,7 @@ class Supervisor:
     # ---- reactions: the loop calls them as descriptors wake; tests drive them with scripted events
     def on_message(self, idx):
         """A slot's worker is ready: one message of it (epoll calls again for more)."""
-        try:
-            message = self.pool.recv(idx)
-        except EOFError:
-            self.on_death(idx)
-            return
-        if message is not None:
-            self.on_events(idx, message)
+        self.pool.deliver(idx, self.on_events, self.on_death)
 
     def on_reaped(self, proc):
         """A worker told to go has gone: reap it."""
