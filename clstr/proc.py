@@ -105,3 +105,35 @@ def end_group(pid, grace=KILL_GRACE, child=None):
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def catch_signals(wake, heard, signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)):
+    """Hear ``signals``: each is handed to ``heard(signum)`` and wakes a loop that waits on the
+    socket ``wake`` (its other end). Returns what to restore, or None off the main thread (whoever
+    runs us there handles signals)."""
+    try:
+        old_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+    except ValueError:
+        return None
+    old = {"fd": old_fd}
+    for sig in signals:
+        old[sig] = signal.signal(sig, lambda signum, frame: heard(signum))
+    return old
+
+
+def restore_signals(old):
+    """Put back what ``catch_signals`` replaced."""
+    if old is None:
+        return
+    signal.set_wakeup_fd(old.pop("fd"))
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+def drain(sock):
+    """Read a non-blocking socket empty (a wake-up socket: what it holds says nothing more)."""
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass

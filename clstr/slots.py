@@ -26,6 +26,9 @@ The verbs:
   the supervisor sends to the ssh on the board, what the kind must do itself.
 * ``overdue(idx, since)``: the slot's attempt got its KILL ``since`` seconds ago and has not
   reported: what the kind does about it (a forked worker is killed and its death recorded).
+* ``node_left(name)``: a node left the run (retired): a kind that routes nodes routes it anew.
+* ``clean(nodes, line)``: --cleanup at the run's end: ``line`` run on those of ``nodes`` the kind
+  drives, by the kind; returns the nodes it took.
 * ``shutdown()``: the run ends; nothing of the kind is left.
 
 A new kind is one class here (or a module of its own) and one line in ``KINDS``.
@@ -79,6 +82,12 @@ class Kind:
 
     def overdue(self, idx, since):
         pass
+
+    def node_left(self, name):
+        pass
+
+    def clean(self, nodes, line):
+        return set()
 
     def shutdown(self):
         pass
@@ -199,24 +208,56 @@ class Exec(Kind):
 
 
 class Gateway(Kind):
-    """Remote slots behind the run's gateways (remotepool.GatewayPool): a slot is the gateway's
-    while its node's route goes through one.
+    """Remote slots behind the run's gateways (remotepool.GatewayPool, set as ``gw`` once made): a
+    slot is the gateway's while its node's route goes through one; each node's route is kept on
+    the scheduler's node, where admission counts its connections.
 
-    ``routed(node, where)``: the supervisor keeps the node's route and returns it;
-    ``finished(ev)``: an attempt that ends before it could go (its node unreachable, a file to
-    send unreadable here).
+    ``sched``: the run's Scheduler; ``finished(ev)``: an attempt that ends before it could go (its
+    node unreachable, a file to send unreadable here).
     """
 
-    def __init__(self, gw, slots, routed, finished):
-        self.gw = gw
-        self.slots = slots
-        self.routed = routed
+    def __init__(self, sched, finished):
+        self.gw = None
+        self.sched = sched
+        self.slots = sched.slots
         self.finished = finished
         self.stopped = False
 
+    # ---- routes --------------------------------------------------------
+    def route_all(self):
+        for name in self.sched.nodes:
+            self._routed(name, self.gw.route(name))
+
+    def _routed(self, name, where):
+        """The node's route, kept where admission counts its connections (its gateway; None for the
+        root, or for none at all); returns it."""
+        self.sched.nodes[name].gateway = where if isinstance(where, str) else None
+        return where
+
+    def lost(self, name):
+        """A gateway was lost: the nodes it drove leave the run; each comes back through its next route."""
+        for node_name, node in self.sched.nodes.items():
+            if node.gateway == name:
+                self.sched.retire_node(node_name, f"gateway {name} lost")
+                self.node_left(node_name)
+
+    def node_left(self, name):
+        self._routed(name, self.gw.reroute(name))  # its probe may go through another gateway
+
+    def clean(self, nodes, line):
+        by = {}
+        for node in nodes:
+            where = self.gw.route(node)
+            if isinstance(where, str):
+                by.setdefault(where, []).append((node, 0))
+        for name, groups in by.items():
+            self.gw.cleanup(name, sorted(groups), line)
+        return {n for groups in by.values() for n, _ in groups}
+
+    # ---- the contract --------------------------------------------------
     def take(self, idx, job):
         slot = self.slots[idx]
-        where = self.routed(slot.node, self.gw.route(slot.node))
+        where = self._routed(slot.node, self.gw.route(slot.node))
         if where is None:
             return NOT_MINE  # the root drives the node
         if where is UNREACHABLE:

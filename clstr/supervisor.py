@@ -25,7 +25,8 @@ from .joblog import JobLog
 from .monitor import Monitor
 from .output import silence
 from .pool import WorkerPool
-from .result import Ending, RunResult
+from .proc import catch_signals, drain, restore_signals
+from .result import RunResult
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .verdicts import succeeds
 from .ssh import marks_of
@@ -100,8 +101,8 @@ class Supervisor:
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
-        self.sel.register(wake_r, selectors.EVENT_READ, lambda: self._wake(wake_r))
-        old = self._install_signals(wake_w)
+        self.sel.register(wake_r, selectors.EVENT_READ, lambda: drain(wake_r))
+        old = catch_signals(wake_w, self.signals.append)
         self.subreaper = reaper.subreaper(True)
         old_limit = self.pool.raise_fd_limit()
         try:
@@ -118,7 +119,6 @@ class Supervisor:
                 self.kinds.insert(0, slots.Exec(execs, self.sched.slots, self.control, self._left_out))
             if self.opt.routes:
                 self._start_gateways()
-                self.kinds.insert(0, slots.Gateway(self.gw, self.sched.slots, self._routed, self._finished))
             gc.freeze()  # forked workers then share the supervisor's objects without copying them
             self._loop()
         finally:
@@ -126,7 +126,7 @@ class Supervisor:
             self._shutdown()
             if old_limit is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, old_limit)
-            self._restore_signals(old)
+            restore_signals(old)
             self.sel.close()
             wake_r.close()
             wake_w.close()
@@ -185,23 +185,6 @@ class Supervisor:
                 self.sched.stop(f"not started: {self.write_error}")
             return False
 
-    def _install_signals(self, wake_w):
-        try:
-            old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-        except ValueError:
-            return None  # not the main thread: the caller handles signals
-        old = {"fd": old_fd}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
-            old[sig] = signal.signal(sig, lambda signum, frame: self.signals.append(signum))
-        return old
-
-    def _restore_signals(self, old):
-        if old is None:
-            return
-        signal.set_wakeup_fd(old.pop("fd"))
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
     def _worker_spec(self, idx):
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
@@ -210,32 +193,18 @@ class Supervisor:
 
     # ---- gateways --------------------------------------------------------
     def _start_gateways(self):
-        """Start the run's gateways (each up or refused before any job starts) and route the nodes."""
-        self.gw = remotepool.GatewayPool(
+        """Start the run's gateways (each up or refused before any job starts) and route the nodes;
+        they are the first kind of slot offered an attempt."""
+        kind = slots.Gateway(self.sched, self._finished)
+        self.gw = kind.gw = remotepool.GatewayPool(
             self.opt.routes, list(self.sched.nodes), self.opt, self.env, self.sel,
-            (self.on_events, self._worker_gone, self._gateway_lost, lambda idx: self.sched.slots[idx].busy),
+            (self.on_events, self._worker_gone, kind.lost, lambda idx: self.sched.slots[idx].busy),
             self._log, self.clock, self.opt.gateway_python, self.opt.gateway_fallback, self.opt.verbose,
             self.sched.policy.reprobe or 30.0)
         self.gw.start(self.pool.capacity)
         self.monitor.gateways = self.gw.states
-        for name in self.sched.nodes:
-            self._routed(name, self.gw.route(name))
-
-    def _gateway_lost(self, name):
-        """A gateway was lost: the nodes it drove leave the run; each comes back through its next route."""
-        for node_name, node in self.sched.nodes.items():
-            if node.gateway == name:
-                self.sched.retire_node(node_name, f"gateway {name} lost")
-                self._reroute(node_name)
-
-    def _reroute(self, name):
-        self._routed(name, self.gw.reroute(name))
-
-    def _routed(self, name, where):
-        """The node's route, kept where admission counts its connections (its gateway; None for the
-        root, or for none at all); returns it."""
-        self.sched.nodes[name].gateway = where if isinstance(where, str) else None
-        return where
+        kind.route_all()
+        self.kinds.insert(0, kind)
 
     def _left_out(self, idx, job, what, e):
         """Slot ``idx`` could not start ``job`` (no process or descriptor left): it is left out of
@@ -271,15 +240,8 @@ class Supervisor:
                               [b.remote for b in files.basefiles])
         base = ssh.base_argv(self.opt.ssh)
         ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
-        if self.gw is not None:  # the nodes behind a gateway are cleaned up by it
-            by = {}
-            for node in ran:
-                where = self.gw.route(node)
-                if isinstance(where, str):
-                    by.setdefault(where, []).append((node, 0))
-            for name, groups in by.items():
-                self.gw.cleanup(name, sorted(groups), line)
-            ran -= {n for groups in by.values() for n, _ in groups}
+        for kind in self.kinds:
+            ran -= kind.clean(ran, line)  # the nodes behind a gateway are cleaned up by it
         transfer.clean_nodes(base, [(node, 0) for node in sorted(ran)], line,
                              self.control.path if self.control else lambda group: None, self.env, self.clock)
 
@@ -479,35 +441,11 @@ class Supervisor:
                                    basefiles=bool(self.opt.files.basefiles) and first)
 
     def _finished(self, ev):
-        att = self.sched.finished(self._placed(ev))
+        att = self.sched.finished(transfer.placed(ev, succeeds(ev)))
         self._record(att)
         self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:
             self._limit_running()
-
-    def _placed(self, ev):
-        """The attempt's files brought back take their places before it is judged, and only for an
-        attempt that succeeds (never half written; of two attempts of a job only one writes): one
-        that cannot be placed fails the job, a failure here and not its node's."""
-        if not ev.returned:
-            return ev
-        left = list(ev.returned)
-        failed = None if succeeds(ev) else ""
-        while left and failed is None:
-            tmp, local = left.pop(0)
-            try:
-                transfer.place(tmp, local)
-            except transfer.TransferError as e:
-                failed = str(e)
-            except OSError as e:
-                failed = f"return: {local}: could not take its place: {transfer.here_error(e)}"
-            if failed is not None:
-                left.append((tmp, local))
-        for tmp, _ in left:
-            transfer.discard(tmp)
-        if failed:
-            return dataclasses.replace(ev, exit=255, ending=Ending.FILE_FAILED, reason=failed, returned=())
-        return dataclasses.replace(ev, returned=())
 
     def _limit_running(self):
         """Give the jobs that started before the median was known their straggler limit."""
@@ -526,8 +464,8 @@ class Supervisor:
         news, self.sched.news = self.sched.news, []
         for what, node in news:
             if what == "retired":
-                if self.gw is not None:
-                    self._reroute(node.name)  # its probe may go through another gateway
+                for kind in self.kinds:
+                    kind.node_left(node.name)
                 self._log(f"node {node.name} retired: {node.reason}" + self._next_probe_text(node))
             elif what == "back":
                 gone = node.history[-1]
@@ -587,13 +525,6 @@ class Supervisor:
             self._log(f"worker of slot {idx} ({slot.node}) died ({why}); its job goes back")
             started = self.started[idx]
             self._record(self.sched.worker_died(idx, started, time.time() - started))
-
-    def _wake(self, sock):
-        try:
-            while sock.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
 
     def on_signal(self, sig):
         """A signal came (the loop hears it through the wake-up socket)."""

@@ -15,6 +15,7 @@ bench/README.md); this session costs two small processes on the node a file (hea
 ls and head) and nothing here. rsync's gain, sending only what changed of a file already there,
 is no gain for the inputs and results of jobs, which are new each time.
 """
+import dataclasses
 import errno
 import itertools
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from . import ssh
 from .errors import InputError
 from .proc import PIPE, Child, end_group
+from .result import Ending
 
 CHUNK = 1 << 20  # bytes read from a file, or from the session, at a time
 REPLY_MAX = 4096  # the longest answer line
@@ -511,6 +513,32 @@ def clean_nodes(base, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
         if child.wait(max(0.0, deadline - clock())) is None:
             end_group(child.pid, grace=0)
             child.wait()
+
+
+def placed(ev, succeeded):
+    """The attempt's end (an events.Finished) once the files it brought back took their places,
+    which they do only for an attempt that ``succeeded`` (never half written; of two attempts of
+    a job only one writes), before it is judged: one that cannot be placed fails the job, a
+    failure here and not its node's (Ending.FILE_FAILED)."""
+    if not ev.returned:
+        return ev
+    left = list(ev.returned)
+    failed = None if succeeded else ""
+    while left and failed is None:
+        tmp, local = left.pop(0)
+        try:
+            place(tmp, local)
+        except TransferError as e:
+            failed = str(e)
+        except OSError as e:
+            failed = f"return: {local}: could not take its place: {here_error(e)}"
+        if failed is not None:
+            left.append((tmp, local))
+    for tmp, _ in left:
+        discard(tmp)
+    if failed:
+        return dataclasses.replace(ev, exit=255, ending=Ending.FILE_FAILED, reason=failed, returned=())
+    return dataclasses.replace(ev, returned=())
 
 
 def place(tmp, local):
