@@ -358,7 +358,7 @@ def gather_nodes(args, live=False):
                     args.workdir if args.workdir is not None else s.workdir,
                     list(args.env) + [e for e in s.env if e not in args.env],
                     list(args.basefile) + [b for b in s.basefile if b not in args.basefile],
-                    args.persist or s.persist, gateways or None)
+                    args.persist if s.persist is None else (args.persist or s.persist), gateways or None)
 
 
 def live_nodes(args):
