@@ -7,6 +7,8 @@ import io
 import json
 import os
 import select
+import selectors
+import signal
 import stat
 import struct
 import tempfile
@@ -261,6 +263,55 @@ class Waiting:
                     return
                 seq, size = self._HEAD.unpack(head)
                 yield seq, f.read(size)
+
+
+# Job output a slow reader has not taken yet waits in memory up to this much; past it the
+# supervisor reads no more from its slots (and starts no job) until the reader catches up.
+OUTPUT_HIGH = 32 * 1024 * 1024
+
+
+class Backlog:
+    """Job output a slow reader holds up: the descriptors with output waiting are watched (in the
+    loop's selector ``sel``) for room, ``pump()`` writing more when there is."""
+
+    def __init__(self, printer, sel, pump):
+        self.printer = printer
+        self.sel = sel
+        self.pump = pump
+        self.fds = set()  # descriptors registered for writability
+
+    def sync(self):
+        """Watch what waits now; whether more than OUTPUT_HIGH waits (the slots should pause)."""
+        waiting = self.printer.waiting()
+        for fd in self.fds - set(waiting):
+            self.sel.unregister(fd)
+            self.fds.discard(fd)
+        for fd in set(waiting) - self.fds:
+            self.sel.register(fd, selectors.EVENT_WRITE, self.pump)
+            self.fds.add(fd)
+        return sum(waiting.values()) > OUTPUT_HIGH
+
+    def drain(self, stop, clock, log, sync):
+        """At the end: wait until the readers took all job output; a signal (``stop``: the run's
+        stopping.Stopping) gives them INTERRUPT_GRACE more, then what is left is dropped, said."""
+        from .stopping import INTERRUPT_GRACE
+        deadline = clock() + INTERRUPT_GRACE if stop.signal is not None else None
+        while self.printer.waiting():
+            if deadline is not None and clock() >= deadline:
+                n = self.printer.drop_waiting()
+                log(f"{n} bytes of job output were not written: their reader did not take them")
+                break
+            sync()
+            for key, _ in self.sel.select(min(0.5, deadline - clock()) if deadline else 0.5):
+                key.data()  # output a reader took, or the signal wake-up: the workers are gone by now
+            if stop.signals and deadline is None:
+                deadline = clock() + INTERRUPT_GRACE
+                fatal = [sig for sig in stop.signals if sig != signal.SIGUSR1]
+                if fatal and stop.signal is None:
+                    stop.signal = fatal[0]  # every job had ended; the wait for the reader was cut short
+        for fd in self.fds:
+            self.sel.unregister(fd)
+        self.fds.clear()
 
 
 class Printer:

@@ -23,7 +23,7 @@ from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, tr
 from .events import Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
-from .output import silence
+from .output import Backlog, silence
 from .pool import WorkerPool
 from .proc import catch_signals, drain, restore_signals
 from .result import RunResult
@@ -31,14 +31,10 @@ from .scheduler import FAILED, PROBE, SUCCEEDED
 from .verdicts import succeeds
 from .ssh import marks_of
 from .status import duration
+from .stopping import Stopping
 from .worker import MAX_WAIT, WorkerSpec, spawn_error, worker_main
 from .words import counted
 
-INTERRUPT_GRACE = 2.0  # TERM to KILL for running ssh when interrupted
-OVERDUE = 1.0  # after the KILL: how long an attempt gets to report before its kind is told (slots.py)
-# Job output a slow reader has not taken yet waits in memory up to this much; past it the
-# supervisor reads no more from its workers (and starts no job) until the reader catches up.
-OUTPUT_HIGH = 32 * 1024 * 1024
 # a live node list may grow the run by this many slots, or to twice its first size if more: the
 # shared status board is sized once, before any worker is forked
 GROWTH = 1024
@@ -77,23 +73,18 @@ class Supervisor:
         self.kinds = list(kinds) + [slots.Forked(self.pool, scheduler.slots, self.worker_group,
                                                  scheduler.policy.max_running, self._left_out, self.on_death, clock)]
         self.paused = False  # the reader of our output is behind: no slot is read, no job starts
-        self.stopping = False  # the running attempts are being ended (a signal, --halt now)
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
-        self.signals = []
-        self.signal = None
-        self.kill_at = None  # when interrupted (or halted now): when TERM turns to KILL
-        self.halt_said = False
+        self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
-        self.killed = set()
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.t_start = time.time()
         self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
                                self.t_start, self.started)
         self.next_connect = 0.0
         self.write_error = None  # the first write that failed: no job starts after it
-        self.out_fds = set()  # output descriptors registered for writability (a reader is behind)
+        self.backlog = Backlog(printer, self.sel, lambda: self._write("job output", self.printer.pump))
 
     # ---- setup and teardown -------------------------------------------
     def run(self):
@@ -102,7 +93,7 @@ class Supervisor:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         self.sel.register(wake_r, selectors.EVENT_READ, lambda: drain(wake_r))
-        old = catch_signals(wake_w, self.signals.append)
+        old = catch_signals(wake_w, self.stop.heard)
         self.subreaper = reaper.subreaper(True)
         old_limit = self.pool.raise_fd_limit()
         try:
@@ -135,7 +126,7 @@ class Supervisor:
     def result(self):
         """What the run did, as it stands: the RunResult."""
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
-                         retired_nodes=self.sched.retired_nodes(), signal=self.signal, error=self.write_error,
+                         retired_nodes=self.sched.retired_nodes(), signal=self.stop.signal, error=self.write_error,
                          refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
                          jump_hosts={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
                                          "open_limit": None if g.open_limit is None else int(g.open_limit)}
@@ -266,7 +257,7 @@ class Supervisor:
             self._write(self.opt.joblog, self.joblog.close)
         self._write("job output", self.printer.flush)
         self._write("job output", self.printer.close)
-        self._drain_output()
+        self.backlog.drain(self.stop, self.clock, self._log, self._sync_output)
         self.monitor.close()
 
     # ---- the loop -----------------------------------------------------
@@ -292,17 +283,17 @@ class Supervisor:
             for kind in self.kinds:
                 kind.tick(self.clock())
             self._write("job output", self.printer.flush)
-            if self.printer.stdout_closed and self.signal is None:
-                self.signals.append(signal.SIGPIPE)  # like a shell command whose reader left
-            self._handle_signals()
+            if self.printer.stdout_closed and self.stop.signal is None:
+                self.stop.heard(signal.SIGPIPE)  # like a shell command whose reader left
+            self.stop.handle()
             self._node_news()
             self._periodic()
 
     def _timeout(self):
         now = self.clock()
         waits = self.monitor.waits(now)
-        if self.kill_at is not None:
-            waits.append(self.kill_at - now)
+        if self.stop.kill_at is not None:
+            waits.append(self.stop.kill_at - now)
         if self.opt.node_source is not None:
             waits.append(self.opt.node_source.next_at - now)
         if self.opt.ssh_delay and self.sched.pending() and self.next_connect > now:
@@ -318,38 +309,11 @@ class Supervisor:
         return min(MAX_WAIT, max(0.0, min(waits))) if waits else None
 
     def _sync_output(self):
-        """Watch the output descriptors whose reader is behind; past OUTPUT_HIGH, stop reading workers."""
-        waiting = self.printer.waiting()
-        for fd in self.out_fds - set(waiting):
-            self.sel.unregister(fd)
-            self.out_fds.discard(fd)
-        for fd in set(waiting) - self.out_fds:
-            self.sel.register(fd, selectors.EVENT_WRITE, self._pump_output)
-            self.out_fds.add(fd)
-        # once interrupted, workers are read whatever waits: their ends must be heard
-        self.paused = sum(waiting.values()) > OUTPUT_HIGH and self.signal is None
+        """Watch the output a reader is behind on; past its bound, stop reading the slots."""
+        # once interrupted, slots are read whatever waits: their ends must be heard
+        self.paused = self.backlog.sync() and self.stop.signal is None
         for kind in self.kinds:
             kind.pause(self.paused)
-
-    def _drain_output(self):
-        """At the end: wait until the readers took all job output; a signal gives them INTERRUPT_GRACE more."""
-        deadline = self.clock() + INTERRUPT_GRACE if self.signal is not None else None
-        while self.printer.waiting():
-            if deadline is not None and self.clock() >= deadline:
-                n = self.printer.drop_waiting()
-                self._log(f"{n} bytes of job output were not written: their reader did not take them")
-                break
-            self._sync_output()
-            for key, _ in self.sel.select(min(0.5, deadline - self.clock()) if deadline else 0.5):
-                key.data()  # output a reader took, or the signal wake-up: the workers are gone by now
-            if self.signals and deadline is None:
-                deadline = self.clock() + INTERRUPT_GRACE
-                fatal = [sig for sig in self.signals if sig != signal.SIGUSR1]
-                if fatal and self.signal is None:
-                    self.signal = fatal[0]  # every job had ended; the wait for the reader was cut short
-        for fd in self.out_fds:
-            self.sel.unregister(fd)
-        self.out_fds.clear()
 
     def dispatch(self):
         """Start what the scheduler assigns: each job down its slot's channel (a worker started for it)."""
@@ -396,9 +360,6 @@ class Supervisor:
     def on_reaped(self, proc):
         """A worker told to go has gone: reap it."""
         self.pool.reaped(proc)
-
-    def _pump_output(self):
-        self._write("job output", self.printer.pump)
 
     def on_events(self, idx, message):
         """What slot ``idx``'s worker sent: an event or a list of them, in the order they happened."""
@@ -503,9 +464,6 @@ class Supervisor:
             pass  # said by whoever writes next
         self.log(msg)
 
-    def _busy_slots(self):
-        return [s.index for s in self.sched.slots if s.busy is not None]
-
     def on_death(self, idx):
         """A worker exited. Expected at shutdown; otherwise its ssh ends, its job goes back.
 
@@ -528,58 +486,8 @@ class Supervisor:
 
     def on_signal(self, sig):
         """A signal came (the loop hears it through the wake-up socket)."""
-        self.signals.append(sig)
-        self._handle_signals()
-
-    def _handle_signals(self):
-        while self.signals:
-            sig = self.signals.pop(0)
-            if sig == signal.SIGUSR1:
-                self._dump_running()
-                continue
-            if self.signal is None:
-                self.signal = sig
-                self.sched.interrupt("interrupted")
-                self.kill_at = self.clock() + INTERRUPT_GRACE
-                if sig != signal.SIGPIPE:
-                    self._log(f"{signal.Signals(sig).name}: stopping, ending {self.sched.busy} running jobs")
-            else:
-                self.kill_at = self.clock()  # a second signal: no grace
-        halted = self.sched.halted
-        if halted is not None and not self.halt_said:
-            self.halt_said = True
-            busy = self.sched.busy
-            if self.sched.interrupted == halted and self.kill_at is None:  # --halt now
-                self.kill_at = self.clock() + INTERRUPT_GRACE
-                self._log(f"{halted}: no job starts now, ending {counted(busy, 'running job')}")
-            else:
-                self._log(f"{halted}: no job starts now" + (
-                    f", {counted(busy, 'running job')} may finish" if busy else ""))
-        if self.kill_at is not None:
-            self._end_running()
-
-    def _end_running(self):
-        """TERM every running ssh (again for any started since); KILL them once due, and tell each
-        kind of slot of an attempt that did not report after the KILL."""
-        kill = self.clock() >= self.kill_at
-        if not self.stopping:
-            self.stopping = True
-            for kind in self.kinds:
-                kind.stop()
-        for idx in self._busy_slots():
-            pid = self.board.pid[idx]
-            if pid and (pid not in self.killed or kill):
-                self.killed.add(pid)
-                try:
-                    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        since = self.clock() - self.kill_at
-        if kill and since >= OVERDUE:
-            for idx in self._busy_slots():
-                kind = self._running(idx)
-                if kind is not None:
-                    kind.overdue(idx, since)
+        self.stop.heard(sig)
+        self.stop.handle()
 
     def _dump_running(self):
         now = time.time()
@@ -589,7 +497,7 @@ class Supervisor:
             self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
 
     def _periodic(self):
-        self.monitor.tick(self.signal is not None or self.sched.halted is not None)
+        self.monitor.tick(self.stop.signal is not None or self.sched.halted is not None)
         if self.opt.node_source is not None:
             wanted = self.opt.node_source.poll(self.clock(), self._log)
             if wanted is not None:
