@@ -1,13 +1,12 @@
 """The library interface: ``clstr.run(jobs, nodes, **options)`` returns a RunResult."""
 import collections
-import fnmatch
 import os
-import re
 import shutil
 import sys
 import time
 
 from . import checks, controldir, hostlist, transfer
+from .checks import exported
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
@@ -15,7 +14,7 @@ from .scheduler import Policy, Scheduler, interleave
 from .templates import SLOT_MARK, shown
 from .nodes import Sources, group_resolver
 from .nodesource import NodeSource
-from .ssh import SshConfig, base_argv, check_env, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
+from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
 from .options import RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
@@ -92,37 +91,6 @@ def skip_ended(pairs, ended):
         else:
             kept.append((seq, cmd))
     return kept
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def exported(patterns, environ, origin="--env"):
-    """--env: the ("NAME=VALUE", ...) of the variables set here that ``patterns`` name (a name, or a glob
-    as GNU parallel's --env 'MY_*'); InputError for one that names none, or a value csh cannot quote.
-    ``origin`` names where the patterns were given, in those errors."""
-    out = {}
-    for pattern in patterns:
-        if any(c in pattern for c in "*?["):
-            names = [n for n in environ if fnmatch.fnmatchcase(n, pattern)]
-        elif _NAME.fullmatch(pattern):
-            names = [pattern] if pattern in environ else []
-        else:
-            raise InputError(f"{origin} {pattern!r}: not a variable name or a glob of them")
-        if not names:
-            raise InputError(f"{origin} {pattern}: no such variable is set here")
-        for name in sorted(names):
-            if not _NAME.fullmatch(name):
-                continue  # set here but no shell can name it (a glob may reach such)
-            value = environ[name]
-            if "\n" in value or "\r" in value:
-                raise InputError(f"{origin} {name}: its value holds a line break, which csh cannot take quoted")
-            out[name] = f"{name}={value}"
-    try:
-        check_env(out.values())
-    except ValueError as e:
-        raise InputError(f"{origin} {' '.join(patterns)}: {e}") from None
-    return tuple(out.values())
 
 
 class Run:

@@ -5,9 +5,12 @@ raises ``InputError`` (a bad value) or ``TypeError`` (a value of the wrong type,
 library), naming the option both ways: ``timeout (--timeout)``; the command line names it as
 the user typed it (InputError's ``option`` and ``detail``).
 """
+import fnmatch
 import math
 import os
+import re
 
+from . import ssh
 from .errors import InputError
 
 MAX_SECONDS = 366 * 24 * 3600  # a year: any longer duration is taken for a typo
@@ -166,3 +169,34 @@ def halt(value):
         return Halt(when, what, count=count)
     except ValueError:
         raise bad from None
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def exported(patterns, environ, origin="--env"):
+    """--env: the ("NAME=VALUE", ...) of the variables set here that ``patterns`` name (a name, or a glob
+    as GNU parallel's --env 'MY_*'); InputError for one that names none, or a value csh cannot quote.
+    ``origin`` names where the patterns were given, in those errors."""
+    out = {}
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            names = [n for n in environ if fnmatch.fnmatchcase(n, pattern)]
+        elif _NAME.fullmatch(pattern):
+            names = [pattern] if pattern in environ else []
+        else:
+            raise InputError(f"{origin} {pattern!r}: not a variable name or a glob of them")
+        if not names:
+            raise InputError(f"{origin} {pattern}: no such variable is set here")
+        for name in sorted(names):
+            if not _NAME.fullmatch(name):
+                continue  # set here but no shell can name it (a glob may reach such)
+            value = environ[name]
+            if "\n" in value or "\r" in value:
+                raise InputError(f"{origin} {name}: its value holds a line break, which csh cannot take quoted")
+            out[name] = f"{name}={value}"
+    try:
+        ssh.check_env(out.values())
+    except ValueError as e:
+        raise InputError(f"{origin} {' '.join(patterns)}: {e}") from None
+    return tuple(out.values())

@@ -102,7 +102,7 @@ class Sources:
         for name in self.profiles:
             r = ps.resolve(name)
             if not live:
-                from .api import exported
+                from .checks import exported
                 exported(r.env, os.environ if environ is None else environ, origin=f"profile {name!r}: env")
             join(s, r)
             if workdir is None and r.workdir is not None:
