@@ -120,6 +120,9 @@ def stream(name, value):
     return value
 
 
+DURATION_FORMS = "a duration (30, 90s, 5m, 2h, 1d)"
+
+
 def duration(text):
     """A duration as ssh's ControlPersist takes it (seconds, or a number with s, m, h or d), in
     seconds; ValueError if it is none."""

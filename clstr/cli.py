@@ -105,18 +105,22 @@ def _timeout(text):
         try:
             pct = float(text[:-1])
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected SECONDS or N%, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {checks.DURATION_FORMS} or N%, got {text!r}") from None
         if not pct > 0:
             raise argparse.ArgumentTypeError(f"a percentage of the median must be more than 0, got {text!r}")
         return ("%", pct)
-    return _seconds(text)
+    try:
+        return checks.duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {checks.DURATION_FORMS} or N%, got {text!r}") from None
 
 
 def _seconds(text):
+    """A duration, as every duration option takes it: seconds, or a number with s, m, h or d."""
     try:
-        return float(text)
+        return checks.duration(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {checks.DURATION_FORMS}, got {text!r}") from None
 
 
 def build_parser():
@@ -174,17 +178,18 @@ def build_parser():
                         "default 32, 0: no limit); running jobs are not limited by it")
     g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
                    help="a slot retires after N jobs (0: no limit, the default)")
-    g.add_argument("--timeout", type=_timeout, metavar="SECONDS|N%", action="append", default=[],
-                   help="end a job after this long: it fails (timeout), its node stays; N%% (as GNU parallel): "
+    g.add_argument("--timeout", type=_timeout, metavar="DURATION|N%", action="append", default=[],
+                   help="end a job after this long (every DURATION: seconds, or 90s, 5m, 2h, 1d): it fails "
+                        "(timeout), its node stays; N%% (as GNU parallel): "
                         "end a job running past N%% of the median runtime of the jobs done so far (once 3 "
                         "succeeded): a straggler, re-run on another node (both forms may be given)")
-    g.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
+    g.add_argument("--idle-timeout", type=_seconds, metavar="DURATION",
                    help="end a job that wrote nothing for this long: it fails (idle timeout), its node stays")
-    g.add_argument("--reprobe", type=_seconds, default=30.0, metavar="SECONDS",
+    g.add_argument("--reprobe", type=_seconds, default=30.0, metavar="DURATION",
                    help="probe a node retired for a connection failure again after this long, the wait doubling "
                         "up to 10 minutes; a node a job's exit retired comes back after it too (default 30, "
                         "0: retired nodes stay out)")
-    g.add_argument("--reprobe-for", type=_seconds, default=900.0, metavar="SECONDS",
+    g.add_argument("--reprobe-for", type=_seconds, default=900.0, metavar="DURATION",
                    help="with jobs waiting and every node retired, wait at most this long for one to come back "
                         "(default 900)")
     g.add_argument("--job-failures", choices=("node", "job"), default="node",
@@ -238,7 +243,7 @@ def build_parser():
                    "(default: $CLSTR_SSH, a profile's ssh, or 'ssh')")
     g.add_argument("-O", "--ssh-option", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. Port=2222 (repeatable; wins over profiles and defaults)")
-    g.add_argument("--connect-timeout", type=_seconds, metavar="SECONDS",
+    g.add_argument("--connect-timeout", type=_seconds, metavar="DURATION",
                    help="give up connecting to a node after this long (default 10)")
     g.add_argument("--no-multiplex", dest="multiplex", action="store_false",
                    help="a new ssh connection per job instead of one shared connection per node")
@@ -246,10 +251,10 @@ def build_parser():
                    help="one ssh session a job, as plain ssh, instead of each slot's jobs down one session")
     g.add_argument("--no-remote-cleanup", dest="remote_cleanup", action="store_false",
                    help="do not wrap jobs so that they end on the node when their ssh ends")
-    g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="SECONDS",
+    g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="DURATION",
                    help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
-    g.add_argument("--persist", type=_duration, metavar="DURATION",
-                   help="keep the shared connections this long idle after the run (30, 90s, 5m, 2h), for the "
+    g.add_argument("--persist", type=_seconds, metavar="DURATION",
+                   help="keep the shared connections this long idle after the run, for the "
                         "next run with --persist to the same nodes to ride on, with no handshake")
     g.add_argument("--persist-stop", action="store_true",
                    help="end the persisted connections (to the nodes given, or all of yours) and exit")
@@ -264,14 +269,6 @@ def build_parser():
                    help="nodes whose gateways are all refused or lost: driven directly from here (direct, "
                         "the default) or left waiting for a gateway (none)")
     return p
-
-
-def _duration(text):
-    """A duration as ssh's ControlPersist takes it: seconds, or a number with s, m, h or d."""
-    try:
-        return checks.duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration (30, 90s, 5m, 2h), got {text!r}") from None
 
 
 def read_jobs(args):

@@ -63,6 +63,8 @@ def sources(groups, read_file):
                 raise InputError(f"{sep} needs a file of arguments (- for stdin)")
             for k, path in enumerate(words):  # each file a source of its own, as GNU parallel reads them
                 out.append(Source(read_file(path), linked and k == 0, f"{sep} {path}"))
+        elif not words:  # a typo, not a wish to run nothing (an empty :::: file runs nothing, as parallel)
+            raise InputError(f"{sep} is followed by no values: nothing would run (give the values after it)")
         else:
             out.append(Source(words, linked, sep))
     for s in out:

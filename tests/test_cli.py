@@ -35,8 +35,10 @@ def no_user_profiles(tmp_path, monkeypatch):
      "than 0 and at most 31622400 seconds (a year), got 1e+10"),
     (["-n", "a", "--timeout", "-5", "-j", "x"], "clstr: --timeout must be more than 0 and at most "
      "31622400 seconds (a year), got -5"),
-    (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: --timeout must be more than 0 and at most "
-     "31622400 seconds (a year), got nan"),
+    (["-n", "a", "--timeout", "nan", "-j", "x"], "clstr: argument --timeout: expected a duration "
+     "(30, 90s, 5m, 2h, 1d) or N%, got 'nan' (see clstr --help)"),
+    (["-n", "a", "--timeout", "400d", "-j", "x"], "clstr: --timeout must be more than 0 and at most "
+     "31622400 seconds (a year), got 3.456e+07"),
     # /proc takes no new file: found before the run, not by the first write of the state
     (["-n", "a", "--state", "/proc/x", "-j", "x"], "clstr: /proc/x: --state file: cannot make a file in /proc "
      "(No such file or directory)"),
@@ -48,8 +50,12 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["-n", "a", "-A", "/nonexistent-dir/active", "-j", "x"], "clstr: /nonexistent-dir/active: --active-nodes file: "
      "no such directory /nonexistent-dir"),
     (["-n", "a", "-A", ".", "-j", "x"], "clstr: .: --active-nodes file is a directory"),
-    (["-n", "a", "--timeout", "soon", "-j", "x"], "clstr: argument --timeout: expected a number of seconds, "
-     "got 'soon' (see clstr --help)"),
+    (["-n", "a", "--timeout", "soon", "-j", "x"], "clstr: argument --timeout: expected a duration "
+     "(30, 90s, 5m, 2h, 1d) or N%, got 'soon' (see clstr --help)"),
+    (["-n", "a", "--idle-timeout", "x", "-j", "x"], "clstr: argument --idle-timeout: expected a duration "
+     "(30, 90s, 5m, 2h, 1d), got 'x' (see clstr --help)"),
+    (["-n", "a", "--", "echo {}", ":::"], "clstr: ::: is followed by no values: nothing would run "
+     "(give the values after it)"),
     (["-n", "a", "--job-failures", "maybe", "-j", "x"], "clstr: argument --job-failures: invalid choice: 'maybe' "
      "(choose from 'node', 'job') (see clstr --help)"),
     (["-n", "a", "-E", "uptime", "-j", "x"], "clstr: --on-each-node runs one command on every node: "
@@ -382,3 +388,14 @@ def test_stdin_kept_open_where_ssh_knows_stdinnull(tmp_path, says, kept):
 def test_refused_ssh_flags(command, flag):
     found = ssh.refused_flag(tuple(command.split()))
     assert (found[0] if found else None) == flag
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--idle-timeout", "--reprobe", "--reprobe-for", "--connect-timeout",
+                                    "--ssh-delay", "--persist"])
+def test_every_duration_option_takes_the_same_forms(option):
+    """Issue 36: --timeout 5m was refused while --persist 10m was taken."""
+    from clstr import cli
+    p = cli.build_parser()
+    for text, seconds in (("45", 45.0), ("90s", 90.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0)):
+        value = getattr(p.parse_args(["-n", "a", option, text, "-j", "x"]), option.lstrip("-").replace("-", "_"))
+        assert (value[-1] if isinstance(value, list) else value) == seconds

@@ -150,7 +150,7 @@ def test_without_persist_nothing_outlives_the_run(clstr, runtime):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--persist", "soon", "-n", "n1", "-j", "x"], "clstr: argument --persist: expected a duration (30, 90s, 5m, 2h), "
+    (["--persist", "soon", "-n", "n1", "-j", "x"], "clstr: argument --persist: expected a duration (30, 90s, 5m, 2h, 1d), "
                                                     "got 'soon' (see clstr --help)"),
     (["--persist", "0", "-n", "n1", "-j", "x"], "clstr: --persist must be more than 0 and at most 31622400 seconds "
                                                  "(a year), got 0"),
