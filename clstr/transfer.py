@@ -49,20 +49,18 @@ class TransferError(Exception):
         self.here = here
 
 
-MARK_NAME = re.compile(r"-|\.clstr-mark-[0-9A-Za-z_-]{1,128}")  # what a mark's name may be (from a frame)
-
-
 MARK_PREFIX = ".clstr-mark-"  # then the run's token: what the run's end sweeps (unmark)
+MARK_NAME = re.compile("-|" + re.escape(MARK_PREFIX) + "[0-9A-Za-z_-]{1,128}")  # a mark's name (from a frame)
 
 
 def unmark(files, job_files, run):
     """Remove the marks of run ``run`` left beside its files here (a worker killed before it
     removed its own): looked for in the directories of the run's files, nothing broader."""
-    dirs = {os.path.dirname(os.path.abspath(b.local)) for b in (files.basefiles if files else ())}
+    dirs = {os.path.dirname(b.local) for b in (files.basefiles if files else ())}
     for jf in job_files.values():
-        dirs.update(os.path.dirname(os.path.abspath(p.local)) for p in jf.sends + jf.returns)
+        dirs.update(os.path.dirname(p.local) for p in jf.sends + jf.returns)
     prefix = f"{MARK_PREFIX}{run}-"
-    for d in dirs:
+    for d in {os.path.abspath(d) for d in dirs}:  # a few directories, however many jobs
         try:
             names = [n for n in os.listdir(d) if n.startswith(prefix)]
         except OSError:
