@@ -15,7 +15,7 @@ from .templates import SLOT_MARK, shown
 from .nodes import Sources, group_resolver
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
-from .options import RunOptions
+from .options import CONNECT_TIMEOUT, Options, RunOptions
 from .routes import Routes, mapping
 from .result import RunResult
 from .supervisor import Supervisor, stderr_log
@@ -96,50 +96,31 @@ def skip_ended(pairs, ended):
 class Run:
     """A run, planned and checked, not started: ``describe()`` it or ``execute()`` it."""
 
-    def __init__(self, jobs, nodes, *, on_each_node=None, exclude=(), ssh="ssh", ssh_options=(),
-                 connect_timeout=10.0, alive_interval=5, alive_count=3, remote_cleanup=True, pipeline=True,
-                 job_failures="node", max_attempts=3, retries=0, max_node_uses=None, max_nodes=None,
-                 max_connecting=32, timeout=None, idle_timeout=None, reprobe=30.0, reprobe_for=900.0,
-                 quarantine=3, timeout_percent=None, multiplex=True, sessions_per_connection=8,
-                 ssh_delay=0.0, active_nodes=None, state=None,
-                 joblog=None, resume=False, resume_failed=False, stdout=None, stderr=None, tag=False,
-                 tag_job=False, group=False, profiles=(),
-                 output_dir=None, gather=False, status=False, bar=False, verbose=False, log=None, node_source=None,
-                 env=(), halt=None, inputs=None, transferfile=(), returnfile=(), cleanup=False, basefile=(),
-                 workdir=None, persist=None, gateways=None, gateway_python="python3", gateway_fallback="direct"):
+    def __init__(self, jobs, nodes, options=None, **given):
+        """``options``: an Options; keyword arguments (Options' names) add to or change it."""
+        if options is not None and not isinstance(options, Options):
+            raise TypeError(f"options must be a clstr.options.Options, not {type(options).__name__}")
+        o = Options.of(given) if options is None else options.but(**given)
+        self.given = o
         jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
         nodes = checks.strings("nodes", nodes, "host patterns")
-        exclude = checks.strings("exclude", exclude, "host patterns")
-        ssh_options = checks.strings("ssh_options", ssh_options, "ssh options")
+        exclude = checks.strings("exclude", o.exclude, "host patterns")
+        on_each_node = o.on_each_node
         if on_each_node is not None:
             on_each_node = checks.strings("on_each_node", [on_each_node], "shell command")[0]
-        if not isinstance(ssh, str):
-            raise TypeError(f"ssh must be a string, not {type(ssh).__name__}")
-        v = {name: checks.check(name, value) for name, value in dict(
-            timeout=timeout, idle_timeout=idle_timeout, timeout_percent=timeout_percent, reprobe=reprobe,
-            reprobe_for=reprobe_for, quarantine=quarantine,
-            connect_timeout=connect_timeout, ssh_delay=ssh_delay,
-            max_nodes=max_nodes, max_connecting=max_connecting,
-            max_node_uses=max_node_uses, max_attempts=max_attempts, retries=retries, alive_interval=alive_interval,
-            alive_count=alive_count, sessions_per_connection=sessions_per_connection, job_failures=job_failures,
-            remote_cleanup=remote_cleanup, pipeline=pipeline, multiplex=multiplex, resume=resume,
-            resume_failed=resume_failed,
-            tag=tag, tag_job=tag_job, group=group, gather=gather, status=status, bar=bar, verbose=verbose,
-            active_nodes=active_nodes, joblog=joblog, output_dir=output_dir, state=state, persist=persist).items()}
-        timeout, connect_timeout, ssh_delay = v["timeout"], v["connect_timeout"], v["ssh_delay"]
-        max_nodes, max_node_uses = v["max_nodes"], v["max_node_uses"]
-        active_nodes, joblog, output_dir = v["active_nodes"], v["joblog"], v["output_dir"]  # paths as str
-        stdout, stderr = checks.stream("stdout", stdout), checks.stream("stderr", stderr)
+        v = _checked(o)
+        stdout, stderr = checks.stream("stdout", o.stdout), checks.stream("stderr", o.stderr)
         for stream in (stdout, stderr):
             if stream:
                 byte_stream(stream)  # a stream that takes neither bytes nor text: TypeError now
+        resume, resume_failed, joblog = v["resume"], v["resume_failed"], v["joblog"]
         if resume and resume_failed:
             raise InputError("give --resume or --resume-failed, not both")
         if (resume or resume_failed) and not joblog:
             raise InputError(f"{'--resume' if resume else '--resume-failed'} needs --joblog FILE")
-        if gather and on_each_node is None:
+        if v["gather"] and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
-        profiles = checks.strings("profiles", profiles, "profile files")
+        profiles = checks.strings("profiles", o.profiles, "profile files")
         self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
                                                           joblog if resume or resume_failed else None,
                                                           failed_too=not resume_failed,
@@ -150,13 +131,8 @@ class Run:
             if logged and log_command(on_each_node) not in logged:
                 self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
                                   "command (it changed?): it runs on every node")
-        live = None
-        if node_source is not None and on_each_node is None and node_source.files:
-            # a live node list: its files are read again when they change (patterns, as ``nodes``)
-            # profiles (@NAME) are looked up afresh each time: their files are among those watched
-            live = NodeSource(node_source.files,
-                              lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
-                                                   exclude, group_resolver(profiles, regular_only=True)))
+        live = _live(o.node_source, on_each_node, exclude, profiles)
+        multiplex, pipeline = v["multiplex"], v["pipeline"]
         if v["persist"] is not None and not multiplex:
             raise InputError("--persist keeps the shared connections: not with --no-multiplex")
         if v["persist"] is not None:
@@ -165,50 +141,27 @@ class Run:
             # one job per node: a shared connection would only add a hop, unless it is to be kept
             multiplex = v["persist"] is not None
             pipeline = False  # and a job loop, a round trip
-        self.policy = Policy(job_failures=job_failures, max_attempts=max_attempts, retries=retries,
-                             max_node_uses=max_node_uses, max_running=max_nodes, shared_connections=multiplex,
-                             max_connecting=v["max_connecting"], reprobe=v["reprobe"] or None,
-                             reprobe_for=v["reprobe_for"], sessions_per_connection=sessions_per_connection,
-                             quarantine=v["quarantine"], straggler_percent=v["timeout_percent"],
-                             halt=checks.halt(halt))
-        for name, value in (("transferfile", transferfile), ("returnfile", returnfile), ("basefile", basefile)):
-            checks.strings(name, value, "paths or path templates")
-        if workdir is not None and (not isinstance(workdir, str) or not workdir or "\n" in workdir):
-            raise InputError(f"--workdir {workdir!r}: expected a directory, '.' or '...'")
-        if not isinstance(cleanup, bool):
-            raise TypeError(f"cleanup must be True or False, not {type(cleanup).__name__}")
+        self.policy = Policy(job_failures=v["job_failures"], max_attempts=v["max_attempts"], retries=v["retries"],
+                             max_node_uses=v["max_node_uses"], max_running=v["max_nodes"],
+                             shared_connections=multiplex, max_connecting=v["max_connecting"],
+                             reprobe=v["reprobe"] or None, reprobe_for=v["reprobe_for"],
+                             sessions_per_connection=v["sessions_per_connection"], quarantine=v["quarantine"],
+                             straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
         mark = os.urandom(12).hex()
-        self.files, self.job_files = transfer.plan(
-            self.pairs, None if inputs is None else {seq: tuple(inputs[seq - 1]) for seq, _ in self.pairs},
-            list(transferfile), list(returnfile), list(basefile), workdir, cleanup, mark[:12])
-        env = exported(checks.strings("env", env, "variable names or globs"), os.environ)
-        if env and not remote_cleanup:
-            raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")
-        self.ssh = SshConfig.from_strings(ssh, ssh_options, connect_timeout=connect_timeout,
-                                          alive_interval=alive_interval, alive_count=alive_count,
-                                          remote_cleanup=remote_cleanup, pipeline=v["pipeline"] and pipeline,
-                                          mark=mark, env=env, workdir=self.files.workdir if self.files else None)
-        if not self.ssh.command or shutil.which(self.ssh.command[0]) is None:
-            raise InputError(f"ssh command not found: {ssh!r} (see --ssh)")
-        refused = ssh_flag_refused(self.ssh.command)
-        if refused is not None:
-            raise InputError(f"--ssh {ssh!r}: ssh {refused[0]} {refused[1]}: leave it out")
-        refused = ssh_option_refused(self.ssh.options)
-        if refused is not None:
-            raise InputError(f"-O {refused[0]!r}: ssh then {refused[1]}: leave it out")
-        self.routes = _routes(gateways, gateway_python, gateway_fallback)
-        self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=timeout,
-                                  idle_timeout=v["idle_timeout"],
-                                  multiplex=multiplex,
-                                  ssh_delay=ssh_delay, active_nodes=active_nodes, joblog=joblog, verbose=verbose,
-                                  state=v["state"], node_source=live, files=self.files, job_files=self.job_files,
-                                  persist=v["persist"], one_job_slots=on_each_node is not None,
-                                  routes=self.routes or None, gateway_python=gateway_python,
-                                  gateway_fallback=gateway_fallback)
+        self.files, self.job_files = _files(o, self.pairs, mark[:12])
+        self.ssh = _ssh_config(o, v, pipeline, mark, self.files)
+        self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
+        self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=v["timeout"],
+                                  idle_timeout=v["idle_timeout"], multiplex=multiplex,
+                                  ssh_delay=v["ssh_delay"], active_nodes=v["active_nodes"], joblog=joblog,
+                                  verbose=v["verbose"], state=v["state"], node_source=live, files=self.files,
+                                  job_files=self.job_files, persist=v["persist"],
+                                  one_job_slots=on_each_node is not None, routes=self.routes or None,
+                                  gateway_python=o.gateway_python, gateway_fallback=o.gateway_fallback)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
-        self.output = dict(stdout=stdout, stderr=stderr, tag=tag, tag_job=tag_job, group=group,
-                           output_dir=output_dir, gather=gather, status=status, bar=bar)
-        self.log = log
+        self.output = dict(stdout=stdout, stderr=stderr, tag=v["tag"], tag_job=v["tag_job"], group=v["group"],
+                           output_dir=v["output_dir"], gather=v["gather"], status=v["status"], bar=v["bar"])
+        self.log = o.log
 
     def describe(self, limit=5):
         """The plan as text lines: counts, slots, the first ``limit`` jobs (None: all), the options,
@@ -272,6 +225,62 @@ class Run:
         return result
 
 
+
+def _checked(o):
+    """The options checks.check knows, each checked (InputError or TypeError) and as the run takes it."""
+    known = set(checks.OPTIONS) | set(checks.FLAGS) | set(checks.PATHS)
+    if o.connect_timeout is None:
+        o = o.but(connect_timeout=CONNECT_TIMEOUT)
+    return {name: checks.check(name, getattr(o, name)) for name in Options.names() if name in known}
+
+
+def _live(node_source, on_each_node, exclude, profiles):
+    """A live node list (nodesource.NodeSource) from the node files of ``node_source``, or None."""
+    if node_source is None or on_each_node is not None or not node_source.files:
+        return None
+    # its files are read again when they change (patterns, as ``nodes``); profiles (@NAME) are
+    # looked up afresh each time: their files are among those watched
+    return NodeSource(node_source.files,
+                      lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
+                                           exclude, group_resolver(profiles, regular_only=True)))
+
+
+def _files(o, pairs, token):
+    """(transfer.Files or None, each job's transfer.JobFiles) of the options' file templates."""
+    for name in ("transferfile", "returnfile", "basefile"):
+        checks.strings(name, getattr(o, name), "paths or path templates")
+    if o.workdir is not None and (not isinstance(o.workdir, str) or not o.workdir or "\n" in o.workdir):
+        raise InputError(f"--workdir {o.workdir!r}: expected a directory, '.' or '...'")
+    if not isinstance(o.cleanup, bool):
+        raise TypeError(f"cleanup must be True or False, not {type(o.cleanup).__name__}")
+    inputs = None if o.inputs is None else {seq: tuple(o.inputs[seq - 1]) for seq, _ in pairs}
+    return transfer.plan(pairs, inputs, list(o.transferfile), list(o.returnfile), list(o.basefile), o.workdir,
+                         o.cleanup, token)
+
+
+def _ssh_config(o, v, pipeline, mark, files):
+    """The run's SshConfig, its command found and its flags and -o options checked."""
+    if o.ssh is not None and not isinstance(o.ssh, str):
+        raise TypeError(f"ssh must be a string, not {type(o.ssh).__name__}")
+    command = "ssh" if o.ssh is None else o.ssh
+    ssh_options = checks.strings("ssh_options", o.ssh_options, "ssh options")
+    env = exported(checks.strings("env", o.env, "variable names or globs"), os.environ)
+    if env and not v["remote_cleanup"]:
+        raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")
+    config = SshConfig.from_strings(command, ssh_options, connect_timeout=v["connect_timeout"],
+                                    alive_interval=v["alive_interval"], alive_count=v["alive_count"],
+                                    remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
+                                    mark=mark, env=env, workdir=files.workdir if files else None)
+    if not config.command or shutil.which(config.command[0]) is None:
+        raise InputError(f"ssh command not found: {command!r} (see --ssh)")
+    refused = ssh_flag_refused(config.command)
+    if refused is not None:
+        raise InputError(f"--ssh {command!r}: ssh {refused[0]} {refused[1]}: leave it out")
+    refused = ssh_option_refused(config.options)
+    if refused is not None:
+        raise InputError(f"-O {refused[0]!r}: ssh then {refused[1]}: leave it out")
+    return config
+
 def _routes(gateways, python, fallback):
     """The run's routes.Routes (empty without gateways), its arguments checked."""
     if fallback not in ("direct", "none"):
@@ -304,31 +313,20 @@ def run(jobs, nodes=(), **options):
     """
     node_files = options.pop("node_files", ())
     profile = options.pop("profile", ())
+    given = Options.of(options)
     if node_files or profile:
-        nodes, options = from_sources(nodes, node_files, profile, options)
-    return Run(jobs, nodes, **options).execute()
+        nodes, given = from_sources(nodes, node_files, profile, given)
+    return Run(jobs, nodes, given).execute()
 
 
-def from_sources(nodes, node_files, profile, options):
-    """(nodes, options) of a call that names node files or profiles (nodes.Sources): the host
-    patterns of all, and the options with the profiles' settings where the call gave none."""
+def from_sources(nodes, node_files, profile, given):
+    """(nodes, Options) of a call that names node files or profiles (nodes.Sources): the host
+    patterns of all, and the Options ``given`` with the profiles' settings where it has none."""
     profile = [profile] if isinstance(profile, str) else profile
     src = Sources(tuple(checks.strings("nodes", nodes, "host patterns")),
                   tuple(checks.strings("node_files", node_files, "node file paths")),
                   tuple(checks.strings("profile", profile, "profile names")),
-                  tuple(checks.strings("profiles", options.get("profiles", ()), "profile files")))
-    found = src.nodes()
-    s = src.settings(workdir=options.get("workdir"))
-    options = dict(options)
-    for key in ("ssh", "connect_timeout", "persist", "workdir"):
-        if getattr(s, key) is not None and options.get(key) is None:
-            options[key] = getattr(s, key)
+                  tuple(checks.strings("profiles", given.profiles, "profile files")))
     for key in ("ssh_options", "env", "basefile"):
-        given = list(checks.strings(key, options.get(key, ()), "strings"))
-        options[key] = given + [v for v in getattr(s, key) if v not in given]
-    if s.gateways:
-        gateways = dict(options.get("gateways") or {})
-        for gw, reach in s.gateways.items():
-            gateways.setdefault(gw, []).extend([reach] if isinstance(reach, str) else reach)
-        options["gateways"] = gateways
-    return found, options
+        checks.strings(key, getattr(given, key), "strings")
+    return src.nodes(), src.settings(workdir=given.workdir).fill(given)

@@ -10,12 +10,13 @@ import signal
 import socket
 import sys
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from . import __version__, api, checks, hostlist, templates
 from .userfiles import read_lines, read_text
 from .errors import InputError
 from .nodes import Sources
+from .options import Options
 from .result import FAILED, REQUEUED, Ending
 from .supervisor import stderr_log
 from .words import counted
@@ -124,6 +125,7 @@ def _seconds(text):
 
 
 def build_parser():
+    DEFAULT = Options()  # the defaults are the library's: one list of them
     p = _Parser(prog="clstr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                 description="Run shell commands (jobs) in parallel on many machines (nodes) over SSH.\n"
                             "Jobs come from job files, -j, -E, or as GNU parallel makes them:\n"
@@ -173,7 +175,7 @@ def build_parser():
     g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
                    help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
                         "-f/--fanout is pdsh's and clush's spelling")
-    g.add_argument("--max-connecting", type=_whole, default=32, metavar="N",
+    g.add_argument("--max-connecting", type=_whole, default=DEFAULT.max_connecting, metavar="N",
                    help="at most N new ssh connections being opened at once (key exchanges in flight; "
                         "default 32, 0: no limit); running jobs are not limited by it")
     g.add_argument("-u", "--max-node-uses", type=_whole, metavar="N",
@@ -185,20 +187,20 @@ def build_parser():
                         "succeeded): a straggler, re-run on another node (both forms may be given)")
     g.add_argument("--idle-timeout", type=_seconds, metavar="DURATION",
                    help="end a job that wrote nothing for this long: it fails (idle timeout), its node stays")
-    g.add_argument("--reprobe", type=_seconds, default=30.0, metavar="DURATION",
+    g.add_argument("--reprobe", type=_seconds, default=DEFAULT.reprobe, metavar="DURATION",
                    help="probe a node retired for a connection failure again after this long, the wait doubling "
                         "up to 10 minutes; a node a job's exit retired comes back after it too (default 30, "
                         "0: retired nodes stay out)")
-    g.add_argument("--reprobe-for", type=_seconds, default=900.0, metavar="DURATION",
+    g.add_argument("--reprobe-for", type=_seconds, default=DEFAULT.reprobe_for, metavar="DURATION",
                    help="with jobs waiting and every node retired, wait at most this long for one to come back "
                         "(default 900)")
-    g.add_argument("--job-failures", choices=("node", "job"), default="node",
+    g.add_argument("--job-failures", choices=("node", "job"), default=DEFAULT.job_failures,
                    help="what a job's non-zero exit means: the node is broken (default) or the job failed")
-    g.add_argument("--max-attempts", type=_whole, default=3, metavar="N",
+    g.add_argument("--max-attempts", type=_whole, default=DEFAULT.max_attempts, metavar="N",
                    help="distinct nodes a job may fail on before it is failed (default 3)")
-    g.add_argument("--retries", type=_whole, default=0, metavar="N",
+    g.add_argument("--retries", type=_whole, default=DEFAULT.retries, metavar="N",
                    help="with --job-failures job: re-runs of a failed job on another node (default 0)")
-    g.add_argument("--quarantine", type=_whole, default=3, metavar="K",
+    g.add_argument("--quarantine", type=_whole, default=DEFAULT.quarantine, metavar="K",
                    help="with --job-failures job: retire a node where K distinct jobs failed that then succeeded "
                         "on other nodes (a black hole; needs --retries; default 3, 0: never)")
     g.add_argument("--halt", "--halt-on-error", dest="halt", metavar="WHEN,WHAT=N",
@@ -251,7 +253,7 @@ def build_parser():
                    help="one ssh session a job, as plain ssh, instead of each slot's jobs down one session")
     g.add_argument("--no-remote-cleanup", dest="remote_cleanup", action="store_false",
                    help="do not wrap jobs so that they end on the node when their ssh ends")
-    g.add_argument("--ssh-delay", type=_seconds, default=0.0, metavar="DURATION",
+    g.add_argument("--ssh-delay", type=_seconds, default=DEFAULT.ssh_delay, metavar="DURATION",
                    help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
     g.add_argument("--persist", type=_seconds, metavar="DURATION",
                    help="keep the shared connections this long idle after the run, for the "
@@ -263,9 +265,9 @@ def build_parser():
                    help="drive NODES through gateway GW, where clstr runs itself over ssh (repeatable)")
     g.add_argument("--topology", metavar="FILE",
                    help="the gateways of ClusterShell's topology.conf FILE ([routes], one level)")
-    g.add_argument("--gateway-python", default="python3", metavar="CMD",
+    g.add_argument("--gateway-python", default=DEFAULT.gateway_python, metavar="CMD",
                    help="the python (3.9+) that runs clstr on the gateways (default: python3)")
-    g.add_argument("--gateway-fallback", choices=("direct", "none"), default="direct",
+    g.add_argument("--gateway-fallback", choices=("direct", "none"), default=DEFAULT.gateway_fallback,
                    help="nodes whose gateways are all refused or lost: driven directly from here (direct, "
                         "the default) or left waiting for a gateway (none)")
     return p
@@ -308,18 +310,11 @@ def list_profiles(args, out):
         out.write(f"{name}\t{counted(len(r.slots), 'node')}\t{counted(len(r.hosts), 'slot')}\t{ps.get(name).path}\n")
 
 
-class Gathered(NamedTuple):
-    """The nodes of the run and the settings that come with them (the command line's win)."""
+class Given(NamedTuple):
+    """The nodes of the run, and its Options with the profiles' settings (the command line's win)."""
 
     nodes: list
-    ssh: str
-    ssh_options: list
-    connect_timeout: float
-    workdir: Optional[str]
-    env: list
-    basefile: list
-    persist: Optional[float] = None  # --persist, or the first profile's persist
-    gateways: Optional[dict] = None  # gateway -> [nodes it reaches], of --gateway, --topology and the profiles
+    options: Options
 
 
 def sources(args):
@@ -327,9 +322,24 @@ def sources(args):
     return Sources(tuple(args.node), tuple(args.node_file), tuple(args.profile or ()), tuple(args.profiles))
 
 
+def command_line_options(args, gateways=None):
+    """The Options the command line gives, before profiles: argparse's dests are Options' names,
+    but for those it spells otherwise (--timeout's two forms, --trc, -O, -v)."""
+    names = set(Options.names())
+    given = {name: value for name, value in vars(args).items() if name in names}
+    given.update(
+        ssh=args.ssh or os.environ.get("CLSTR_SSH") or None, ssh_options=list(args.ssh_option),
+        timeout=next((t for t in reversed(args.timeout) if not isinstance(t, tuple)), None),
+        timeout_percent=next((t[1] for t in reversed(args.timeout) if isinstance(t, tuple)), None),
+        transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
+        cleanup=args.cleanup or bool(args.trc), verbose=bool(args.verbose), gateways=gateways or None,
+        stdout=None, stderr=None)
+    return Options(**{name: tuple(v) if isinstance(v, list) else v for name, v in given.items()})
+
+
 def gather_nodes(args, live=False):
-    """Node patterns and ssh settings from --node, --node-file and --profile, with the profiles'
-    workdir, env and basefile (a Gathered): the command line's own settings win.
+    """The run's node patterns from --node, --node-file and --profile, and its Options with the
+    profiles' settings (a Given): the command line's own settings win.
 
     ``live``: the node list read again mid-run (only regular files are read).
     """
@@ -345,17 +355,8 @@ def gather_nodes(args, live=False):
             text = read_text(args.topology, "topology file")
             for gw, reach in routes.topology(text, args.topology, socket.gethostname()).items():
                 gateways.setdefault(gw, []).extend(reach)
-    s = src.settings(live, workdir=args.workdir)
-    for gw, reach in s.gateways.items():
-        gateways.setdefault(gw, []).extend(reach)
-    ssh_cmd = args.ssh or os.environ.get("CLSTR_SSH") or s.ssh or "ssh"
     # ssh keeps the first value of an option: the command line's come first and win
-    connect_timeout = args.connect_timeout if args.connect_timeout is not None else (s.connect_timeout or 10.0)
-    return Gathered(nodes, ssh_cmd, list(args.ssh_option) + s.ssh_options, connect_timeout,
-                    args.workdir if args.workdir is not None else s.workdir,
-                    list(args.env) + [e for e in s.env if e not in args.env],
-                    list(args.basefile) + [b for b in s.basefile if b not in args.basefile],
-                    args.persist if s.persist is None else (args.persist or s.persist), gateways or None)
+    return Given(nodes, src.settings(live, workdir=args.workdir).fill(command_line_options(args, gateways)))
 
 
 def live_nodes(args):
@@ -463,8 +464,9 @@ def persist_stop(args, log):
     from .proc import PIPE, Child
     if args.node or args.node_file or args.profile:
         given = gather_nodes(args)
-        run = api.Run(["true"], given.nodes, exclude=args.exclude, ssh=given.ssh, ssh_options=given.ssh_options,
-                      connect_timeout=given.connect_timeout, profiles=args.profiles)
+        o = given.options
+        run = api.Run(["true"], given.nodes, exclude=o.exclude, ssh=o.ssh, ssh_options=o.ssh_options,
+                      connect_timeout=o.connect_timeout, profiles=o.profiles)
         base = ssh.base_argv(run.ssh)
         paths = controldir.PersistentPaths(base)
         sockets = [s for node in dict.fromkeys(slot for slot in run.slots) for s in paths.of_node(node)]
@@ -569,27 +571,9 @@ def main(argv=None):
         json_out = None if args.dry_run else _open_json(args.json)
         out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
         err = None if args.dry_run else _open_out(args.stderr, sys.stderr.buffer)
-        run = api.Run(
-            jobs, given.nodes, on_each_node=args.on_each_node, exclude=args.exclude, ssh=given.ssh,
-            ssh_options=given.ssh_options, connect_timeout=given.connect_timeout, job_failures=args.job_failures,
-            max_attempts=args.max_attempts, retries=args.retries, max_node_uses=args.max_node_uses,
-            max_nodes=args.max_nodes, max_connecting=args.max_connecting,
-            timeout=next((t for t in reversed(args.timeout) if not isinstance(t, tuple)), None),
-            timeout_percent=next((t[1] for t in reversed(args.timeout) if isinstance(t, tuple)), None),
-            idle_timeout=args.idle_timeout, reprobe=args.reprobe, reprobe_for=args.reprobe_for,
-            quarantine=args.quarantine,
-            multiplex=args.multiplex, ssh_delay=args.ssh_delay,
-            remote_cleanup=args.remote_cleanup, pipeline=args.pipeline,
-            active_nodes=args.active_nodes, state=args.state, joblog=args.joblog, resume=args.resume,
-            resume_failed=args.resume_failed, stdout=out, stderr=err,
-            tag=args.tag, tag_job=args.tag_job, group=args.group, output_dir=args.output_dir, gather=args.gather,
-            status=args.status, bar=args.bar, verbose=bool(args.verbose), log=log, profiles=args.profiles,
-            env=given.env, halt=args.halt, inputs=job_inputs,
-            transferfile=args.transferfile + ["{}"] * bool(args.trc), returnfile=args.returnfile + args.trc,
-            cleanup=args.cleanup or bool(args.trc), basefile=given.basefile, workdir=given.workdir,
-            persist=given.persist, gateways=given.gateways, gateway_python=args.gateway_python,
-            gateway_fallback=args.gateway_fallback,
-            node_source=None if args.dry_run else live_nodes(args))
+        run = api.Run(jobs, given.nodes, given.options.but(
+            stdout=out, stderr=err, log=log, inputs=job_inputs,
+            node_source=None if args.dry_run else live_nodes(args)))
         if args.dry_run:
             sys.stdout.write("".join(line + "\n" for line in run.describe(None if args.verbose else 5)))
             return EXIT_OK

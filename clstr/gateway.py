@@ -28,13 +28,13 @@ import socket
 import sys
 import tempfile
 import time
-import types
 import zipfile
 
 from . import __version__, controldir, frames, reaper, slots
 from . import ssh, transfer
 from .events import Deferred, Finished
 from .execslot import ExecSlots
+from .options import RunOptions
 from .pool import WorkerPool
 from .result import Ending
 from .worker import WorkerSpec, spawn_error, worker_main
@@ -232,8 +232,9 @@ class Server:
         self.kinds = [slots.Forked(self.pool, self.slots, self.groups, None, self._left_out, self.on_death,
                                    self.clock)]
         if exec_slots:
-            limits = types.SimpleNamespace(ssh=self.cfg, timeout=self.timeout, idle_timeout=self.idle_timeout,
-                                           persist=None)
+            # the run's options as the gateway has them from the setup frame, for its exec slots
+            limits = RunOptions(ssh=self.cfg, timeout=self.timeout, idle_timeout=self.idle_timeout,
+                                multiplex=multiplex)
             execs = ExecSlots(limits, self.env, self.sel, self.pool.board, self.forward,
                               lambda: self.stop_at is not None)
             self.kinds.insert(0, slots.Exec(execs, self.slots, None, self._left_out))

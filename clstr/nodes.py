@@ -61,6 +61,21 @@ class Settings:
     basefile: list = field(default_factory=list)
     gateways: dict = field(default_factory=dict)
 
+    def fill(self, options):
+        """``options`` (an options.Options) with these settings where it has none of its own: its
+        ssh, connect_timeout, persist and workdir win; its lists come first, these added after."""
+        changes = {key: getattr(self, key) for key in ("ssh", "connect_timeout", "persist", "workdir")
+                   if getattr(options, key) is None and getattr(self, key) is not None}
+        for key in ("ssh_options", "env", "basefile"):
+            mine = list(getattr(options, key))
+            changes[key] = mine + [v for v in getattr(self, key) if v not in mine]
+        if self.gateways:
+            gateways = {gw: list(reach) for gw, reach in (options.gateways or {}).items()}
+            for gw, reach in self.gateways.items():
+                gateways.setdefault(gw, []).extend([reach] if isinstance(reach, str) else reach)
+            changes["gateways"] = gateways
+        return options.but(**changes)
+
 
 @dataclass(frozen=True)
 class Sources:

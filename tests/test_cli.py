@@ -335,11 +335,11 @@ def test_a_profiles_workdir_env_and_basefile_apply_and_the_command_line_wins(mon
     args = cli.build_parser().parse_args(["--profiles", "p.yaml", "-p", "lab", "--env", "CLSTR_T_B",
                                           "--bf", "more.txt", "-j", "x"])
     given = cli.gather_nodes(args)
-    assert (given.workdir, given.env, given.basefile) == ("...", ["CLSTR_T_B", "CLSTR_T_A"],
+    assert (given.options.workdir, given.options.env, given.options.basefile) == ("...", ["CLSTR_T_B", "CLSTR_T_A"],
                                                           ["more.txt", "base.txt"])
     args = cli.build_parser().parse_args(["--profiles", "p.yaml", "-p", "lab", "-p", "other", "--wd", "w",
                                           "-j", "x"])
-    assert cli.gather_nodes(args).workdir == "w"
+    assert cli.gather_nodes(args).options.workdir == "w"
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -1,10 +1,10 @@
 """The node-source seam (clstr/nodes.py): the command line and clstr.run read nodes from the same
 sources, node files and profiles included, and a profile's settings apply where the caller gave
 none of its own. Against the real testbed."""
-import argparse
 
 import clstr
 from clstr import cli
+from clstr.options import Options
 from clstr.nodes import Sources
 from test_profiles_run import profile_text
 
@@ -34,12 +34,11 @@ def test_the_command_line_and_the_library_gather_the_same_nodes(tmp_path, testbe
     prof = tmp_path / "lab.yaml"
     prof.write_text(profile_text(testbed))
     (tmp_path / "nodes.txt").write_text("n5\n")
-    args = argparse.Namespace(node=["n[7-8]"], node_file=[str(tmp_path / "nodes.txt")], profile=["small"],
-                              profiles=[str(prof)], gateway=[], topology=None, ssh=None, ssh_option=[],
-                              connect_timeout=None, workdir=None, env=[], basefile=[], persist=None)
+    args = cli.build_parser().parse_args(["-n", "n[7-8]", "-N", str(tmp_path / "nodes.txt"), "-p", "small",
+                                          "--profiles", str(prof), "-j", "x"])
     given = cli.gather_nodes(args)
     src = Sources(("n[7-8]",), (str(tmp_path / "nodes.txt"),), ("small",), (str(prof),))
     assert given.nodes == src.nodes() == ["n[7-8]", "1/n5", "@small"]
     nodes, options = clstr.api.from_sources(["n[7-8]"], [str(tmp_path / "nodes.txt")], "small",
-                                            {"profiles": [str(prof)]})
+                                            Options(profiles=[str(prof)]))
     assert nodes == given.nodes

@@ -1,0 +1,151 @@
+"""How a node is reached: the argv that runs one of clstr's command lines there (pure).
+
+A transport gives a shell command line to a node and hands back its stdin, stdout and stderr;
+the job wrapper, the job loop and the file session (clstr/remote/*.sh) ride any of them
+unchanged, and their marks tell a job that ran from a node that never ran it, whatever the
+transport. Three:
+
+- ``Ssh``, the default and the reference: OpenSSH, with shared connections (ControlMaster) and
+  the ProxyJump lookup, and ssh's own words for why it failed.
+- ``Local``: the node ``:`` (GNU parallel's name for this machine): the line run by the user's
+  ``$SHELL -c`` here, as a login shell on a node would run it; nothing to share or look up.
+- ``Command``: ``--connect TEMPLATE``, a command that runs its arguments on the node, such as
+  ``docker exec -i {host}``, ``kubectl exec -i {host} --``, ``lxc-attach -n {host} --``: the line
+  is given to it as ``sh -c LINE``. Its own failures are the last line it wrote before the job
+  started (``Error response from daemon: No such container: c9``).
+
+``of(cfg, node)`` chooses. The slot kinds (worker.py, execslot.py) ask a node's transport for
+every argv, and never branch on which one it is.
+"""
+import functools
+import os
+import shlex
+
+from . import ssh
+from .errors import InputError
+
+LOCAL = ":"  # the node that is this machine
+HOST = "{host}"  # where --connect's template takes the node's name
+
+
+class Ssh:
+    """A node over OpenSSH: ``base`` is the run's ssh argv (ssh.base_argv)."""
+
+    name = "ssh"
+    shares = True  # a ControlMaster can carry the node's slots
+
+    def __init__(self, base, node):
+        self.base, self.node = base, node
+
+    def argv(self, line, control_path=None, cleanup=True):
+        return ssh.job_argv(self.base, self.node, line, control_path, cleanup)
+
+    def config_argv(self):
+        """The argv that prints ssh's configuration for the node (its ProxyJump), or None."""
+        return ssh.config_argv(self.base, self.node)
+
+    def master_argv(self, control_path, persist=None):
+        return ssh.master_argv(self.base, self.node, control_path, persist)
+
+    @staticmethod
+    def classify(tail):
+        """Why the transport failed, from its last stderr lines before the job started (or None)."""
+        return ssh.classify(tail)[0]
+
+
+class Local:
+    """This machine: the line run by ``shell -c`` (the user's $SHELL), in a session of its own."""
+
+    name = "local"
+    shares = False
+
+    def __init__(self, shell):
+        self.shell = shell
+
+    def argv(self, line, control_path=None, cleanup=True):
+        return [self.shell, "-c", line]
+
+    def config_argv(self):
+        return None
+
+    def master_argv(self, control_path, persist=None):
+        raise AssertionError("the local machine has no connection to share")
+
+    @staticmethod
+    def classify(tail):
+        return last_line(tail)
+
+
+class Command:
+    """A node reached through a command that runs its arguments there: ``words`` with each
+    ``{host}`` made the node's name, then ``sh -c LINE``."""
+
+    name = "command"
+    shares = False
+
+    def __init__(self, words, node):
+        self.words = [w.replace(HOST, node) for w in words]
+
+    def argv(self, line, control_path=None, cleanup=True):
+        return self.words + ["sh", "-c", line]
+
+    def config_argv(self):
+        return None
+
+    def master_argv(self, control_path, persist=None):
+        raise AssertionError("a --connect command has no connection to share")
+
+    def classify(self, tail):
+        line = last_line(tail)
+        return None if line is None else f"{os.path.basename(self.words[0])}: {line}"
+
+
+def last_line(tail):
+    """The last non-empty line of ``tail`` (bytes), shortened, or None."""
+    text = tail.decode("utf-8", "replace") if isinstance(tail, bytes) else tail
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    return lines[-1] if len(lines[-1]) <= 200 else lines[-1][:197] + "..."
+
+
+def connect_words(template):
+    """--connect's template as words (split as a shell would); InputError naming what is wrong."""
+    if not isinstance(template, str):
+        raise TypeError(f"connect must be a string, not {type(template).__name__}")
+    try:
+        words = shlex.split(template)
+    except ValueError as e:
+        raise InputError(f"--connect {template!r}: {e} (it is split as a shell would)") from None
+    if not words:
+        raise InputError("--connect '': expected a command such as 'docker exec -i {host}'")
+    if not any(HOST in w for w in words):
+        raise InputError(f"--connect {template!r}: no {HOST} (where the node's name goes), e.g. "
+                         "'docker exec -i {host}'")
+    return tuple(words)
+
+
+def local_shell(environ=None):
+    """The shell that runs jobs on ``:``: $SHELL, as a login on a node would, else /bin/sh."""
+    shell = (os.environ if environ is None else environ).get("SHELL") or "/bin/sh"
+    return shell if os.path.isabs(shell) else "/bin/sh"
+
+
+def is_local(node):
+    """Whether ``node`` (a slot's node name) is this machine."""
+    return node == LOCAL
+
+
+@functools.lru_cache(maxsize=4096)
+def of(cfg, node):
+    """The transport that reaches ``node`` under the run's ssh.SshConfig ``cfg``."""
+    if is_local(node):
+        return Local(local_shell())
+    if cfg.connect:
+        return Command(cfg.connect, node)
+    return Ssh(tuple(ssh.base_argv(cfg)), node)
+
+
+def shares(cfg, node):
+    """Whether ``node``'s slots may share one connection (a ControlMaster)."""
+    return of(cfg, node).shares
