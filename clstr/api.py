@@ -5,7 +5,7 @@ import shutil
 import sys
 import time
 
-from . import checks, controldir, hostlist, transfer
+from . import checks, controldir, hostlist, transfer, transports
 from .checks import exported
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
@@ -149,8 +149,10 @@ class Run:
                              straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
         mark = os.urandom(12).hex()
         self.files, self.job_files = _files(o, self.pairs, mark[:12])
-        self.ssh = _ssh_config(o, v, pipeline, mark, self.files)
+        self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots)
         self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
+        if self.routes and self.ssh.connect:
+            raise InputError("--connect reaches nodes by its command from here: not with gateways")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=v["timeout"],
                                   idle_timeout=v["idle_timeout"], multiplex=multiplex,
                                   ssh_delay=v["ssh_delay"], active_nodes=v["active_nodes"], joblog=joblog,
@@ -258,8 +260,9 @@ def _files(o, pairs, token):
                          o.cleanup, token)
 
 
-def _ssh_config(o, v, pipeline, mark, files):
-    """The run's SshConfig, its command found and its flags and -o options checked."""
+def _ssh_config(o, v, pipeline, mark, files, slots):
+    """The run's SshConfig, its command found (where a node of ``slots`` is reached by it) and its
+    flags and -o options checked; a --connect command found."""
     if o.ssh is not None and not isinstance(o.ssh, str):
         raise TypeError(f"ssh must be a string, not {type(o.ssh).__name__}")
     command = "ssh" if o.ssh is None else o.ssh
@@ -270,8 +273,12 @@ def _ssh_config(o, v, pipeline, mark, files):
     config = SshConfig.from_strings(command, ssh_options, connect_timeout=v["connect_timeout"],
                                     alive_interval=v["alive_interval"], alive_count=v["alive_count"],
                                     remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
-                                    mark=mark, env=env, workdir=files.workdir if files else None)
-    if not config.command or shutil.which(config.command[0]) is None:
+                                    mark=mark, env=env, workdir=files.workdir if files else None,
+                                    connect=() if o.connect is None else transports.connect_words(o.connect))
+    if config.connect and shutil.which(config.connect[0]) is None:
+        raise InputError(f"--connect {o.connect!r}: command not found: {config.connect[0]}")
+    reached = {transports.of(config, node).name for node in set(slots)}
+    if "ssh" in reached and (not config.command or shutil.which(config.command[0]) is None):
         raise InputError(f"ssh command not found: {command!r} (see --ssh)")
     refused = ssh_flag_refused(config.command)
     if refused is not None:

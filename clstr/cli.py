@@ -135,7 +135,7 @@ def build_parser():
     g = p.add_argument_group("nodes")
     g.add_argument("-n", "--node", action="extend", nargs="+", default=[], metavar="HOST",
                    help="nodes (several may follow; repeatable): node[01-12], N/host for N slots, "
-                        "a,b,-c, ^FILE, @GROUP")
+                        "a,b,-c, ^FILE, @GROUP; ':' is this machine, no ssh (4/: four slots)")
     g.add_argument("-N", "--node-file", action="extend", nargs="+", default=[], metavar="FILE",
                    help="files of nodes, one a line; blank lines and # comments skipped")
     g.add_argument("-p", "--profile", action="append", default=[], metavar="NAME",
@@ -253,6 +253,10 @@ def build_parser():
                    help="one ssh session a job, as plain ssh, instead of each slot's jobs down one session")
     g.add_argument("--no-remote-cleanup", dest="remote_cleanup", action="store_false",
                    help="do not wrap jobs so that they end on the node when their ssh ends")
+    g.add_argument("--connect", metavar="TEMPLATE",
+                   help="reach each node (but ':') by this command instead of ssh: it must run its arguments "
+                        "there, {host} is the node's name, e.g. 'docker exec -i {host}' or "
+                        "'kubectl exec -i {host} --' (pdsh's -R exec)")
     g.add_argument("--ssh-delay", type=_seconds, default=DEFAULT.ssh_delay, metavar="DURATION",
                    help="at least this long between starting two jobs (stay under sshd's MaxStartups)")
     g.add_argument("--persist", type=_seconds, metavar="DURATION",

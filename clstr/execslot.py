@@ -20,7 +20,7 @@ import selectors
 import signal
 import time
 
-from . import controldir, reaper, ssh
+from . import controldir, reaper, ssh, transports
 from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
@@ -51,7 +51,6 @@ class ExecSlots:
 
     def __init__(self, opt, env, sel, board, emit, stopping=lambda: False):
         self.cfg = opt.ssh
-        self.base = ssh.base_argv(opt.ssh)
         self.wrapper, _ = ssh.marks_of(opt.ssh)
         self.env = env
         self.sel = sel
@@ -173,7 +172,8 @@ class ExecAttempt:
     def __init__(self, slots, idx, node, job, control_path=None):
         self.slots = slots
         self.control_path = control_path
-        self.judge = Judge(True, control_path) if control_path else slots.judge
+        self.reach = transports.of(slots.cfg, node)  # how the node is reached: every argv to it
+        self.judge = Judge(True, control_path, self.reach)
         self.reused = None  # --persist: whether its master was found persisted
         self.idx = idx
         self.node = node
@@ -229,7 +229,7 @@ class ExecAttempt:
         null = os.open(os.devnull, os.O_RDWR)
         err = os.open(f"{self.control_path}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            self.child = Child(ssh.master_argv(s.base, self.node, self.control_path, s.persist), env, null, null, err)
+            self.child = Child(self.reach.master_argv(self.control_path, s.persist), env, null, null, err)
         finally:
             os.close(null)
             os.close(err)
@@ -261,7 +261,7 @@ class ExecAttempt:
     def lookup_first(self):
         """The scheduler asks whether the node is behind a jump host before the job starts."""
         self.phase = "lookup"
-        self.child = Child(ssh.config_argv(self.slots.base, self.node), self.slots.env, PIPE, PIPE, PIPE)
+        self.child = Child(self.reach.config_argv(), self.slots.env, PIPE, PIPE, PIPE)
         os.close(self.child.fds.pop(0))
         self.lookup_by = time.monotonic() + CONFIG_WAIT
         self._watch()
@@ -271,7 +271,7 @@ class ExecAttempt:
         s = self.slots
         self.phase = "job"
         line, feed = s.wrapper.line(self.job.command)
-        argv = ssh.job_argv(s.base, self.node, line, self.control_path, True)
+        argv = self.reach.argv(line, self.control_path, True)
         self.child = Child(argv, s.env, PIPE, PIPE, PIPE)
         self.reading = Reading(self.idx, s.wrapper, lambda ev: s.emit(self.idx, ev), clock=time.monotonic)
         self.d = Deadlines(self.t0, s.timeout, s.idle_timeout, self.job.limit, start_bound(s.cfg.connect_timeout))
@@ -493,7 +493,8 @@ class ExecAttempt:
                                    connect=waited, began=waited))
             return
         if self.phase == "ask":
-            s.done(self, after_asking(self.after, self.config, None if self.unanswered else self.code))
+            s.done(self, after_asking(self.after, self.config, None if self.unanswered else self.code,
+                                          self.judge.silent_is_kept))
             return
         if self.phase == "lookup":
             host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
@@ -531,12 +532,12 @@ class ExecAttempt:
     def _ask_after(self, finished):
         """A job that ended with no end mark and no word of ssh's: its node says whether its wrapper
         lives on (the connection was lost) or is gone (the job killed it), then the end is said."""
-        argv = ssh.job_argv(self.slots.base, self.node, ssh.alive_line(self.p.shell), None, cleanup=False)
+        argv = self.reach.argv(ssh.alive_line(self.p.shell), None, cleanup=False)
         self._then(finished, "ask", argv, start_bound(self.slots.cfg.connect_timeout), finished)
 
     def _look_up_after(self, finished):
         """A refused handshake may be the jump host's: look the node's up, then say it with the end."""
-        self._then(finished, "lookup", ssh.config_argv(self.slots.base, self.node), CONFIG_WAIT,
+        self._then(finished, "lookup", self.reach.config_argv(), CONFIG_WAIT,
                    dataclasses.replace(finished, jump_host=""))
 
     def _then(self, finished, phase, argv, wait, unstarted):

@@ -31,7 +31,7 @@ import time
 import zipfile
 
 from . import __version__, controldir, frames, reaper, slots
-from . import ssh, transfer
+from . import ssh, transfer, transports
 from .events import Deferred, Finished
 from .execslot import ExecSlots
 from .options import RunOptions
@@ -242,7 +242,7 @@ class Server:
     def _spec(self, idx):
         node, group = self.nodes[idx]
         self.groups[idx] = group
-        return WorkerSpec(idx, node, self.cfg, self.env, self.control.path(group) if self.control else None,
+        return WorkerSpec(idx, node, self.cfg, self.env, transports.control_path(self.control, self.cfg, node, group),
                           self.timeout, self.idle_timeout, self.files)
 
     # ---- frames from the root -----------------------------------------
@@ -366,7 +366,7 @@ class Server:
         if not all(isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], int)
                    for pair in groups):
             raise frames.FrameError("cleanup frame: nodes are not [[node, n], ...]")
-        transfer.clean_nodes(ssh.base_argv(self.cfg), [tuple(pair) for pair in groups], line,
+        transfer.clean_nodes(self.cfg, [tuple(pair) for pair in groups], line,
                              self.control.path if self.control else lambda group: None, self.env, self.clock)
         self.send("cleaned")
 

@@ -51,11 +51,16 @@ def asks_jump_host(job, finished):
 
 class Judge:
     """Judges the attempts of one slot: ``marked`` (remote cleanup: the run's marks are written),
-    ``control_path`` (the node's ControlMaster socket, or None)."""
+    ``control_path`` (the node's ControlMaster socket, or None), ``reach`` (the node's transport,
+    transports.py: what its own failures say; None: ssh's)."""
 
-    def __init__(self, marked, control_path=None):
+    def __init__(self, marked, control_path=None, reach=None):
         self.marked = marked
         self.control_path = control_path
+        self.classify = reach.classify if reach is not None and reach.name != "ssh" else None
+        self.program = reach.program if reach is not None else "ssh"
+        # a node that answers ssh.alive_line without a word has no sh; through a command, it was not reached
+        self.silent_is_kept = reach is None or reach.name != "command"
 
     def verdict(self, code, p):
         """(exit status, Ending, reason) of an attempt of one session: ended by clstr for a time
@@ -74,6 +79,8 @@ class Judge:
             if p.started:
                 lost = self.lost(code, p)
                 return (code, Ending.LOST, lost) if lost else (code, Ending.EXIT, NO_END_MARK)
+            if self.classify is not None:  # another transport: its own last words, or its status
+                return code, Ending.NEVER_RAN, self.classify(p.tail) or f"{self.program} exit {code}"
             reason = self.never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]
             if reason is None:
                 reason = f"ssh exit {code}" if code in (255, 0) or code < 0 else \
@@ -81,7 +88,7 @@ class Judge:
             return code, Ending.NEVER_RAN, reason
         if code < 0:
             return code, Ending.LOST, f"ssh killed by signal {-code}"
-        if code != 255:
+        if code != 255 or self.classify is not None:  # without marks, another transport's exit is the job's
             return code, ended(code), None
         reason, never_ran = ssh.classify(p.tail)
         if reason is None and self.master_lost():
@@ -110,7 +117,9 @@ class Judge:
         connection is the last thing it writes), or when the node's shared connection is gone.
         """
         if code < 0:
-            return f"ssh killed by signal {-code}"
+            return f"{self.program} killed by signal {-code}"
+        if self.classify is not None:
+            return None  # no words of its own after the job started: the job's last line is not read
         last = p.last_err.rstrip(b"\n").rpartition(b"\n")[2]
         reason, _ = ssh.classify(last)
         if reason is not None:
@@ -122,6 +131,8 @@ class Judge:
     def never_ran_reason(self, tail):
         """Why ssh failed before the job started: its own message in ``tail`` (stderr before any
         start mark), else the master's log if the master is gone (a mux client says nothing)."""
+        if self.classify is not None:
+            return self.classify(tail)
         reason, _ = ssh.classify(tail)
         if reason is None and self.master_lost():
             reason = self.master_error() or "connection lost"
@@ -152,11 +163,12 @@ class Judge:
             sock.close()
 
 
-def after_asking(finished, answer, code):
+def after_asking(finished, answer, code, silent_is_kept=True):
     """``finished`` (judged the job's own: no end mark) as its node answered ssh.alive_line:
     ``gone``, the job killed its shell: kept; ``alive``, or no answer at all (``code`` 255 or
     None: ssh could not reach it, or ran out of time), its connection was lost; a node that
-    answered without a word (no sh there): kept."""
-    if b"gone" in answer or (b"alive" not in answer and code is not None and 0 <= code != 255):
+    answered without a word (no sh there): kept, unless ``silent_is_kept`` is False (a transport
+    whose own failures are any status: a --connect command's container gone)."""
+    if b"gone" in answer or (silent_is_kept and b"alive" not in answer and code is not None and 0 <= code != 255):
         return finished
     return dataclasses.replace(finished, ending=Ending.LOST, reason="connection lost")

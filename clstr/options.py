@@ -101,6 +101,7 @@ class Options:
     sessions_per_connection: int = 8
     ssh_delay: float = 0.0
     persist: Optional[float] = None
+    connect: Optional[str] = None  # a command that runs its arguments on the node instead of ssh: '... {host}'
     # gateways
     gateways: Optional[object] = None  # gateway -> node patterns, or a routes.Routes
     gateway_python: str = "python3"

@@ -35,7 +35,7 @@ A new kind is one class here (or a module of its own) and one line in ``KINDS``.
 """
 import time
 
-from . import transfer
+from . import transfer, transports
 from .events import Finished, Limit
 from .result import Ending
 from .routes import UNREACHABLE
@@ -182,7 +182,8 @@ class Exec(Kind):
     def take(self, idx, job):
         slot = self.slots[idx]
         try:
-            self.execs.start(idx, slot.node, job, self.control.path(slot.group) if self.control else None)
+            self.execs.start(idx, slot.node, job,
+                             transports.control_path(self.control, self.execs.cfg, slot.node, slot.group))
         except OSError as e:
             self.left_out(idx, job, "its ssh could not be started", e)
             return NOT_STARTED

@@ -25,6 +25,7 @@ class SshConfig:
     env: tuple = ()  # --env: "NAME=VALUE" of each variable exported to every job
     workdir: Optional[str] = None  # --workdir: where jobs run on the node (relative: to the home)
     leading: tuple = ()  # options this machine's ssh is given before the user's (kept_stdin)
+    connect: tuple = ()  # --connect: the words of a command that reaches a node instead of ssh (transports.py)
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, transfer
+from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
@@ -179,7 +179,8 @@ class Supervisor:
     def _worker_spec(self, idx):
         slot = self.sched.slots[idx]
         self.worker_group[idx] = slot.group
-        return WorkerSpec(idx, slot.node, self.opt.ssh, self.env, self.control.path(slot.group) if self.control else None,
+        return WorkerSpec(idx, slot.node, self.opt.ssh, self.env,
+                          transports.control_path(self.control, self.opt.ssh, slot.node, slot.group),
                           self.opt.timeout, self.opt.idle_timeout, self.opt.files, self.opt.persist)
 
     # ---- gateways --------------------------------------------------------
@@ -229,11 +230,10 @@ class Supervisor:
             return
         line = ssh.clean_line(self.opt.ssh.mark, files.workdir if files.fresh_workdir else None,
                               [b.remote for b in files.basefiles])
-        base = ssh.base_argv(self.opt.ssh)
         ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
         for kind in self.kinds:
             ran -= kind.clean(ran, line)  # the nodes behind a gateway are cleaned up by it
-        transfer.clean_nodes(base, [(node, 0) for node in sorted(ran)], line,
+        transfer.clean_nodes(self.opt.ssh, [(node, 0) for node in sorted(ran)], line,
                              self.control.path if self.control else lambda group: None, self.env, self.clock)
 
     def _shutdown(self):
@@ -453,7 +453,7 @@ class Supervisor:
             self._write(self.opt.joblog, self.joblog.write, att)
         self.monitor.changed()
         if self.opt.verbose:
-            self._log(f"job {att.seq} on {att.node}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
+            self._log(f"job {att.seq} on {transports.shown(att.node)}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
 
     def _log(self, msg):
         if self.status is not None:

@@ -25,7 +25,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 
-from . import ssh
+from . import ssh, transports
 from .errors import InputError
 from .proc import PIPE, Child, end_group
 from .result import Ending
@@ -492,7 +492,7 @@ def open_partial(local, mode, tag=""):
     return fd, tmp
 
 
-def clean_nodes(base, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
+def clean_nodes(cfg, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
     """--cleanup at the run's end: ``line`` on each (node, n) of ``groups``, over its shared
     connection where ``path_of(group)`` names one, all at once, within ``wait`` seconds (a node
     that does not answer keeps its files). The root runs it for the nodes it drives, a gateway
@@ -500,7 +500,8 @@ def clean_nodes(base, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
     children = []
     for group in groups:
         try:
-            children.append(Child(ssh.job_argv(base, group[0], line, path_of(group), cleanup=False), env,
+            reach = transports.of(cfg, group[0])
+            children.append(Child(reach.argv(line, path_of(group) if reach.shares else None, cleanup=False), env,
                                   PIPE, PIPE, PIPE))
         except OSError:
             break

@@ -36,6 +36,7 @@ class Ssh:
 
     def __init__(self, base, node):
         self.base, self.node = base, node
+        self.program = "ssh"
 
     def argv(self, line, control_path=None, cleanup=True):
         return ssh.job_argv(self.base, self.node, line, control_path, cleanup)
@@ -61,6 +62,7 @@ class Local:
 
     def __init__(self, shell):
         self.shell = shell
+        self.program = os.path.basename(shell)
 
     def argv(self, line, control_path=None, cleanup=True):
         return [self.shell, "-c", line]
@@ -85,6 +87,7 @@ class Command:
 
     def __init__(self, words, node):
         self.words = [w.replace(HOST, node) for w in words]
+        self.program = os.path.basename(self.words[0])
 
     def argv(self, line, control_path=None, cleanup=True):
         return self.words + ["sh", "-c", line]
@@ -97,7 +100,9 @@ class Command:
 
     def classify(self, tail):
         line = last_line(tail)
-        return None if line is None else f"{os.path.basename(self.words[0])}: {line}"
+        if line is None or line.startswith(f"{self.program}:"):
+            return line
+        return f"{self.program}: {line}"
 
 
 def last_line(tail):
@@ -131,6 +136,11 @@ def local_shell(environ=None):
     return shell if os.path.isabs(shell) else "/bin/sh"
 
 
+def shown(node):
+    """``node`` as a message names it before a colon: ``':'`` quoted, others as they are."""
+    return "':'" if node == LOCAL else node
+
+
 def is_local(node):
     """Whether ``node`` (a slot's node name) is this machine."""
     return node == LOCAL
@@ -149,3 +159,10 @@ def of(cfg, node):
 def shares(cfg, node):
     """Whether ``node``'s slots may share one connection (a ControlMaster)."""
     return of(cfg, node).shares
+
+
+def control_path(control, cfg, node, group):
+    """The ControlMaster socket a slot of ``node`` in connection ``group`` uses (``control``: the
+    run's controldir paths, or None), or None where there is none or the node's transport has
+    nothing to share."""
+    return control.path(group) if control and shares(cfg, node) else None

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import controldir, reaper, ssh, transfer
+from . import controldir, reaper, ssh, transfer, transports
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
@@ -123,7 +123,7 @@ class SlotWorker:
         self.slot = spec.slot
         self.node = spec.node
         self.conn = conn
-        self.base = ssh.base_argv(spec.ssh)
+        self.reach = transports.of(spec.ssh, spec.node)  # how the node is reached: every argv to it
         # pipelined: the slot's jobs go down one session running the remote job loop; self.loop
         # is None once the loop could not start on this node (then one session a job, as without it)
         self.wrapper, self.loop = ssh.marks_of(spec.ssh)
@@ -135,7 +135,7 @@ class SlotWorker:
         self.board = board
         self.env = spec.env
         self.control_path = spec.control_path
-        self.judge = Judge(self.wrapper is not None, spec.control_path)
+        self.judge = Judge(self.wrapper is not None, spec.control_path, self.reach)
         self.files = spec.files  # transfer.Files of the run, or None
         self.file_session = None  # the slot's FileSession while it lives
         self.made_workdir = False
@@ -189,8 +189,11 @@ class SlotWorker:
         if self.jump_host is not UNKNOWN:
             return self.jump_host
         self.jump_host = None
+        argv = self.reach.config_argv()
+        if argv is None:  # a transport with no ssh config to look in: no jump host
+            return None
         try:
-            out, _ = self._output_of(ssh.config_argv(self.base, self.node), CONFIG_WAIT)
+            out, _ = self._output_of(argv, CONFIG_WAIT)
         except OSError:
             return None
         self.jump_host = ssh.jump_host(out.decode("utf-8", "replace"))
@@ -242,7 +245,7 @@ class SlotWorker:
     def _master(self, env):
         """Start the master and wait for it to be up; (ok, classified reason or None)."""
         errfile = f"{self.control_path}.err"
-        argv = ssh.master_argv(self.base, self.node, self.control_path, self.persist)
+        argv = self.reach.master_argv(self.control_path, self.persist)
         with open(errfile, "wb") as err:
             # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
             child = Child(argv, env, self.devnull, self.devnull, err.fileno())
@@ -276,6 +279,8 @@ class SlotWorker:
             self.conn.send(Connected(self.slot, self.reused))
         else:
             failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
+            if job.connect:  # a node whose transport has no connection to share: its group is up at once
+                self.conn.send(Connected(self.slot, False))
         if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
             failure = self._transfer(moved, self._send, job)
         if failure is not None:
@@ -313,7 +318,7 @@ class SlotWorker:
             line, feed = self.wrapper.line(job.command)
         else:
             line, feed = job.command, None
-        argv = ssh.job_argv(self.base, self.node, line, self.control_path, self.wrapper is not None)
+        argv = self.reach.argv(line, self.control_path, self.wrapper is not None)
         # with remote cleanup, ssh's stdin is a pipe we hold open and never write (but for a job too
         # long for the command line, sent first): its closing tells the node to end the job
         try:
@@ -334,12 +339,12 @@ class SlotWorker:
         exit, ending, reason = self.judge.verdict(code, p)
         finished = Finished(self.slot, job.seq, exit, start, time.monotonic() - t0, ending, reason)
         if self.judge.asks_node(finished, p):
-            finished = after_asking(finished, *self._ask_node(p.shell))
+            finished = after_asking(finished, *self._ask_node(p.shell), self.judge.silent_is_kept)
         return finished
 
     def _ask_node(self, pid):
         """(what the node said, ssh's exit status or None if out of time) of ssh.alive_line."""
-        argv = ssh.job_argv(self.base, self.node, ssh.alive_line(pid), None, cleanup=False)
+        argv = self.reach.argv(ssh.alive_line(pid), None, cleanup=False)
         try:
             return self._output_of(argv, start_bound(self.connect_timeout))
         except OSError:
@@ -395,7 +400,7 @@ class SlotWorker:
         return None
 
     def _open_files(self):
-        argv = ssh.job_argv(self.base, self.node, ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
+        argv = self.reach.argv(ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
         self.file_session = transfer.FileSession(argv, self.env, self.token, start_bound(self.connect_timeout))
 
     def _close_files(self):
@@ -497,7 +502,7 @@ class SlotWorker:
         no ready mark: a ForceCommand, a restricted shell, no sh), or the ssh failure's reason.
         """
         self.board.state[self.slot] = CONNECTING
-        argv = ssh.job_argv(self.base, self.node, self.loop.start_line(), self.control_path)
+        argv = self.reach.argv(self.loop.start_line(), self.control_path)
         chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE), Reading(self.slot, self.loop, self._emit, session=True,
                                                                          clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
