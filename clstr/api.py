@@ -5,7 +5,7 @@ import shutil
 import sys
 import time
 
-from . import checks, controldir, hostlist, transfer, transports
+from . import checks, controldir, hostlist, slurm, transfer, transports
 from .checks import exported
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
@@ -21,8 +21,9 @@ from .result import RunResult
 from .supervisor import Supervisor, stderr_log
 
 
-def expand_nodes(nodes, exclude=(), groups=None):
-    """Node patterns to a node name per slot, exclusions applied, slots interleaved over nodes.
+def expand_nodes(nodes, exclude=(), groups=None, per_node=None):
+    """Node patterns to a node name per slot, exclusions applied, slots interleaved over nodes;
+    ``per_node`` (--slots): every node that many slots, however it was listed.
 
     Raises InputError for an empty list.
     """
@@ -35,17 +36,20 @@ def expand_nodes(nodes, exclude=(), groups=None):
                  and not any(rx.search(h) for rx in regexes)]
     if not slots:
         raise InputError("no nodes to run on" + (" after exclusions" if exclude else ""))
+    if per_node:
+        slots = [node for node in dict.fromkeys(slots) for _ in range(per_node)]
     return interleave(slots)
 
 
-def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True, groups=None):
+def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_too=True, groups=None,
+         per_node=None):
     """Expand nodes and jobs into what a Scheduler takes.
 
     Returns (slots, job pairs (seq, command), pins or None, skipped count).
     ``groups``: name -> hosts, for ``@NAME`` in a node list.
     Raises InputError for an empty node list.
     """
-    slots = expand_nodes(nodes, exclude, groups)
+    slots = expand_nodes(nodes, exclude, groups, per_node)
     if on_each_node is not None:
         # a node's job number is its place in the node list, the same in every run of that list
         numbered = [(i + 1, node) for i, node in enumerate(dict.fromkeys(slots))]
@@ -121,17 +125,23 @@ class Run:
         if v["gather"] and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
         profiles = checks.strings("profiles", o.profiles, "profile files")
+        slurm_job = None
+        if v["slurm"]:
+            if o.connect is not None:
+                raise InputError("--slurm reaches nodes by job steps, --connect by a command: give one")
+            slurm_job, allocated = slurm.allocation(os.environ)
+            nodes = nodes or allocated  # the allocation's nodes, unless the call names some of them
         self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
                                                           joblog if resume or resume_failed else None,
                                                           failed_too=not resume_failed,
-                                                          groups=group_resolver(profiles))
+                                                          groups=group_resolver(profiles), per_node=v["slots"])
         self.notes = []  # lines said when the run starts
         if on_each_node is not None and (resume or resume_failed) and not self.skipped:
             logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
             if logged and log_command(on_each_node) not in logged:
                 self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
                                   "command (it changed?): it runs on every node")
-        live = _live(o.node_source, on_each_node, exclude, profiles)
+        live = _live(o.node_source, on_each_node, exclude, profiles, v["slots"])
         multiplex, pipeline = v["multiplex"], v["pipeline"]
         if v["persist"] is not None and not multiplex:
             raise InputError("--persist keeps the shared connections: not with --no-multiplex")
@@ -149,10 +159,10 @@ class Run:
                              straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
         mark = os.urandom(12).hex()
         self.files, self.job_files = _files(o, self.pairs, mark[:12])
-        self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots)
+        self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job)
         self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
-        if self.routes and self.ssh.connect:
-            raise InputError("--connect reaches nodes by its command from here: not with gateways")
+        if self.routes and (self.ssh.connect or slurm_job):
+            raise InputError(f"{'--slurm' if slurm_job else '--connect'} reaches nodes from here: not with gateways")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=v["timeout"],
                                   idle_timeout=v["idle_timeout"], multiplex=multiplex,
                                   ssh_delay=v["ssh_delay"], active_nodes=v["active_nodes"], joblog=joblog,
@@ -188,12 +198,22 @@ class Run:
             "retired nodes: " + (f"probed again after {p.reprobe:g} s, doubling to {p.reprobe_max:g} s; with "
                                  f"every node out, waited for {p.reprobe_for:g} s" if p.reprobe
                                  else "stay out (--reprobe 0)"),
-            "connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
-                               else "one a job") + f", remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"
-            + (", jobs pipelined (one session a slot)" if self.ssh.pipeline and self.ssh.remote_cleanup
-               else ", one session a job"),
-            "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND",
         ]
+        reach = {transports.of(self.ssh, node).name: transports.of(self.ssh, node) for node in nodes}
+        sessions = (f"remote cleanup {'on' if self.ssh.remote_cleanup else 'off'}"
+                    + (", jobs pipelined (one session a slot)" if self.ssh.pipeline and self.ssh.remote_cleanup
+                       else ", one session a job"))
+        if "ssh" in reach:
+            lines += ["connections: " + (f"shared, {p.sessions_per_connection} slots a connection" if o.multiplex
+                                         else "one a job") + ", " + sessions,
+                      "ssh: " + " ".join(base_argv(self.ssh)) + " -- NODE COMMAND"]
+        else:
+            lines.append("sessions: " + sessions)
+        if "local" in reach:
+            lines.append(f"':' (this machine): {reach['local'].shell} -c COMMAND")
+        for name in ("slurm", "command"):
+            if name in reach:
+                lines.append(f"{name}: " + " ".join(transports.of(self.ssh, "NODE").words) + " sh -c COMMAND")
         if self.routes:
             lines.append("gateways (clstr runs on each over ssh; --gateway-fallback "
                          f"{o.gateway_fallback}):")
@@ -236,7 +256,7 @@ def _checked(o):
     return {name: checks.check(name, getattr(o, name)) for name in Options.names() if name in known}
 
 
-def _live(node_source, on_each_node, exclude, profiles):
+def _live(node_source, on_each_node, exclude, profiles, per_node):
     """A live node list (nodesource.NodeSource) from the node files of ``node_source``, or None."""
     if node_source is None or on_each_node is not None or not node_source.files:
         return None
@@ -244,7 +264,7 @@ def _live(node_source, on_each_node, exclude, profiles):
     # looked up afresh each time: their files are among those watched
     return NodeSource(node_source.files,
                       lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
-                                           exclude, group_resolver(profiles, regular_only=True)))
+                                           exclude, group_resolver(profiles, regular_only=True), per_node))
 
 
 def _files(o, pairs, token):
@@ -260,7 +280,7 @@ def _files(o, pairs, token):
                          o.cleanup, token)
 
 
-def _ssh_config(o, v, pipeline, mark, files, slots):
+def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None):
     """The run's SshConfig, its command found (where a node of ``slots`` is reached by it) and its
     flags and -o options checked; a --connect command found."""
     if o.ssh is not None and not isinstance(o.ssh, str):
@@ -274,7 +294,10 @@ def _ssh_config(o, v, pipeline, mark, files, slots):
                                     alive_interval=v["alive_interval"], alive_count=v["alive_count"],
                                     remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
                                     mark=mark, env=env, workdir=files.workdir if files else None,
-                                    connect=() if o.connect is None else transports.connect_words(o.connect))
+                                    connect=() if o.connect is None else transports.connect_words(o.connect),
+                                    slurm_job=slurm_job)
+    if slurm_job and shutil.which("srun") is None:
+        raise InputError("--slurm: srun not found (Slurm's commands are needed where clstr runs)")
     if config.connect and shutil.which(config.connect[0]) is None:
         raise InputError(f"--connect {o.connect!r}: command not found: {config.connect[0]}")
     reached = {transports.of(config, node).name for node in set(slots)}

@@ -25,7 +25,8 @@ OPTIONS = {
     "ssh_delay": ("--ssh-delay", "seconds", (True, False)),
     "reprobe": ("--reprobe", "seconds", (True, True)),  # 0: retired nodes stay out
     "reprobe_for": ("--reprobe-for", "seconds", (True, False)),
-    "max_nodes": ("-m/--max-nodes", "count", (0, True)),  # (least, may be None); 0 = no limit
+    "max_nodes": ("-m/--max-nodes", "count", (0, True)),
+    "slots": ("--slots", "count", (1, True)),  # (least, may be None); 0 = no limit
     "max_connecting": ("--max-connecting", "count", (0, True)),
     "max_node_uses": ("-u/--max-node-uses", "count", (0, True)),
     "max_attempts": ("--max-attempts", "count", (1, False)),
@@ -37,7 +38,7 @@ OPTIONS = {
     "job_failures": ("--job-failures", "choice", ("node", "job")),
     "persist": ("--persist", "seconds", (False, True)),
 }
-FLAGS = ("remote_cleanup", "pipeline", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather",
+FLAGS = ("slurm", "remote_cleanup", "pipeline", "multiplex", "resume", "resume_failed", "tag", "tag_job", "group", "gather",
          "status", "bar", "verbose")
 PATHS = {"active_nodes": "-A/--active-nodes", "joblog": "--joblog", "output_dir": "--output-dir",
          "state": "--state"}

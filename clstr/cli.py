@@ -142,6 +142,11 @@ def build_parser():
                    help="a named node group from a profile file (repeatable)")
     g.add_argument("--profiles", action="append", default=[], metavar="FILE",
                    help="a profile file searched before the default ones (repeatable)")
+    g.add_argument("--slots", type=_whole, metavar="N",
+                   help="N slots on every node (at most N jobs at once on each), however it was listed")
+    g.add_argument("--slurm", action="store_true",
+                   help="inside a Slurm allocation: run on its nodes (or those given) through job steps, "
+                        "a slot for each of its tasks (see --slots)")
     g.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave out these nodes (repeatable, ranges allowed)")
     g.add_argument("--list-profiles", action="store_true", help="list the profiles found and exit")
@@ -348,7 +353,7 @@ def gather_nodes(args, live=False):
     ``live``: the node list read again mid-run (only regular files are read).
     """
     src = sources(args)
-    nodes = src.nodes(live)
+    nodes = src.nodes(live, none_ok=args.slurm)
     gateways = {}
     if not live:
         from . import routes

@@ -91,15 +91,16 @@ class Sources:
         """The lookup of ``@NAME`` in host patterns."""
         return group_resolver(self.profile_files, regular_only=live)
 
-    def nodes(self, live=False):
+    def nodes(self, live=False, none_ok=False):
         """Every host pattern of the run (a node file's entries as ``1/host``, a profile's as
-        ``@NAME``); InputError for none at all. ``live``: read again mid-run (regular files only)."""
+        ``@NAME``); InputError for none at all, unless ``none_ok`` (--slurm: the allocation's).
+        ``live``: read again mid-run (regular files only)."""
         found = list(self.patterns)
         groups = self.groups(live)
         for path in self.files:
             found.extend(read_node_file(path, groups, live))
         found.extend(f"@{name}" for name in self.profiles)
-        if not found:
+        if not found and not none_ok:
             raise InputError("no nodes given (use --node, --node-file or --profile)")
         return found
 

@@ -45,6 +45,7 @@ class Options:
 
     # which nodes (besides the host patterns): exclusions, profile files, a live node list
     exclude: Sequence[str] = ()
+    slots: Optional[int] = None  # every node this many slots, however it was listed
     profiles: Sequence[str] = ()  # profile files searched before the default ones
     node_source: Optional[object] = None  # a nodesource-like object: node files read again when they change
     # what runs
@@ -101,6 +102,7 @@ class Options:
     sessions_per_connection: int = 8
     ssh_delay: float = 0.0
     persist: Optional[float] = None
+    slurm: bool = False  # reach the nodes (default: the allocation's) by Slurm job steps (slurm.py)
     connect: Optional[str] = None  # a command that runs its arguments on the node instead of ssh: '... {host}'
     # gateways
     gateways: Optional[object] = None  # gateway -> node patterns, or a routes.Routes

@@ -26,6 +26,7 @@ class SshConfig:
     workdir: Optional[str] = None  # --workdir: where jobs run on the node (relative: to the home)
     leading: tuple = ()  # options this machine's ssh is given before the user's (kept_stdin)
     connect: tuple = ()  # --connect: the words of a command that reaches a node instead of ssh (transports.py)
+    slurm_job: Optional[str] = None  # --slurm: the allocation whose nodes are reached by job steps
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):

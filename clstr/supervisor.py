@@ -240,6 +240,7 @@ class Supervisor:
         self._final_cleanup()
         for kind in self.kinds:
             kind.shutdown()
+        transports.sweep(self.opt.ssh, self.env)  # what a transport keeps beyond its processes here
         if self.opt.files is not None:
             transfer.unmark(self.opt.files, self.opt.job_files, self.opt.ssh.mark)  # a killed worker's
         # the backstop: anything of the run still alive (masters included) ends now

@@ -39,6 +39,8 @@ CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration 
 # While a pipelined job runs, the loop's reader is asked this often whether the runner lives: a
 # job that killed it (SIGKILL) would otherwise leave the slot waiting for an end mark forever.
 PING_EVERY = 5.0
+# a stdout mark whose stderr mark has not come this long after: the transport may hold it (transports.Slurm.acks)
+NUDGE_AFTER = 0.002
 UNKNOWN = object()
 
 
@@ -588,9 +590,18 @@ class SlotWorker:
                 return True
             return p.ready if seq is None else (p.end is not None and p.out_end)
         try:
+            nudge_at = None  # when to answer a stdout mark whose stderr mark lags (transports.Slurm.acks)
             while not done():
                 started = p.ready if seq is None else p.started
                 due = d.next(started, self.hold_until)
+                if nudge_at is not None:
+                    if (p.started or not p.begun) and (p.end is not None or not p.out_end):
+                        nudge_at = None  # the stderr mark came
+                    elif time.monotonic() >= nudge_at:
+                        self._write_now(chan.stdin, self.loop.ping(self.runner))
+                        nudge_at = None
+                    else:
+                        due = nudge_at if due is None else min(due, nudge_at)
                 ready = sel.select(MAX_WAIT if due is None else min(MAX_WAIT, max(0.0, due - time.monotonic())))
                 now = time.monotonic() if due is not None else 0.0
                 if due is not None and now >= due:  # a clock is due: which (most wakes are reads)
@@ -626,9 +637,11 @@ class SlotWorker:
                     except BlockingIOError:
                         continue
                     d.output(time.monotonic() if d.idle else 0.0)
-                    started = p.started
+                    started, marked_out = p.started, (p.begun, p.out_end)
                     if data:
                         reading.feed(p, seq, stream, data)
+                        if self.reach.acks and self.runner and (p.begun, p.out_end) != marked_out:
+                            nudge_at = time.monotonic() + NUDGE_AFTER  # transports.Slurm.acks
                     else:
                         chan.ended(stream)
                         reading.close(p, seq, stream)
