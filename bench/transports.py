@@ -1,7 +1,8 @@
 """W12: short jobs over the transports that are not ssh, against what people use there instead.
 
 Local: N trivial jobs on this machine, 2 at a time: clstr `-n 2/:` against GNU parallel `-j 2`
-and `xargs -P 2` (each job a `sh -c`). Slurm: N trivial jobs on a 4-node allocation of a real
+and `xargs -P 2` (each job a `$SHELL -c`, as clstr and GNU parallel run it, and a `sh -c`; and
+clstr with SHELL=/bin/sh beside it). Slurm: N trivial jobs on a 4-node allocation of a real
 Slurm started here (tests/slurmnodes.py: slurmctld and four emulated slurmds on this host),
 a slot a node: clstr `--slurm` (a job step a slot, the job loop down it) against GNU parallel's
 Slurm pattern (`parallel -j 4 srun --exclusive -N1 -n1 ...`, its manual's) and one `srun` a job
@@ -30,8 +31,11 @@ PY = sys.executable
 def local(njobs, repeat):
     jobs = "".join(f"echo job {i}\n" for i in range(njobs))
     expected = [f"job {i}" for i in range(njobs)]
-    runs = [("clstr -n 2/:", [PY, "-m", "clstr", "-n", "2/:", "-"], jobs),
-            ("xargs -P 2", ["xargs", "-P", "2", "-d", "\n", "-n", "1", "sh", "-c"], jobs)]
+    shell = os.environ.get("SHELL") or "/bin/sh"  # clstr runs a job as the user's $SHELL -c, as ssh would
+    runs = [("clstr -n 2/:", [PY, "-m", "clstr", "-", "-n", "2/:"], jobs),
+            (f"xargs -P 2 {os.path.basename(shell)} -c", ["xargs", "-P", "2", "-d", "\n", "-n", "1", shell, "-c"], jobs),
+            ("xargs -P 2 sh -c", ["xargs", "-P", "2", "-d", "\n", "-n", "1", "sh", "-c"], jobs),
+            ("clstr -n 2/:, SHELL=/bin/sh", ["env", "SHELL=/bin/sh", PY, "-m", "clstr", "-", "-n", "2/:"], jobs)]
     if shutil.which("parallel"):
         runs.append(("GNU parallel -j 2", ["parallel", "--will-cite", "-j", "2"], jobs))
 
@@ -58,7 +62,7 @@ def slurm(njobs, repeat, sequential_jobs):
                 runs.append(("GNU parallel -j 4 srun --exclusive -N1 -n1",
                              ["parallel", "--will-cite", "-j", "4", *srun, "--exclusive", "sh", "-c"], jobs, expected))
             few = "".join(f"echo job {i}\n" for i in range(sequential_jobs))
-            loop = f"while IFS= read -r j; do {' '.join(srun)} sh -c \"$j\"; done"
+            loop = f"while IFS= read -r j; do {' '.join(srun)} sh -c \"$j\" </dev/null; done"
             runs.append((f"one srun a job, in a row ({sequential_jobs} jobs)", ["sh", "-c", loop], few,
                          [f"job {i}" for i in range(sequential_jobs)]))
 

@@ -40,7 +40,7 @@ CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration 
 # job that killed it (SIGKILL) would otherwise leave the slot waiting for an end mark forever.
 PING_EVERY = 5.0
 # a stdout mark whose stderr mark has not come this long after: the transport may hold it (transports.Slurm.acks)
-NUDGE_AFTER = 0.002
+NUDGE_AFTER = 0.005
 UNKNOWN = object()
 
 
