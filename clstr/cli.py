@@ -88,10 +88,23 @@ class _Parser(argparse.ArgumentParser):
         known = [f for a in self._actions for f in a.option_strings]
         for word in message[len(prefix):].split():
             if word.startswith("-"):
-                near = difflib.get_close_matches(word.split("=", 1)[0], known, n=2, cutoff=0.7)
+                near = nearest(word.split("=", 1)[0], known)
                 if near:
                     return f"; did you mean {' or '.join(near)}?"
         return ""
+
+
+def nearest(word, known, cutoff=0.7):
+    """The one or two of ``known`` nearest ``word``, those that begin most like it first (a typo
+    is seldom in the first letters): a second only where it is as near as the first (``--timout``:
+    --timeout, not --stdout too; ``--retry``: --retries, not --return)."""
+    scored = []
+    for k in known:
+        ratio = difflib.SequenceMatcher(None, word, k).ratio()
+        if ratio >= cutoff:
+            scored.append((len(os.path.commonprefix([word, k])), ratio, k))
+    scored.sort(reverse=True)
+    return [k for p, r, k in scored[:2] if p == scored[0][0] and r >= scored[0][1] - 0.05]
 
 
 def _whole(text):
@@ -400,11 +413,12 @@ def _clock(epoch):
     return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
-def summary(result, write, verbose, each_node=False):
-    """The closing lines on stderr: counts, each job not succeeded with why, retired nodes.
+def summary(result, write, verbose, each_node=False, joblog=None):
+    """The closing lines on stderr: each job not succeeded with why (jobs not run for one reason
+    folded, past FOLD_AFTER), retired nodes, a hint to --resume, and the counts last.
 
     ``each_node`` (--on-each-node): also the nodes it failed or did not run on, folded, as a
-    pdsh or pssh user looks for them at the end.
+    pdsh or pssh user looks for them at the end. ``joblog``: the job log kept, if any.
     """
     n = len(result.jobs)
     ok, failed, not_run = result.succeeded, result.failed, result.not_run
@@ -414,20 +428,23 @@ def summary(result, write, verbose, each_node=False):
     line = f"{counted(n, 'job')}: {len(ok)} succeeded, {len(failed)} failed, {len(not_run)} not run"
     if result.skipped:
         line += f" ({result.skipped} skipped, done in an earlier run)"
-    write(line + ".")
     for j in failed:
         nodes = failed_on(j)
         where = f" on {', '.join(nodes)}" if nodes else ""
         write(f"failed: job {j.seq}{where} ({j.reason}): {j.command}")
-    for j in not_run:
-        write(f"not run: job {j.seq} ({j.reason}): {j.command}")
+    for reason, jobs in _by_reason(not_run):
+        if len(jobs) > FOLD_AFTER:
+            write(f"{len(jobs)} jobs not run ({reason}): jobs {hostlist.fold_numbers([j.seq for j in jobs])}")
+        else:
+            for j in jobs:
+                write(f"not run: job {j.seq} ({reason}): {j.command}")
     if result.error:
         write(f"stopped early: {result.error}")
     if result.halted:
         write(f"{result.halted} (--halt)" + ("; the jobs it left were not run, as asked" if result.halted_by != "fail"
                                              else ""))
     slow = result.slowest(3)
-    if slow and n > 1:
+    if slow and n > 1 and slow[0].attempts[-1].runtime >= 0.05:  # "(0.0 s)" would say nothing
         write("slowest: " + ", ".join(f"job {j.seq} on {j.attempts[-1].node} ({j.attempts[-1].runtime:.1f} s)"
                                       for j in slow))
     if result.retired_nodes:
@@ -456,6 +473,21 @@ def summary(result, write, verbose, each_node=False):
             nodes = [j.node for j in jobs if j.node]
             if nodes:
                 write(f"{what} on {hostlist.fold(nodes)}")
+    if joblog and (failed or not_run):
+        write(f"the job log {joblog} has a row of each job that ended: --joblog {joblog} --resume runs the "
+              "jobs not run" + (", --resume-failed the failed ones too" if failed else ""))
+    write(line + ".")
+
+
+FOLD_AFTER = 3  # jobs not run for one reason said one a line up to this many, then in one line
+
+
+def _by_reason(jobs):
+    """[(reason, [jobs])] in the order each reason first comes."""
+    groups = {}
+    for j in jobs:
+        groups.setdefault(j.reason, []).append(j)
+    return list(groups.items())
 
 
 def _gateway_text(name, g, routes):
@@ -561,6 +593,7 @@ def main(argv=None):
             return EXIT_OK
         if args.persist_stop:
             return persist_stop(args, log)
+        habits(args, inputs)
         if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
         if args.json == "-" and args.stdout is None and args.output_dir is None:
@@ -606,8 +639,29 @@ def main(argv=None):
             return max(result.exit_code(args.max_exit), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
-    summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None)
+    summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None,
+            joblog=args.joblog)
     return result.exit_code(args.max_exit)
+
+
+def habits(args, inputs):
+    """What a GNU parallel or pdsh habit, or a misplaced word, made of the command line, said in one
+    line (InputError) before anything else is read."""
+    for job in args.job:
+        if job.strip().isdigit():
+            raise InputError(f"-j {job.strip()}: -j gives clstr a job (a shell command); for {job.strip()} slots on "
+                             f"every node (GNU parallel's -j), give --slots {job.strip()}")
+    for flag, values in (("-n", args.node), ("-N", args.node_file)):
+        for value in values:
+            if any(sep in value.split() for sep in templates.SEPARATORS):
+                raise InputError(f"{value!r} was given to {flag}: ':::' must be a word of its own, outside the "
+                                 f"quotes, after the command: clstr {flag} NODE -- 'echo {{}}' ::: a b")
+    if inputs and not (args.node or args.node_file or args.profile or args.slurm):
+        options = [w for _, words in inputs for w in words if w in ("-n", "--node", "-N", "--node-file", "-p",
+                                                                   "--profile", "-w")]
+        if options:
+            raise InputError(f"{options[0]} came after ::: and was taken as one of its values: give the options "
+                             f"before the command: clstr {options[0]} NODE 'echo {{}}' ::: a b")
 
 
 def _standard_fds():

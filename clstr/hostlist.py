@@ -400,6 +400,12 @@ def _ranges(values, width):
                     for a, b in runs)
 
 
+def fold_numbers(numbers):
+    """``3-6,9,12-14`` for job numbers (any order, repeats dropped)."""
+    values = sorted(set(numbers))
+    return _ranges(values, 0) if values else ""
+
+
 def _fold_nd(points):
     """Fold tuples of ints into [(set of first ints, ..., set of last ints)] boxes (greedy, by dimension)."""
     if len(points[0]) == 1:

@@ -76,6 +76,7 @@ class Supervisor:
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
+        self.presumed_said = False  # the line on a job's exit presuming its node broken, said once a run
         self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
@@ -429,6 +430,10 @@ class Supervisor:
                 for kind in self.kinds:
                     kind.node_left(node.name)
                 self._log(f"node {node.name} retired: {node.reason}" + self._next_probe_text(node))
+                if node.by_job and not self.presumed_said:
+                    self.presumed_said = True  # once a run: the seed's contract, and the way out of it
+                    self._log("(a job's non-zero exit presumes its node broken, as in the original clstr: the job "
+                              "moves to another node; --job-failures job makes it the job's own failure)")
             elif what == "back":
                 gone = node.history[-1]
                 self._log(f"node {node.name} is back after {_secs(gone.back - gone.left)} out ({gone.reason})")

@@ -72,7 +72,7 @@ def test_job_killed_by_a_signal_reports_it_and_nothing_else(clstr):
     r = clstr("-n", "n1", "--job-failures", "job", "-j", "echo before; kill -TERM $$", "-j", "echo next")
     assert r.returncode == 1
     assert lines(r.stdout) == ["before", "next"]
-    assert r.stderr.splitlines()[0] == "clstr: 2 jobs: 1 succeeded, 1 failed, 0 not run."  # no "Terminated"
+    assert r.stderr.splitlines()[-1] == "clstr: 2 jobs: 1 succeeded, 1 failed, 0 not run."  # no "Terminated"
     assert "failed: job 1 on n1 (exit 143)" in r.stderr
 
 
