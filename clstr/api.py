@@ -11,7 +11,7 @@ from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
 from .output import Printer, StatusDisplay, byte_stream, check_file_target, check_output_dir
 from .scheduler import Policy, Scheduler, interleave
-from .templates import SLOT_MARK, shown
+from .templates import MARKS, shown, with_host
 from .nodes import Sources, group_resolver
 from .nodesource import NodeSource
 from .ssh import SshConfig, base_argv, refused_flag as ssh_flag_refused, refused_option as ssh_option_refused
@@ -56,7 +56,7 @@ def plan(jobs, nodes, on_each_node=None, exclude=(), resume_from=None, failed_to
         skipped = 0
         if resume_from is not None:
             # the nodes where the command succeeded before: its job log names each one
-            done = ended_on(resume_from, on_each_node, failed_too)
+            done = ended_on(resume_from, shown(on_each_node), failed_too)
             kept = [(seq, n) for seq, n in numbered if n not in done]
             skipped, numbered = len(numbered) - len(kept), kept
         return slots, [(seq, on_each_node) for seq, _ in numbered], [n for _, n in numbered], skipped
@@ -106,12 +106,12 @@ class Run:
             raise TypeError(f"options must be a clstr.options.Options, not {type(options).__name__}")
         o = Options.of(given) if options is None else options.but(**given)
         self.given = o
-        jobs = checks.strings("jobs", jobs, "shell commands", mark=SLOT_MARK)
+        jobs = [with_host(j) for j in checks.strings("jobs", jobs, "shell commands", mark=MARKS)]
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", o.exclude, "host patterns")
         on_each_node = o.on_each_node
         if on_each_node is not None:
-            on_each_node = checks.strings("on_each_node", [on_each_node], "shell command")[0]
+            on_each_node = with_host(checks.strings("on_each_node", [on_each_node], "shell command")[0])
         v = _checked(o)
         stdout, stderr = checks.stream("stdout", o.stdout), checks.stream("stderr", o.stderr)
         for stream in (stdout, stderr):
@@ -138,7 +138,7 @@ class Run:
         self.notes = []  # lines said when the run starts
         if on_each_node is not None and (resume or resume_failed) and not self.skipped:
             logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
-            if logged and log_command(on_each_node) not in logged:
+            if logged and log_command(shown(on_each_node)) not in logged:
                 self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
                                   "command (it changed?): it runs on every node")
         live = _live(o.node_source, on_each_node, exclude, profiles, v["slots"])
@@ -343,20 +343,23 @@ def run(jobs, nodes=(), **options):
     """
     node_files = options.pop("node_files", ())
     profile = options.pop("profile", ())
+    genders = options.pop("genders", ())
+    genders_file = options.pop("genders_file", None)
     given = Options.of(options)
-    if node_files or profile:
-        nodes, given = from_sources(nodes, node_files, profile, given)
+    if node_files or profile or genders:
+        nodes, given = from_sources(nodes, node_files, profile, given, genders, genders_file)
     return Run(jobs, nodes, given).execute()
 
 
-def from_sources(nodes, node_files, profile, given):
+def from_sources(nodes, node_files, profile, given, genders=(), genders_file=None):
     """(nodes, Options) of a call that names node files or profiles (nodes.Sources): the host
     patterns of all, and the Options ``given`` with the profiles' settings where it has none."""
     profile = [profile] if isinstance(profile, str) else profile
     src = Sources(tuple(checks.strings("nodes", nodes, "host patterns")),
                   tuple(checks.strings("node_files", node_files, "node file paths")),
                   tuple(checks.strings("profile", profile, "profile names")),
-                  tuple(checks.strings("profiles", given.profiles, "profile files")))
+                  tuple(checks.strings("profiles", given.profiles, "profile files")),
+                  tuple(checks.strings("genders", genders, "genders attributes")), genders_file)
     for key in ("ssh_options", "env", "basefile"):
         checks.strings(key, getattr(given, key), "strings")
     return src.nodes(), src.settings(workdir=given.workdir).fill(given)

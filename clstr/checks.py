@@ -95,7 +95,7 @@ def check(name, value):
 def strings(name, value, what, mark=None):
     """A list of strings from an iterable (a lone string is refused: it would be split into characters).
 
-    ``mark``: a string holding a NUL that may stand in them (templates.SLOT_MARK in jobs).
+    ``mark``: strings holding a NUL that may stand in them (templates.MARKS in jobs).
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a list of {what}, not a single {type(value).__name__} "
@@ -107,9 +107,15 @@ def strings(name, value, what, mark=None):
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a string, not {type(item).__name__}")
-        if "\0" in (item.replace(mark, "") if mark else item):
+        if "\0" in _without(item, mark or ()):
             raise InputError(f"{name}[{i}] has a NUL byte, which no shell command or host name can hold")
     return items
+
+
+def _without(text, marks):
+    for m in marks:
+        text = text.replace(m, "")
+    return text
 
 
 def stream(name, value):

@@ -146,9 +146,15 @@ def build_parser():
     p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
                    help="files of jobs, one shell command a line ('-' is stdin)")
     g = p.add_argument_group("nodes")
-    g.add_argument("-n", "--node", action="extend", nargs="+", default=[], metavar="HOST",
+    g.add_argument("-n", "--node", "-w", dest="node", action="extend", nargs="+", default=[], metavar="HOST",
                    help="nodes (several may follow; repeatable): node[01-12], N/host for N slots, "
-                        "a,b,-c, ^FILE, @GROUP; ':' is this machine, no ssh (4/: four slots)")
+                        "a,b,-c, ^FILE, @GROUP; ':' is this machine, no ssh (4/: four slots); "
+                        "-w is pdsh's and clush's spelling")
+    g.add_argument("-g", "--genders", action="append", default=[], metavar="ATTR",
+                   help="the nodes of a genders file with this attribute (ATTR=VALUE: with this value; a comma "
+                        "list: any of them), as pdsh -g (repeatable)")
+    g.add_argument("--genders-file", metavar="FILE",
+                   help="the genders file -g reads (default: $CLSTR_GENDERS, then /etc/genders)")
     g.add_argument("-N", "--node-file", action="extend", nargs="+", default=[], metavar="FILE",
                    help="files of nodes, one a line; blank lines and # comments skipped")
     g.add_argument("-p", "--profile", action="append", default=[], metavar="NAME",
@@ -244,8 +250,9 @@ def build_parser():
     g.add_argument("--tag-job", action="store_true", help="prefix each output line with 'seq: '")
     g.add_argument("--group", action="store_true", help="print a job's output whole when it ends")
     g.add_argument("--output-dir", metavar="DIR", help="each job's output in DIR/<seq>.out and DIR/<seq>.err")
-    g.add_argument("--gather", action="store_true",
-                   help="with --on-each-node: identical output once, under its folded node list")
+    g.add_argument("-b", "--gather", action="store_true",
+                   help="with --on-each-node: identical output once, under its folded node list "
+                        "(-b: clush's spelling)")
     g.add_argument("--json", metavar="FILE", help="a machine-readable summary at the end ('-': stdout)")
     g = p.add_argument_group("monitoring")
     g.add_argument("-s", "--status", action="store_true", help="a live status line on stderr")
@@ -341,7 +348,8 @@ class Given(NamedTuple):
 
 def sources(args):
     """Where the run's nodes come from, as the command line says (nodes.Sources)."""
-    return Sources(tuple(args.node), tuple(args.node_file), tuple(args.profile or ()), tuple(args.profiles))
+    return Sources(tuple(args.node), tuple(args.node_file), tuple(args.profile or ()), tuple(args.profiles),
+                   tuple(args.genders), args.genders_file)
 
 
 def command_line_options(args, gateways=None):

@@ -86,6 +86,8 @@ class Sources:
     files: tuple = ()
     profiles: tuple = ()
     profile_files: tuple = ()
+    genders: tuple = ()  # pdsh's -g queries of a genders file (genders.py)
+    genders_file: Optional[str] = None  # that file (default: genders.load's)
 
     def groups(self, live=False):
         """The lookup of ``@NAME`` in host patterns."""
@@ -100,8 +102,16 @@ class Sources:
         for path in self.files:
             found.extend(read_node_file(path, groups, live))
         found.extend(f"@{name}" for name in self.profiles)
+        if self.genders:
+            from .genders import load
+            g = load(self.genders_file)
+            for query in self.genders:
+                chosen = g.nodes(query)
+                if not chosen:
+                    raise InputError(f"-g {query}: no node of {g.path} has it")
+                found.extend(chosen)
         if not found and not none_ok:
-            raise InputError("no nodes given (use --node, --node-file or --profile)")
+            raise InputError("no nodes given (use --node, --node-file, --profile or -g)")
         return found
 
     def settings(self, live=False, workdir=None, environ=None):

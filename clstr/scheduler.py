@@ -14,7 +14,7 @@ from typing import List, Optional
 from .admission import Admission
 from .health import Health
 from .quarantine import Quarantine
-from .templates import SLOT_MARK, for_slot, shown
+from .templates import MARKS, for_slot, shown
 from .verdicts import JOB_FAILURES, NODE_FAILURES, Verdicts
 from .events import Job
 from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
@@ -179,7 +179,7 @@ class Scheduler:
         pins = list(pinned) if pinned is not None else [None] * len(jobs)
         for i, job in enumerate(jobs):
             seq, command = job if isinstance(job, tuple) else (i + 1, job)
-            if SLOT_MARK in command:  # {%}: the slot's number goes in when the job starts
+            if any(m in command for m in MARKS):  # {%}, {host}: they go in when the job starts
                 self._with_slot[seq] = command
                 command = shown(command)
             res = JobResult(seq, command, node=pins[i], pinned=pins[i] is not None)
@@ -415,7 +415,7 @@ class Scheduler:
             s.uses += 1
             node.jobs += 1
             # once a jump host refused handshakes, a node not looked up yet is, before it connects
-            text = for_slot(self._with_slot[seq], idx) if seq in self._with_slot else job.command
+            text = for_slot(self._with_slot[seq], idx, s.node) if seq in self._with_slot else job.command
             out.append((idx, Job(seq, text, attempt, connect, straggler, lookup)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break

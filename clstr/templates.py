@@ -23,7 +23,9 @@ SEPARATORS = (":::", "::::", ":::+", "::::+")
 # a job's slot is known only when it starts: this stands for it in the command until then (a NUL
 # cannot be in a command, an input or a file line, so it cannot be the user's)
 SLOT_MARK = "\0%\0"
-_REPLACEMENT = re.compile(r"\{(#|%|(-?\d+)?(\.|/|//|/\.)?)\}")
+HOST_MARK = "\0h\0"  # {host}: the node's name goes in when the job starts there
+MARKS = (SLOT_MARK, HOST_MARK)
+_REPLACEMENT = re.compile(r"\{(#|%|host|(-?\d+)?(\.|/|//|/\.)?)\}")
 
 
 class Source:
@@ -126,6 +128,8 @@ def command(template, values, seq, quoted=True):
             return str(seq)
         if what == "%":
             return SLOT_MARK
+        if what == "host":
+            return HOST_MARK
         fn = _MODIFIERS[mod]
         if pos is None:
             return " ".join(q(fn(v)) for v in values)
@@ -140,8 +144,10 @@ def command(template, values, seq, quoted=True):
 def path(template, values, seq):
     """A transfer path of job ``seq`` (--transferfile, --return): the template with its values as
     they are; {%} has no place in one (a file's name cannot wait for its slot)."""
-    if "{%}" in template:
-        raise InputError(f"{template!r}: {{%}} (the slot) cannot name a file to send or bring back")
+    for name in ("{%}", "{host}"):
+        if name in template:
+            raise InputError(f"{template!r}: {name} (known once the job starts) cannot name a file to send or "
+                             "bring back")
     return command(template, values, seq, quoted=False)
 
 
@@ -175,11 +181,23 @@ def jobs_with_inputs(template, srcs, limit):
     return [(command(template, values, seq), values) for seq, values in enumerate(combinations(srcs), 1)]
 
 
-def for_slot(text, slot):
-    """The command a job runs in slot ``slot`` (0-based): its {%} is the slot's number, from 1."""
-    return text.replace(SLOT_MARK, str(slot + 1)) if SLOT_MARK in text else text
+def for_slot(text, slot, node=None):
+    """The command a job runs in slot ``slot`` (0-based) of ``node``: its {%} is the slot's number,
+    from 1, its {host} the node's name (quoted)."""
+    if SLOT_MARK in text:
+        text = text.replace(SLOT_MARK, str(slot + 1))
+    if HOST_MARK in text:
+        text = text.replace(HOST_MARK, quote(node or ""))
+    return text
+
+
+def with_host(command):
+    """A command given whole (-E, -j) with its ``{host}`` standing for the node's name."""
+    return command.replace("{host}", HOST_MARK)
 
 
 def shown(text):
-    """A command as the summary, the job log and --json show it: {%} as written."""
-    return text.replace(SLOT_MARK, "{%}") if SLOT_MARK in text else text
+    """A command as the summary, the job log and --json show it: {%} and {host} as written."""
+    if "\0" in text:
+        text = text.replace(SLOT_MARK, "{%}").replace(HOST_MARK, "{host}")
+    return text

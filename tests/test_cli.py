@@ -23,7 +23,7 @@ def no_user_profiles(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["-j", "true"], "clstr: no nodes given (use --node, --node-file or --profile)"),
+    (["-j", "true"], "clstr: no nodes given (use --node, --node-file, --profile or -g)"),
     (["missing.txt", "-n", "a"], "clstr: missing.txt: job file not found"),
     (["-n", "a", "--job-file", "missing.txt"], "clstr: missing.txt: job file not found"),
     (["--node-file", "nope.txt", "-j", "x"], "clstr: nope.txt: node file not found"),

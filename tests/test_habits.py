@@ -71,3 +71,62 @@ def test_jobs_not_run_for_one_reason_are_one_line_and_the_counts_come_last(tmp_p
               "-j", "echo c")
     assert r.stderr.splitlines()[-4:-2] == [  # three or fewer: one a line, each with its command
         "clstr: not run: job 2 (halted: 1 job failed): echo b", "clstr: not run: job 3 (halted: 1 job failed): echo c"]
+
+
+GENDERS = """# a site's genders file
+node[1-4]  compute,rack=a
+node5,node6 compute,rack=b,gpu
+login1 login,role=%n-gw   # a comment after
+node1 mgmt
+"""
+
+
+@pytest.mark.parametrize("query", ["compute", "rack=a", "gpu", "login", "mgmt", "rack=b", "compute,login",
+                                   "role=login1-gw"])
+def test_genders_queries_select_what_nodeattr_selects(tmp_path, query):
+    import shutil
+    from clstr.genders import Genders
+    (tmp_path / "genders").write_text(GENDERS)
+    ours = Genders(GENDERS, "genders").nodes(query)
+    if shutil.which("nodeattr") is None:
+        pytest.skip("nodeattr (genders) is not installed") if not __import__("os").environ.get("CI") else None
+    oracle_query = "||".join(query.split(","))
+    r = subprocess.run(["nodeattr", "-f", str(tmp_path / "genders"), "-n", oracle_query], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert sorted(ours) == sorted(r.stdout.split())
+
+
+@pytest.mark.parametrize("text,message", [
+    ("node1 a b\n", "clstr: genders:1: expected 'NODES ATTR,ATTR=VALUE', got 'node1 a b'"),
+    ("node1 a,=b\n", "clstr: genders:1: bad attribute '=b'"),
+    ("node[1-\n", "clstr: genders:1: "),
+])
+def test_a_broken_genders_file_is_one_line_naming_it(tmp_path, text, message):
+    (tmp_path / "genders").write_text(text)
+    r = clstr(tmp_path, "-g", "a", "--genders-file", "genders", "-j", "true")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith(message) and r.stderr.count("\n") == 1
+
+
+def test_pdsh_and_clush_spellings_run_as_they_would_there(tmp_path):
+    (tmp_path / "genders").write_text(GENDERS)
+    r = clstr(tmp_path, "-g", "rack=a", "--genders-file", "genders", *VIA, "-b", "-E", "echo same")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "---------------\nnode[1-4] (4)\n---------------\nsame\n"
+    r = clstr(tmp_path, "-w", "c[1-3]", *VIA, "--tag", "-E", "echo $CLSTR_HOST is {host}")
+    assert sorted(r.stdout.splitlines()) == [f"c{i}: c{i} is c{i}" for i in (1, 2, 3)], r.stderr
+    r = clstr(tmp_path, "-g", "nosuch", "--genders-file", "genders", "-j", "true")
+    assert (r.returncode, r.stderr) == (2, "clstr: -g nosuch: no node of genders has it\n")
+
+
+def test_host_is_the_nodes_name_in_jobs_and_the_job_log_keeps_it_as_written(tmp_path):
+    r = clstr(tmp_path, "-n", "c1", "c2", *VIA, "--joblog", "log", "--", "echo {} on {host} $CLSTR_HOST", ":::",
+              "a", "b", "c", "d")
+    assert r.returncode == 0, r.stderr
+    got = [line.split() for line in r.stdout.splitlines()]
+    assert len(got) == 4 and all(w[2] == w[3] for w in got)
+    rows = (tmp_path / "log").read_text().splitlines()[1:]
+    assert sorted(row.split("\t")[-1] for row in rows) == [f"echo {x} on {{host}} $CLSTR_HOST" for x in "abcd"]
+    (tmp_path / "a").write_text("")
+    r = clstr(tmp_path, "-n", "c1", *VIA, "--trc", "{host}.out", "--", "true", ":::", "a")
+    assert r.returncode == 2 and "{host} (known once the job starts) cannot name a file" in r.stderr
