@@ -17,15 +17,30 @@ from .userfiles import read_lines
 
 
 def group_resolver(files=(), regular_only=False):
-    """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then
-    the default profile files (read only when a node list names a group)."""
-    found = []
+    """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then the
+    default profile files; else ClusterShell's group NAME (``@source:group`` always is one). A
+    profile wins over a ClusterShell group of the same name: it is clstr's own, and more often
+    the one meant. Both are read only when a node list names a group."""
+    found = {}
+
+    def profiles():
+        if "profiles" not in found:
+            from .profiles import ProfileSet, default_search_path
+            found["profiles"] = ProfileSet([(f, True) for f in files] + default_search_path(),
+                                           regular_only=regular_only)
+        return found["profiles"]
+
+    def clustershell():
+        if "clustershell" not in found:
+            from .clustershell import Groups
+            found["clustershell"] = Groups()
+        return found["clustershell"]
 
     def hosts(name):
-        if not found:
-            from .profiles import ProfileSet, default_search_path
-            found.append(ProfileSet([(f, True) for f in files] + default_search_path(), regular_only=regular_only))
-        return found[0].resolve(name).hosts
+        if ":" not in name and name != "*" and (name in profiles().profiles or not clustershell().knows(name)):
+            return profiles().resolve(name).hosts  # an unknown name: the profiles' message, which says where
+        text = clustershell().nodes(name)
+        return hostlist.expand_all([text], hostlist.Context(group=hosts, regular_only=regular_only)) if text else []
     return hosts
 
 

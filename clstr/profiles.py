@@ -214,7 +214,9 @@ class ProfileSet:
         except KeyError:
             known = ", ".join(self.names()) or "none"
             searched = ", ".join(self.files) or "no profile file found"
-            raise InputError(f"unknown profile {name!r} (known: {known}; searched: {searched})") from None
+            hint = "" if self.files else ("; put profiles in ~/.config/clstr/profiles.yaml (conf/profiles.yaml "
+                                          "documents every key)")
+            raise InputError(f"unknown profile {name!r} (known: {known}; searched: {searched}){hint}") from None
 
     def resolve(self, name):
         """Merge a profile with its includes: hosts in order (one entry a slot), own nodes first.

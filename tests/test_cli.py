@@ -63,7 +63,8 @@ def no_user_profiles(tmp_path, monkeypatch):
     (["-n", "a", "--resume", "-j", "x"], "clstr: --resume needs --joblog FILE"),
     (["-n", "node[3-1]", "-j", "x"], "clstr: empty range '3-1' in 'node[3-1]' (end before start)"),
     (["-n", "a", "-x", "a", "-j", "x"], "clstr: no nodes to run on after exclusions"),
-    (["-p", "lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found)"),
+    (["-p", "lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found); put "
+                               "profiles in ~/.config/clstr/profiles.yaml (conf/profiles.yaml documents every key)"),
     (["--bogus"], "clstr: unrecognized arguments: --bogus (see clstr --help)"),
     (["-n", "a", "--ssh", "no-such-ssh -F x", "-j", "x"], "clstr: ssh command not found: 'no-such-ssh -F x' "
      "(see --ssh)"),
@@ -297,7 +298,8 @@ def test_original_command_line_forms(capsys, files, argv, nodes, jobs):
      "as a job file, give it before -n or after --"),
     (["-n", "h1", "echo hi", "-j", "x"], "clstr: 'echo hi' cannot be a node (it has a space; separate hosts with "
      "commas)"),
-    (["-n", "@lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found)"),
+    (["-n", "@lab", "-j", "x"], "clstr: unknown profile 'lab' (known: none; searched: no profile file found); put "
+                                "profiles in ~/.config/clstr/profiles.yaml (conf/profiles.yaml documents every key)"),
 ])
 def test_mixups_are_refused(capsys, files, argv, message):
     assert run_cli(capsys, argv) == (2, "", message + "\n")
