@@ -487,6 +487,16 @@ def interleaved(runs, repeat, measure, once=()):
     return [(name, median_run(got)) for name, got in results.items()]
 
 
+def checked_run(expected, env=None, timeout=600):
+    """A measure of a run (name, argv, stdin): timed, its stdout's lines checked against ``expected``."""
+    def measure(run):
+        _, argv, stdin = run
+        r = timed(argv, stdin=stdin, env=env, timeout=timeout)
+        r["check"] = check(r["out"].splitlines(), expected)
+        return r
+    return measure
+
+
 def wall_text(r):
     """Wall seconds, with the range over the runs when there were several."""
     return f"{r['wall']:.2f}" + (" [{:.2f}-{:.2f}]".format(*r["range"]) if "range" in r else "")
@@ -624,12 +634,7 @@ def w10(tb, njobs=2000, ngw=2, nodes=16, slots=4, repeat=3):
     runs = [(f"clstr through {ngw} gateways", clstr_argv(tb, *gw_args, "-", *node_args), jobs),
             ("clstr direct", clstr_argv(tb, "-", *node_args), jobs)]
 
-    def measure(run):
-        _, argv, stdin = run
-        r = timed(argv, stdin=stdin)
-        r["check"] = check(r["out"].splitlines(), expected)
-        return r
-    rows = interleaved(runs, repeat, measure)
+    rows = interleaved(runs, repeat, checked_run(expected))
     table(f"W10: {njobs} trivial jobs on {nodes * slots} slots ({nodes} nodes x {slots}), behind {ngw} gateways "
           f"or driven directly" + (f", median of {repeat} interleaved runs" if repeat > 1 else ""), rows)
     print("| tool | wall ms a job (all slots) | root CPU ms a job |")

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
 
-from bench import check, interleaved, table, timed  # noqa: E402
+from bench import check, checked_run, interleaved, table, timed  # noqa: E402
 import slurmnodes  # noqa: E402
 
 PY = sys.executable
@@ -39,12 +39,7 @@ def local(njobs, repeat):
     if shutil.which("parallel"):
         runs.append(("GNU parallel -j 2", ["parallel", "--will-cite", "-j", "2"], jobs))
 
-    def measure(run):
-        _, argv, stdin = run
-        r = timed(argv, stdin=stdin)
-        r["check"] = check(r["out"].splitlines(), expected)
-        return r
-    rows = interleaved(runs, repeat, measure)
+    rows = interleaved(runs, repeat, checked_run(expected))
     table(f"W12 local: {njobs} trivial jobs on this machine, 2 at a time, median of {repeat} interleaved runs", rows)
     return rows
 

@@ -110,6 +110,11 @@ class Run:
         nodes = checks.strings("nodes", nodes, "host patterns")
         exclude = checks.strings("exclude", o.exclude, "host patterns")
         on_each_node = o.on_each_node
+        copying = copy_plan(o)
+        if copying:
+            if on_each_node is not None or jobs:
+                raise InputError("--copy and --rcopy copy, on every node: give no jobs and no -E with them")
+            on_each_node = ": copy"  # the files move around a job that does nothing (sh's :), one a node
         if on_each_node is not None:
             on_each_node = with_host(checks.strings("on_each_node", [on_each_node], "shell command")[0])
         v = _checked(o)
@@ -125,6 +130,7 @@ class Run:
         if v["gather"] and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
         profiles = checks.strings("profiles", o.profiles, "profile files")
+        inventories = checks.strings("inventories", o.inventories, "inventory files")
         slurm_job = None
         if v["slurm"]:
             if o.connect is not None:
@@ -134,14 +140,15 @@ class Run:
         self.slots, self.pairs, pins, self.skipped = plan(list(jobs), list(nodes), on_each_node, exclude,
                                                           joblog if resume or resume_failed else None,
                                                           failed_too=not resume_failed,
-                                                          groups=group_resolver(profiles), per_node=v["slots"])
+                                                          groups=group_resolver(profiles, inventories=inventories),
+                                                          per_node=v["slots"])
         self.notes = []  # lines said when the run starts
         if on_each_node is not None and (resume or resume_failed) and not self.skipped:
             logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
             if logged and log_command(shown(on_each_node)) not in logged:
                 self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
                                   "command (it changed?): it runs on every node")
-        live = _live(o.node_source, on_each_node, exclude, profiles, v["slots"])
+        live = _live(o.node_source, on_each_node, exclude, profiles, v["slots"], inventories)
         multiplex, pipeline = v["multiplex"], v["pipeline"]
         if v["persist"] is not None and not multiplex:
             raise InputError("--persist keeps the shared connections: not with --no-multiplex")
@@ -151,7 +158,8 @@ class Run:
             # one job per node: a shared connection would only add a hop, unless it is to be kept
             multiplex = v["persist"] is not None
             pipeline = False  # and a job loop, a round trip
-        self.policy = Policy(job_failures=v["job_failures"], max_attempts=v["max_attempts"], retries=v["retries"],
+        # a copy that fails (a file missing on the node) is that copy's failure: its node is not broken
+        self.policy = Policy(job_failures="job" if copying else v["job_failures"], max_attempts=v["max_attempts"], retries=v["retries"],
                              max_node_uses=v["max_node_uses"], max_running=v["max_nodes"],
                              shared_connections=multiplex, max_connecting=v["max_connecting"],
                              reprobe=v["reprobe"] or None, reprobe_for=v["reprobe_for"],
@@ -159,7 +167,10 @@ class Run:
                              straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
         mark = os.urandom(12).hex()
         self.files, self.job_files = _files(o, self.pairs, mark[:12])
-        self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job)
+        if copying:
+            self.files, self.job_files = copying(self.pairs, pins)
+        self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job,
+                               _targets(inventories, self.slots))
         self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
         if self.routes and (self.ssh.connect or slurm_job):
             raise InputError(f"{'--slurm' if slurm_job else '--connect'} reaches nodes from here: not with gateways")
@@ -256,7 +267,7 @@ def _checked(o):
     return {name: checks.check(name, getattr(o, name)) for name in Options.names() if name in known}
 
 
-def _live(node_source, on_each_node, exclude, profiles, per_node):
+def _live(node_source, on_each_node, exclude, profiles, per_node, inventories=()):
     """A live node list (nodesource.NodeSource) from the node files of ``node_source``, or None."""
     if node_source is None or on_each_node is not None or not node_source.files:
         return None
@@ -264,7 +275,39 @@ def _live(node_source, on_each_node, exclude, profiles, per_node):
     # looked up afresh each time: their files are among those watched
     return NodeSource(node_source.files,
                       lambda: expand_nodes(checks.strings("nodes", node_source.read(), "host patterns"),
-                                           exclude, group_resolver(profiles, regular_only=True), per_node))
+                                           exclude, group_resolver(profiles, regular_only=True,
+                                                                   inventories=inventories), per_node))
+
+
+def copy_plan(o):
+    """--copy/--rcopy: None, or a function of the run's (seq, command) pairs and pins (the node of
+    each job) that gives (Files, {seq: JobFiles}): every file of the --copy paths sent to each node
+    under --dest, each --rcopy path brought back from each node as DEST/NAME.NODE here."""
+    copy = checks.strings("copy", o.copy, "paths")
+    rcopy = checks.strings("rcopy", o.rcopy, "paths")
+    if not copy and not rcopy:
+        if o.dest is not None:
+            raise InputError("--dest goes with --copy or --rcopy")
+        return None
+    if o.dest is not None and (not isinstance(o.dest, str) or not o.dest or "\n" in o.dest):
+        raise InputError(f"--dest {o.dest!r}: expected a directory")
+    if o.transferfile or o.returnfile or o.basefile or o.workdir or o.cleanup:
+        raise InputError("--copy and --rcopy move files on their own: not with --tf, --return, --bf, --wd, --cleanup")
+    sends = tuple(transfer.Send(local, remote) for local, remote in transfer.copied(copy, o.dest))
+    for path in rcopy:
+        transfer.check_path(path, "--rcopy")
+        if path.endswith("/"):
+            raise InputError(f"--rcopy {path}: a directory cannot be brought back yet: name its files")
+
+    def files(pairs, pins):
+        per_job = {}
+        for (seq, _), node in zip(pairs, pins):
+            returns = tuple(transfer.Return(path, os.path.join(o.dest or os.path.dirname(path) or ".",
+                                                              f"{os.path.basename(path)}.{node}"))
+                            for path in rcopy)
+            per_job[seq] = transfer.JobFiles(sends, returns)
+        return transfer.Files(), per_job
+    return files
 
 
 def _files(o, pairs, token):
@@ -280,7 +323,15 @@ def _files(o, pairs, token):
                          o.cleanup, token)
 
 
-def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None):
+def _targets(inventories, slots):
+    """((node, host, port, user), ...) of the run's nodes that an inventory gives an ssh target."""
+    if not inventories:
+        return ()
+    from .ansible import load, targets
+    return tuple(sorted((node,) + t for node, t in targets(load(inventories), dict.fromkeys(slots)).items()))
+
+
+def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets=()):
     """The run's SshConfig, its command found (where a node of ``slots`` is reached by it) and its
     flags and -o options checked; a --connect command found."""
     if o.ssh is not None and not isinstance(o.ssh, str):
@@ -295,7 +346,7 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None):
                                     remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
                                     mark=mark, env=env, workdir=files.workdir if files else None,
                                     connect=() if o.connect is None else transports.connect_words(o.connect),
-                                    slurm_job=slurm_job)
+                                    slurm_job=slurm_job, targets=node_targets)
     if slurm_job and shutil.which("srun") is None:
         raise InputError("--slurm: srun not found (Slurm's commands are needed where clstr runs)")
     if config.connect and shutil.which(config.connect[0]) is None:

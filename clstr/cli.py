@@ -150,6 +150,9 @@ def build_parser():
                    help="nodes (several may follow; repeatable): node[01-12], N/host for N slots, "
                         "a,b,-c, ^FILE, @GROUP; ':' is this machine, no ssh (4/: four slots); "
                         "-w is pdsh's and clush's spelling")
+    g.add_argument("-i", "--inventory", dest="inventories", action="append", default=[], metavar="FILE",
+                   help="an Ansible inventory (INI or YAML): @GROUP names its groups, and its hosts' "
+                        "ansible_host, ansible_port and ansible_user say where ssh goes (repeatable)")
     g.add_argument("-g", "--genders", action="append", default=[], metavar="ATTR",
                    help="the nodes of a genders file with this attribute (ATTR=VALUE: with this value; a comma "
                         "list: any of them), as pdsh -g (repeatable)")
@@ -190,6 +193,13 @@ def build_parser():
                         "and a --workdir ... at the end)")
     g.add_argument("--trc", action="append", default=[], metavar="T",
                    help="the same as --transferfile {} --return T --cleanup")
+    g.add_argument("-c", "--copy", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="copy files and directories to every node (DIR/: its contents), to --dest or the same "
+                        "place, as clush -c and pdcp; no jobs with it")
+    g.add_argument("--rcopy", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="bring PATH back from every node as DEST/NAME.NODE (--dest, or its own directory), "
+                        "as clush --rcopy and rpdcp")
+    g.add_argument("--dest", metavar="DIR", help="where --copy puts its files on the nodes, --rcopy here")
     g.add_argument("--basefile", "--bf", action="append", default=[], metavar="FILE",
                    help="send FILE to each node once, before its first job (repeatable)")
     g.add_argument("--workdir", "--wd", metavar="DIR",
@@ -602,6 +612,9 @@ def main(argv=None):
         if args.persist_stop:
             return persist_stop(args, log)
         habits(args, inputs)
+        if (args.copy or args.rcopy) and (args.job or args.job_file or args.job_files or inputs is not None
+                                          or args.on_each_node is not None):
+            raise InputError("--copy and --rcopy copy, on every node: give no jobs and no -E with them")
         if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
             raise InputError("--on-each-node runs one command on every node: give no jobs with it")
         if args.json == "-" and args.stdout is None and args.output_dir is None:
@@ -610,13 +623,14 @@ def main(argv=None):
             if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
                 raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
         given = gather_nodes(args)
-        jobs = template_jobs if template_jobs is not None else read_jobs(args) if args.on_each_node is None else []
-        if not jobs and args.on_each_node is None:
+        each = args.on_each_node is not None or bool(args.copy or args.rcopy)  # a job a node, no job list
+        jobs = template_jobs if template_jobs is not None else read_jobs(args) if not each else []
+        if not jobs and not each:
             for node in args.node:
                 if os.path.isfile(node):  # -n h1 h2 jobs.txt: the job file was taken for a node
                     raise InputError(f"{node!r} was given to -n as a node and no job was given: to run it as a "
                                      "job file, give it before -n or after --")
-        if template_jobs is None and args.on_each_node is None and not (args.job or args.job_file or args.job_files):
+        if template_jobs is None and not each and not (args.job or args.job_file or args.job_files):
             raise InputError("no jobs given (give a job file, '-' for stdin, -j CMD, -E CMD or COMMAND ::: ARGS)")
         json_out = None if args.dry_run else _open_json(args.json)
         out = None if args.dry_run else _open_out(args.stdout, sys.stdout.buffer)
@@ -647,7 +661,7 @@ def main(argv=None):
             return max(result.exit_code(args.max_exit), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
-    summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None,
+    summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None or bool(args.copy or args.rcopy),
             joblog=args.joblog)
     return result.exit_code(args.max_exit)
 

@@ -16,11 +16,12 @@ from .errors import InputError
 from .userfiles import read_lines
 
 
-def group_resolver(files=(), regular_only=False):
+def group_resolver(files=(), regular_only=False, inventories=()):
     """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then the
-    default profile files; else ClusterShell's group NAME (``@source:group`` always is one). A
-    profile wins over a ClusterShell group of the same name: it is clstr's own, and more often
-    the one meant. Both are read only when a node list names a group."""
+    default profile files; else a group of the Ansible ``inventories``; else ClusterShell's group
+    NAME (``@source:group`` always is one). A profile wins over a group of the same name: it is
+    clstr's own, and more often the one meant; an inventory named on the command line wins over
+    ClusterShell's site-wide groups. All are read only when a node list names a group."""
     found = {}
 
     def profiles():
@@ -36,7 +37,17 @@ def group_resolver(files=(), regular_only=False):
             found["clustershell"] = Groups()
         return found["clustershell"]
 
+    def inventory():
+        if "inventory" not in found:
+            from .ansible import load
+            found["inventory"] = load(inventories, regular_only)
+        return found["inventory"]
+
     def hosts(name):
+        if ":" not in name and name != "*" and name not in profiles().profiles:
+            for inv in inventory():
+                if name in inv.groups or name == "all":
+                    return inv.hosts(name)
         if ":" not in name and name != "*" and (name in profiles().profiles or not clustershell().knows(name)):
             return profiles().resolve(name).hosts  # an unknown name: the profiles' message, which says where
         text = clustershell().nodes(name)

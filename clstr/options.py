@@ -47,12 +47,17 @@ class Options:
     exclude: Sequence[str] = ()
     slots: Optional[int] = None  # every node this many slots, however it was listed
     profiles: Sequence[str] = ()  # profile files searched before the default ones
+    inventories: Sequence[str] = ()  # Ansible inventories: @group names their groups, their hosts' ssh targets
     node_source: Optional[object] = None  # a nodesource-like object: node files read again when they change
     # what runs
     on_each_node: Optional[str] = None  # -E: this command once on every node instead of jobs
     inputs: Optional[Sequence] = None  # the ::: values of each job, for --tf/--return templates
     env: Sequence[str] = ()  # variable names or globs exported to every job
     halt: Optional[str] = None  # GNU parallel's --halt WHEN,WHAT=N
+    # copy and gather (clush -c/--rcopy, pdcp/rpdcp): a run of its own, a job on each node
+    copy: Sequence[str] = ()  # files and directories sent to every node (a trailing / : a directory's contents)
+    rcopy: Sequence[str] = ()  # files brought back from every node, as DEST/NAME.NODE
+    dest: Optional[str] = None  # where --copy puts them on the nodes, --rcopy here (default: the path's directory)
     # files to the node and back
     transferfile: Sequence[str] = ()
     returnfile: Sequence[str] = ()

@@ -27,6 +27,7 @@ class SshConfig:
     leading: tuple = ()  # options this machine's ssh is given before the user's (kept_stdin)
     connect: tuple = ()  # --connect: the words of a command that reaches a node instead of ssh (transports.py)
     slurm_job: Optional[str] = None  # --slurm: the allocation whose nodes are reached by job steps
+    targets: tuple = ()  # (node, host, port, user): where ssh goes for a node an inventory names otherwise
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):

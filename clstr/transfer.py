@@ -587,6 +587,34 @@ def stamp():
     return time.monotonic()
 
 
+def copied(paths, dest):
+    """(path here, path on the node) of every file --copy sends: a file to DEST/ITS_NAME, a directory
+    DIR to DEST/DIR/... with its tree, ``DIR/`` its contents to DEST/... (as rsync and clush read a
+    trailing slash); DEST by default the path's own directory (the same place there). InputError for a
+    path that is missing here, or names nothing to send."""
+    out = []
+    for path in paths:
+        check_path(path.rstrip("/") or "/", "--copy")
+        base = dest if dest is not None else os.path.dirname(os.path.abspath(path.rstrip("/")))
+        if os.path.isfile(path):
+            out.append((path, os.path.join(base, os.path.basename(path))))
+        elif os.path.isdir(path):
+            top = base if path.endswith("/") else os.path.join(base, os.path.basename(path.rstrip("/")))
+            found = []
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                for name in sorted(names):
+                    here = os.path.join(root, name)
+                    if os.path.isfile(here):
+                        found.append((here, os.path.join(top, os.path.relpath(here, path))))
+            if not found:
+                raise InputError(f"--copy {path}: a directory with no file to send")
+            out += found
+        else:
+            raise InputError(f"--copy {path}: no such file or directory here")
+    return out
+
+
 def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
     """The run's Files and each job's JobFiles ({seq: JobFiles}) from the options' templates.
 

@@ -37,8 +37,13 @@ class Ssh:
     shares = True  # a ControlMaster can carry the node's slots
     acks = False  # whether a session's stdout marks are to be answered (see Slurm)
 
-    def __init__(self, base, node):
-        self.base, self.node = base, node
+    def __init__(self, base, node, target=None):
+        # an inventory's ansible_host/port/user: the node keeps its name, ssh goes there (after the
+        # user's own -o options, which win as ssh keeps the first value)
+        host, port, user = target or (None, None, None)
+        extra = (["-o", f"HostName={host}"] if host else []) + (["-o", f"Port={port}"] if port else []) + \
+            (["-o", f"User={user}"] if user else [])
+        self.base, self.node = list(base) + extra, node
         self.program = "ssh"
 
     def argv(self, line, control_path=None, cleanup=True):
@@ -184,7 +189,8 @@ def of(cfg, node):
         return Slurm(cfg.slurm_job, node, cfg.mark[:12])
     if cfg.connect:
         return Command(cfg.connect, node)
-    return Ssh(tuple(ssh.base_argv(cfg)), node)
+    target = next((t[1:] for t in cfg.targets if t[0] == node), None) if cfg.targets else None
+    return Ssh(tuple(ssh.base_argv(cfg)), node, target)
 
 
 def shares(cfg, node):

@@ -21,7 +21,7 @@ from .errors import InputError
 
 MIB = 1024 * 1024
 LIMITS = {"job file": 256 * MIB, "node file": 16 * MIB, "profile file": 16 * MIB, "argument file": 256 * MIB,
-          "topology file": 16 * MIB, "genders file": 16 * MIB}
+          "topology file": 16 * MIB, "genders file": 16 * MIB, "inventory file": 64 * MIB}
 READ_SIZE = 1024 * 1024
 
 

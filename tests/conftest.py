@@ -81,6 +81,19 @@ def signal_when(proc, wanted, *signals, timeout=30):
         proc.kill()
 
 
+def processes_with(marker):
+    """This machine's processes with ``marker`` (a string the test put in their command line)."""
+    import psutil
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in word for word in (p.info["cmdline"] or [])):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
 def wait_for(predicate, deadline=30.0):
     """Poll ``predicate`` until it holds, for at most ``deadline`` seconds; returns whether it did.
 

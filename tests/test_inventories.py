@@ -100,3 +100,105 @@ def test_a_broken_groups_file_is_one_line_naming_it(cfgdir, tmp_path):
                        text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert str(cfgdir / "groups.d" / "site.yaml") in r.stderr and "not valid YAML" in r.stderr
+
+
+# ---- Ansible inventories, against ansible-inventory --list ---------------------
+INI = """# an inventory as a site writes it
+lone ansible_host=10.0.0.9
+[web]
+web[01:03] ansible_user=deploy
+www[a:c].example.com
+[db]
+db1:2222
+db-[01:10:3]
+[prod:children]
+web
+db
+[web:vars]
+ansible_port=2200
+[prod:vars]
+ansible_user=ops
+ansible_host=gw.example
+"""
+YAML = """all:
+  hosts:
+    mail.example.com:
+  children:
+    webservers:
+      hosts:
+        foo.example.com:
+        bar.example.com:
+          ansible_port: 2222
+          ansible_user: bob
+      vars:
+        ansible_user: www
+    east:
+      hosts:
+        foo.example.com:
+        one.example.com:
+        three.example.com:
+          ansible_host: 10.1.1.3
+      children:
+        webservers:
+"""
+
+
+def ansible_oracle(path):
+    """{group: sorted hosts with its children's}, {host: (ansible_host, port, user)} of ansible-inventory."""
+    import json
+    r = subprocess.run(["ansible-inventory", "-i", str(path), "--list"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, ANSIBLE_LOCAL_TEMP=str(path.parent / "ans-tmp"),
+                                ANSIBLE_HOME=str(path.parent / "ans-home")))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+
+    def hosts(g, seen=()):
+        out = set(data.get(g, {}).get("hosts", []))
+        for c in data.get(g, {}).get("children", []):
+            if c not in seen:
+                out |= hosts(c, seen + (g,))
+        return out
+    groups = {g: sorted(hosts(g)) for g in data if g != "_meta"}
+    hostvars = {h: tuple(None if v.get(k) is None else str(v[k]) for k in ("ansible_host", "ansible_port",
+                                                                           "ansible_user"))
+                for h, v in data["_meta"]["hostvars"].items()}
+    return groups, hostvars
+
+
+@pytest.mark.skipif(shutil.which("ansible-inventory") is None and not os.environ.get("CI"),
+                    reason="ansible-core is not installed here")
+@pytest.mark.parametrize("name,text", [("inv.ini", INI), ("inv.yaml", YAML)])
+def test_an_ansible_inventory_reads_as_ansible_reads_it(tmp_path, name, text):
+    from clstr.ansible import Inventory
+    path = tmp_path / name
+    path.write_text(text)
+    groups, hostvars = ansible_oracle(path)
+    inv = Inventory(text, str(path))
+    for group, hosts in groups.items():
+        if group == "all" or hosts:
+            assert sorted(inv.hosts(group)) == hosts, group
+    for host, target in hostvars.items():
+        assert inv.target(host) == target, host
+    assert sorted(inv.hosts("all")) == groups["all"]
+
+
+def test_an_inventory_group_is_a_node_list_and_its_hosts_ssh_targets_are_followed(clstr, testbed, tmp_path):
+    (tmp_path / "inv.ini").write_text(f"[web]\nfront1 ansible_host={testbed.addr['n1']}\n"
+                                      f"front2 ansible_host={testbed.addr['n2']}\n[all:vars]\n"
+                                      f"ansible_port={testbed.port}\n")
+    # the testbed's ssh_config gives its key by node name: an inventory's names need it given
+    r = clstr("-i", "inv.ini", "-n", "@web", "-O", f"IdentityFile={testbed.client_key}", "--tag", "-E",
+              "echo $SSH_CONNECTION")
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    assert sorted(got) == ["front1", "front2"]  # the inventory's names
+    assert got["front1"].split()[2] == testbed.addr["n1"] and got["front2"].split()[2] == testbed.addr["n2"]
+
+
+@pytest.mark.parametrize("text,where", [("[web\nh1\n", ":1"), ("[web]\nh1 ansible_port\n", ":2"),
+                                        ("[web]\nh[1:x]\n", ":2"), ("all:\n  hosts: [1, 2\n", ":")])
+def test_a_broken_inventory_is_one_line_naming_the_file(tmp_path, text, where):
+    (tmp_path / "inv").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "clstr", "-i", "inv", "-n", "@web", "-j", "true"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"inv{where}" in r.stderr, r.stderr

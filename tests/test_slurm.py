@@ -13,10 +13,9 @@ import subprocess
 import sys
 import uuid
 
-import psutil
 import pytest
 
-from conftest import read_until, wait_for
+from conftest import processes_with, read_until, wait_for
 from clstr import slurm
 from clstr.errors import InputError
 import slurmnodes
@@ -49,17 +48,6 @@ def outcomes(path):
         data = json.load(f)
     data["retired_nodes"] = {name: n["reason"] for name, n in data["nodes"].items() if n["retired"]}
     return {j["seq"]: (j["outcome"], j["exit"], j["node"]) for j in data["jobs"]}, data
-
-
-def marked(marker):
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in w for w in (p.info["cmdline"] or [])):
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
 
 
 def our_steps(slurmbed, job):
@@ -149,14 +137,14 @@ def test_interrupt_and_halt_end_the_steps_not_the_allocation(slurmbed, alloc, tm
                          text=True, cwd=tmp_path, env=slurmbed.env(alloc, XDG_CONFIG_HOME=str(tmp_path / "x")))
     try:
         read_until(p.stdout, ["up"])
-        assert wait_for(lambda: len(marked(marker)) >= 2, 20)
+        assert wait_for(lambda: len(processes_with(marker)) >= 2, 20)
         if how == "interrupt":
             p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
     assert p.returncode == (128 + signal.SIGINT if how == "interrupt" else 1), err
-    assert wait_for(lambda: not marked(marker), 20), marked(marker)
+    assert wait_for(lambda: not processes_with(marker), 20), processes_with(marker)
     assert wait_for(lambda: our_steps(slurmbed, alloc) == [], 20)
     assert slurmbed.job(alloc)["JobState"] == "RUNNING"  # the allocation itself is never cancelled
 

@@ -15,10 +15,9 @@ import subprocess
 import sys
 import uuid
 
-import psutil
 import pytest
 
-from conftest import read_until, wait_for
+from conftest import processes_with, read_until, wait_for
 from clstr import transports
 from clstr.judging import Judge
 from clstr.reading import Marked
@@ -61,17 +60,6 @@ class Run:
 @pytest.fixture
 def run(tmp_path):
     return Run(tmp_path)
-
-
-def marked_processes(marker):
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in word for word in (p.info["cmdline"] or [])):
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
 
 
 def outcomes(path):
@@ -187,7 +175,7 @@ def test_time_limits_end_the_job_and_leave_no_process(run, tmp_path, via):
     r = run(*via, "--json", "r.json", "--timeout", "1", "-j", f"sleep 60 # {marker}", "--idle-timeout", "30")
     got, _ = outcomes(tmp_path / "r.json")
     assert got[1][0] == "failed" and r.returncode == 1, r.stderr
-    assert wait_for(lambda: not marked_processes(marker), 10)
+    assert wait_for(lambda: not processes_with(marker), 10)
 
 
 def test_halt_now_ends_the_running_jobs(run, tmp_path, via):
@@ -197,7 +185,7 @@ def test_halt_now_ends_the_running_jobs(run, tmp_path, via):
     got, data = outcomes(tmp_path / "r.json")
     assert got[2] == ("failed", 5) and r.returncode == 1, r.stderr
     assert got[1][0] in ("failed", "not run") and got[4][0] == "not run"
-    assert wait_for(lambda: not marked_processes(marker), 10)
+    assert wait_for(lambda: not processes_with(marker), 10)
 
 
 def test_joblog_and_resume(run, tmp_path, via):
@@ -217,13 +205,13 @@ def test_interrupt_leaves_nothing_behind(run, tmp_path, via, mode):
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         read_until(p.stdout, ["up"])
-        assert wait_for(lambda: len(marked_processes(marker)) >= 1, 15)
+        assert wait_for(lambda: len(processes_with(marker)) >= 1, 15)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
         p.kill()
     assert p.returncode == 128 + signal.SIGINT, err
-    assert wait_for(lambda: not marked_processes(marker), 10), marked_processes(marker)
+    assert wait_for(lambda: not processes_with(marker), 10), processes_with(marker)
 
 
 # ---- what only a command transport can do: fail as a transport ----------------
