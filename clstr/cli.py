@@ -76,6 +76,57 @@ exit status:
 """
 
 
+SHORT_HELP = """\
+usage: clstr [options] [JOB_FILE ...]  or  clstr [options] COMMAND ::: ARGS
+Run shell commands (jobs) in parallel on many machines (nodes) over SSH.
+
+what people use most (every option: clstr --help-all, or man clstr):
+  -n, -w HOST...       nodes: node[01-12], 4/host (4 slots), @group, ':' (here)
+  -N FILE...           files of nodes, one a line
+  -p NAME              a profile's nodes and settings
+                       (profiles: ~/.config/clstr/profiles.yaml)
+  --slots N            N slots on every node (GNU parallel's -j)
+  JOB_FILE..., -J FILE a file of jobs, one a line ('-': stdin)
+  -j CMD               a job (repeatable)
+  COMMAND ::: ARGS     jobs from inputs, as GNU parallel ({} {.} {#} {host})
+  -E, --on-each-node CMD   one command on every node; -b gathers same output
+  -c PATH --dest DIR   copy to every node; --rcopy PATH: each node's back
+  --trc T              send a job's input, bring T back (--tf, --return)
+  --job-failures job   a non-zero exit fails the job (default: its node is
+                       presumed broken, the job moves on)
+  --timeout DURATION   end a job after this long (90s, 5m, 2h)
+  --halt soon,fail=1   stop at the first failure
+  --joblog FILE        a row per job; --resume: run only what is left
+  -f N                 at most N jobs at once
+  -o FILE, --tag       job output to a file; each line prefixed with its node
+  --json FILE, -s      a JSON summary at the end; a live status line
+  --dry-run            the plan, nothing run
+  --connect TEMPLATE   reach nodes by a command ('docker exec -i {host}')
+  --slurm              inside a Slurm allocation: its nodes, by job steps
+
+examples:
+  clstr -n 4/: -- 'echo {} from $(hostname)' ::: a b c d   # here, no ssh
+  clstr -N nodes.txt jobs.txt                  # a job file on a node file
+  clstr -w 'lab[01-40]' -b -E 'uname -r'       # one command on every node
+  clstr -p lab --joblog run.log --resume jobs.txt          # only what is left
+
+exit status: 0 every job succeeded; 1 some job failed or was not run (the
+  summary says which and why); 2 bad usage, nothing run; 130 interrupted
+  (Ctrl-C), 143 SIGTERM, 129 SIGHUP; with -S the largest exit status of the jobs
+"""
+
+
+class _ShortHelp(argparse.Action):
+    """-h/--help: the options people use most, examples, exit statuses; --help-all every option."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(SHORT_HELP, sys.stdout)
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise InputError(f"{message}{self._did_you_mean(message)} (see clstr --help)")
@@ -139,10 +190,13 @@ def _seconds(text):
 
 def build_parser():
     DEFAULT = Options()  # the defaults are the library's: one list of them
-    p = _Parser(prog="clstr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+    p = _Parser(prog="clstr", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG, add_help=False,
+                usage="clstr [options] [JOB_FILE ...]  or  clstr [options] COMMAND ::: ARGS",
                 description="Run shell commands (jobs) in parallel on many machines (nodes) over SSH.\n"
                             "Jobs come from job files, -j, -E, or as GNU parallel makes them:\n"
                             "  clstr [options] COMMAND ::: ARGS   (and ::::, :::+, ::::+)")
+    p.add_argument("-h", "--help", action=_ShortHelp, help="the options people use most, and exit")
+    p.add_argument("--help-all", action="help", help="every option, and exit")
     p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
                    help="files of jobs, one shell command a line ('-' is stdin)")
     g = p.add_argument_group("nodes")

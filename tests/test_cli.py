@@ -1,4 +1,6 @@
 """Argument parsing and bad input: one clear line, exit status 2, nothing run."""
+import re
+
 import pytest
 
 import clstr
@@ -178,6 +180,15 @@ def test_help_documents_exit_codes(capsys):
     assert e.value.code == 0
     for text in ("exit status:", "130 interrupted", "--on-each-node", "--job-failures", "profiles:"):
         assert text in out
+    assert len(out.splitlines()) <= 40 and max(map(len, out.splitlines())) <= 80  # a first screen
+    with pytest.raises(SystemExit):
+        cli.main(["--help-all"])
+    every = capsys.readouterr().out
+    assert "exit status:" in every and "--gateway-fallback" in every
+    parser = cli.build_parser()
+    flags = {f for a in parser._actions for f in a.option_strings}
+    named = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][-a-zA-Z]*)", out[:out.index("examples:")]))
+    assert named <= flags, named - flags  # every option the short help names is one
 
 
 def test_ssh_argv_user_options_first():
