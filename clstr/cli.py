@@ -503,13 +503,13 @@ def summary(result, write, verbose, each_node=False, joblog=None):
     for j in failed:
         nodes = failed_on(j)
         where = f" on {', '.join(nodes)}" if nodes else ""
-        write(f"failed: job {j.seq}{where} ({j.reason}): {j.command}")
+        write(f"failed: job {j.seq}{where} ({j.reason}): {_short(j.command)}")
     for reason, jobs in _by_reason(not_run):
         if len(jobs) > FOLD_AFTER:
             write(f"{len(jobs)} jobs not run ({reason}): jobs {hostlist.fold_numbers([j.seq for j in jobs])}")
         else:
             for j in jobs:
-                write(f"not run: job {j.seq} ({reason}): {j.command}")
+                write(f"not run: job {j.seq} ({reason}): {_short(j.command)}")
     if result.error:
         write(f"stopped early: {result.error}")
     if result.halted:
@@ -552,6 +552,16 @@ def summary(result, write, verbose, each_node=False, joblog=None):
 
 
 FOLD_AFTER = 3  # jobs not run for one reason said one a line up to this many, then in one line
+SHOWN_COMMAND = 72  # a longer command is cut in the summary (the job log and --json keep it whole)
+
+
+def _short(command):
+    """A job's command as a summary line shows it: its first line, cut past SHOWN_COMMAND."""
+    first, _, rest = command.partition("\n")
+    if len(first) <= SHOWN_COMMAND and not rest:
+        return first
+    return first[:SHOWN_COMMAND - 3] + "..." if len(first) > SHOWN_COMMAND - 3 else first + " ..."
+
 
 
 def _by_reason(jobs):

@@ -130,3 +130,11 @@ def test_host_is_the_nodes_name_in_jobs_and_the_job_log_keeps_it_as_written(tmp_
     (tmp_path / "a").write_text("")
     r = clstr(tmp_path, "-n", "c1", *VIA, "--trc", "{host}.out", "--", "true", ":::", "a")
     assert r.returncode == 2 and "{host} (known once the job starts) cannot name a file" in r.stderr
+
+
+def test_the_summary_cuts_a_long_command_and_the_job_log_keeps_it_whole(tmp_path):
+    long = "exit 3; " + "echo " + "x" * 200
+    r = clstr(tmp_path, "-n", ":", "--job-failures", "job", "--joblog", "log", "-j", long)
+    line = next(line for line in r.stderr.splitlines() if line.startswith("clstr: failed: job 1"))
+    assert line == "clstr: failed: job 1 on : (exit 3): " + long[:69] + "..."
+    assert (tmp_path / "log").read_text().splitlines()[1].split("\t")[-1] == long
