@@ -243,7 +243,19 @@ def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, fi
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,
-        "env": list(cfg.env), "workdir": cfg.workdir})
+        "env": list(cfg.env), "workdir": cfg.workdir, "targets": [list(t) for t in cfg.targets]})
+
+
+def _targets(s):
+    """The ssh targets an inventory gives nodes ([node, host, port, user], None where unset), checked;
+    an older root sends none."""
+    out = []
+    for t in field(s, "targets", list, optional=True) or []:
+        if not (isinstance(t, list) and len(t) == 4 and isinstance(t[0], str)
+                and all(x is None or isinstance(x, str) for x in t[1:])):
+            raise FrameError("setup frame: a target is [node, host, port, user]")
+        out.append(tuple(t))
+    return tuple(out)
 
 
 def setup_in(frame):
@@ -256,6 +268,6 @@ def setup_in(frame):
                     connect_timeout=field(s, "connect_timeout", float), alive_interval=field(s, "alive_interval", int),
                     alive_count=field(s, "alive_count", int), remote_cleanup=field(s, "remote_cleanup", bool),
                     pipeline=field(s, "pipeline", bool), mark=field(s, "mark", str), env=tuple(strings[2]),
-                    workdir=field(s, "workdir", str, optional=True))
+                    workdir=field(s, "workdir", str, optional=True), targets=_targets(s))
     return (cfg, field(frame, "timeout", float, optional=True), field(frame, "idle_timeout", float, optional=True),
             field(frame, "slots", int), field(frame, "multiplex", bool), field(frame, "exec", bool))

@@ -202,3 +202,25 @@ def test_a_broken_inventory_is_one_line_naming_the_file(tmp_path, text, where):
     r = subprocess.run([sys.executable, "-m", "clstr", "-i", "inv", "-n", "@web", "-j", "true"], capture_output=True,
                        text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"inv{where}" in r.stderr, r.stderr
+
+
+def test_an_inventorys_ssh_targets_travel_to_the_gateway(clstr, testbed, tmp_path):
+    from clstr import frames
+    from clstr.ssh import SshConfig
+    cfg = SshConfig(("ssh",), targets=(("front1", "10.0.0.1", "2200", None), ("front2", None, None, "ops")))
+    assert frames.setup_in(frames.decode(frames.setup_out(cfg, None, None, 2, False)))[0].targets == cfg.targets
+    bad = frames.decode(frames.setup_out(cfg, None, None, 2, False))
+    bad["ssh"]["targets"] = [["front1", 7, None, None]]
+    with pytest.raises(frames.FrameError, match="target"):
+        frames.setup_in(bad)
+    (tmp_path / "inv.ini").write_text(f"[web]\nfront1 ansible_host={testbed.addr['n2']}\n"
+                                      f"front2 ansible_host={testbed.addr['n3']}\n[all:vars]\n"
+                                      f"ansible_port={testbed.port}\n")
+    r = clstr("-i", "inv.ini", "-n", "@web", "--gateway", "n1=front[1-2]", "-O",
+              f"IdentityFile={testbed.client_key}", "--json", "r.json", "--tag", "-E", "echo $SSH_CONNECTION")
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    assert got["front1"].split()[2] == testbed.addr["n2"] and got["front2"].split()[2] == testbed.addr["n3"]
+    import json
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["gateways"]["n1"]["state"] == "up" and data["gateways"]["n1"]["nodes"] == ["front1", "front2"]
