@@ -164,13 +164,21 @@ class Inventory:
     def target(self, host):
         """(ansible_host, ansible_port, ansible_user) of ``host``, each None where not set."""
         merged = dict(self.groups["all"].vars)
-        for g in sorted(self._groups_of(host), key=lambda g: (self._depth(g), g)):
+        for g in self._member_of().get(host, ()):
             merged.update(self.groups[g].vars)
         merged.update(self.hostvars.get(host, {}))
         return tuple(None if merged.get(k) is None else str(merged[k]) for k in CONNECTION)
 
-    def _groups_of(self, host):
-        return [name for name in self.groups if name != "all" and host in self.hosts(name)]
+    def _member_of(self):
+        """host -> the groups it is in (through children too), in the order their variables apply
+        (shallower first, then by name): worked out once, not once a host."""
+        if not hasattr(self, "_members"):
+            self._members = {}
+            groups = sorted((name for name in self.groups if name != "all"), key=lambda g: (self._depth(g), g))
+            for g in groups:
+                for h in self.hosts(g):
+                    self._members.setdefault(h, []).append(g)
+        return self._members
 
     def _depth(self, name, chain=()):
         parents = [g.name for g in self.groups.values() if name in g.children and g.name not in chain]

@@ -413,7 +413,7 @@ class Given(NamedTuple):
 def sources(args):
     """Where the run's nodes come from, as the command line says (nodes.Sources)."""
     return Sources(tuple(args.node), tuple(args.node_file), tuple(args.profile or ()), tuple(args.profiles),
-                   tuple(args.genders), args.genders_file)
+                   tuple(args.genders), args.genders_file, tuple(args.inventories))
 
 
 def command_line_options(args, gateways=None):

@@ -64,7 +64,6 @@ class ExecSlots:
         self.jump = {}  # node -> its ProxyJump host ("" for none), once looked up
         self.heap = []  # (when, n, attempt): the attempts' clocks, stale entries skipped
         self.count = itertools.count()
-        self.judge = Judge(True, None)
         self.later = []  # (slot, event) said as an attempt started: handed over on the next tick
         self.stopping = stopping  # whether the run starts no job any more (a signal, --halt)
         self.paused = False  # the reader of our output is behind: ssh's pipes are not read meanwhile

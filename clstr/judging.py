@@ -57,10 +57,9 @@ class Judge:
     def __init__(self, marked, control_path=None, reach=None):
         self.marked = marked
         self.control_path = control_path
-        self.classify = reach.classify if reach is not None and reach.name != "ssh" else None
+        self.classify = reach.classify if reach is not None else None  # None: ssh's words, read here
         self.program = reach.program if reach is not None else "ssh"
-        # a node that answers ssh.alive_line without a word has no sh; through a command, it was not reached
-        self.silent_is_kept = reach is None or reach.name != "command"
+        self.silent_is_kept = reach is None or reach.silent_is_kept
 
     def verdict(self, code, p):
         """(exit status, Ending, reason) of an attempt of one session: ended by clstr for a time

@@ -44,12 +44,14 @@ def group_resolver(files=(), regular_only=False, inventories=()):
         return found["inventory"]
 
     def hosts(name):
-        if ":" not in name and name != "*" and name not in profiles().profiles:
+        if ":" not in name and name != "*":  # @source:group and @* are ClusterShell's alone
+            if name in profiles().profiles:
+                return profiles().resolve(name).hosts
             for inv in inventory():
                 if name in inv.groups or name == "all":
                     return inv.hosts(name)
-        if ":" not in name and name != "*" and (name in profiles().profiles or not clustershell().knows(name)):
-            return profiles().resolve(name).hosts  # an unknown name: the profiles' message, which says where
+            if not clustershell().knows(name):
+                return profiles().resolve(name).hosts  # an unknown name: the profiles' message, which says where
         text = clustershell().nodes(name)
         return hostlist.expand_all([text], hostlist.Context(group=hosts, regular_only=regular_only)) if text else []
     return hosts
@@ -114,10 +116,11 @@ class Sources:
     profile_files: tuple = ()
     genders: tuple = ()  # pdsh's -g queries of a genders file (genders.py)
     genders_file: Optional[str] = None  # that file (default: genders.load's)
+    inventories: tuple = ()  # Ansible inventories, whose groups @NAME may name
 
     def groups(self, live=False):
-        """The lookup of ``@NAME`` in host patterns."""
-        return group_resolver(self.profile_files, regular_only=live)
+        """The lookup of ``@NAME`` in host patterns (node files' lines too)."""
+        return group_resolver(self.profile_files, regular_only=live, inventories=self.inventories)
 
     def nodes(self, live=False, none_ok=False):
         """Every host pattern of the run (a node file's entries as ``1/host``, a profile's as

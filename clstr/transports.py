@@ -36,6 +36,12 @@ class Ssh:
     name = "ssh"
     shares = True  # a ControlMaster can carry the node's slots
     acks = False  # whether a session's stdout marks are to be answered (see Slurm)
+    # why the transport failed, from its stderr before the job started: None for ssh, whose own
+    # messages judging.py reads with its master's log; the others' ``classify(tail)``
+    classify = None
+    # a node that answers ssh.alive_line without a word: it has no sh (kept as the job's failure),
+    # or, through a command, it was not reached (the connection's)
+    silent_is_kept = True
 
     def __init__(self, base, node, target=None):
         # an inventory's ansible_host/port/user: the node keeps its name, ssh goes there (after the
@@ -56,10 +62,6 @@ class Ssh:
     def master_argv(self, control_path, persist=None):
         return ssh.master_argv(self.base, self.node, control_path, persist)
 
-    @staticmethod
-    def classify(tail):
-        """Why the transport failed, from its last stderr lines before the job started (or None)."""
-        return ssh.classify(tail)[0]
 
 
 class Local:
@@ -68,6 +70,7 @@ class Local:
     name = "local"
     shares = False
     acks = False
+    silent_is_kept = True
 
     def __init__(self, shell):
         self.shell = shell
@@ -94,6 +97,7 @@ class Command:
     name = "command"
     shares = False
     acks = False
+    silent_is_kept = False
 
     def __init__(self, words, node):
         self.words = [w.replace(HOST, node) for w in words]

@@ -224,3 +224,9 @@ def test_an_inventorys_ssh_targets_travel_to_the_gateway(clstr, testbed, tmp_pat
     import json
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["gateways"]["n1"]["state"] == "up" and data["gateways"]["n1"]["nodes"] == ["front1", "front2"]
+
+
+def test_a_node_file_may_name_an_inventorys_group(tmp_path):
+    (tmp_path / "inv.ini").write_text("[web]\nfront[1:3]\n")
+    (tmp_path / "nodes.txt").write_text("@web\nother1\n")
+    assert dry_run_nodes(tmp_path, "-i", "inv.ini", "-N", "nodes.txt") == "front[1-3],other1"
