@@ -55,6 +55,31 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class FileNamed:
+    """A reason that names one of the attempt's files, kept as data: a gateway's paths are not
+    the root's, and each end names the file its own way (``render``).
+
+    ``side``: "send", "basefile" or "return"; ``what``: the rest of the reason (its words after the
+    file's name); ``there``: the file failed on the machine that moved it (its disk, its
+    directory), said "on <that machine>"; ``path``: the file's name on that machine, where it is
+    known; ``k``: its place among the job's sends or returns or the run's basefiles (a gateway
+    finds it; -1 elsewhere).
+    """
+
+    side: str
+    what: str
+    there: bool = False
+    path: Optional[str] = None
+    k: int = -1
+
+    SIDES = ("send", "basefile", "return")
+
+    def render(self, name, machine="this machine"):
+        side = "send" if self.side == "basefile" else self.side
+        return f"{side}: {name}{self.what}" + (f" on {machine}" if self.there else "")
+
+
+@dataclass(frozen=True)
 class Output:
     """Complete lines (bytes ending in newline, or the last bytes at EOF) of a job."""
 
@@ -88,6 +113,7 @@ class Finished:
     # no start mark to tell, --no-remote-cleanup); ``runtime`` is then the job's own, mark to mark
     connect: Optional[float] = None
     began: Optional[float] = None  # seconds from the attempt's start to the job's (connect and files sent)
+    file: Optional[FileNamed] = None  # the file ``reason`` names, as data (a gateway's reasons: see FileNamed)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ whose version differs.
 Gateway -> root:
   ``need``  {}                           no clstr of the root's version there: send the zipapp
   ``hello`` {proto, clstr, python, pid}  ready (the first frame, once clstr runs there)
-  ``ev``    {slot, e: [event...]}        what a slot's worker sent, in order (events.py, encoded)
+  ``ev``    {slot, e: [event...]}        what a slot's worker sent, in order (events.py, encoded;
+                                         a Finished's ``file`` names its file by its place, the root
+                                         names it: a gateway's paths never reach the root's words)
   ``died``  {slot, exit}                 a slot's worker died (what it sent before is in ``ev``)
   ``beat``  {}                           it lives (every BEAT seconds, so a frozen one is seen)
   ``error`` {text}                       it cannot go on (a bad frame, a setup it cannot take)
@@ -33,7 +35,7 @@ import base64
 import dataclasses
 import json
 
-from .events import Connected, Deferred, Finished, Job, Notice, Output
+from .events import Connected, Deferred, FileNamed, Finished, Job, Notice, Output
 from .result import Ending
 from .ssh import SshConfig
 from .transfer import MARK_NAME
@@ -102,6 +104,8 @@ def event_out(ev):
             value = value.name
         elif isinstance(value, tuple):
             value = [list(v) if isinstance(v, tuple) else v for v in value]
+        elif isinstance(value, FileNamed):  # its path is the gateway's own: the root names it by k
+            value = {"side": value.side, "what": value.what, "there": value.there, "k": value.k}
         d[f.name] = value
     return d
 
@@ -146,11 +150,29 @@ def event_in(d, slot):
             value = field(d, f.name, bool, optional=True)
         elif f.name == "replaced":
             value = field(d, f.name, bool)
+        elif f.name == "file":
+            value = _file_named(value)
         kw[f.name] = value
     try:
         return cls(**kw)
     except TypeError as e:
         raise FrameError(f"ev frame: {d['k']} {e}") from None
+
+
+def _file_named(d):
+    """The events.FileNamed of a Finished's ``file`` (None stays None): the file by its place."""
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise FrameError("ev frame: a file that is not an object")
+    d = dict(d, t="ev")  # its fields' errors say "ev frame: ..."
+    side = field(d, "side", str)
+    if side not in FileNamed.SIDES:
+        raise FrameError(f"ev frame: a file of no known side {_shown(side)}")
+    k = field(d, "k", int)
+    if k < 0:
+        raise FrameError(f"ev frame: a file of no place ({k})")
+    return FileNamed(side, field(d, "what", str), field(d, "there", bool), None, k)
 
 
 # ---- jobs: root -> gateway -------------------------------------------------

@@ -32,7 +32,7 @@ import zipfile
 
 from . import __version__, controldir, frames, reaper, slots
 from . import ssh, transfer, transports
-from .events import Deferred, Finished
+from .events import Deferred, FileNamed, Finished
 from .execslot import ExecSlots
 from .options import RunOptions
 from .pool import WorkerPool
@@ -172,10 +172,9 @@ class Server:
         self.files = None  # transfer.Files of the run, with files
         self.fdir = None  # where the root's files and those brought back wait here
         self.putting = {}  # put id -> its open file while pieces come
-        self.names = {}  # a path here -> what to call it in what the root reads (its own name)
-        self.unstored = {}  # put id -> why the file could not be kept here
+        self.unstored = {}  # put id -> (what, there) of why the file could not be kept here (events.FileNamed)
+        self.job_files = {}  # root slot -> the transfer.JobFiles of its attempt here
         self.base_ids = []  # the put ids of the run's basefiles
-        self.where = "on the gateway"
         self.kinds = []  # its kinds of slot (slots.py), as the root's: exec slots where the root said so, forked
         self.slots = []  # root slot -> a GatewaySlot: its node, group and whether it runs
         self.control = None
@@ -211,8 +210,6 @@ class Server:
     # ---- the setup -----------------------------------------------------
     def setup(self, frame):
         cfg, self.timeout, self.idle_timeout, nslots, multiplex, exec_slots = frames.setup_in(frame)
-        name = frames.field(frame, "name", str, optional=True)
-        self.where = f"on gateway {name}" if name else "on the gateway"  # where its own failures are
         self.cfg = dataclasses.replace(cfg, leading=ssh.kept_stdin(cfg.command))  # what the ssh here needs
         files = frames.field(frame, "files", dict, optional=True)
         if files is not None:
@@ -301,7 +298,8 @@ class Server:
         """A piece of a file the root sends (its jobs send it on to their nodes)."""
         if self.fdir is None:
             raise frames.FrameError("a put frame in a run without files")
-        i, name, mode = frames.field(frame, "id", int), frames.field(frame, "name", str), frames.field(frame, "mode", int)
+        # its ``name`` (the root's path) is the root's to say: a failure names the file by its place
+        i, mode = frames.field(frame, "id", int), frames.field(frame, "mode", int)
         data, more = frames.piece(frame)
         path = self._put_path(i)
         if i in self.unstored:
@@ -309,7 +307,6 @@ class Server:
         fd = self.putting.get(i)
         try:
             if fd is None:
-                self.names[path] = name
                 fd = self.putting[i] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             transfer.write_all(fd, data)
         except OSError as e:  # this machine's failure (its temporary directory is full): that file's
@@ -317,7 +314,7 @@ class Server:
             if fd is not None:
                 os.close(fd)
             transfer.discard(path)
-            self.unstored[i] = f"send: {name}: {transfer.here_error(e).replace('on this machine', self.where)}"
+            self.unstored[i] = (": " + transfer.oserror_words(e), True)
             return
         if not more:
             os.fchmod(self.putting.pop(i), mode & 0o777)
@@ -325,15 +322,13 @@ class Server:
             error = frames.field(frame, "error", str, optional=True)
             if error:  # the root could not read it whole: a job that sends it fails, naming why
                 os.unlink(path)
-                self.names[path] = f"{name} ({error})"
+                self.unstored[i] = (": " + error, False)
 
     def _files_of(self, idx, job, files):
         """The job's transfer.JobFiles here: its sends from the root's puts, its returns to this
         gateway's files, sent up to the root before its Finished."""
         sends, returns, marks = files
         outs = [os.path.join(self.fdir, "out", f"{idx}-{job.seq}-{k}") for k in range(len(returns))]
-        for out, remote in zip(outs, returns):
-            self.names[out] = f"{remote} (its copy on the gateway)"
         # the marks are the root's: a node that sees the root's filesystem finds them there
         return transfer.JobFiles(tuple(transfer.Send(self._put_path(i), r, mark=m) for (i, r), m in zip(sends, marks)),
                                  tuple(transfer.Return(r, out, m)
@@ -353,11 +348,20 @@ class Server:
                             break
             finally:
                 transfer.discard(tmp)
-        reason = ev.reason
-        for path, name in self.names.items():
-            if reason and path in reason:
-                reason = reason.replace(path, name).replace("on this machine", self.where)
-        return dataclasses.replace(ev, returned=(), reason=reason)
+        return dataclasses.replace(ev, returned=(), file=self._placed(idx, ev.file))
+
+    def _placed(self, idx, file):
+        """The attempt's events.FileNamed by its place among the slot's files, not by its path
+        here: the root names it (None where it names no file of the job's)."""
+        if file is None or file.path is None:
+            return file
+        jf = self.job_files.get(idx)
+        among = {"send": jf.sends if jf else (), "return": jf.returns if jf else (),
+                 "basefile": self.files.basefiles if self.files else ()}[file.side]
+        for k, f in enumerate(among):
+            if f.local == file.path:
+                return dataclasses.replace(file, path=None, k=k)
+        return None
 
     def cleanup(self, frame):
         """--cleanup at the run's end: ``line`` on the nodes named (transfer.clean_nodes)."""
@@ -376,14 +380,18 @@ class Server:
         if files is not None or job.basefiles:
             if self.files is None:
                 raise frames.FrameError("a job with files in a run without files")
-            failed = [self.unstored[i] for i, _ in (files[0] if files is not None else ())
-                      if i in self.unstored] + [self.unstored[i] for i in self.base_ids if i in self.unstored]
+            failed = [FileNamed("send", *self.unstored[i], k=k)
+                      for k, (i, _) in enumerate(files[0] if files is not None else ()) if i in self.unstored]
+            failed += [FileNamed("basefile", *self.unstored[i], k=k)
+                       for k, i in enumerate(self.base_ids) if i in self.unstored]
             if failed and not (self.quitting or self.stop_at is not None):
+                why = failed[0].render(f"file {failed[0].k}", "the gateway")  # the root names the file
                 self.send("ev", slot=idx, e=[frames.event_out(Finished(idx, job.seq, 255, time.time(), 0.0,
-                                                                       Ending.FILE_FAILED, failed[0]))])
+                                                                       Ending.FILE_FAILED, why, file=failed[0]))])
                 return
             if files is not None:
                 job = dataclasses.replace(job, files=self._files_of(idx, job, files))
+        self.job_files[idx] = job.files
         if self.quitting or self.stop_at is not None:
             return  # the root told us to stop: it counts what it sent since as not run
         self.running.add(idx)
@@ -410,7 +418,7 @@ class Server:
         for n, ev in enumerate(evs):
             if isinstance(ev, (Finished, Deferred)):
                 self.running.discard(idx)
-            if isinstance(ev, Finished) and (ev.returned or ev.reason and self.names):
+            if isinstance(ev, Finished) and (ev.returned or ev.file):
                 evs[n] = self._brought_back(idx, ev)
         self.send("ev", slot=idx, e=[frames.event_out(ev) for ev in evs])
 

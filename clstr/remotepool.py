@@ -220,11 +220,14 @@ class FileCarrier:
     """The files a gateway's jobs send (each down its session once, as ``put`` frames) and bring
     back (``got`` frames, written here beside their place before the attempt's Finished)."""
 
-    def __init__(self, returns_of, run):
-        """``returns_of(slot)``: the transfer.Returns of the job the slot runs; ``run``: the run's
-        token, in the names of the marks it makes (transfer.Mark)."""
-        self.returns_of = returns_of
+    def __init__(self, files_of, run, basefiles=(), where="the gateway"):
+        """``files_of(slot)``: the transfer.JobFiles of the job the slot runs; ``run``: the run's
+        token, in the names of the marks it makes (transfer.Mark); ``basefiles``: the run's
+        (transfer.Send); ``where``: the gateway, as its failures name it."""
+        self.files_of = files_of
         self.run = run
+        self.basefiles = basefiles
+        self.where = where
         self.puts = {}  # (path here, size, mtime) -> its put id on this session
         self.got = {}  # root slot -> {k: [fd, temporary path, why it failed]}: files coming back
         self.marks = {}  # root slot -> the transfer.Marks beside its attempt's files here, while it runs
@@ -252,7 +255,7 @@ class FileCarrier:
             f = open(local, "rb")
             st = os.fstat(f.fileno())
         except OSError as e:
-            raise transfer.TransferError(f"send: {local}: {e.strerror} here", here=True) from None
+            raise transfer.file_error("send", local, ": " + transfer.oserror_words(e), there=True) from None
         try:
             transfer.check_stamp(local, st, stamp)
         except transfer.TransferError:
@@ -308,8 +311,23 @@ class FileCarrier:
             os.close(entry[0])
             entry[0] = -1
 
+    def returns_of(self, idx):
+        jf = self.files_of(idx)
+        return jf.returns if jf else ()
+
+    def named(self, idx, file):
+        """The words of an events.FileNamed from the gateway, its file by the name it has here."""
+        jf = self.files_of(idx)
+        among = {"send": jf.sends if jf else (), "return": jf.returns if jf else (), "basefile": self.basefiles}
+        files = among[file.side]
+        name = files[file.k].local if file.k < len(files) else f"its file {file.k}"
+        return file.render(name, self.where)
+
     def finished(self, idx, ev):
-        """The slot's Finished with the files it brought back, as a local worker's has them."""
+        """The slot's Finished with the files it brought back, as a local worker's has them, and
+        the file its reason names by this machine's name for it."""
+        if ev.file is not None:
+            ev = dataclasses.replace(ev, reason=self.named(idx, ev.file))
         self.unmark(idx)
         got = self.got.pop(idx, {})
         if not got:
@@ -424,7 +442,8 @@ class GatewayPool:
     def _spawn(self, gw):
         gw.state, gw.why, gw.running = STARTING, None, set()
         gw.started = gw.last_in = self.clock()
-        gw.files = FileCarrier(lambda idx: self.opt.job_files[self.seq_of(idx)].returns, self.opt.ssh.mark)
+        gw.files = FileCarrier(lambda idx: (self.opt.job_files or {}).get(self.seq_of(idx)), self.opt.ssh.mark,
+                               self.opt.files.basefiles if self.opt.files else (), f"gateway {gw.name}")
         argv = ssh.job_argv(self._base, gw.name, gateway.bootstrap(self.python), None)
         try:
             gw.session = Session(argv, self.env, self.sel, lambda line: self._frame(gw, line),

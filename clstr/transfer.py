@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from . import ssh, transports
 from .errors import InputError
 from .proc import PIPE, Child, end_group
+from .events import FileNamed
 from .result import Ending
 
 CHUNK = 1 << 20  # bytes read from a file, or from the session, at a time
@@ -43,10 +44,17 @@ class TransferError(Exception):
     this machine (no space or no way to write the file here), or the job changed the file while it
     moved: the job's failure, never its node's."""
 
-    def __init__(self, why, lost=False, here=False):
-        super().__init__(why)
+    def __init__(self, why, lost=False, here=False, file=None):
+        super().__init__(why if file is None else file.render(file.path))
         self.lost = lost
         self.here = here
+        self.file = file  # events.FileNamed: the file the words name, as data
+
+
+def file_error(side, path, what, there=False, here=True):
+    """The TransferError of a file of ``side`` ("send", "basefile", "return") at ``path`` here:
+    "side: path<what>[ on this machine]" (see events.FileNamed)."""
+    return TransferError(None, here=here, file=FileNamed(side, what, there, path))
 
 
 MARK_PREFIX = ".clstr-mark-"  # then the run's token: what the run's end sweeps (unmark)
@@ -109,13 +117,18 @@ class Mark:
         self.close()
 
 
+def oserror_words(e):
+    """An OSError in a few words, its machine not said: "no space left"."""
+    if e.errno == errno.ENOSPC:
+        return "no space left"
+    if e.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    return (e.strerror or str(e)).lower()
+
+
 def here_error(e):
     """An OSError of this machine's, in words that say so: "no space left on this machine"."""
-    if e.errno == errno.ENOSPC:
-        return "no space left on this machine"
-    if e.errno == errno.EDQUOT:
-        return "disk quota exceeded on this machine"
-    return f"{(e.strerror or str(e)).lower()} on this machine"
+    return oserror_words(e) + " on this machine"
 
 
 @dataclass(frozen=True)
@@ -334,7 +347,7 @@ class FileSession:
         try:
             f = open(local, "rb")
         except OSError as e:
-            raise TransferError(f"send: {local}: {e.strerror} here", here=True) from None
+            raise file_error("basefile" if base else "send", local, ": " + oserror_words(e), there=True) from None
         with f, Mark(local, self.run, mark) as mark:
             st = os.fstat(f.fileno())
             check_stamp(local, st, stamp)
@@ -345,7 +358,7 @@ class FileSession:
             while left:
                 chunk = f.read(min(CHUNK, left))
                 if not chunk:  # it shrank while we read it: the stream must still carry size bytes
-                    raise TransferError(f"send: {local}: it changed while it was sent", here=True)
+                    raise file_error("basefile" if base else "send", local, ": it changed while it was sent")
                 self._write(chunk)
                 left -= len(chunk)
             self._write(b"e\n")
@@ -398,9 +411,9 @@ class FileSession:
         if failed is not None or kind != "k":
             _unlink(tmp)
             if failed is not None:
-                raise TransferError(f"return: {local}: {here_error(failed)}", here=True)
+                raise file_error("return", local, ": " + oserror_words(failed), there=True)
             if rest == "changed":
-                raise TransferError(f"return: {local} changed while it was brought back", here=True)
+                raise file_error("return", local, " changed while it was brought back")
             raise TransferError(f"return: {remote}: {rest or kind} on {node}")
         return tmp, size
 
@@ -484,7 +497,7 @@ def open_partial(local, mode, tag=""):
         os.makedirs(d, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     except OSError as e:
-        raise TransferError(f"return: {local}: {here_error(e)}", here=True) from None
+        raise file_error("return", local, ": " + oserror_words(e), there=True) from None
     try:
         os.fchmod(fd, mode & ~UMASK)
     except OSError:
@@ -545,7 +558,7 @@ def place(tmp, local):
     try:
         st = os.lstat(local)
         if stat.S_ISDIR(st.st_mode):
-            raise TransferError(f"return: {local}: could not take its place: a directory is there on this machine")
+            raise file_error("return", local, ": could not take its place: a directory is there", there=True)
     except FileNotFoundError:
         pass
     os.replace(tmp, local)

@@ -286,8 +286,9 @@ class SlotWorker:
         if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
             failure = self._transfer(moved, self._send, job)
         if failure is not None:
+            ending, reason, file = failure
             return self._with_files(self._timed(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
-                                                         *failure), t0, moved.seconds), moved)
+                                                         ending, reason, file=file), t0, moved.seconds), moved)
         self.marked = None
         finished = self._attempt(job, start, t0)
         if job.connect and self.reused and finished is not None and not self.judge.master_alive():
@@ -301,7 +302,8 @@ class SlotWorker:
             if finished.ending is Ending.OK and job.files.returns:
                 failure = self._transfer(moved, self._fetch, job)
                 if failure is not None:
-                    finished = dataclasses.replace(finished, exit=255, ending=failure[0], reason=failure[1])
+                    finished = dataclasses.replace(finished, exit=255, ending=failure[0], reason=failure[1],
+                                                   file=failure[2])
             if self.files.cleanup:
                 self._transfer(moved, self._clean, job)  # a file that cannot be removed fails nothing
         return self._with_files(finished, moved)
@@ -388,13 +390,13 @@ class SlotWorker:
         except transfer.TransferError as e:
             self._close_files()
             if e.here:  # this machine's failure, or the job's: never the node's
-                return Ending.FILE_FAILED, str(e)
+                return Ending.FILE_FAILED, str(e), e.file
             if not moved.opened:
-                return Ending.NEVER_RAN, str(e)
-            return (Ending.LOST if e.lost else Ending.TRANSFER), str(e)
+                return Ending.NEVER_RAN, str(e), e.file
+            return (Ending.LOST if e.lost else Ending.TRANSFER), str(e), e.file
         except OSError as e:
             self._close_files()
-            return (Ending.NEVER_RAN if not moved.opened else Ending.TRANSFER), f"file session: {e.strerror or e}"
+            return (Ending.NEVER_RAN if not moved.opened else Ending.TRANSFER), f"file session: {e.strerror or e}", None
         finally:
             moved.seconds += time.monotonic() - t
             self.board.pid[self.slot] = 0

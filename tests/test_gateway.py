@@ -6,6 +6,7 @@ zipapp (``python3 -S``: no site-packages there); failures of the gateway itself 
 refused, a wrong version), of nodes behind it, and of the root (Ctrl-C, SIGKILL).
 The gateway's python is found by a marker in its environment that the test put there.
 """
+import dataclasses
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 import clstr
 from clstr import frames, routes
 from clstr.errors import InputError
-from clstr.events import Connected, Deferred, Finished, Job, Notice, Output
+from clstr.events import Connected, Deferred, FileNamed, Finished, Job, Notice, Output
 from clstr.remotepool import judge_hello
 from clstr.result import Ending
 from clstr.ssh import SshConfig
@@ -37,6 +38,8 @@ EVENTS = [
     Output(3, 7, 1, b"\x00\xffbytes\n"), Output(3, 7, 2, b""),
     Finished(3, 7, -15, 1.5, 2.25, Ending.TIMEOUT, "timed out", None, 0, 0, 0.0, (), 0.1, 0.2),
     Finished(3, 0, 255, 1.0, 0.0, Ending.NEVER_RAN, "connection refused", "busy"),
+    Finished(3, 4, 255, 1.0, 0.5, Ending.FILE_FAILED, "return: file 2 changed while it was brought back",
+             file=FileNamed("return", " changed while it was brought back", False, None, 2)),
     Deferred(3, 9, "busy"),
 ]
 
@@ -47,6 +50,26 @@ def test_every_event_crosses_as_json_and_comes_back_equal(ev):
     frame = frames.decode(line.rstrip(b"\n"), ("ev",))
     assert [frames.event_in(d, 3) for d in frame["e"]] == [ev]
     assert b"\n" not in line[:-1]
+
+
+def test_a_file_a_reason_names_crosses_by_its_place_never_by_the_gateways_path():
+    """A gateway's paths are its own: the root names the file (FileCarrier.named)."""
+    from clstr.remotepool import FileCarrier
+    from clstr.transfer import JobFiles, Return, Send
+    failed = FileNamed("return", ": no space left", True, None, 1)
+    ev = Finished(3, 4, 255, 1.0, 0.5, Ending.FILE_FAILED, "return: /tmp/clstr-gwfiles-x/out/3-4-1: no space left",
+                  file=failed)
+    d = frames.event_out(dataclasses.replace(ev, file=dataclasses.replace(failed, path="/tmp/clstr-gwfiles-x/out/3-4-1")))
+    assert "gwfiles" not in json.dumps(d["file"])
+    back = frames.event_in(d, 3)
+    assert back.file == failed
+    jf = JobFiles((Send("in.dat", "in.dat"),), (Return("a.res", "/root/a.res"), Return("b.res", "/root/b.res")))
+    carrier = FileCarrier(lambda idx: jf, "token", (Send("base.sh", "base.sh"),), "gateway g1")
+    assert carrier.finished(3, back).reason == "return: /root/b.res: no space left on gateway g1"
+    assert carrier.named(3, FileNamed("send", ": it changed while it was sent", k=0)) == \
+        "send: in.dat: it changed while it was sent"
+    assert carrier.named(3, FileNamed("basefile", ": no space left", True, k=0)) == \
+        "send: base.sh: no space left on gateway g1"
 
 
 HOSTILE = [
@@ -68,6 +91,12 @@ BAD_EVENTS = [
     {"k": "Finished", "seq": "1", "exit": 0, "start": 0, "runtime": 0, "ending": "OK"},
     {"k": "Finished", "seq": 1, "exit": 0, "start": 0, "runtime": 0, "ending": "OK", "returned": [["/tmp/x", "y"]]},
     {"k": "Notice"}, {"k": "Deferred", "seq": 1}, "Connected", None,
+    *({"k": "Finished", "seq": 1, "exit": 255, "start": 0, "runtime": 0, "ending": "FILE_FAILED", "file": f}
+      for f in ("send", [], {"side": "send", "what": ": x", "there": False},
+                {"side": "pickle", "what": ": x", "there": False, "k": 0},
+                {"side": "send", "what": ": x", "there": False, "k": -1},
+                {"side": "send", "what": 5, "there": False, "k": 0},
+                {"side": "send", "what": ": x", "there": "yes", "k": 0})),
 ]
 
 
