@@ -5,7 +5,7 @@ import shutil
 import sys
 import time
 
-from . import checks, controldir, hostlist, slurm, transfer, transports
+from . import askpass, checks, controldir, hostlist, slurm, sudo, transfer, transports
 from .checks import exported
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
@@ -180,7 +180,8 @@ class Run:
                                   verbose=v["verbose"], state=v["state"], node_source=live, files=self.files,
                                   job_files=self.job_files, persist=v["persist"],
                                   one_job_slots=on_each_node is not None, routes=self.routes or None,
-                                  gateway_python=o.gateway_python, gateway_fallback=o.gateway_fallback)
+                                  gateway_python=o.gateway_python, gateway_fallback=o.gateway_fallback,
+                                  ask_sudo=_ask_sudo(o) if self.ssh.sudo is not None else None)
         self.scheduler = Scheduler(self.pairs, self.slots, self.policy, pinned=pins)
         self.output = dict(stdout=stdout, stderr=stderr, tag=v["tag"], tag_job=v["tag_job"], group=v["group"],
                            output_dir=v["output_dir"], gather=v["gather"], status=v["status"], bar=v["bar"])
@@ -225,6 +226,8 @@ class Run:
         for name in ("slurm", "command"):
             if name in reach:
                 lines.append(f"{name}: " + " ".join(transports.of(self.ssh, "NODE").words) + " sh -c COMMAND")
+        if self.ssh.sudo is not None:
+            lines.append(f"sudo: every job as {self.ssh.sudo} (its password asked once, here, if a node's sudo asks)")
         if self.routes:
             lines.append("gateways (clstr runs on each over ssh; --gateway-fallback "
                          f"{o.gateway_fallback}):")
@@ -341,12 +344,15 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
     env = exported(checks.strings("env", o.env, "variable names or globs"), os.environ)
     if env and not v["remote_cleanup"]:
         raise InputError("--env needs the remote wrapper, which exports the variables: not with --no-remote-cleanup")
+    sudo_user = _sudo_user(o)
+    if sudo_user is not None and not v["remote_cleanup"]:
+        raise InputError("--sudo needs the remote wrapper, which runs sudo: not with --no-remote-cleanup")
     config = SshConfig.from_strings(command, ssh_options, connect_timeout=v["connect_timeout"],
                                     alive_interval=v["alive_interval"], alive_count=v["alive_count"],
                                     remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
                                     mark=mark, env=env, workdir=files.workdir if files else None,
                                     connect=() if o.connect is None else transports.connect_words(o.connect),
-                                    slurm_job=slurm_job, targets=node_targets)
+                                    slurm_job=slurm_job, targets=node_targets, sudo=sudo_user)
     if slurm_job and shutil.which("srun") is None:
         raise InputError("--slurm: srun not found (Slurm's commands are needed where clstr runs)")
     if config.connect and shutil.which(config.connect[0]) is None:
@@ -361,6 +367,33 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
     if refused is not None:
         raise InputError(f"-O {refused[0]!r}: ssh then {refused[1]}: leave it out")
     return config
+
+def _sudo_user(o):
+    """The user jobs run as under sudo (--sudo: root; --sudo-user), or None without sudo."""
+    if not isinstance(o.sudo, bool):
+        raise TypeError(f"sudo must be True or False, not {o.sudo!r}")
+    if o.sudo_user is None:
+        return "root" if o.sudo else None
+    if not isinstance(o.sudo_user, str):
+        raise TypeError(f"sudo_user must be a string, not {type(o.sudo_user).__name__}")
+    try:
+        return sudo.check_user(o.sudo_user)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def _ask_sudo(o):
+    """How the run asks for sudo's password: a function of (the node that asked, whether the run
+    is stopping) -> the password or None."""
+    given = o.sudo_password
+    if given is None:
+        return askpass.terminal
+    if isinstance(given, str):
+        return lambda node, stopped: given
+    if callable(given):
+        return lambda node, stopped: given(node)
+    raise TypeError("sudo_password must be a string or a function of the node's name")
+
 
 def _routes(gateways, python, fallback):
     """The run's routes.Routes (empty without gateways), its arguments checked."""

@@ -232,6 +232,11 @@ def build_parser():
                    help="a file of jobs, one a line; blank lines skipped ('-' is stdin)")
     g.add_argument("-E", "--on-each-node", metavar="CMD",
                    help="run CMD once on each distinct node instead of jobs")
+    g.add_argument("--sudo", action="store_true",
+                   help="run every job as root under sudo on its node; sudo's password is asked once, here, "
+                        "and only if a node's sudo asks for one")
+    g.add_argument("--sudo-user", metavar="USER",
+                   help="as --sudo, but as USER (sudo -u USER)")
     g.add_argument("--env", action="append", default=[], metavar="NAME",
                    help="export this variable's value here to every job on the node (repeatable; a glob such as "
                         "'MY_*' names every variable it matches)")

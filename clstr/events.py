@@ -4,7 +4,7 @@ Supervisor -> worker: ``Job`` (run this), ``Limit`` (while it runs: a straggler'
 ``None`` (exit).
 Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .result import Ending
@@ -22,6 +22,10 @@ class Job:
     lookup: bool = False  # a jump host refused handshakes: first see whether the node is behind one
     files: Optional[object] = None  # transfer.JobFiles: files to send before it and bring back after
     basefiles: bool = False  # send the run's basefiles first (the node's first job since it joined)
+    # --sudo: whether this run asked for sudo's password yet, and what it was given (None: none);
+    # sent on only to a node whose sudo asked for it (sudo.py), never shown
+    sudo_asked: bool = False
+    sudo_password: Optional[str] = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,12 @@ class Finished:
 
 @dataclass(frozen=True)
 class Deferred:
-    """The attempt was not started: the node is behind ``jump_host``, which refused handshakes.
-    The job waits for its turn under that host's limit, as if it had not been sent."""
+    """The attempt was not started: the node is behind ``jump_host``, which refused handshakes,
+    and the job waits for its turn under that host's limit; or (``password``) the node's sudo asks
+    for a password, which the run has not asked for yet. Either way the job goes back as if it
+    had not been sent."""
 
     slot: int
     seq: int
-    jump_host: str
+    jump_host: Optional[str]
+    password: bool = False

@@ -36,9 +36,10 @@ _UNKNOWN = object()
 def eligible(opt, wrapper, loop):
     """Whether the run's slots may be their ssh: one job a slot (--on-each-node), the remote
     wrapper's marks, no session loop or files (each needs a worker's state), no shared connection
-    but a persisted one (--persist: its master is found or opened as a phase of the attempt), and
-    not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
-    return (opt.one_job_slots and wrapper is not None and loop is None and opt.files is None
+    but a persisted one (--persist: its master is found or opened as a phase of the attempt), no
+    --sudo (a node that asks for sudo's password is told it again by its worker), and not turned
+    off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    return (opt.one_job_slots and wrapper is not None and loop is None and opt.files is None and opt.ssh.sudo is None
             and (not opt.multiplex or opt.persist is not None) and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 

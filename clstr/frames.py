@@ -148,7 +148,7 @@ def event_in(d, slot):
             value = field(d, f.name, str, optional=f.name != "text")
         elif f.name == "reused":
             value = field(d, f.name, bool, optional=True)
-        elif f.name == "replaced":
+        elif f.name in ("replaced", "password"):
             value = field(d, f.name, bool)
         elif f.name == "file":
             value = _file_named(value)
@@ -188,7 +188,9 @@ def job_out(slot, node, group, job, sends=(), marks=()):
             files["marks"] = list(marks)
     return encode("job", slot=slot, node=node, group=list(group), files=files, job={
         "seq": job.seq, "command": job.command, "attempt": job.attempt, "connect": job.connect,
-        "limit": job.limit, "lookup": job.lookup, "basefiles": job.basefiles})
+        "limit": job.limit, "lookup": job.lookup, "basefiles": job.basefiles,
+        # --sudo: the password crosses in this frame alone (the gateway's ssh session, in memory)
+        **({"sudo_asked": True, "sudo_password": job.sudo_password} if job.sudo_asked else {})})
 
 
 def job_in(frame):
@@ -201,7 +203,9 @@ def job_in(frame):
     j = field(frame, "job", dict)
     job = Job(field(j, "seq", int), field(j, "command", str), field(j, "attempt", int), field(j, "connect", bool),
               field(j, "limit", float, optional=True), field(j, "lookup", bool),
-              basefiles=bool(field(j, "basefiles", bool, optional=True)))
+              basefiles=bool(field(j, "basefiles", bool, optional=True)),
+              sudo_asked=bool(field(j, "sudo_asked", bool, optional=True)),
+              sudo_password=field(j, "sudo_password", str, optional=True))
     files = field(frame, "files", dict, optional=True)
     if files is not None:
         sends, returns = _pairs(field(files, "sends", list), "sends"), field(files, "returns", list)
@@ -265,7 +269,7 @@ def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, fi
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,
-        "env": list(cfg.env), "workdir": cfg.workdir, "targets": [list(t) for t in cfg.targets]})
+        "env": list(cfg.env), "workdir": cfg.workdir, "targets": [list(t) for t in cfg.targets], "sudo": cfg.sudo})
 
 
 def _targets(s):
@@ -290,6 +294,7 @@ def setup_in(frame):
                     connect_timeout=field(s, "connect_timeout", float), alive_interval=field(s, "alive_interval", int),
                     alive_count=field(s, "alive_count", int), remote_cleanup=field(s, "remote_cleanup", bool),
                     pipeline=field(s, "pipeline", bool), mark=field(s, "mark", str), env=tuple(strings[2]),
-                    workdir=field(s, "workdir", str, optional=True), targets=_targets(s))
+                    workdir=field(s, "workdir", str, optional=True), targets=_targets(s),
+                    sudo=field(s, "sudo", str, optional=True))
     return (cfg, field(frame, "timeout", float, optional=True), field(frame, "idle_timeout", float, optional=True),
             field(frame, "slots", int), field(frame, "multiplex", bool), field(frame, "exec", bool))

@@ -12,10 +12,12 @@ returns to a node it failed on, so each round makes progress); when every node i
 the run waits for one that answered earlier, at most ``reprobe_for`` seconds. Each change is
 news (``news``: (what, NodeState)), which the supervisor says on stderr.
 """
+from . import sudo
 from .result import Absence
 
 # ssh failures that are the configuration's, not the node's state: such a node is not probed again
-PERMANENT = ("authentication", "host key", "unknown host", "RemoteCommand in ssh_config")
+# (sudo's refusals too: a password tried again could lock the account)
+PERMANENT = ("authentication", "host key", "unknown host", "RemoteCommand in ssh_config") + sudo.REASONS
 
 
 class Health:

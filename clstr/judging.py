@@ -12,7 +12,7 @@ import dataclasses
 import os
 import socket
 
-from . import ssh
+from . import ssh, sudo
 from .reading import STDERR_TAIL
 from .result import Ending
 
@@ -63,7 +63,10 @@ class Judge:
 
     def verdict(self, code, p):
         """(exit status, Ending, reason) of an attempt of one session: ended by clstr for a time
-        limit (``p.timed_out``) or for no start mark in time (``p.late``), else as ``attempt``."""
+        limit (``p.timed_out``) or for no start mark in time (``p.late``), else as ``attempt``.
+        A job sudo refused to start (--sudo: its mark says why) never ran: its node's doing."""
+        if p.sudo is not None:
+            return 255, Ending.NEVER_RAN, sudo.reason(p.sudo)
         if p.late:
             return 255, Ending.NEVER_RAN, "timed out"  # a stalled handshake, a hung login
         if p.timed_out:

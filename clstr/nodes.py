@@ -88,6 +88,7 @@ class Settings:
     env: list = field(default_factory=list)
     basefile: list = field(default_factory=list)
     gateways: dict = field(default_factory=dict)
+    sudo: Optional[str] = None  # jobs run as this user under sudo (a profile's "sudo:")
 
     def fill(self, options):
         """``options`` (an options.Options) with these settings where it has none of its own: its
@@ -97,6 +98,8 @@ class Settings:
         for key in ("ssh_options", "env", "basefile"):
             mine = list(getattr(options, key))
             changes[key] = mine + [v for v in getattr(self, key) if v not in mine]
+        if self.sudo is not None and not options.sudo and options.sudo_user is None:
+            changes.update(sudo=True, sudo_user=self.sudo)
         if self.gateways:
             gateways = {gw: list(reach) for gw, reach in (options.gateways or {}).items()}
             for gw, reach in self.gateways.items():

@@ -29,6 +29,8 @@ class RunOptions:
     gateway_python: str = "python3"  # the command that runs clstr on a gateway
     gateway_fallback: str = "direct"  # a node whose gateways are all down: driven directly, or "none"
     one_job_slots: bool = False  # every slot gets one job (--on-each-node): its worker may be its ssh
+    # --sudo: asked for sudo's password once, when a node's sudo first asks (None: no sudo)
+    ask_sudo: Optional[Callable[[], Optional[str]]] = field(default=None, repr=False)
 
 
 CONNECT_TIMEOUT = 10.0  # seconds, where neither the caller nor a profile says
@@ -53,6 +55,11 @@ class Options:
     on_each_node: Optional[str] = None  # -E: this command once on every node instead of jobs
     inputs: Optional[Sequence] = None  # the ::: values of each job, for --tf/--return templates
     env: Sequence[str] = ()  # variable names or globs exported to every job
+    sudo: bool = False  # every job under sudo on its node, as root or ``sudo_user`` (sudo.py)
+    sudo_user: Optional[str] = None  # the user jobs run as under sudo (implies ``sudo``)
+    # asked for sudo's password once a node's sudo asks for one: its answer, or None for none
+    # (None here: the terminal is asked, without echo)
+    sudo_password: Optional[Callable[[], Optional[str]]] = field(default=None, repr=False)
     halt: Optional[str] = None  # GNU parallel's --halt WHEN,WHAT=N
     # copy and gather (clush -c/--rcopy, pdcp/rpdcp): a run of its own, a job on each node
     copy: Sequence[str] = ()  # files and directories sent to every node (a trailing / : a directory's contents)

@@ -39,6 +39,7 @@ KEYS = {
     "basefile": "a list of files here sent to each node once (as --basefile)",
     "persist": "a duration such as 300, 90s, 5m or 2h (as --persist)",
     "gateways": "a mapping of gateways to the nodes each reaches, e.g. {gw1: \"rack[1-10]-n[01-40]\"} (as --gateway)",
+    "sudo": "true (jobs run as root under sudo, as --sudo) or a user name (as --sudo-user)",
 }
 
 
@@ -61,6 +62,7 @@ class Profile:
     basefile: list = field(default_factory=list)
     persist: float = None
     gateways: dict = field(default_factory=dict)  # gateway -> [nodes it reaches]
+    sudo: str = None  # the user jobs run as under sudo ("root" for true)
 
     @property
     def where(self):
@@ -81,6 +83,7 @@ class Resolved:
     basefile: list = field(default_factory=list)
     persist: float = None
     gateways: dict = field(default_factory=dict)
+    sudo: str = None
 
 
 def default_search_path(environ=None):
@@ -132,6 +135,18 @@ def _check_type(value, node, path, name, key):
     if key == "gateways":
         from .routes import mapping
         return mapping(value, where)
+    if key == "sudo":
+        if value is True:
+            return "root"
+        if value is False:
+            return None
+        from .sudo import check_user
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return check_user(value)
+        except ValueError:
+            raise bad() from None
     if key == "connect_timeout":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise bad()
@@ -266,7 +281,7 @@ class ProfileSet:
         result = Resolved(hosts=[], ssh_options=list(prof.ssh_options), ssh=prof.ssh,
                           connect_timeout=prof.connect_timeout, workdir=prof.workdir, env=list(prof.env),
                           basefile=list(prof.basefile), persist=prof.persist,
-                          gateways={gw: list(n) for gw, n in prof.gateways.items()})
+                          gateways={gw: list(n) for gw, n in prof.gateways.items()}, sudo=prof.sudo)
         for inc in prof.include:
             if inc not in self.profiles:
                 raise InputError(f"profile {name!r} includes unknown profile {inc!r}", prof.where)
@@ -288,6 +303,7 @@ def join(into, other):
     into.ssh = into.ssh or other.ssh
     into.connect_timeout = into.connect_timeout or other.connect_timeout
     into.persist = into.persist or other.persist
+    into.sudo = into.sudo or other.sudo
     into.ssh_options.extend(o for o in other.ssh_options if o not in into.ssh_options)
     for gw, reach in other.gateways.items():
         into.gateways.setdefault(gw, []).extend(reach)

@@ -26,7 +26,7 @@ class Marked:
     """What reading an attempt's output found: its marks, and the tails of its stderr."""
 
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
-                 "last_err", "runner", "started_at", "ended_at", "shell")
+                 "last_err", "runner", "started_at", "ended_at", "shell", "sudo")
 
     def __init__(self):
         self.timed_out = None  # or which limit ended it: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
@@ -45,6 +45,7 @@ class Marked:
         # between them, whatever the node's clock says; before the start, opening the connection
         self.started_at = None
         self.ended_at = None
+        self.sudo = None  # --sudo: sudo's words where it refused to start the job (its mark)
 
 
 class Reading:
@@ -137,6 +138,8 @@ class Reading:
             p.runner = mark[1]
         elif kind == ssh.MARK_LOOP_GONE:
             p.loop_gone = True
+        elif kind == ssh.MARK_SUDO:
+            p.sudo = mark[1]
 
     def _out(self, p, seq, stream, data):
         if stream == 2:

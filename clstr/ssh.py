@@ -28,6 +28,7 @@ class SshConfig:
     connect: tuple = ()  # --connect: the words of a command that reaches a node instead of ssh (transports.py)
     slurm_job: Optional[str] = None  # --slurm: the allocation whose nodes are reached by job steps
     targets: tuple = ()  # (node, host, port, user): where ssh goes for a node an inventory names otherwise
+    sudo: Optional[str] = None  # --sudo: the user jobs run as under sudo on their nodes (sudo.py)
 
     @classmethod
     def from_strings(cls, command="ssh", options=(), **kw):
@@ -140,9 +141,11 @@ MARK_STDOUT_END = "o"  # stdout: the job's stdout ends here
 MARK_BEGIN = "b"  # stdout: the job's stdout begins here (before it: an earlier job's late output)
 MARK_READY = "r"  # stderr, ``r:<pid>``: the job loop is ready; its runner is that pid
 MARK_LOOP_GONE = "x"  # stderr: the loop's runner is gone (a job killed it): no end mark will come
+MARK_SUDO = "u"  # stderr, ``u:<sudo's words>``: --sudo: sudo refused, the job did not start (sudo.py)
+SECRET = "k"  # the frame that hands the job loop sudo's password: "k", then the password's line
 _PLACES = {"KILL_GRACE": str(REMOTE_KILL_GRACE), "QUIT": QUIT, "PING": PING, "START": MARK_START,
            "END": MARK_END, "STDOUT_END": MARK_STDOUT_END, "BEGIN": MARK_BEGIN, "READY": MARK_READY,
-           "LOOP_GONE": MARK_LOOP_GONE}
+           "LOOP_GONE": MARK_LOOP_GONE, "SECRET": SECRET}
 
 
 @functools.lru_cache(maxsize=None)
@@ -251,7 +254,7 @@ class Marks:
         return pieces
 
 
-_MARK = re.compile(rb":(?:([obx])|s(?::(\d{1,10}))?|e:(\d{1,3})|r(?::(\d{1,10}))?)\r?\n?")
+_MARK = re.compile(rb":(?:([obx])|s(?::(\d{1,10}))?|e:(\d{1,3})|r(?::(\d{1,10}))?|u:([^\n]{0,400}?))\r?\n?")
 
 
 def _parse_mark(rest):
@@ -262,6 +265,8 @@ def _parse_mark(rest):
         return (m.group(1).decode(),)
     if m.group(3) is not None:
         return (MARK_END, int(m.group(3)))
+    if m.group(5) is not None:
+        return (MARK_SUDO, m.group(5).decode("utf-8", "replace"))
     if rest.startswith(b":s"):
         return (MARK_START, int(m.group(2)) if m.group(2) else None)
     return (MARK_READY, int(m.group(4)) if m.group(4) else None)
@@ -279,7 +284,7 @@ class Wrapper(Marks):
     a signal the job sends it cannot skip the end mark.
     """
 
-    def __init__(self, token, env=(), workdir=None):
+    def __init__(self, token, env=(), workdir=None, sudo=False):
         super().__init__(token)
         self._outer = self._wrapper(token, env, workdir)
         # any login shell (csh, fish, ...): sh runs the wrapper; costs one more program start a job
@@ -290,10 +295,15 @@ class Wrapper(Marks):
         self._from_stdin = quote('e=$(head -c "$2"); eval "$e"; j=$(head -c "$1"); ' + plain.replace("JOB", '"$j"'))
         self._exports = ("export" + "".join(" " + quote(e) for e in env) + "\n").encode(
             "utf-8", "surrogateescape") if env else b""
+        if sudo:  # --sudo: the same, reading sudo's password from stdin first (sudo.py)
+            self._universal_pw = quote(self._wrapper(token, env, workdir, True).replace("JOB", '"$1"'))
+            self._from_stdin_pw = quote('e=$(head -c "$2"); eval "$e"; j=$(head -c "$1"); '
+                                        + self._wrapper(token, (), workdir, True).replace("JOB", '"$j"'))
 
     @staticmethod
-    def _wrapper(token, env, workdir):
-        """The wrapper's program (sh syntax), JOB standing for the job, ``env`` exported in it."""
+    def _wrapper(token, env, workdir, password=False):
+        """The wrapper's program (sh syntax), JOB standing for the job, ``env`` exported in it;
+        ``password``: sudo's password comes first on stdin, and waits for the job on its fd 5."""
         watch = quote(remote_program("watch.sh"))
         env_args = " " + quote(workdir or "") + "".join(" " + quote(e) for e in env)
         # what the job's shell does first where the wrapper's own shell starts it (bash, or bare)
@@ -312,13 +322,17 @@ class Wrapper(Marks):
                    '(trap "" TERM; while read -r _ <&3; do :; done; kill -0 $p && { kill -TERM -$p; '
                    f"sleep {REMOTE_KILL_GRACE}; kill -KILL -$p; }}) >/dev/null 2>&1 4>&- & "
                    'exec 3<&-; trap "" TERM HUP INT; wait $p')
-        return ("exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
-                f'echo {token}:{MARK_START}:$$ >&4; if [ -n "$BASH_VERSION" ]; then {in_bash}; '
-                "elif command -v sh >/dev/null; then w=setsid; "
-                f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi; c=$?; '
+        run = (f'if [ -n "$BASH_VERSION" ]; then {in_bash}; '
+               "elif command -v sh >/dev/null; then w=setsid; "
+               f'command -v setsid >/dev/null || w=; $w sh -c {watch} clstr "$j"{env_args}; else {bare}; fi')
+        if password:  # read (a builtin) into a variable, piped by printf (a builtin): never an argv
+            run = "printf '%s\\n' \"$pw\" | { exec 5<&0 </dev/null; " + run + "; }"
+        return (("IFS= read -r pw; " if password else "")
+                + "exec 3<&0 </dev/null 4>&2 2>/dev/null; trap : TERM HUP INT; j=JOB; "
+                f"echo {token}:{MARK_START}:$$ >&4; {run}; c=$?; "
                 f"echo {token}:{MARK_END}:$c >&4; exit $c")
 
-    def line(self, command):
+    def line(self, command, password=None):
         """The command line sent to the node's login shell: (line, bytes for ssh's stdin or None).
 
         One line that every login shell parses (sh, bash, zsh, ksh, csh, tcsh, fish): where
@@ -328,6 +342,14 @@ class Wrapper(Marks):
         on stdin, the exports first, read by the universal wrapper.
         """
         quoted = quote(command)
+        if password is not None:  # --sudo, a node that asked: sh runs it, the password first on stdin
+            secret = password.encode("utf-8", "surrogateescape") + b"\n"
+            line = f"exec sh -c {self._universal_pw} clstr {quoted}"
+            if len(line.encode("utf-8", "surrogateescape")) <= MAX_LINE:
+                return line, secret
+            data = command.encode("utf-8", "surrogateescape")
+            return (f"exec sh -c {self._from_stdin_pw} clstr {len(data)} {len(self._exports)}",
+                    self._exports + data + secret)
         inline = quote(self._outer.replace("JOB", quoted))
         line = f"{_IS_INLINE_SHELL} || exec sh -c {self._universal} clstr {quoted}; eval {inline}"
         if len(line) <= MAX_LINE // 4 or len(line.encode("utf-8", "surrogateescape")) <= MAX_LINE:
@@ -381,6 +403,11 @@ class Loop(Marks):
         return b"%d\n%s\n" % (data.count(b"\n") + 1, data)
 
     @staticmethod
+    def secret(password):
+        """The bytes that hand the loop sudo's password (--sudo): its jobs find it on fd 5."""
+        return f"{SECRET}\n".encode() + password.encode("utf-8", "surrogateescape") + b"\n"
+
+    @staticmethod
     def ping(pid):
         """The bytes that ask the loop's reader whether the runner ``pid`` lives (it answers only
         when it does not: the loop-gone mark)."""
@@ -394,7 +421,7 @@ def marks_of(cfg):
     Built once by the supervisor before it forks, so that workers share them instead of each
     building its own (some 190 KB of unique memory a worker, measured).
     """
-    wrapper = Wrapper(cfg.mark, cfg.env, cfg.workdir) if cfg.remote_cleanup else None
+    wrapper = Wrapper(cfg.mark, cfg.env, cfg.workdir, cfg.sudo is not None) if cfg.remote_cleanup else None
     loop = Loop(cfg.mark, env=cfg.env, workdir=cfg.workdir) if cfg.pipeline and cfg.remote_cleanup else None
     return wrapper, loop
 

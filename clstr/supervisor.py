@@ -76,6 +76,8 @@ class Supervisor:
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
+        self.sudo_asked = False  # --sudo: the run asked for sudo's password (a node's sudo asked)
+        self.sudo_password = None  # what it was given (None: none)
         self.presumed_said = False  # the line on a job's exit presuming its node broken, said once a run
         self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
@@ -330,6 +332,8 @@ class Supervisor:
             self.started[idx] = time.time()
             if self.opt.files is not None:
                 job = self._with_files(idx, job)
+            if self.sudo_asked:
+                job = dataclasses.replace(job, sudo_asked=True, sudo_password=self.sudo_password)
             if job.seq == PROBE:
                 if self.opt.verbose:
                     self._log(f"node {self.sched.slots[idx].node}: probing")
@@ -389,10 +393,24 @@ class Supervisor:
 
     def _deferred(self, ev):
         self.sched.deferred(ev)
-        if self.opt.verbose:
+        if ev.password:
+            self._ask_sudo(self.sched.slots[ev.slot].node)
+            if self.opt.verbose:
+                self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: sudo asks for a password")
+        elif self.opt.verbose:
             self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.jump_host}, "
                       "which refused handshakes; it waits for a turn through it")
         self._release_finished(ev.slot)
+
+    def _ask_sudo(self, node):
+        """--sudo: a node's sudo asks for a password: ask for it, once a run (jobs carry it from
+        now on, and a slot whose node asks is given it)."""
+        if self.sudo_asked:
+            return
+        self.sudo_asked = True
+        self.sudo_password = self.opt.ask_sudo(node, lambda: bool(self.stop.signals) or self.stop.signal is not None)
+        if self.sudo_password is None:
+            self._log("sudo: no password given: the nodes whose sudo asks for one run nothing")
 
     def _with_files(self, idx, job):
         """The job with its files; the run's basefiles go first on a node's first job since it joined

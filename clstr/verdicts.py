@@ -7,6 +7,7 @@ goes back to the queue and its node is retired, at most ``max_attempts`` times. 
 its node and the job moves on, to at most ``max_attempts`` distinct nodes; in job mode it is
 retried ``retries`` times and the node stays.
 """
+from . import sudo
 from .result import FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Ending
 from .words import counted
 
@@ -57,9 +58,11 @@ class Verdicts:
                 self.admission.refused(self.slots[ev.slot], node, ev.reason, now)
                 return REQUEUED, f"{ev.reason} (a busy sshd: tried again)", Ending.BUSY
             self.health.retire(node.name, ev.reason or f"ssh exit {exit}")
+            # reached, but its sudo refused (--sudo): "unreachable" would not be true
+            state = "unusable" if ev.reason in sudo.REASONS else "unreachable"
             if job.pinned:
-                return NOT_RUN, f"node {node.name} unreachable ({node.reason})", ending
-            return REQUEUED, f"node unreachable: {node.reason}", ending
+                return NOT_RUN, f"node {node.name} {state} ({node.reason})", ending
+            return REQUEUED, f"node {state}: {node.reason}", ending
         if ending is Ending.FILE_FAILED:
             # this machine could not take a file back, or the job changed it as it came: not the node's
             return self._own_failure(job, ev.reason) + (ending,)

@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import controldir, reaper, ssh, transfer, transports
+from . import controldir, reaper, ssh, sudo, transfer, transports
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
-from .judging import LOOP_KILLED, NO_END_MARK, Judge, after_asking, asks_jump_host, ended, timed
+from .judging import LOOP_KILLED, NO_END_MARK, Judge, after_asking, asks_jump_host, timed
 from .reading import Marked, Reading
 
 READ_SIZE = 65536
@@ -130,6 +130,10 @@ class SlotWorker:
         # is None once the loop could not start on this node (then one session a job, as without it)
         self.wrapper, self.loop = ssh.marks_of(spec.ssh)
         self.session = None  # the loop's Channel while it lives
+        self.sudo = spec.ssh.sudo  # --sudo: the user jobs run as (sudo.py)
+        self.sudo_env = spec.ssh.env
+        self.node_asks = False  # --sudo: the node's sudo asked for a password (then it is sent it)
+        self.session_secret = False  # the loop's session holds sudo's password
         self.marked = None  # the Marked of the attempt's last reading: its marks and when they came
         self.persist = spec.persist
         self.reused = None  # --persist: whether the master it opened last was found persisted
@@ -175,8 +179,8 @@ class SlotWorker:
                     # behind a jump host that refuses handshakes: wait for a turn under its limit
                     finished = Deferred(self.slot, job.seq, self.jump_host)
                 else:
-                    finished = self.run(job)
-                    if asks_jump_host(job, finished):
+                    finished = sudo.settled(job, self.run(job))
+                    if isinstance(finished, Finished) and asks_jump_host(job, finished):
                         # a refusal may be the jump host's: say which it is ("" for none)
                         finished = dataclasses.replace(finished, jump_host=self._jump_host() or "")
                 self.outbox.append(finished)
@@ -291,6 +295,9 @@ class SlotWorker:
                                                          ending, reason, file=file), t0, moved.seconds), moved)
         self.marked = None
         finished = self._attempt(job, start, t0)
+        if sudo.asks(job, finished, self.node_asks):
+            self.node_asks = True  # it has the password the node asks for: the attempt again, with it
+            finished = self._attempt(job, start, t0)
         if job.connect and self.reused and finished is not None and not self.judge.master_alive():
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own; the next opener makes a new one
@@ -319,7 +326,7 @@ class SlotWorker:
             if finished is not None:
                 return finished
         if self.wrapper is not None:
-            line, feed = self.wrapper.line(job.command)
+            line, feed = self.wrapper.line(*self._text(job))
         else:
             line, feed = job.command, None
         argv = self.reach.argv(line, self.control_path, self.wrapper is not None)
@@ -345,6 +352,14 @@ class SlotWorker:
         if self.judge.asks_node(finished, p):
             finished = after_asking(finished, *self._ask_node(p.shell), self.judge.silent_is_kept)
         return finished
+
+    def _text(self, job):
+        """(what the node runs for the job, sudo's password for it or None): under --sudo the job
+        is sudo.line's, given the password where the node asked for one."""
+        if self.sudo is None or not sudo.applies(job):
+            return job.command, None
+        password = job.sudo_password if self.node_asks else None
+        return sudo.line(job.command, self.sudo, self.token, self.sudo_env, password is not None), password
 
     def _ask_node(self, pid):
         """(what the node said, ssh's exit status or None if out of time) of ssh.alive_line."""
@@ -473,19 +488,26 @@ class SlotWorker:
                 self.conn.send(Connected(self.slot))  # the slot's own connection is up
         chan = self.session
         self.board.state[self.slot] = RUNNING
-        p = self._pump(chan, job.seq, t0, self.loop.frame(job.command), until_marks=True)
+        text, password = self._text(job)
+        feed = self.loop.frame(text)
+        if password is not None and not self.session_secret:
+            feed = self.loop.secret(password) + feed
+            self.session_secret = True
+        p = self._pump(chan, job.seq, t0, feed, until_marks=True)
         self.board.state[self.slot] = IDLE
         runtime = time.monotonic() - t0
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             chan.reading.last_seq = job.seq
-            return Finished(self.slot, job.seq, p.end, start, runtime, ended(p.end))
+            exit, ending, reason = self.judge.verdict(None, p)  # its end mark's, or sudo's refusal
+            return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
         code = self._end_session()
         if p.late:
             return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
         if p.timed_out:
             return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
         if p.end is not None:  # it ended, and then the session did
-            return Finished(self.slot, job.seq, p.end, start, runtime, ended(p.end))
+            exit, ending, reason = self.judge.verdict(code, p)
+            return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
         if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
             return Finished(self.slot, job.seq, 255, start, runtime, Ending.EXIT, LOOP_KILLED)
         if p.started:
@@ -511,6 +533,7 @@ class SlotWorker:
                                                                          clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
         self.session = chan
+        self.session_secret = False
         self.runner = None
         p = self._pump(chan, None, t0, until_marks=True)
         if p.ready and not chan.eof:

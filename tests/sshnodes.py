@@ -187,7 +187,7 @@ class Testbed:
 Port {self.port}
 {listen}HostKey {self.host_key}
 PidFile {self.root}/sshd.{n}.pid
-AuthorizedKeysFile {self.authorized}
+AuthorizedKeysFile {self.authorized} .ssh/authorized_keys
 StrictModes no
 PubkeyAuthentication yes
 PasswordAuthentication no

@@ -22,7 +22,9 @@
 # from a subshell (which sh execs, no extra fork): sh's "Terminated" for a job killed by a
 # signal is not the job's output. This shell and the runner outlive a TERM, HUP or INT (a
 # job's `kill 0` or `kill $PPID`); their children get them back at their defaults, and the
-# reader's cleanup KILLs them.
+# reader's cleanup KILLs them. A frame "@SECRET@" and a line (--sudo: sudo's password, sent only
+# to a node whose sudo asked for it) is kept in a variable, and from then on every job finds it
+# on its fd 5, piped by printf (a builtin: never an argv, an environment or a file); sudo.py.
 t=$1;
 rd=$2;
 wd=$3;
@@ -34,19 +36,23 @@ g=0;
 kill -0 -$$ 2>/dev/null && g=-$$;
 ss=;
 [ "$g" = 0 ] || { command -v setsid >/dev/null 2>&1 && ss=setsid; };
+rj() {
+  (if [ -n "$wd" ]; then cd -- "$wd" 2>&4 || exit 1; fi; for e in "$@"; do export "$e"; done;
+  exec "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
+};
 $ss sh -c "$rd" clstr "$t" "$g" | {
   exec 4>&2 2>/dev/null;
   trap : TERM HUP INT;
   me=$(exec sh -c 'echo $PPID');
   echo "$t:@READY@:$me" >&4;
+  pw=;
   while IFS= read -r n; do
-    case $n in @QUIT@) exit 0;; esac;
+    case $n in @QUIT@) exit 0;; @SECRET@) IFS= read -r pw; continue;; esac;
     j=; s=;
     while [ "$n" -gt 0 ] && IFS= read -r l; do j=$j$s$l; s=$n1; n=$((n - 1)); done;
     echo "$t:@BEGIN@";
     echo "$t:@START@" >&4;
-    (if [ -n "$wd" ]; then cd -- "$wd" 2>&4 || exit 1; fi; for e in "$@"; do export "$e"; done;
-    exec "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
+    if [ -z "$pw" ]; then rj "$@"; else printf '%s\n' "$pw" | { exec 5<&0; rj "$@"; }; fi;
     c=$?;
     echo "$t:@STDOUT_END@"; echo "$t:@END@:$c" >&4;
   done;
