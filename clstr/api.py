@@ -309,7 +309,7 @@ def copy_plan(o):
                                                               f"{os.path.basename(path)}.{node}"))
                             for path in rcopy)
             per_job[seq] = transfer.JobFiles(sends, returns)
-        return transfer.Files(), per_job
+        return transfer.Files(only=True), per_job
     return files
 
 

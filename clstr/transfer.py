@@ -22,6 +22,7 @@ import os
 import re
 import selectors
 import stat
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -31,7 +32,18 @@ from .proc import PIPE, Child, end_group
 from .events import FileNamed
 from .result import Ending
 
-CHUNK = 1 << 20  # bytes read from a file, or from the session, at a time
+CHUNK = 1 << 20  # bytes of a file sent at a time (a gateway's put frames)
+# bytes read from the session at a time: a pipe holds 64 KiB, and a read of more asks malloc for
+# an mmap that is faulted in, then unmapped (measured: most of a return's system time)
+READ_SIZE = 1 << 16
+SPLICE_MAX = 1 << 20  # bytes a splice may move at once (the pipe gives what it holds)
+_SPLICE = hasattr(os, "splice")  # Linux, Python 3.10 on
+_SENDFILE = sys.platform.startswith("linux")  # a file to a pipe by sendfile: Linux 2.6.33 on
+
+
+def _no_sendfile():
+    global _SENDFILE
+    _SENDFILE = False
 REPLY_MAX = 4096  # the longest answer line
 PARTIAL = ".clstr-part-"  # the temporary name of a file coming back, beside its place
 CLEANUP_WAIT = 10.0  # --cleanup at the end: how long the nodes get to remove the run's files
@@ -162,6 +174,7 @@ class Files:
     cleanup: bool = False
     basefiles: tuple = ()  # Sends
     fresh_workdir: bool = False  # --workdir ...: a directory of the run's own, removed with --cleanup
+    only: bool = False  # --copy/--rcopy: an attempt moves its files and runs nothing (no job session)
 
 
 @dataclass(frozen=True)
@@ -245,8 +258,10 @@ class FileSession:
         return self.child.pid
 
     # ---- the stream ----------------------------------------------------
-    def _wait(self, want_write):
-        """Wait until the session can take bytes (or has some); TransferError once it stalls or ends."""
+    def _wait(self, want_write, take_out=True):
+        """Wait until the session can take bytes (or has some); TransferError once it stalls or ends.
+        ``take_out``: what stdout has is read into ``buf``; else whether it has some is returned
+        (for ``_into``, which reads it itself)."""
         if want_write and not self.writing:
             self.sel.register(self.stdin, selectors.EVENT_WRITE, "in")
             self.writing = True
@@ -265,8 +280,10 @@ class FileSession:
                 if not data:
                     self.sel.unregister(self.stderr)
                 self.err = (self.err + data)[-4096:]
+            elif not take_out:
+                return True
             else:
-                data = os.read(self.stdout, CHUNK)
+                data = os.read(self.stdout, READ_SIZE)
                 if not data:
                     self.eof = True
                     raise TransferError(self._why_lost(), lost=True)
@@ -330,6 +347,39 @@ class FileSession:
             raise TransferError(f"{what}: {why}")
 
     # ---- requests ------------------------------------------------------
+    def _from_file(self, f, size):
+        """Write the next ``size`` bytes of the open file ``f`` down the session, moved by the kernel
+        where it can (sendfile: no copy here); False if the file ended before them."""
+        left = size
+        scratch = None
+        while left:
+            if not self._wait(True):
+                continue
+            try:
+                if _SENDFILE:
+                    n = os.sendfile(self.stdin, f.fileno(), None, min(left, SPLICE_MAX))
+                else:
+                    if scratch is None:
+                        scratch = memoryview(bytearray(READ_SIZE))
+                    got = f.readinto(scratch[:min(left, READ_SIZE)])
+                    if not got:
+                        return False
+                    self._write(scratch[:got])
+                    n = got
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                if _SENDFILE and e.errno in (errno.EINVAL, errno.ENOSYS):
+                    _no_sendfile()  # this kernel sends no file to a pipe: read and write instead
+                    continue
+                if e.errno in (errno.EPIPE, errno.EBADF):
+                    raise TransferError(self._why_lost(), lost=True) from None
+                raise  # the file here cannot be read (the caller names it)
+            if not n:
+                return False
+            left -= n
+        return True
+
     def mkdirs(self, paths):
         self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
         self._answer("mkdir " + paths[0])
@@ -354,13 +404,12 @@ class FileSession:
             size = st.st_size
             self._write(b"%s %d %o %s %s\n" % (b"b" if base else b"s", size, st.st_mode & 0o777, mark.name,
                                                 b"h" if hold else b"-") + _path(remote))
-            left = size
-            while left:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:  # it shrank while we read it: the stream must still carry size bytes
-                    raise file_error("basefile" if base else "send", local, ": it changed while it was sent")
-                self._write(chunk)
-                left -= len(chunk)
+            try:
+                whole = self._from_file(f, size)
+            except OSError as e:
+                raise file_error("basefile" if base else "send", local, ": " + oserror_words(e), there=True) from None
+            if not whole:  # it shrank while it was read: the stream is out of step
+                raise file_error("basefile" if base else "send", local, ": it changed while it was sent")
             self._write(b"e\n")
             self._answer(f"send: {local}")
         return size
@@ -387,21 +436,8 @@ class FileSession:
             self._skip(size)
             self.line()
             raise
-        failed = None
         try:
-            left = size
-            while left:
-                if not self.buf:
-                    self._wait(False)
-                    continue
-                piece = bytes(self.buf[:min(left, CHUNK)])
-                del self.buf[:len(piece)]
-                if failed is None:
-                    try:
-                        write_all(fd, piece)
-                    except OSError as e:
-                        failed = e  # the stream is still read to the file's end: it stays in step
-                left -= len(piece)
+            failed = self._into(fd, size)
             kind, rest = self.line()
         except BaseException:
             os.close(fd)
@@ -418,13 +454,50 @@ class FileSession:
         return tmp, size
 
     def _skip(self, size):
+        self._into(None, size)
+
+    def _into(self, fd, size):
+        """The stream's next ``size`` bytes into the file ``fd`` (None: dropped), moved by the
+        kernel where it can (splice: no copy here); the OSError of a write that failed, or None.
+        After a failed write the rest is still read, so that the stream stays in step."""
+        failed = None
+        take = min(size, len(self.buf))  # what came with the answer's line
+        if take:
+            if fd is not None:
+                try:
+                    write_all(fd, self.buf[:take])
+                except OSError as e:
+                    failed = e
+            del self.buf[:take]
+            size -= take
+        scratch = None
         while size:
-            if not self.buf:
-                self._wait(False)
+            if not self._wait(False, take_out=False):
                 continue
-            n = min(size, len(self.buf))
-            del self.buf[:n]
+            try:
+                if fd is not None and failed is None and _SPLICE:
+                    n = os.splice(self.stdout, fd, min(size, SPLICE_MAX))
+                else:
+                    if scratch is None:
+                        scratch = memoryview(bytearray(READ_SIZE))
+                    n = os.readv(self.stdout, [scratch[:min(size, READ_SIZE)]])
+                    if n and fd is not None and failed is None:
+                        try:
+                            write_all(fd, scratch[:n])
+                        except OSError as e:
+                            failed = e
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                if fd is None or failed is not None or not _SPLICE or e.errno in (errno.EBADF, errno.EPIPE):
+                    raise TransferError(self._why_lost(), lost=True) from None
+                failed = e  # the file here could not take it (a full disk): the rest is read and dropped
+                continue
+            if not n:
+                self.eof = True
+                raise TransferError(self._why_lost(), lost=True)
             size -= n
+        return failed
 
     def later(self, sends, returns):
         """Remove these on the node when the session ends, whatever way: ``sends`` (remote paths)

@@ -294,7 +294,10 @@ class SlotWorker:
             return self._with_files(self._timed(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                                          ending, reason, file=file), t0, moved.seconds), moved)
         self.marked = None
-        finished = self._attempt(job, start, t0)
+        if self.files is not None and self.files.only:  # --copy/--rcopy: the files were the attempt
+            finished = Finished(self.slot, job.seq, 0, start, time.monotonic() - t0, Ending.OK)
+        else:
+            finished = self._attempt(job, start, t0)
         if sudo.asks(job, finished, self.node_asks):
             self.node_asks = True  # it has the password the node asks for: the attempt again, with it
             finished = self._attempt(job, start, t0)
@@ -421,6 +424,8 @@ class SlotWorker:
     def _open_files(self):
         argv = self.reach.argv(ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
         self.file_session = transfer.FileSession(argv, self.env, self.token, start_bound(self.connect_timeout))
+        if not self.control_path and self.session is None:
+            self.conn.send(Connected(self.slot))  # the node took a connection of the slot's own: it is up
 
     def _close_files(self):
         if self.file_session is not None:

@@ -198,6 +198,7 @@ MaxStartups {max_startups}
 MaxSessions {max_sessions or self.max_sessions}
 KexAlgorithms curve25519-sha256
 SetEnv SHLVL=1
+Subsystem sftp internal-sftp
 LogLevel INFO
 """
 

@@ -272,3 +272,32 @@ def test_an_answer_that_is_no_size_is_the_sessions_loss(answer):
     with pytest.raises(TransferError) as e:
         answer_of_fetch(answer)
     assert e.value.lost
+
+
+@pytest.mark.parametrize("dd", ["gnu", "none"], ids=["GNU dd reads", "head -c reads"])
+def test_the_file_session_moves_bytes_exactly_with_either_reader(tmp_path, dd):
+    """files.sh run here under sh (no ssh): a file sent and one brought back, byte for byte, and the
+    stream in step after each, whether the node's dd reads the bytes (GNU: in blocks of 1 MiB) or,
+    where it cannot (a dd without iflag=count_bytes, as BusyBox's), head -c."""
+    from clstr import ssh, transfer
+    env = dict(os.environ)
+    if dd == "none":
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        (fake / "dd").write_text("#!/bin/sh\nexit 1\n")
+        (fake / "dd").chmod(0o755)
+        env["PATH"] = f"{fake}:{env['PATH']}"
+    token = "t" * 16
+    argv = ["sh", "-c", ssh.remote_program("files.sh"), "clstr", token, "s1"]
+    sizes = [0, 1, 65535, 65537, (3 << 20) + 7]
+    for i, size in enumerate(sizes):
+        make(tmp_path / f"in{i}", size, i)
+    session = transfer.FileSession(argv, env, token, 30)
+    try:
+        for i, size in enumerate(sizes):
+            assert session.send(str(tmp_path / f"in{i}"), str(tmp_path / "there" / f"in{i}")) == size
+            got = session.fetch(str(tmp_path / "there" / f"in{i}"), str(tmp_path / f"back{i}"), "local")
+            assert got is not None and got[1] == size
+            assert digest(got[0]) == digest(tmp_path / f"in{i}") == digest(tmp_path / "there" / f"in{i}")
+    finally:
+        session.close()
