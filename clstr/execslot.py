@@ -25,6 +25,7 @@ from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
 from .judging import Judge, after_asking, asks_jump_host, timed
+from .phases import ASIDES, Phase, master_opened, overdue, replaced
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
@@ -192,7 +193,7 @@ class ExecAttempt:
         self.finished = False
         self.pidfd = None
         self.code = None
-        self.phase = None  # "master", "lookup" (ssh -G), "job", or "ask" (its node asked after it)
+        self.phase = None  # a phases.Phase
         self.config = b""
         self.lookup_by = None
         self.after = None  # the Finished that waits for a lookup after a refused handshake
@@ -206,7 +207,7 @@ class ExecAttempt:
         """--persist: find the node's persisted master on its socket, or open one (ssh -f returns
         once it is up: waited for through its pidfd, within the start bound)."""
         s = self.slots
-        self.phase = "master"
+        self.phase = Phase.MASTER
         if self.lock is None:  # one run at a time opens a node's persisted connection
             self.lock = controldir.MasterLock(self.control_path)
             self.lookup_by = time.monotonic() + start_bound(s.cfg.connect_timeout)
@@ -260,7 +261,7 @@ class ExecAttempt:
 
     def lookup_first(self):
         """The scheduler asks whether the node is behind a jump host before the job starts."""
-        self.phase = "lookup"
+        self.phase = Phase.LOOKUP
         self.child = Child(self.reach.config_argv(), self.slots.env, PIPE, PIPE, PIPE)
         os.close(self.child.fds.pop(0))
         self.lookup_by = time.monotonic() + CONFIG_WAIT
@@ -269,7 +270,7 @@ class ExecAttempt:
 
     def run(self):
         s = self.slots
-        self.phase = "job"
+        self.phase = Phase.JOB
         line, feed = s.wrapper.line(self.job.command)
         argv = self.reach.argv(line, self.control_path, True)
         self.child = Child(argv, s.env, PIPE, PIPE, PIPE)
@@ -320,7 +321,7 @@ class ExecAttempt:
             return
         except OSError:
             data = b""
-        if self.phase in ("lookup", "ask"):
+        if self.phase in ASIDES:
             if data:
                 self.config += data if stream == 1 else b""
             else:
@@ -352,7 +353,7 @@ class ExecAttempt:
             return None
         if self.locked_out:
             return min(self.lookup_by, time.monotonic() + LOCK_POLL)
-        if self.phase in ("lookup", "master", "ask"):
+        if self.phase is not Phase.JOB:
             return self.lookup_by if self.kill_at is None else self.kill_at
         due = self.d.next(self.p.started)
         if self.kill_at is not None:
@@ -367,13 +368,13 @@ class ExecAttempt:
         if self.locked_out:
             self._locked_out(now)
             return
-        if self.phase == "master":
+        if self.phase is Phase.MASTER:
             if now >= self.lookup_by and self.code is None and not self.late_master:
                 self.late_master = True  # connected but stalled in the key exchange or the login
                 self.kill(signal.SIGTERM)
                 self.kill_at = now + KILL_GRACE
             return
-        if self.phase in ("lookup", "ask"):
+        if self.phase in ASIDES:
             if now >= self.lookup_by and self.fds:
                 self.unanswered = True
                 self.kill(signal.SIGKILL)
@@ -388,12 +389,7 @@ class ExecAttempt:
                 self._close(stream)
             self._ended()
             return
-        expired = d.expired(now)
-        if expired is not None or d.late(now, p.started):
-            if expired is not None:
-                p.timed_out = expired
-            else:
-                p.late = True  # no start mark in time: the node is taken for hung
+        if overdue(d, p, now, p.started):
             self.kill(signal.SIGTERM)
             self.kill_at = now + KILL_GRACE
             d.drain(now, DRAIN_GRACE)
@@ -470,14 +466,16 @@ class ExecAttempt:
     def _judge(self):
         self.close()
         s, job = self.slots, self.job
-        if self.phase == "master":
-            code = self.code
+        if self.phase is Phase.MASTER:
             s.board.pid[self.idx] = 0
-            if code == 0 and not self.late_master and not self.judge.master_alive():
-                controldir.end_unbound(self.control_path)  # up, but with no socket: ended
-                code = None
+            bound = None
+            if self.code == 0 and not self.late_master:
+                bound = self.judge.master_alive()
+                if not bound:
+                    controldir.end_unbound(self.control_path)  # up, but with no socket: ended
             self._unlock()
-            if code == 0 and not self.late_master:
+            ok, reason = master_opened(self.judge, self.code, self.late_master, bound)
+            if ok:
                 s.emit(self.idx, Connected(self.idx, False))
                 self.child, self.code, self.fds, self.kill_at = None, None, {}, None
                 if s.stopping():
@@ -487,16 +485,14 @@ class ExecAttempt:
                     self.run()
                 return
             waited = time.monotonic() - self.t0
-            reason = (controldir.NOT_BOUND.format(self.control_path) if code is None and not self.late_master else
-                      self.judge.master_error() or ("timed out" if self.late_master else f"ssh exit {code}"))
             s.done(self, Finished(self.idx, job.seq, 255, self.start, 0.0, Ending.NEVER_RAN, reason,
                                    connect=waited, began=waited))
             return
-        if self.phase == "ask":
+        if self.phase is Phase.ASK:
             s.done(self, after_asking(self.after, self.config, None if self.unanswered else self.code,
                                           self.judge.silent_is_kept))
             return
-        if self.phase == "lookup":
+        if self.phase is Phase.LOOKUP:
             host = ssh.jump_host(self.config.decode("utf-8", "replace")) or ""
             s.jump[self.node] = host
             if self.after is not None:  # the lookup after a refused handshake: say it with the end
@@ -513,7 +509,7 @@ class ExecAttempt:
         exit, ending, reason = self.judge.verdict(self.code, self.p)
         finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
                          self.p, self.t0)
-        if job.connect and self.reused and self.p.tail and not self.judge.master_alive():
+        if replaced(job, self.reused, self.judge, said=bool(self.p.tail)):
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own, and said so before the job
             # began (a master asked after every job costs a connect it must answer)
@@ -533,11 +529,11 @@ class ExecAttempt:
         """A job that ended with no end mark and no word of ssh's: its node says whether its wrapper
         lives on (the connection was lost) or is gone (the job killed it), then the end is said."""
         argv = self.reach.argv(ssh.alive_line(self.p.shell), None, cleanup=False)
-        self._then(finished, "ask", argv, start_bound(self.slots.cfg.connect_timeout), finished)
+        self._then(finished, Phase.ASK, argv, start_bound(self.slots.cfg.connect_timeout), finished)
 
     def _look_up_after(self, finished):
         """A refused handshake may be the jump host's: look the node's up, then say it with the end."""
-        self._then(finished, "lookup", self.reach.config_argv(), CONFIG_WAIT,
+        self._then(finished, Phase.LOOKUP, self.reach.config_argv(), CONFIG_WAIT,
                    dataclasses.replace(finished, jump_host=""))
 
     def _then(self, finished, phase, argv, wait, unstarted):

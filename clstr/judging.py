@@ -61,26 +61,31 @@ class Judge:
         self.program = reach.program if reach is not None else "ssh"
         self.silent_is_kept = reach is None or reach.silent_is_kept
 
-    def verdict(self, code, p):
+    def verdict(self, code, p, session=False):
         """(exit status, Ending, reason) of an attempt of one session: ended by clstr for a time
         limit (``p.timed_out``) or for no start mark in time (``p.late``), else as ``attempt``.
-        A job sudo refused to start (--sudo: its mark says why) never ran: its node's doing."""
+        A job sudo refused to start (--sudo: its mark says why) never ran: its node's doing.
+        ``session``: the job went down the slot's loop session (``code``: the session's end)."""
         if p.sudo is not None:
             return 255, Ending.NEVER_RAN, sudo.reason(p.sudo)
         if p.late:
             return 255, Ending.NEVER_RAN, "timed out"  # a stalled handshake, a hung login
         if p.timed_out:
             return code, p.timed_out, None
-        return self.attempt(code, p)
+        return self.attempt(code, p, session)
 
-    def attempt(self, code, p):
+    def attempt(self, code, p, session=False):
         """(exit status, Ending, reason) of an attempt that ran to its end or whose ssh failed."""
         if self.marked:
             if p.end is not None:
                 return p.end, ended(p.end), None
+            if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
+                return 255, Ending.EXIT, LOOP_KILLED
             if p.started:
                 lost = self.lost(code, p)
                 return (code, Ending.LOST, lost) if lost else (code, Ending.EXIT, NO_END_MARK)
+            if session:  # the session ended before the job started: the node's or its ssh's doing
+                return 255, Ending.NEVER_RAN, self.never_ran_reason(p.tail) or f"{self.program} exit {code}"
             if self.classify is not None:  # another transport: its own last words, or its status
                 return code, Ending.NEVER_RAN, self.classify(p.tail) or f"{self.program} exit {code}"
             reason = self.never_ran_reason(p.tail) if code == 255 else ssh.classify(p.tail)[0]

@@ -23,7 +23,8 @@ from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group
-from .judging import LOOP_KILLED, NO_END_MARK, Judge, after_asking, asks_jump_host, timed
+from .judging import Judge, after_asking, asks_jump_host, timed
+from .phases import master_opened, overdue, replaced
 from .reading import Marked, Reading
 
 READ_SIZE = 65536
@@ -240,16 +241,13 @@ class SlotWorker:
                 pass
             # the master outlives the run, as asked: it does not carry the run's marker, which the
             # backstop ends at the end of the run
-            ok, why = self._master(reaper.unmarked(self.env))
-            if ok and not self.judge.master_alive():
-                controldir.end_unbound(self.control_path)
-                return False, controldir.NOT_BOUND.format(self.control_path)
-            return ok, why
+            return self._master(reaper.unmarked(self.env), check_bound=True)
         finally:
             lock.close()
 
-    def _master(self, env):
-        """Start the master and wait for it to be up; (ok, classified reason or None)."""
+    def _master(self, env, check_bound=False):
+        """Start the master and wait for it to be up; (ok, classified reason or None).
+        ``check_bound``: --persist: one up but without its socket is ended (phases.master_opened)."""
         errfile = f"{self.control_path}.err"
         argv = self.reach.master_argv(self.control_path, self.persist)
         with open(errfile, "wb") as err:
@@ -262,9 +260,12 @@ class SlotWorker:
             end_group(child.pid, child=child)
             code = child.wait()
         self.board.pid[self.slot] = 0
-        if code == 0:
-            return True, None
-        return False, self.judge.master_error() or ("timed out" if late else f"ssh exit {code}")
+        bound = None
+        if check_bound and code == 0 and not late:
+            bound = self.judge.master_alive()
+            if not bound:
+                controldir.end_unbound(self.control_path)
+        return master_opened(self.judge, code, late, bound)
 
     def run(self, job):
         """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
@@ -301,7 +302,7 @@ class SlotWorker:
         if sudo.asks(job, finished, self.node_asks):
             self.node_asks = True  # it has the password the node asks for: the attempt again, with it
             finished = self._attempt(job, start, t0)
-        if job.connect and self.reused and finished is not None and not self.judge.master_alive():
+        if finished is not None and replaced(job, self.reused, self.judge):
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own; the next opener makes a new one
             self.reused = False
@@ -503,28 +504,16 @@ class SlotWorker:
         runtime = time.monotonic() - t0
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             chan.reading.last_seq = job.seq
-            exit, ending, reason = self.judge.verdict(None, p)  # its end mark's, or sudo's refusal
+            exit, ending, reason = self.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
             return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
         code = self._end_session()
-        if p.late:
-            return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, "timed out")
-        if p.timed_out:
-            return Finished(self.slot, job.seq, code, start, runtime, p.timed_out)
-        if p.end is not None:  # it ended, and then the session did
-            exit, ending, reason = self.judge.verdict(code, p)
-            return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
-        if p.loop_gone:  # the job killed the loop's runner (SIGKILL): the job's own doing
-            return Finished(self.slot, job.seq, 255, start, runtime, Ending.EXIT, LOOP_KILLED)
-        if p.started:
-            lost = self.judge.lost(code, p)
-            return Finished(self.slot, job.seq, code, start, runtime, *((Ending.LOST, lost) if lost else
-                                                                       (Ending.EXIT, NO_END_MARK)))
-        reason = self.judge.never_ran_reason(p.tail)
-        if reason is None and code >= 0:
+        if not (p.late or p.timed_out or p.end is not None or p.loop_gone or p.started) and code >= 0 \
+                and self.judge.never_ran_reason(p.tail) is None:
             # the loop took the session but died before starting the job (an sh it cannot run on)
             self._fall_back(f"the job loop ended (exit {code}) before the job started")
             return None
-        return Finished(self.slot, job.seq, 255, start, runtime, Ending.NEVER_RAN, reason or f"ssh exit {code}")
+        exit, ending, reason = self.judge.verdict(code, p, session=True)
+        return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
 
     def _open_session(self, t0):
         """Start the slot's session and wait for the loop's ready mark.
@@ -639,12 +628,7 @@ class SlotWorker:
                         self._flush()
                     if d.drained(now):
                         break
-                    expired = d.expired(now)
-                    if expired is not None or d.late(now, started):
-                        if expired is not None:
-                            p.timed_out = expired
-                        else:
-                            p.late = True  # no start mark in time: the node is taken for hung
+                    if overdue(d, p, now, started):
                         end_group(chan.child.pid, child=chan.child)
                         d.drain(time.monotonic(), DRAIN_GRACE)
                         continue
