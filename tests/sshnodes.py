@@ -29,6 +29,12 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 PER_SSHD = 16  # sshd listens on at most 16 addresses
 
 
+# scp's protocol since OpenSSH 9: the server Debian's sshd_config names (a process of its own,
+# as on the nodes people copy to), or sshd's own where it is not installed
+SFTP_SERVER = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                                "/usr/libexec/sftp-server") if os.path.exists(p)), "internal-sftp")
+
+
 def _free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
@@ -198,7 +204,7 @@ MaxStartups {max_startups}
 MaxSessions {max_sessions or self.max_sessions}
 KexAlgorithms curve25519-sha256
 SetEnv SHLVL=1
-Subsystem sftp internal-sftp
+Subsystem sftp {SFTP_SERVER}
 LogLevel INFO
 """
 
