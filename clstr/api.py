@@ -309,7 +309,10 @@ def copy_plan(o):
                                                               f"{os.path.basename(path)}.{node}"))
                             for path in rcopy)
             per_job[seq] = transfer.JobFiles(sends, returns)
-        return transfer.Files(only=True), per_job
+        # for rsync, where both ends have it: the paths as given, by the directory they go to there
+        groups = ((tuple(copy), o.dest),) if o.dest is not None and copy else tuple(
+            ((path,), os.path.dirname(os.path.abspath(path.rstrip("/")))) for path in copy)
+        return transfer.Files(only=True, copy=groups), per_job
     return files
 
 

@@ -175,6 +175,9 @@ class Files:
     basefiles: tuple = ()  # Sends
     fresh_workdir: bool = False  # --workdir ...: a directory of the run's own, removed with --cleanup
     only: bool = False  # --copy/--rcopy: an attempt moves its files and runs nothing (no job session)
+    # --copy by rsync: ((paths here, the directory there), ...) as the user gave them (rsync reads a
+    # trailing slash as clush does); rsync_argv makes its command lines
+    copy: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -561,6 +564,13 @@ def _unlink(path):
         pass
 
 
+def partial_name(local, tag=""):
+    """The temporary name beside ``local`` that a file coming back is written to before it takes
+    its place (the run's end sweeps any left: PARTIAL)."""
+    d = os.path.dirname(os.path.abspath(local)) or "."
+    return os.path.join(d, f"{PARTIAL}{os.getpid()}-{tag}{os.path.basename(local)}")
+
+
 def open_partial(local, mode, tag=""):
     """(fd, path) of a new temporary file beside ``local``, for a file coming back (``mode``: the
     node's, this process's umask applied); TransferError naming ``local`` if it cannot be made."""
@@ -741,3 +751,39 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
             job_returns.append(Return(in_workdir(remote_path(text), files), local))
         per_job[seq] = JobFiles(tuple(job_sends), tuple(job_returns))
     return files, per_job
+
+
+# ---- --copy/--rcopy by rsync ------------------------------------------------------------
+# Where this machine and a node both have rsync, copy and gather drive it (one rsync a direction
+# and a node, over a connection of its own) instead of the file session: rsync's stream paces
+# itself where a bare one makes sshd's buffers churn (W11, bench/README.md). A node without it
+# falls back to the file session (RSYNC_MISSING).
+RSYNC_MISSING = ("rsync: command not found", "rsync: not found", "rsync: No such file or directory")
+
+
+def rsync_send_argv(rsync, rsh, host, sources, dest):
+    """rsync's argv that sends ``sources`` (files and trees, a trailing slash a directory's
+    contents) into the directory ``dest`` on ``host`` (made, with its parents): modes as the
+    file session's (the node's umask applied), symbolic links followed, written whole or not."""
+    return [rsync, "-rLs", "-e", rsh, "--rsync-path", f"mkdir -p -- {ssh.quote(dest)} && rsync", "--",
+            *sources, f"{host}:{dest.rstrip('/') or '/'}/"]
+
+
+def rsync_fetch_argv(rsync, rsh, host, remote, local):
+    """rsync's argv that brings ``remote`` on ``host`` back as ``local`` (written whole or not)."""
+    return [rsync, "-Ls", "-e", rsh, "--", f"{host}:{remote}", local]
+
+
+def rsync_failure(stderr, code):
+    """What an rsync that failed says: (kind, words): "missing" (no rsync on the node), "ssh" (ssh's
+    own failure: the node's, ``words`` classified), "gone" (no such file) or "other" (its last line)."""
+    text = stderr.decode("utf-8", "replace")
+    if any(m in text for m in RSYNC_MISSING) or code == 127:
+        return "missing", "no rsync on the node"
+    reason, _ = ssh.classify(stderr)
+    if reason is not None:
+        return "ssh", reason
+    if "No such file or directory" in text and "link_stat" in text:
+        return "gone", "no such file"
+    last = [ln for ln in text.splitlines() if ln.strip()]
+    return "other", (last[-1].strip() if last else f"rsync exit {code}")[:200]

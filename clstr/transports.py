@@ -62,6 +62,12 @@ class Ssh:
     def master_argv(self, control_path, persist=None):
         return ssh.master_argv(self.base, self.node, control_path, persist)
 
+    def rsh(self):
+        """(rsync's -e command, the host it names) that reach the node as ``argv`` does, over a
+        connection of rsync's own (--copy/--rcopy drive rsync where both ends have it)."""
+        port, host = ssh.destination(self.node)
+        return shlex.join(self.base + ["-o", "ControlPath=none", *port]), host
+
 
 
 class Local:

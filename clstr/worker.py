@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import selectors
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ class SlotWorker:
         self.held = 0
         self.hold_until = None
         self.jump_host = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
+        self.rsync = UNKNOWN  # --copy/--rcopy: this machine's rsync for the node, or None (_rsync)
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
@@ -269,6 +271,12 @@ class SlotWorker:
 
     def run(self, job):
         """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
+        # (a gateway's run carries no paths for rsync to send: its file session sends its copies)
+        if self.files is not None and self.files.only and job.files is not None and \
+                (self.files.copy or not job.files.sends) and self._rsync():
+            finished = self._by_rsync(job)
+            if finished is not None:
+                return finished
         self.limit = job.limit
         self.marked = None
         start = time.time()
@@ -421,6 +429,72 @@ class SlotWorker:
             self.board.pid[self.slot] = 0
             self.board.state[self.slot] = IDLE
         return None
+
+    # ---- --copy/--rcopy by rsync, where both ends have it ---------------
+    def _rsync(self):
+        """This machine's rsync, where the node's transport can carry it and it was not found
+        missing on the node; else None (the file session moves the files)."""
+        if self.rsync is UNKNOWN:
+            self.rsync = shutil.which("rsync") if hasattr(self.reach, "rsh") else None
+        return self.rsync
+
+    def _by_rsync(self, job):
+        """The attempt of a --copy/--rcopy run by rsync: the run's copies sent, the job's returns
+        brought back, each by an rsync of its own; None where the node has no rsync (then the
+        file session does it, for this attempt and the next)."""
+        start, t0 = time.time(), time.monotonic()
+        rsh, host = self.reach.rsh()
+        steps = [("send", transfer.rsync_send_argv(self.rsync, rsh, host, sources, dest), None)
+                 for sources, dest in (self.files.copy if job.files.sends else ())]
+        # each return into a temporary name beside its place, placed as the file session's are
+        tmps = {r: transfer.partial_name(r.local) for r in job.files.returns}
+        steps += [("return", transfer.rsync_fetch_argv(self.rsync, rsh, host, r.remote, tmps[r]), r)
+                  for r in job.files.returns]
+        sent = sum(os.path.getsize(s.local) for s in job.files.sends if os.path.exists(s.local))
+        received, moved, returned = 0, False, []
+        for what, argv, ret in steps:
+            if ret is not None:
+                os.makedirs(os.path.dirname(ret.local) or ".", exist_ok=True)
+            try:
+                child = Child(argv, self.env, self.devnull, self.devnull, PIPE)
+            except OSError as e:
+                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
+                                f"rsync could not be started here: {spawn_error(e)}")
+            if not moved:
+                self.conn.send(Connected(self.slot))  # its connection is rsync's: counted up at once
+            self.board.pid[self.slot], self.board.state[self.slot] = child.pid, RUNNING
+            err = b""
+            try:
+                while True:
+                    data = os.read(child.fds[2], 65536)
+                    if not data:
+                        break
+                    err = (err + data)[-4096:]
+                code = child.wait()
+            finally:
+                child.close()
+                self.board.pid[self.slot], self.board.state[self.slot] = 0, IDLE
+            if code != 0:
+                kind, words = transfer.rsync_failure(err, code)
+                if kind == "missing" and not moved:
+                    self.rsync = None
+                    self.conn.send(Notice(self.slot, "no rsync on the node: the files go by clstr's file session"))
+                    return None
+                for tmp, _ in returned + ([(tmps[ret], None)] if ret is not None else []):
+                    transfer.discard(tmp)
+                name = ret.remote if ret is not None else " ".join(self.files.copy[0][0])
+                ending = (Ending.NEVER_RAN if not moved else Ending.LOST) if kind == "ssh" else Ending.TRANSFER
+                reason = words if kind == "ssh" else (f"return: {name}: no such file on {self.node}" if kind == "gone"
+                                                      else f"{what}: {name}: rsync: {words}")
+                return Finished(self.slot, job.seq, 255 if code < 0 else code, start, time.monotonic() - t0,
+                                ending, reason, sent=sent if moved else 0, received=received)
+            moved = True
+            if ret is not None:
+                received += os.path.getsize(tmps[ret])
+                returned.append((tmps[ret], ret.local))
+        elapsed = time.monotonic() - t0
+        return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, sent=sent if job.files.sends else 0,
+                        received=received, transfer=elapsed, connect=0.0, began=elapsed, returned=tuple(returned))
 
     def _open_files(self):
         argv = self.reach.argv(ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)

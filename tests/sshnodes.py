@@ -206,6 +206,9 @@ KexAlgorithms curve25519-sha256
 SetEnv SHLVL=1
 Subsystem sftp {SFTP_SERVER}
 LogLevel INFO
+# a login user of the tests whose PATH has no rsync (tests/sudonodes.py)
+Match User clstr-t-nr
+  SetEnv PATH=/home/clstr-t-nr/bin
 """
 
     def _ssh_config(self):

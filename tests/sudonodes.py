@@ -1,4 +1,5 @@
-"""A real sudo for the tests: non-root login users on this machine and sudoers rules for them.
+"""Login users of the testbed's nodes for the tests: a real sudo (non-root users and sudoers rules
+for them), and a node without rsync.
 
 Each user logs in to the testbed's sshd with the testbed's client key (its own
 ~/.ssh/authorized_keys) and has a password; sudoers (/etc/sudoers.d/clstr-tests) gives them:
@@ -6,6 +7,8 @@ Each user logs in to the testbed's sshd with the testbed's client key (its own
   clstr-t-np   sudo with NOPASSWD
   clstr-t-tty  sudo with its password, but only from a terminal (Defaults requiretty)
   clstr-t-no   no sudo at all
+  clstr-t-nr   no rsync: the testbed's sshd gives it a PATH (SetEnv) of ~/bin, every program of
+               /usr/bin but rsync
 Made once a machine (as root; the CI machine's tests run as root) and kept: creating users is
 slow, and the rules name only these users. ``ensure`` says why where it cannot.
 """
@@ -15,7 +18,7 @@ import shutil
 import subprocess
 
 PASSWORD = "clstr-Right-pw-7"
-USERS = {"pw": "clstr-t-pw", "np": "clstr-t-np", "tty": "clstr-t-tty", "no": "clstr-t-no"}
+USERS = {"pw": "clstr-t-pw", "np": "clstr-t-np", "tty": "clstr-t-tty", "no": "clstr-t-no", "nr": "clstr-t-nr"}
 SUDOERS = "/etc/sudoers.d/clstr-tests"
 RULES = f"""\
 Defaults:{USERS['pw']} timestamp_timeout=0, lecture=never
@@ -51,6 +54,8 @@ def ensure(public_key):
         for path in (ssh_dir, os.path.join(ssh_dir, "authorized_keys")):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         os.chmod(ssh_dir, 0o700)
+        if user == USERS["nr"]:
+            _without_rsync(home)
     current = open(SUDOERS).read() if os.path.exists(SUDOERS) else None
     if current != RULES:
         os.makedirs(os.path.dirname(SUDOERS), exist_ok=True)
@@ -64,3 +69,13 @@ def ensure(public_key):
             return f"the test sudoers rules are refused: {check.stdout}{check.stderr}"
         os.replace(tmp, SUDOERS)
     return None
+
+
+def _without_rsync(home):
+    """~/bin: every program of /usr/bin but rsync (the testbed's sshd makes it the user's PATH)."""
+    bin_dir = os.path.join(home, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for name in os.listdir("/usr/bin"):
+        link = os.path.join(bin_dir, name)
+        if name != "rsync" and not os.path.lexists(link):
+            os.symlink(os.path.join("/usr/bin", name), link)

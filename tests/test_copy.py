@@ -87,3 +87,70 @@ def test_copy_and_rcopy_through_a_gateway(clstr, testbed, tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(tmp_path / "back")) == ["payload.bin.n2", "payload.bin.n3"]
     assert (tmp_path / "back" / "payload.bin.n3").read_bytes() == (tmp_path / "payload.bin").read_bytes()
+
+
+@pytest.fixture
+def shared(testbed):
+    """A directory every testbed login user may write in (the nodes share this machine's disk), and
+    the users: tests/sudonodes.py makes them (one of them has no rsync on its PATH)."""
+    import shutil
+    import tempfile
+    import sudonodes
+    why = sudonodes.ensure(testbed.client_key + ".pub")
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    d = tempfile.mkdtemp(prefix="clstr-copy-")
+    os.chmod(d, 0o1777)
+    yield d, sudonodes.USERS
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_copy_goes_by_rsync_and_by_the_file_session_where_a_node_has_no_rsync(clstr, shared):
+    d, users = shared
+    src = os.path.join(d, "payload.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(300_000))
+    os.chmod(src, 0o644)
+    yes, no = f"{users['np']}@n1", f"{users['nr']}@n2"
+    os.makedirs(os.path.join(d, "there", "deep"))
+    os.chmod(os.path.join(d, "there", "deep"), 0o777)  # both users place the file there, in turn
+    r = clstr("-v", "-n", yes, no, "-c", src, "--dest", os.path.join(d, "there", "deep"))
+    assert r.returncode == 0, r.stderr
+    assert f"{no}: no rsync on the node: the files go by clstr's file session" in r.stderr
+    assert f"{yes}: no rsync" not in r.stderr
+    with open(os.path.join(d, "there", "deep", "payload.bin"), "rb") as f, open(src, "rb") as g:
+        assert f.read() == g.read()
+    r = clstr("-v", "-n", yes, no, "--rcopy", src, "--dest", os.path.join(d, "back"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(os.path.join(d, "back"))) == [f"payload.bin.{yes}", f"payload.bin.{no}"]
+    for name in os.listdir(os.path.join(d, "back")):
+        with open(os.path.join(d, "back", name), "rb") as f, open(src, "rb") as g:
+            assert f.read() == g.read()
+    # a node lacking the file: the same one line whichever way it went
+    r = clstr("-n", yes, no, "--rcopy", os.path.join(d, "nothere"), "--dest", os.path.join(d, "back2"))
+    assert r.returncode == 1
+    for node in (yes, no):
+        assert f"return: {os.path.join(d, 'nothere')}: no such file on {node}" in r.stderr
+
+
+def test_without_rsync_here_the_file_session_copies(clstr, testbed, tmp_path):
+    import shutil
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ssh", "sh"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (tmp_path / "payload.bin").write_bytes(os.urandom(100_000))
+    r = clstr("-n", "n[1-2]", "-c", "payload.bin", "--dest", str(tmp_path / "there"), env={"PATH": str(bin_dir)})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "there" / "payload.bin").read_bytes() == (tmp_path / "payload.bin").read_bytes()
+
+
+def test_rsync_makes_the_destination_and_keeps_a_trailing_slash_as_clush_does(clstr, testbed, tmp_path, tree):
+    r = clstr("-v", "-n", "n1", "-c", str(tree) + "/", str(tmp_path / "one.conf"), "--dest",
+              str(tmp_path / "a" / "b" / "c"))
+    assert r.returncode == 0 and "no rsync" not in r.stderr, r.stderr
+    got = sorted(str(p.relative_to(tmp_path / "a" / "b" / "c")) for p in (tmp_path / "a" / "b" / "c").rglob("*"))
+    assert got == ["a.txt", "one.conf", "sub", "sub/b.bin", "sub/deeper", "sub/deeper/run.sh"]
+    assert os.stat(tmp_path / "a" / "b" / "c" / "sub" / "deeper" / "run.sh").st_mode & 0o111
