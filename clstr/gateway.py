@@ -37,7 +37,8 @@ from .execslot import ExecSlots
 from .options import RunOptions
 from .pool import WorkerPool
 from .result import Ending
-from .worker import WorkerSpec, spawn_error, worker_main
+from .proc import spawn_error
+from .worker import WorkerSpec, worker_main
 
 STOP_GRACE = 2.0  # TERM to KILL of the running ssh when told to stop
 REPORT_GRACE = 1.0  # after the KILL: how long a worker gets to report before it is killed too

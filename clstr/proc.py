@@ -1,5 +1,6 @@
 """Process primitives: a child started with posix_spawn in a session of its own, and ending a
 process group (TERM, then KILL after a grace)."""
+import errno
 import functools
 import os
 import select
@@ -137,3 +138,9 @@ def drain(sock):
             pass
     except BlockingIOError:
         pass
+
+
+def spawn_error(e):
+    """An OSError of starting a program, its errno named: "Argument list too long (E2BIG)"."""
+    name = errno.errorcode.get(e.errno)
+    return f"{e.strerror or e}" + (f" ({name})" if name else "")

@@ -25,14 +25,14 @@ from .joblog import JobLog
 from .monitor import Monitor
 from .output import Backlog, silence
 from .pool import WorkerPool
-from .proc import catch_signals, drain, restore_signals
+from .proc import catch_signals, drain, restore_signals, spawn_error
 from .result import RunResult
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .verdicts import succeeds
 from .ssh import marks_of
 from .status import duration
 from .stopping import Stopping
-from .worker import MAX_WAIT, WorkerSpec, spawn_error, worker_main
+from .worker import MAX_WAIT, WorkerSpec, worker_main
 from .words import counted
 
 # a live node list may grow the run by this many slots, or to twice its first size if more: the

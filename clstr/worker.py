@@ -8,22 +8,21 @@ are deadlines.py's. Between jobs it keeps the slot's session, what it learned of
 jump host) and whether the loop can run there.
 """
 import dataclasses
-import errno
 import os
 import select
 import selectors
-import shutil
 import signal
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import controldir, reaper, ssh, sudo, transfer, transports
+from . import controldir, reaper, ssh, sudo, transports
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
-from .proc import PIPE, Child, end_group
+from .proc import PIPE, Child, end_group, spawn_error
+from .slotfiles import Moved, SlotFiles
 from .judging import Judge, after_asking, asks_jump_host, timed
 from .phases import master_opened, overdue, replaced
 from .reading import Marked, Reading
@@ -145,18 +144,19 @@ class SlotWorker:
         self.control_path = spec.control_path
         self.judge = Judge(self.wrapper is not None, spec.control_path, self.reach)
         self.files = spec.files  # transfer.Files of the run, or None
-        self.file_session = None  # the slot's FileSession while it lives
-        self.made_workdir = False
         self.token = spec.ssh.mark
         self.timeout = spec.timeout
         self.idle_timeout = spec.idle_timeout  # end a job that wrote nothing for this long
         self.limit = None  # the running job's straggler limit (--timeout N%), seconds
         self.outbox = []  # events held to travel in one message
         self.devnull = os.open(os.devnull, os.O_RDWR)
+        # its files: the file session, the steps of an attempt's transfers (None: a run without files)
+        self.slot_files = None if spec.files is None else SlotFiles(
+            spec.slot, spec.node, spec.files, self.reach, spec.control_path, spec.env, spec.ssh.mark,
+            spec.ssh.connect_timeout, board, self.devnull, conn.send, lambda: self.session is not None)
         self.held = 0
         self.hold_until = None
         self.jump_host = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
-        self.rsync = UNKNOWN  # --copy/--rcopy: this machine's rsync for the node, or None (_rsync)
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
@@ -191,7 +191,8 @@ class SlotWorker:
                 job = None
         finally:
             self._close_session()
-            self._close_files()
+            if self.slot_files is not None:
+                self.slot_files.close()
 
     def _jump_host(self):
         """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
@@ -271,12 +272,11 @@ class SlotWorker:
 
     def run(self, job):
         """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
-        # (a gateway's run carries no paths for rsync to send: its file session sends its copies)
-        if self.files is not None and self.files.only and job.files is not None and \
-                (self.files.copy or not job.files.sends) and self._rsync():
-            finished = self._by_rsync(job)
+        if self.slot_files is not None:
+            finished = self.slot_files.by_rsync_if(job)
             if finished is not None:
                 return finished
+        f = self.slot_files
         self.limit = job.limit
         self.marked = None
         start = time.time()
@@ -290,17 +290,17 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
                                 began=waited)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
-            failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
+            failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot, self.reused))
         else:
-            failure = self._transfer(moved, self._basefiles, job) if job.basefiles else None
+            failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             if job.connect:  # a node whose transport has no connection to share: its group is up at once
                 self.conn.send(Connected(self.slot, False))
-        if failure is None and (job.files is not None or (self.files and not self.made_workdir)):
-            failure = self._transfer(moved, self._send, job)
+        if failure is None and f is not None and (job.files is not None or not f.made_workdir):
+            failure = f.step(moved, f.send, job)
         if failure is not None:
             ending, reason, file = failure
-            return self._with_files(self._timed(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
+            return f.result(self._timed(Finished(self.slot, job.seq, 255, start, time.monotonic() - t0,
                                                          ending, reason, file=file), t0, moved.seconds), moved)
         self.marked = None
         if self.files is not None and self.files.only:  # --copy/--rcopy: the files were the attempt
@@ -319,13 +319,13 @@ class SlotWorker:
             finished = self._timed(finished, t0, moved.seconds)
         if job.files is not None and (job.files.returns or self.files.cleanup) and finished is not None:
             if finished.ending is Ending.OK and job.files.returns:
-                failure = self._transfer(moved, self._fetch, job)
+                failure = f.step(moved, f.fetch, job)
                 if failure is not None:
                     finished = dataclasses.replace(finished, exit=255, ending=failure[0], reason=failure[1],
                                                    file=failure[2])
             if self.files.cleanup:
-                self._transfer(moved, self._clean, job)  # a file that cannot be removed fails nothing
-        return self._with_files(finished, moved)
+                f.step(moved, f.clean, job)  # a file that cannot be removed fails nothing
+        return finished if f is None else f.result(finished, moved)
 
     def _timed(self, finished, t0, before):
         """``finished`` with its time split (judging.timed), from the attempt's last reading."""
@@ -399,161 +399,6 @@ class SlotWorker:
                 out += data
         finally:
             child.close()
-
-    # ---- files: the slot's file session (transfer.py) ------------------
-    def _transfer(self, moved, step, job):
-        """Run a step of the attempt's transfers; None, or the (Ending, reason) that fails the attempt.
-
-        A file session that cannot open is the node's ssh failure (the job never ran); anything
-        else that fails is the attempt's own, naming the file and the cause.
-        """
-        t = time.monotonic()
-        try:
-            if self.file_session is None:
-                self._open_files()
-            self.board.pid[self.slot] = self.file_session.pid
-            self.board.state[self.slot] = RUNNING
-            step(job, moved)
-        except transfer.TransferError as e:
-            self._close_files()
-            if e.here:  # this machine's failure, or the job's: never the node's
-                return Ending.FILE_FAILED, str(e), e.file
-            if not moved.opened:
-                return Ending.NEVER_RAN, str(e), e.file
-            return (Ending.LOST if e.lost else Ending.TRANSFER), str(e), e.file
-        except OSError as e:
-            self._close_files()
-            return (Ending.NEVER_RAN if not moved.opened else Ending.TRANSFER), f"file session: {e.strerror or e}", None
-        finally:
-            moved.seconds += time.monotonic() - t
-            self.board.pid[self.slot] = 0
-            self.board.state[self.slot] = IDLE
-        return None
-
-    # ---- --copy/--rcopy by rsync, where both ends have it ---------------
-    def _rsync(self):
-        """This machine's rsync, where the node's transport can carry it and it was not found
-        missing on the node; else None (the file session moves the files)."""
-        if self.rsync is UNKNOWN:
-            self.rsync = shutil.which("rsync") if hasattr(self.reach, "rsh") else None
-        return self.rsync
-
-    def _by_rsync(self, job):
-        """The attempt of a --copy/--rcopy run by rsync: the run's copies sent, the job's returns
-        brought back, each by an rsync of its own; None where the node has no rsync (then the
-        file session does it, for this attempt and the next)."""
-        start, t0 = time.time(), time.monotonic()
-        rsh, host = self.reach.rsh()
-        steps = [("send", transfer.rsync_send_argv(self.rsync, rsh, host, sources, dest), None)
-                 for sources, dest in (self.files.copy if job.files.sends else ())]
-        # each return into a temporary name beside its place, placed as the file session's are
-        tmps = {r: transfer.partial_name(r.local) for r in job.files.returns}
-        steps += [("return", transfer.rsync_fetch_argv(self.rsync, rsh, host, r.remote, tmps[r]), r)
-                  for r in job.files.returns]
-        sent = sum(os.path.getsize(s.local) for s in job.files.sends if os.path.exists(s.local))
-        received, moved, returned = 0, False, []
-        for what, argv, ret in steps:
-            if ret is not None:
-                os.makedirs(os.path.dirname(ret.local) or ".", exist_ok=True)
-            try:
-                child = Child(argv, self.env, self.devnull, self.devnull, PIPE)
-            except OSError as e:
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
-                                f"rsync could not be started here: {spawn_error(e)}")
-            if not moved:
-                self.conn.send(Connected(self.slot))  # its connection is rsync's: counted up at once
-            self.board.pid[self.slot], self.board.state[self.slot] = child.pid, RUNNING
-            err = b""
-            try:
-                while True:
-                    data = os.read(child.fds[2], 65536)
-                    if not data:
-                        break
-                    err = (err + data)[-4096:]
-                code = child.wait()
-            finally:
-                child.close()
-                self.board.pid[self.slot], self.board.state[self.slot] = 0, IDLE
-            if code != 0:
-                kind, words = transfer.rsync_failure(err, code)
-                if kind == "missing" and not moved:
-                    self.rsync = None
-                    self.conn.send(Notice(self.slot, "no rsync on the node: the files go by clstr's file session"))
-                    return None
-                for tmp, _ in returned + ([(tmps[ret], None)] if ret is not None else []):
-                    transfer.discard(tmp)
-                name = ret.remote if ret is not None else " ".join(self.files.copy[0][0])
-                ending = (Ending.NEVER_RAN if not moved else Ending.LOST) if kind == "ssh" else Ending.TRANSFER
-                reason = words if kind == "ssh" else (f"return: {name}: no such file on {self.node}" if kind == "gone"
-                                                      else f"{what}: {name}: rsync: {words}")
-                return Finished(self.slot, job.seq, 255 if code < 0 else code, start, time.monotonic() - t0,
-                                ending, reason, sent=sent if moved else 0, received=received)
-            moved = True
-            if ret is not None:
-                received += os.path.getsize(tmps[ret])
-                returned.append((tmps[ret], ret.local))
-        elapsed = time.monotonic() - t0
-        return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, sent=sent if job.files.sends else 0,
-                        received=received, transfer=elapsed, connect=0.0, began=elapsed, returned=tuple(returned))
-
-    def _open_files(self):
-        argv = self.reach.argv(ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
-        self.file_session = transfer.FileSession(argv, self.env, self.token, start_bound(self.connect_timeout))
-        if not self.control_path and self.session is None:
-            self.conn.send(Connected(self.slot))  # the node took a connection of the slot's own: it is up
-
-    def _close_files(self):
-        if self.file_session is not None:
-            session, self.file_session = self.file_session, None
-            session.close()
-        self.made_workdir = False
-
-    def _basefiles(self, job, moved):
-        moved.opened = True
-        self._workdir()
-        for b in self.files.basefiles:
-            moved.sent += self.file_session.send(b.local, b.remote, base=True, hold=self.files.cleanup, stamp=b.stamp,
-                                                 mark=b.mark)
-
-    def _workdir(self):
-        if not self.made_workdir and self.files.workdir:
-            self.file_session.mkdirs([self.files.workdir])
-        self.made_workdir = True
-
-    def _send(self, job, moved):
-        moved.opened = True
-        self._workdir()
-        if job.files is None:
-            return
-        if self.files.cleanup:
-            self.file_session.later([s.remote for s in job.files.sends], job.files.returns)
-        for s in job.files.sends:
-            moved.sent += self.file_session.send(s.local, s.remote, hold=self.files.cleanup, mark=s.mark)
-
-    def _fetch(self, job, moved):
-        for r in job.files.returns:
-            got = self.file_session.fetch(r.remote, r.local, self.node, r.mark)
-            if got is None:
-                moved.home.add(r.remote)  # the node's path is the file here: home already, never removed
-                continue
-            moved.received += got[1]
-            moved.returned.append((got[0], r.local))
-
-    def _clean(self, job, moved):
-        self.file_session.remove([s.remote for s in job.files.sends],
-                                 [r for r in job.files.returns if r.remote not in moved.home],
-                                 fetched={r.remote for r in job.files.returns
-                                          if r.local in {local for _, local in moved.returned}})
-
-    def _with_files(self, finished, moved):
-        if finished is None or not (moved.opened or moved.returned):
-            return finished
-        if finished.ending is not Ending.OK:
-            for tmp, _ in moved.returned:
-                transfer.discard(tmp)  # only an attempt taken as the job's result writes its files
-            moved.returned = []
-        return dataclasses.replace(finished, sent=moved.sent, received=moved.received, transfer=moved.seconds,
-                                   returned=tuple(moved.returned))
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -774,25 +619,6 @@ class SlotWorker:
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
 LOCK_POLL = 0.02  # seconds between looks at a persisted connection's lock another run holds
-
-
-def spawn_error(e):
-    """An OSError of starting a program, its errno named: "Argument list too long (E2BIG)"."""
-    name = errno.errorcode.get(e.errno)
-    return f"{e.strerror or e}" + (f" ({name})" if name else "")
-
-
-class Moved:
-    """What an attempt's transfers moved: bytes each way, their seconds, the files brought back."""
-
-    __slots__ = ("sent", "received", "seconds", "returned", "opened", "home")
-
-    def __init__(self):
-        self.sent = self.received = 0
-        self.seconds = 0.0
-        self.returned = []  # (temporary path, its place) of each file brought back
-        self.home = set()  # remote paths of returns that are the files here (a shared filesystem)
-        self.opened = False  # the file session did something: a failure now is the attempt's
 
 
 def worker_main(spec, conn, board, close, first):
