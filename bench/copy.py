@@ -98,7 +98,9 @@ def checker(hosts, src, dest, back, root, want):
             return r
         got = []
         for h in hosts:
-            for path in (os.path.join(back, f"{name}.{h}"), os.path.join(back, h, name)):
+            # clush and rpdcp: DEST/NAME.NODE; pslurp: DEST/NODE/NAME (pssh 2.3: DEST/NODE:None/NAME)
+            for path in (os.path.join(back, f"{name}.{h}"), os.path.join(back, h, name),
+                         os.path.join(back, f"{h}:None", name)):
                 if os.path.exists(path):
                     got.append(digest(path) == want)
                     break
