@@ -12,6 +12,11 @@ by UPCALL_WAIT, and asked once a run (ClusterShell's ``cache_time`` is longer th
 lookups). ``@group`` is in the default source, ``@source:group`` in that one, ``@source:*`` and
 ``@*`` every node of the source (its ``all`` upcall, else every group's nodes).
 
+Where Slurm's commands are on PATH, the sources of ClusterShell's own Slurm example
+(``groups.conf.d/slurm.conf.example``) are there too unless the configuration defines them:
+``@slurmpart:NAME`` (``@sp:``, a partition's nodes), ``@slurmstate:STATE`` (``@st:``),
+``@slurmjob:ID`` (``@sj:``, a running job's nodes) and ``@slurmuser:USER`` (``@su:``).
+
 A group's nodes are a node set: ``@other`` references and the operators ``,`` ``!`` ``&`` ``^``
 are expanded by hostlist.py, which folds and expands as ClusterShell's ``nodeset`` does.
 """
@@ -19,12 +24,22 @@ import configparser
 import glob
 import os
 import re
+import shutil
 import subprocess
 
 from .errors import InputError
 
 _BARE = re.compile(r"@(?![\w.*-]*:)([\w.*-]+)")  # @group with no source:
 UPCALL_WAIT = 10.0  # seconds an upcall may take: past it the source is reported, the run not started
+# ClusterShell 1.9's groups.conf.d/slurm.conf.example, as it ships (the reverse upcalls aside)
+SLURM_SOURCES = (
+    (("slurmpart", "sp"), {"map": 'sinfo -h -o "%N" -p $GROUP', "all": 'sinfo -h -o "%N"', "list": 'sinfo -h -o "%R"'}),
+    (("slurmstate", "st"), {"map": 'sinfo -h -o "%N" -t $GROUP', "all": 'sinfo -h -o "%N"',
+                            "list": "sinfo -h -o \"%T\" | tr -d '*~#!%$@+^-'"}),
+    (("slurmjob", "sj"), {"map": 'squeue -h -j $GROUP -o "%N"', "list": 'squeue -h -o "%i" -t R'}),
+    (("slurmuser", "su"), {"map": 'squeue -h -u $GROUP -o "%N" -t R', "list": 'squeue -h -o "%u" -t R'}),
+)
+SLURM_EXAMPLE = "built in: ClusterShell's groups.conf.d/slurm.conf.example"
 
 
 def config_dirs(environ=None):
@@ -52,6 +67,12 @@ class Groups:
             conf = os.path.join(cfgdir, "groups.conf")
             if os.path.isfile(conf):
                 self._read_conf(conf, cfgdir)
+        if shutil.which("sinfo") and shutil.which("squeue"):
+            for names, calls in SLURM_SOURCES:
+                for name in names:
+                    if name not in self.upcalls and name not in self.static:
+                        self.upcalls[name] = dict(calls, cfgdir="")
+                        self.where[name] = SLURM_EXAMPLE
 
     def _read_conf(self, path, cfgdir):
         self.found = True

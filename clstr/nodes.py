@@ -11,15 +11,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import hostlist
+from . import hostlist, slurm
 from .errors import InputError
 from .userfiles import read_lines
 
 
+SLURM_GROUP = "slurm"  # @slurm: inside an allocation, its nodes (a group of that name elsewhere wins)
+
+
 def group_resolver(files=(), regular_only=False, inventories=()):
     """``@NAME`` in a node list: the hosts of profile NAME, looked up in ``files`` and then the
-    default profile files; else a group of the Ansible ``inventories``; else ClusterShell's group
-    NAME (``@source:group`` always is one). A profile wins over a group of the same name: it is
+    default profile files; else a group of the Ansible ``inventories``; else, inside a Slurm
+    allocation, ``@slurm`` its nodes; else ClusterShell's group NAME (``@source:group`` always is
+    one; Slurm's partitions, states, jobs and users are sources where sinfo is found). A profile wins over a group of the same name: it is
     clstr's own, and more often the one meant; an inventory named on the command line wins over
     ClusterShell's site-wide groups. All are read only when a node list names a group."""
     found = {}
@@ -50,6 +54,8 @@ def group_resolver(files=(), regular_only=False, inventories=()):
             for inv in inventory():
                 if name in inv.groups or name == "all":
                     return inv.hosts(name)
+            if name == SLURM_GROUP and slurm.inside(os.environ) and not clustershell().knows(name):
+                return [p.split("/", 1)[1] for p in slurm.allocation(os.environ)[1]]  # the allocation this runs in
             if not clustershell().knows(name):
                 return profiles().resolve(name).hosts  # an unknown name: the profiles' message, which says where
         text = clustershell().nodes(name)

@@ -39,6 +39,12 @@ def cpus_per_node(text):
     return counts
 
 
+def inside(environ):
+    """Whether ``environ`` is inside a Slurm allocation (its job and nodes are set)."""
+    return bool((environ.get("SLURM_JOB_ID") or environ.get("SLURM_JOBID"))
+                and (environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")))
+
+
 def allocation(environ):
     """(job id, ["N/node", ...]): the allocation of ``environ`` and a host pattern a node with a
     slot for each task its CPUs hold; InputError outside an allocation or for what cannot be read."""

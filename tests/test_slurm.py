@@ -87,6 +87,38 @@ def test_the_plan_follows_the_allocation(slurmbed, alloc, tmp_path):
     assert r.stdout.splitlines()[0] == "nodes: 2 (sn[2-3]), slots: 6", r.stderr
 
 
+def test_slurms_groups_name_nodes_as_clustershells_slurm_example_does(slurmbed, alloc, tmp_path):
+    """@slurm: the allocation's nodes; @sp:PARTITION, @sj:JOB and their long names: the
+    sources of ClusterShell's groups.conf.d/slurm.conf.example, checked against its nodeset with
+    that very file (and sinfo, squeue) as ClusterShell runs it."""
+    import shutil
+    other = slurmbed.allocate(2)
+    try:
+        cfg = tmp_path / "cs"
+        (cfg / "groups.conf.d").mkdir(parents=True)
+        (cfg / "groups.conf").write_text("[Main]\ndefault: sp\nconfdir: $CFGDIR/groups.conf.d\n")
+        shutil.copy("/etc/clustershell/groups.conf.d/slurm.conf.example", cfg / "groups.conf.d" / "slurm.conf")
+        groups = ["@slurm", "@sp:test", "@slurmpart:test", f"@sj:{other}", f"@slurmjob:{alloc}",
+                  f"@sp:test!@sj:{other}"]
+        env_cs = slurmbed.env(alloc, CLUSTERSHELL_CFGDIR=str(cfg))
+        for group in groups:
+            r = clstr(slurmbed, alloc, tmp_path, "--dry-run", "-n", group, "-j", "true")
+            assert r.returncode == 0, (group, r.stderr)
+            ours = r.stdout.splitlines()[0]
+            if group == "@slurm":
+                want = "sn[1-4]"
+            else:
+                oracle = subprocess.run(["nodeset", "-f", group], capture_output=True, text=True, env=env_cs,
+                                        timeout=60)
+                assert oracle.returncode == 0, oracle.stderr
+                want = oracle.stdout.strip()
+            assert ours.startswith("nodes: ") and f"({want})" in ours, (group, ours, want)
+        r = clstr(slurmbed, alloc, tmp_path, "--dry-run", "-n", "@sj:999999", "-j", "true")
+        assert r.returncode == 2 and "slurmjob" not in r.stdout and len(r.stderr.splitlines()) == 1, r.stderr
+    finally:
+        slurmbed.release(other)
+
+
 # ---- runs ----------------------------------------------------------------------
 def test_jobs_run_on_the_allocations_nodes_with_exact_statuses(slurmbed, alloc, tmp_path):
     jobs = ["exit 0", "exit 3", "exit 255", "echo out; echo err >&2", "kill -9 $$"] + \
