@@ -31,11 +31,8 @@ PY = sys.executable
 
 
 def digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    with open(path, "rb") as f:  # a file of the size measured (10 MB): read whole
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def size_of(text):
