@@ -5,7 +5,9 @@ where the job itself would be: it first asks sudo whether it may run (``sudo -n 
 ``sudo -S true`` given the password), and where sudo refuses it writes the mark
 ``<token>:u:<sudo's words>`` on stderr and ends: the job never started, and clstr reads why from
 the mark (``reason``) and not from the job's output. Then it runs the job as
-``sudo -S -u USER -- sh -c ...`` with the job's stdin at /dev/null, whatever sudo read.
+``sudo -S -u USER -- sh -c ...`` with the job's stdin at /dev/null, whatever sudo read, by the
+login user's shell as any job is (sudo sets SHELL to the target user's, which for a service
+account is nologin).
 
 The password travels only where a node asked for one: down the session's stdin, read by the
 remote side into a shell variable (``read``, a builtin: never an argv, an environment or a
@@ -30,8 +32,8 @@ _PROGRAM = (
     f'echo "$t:{MARK_SUDO}:${{sm:-sudo refused}}" >&2; exit 1; }}; '
     "{ [ -z \"$pw\" ] || printf '%s\\n' \"$pw\"; } | "
     "exec sudo -S -p '' -u \"$u\" -- sh -c "
-    "'exec </dev/null; j=$1; shift; for e in \"$@\"; do export \"$e\"; done; exec \"${SHELL:-/bin/sh}\" -c \"$j\"' "
-    'clstr "$j" "$@"'
+    "'exec </dev/null; s=$1; j=$2; shift 2; for e in \"$@\"; do export \"$e\"; done; exec \"$s\" -c \"$j\"' "
+    'clstr "${SHELL:-/bin/sh}" "$j" "$@"'
 )
 PROGRAM = quote(_PROGRAM)
 

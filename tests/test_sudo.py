@@ -90,6 +90,9 @@ def test_a_nopasswd_node_runs_jobs_as_root_and_is_asked_nothing(clstr, users):
     assert "password" not in r.stderr
     r = clstr("-n", f"{NP}@n1", "--sudo-user", NO, "-j", "id -un")
     assert (r.returncode, r.stdout) == (0, f"{NO}\n"), r.stderr
+    # a service account (its shell nologin): the job runs by the login user's shell, as any job does
+    r = clstr("-n", f"{NP}@n1", "--sudo-user", "nobody", "-j", "id -un; echo $0")
+    assert (r.returncode, r.stdout) == (0, "nobody\n/bin/sh\n"), r.stderr
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-pipeline"]], ids=["pipelined", "session-a-job"])
