@@ -106,7 +106,7 @@ what people use most (every option: clstr --help-all, or man clstr):
 
 examples:
   clstr -n 4/: -- 'echo {} from $(hostname)' ::: a b c d   # here, no ssh
-  clstr -N nodes.txt jobs.txt                  # a job file on a node file
+  clstr jobs.txt -N nodes.txt                  # a job file on a node file
   clstr -w 'lab[01-40]' -b -E 'uname -r'       # one command on every node
   clstr -p lab --joblog run.log --resume jobs.txt          # only what is left
 

@@ -73,3 +73,36 @@ def test_pip_installs_the_man_pages_and_the_completion(tmp_path):
     names = zipfile.ZipFile(tmp_path / wheel).namelist()
     for want in ("share/man/man1/clstr.1", "share/man/man1/clstr-report.1", "share/bash-completion/completions/clstr"):
         assert any(n.endswith(".data/data/" + want) for n in names), (want, names)
+
+
+def _readme_commands():
+    """Every clstr command line of README.md's sh blocks and of --help's examples, as written."""
+    from clstr.cli import SHORT_HELP
+    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
+        blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+    lines = [ln for b in blocks for ln in b.splitlines()]
+    examples = SHORT_HELP.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    lines += [ln.strip() for ln in examples]
+    # the install and the testbed's lines are run by test_quickstart; clstr-report by test_report
+    return [ln.split("  #")[0].strip() for ln in lines
+            if re.search(r"(^|\| )clstr ", ln) and not ln.startswith(("pip ", "python3 "))]
+
+
+@pytest.mark.parametrize("line", _readme_commands())
+def test_every_command_in_the_readme_and_help_runs_as_written(tmp_path, line):
+    """Each as typed (a shell runs it: globs, $(...), pipes), planned with --dry-run since it names
+    machines the suite does not have, in a directory holding the files it names (issue 36 item 1)."""
+    for name, text in {"nodes.txt": "n1\nn2\n", "lab.txt": "lab01\n", "jobs.txt": "echo job 1\necho job 2\n",
+                       "hosts.ini": "[web]\nweb1\nweb2\n", "app.conf": "k=v\n", "scripts/run.sh": "true\n",
+                       "simulate": "#!/bin/sh\n", "data/a.tsv": "b 2\na 1\n", "genders": "node01 compute\n",
+                       "xdg/clstr/profiles.yaml": "lab-machines: ['lab[01-04]']\nlab: ['lab[01-02]']\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    bin_dir = os.path.dirname(shutil.which("clstr") or sys.executable)
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"), CLSTR_GENDERS=str(tmp_path / "genders"),
+               PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env.pop("CLSTR_PROFILES", None)
+    planned = re.sub(r"(^|\| )clstr ", r"\1clstr --dry-run ", line, count=1)
+    r = subprocess.run(["sh", "-c", "generate_jobs() { echo 'echo hi'; }; " + planned], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"{line}\n{r.stderr}"
