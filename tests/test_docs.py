@@ -76,16 +76,21 @@ def test_pip_installs_the_man_pages_and_the_completion(tmp_path):
 
 
 def _readme_commands():
-    """Every clstr command line of README.md's sh blocks and of --help's examples, as written."""
+    """Every clstr command line of the sh blocks of README.md and docs/*.md, and of --help's
+    examples, as written (a line ending in a backslash joined to the next)."""
     from clstr.cli import SHORT_HELP
-    with open(os.path.join(TOP, "README.md"), encoding="utf-8") as f:
-        blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
-    lines = [ln for b in blocks for ln in b.splitlines()]
+    docs = [os.path.join(TOP, "README.md")] + sorted(
+        os.path.join(TOP, "docs", f) for f in os.listdir(os.path.join(TOP, "docs")) if f.endswith(".md"))
+    lines = []
+    for path in docs:
+        with open(path, encoding="utf-8") as f:
+            for block in re.findall(r"```sh\n(.*?)```", f.read(), re.S):
+                lines += block.replace("\\\n", " ").splitlines()
     examples = SHORT_HELP.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     lines += [ln.strip() for ln in examples]
     # the install and the testbed's lines are run by test_quickstart; clstr-report by test_report
     return [ln.split("  #")[0].strip() for ln in lines
-            if re.search(r"(^|\| )clstr ", ln) and not ln.startswith(("pip ", "python3 "))]
+            if re.search(r"(^|\| )clstr ", ln) and not ln.startswith(("pip ", "python3 ")) and "clstr-report" not in ln]
 
 
 @pytest.mark.parametrize("line", _readme_commands())
@@ -99,9 +104,17 @@ def test_every_command_in_the_readme_and_help_runs_as_written(tmp_path, line):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     bin_dir = os.path.dirname(shutil.which("clstr") or sys.executable)
+    # the commands --connect and --slurm look for, stand-ins: a plan runs none of them
+    stand_ins = tmp_path / "stand-ins"
+    stand_ins.mkdir()
+    for tool in ("docker", "kubectl", "lxc-attach", "podman", "srun", "squeue", "scancel"):
+        (stand_ins / tool).write_text("#!/bin/sh\nexit 1\n")
+        (stand_ins / tool).chmod(0o755)
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"), CLSTR_GENDERS=str(tmp_path / "genders"),
-               PATH=f"{bin_dir}:{os.environ['PATH']}")
+               PATH=f"{bin_dir}:{os.environ['PATH']}:{stand_ins}")
     env.pop("CLSTR_PROFILES", None)
+    if "--slurm" in line:  # as inside an allocation of cn[01-04]
+        env.update(SLURM_JOB_ID="7", SLURM_JOB_NODELIST="cn[01-04]", SLURM_JOB_CPUS_PER_NODE="4(x4)")
     planned = re.sub(r"(^|\| )clstr ", r"\1clstr --dry-run ", line, count=1)
     r = subprocess.run(["sh", "-c", "generate_jobs() { echo 'echo hi'; }; " + planned], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
