@@ -76,9 +76,10 @@ def test_pip_installs_the_man_pages_and_the_completion(tmp_path):
 
 
 def _readme_commands():
-    """Every clstr command line of the sh blocks of README.md and docs/*.md, and of --help's
-    examples, as written (a line ending in a backslash joined to the next)."""
-    from clstr.cli import SHORT_HELP
+    """Every clstr command line of the sh blocks of README.md and docs/*.md, and of the examples of
+    --help and of --help-all and the man page, as written (a line ending in a backslash joined to
+    the next)."""
+    from clstr.cli import EPILOG, SHORT_HELP
     docs = [os.path.join(TOP, "README.md")] + sorted(
         os.path.join(TOP, "docs", f) for f in os.listdir(os.path.join(TOP, "docs")) if f.endswith(".md"))
     lines = []
@@ -86,8 +87,9 @@ def _readme_commands():
         with open(path, encoding="utf-8") as f:
             for block in re.findall(r"```sh\n(.*?)```", f.read(), re.S):
                 lines += block.replace("\\\n", " ").splitlines()
-    examples = SHORT_HELP.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    lines += [ln.strip() for ln in examples]
+    for text in (SHORT_HELP, EPILOG):  # --help's examples, and --help-all's and the man page's
+        examples = text.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        lines += [ln.strip() for ln in examples]
     # the install and the testbed's lines are run by test_quickstart; clstr-report by test_report
     return [ln.split("  #")[0].strip() for ln in lines
             if re.search(r"(^|\| )clstr ", ln) and not ln.startswith(("pip ", "python3 ")) and "clstr-report" not in ln]
@@ -100,6 +102,7 @@ def test_every_command_in_the_readme_and_help_runs_as_written(tmp_path, line):
     for name, text in {"nodes.txt": "n1\nn2\n", "lab.txt": "lab01\n", "jobs.txt": "echo job 1\necho job 2\n",
                        "hosts.ini": "[web]\nweb1\nweb2\n", "app.conf": "k=v\n", "scripts/run.sh": "true\n",
                        "simulate": "#!/bin/sh\n", "data/a.tsv": "b 2\na 1\n", "genders": "node01 compute\n",
+                       "more-nodes.txt": "n3\n", "data/a.txt": "b\na\n",
                        "xdg/clstr/profiles.yaml": "lab-machines: ['lab[01-04]']\nlab: ['lab[01-02]']\n"}.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -116,6 +119,7 @@ def test_every_command_in_the_readme_and_help_runs_as_written(tmp_path, line):
     if "--slurm" in line:  # as inside an allocation of cn[01-04]
         env.update(SLURM_JOB_ID="7", SLURM_JOB_NODELIST="cn[01-04]", SLURM_JOB_CPUS_PER_NODE="4(x4)")
     planned = re.sub(r"(^|\| )clstr ", r"\1clstr --dry-run ", line, count=1)
-    r = subprocess.run(["sh", "-c", "generate_jobs() { echo 'echo hi'; }; " + planned], cwd=tmp_path, env=env,
+    # bash: the man page's examples use its <(...)
+    r = subprocess.run(["bash", "-c", "generate_jobs() { echo 'echo hi'; }; " + planned], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"{line}\n{r.stderr}"
