@@ -312,7 +312,8 @@ def copy_plan(o):
         # for rsync, where both ends have it: the paths as given, by the directory they go to there
         groups = ((tuple(copy), o.dest),) if o.dest is not None and copy else tuple(
             ((path,), os.path.dirname(os.path.abspath(path.rstrip("/")))) for path in copy)
-        return transfer.Files(only=True, copy=groups), per_job
+        sent = sum(os.path.getsize(s.local) for s in sends)
+        return transfer.Files(only=True, copy=groups, copy_bytes=sent), per_job
     return files
 
 

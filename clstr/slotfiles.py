@@ -103,7 +103,7 @@ class SlotFiles:
         tmps = {r: transfer.partial_name(r.local) for r in job.files.returns}
         steps += [("return", transfer.rsync_fetch_argv(self.rsync, rsh, host, r.remote, tmps[r]), r)
                   for r in job.files.returns]
-        sent = sum(os.path.getsize(s.local) for s in job.files.sends if os.path.exists(s.local))
+        sent = self.files.copy_bytes
         received, moved, returned = 0, False, []
         for what, argv, ret in steps:
             if ret is not None:

@@ -178,6 +178,7 @@ class Files:
     # --copy by rsync: ((paths here, the directory there), ...) as the user gave them (rsync reads a
     # trailing slash as clush does); rsync_argv makes its command lines
     copy: tuple = ()
+    copy_bytes: int = 0  # what --copy sends to each node, counted once when the run is planned
 
 
 @dataclass(frozen=True)
@@ -574,10 +575,9 @@ def partial_name(local, tag=""):
 def open_partial(local, mode, tag=""):
     """(fd, path) of a new temporary file beside ``local``, for a file coming back (``mode``: the
     node's, this process's umask applied); TransferError naming ``local`` if it cannot be made."""
-    d = os.path.dirname(os.path.abspath(local)) or "."
-    tmp = os.path.join(d, f"{PARTIAL}{os.getpid()}-{tag}{os.path.basename(local)}")
+    tmp = partial_name(local, tag)
     try:
-        os.makedirs(d, exist_ok=True)
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     except OSError as e:
         raise file_error("return", local, ": " + oserror_words(e), there=True) from None

@@ -49,11 +49,6 @@ def test_a_sudo_user_that_is_no_name_is_refused(user):
         sudo.check_user(user)
 
 
-def test_the_job_line_carries_no_password():
-    line = sudo.line("echo hi", "root", "t" * 16, ("A=1",), password=True)
-    assert "echo hi" in line and "A=1" in line and PASSWORD not in line
-
-
 # ---- against a real sudo -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def users(testbed):
