@@ -265,6 +265,39 @@ class Waiting:
                 yield seq, f.read(size)
 
 
+TAIL_BYTES = 2048  # of a running attempt's stderr, kept to say why it failed (--json, the report)
+TAIL_LINES = 5  # ... of which an attempt that did not succeed keeps its last lines
+TAIL_WIDTH = 240  # ... each cut to this many characters
+
+
+class Tails:
+    """The last bytes each running attempt wrote to stderr: bounded (TAIL_BYTES an attempt, only
+    while it runs), whatever the output's destination (the terminal, --output-dir, a library's None)."""
+
+    def __init__(self):
+        self.tails = {}  # seq -> bytearray
+
+    def start(self, seq):
+        self.tails.pop(seq, None)
+
+    def add(self, seq, data):
+        tail = self.tails.get(seq)
+        if tail is None:
+            tail = self.tails[seq] = bytearray()
+        tail += data[-TAIL_BYTES:]
+        if len(tail) > TAIL_BYTES:
+            del tail[:len(tail) - TAIL_BYTES]
+
+    def take(self, seq):
+        """The attempt's last stderr lines as text (None if it wrote none), and forget them."""
+        tail = self.tails.pop(seq, None)
+        if not tail:
+            return None
+        lines = [line.rstrip() for line in bytes(tail).decode("utf-8", "replace").splitlines()]
+        lines = [line if len(line) <= TAIL_WIDTH else line[:TAIL_WIDTH - 3] + "..." for line in lines if line.strip()]
+        return "\n".join(lines[-TAIL_LINES:]) or None
+
+
 # Job output a slow reader has not taken yet waits in memory up to this much; past it the
 # supervisor reads no more from its slots (and starts no job) until the reader catches up.
 OUTPUT_HIGH = 32 * 1024 * 1024
@@ -339,6 +372,7 @@ class Printer:
         self.midline = set()  # (seq, stream) whose last output did not end its line
         self.owner = {}  # stream -> the job whose line, come in pieces, is open there
         self.parked = {1: Waiting(), 2: Waiting()}  # other jobs' output waiting for that line to end
+        self.tails = Tails()  # each running attempt's last stderr: why one failed, in --json
 
     def _prefix(self, node, seq):
         parts = []
@@ -360,6 +394,8 @@ class Printer:
         return out
 
     def output(self, node, seq, stream, data):
+        if stream == 2:
+            self.tails.add(seq, data)
         if self.output_dir is not None:
             f = self.files.get((seq, stream))
             if f is None:
@@ -441,6 +477,7 @@ class Printer:
     def attempt_started(self, seq):
         """An attempt starts: with --output-dir, its job's files start afresh."""
         self.running.add(seq)
+        self.tails.start(seq)
         if self.output_dir is None:
             return
         for ext in ("out", "err"):

@@ -18,16 +18,16 @@ from .words import counted, noun
 
 COLOURS = {"succeeded": "#2e9d4f", "failed": "#d1383d", "requeued": "#f0a030", "interrupted": "#8a8a8a",
            "not run": "#8a8a8a"}
-# a re-queued attempt is coloured by why it went back (its "ending" in --json)
-CAUSES = {"exit": ("#f0a030", "re-queued after its exit"),
-          "timeout": ("#9b59b6", "re-queued after a time limit"),
-          "lost": ("#8d5b3e", "re-queued: ssh failed or the connection was lost"),
-          "busy": ("#5dade2", "re-queued: a busy sshd refused it"),
-          "transfer": ("#e377c2", "re-queued: a file could not be sent or brought back")}
-CAUSE_OF = {"exit": "exit", "timeout": "timeout", "idle timeout": "timeout", "straggler": "timeout",
-            "lost": "lost", "never ran": "lost", "worker died": "lost", "busy": "busy", "transfer": "transfer"}
+# a re-queued attempt is coloured by whose fault it was: the job's (its exit, a time limit) or the
+# node's (ssh, a busy sshd, a file); the exact cause (its "ending" in --json) is in its tooltip
+CAUSES = {"job": ("#f0a030", "moved on after its own exit or a time limit"),
+          "node": ("#8d5b3e", "moved on: its node or connection failed")}
+CAUSE_OF = {"exit": "job", "timeout": "job", "idle timeout": "job", "straggler": "job",
+            "lost": "node", "never ran": "node", "worker died": "node", "busy": "node", "transfer": "node"}
 LEAD = "#cfd8e3"  # an attempt's lead-in: opening its connection (and sending its files) before the job
 MIN_MARKED = 3.0  # px: a failed or re-queued attempt is never drawn narrower (a 2 ms failure shows)
+MIN_SHOWN = 1.5  # px: nor any other (a job of 0.0 s is there to see)
+WAITS_LISTED = 5  # the longest waits for a connection that never came up, named
 FAILURES_LISTED = 500  # the failures section lists this many jobs, then says how many more
 WIDTH = 1000  # the plot's width in px
 LEFT = 140  # room for the row labels
@@ -125,8 +125,9 @@ def check(data):
                 _number(a.get(key), f"{at}.{key}")
             for key in ("connect", "began"):
                 _number(a.get(key), f"{at}.{key}", none=True)
-            if a.get("ending") is not None:
-                _text(a["ending"], f"{at}.ending")
+            for key in ("ending", "stderr"):
+                if a.get(key) is not None:
+                    _text(a[key], f"{at}.{key}")
             _whole(a.get("attempt"), f"{at}.attempt")
             _whole(a.get("exit"), f"{at}.exit", none=True)
             _whole(a.get("slot", -1), f"{at}.slot")
@@ -154,7 +155,7 @@ def _secs(seconds):
 def colour(a):
     """An attempt's colour: its outcome's, a re-queue's by its cause."""
     if a["outcome"] == "requeued":
-        return CAUSES[CAUSE_OF.get(a.get("ending") or "exit", "exit")][0]
+        return CAUSES[CAUSE_OF.get(a.get("ending") or "exit", "job")][0]
     return COLOURS.get(a["outcome"], "#555")
 
 
@@ -268,12 +269,13 @@ def timeline(run):
             parts.append(f'<rect class="lead" x="{x0:.1f}" y="{y:.1f}" width="{a["lead"] * scale:.1f}" '
                          f'height="{h:.1f}" fill="{LEAD}"><title>{_esc(job)}: opening its connection'
                          f'{", sending its files" if a.get("sent") else ""}, {_secs(a["lead"])}</title></rect>')
-        w = max(a["runtime"] * scale, MIN_MARKED if _marked(a) else 0.6)
+        w = max(a["runtime"] * scale, MIN_MARKED if _marked(a) else MIN_SHOWN)
         tip = (f"{job}: {a['outcome']}" + (f" ({a['reason']})" if a.get("reason") else "")
                + f"\nexit {a['exit']}, ran {_secs(a['runtime'])}"
                + (f" after {_secs(a['connect'])} connecting" if a.get("connect") else "")
                + f"\n{a['command'][:300]}")
-        parts.append(f'<rect class="att" data-seq="{int(a["seq"])}" data-outcome="{_esc(a["outcome"])}" '
+        narrow = ' data-narrow="1"' if w < 3 else ""  # no white outline to hide it
+        parts.append(f'<rect class="att"{narrow} data-seq="{int(a["seq"])}" data-outcome="{_esc(a["outcome"])}" '
                      f'x="{x0 + a["lead"] * scale:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
                      f'fill="{colour(a)}"><title>{_esc(tip)}</title></rect>')
         if _marked(a):
@@ -368,7 +370,10 @@ def node_table(run):
                     f"<td>{outs}</td></tr>")
     return ('<table id="nodes"><tr><th>node</th><th>slots</th><th>attempts</th><th>succeeded</th>'
             '<th>failed or moved</th><th>median runtime</th><th>busy</th><th>at the end</th><th>out of the run</th></tr>'
-            + "".join(rows) + "</table>")
+            + "".join(rows) + "</table>"
+            '<p class="note">failed or moved: its attempts that did not succeed, whether the job failed there or '
+            'moved to another node; median runtime: of the jobs that succeeded there (in red: twice the run\'s); '
+            'busy: the time its slots spent running jobs.</p>')
 
 
 def slowest(run):
@@ -385,8 +390,9 @@ def slowest(run):
 
 def _attempt_text(a):
     what = a["outcome"] if a["outcome"] != "requeued" else "moved on"
+    tail = f'<pre class="tail">{_esc(a["stderr"])}</pre>' if a.get("stderr") else ""
     return (f"{_esc(a['node'])}: {_esc(what)}" + (f" ({_esc(a['reason'])})" if a.get("reason") else "")
-            + f", {_secs(a['runtime'])}")
+            + f", {_secs(a['runtime'])}{tail}")
 
 
 def failures(data):
@@ -397,7 +403,7 @@ def failures(data):
     rows = []
     for j in bad[:FAILURES_LISTED]:
         nodes = list(dict.fromkeys(a["node"] for a in j["attempts"]))
-        attempts = "<br>".join(f"{a['attempt']}. {_attempt_text(a)}" for a in j["attempts"]) or "none"
+        attempts = "".join(f"<div>{a['attempt']}. {_attempt_text(a)}</div>" for a in j["attempts"]) or "none"
         rows.append(f'<tr class="failure" data-seq="{int(j["seq"])}"><td>{j["seq"]}</td>'
                     f'<td><code>{_esc(j["command"][:300])}</code></td><td>{_esc(", ".join(nodes))}</td>'
                     f'<td>{_esc(j["outcome"])}</td><td>{_esc("" if j.get("exit") is None else j["exit"])}</td>'
@@ -406,8 +412,33 @@ def failures(data):
     return (f'<h2 id="failures-head">Failures: {counted(len(bad), "job")} failed or not run</h2>'
             '<div class="scroll short">'
             f'<table id="failures" data-count="{len(bad)}"><tr><th>job</th><th>command</th><th>node(s)</th>'
-            '<th>outcome</th><th>exit</th><th>why</th><th>attempts</th></tr>' + "".join(rows) + "</table></div>"
+            '<th>outcome</th><th>exit</th><th>why</th><th>attempts (with the last lines each wrote to stderr)</th></tr>'
+            + "".join(rows) + "</table></div>"
             + (f"<p>and {more} more (the --json summary has them all)</p>" if more > 0 else ""))
+
+
+def waits(run):
+    """Time spent waiting for connections that never came up (a hung or refusing node), said:
+    the bars show it, this names it."""
+    lost = sorted((a for a in run.attempts if a.get("ending") in ("never ran", "busy") and (a.get("connect") or 0) >= 0.5),
+                  key=lambda a: -a["connect"])
+    if not lost:
+        return ""
+    total = sum(a["connect"] for a in lost)
+    named = "; ".join(f"job {a['seq']} waited {_secs(a['connect'])} on {_esc(a['node'])}"
+                      + (f" ({_esc(a['reason'])})" if a.get("reason") else "") for a in lost[:WAITS_LISTED])
+    more = len(lost) - WAITS_LISTED
+    return (f'<p id="waits" data-seconds="{total:.3f}">{_secs(total)} waiting for connections that never came up, '
+            f'in {counted(len(lost), "attempt")}: {named}' + (f"; and {more} more" if more > 0 else "") + ".</p>")
+
+
+def title_of(data, fallback):
+    """What ran, in a line: the command line (cut), else ``fallback``."""
+    argv = data.get("command_line")
+    if not argv:
+        return fallback
+    line = shlex.join(argv)
+    return "clstr run: " + (line if len(line) <= 100 else line[:97] + "...")
 
 
 def header(data, run):
@@ -422,9 +453,10 @@ def header(data, run):
     return f'<p id="when">{_esc(when)}, {_esc(_secs(run.span))}</p>{line}'
 
 
-def page(data, title="clstr run"):
-    """The HTML page of a --json summary (a dict)."""
+def page(data, title=None):
+    """The HTML page of a --json summary (a dict); its title, unless given, says what ran."""
     run = Run(data)
+    title = title or title_of(data, "clstr run")
     c = data["counts"]
     legend = "".join(f'<span class="key" style="background:{col}"></span>{name} '
                      for name, col in COLOURS.items() if name not in ("not run", "requeued"))
@@ -453,6 +485,9 @@ svg {{ width: 100%; height: auto; display: block; }}
 #failures td:first-child {{ color: #d1383d; font-weight: bold; }}
 .key {{ display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 10px; vertical-align: middle; }}
 svg.tall rect.att {{ stroke: #fff; stroke-width: 0.5; }}
+svg.tall rect.att[data-narrow] {{ stroke: none; }}
+p.note {{ font-size: 0.85em; color: #555; }}
+pre.tail {{ margin: 2px 0 4px 1em; font-size: 0.9em; color: #555; white-space: pre-wrap; }}
 rect.att:hover {{ stroke: #000; stroke-width: 1; }}
 b.slow {{ color: #d1383d; }}
 .scroll {{ max-height: 80vh; overflow-y: auto; border: 1px solid #eee; }}
@@ -461,6 +496,7 @@ b.slow {{ color: #d1383d; }}
 <h1>{_esc(title)}</h1>
 {header(data, run)}
 {summary}
+{waits(run)}
 {failures(data)}
 <h2>Timeline: a row per node slot, grouped by node; a bar per attempt (hover for the job)</h2>
 <p>{legend}<span class="key" style="background:#f3d6d6"></span>node out of the run</p>
@@ -480,7 +516,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog="clstr-report", description="Write an HTML page of a clstr run, from the "
                                 "JSON summary that clstr --json FILE wrote, to stdout.")
     p.add_argument("json", metavar="RUN.json", help="the --json summary of a run ('-': stdin)")
-    p.add_argument("--title", default=None, help="the page's title (default: clstr run: RUN.json)")
+    p.add_argument("--title", default=None, help="the page's title (default: the run's command line, else "
+                   "clstr run: RUN.json)")
     return p
 
 
@@ -488,7 +525,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         data = load(args.json)
-        text = page(data, args.title or f"clstr run: {args.json}")
+        text = page(data, args.title or title_of(data, f"clstr run: {args.json}"))
     except ReportError as e:
         sys.stderr.write(f"clstr-report: {e}\n")
         return 2

@@ -68,6 +68,7 @@ class Attempt:
     # without remote cleanup); ``runtime`` is the job's own, from its start to its end
     connect: Optional[float] = None
     began: Optional[float] = None  # seconds from the attempt's start to the job's start (None: not known)
+    stderr: Optional[str] = None  # the last lines it wrote to stderr, where it did not succeed (output.Tails)
 
 
 class JobResult:
@@ -210,7 +211,8 @@ class RunResult:
                           "began": None if a.began is None else round(a.began, 3), "ending": a.ending.value,
                           "exit": a.exit, "outcome": a.outcome, "reason": a.reason},
                          **({"sent": a.sent, "received": a.received, "transfer": round(a.transfer, 3)}
-                            if a.sent or a.received or a.transfer else {}))
+                            if a.sent or a.received or a.transfer else {}),
+                         **({"stderr": a.stderr} if a.stderr else {}))
                     for a in j.attempts]} for j in self.jobs],
             "nodes": nodes,
             "jump_hosts": self.jump_hosts,

@@ -472,6 +472,9 @@ class Supervisor:
     def _record(self, att):
         if att is None:
             return
+        tail = self.printer.tails.take(att.seq)  # why it failed, in its own words (--json, the report)
+        if att.outcome != SUCCEEDED:
+            att.stderr = tail
         self._write("job output", self.printer.attempt_ended, att.seq)
         if self.joblog and att.outcome in (SUCCEEDED, FAILED):
             self._write(self.opt.joblog, self.joblog.write, att)

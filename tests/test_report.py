@@ -162,12 +162,15 @@ def hostile(data):
 
 
 def test_hostile_values_in_every_field_render_no_markup_of_their_own():
-    data = hostile(synthetic(40, 20))
+    data = synthetic(40, 20)
+    failed = next(a for j in data["jobs"] for a in j["attempts"] if a["outcome"] != "succeeded")
+    failed.update(stderr="its last line", ending="never ran", connect=3.0)  # the tail and the waits, hostile too
+    data = hostile(data)
     text = page(data, title="t" + HOSTILE)
     assert "<script" not in text and "onload=" not in text.replace("onload=alert", "")
     e = parse(text)
     allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "b", "span", "div", "svg", "line",
-               "text", "rect", "path", "table", "tr", "th", "td", "code", "ul", "li"}
+               "text", "rect", "path", "table", "tr", "th", "td", "code", "ul", "li", "pre"}
     assert {t for t, _ in e.tags} <= allowed
     assert not [a for t, a in e.tags if t == "b" and a]  # the injected <b x=...> never became a tag
     assert not [a for _, a in e.tags if any(k.startswith("on") for k in a)]
@@ -216,9 +219,9 @@ def test_what_went_wrong_comes_first_and_no_failure_hides():
     assert len(e.of("path", "mark")) == len(marked)
     tiny = [a for j in data["jobs"] for a in j["attempts"] if a["runtime"] < 0.01]
     assert tiny  # the failures of 2 ms are among them
-    # re-queues coloured by their cause
+    # re-queues coloured by whose fault it was: the job's (exit, timeout) or the node's (lost, busy)
     fills = {b["fill"] for b in e.of("rect", "att") if b["data-outcome"] == "requeued"}
-    assert fills == {col for col, _ in CAUSES.values()} - {CAUSES["transfer"][0]}
+    assert fills == {CAUSES["job"][0], CAUSES["node"][0]}
     # a lead-in for the opening of each slot's connection
     assert len(e.of("rect", "lead")) >= 500
 
@@ -253,3 +256,56 @@ def test_a_slow_node_shows_itself_in_the_node_table():
     table = page(data).split('<table id="nodes">')[1].split("</table>")[0]
     slow = [row for row in table.split("<tr>") if '<b class="slow">' in row]
     assert len(slow) == 1 and slow[0].startswith("<td>lab004</td>")
+
+
+def test_the_page_says_what_ran_every_job_shows_and_time_lost_to_a_hung_node_is_named():
+    data = synthetic(300, 20)
+    for j in data["jobs"][:50]:
+        for a in j["attempts"]:
+            a["runtime"] = 0.0  # jobs of no time at all
+    hung = data["jobs"][60]["attempts"][0]
+    hung.update(node="blackhole1", outcome="requeued", ending="never ran", connect=9.8, began=9.8,
+                reason="node unreachable: timed out")
+    data["jobs"][60]["attempts"].append(dict(hung, node="lab001", attempt=2, outcome="succeeded", ending="ok",
+                                             connect=0.01, began=0.01, reason=""))
+    text = page(data)
+    e = parse(text)
+    assert "<title>clstr run: clstr -p lab --json run.json jobs.txt</title>" in text  # what ran, not a file name
+    bars = e.of("rect", "att")
+    assert min(float(b["width"]) for b in bars) >= 1.5  # a job of 0.0 s is there to see
+    assert all(b.get("data-narrow") == "1" for b in bars if float(b["width"]) < 3)  # and not hidden by its outline
+    waits = next(a for t, a in e.tags if a.get("id") == "waits")
+    assert float(waits["data-seconds"]) == 9.8
+    assert "job 61 waited 9.8s on blackhole1 (node unreachable: timed out)" in text
+    keys = text.count('class="key"')
+    assert keys <= 7, keys  # a legend one can hold in mind
+    assert "failed or moved: its attempts that did not succeed" in text and "busy: the time its slots" in text
+
+
+def test_a_summary_without_a_command_line_is_titled_by_its_file(tmp_path):
+    data = synthetic(20, 20)
+    del data["command_line"]
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    r = subprocess.run([sys.executable, "-m", "clstr.report", "run.json"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "<title>clstr run: run.json</title>" in r.stdout
+    assert 'id="waits"' not in r.stdout  # no connection was waited for in vain: nothing said
+
+
+def test_a_failed_jobs_last_stderr_lines_are_kept_and_shown(clstr, tmp_path, testbed):
+    lines = "".join(f"echo line{i} >&2; " for i in range(1, 9))
+    jobs = ["echo warning only >&2; true", f"{lines}printf 'no input: %s\\n' x.dat >&2; exit 7",
+            "head -c 100000 /dev/zero | tr '\\0' e >&2; exit 3"]
+    (tmp_path / "jobs").write_text("".join(j + "\n" for j in jobs))
+    r = clstr("--json", "run.json", "--job-failures", "job", "jobs", "-n", "n1", "--output-dir", "out")
+    assert r.returncode == 1, r.stderr
+    data = json.loads((tmp_path / "run.json").read_text())
+    ok, seven, long = (j["attempts"][-1] for j in data["jobs"])
+    assert "stderr" not in ok  # a job that succeeded keeps none, whatever it wrote
+    assert seven["stderr"] == "line5\nline6\nline7\nline8\nno input: x.dat"  # the last five lines
+    assert long["stderr"].endswith("...") and len(long["stderr"]) <= 240  # one long line, cut, the memory bounded
+    assert (tmp_path / "out" / "2.err").read_text().startswith("line1\n")  # the files keep everything
+    html = subprocess.run([sys.executable, "-m", "clstr.report", "run.json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    section = html.stdout.split('<table id="failures"')[1].split("</table>")[0]
+    assert '<pre class="tail">line5\nline6\nline7\nline8\nno input: x.dat</pre>' in section
