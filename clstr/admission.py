@@ -120,6 +120,14 @@ class Admission:
         self._opened(s.index)
         self.accepted(node)
 
+    def ready(self, s):
+        """Whether the slot's connection is up: a job it takes starts at once."""
+        return self.groups[s.group] == UP if self.policy.shared_connections else s.linked
+
+    def opening_slots(self):
+        """The slots whose attempt opens a connection that is not up yet."""
+        return set(self._opening)
+
     def _open(self, idx, gateway):
         if idx not in self._opening:
             self._opening.add(idx)

@@ -6,6 +6,10 @@ asking anyone.
 """
 
 IDLE, CONNECTING, RUNNING, GONE = 0, 1, 2, 3
+# a slot's gate, which the supervisor and the slot's worker both write under its lock: whether the
+# job of an attempt still connecting may go to another slot instead (the worker opened it, the
+# supervisor asked for it, or it is closed: the worker starts the job, or decided not to)
+CLOSED, OPEN, ASKED = 0, 1, 2
 
 
 class Board:
@@ -16,6 +20,33 @@ class Board:
         # aligned machine words
         self.state = ctx.Array("b", slots, lock=False)
         self.pid = ctx.Array("i", slots, lock=False)
+        self.gate = ctx.Array("b", slots)  # with a lock: two writers
+
+    def open_gate(self, slot):
+        """The worker: its attempt connects and its job may go to a ready slot until ``claim``."""
+        with self.gate.get_lock():
+            self.gate[slot] = OPEN
+
+    def claim(self, slot):
+        """The worker: its connection is up (or failed); True if the supervisor took the job away
+        meanwhile (it must not start), False if it is still the worker's. The gate closes."""
+        with self.gate.get_lock():
+            asked = self.gate[slot] == ASKED
+            self.gate[slot] = CLOSED
+        return asked
+
+    def withdraw(self, slot):
+        """The supervisor: take the job of the slot's attempt if it cannot start any more (True)."""
+        with self.gate.get_lock():
+            if self.gate[slot] != OPEN:
+                return False
+            self.gate[slot] = ASKED
+        return True
+
+    def close_gate(self, slot):
+        """The supervisor, before it sends the slot a job: no withdrawal until its worker opens it."""
+        with self.gate.get_lock():
+            self.gate[slot] = CLOSED
 
     def busy(self):
         """Slots connecting or running a job, as the workers last wrote."""

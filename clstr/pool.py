@@ -41,7 +41,7 @@ import selectors
 import signal
 import time
 
-from .board import GONE, Board
+from .board import CONNECTING, GONE, Board
 from .proc import end_group
 
 JOIN_GRACE = 2.0  # how long a worker told to exit gets before it is killed
@@ -320,6 +320,9 @@ class WorkerPool:
                 proc.join(1.0)
         live = sorted(self.live_slots())
         for i in live:
+            pid = self.board.pid[i]
+            if pid and self.board.state[i] == CONNECTING:  # a connection not waited for (its job ran
+                end_group(pid, grace=0)  # elsewhere): its worker, waiting on it, hears the exit at once
             self.send(i, None)
         deadline = clock() + JOIN_GRACE
         for proc in [self.forget(i) for i in live]:

@@ -142,6 +142,9 @@ class Slot:
     hold_until: float = 0.0  # a busy sshd refused it: no job before this time
     jump_round: int = 0  # its jump host's cuts when its handshake began
     limited: bool = False  # its running job has its straggler limit (--timeout N%)
+    # its attempt's job went to a ready slot while it connected (busy is then PROBE): its end
+    # says only whether its node could be reached
+    withdrawn: bool = False
 
 
 def interleave(hosts):
@@ -176,6 +179,8 @@ class Scheduler:
         self._retry = []  # re-queued jobs: few, scanned for a node they have not failed on
         self._pinned = {}  # node -> its own jobs (--on-each-node)
         self._npinned = 0  # their count: pending() is asked once a dispatched job
+        self._handoff = {}  # ready slot -> the job taken from a slot still connecting, for it alone
+        self._withdrawn = 0  # slots connecting whose job went elsewhere: the run does not wait for them
         pins = list(pinned) if pinned is not None else [None] * len(jobs)
         for i, job in enumerate(jobs):
             seq, command = job if isinstance(job, tuple) else (i + 1, job)
@@ -293,7 +298,7 @@ class Scheduler:
         return c
 
     def pending(self):
-        return len(self._fresh) + len(self._retry) + self._npinned
+        return len(self._fresh) + len(self._retry) + self._npinned + len(self._handoff)
 
     def work_for(self, name):
         """Whether a job waits that node ``name`` could take (its own under --on-each-node, or one that
@@ -307,8 +312,11 @@ class Scheduler:
         return {s.index: (s.node, s.busy, self.jobs[s.busy].command) for s in self.slots if s.busy}
 
     def done(self):
-        """True when nothing runs and nothing more can start; leftovers are then marked not run."""
-        if self._busy:
+        """True when nothing runs and nothing more can start; leftovers are then marked not run.
+        A connection still opening whose job went elsewhere is not waited for: the run's end ends it."""
+        if self._busy > self._withdrawn:
+            return False
+        if self._withdrawn and self.stopped is None and self.pending():
             return False
         if self.stopped is None and self.pending():
             if self._usable_slot_exists() or self.health.reinstate(self._usable_slot_exists):
@@ -339,6 +347,8 @@ class Scheduler:
 
     def _job_for(self, slot, peek=False):
         """The job a slot should run next, removed from its queue unless ``peek``."""
+        if slot.index in self._handoff:  # taken for it from a slot still connecting
+            return self._handoff[slot.index] if peek else self._handoff.pop(slot.index)
         q = self._pinned.get(slot.node)
         if q:
             if peek:
@@ -371,6 +381,10 @@ class Scheduler:
         if self.stopped is not None or not self.pending():
             return out
         self.health.due()
+        for idx, seq in list(self._handoff.items()):
+            if idx not in self._free or not self._slot_usable(self.slots[idx]):
+                del self._handoff[idx]  # the slot it was handed to is gone: the queue's again
+                self._requeue(seq)
         limit = self.policy.max_running
         suspects = self.quarantine.suspects()
         straggler = self.straggler_limit()
@@ -420,6 +434,50 @@ class Scheduler:
             if not self.pending() or (most is not None and len(out) >= most):
                 break
         return out
+
+    def withdrawals(self):
+        """[(slot, ready slot)]: attempts still opening a connection whose job a ready slot (its
+        connection up, nothing to do) could start now. Nothing waits in the queue then: a job
+        waits for a connecting node no longer than it would for a free slot elsewhere."""
+        if self.stopped is not None or self.pending() or not self.admission.opening:
+            return []
+        suspects = self.quarantine.suspects()
+        ready = [s for s in (self.slots[i] for i in self._free) if self._slot_usable(s) and self.admission.ready(s)
+                 and s.node not in suspects and not self.admission.waits(s, self.now)]
+        pairs = []
+        for idx in sorted(self.admission.opening_slots()):
+            a = self.slots[idx]
+            if not ready:
+                break
+            if not a.busy or a.withdrawn or self.jobs[a.busy].pinned:
+                continue
+            failed = self.jobs[a.busy].failed_nodes
+            b = next((r for r in ready if r.node not in failed), None)
+            if b is not None:
+                ready.remove(b)
+                pairs.append((idx, b.index))
+        return pairs
+
+    def withdrawn(self, slot, to):
+        """Slot ``slot``'s job will not start there (its kind said so): it goes to slot ``to`` alone;
+        the slot stays busy connecting, its end judging only its node (``finished``)."""
+        s = self.slots[slot]
+        seq, s.busy, s.withdrawn = s.busy, PROBE, True
+        self._withdrawn += 1
+        s.uses -= 1
+        self.nodes[s.node].jobs -= 1
+        self._handoff[to] = seq
+
+    def _requeue(self, seq):
+        """A job that did not start goes back to the front of its queue, at no cost."""
+        job = self.jobs[seq]
+        if job.pinned:
+            self._pinned.setdefault(job.node, deque()).appendleft(seq)
+            self._npinned += 1
+        elif job.attempts:
+            self._retry.insert(0, seq)
+        else:
+            self._fresh.appendleft(seq)
 
     # ---- events --------------------------------------------------------
     def has_future(self, slot):
@@ -480,6 +538,13 @@ class Scheduler:
             self.admission.accepted(node)
             if ev.seq != PROBE:
                 self.health.empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
+        if s.withdrawn:  # its job went to a ready slot: only whether its node was reached counts
+            s.withdrawn = False
+            self._withdrawn -= 1
+            if never_ran and self.interrupted is None:
+                self.verdicts.unreached(node, ev, self.now)
+            self._release(s)
+            return None
         if ev.seq == PROBE:
             failed = ev.ending.timed_out or never_ran or ev.ending is Ending.LOST
             self._probed(s, node, ev.exit == 0 and not failed,
@@ -585,14 +650,7 @@ class Scheduler:
             return
         s.uses -= 1
         self.nodes[s.node].jobs -= 1
-        job = self.jobs[seq]
-        if job.pinned:
-            self._pinned[s.node].appendleft(seq)
-            self._npinned += 1
-        elif job.attempts:
-            self._retry.insert(0, seq)
-        else:
-            self._fresh.appendleft(seq)
+        self._requeue(seq)
 
     def worker_died(self, slot, start=0.0, runtime=0.0):
         """The slot's worker process died: its job goes back to the queue (bounded by max_attempts).
@@ -606,6 +664,11 @@ class Scheduler:
         self._busy -= 1
         self.admission.ended(s, connected=False)
         s.linked = False
+        if s.withdrawn:  # its job is elsewhere already
+            s.withdrawn = False
+            self._withdrawn -= 1
+            self._release(s)
+            return None
         if seq == PROBE:
             self._probed(s, self.nodes[s.node], False, "worker died")
             return None
@@ -652,6 +715,9 @@ class Scheduler:
             self.stopped = reason
 
     def _finish_leftovers(self):
+        for seq in self._handoff.values():
+            self._requeue(seq)
+        self._handoff.clear()
         gave_up = self.health.gave_up
         why = self.stopped or "no usable node left" + (f" ({gave_up})" if gave_up else "")
         for seq in list(self._fresh) + self._retry:

@@ -15,6 +15,8 @@ The verbs:
   the slot left out, or its worker found dead).
 * ``runs(idx)``: whether an attempt of the slot runs here now.
 * ``limit(idx, seconds)``: a straggler's limit for the slot's running attempt.
+* ``withdraw(idx)``: the slot's attempt is still opening its connection: True if its job is
+  sure not to start there (it goes to a slot that is ready), False if that cannot be known.
 * ``release(idx)``: the slot's worker here, if it has one, goes (another kind took the slot).
 * ``ended(idx, keep)``: the slot's attempt ended; ``keep``: the slot may get more jobs (else its
   worker here goes at once).
@@ -55,6 +57,9 @@ class Kind:
 
     def limit(self, idx, seconds):
         pass
+
+    def withdraw(self, idx):
+        return False
 
     def release(self, idx):
         pass
@@ -112,6 +117,7 @@ class Forked(Kind):
         self.clock = clock
 
     def take(self, idx, job):
+        self.pool.board.close_gate(idx)  # a gate left open by the slot's last attempt
         if not self.pool.live(idx):
             self._make_room()
             try:
@@ -139,6 +145,9 @@ class Forked(Kind):
 
     def limit(self, idx, seconds):
         self.pool.send(idx, Limit(seconds))
+
+    def withdraw(self, idx):
+        return self.pool.live(idx) and self.pool.board.withdraw(idx)  # the worker opened its gate
 
     def release(self, idx):
         if self.pool.live(idx):

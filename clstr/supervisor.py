@@ -240,6 +240,10 @@ class Supervisor:
                              self.control.path if self.control else lambda group: None, self.env, self.clock)
 
     def _shutdown(self):
+        # a connection whose job went elsewhere is not waited for: said, as it is not known
+        for node in dict.fromkeys(s.node for s in self.sched.slots if s.withdrawn):
+            since = max(time.time() - self.started[s.index] for s in self.sched.slots if s.withdrawn and s.node == node)
+            self._log(f"node {node}: still connecting after {_secs(since)} when the run ended (its job ran elsewhere)")
         self._final_cleanup()
         for kind in self.kinds:
             kind.shutdown()
@@ -345,6 +349,24 @@ class Supervisor:
             self.monitor.changed()
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
+        if self._hand_over():
+            self.dispatch()
+
+    def _hand_over(self):
+        """Nothing waits, and slots are ready: the jobs of slots still connecting go to them, where
+        the slot's kind is sure the job will not start (scheduler.withdrawals). True if one did."""
+        moved = False
+        for idx, to in self.sched.withdrawals():
+            kind = self._running(idx)
+            if kind is None or not kind.withdraw(idx):
+                continue
+            seq, node = self.sched.slots[idx].busy, self.sched.slots[idx].node
+            self.sched.withdrawn(idx, to)
+            moved = True
+            if self.opt.verbose:
+                self._log(f"job {seq}: {node} is still connecting after {_secs(time.time() - self.started[idx])}; "
+                          f"the job goes to {self.sched.slots[to].node}, whose connection is up")
+        return moved
 
     def _take(self, idx, job):
         """The first kind of slot that drives slot ``idx`` now starts its attempt; the others let

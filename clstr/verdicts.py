@@ -36,6 +36,15 @@ class Verdicts:
         self.health = health
         self.quarantine = None
 
+    def unreached(self, node, ev, now):
+        """An attempt's connection never came up (ending NEVER_RAN): a busy sshd's refusal holds the
+        slot back (True); anything else retires the node (False)."""
+        if ev.reason in TRANSIENT and self.admission.may_retry(node):
+            self.admission.refused(self.slots[ev.slot], node, ev.reason, now)
+            return True
+        self.health.retire(node.name, ev.reason or f"ssh exit {ev.exit}")
+        return False
+
     def judge(self, job, node, ev, interrupted, now):
         """What an attempt's end means for the job and its node: (outcome, reason, Ending).
 
@@ -54,10 +63,8 @@ class Verdicts:
             return INTERRUPTED, interrupted, Ending.INTERRUPTED
         if ending is Ending.NEVER_RAN:
             # the job did not start: the node's fault alone, no attempt of the job spent
-            if ev.reason in TRANSIENT and self.admission.may_retry(node):
-                self.admission.refused(self.slots[ev.slot], node, ev.reason, now)
+            if self.unreached(node, ev, now):
                 return REQUEUED, f"{ev.reason} (a busy sshd: tried again)", Ending.BUSY
-            self.health.retire(node.name, ev.reason or f"ssh exit {exit}")
             # reached, but its sudo refused (--sudo): "unreachable" would not be true
             state = "unusable" if ev.reason in sudo.REASONS else "unreachable"
             if job.pinned:

@@ -283,12 +283,19 @@ class SlotWorker:
         t0 = time.monotonic()
         moved = Moved()
         if job.connect and self.control_path:
+            if not job.basefiles:  # (the opener of a connection sends the node's basefiles: it starts)
+                self.board.open_gate(self.slot)  # while it connects, its job may go to a slot that is ready
             ok, reason = self.open_master()
+            withdrawn = self.board.claim(self.slot)
+            waited = time.monotonic() - t0
             if not ok:
                 self.board.state[self.slot] = IDLE
-                waited = time.monotonic() - t0
                 return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
                                 began=waited)
+            if withdrawn:  # its job went to a ready slot: the connection is up for the next
+                self.conn.send(Connected(self.slot, self.reused))
+                self.board.state[self.slot] = IDLE
+                return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot, self.reused))

@@ -49,7 +49,10 @@ def test_hung_node_rejected_and_jobs_done(clstr):
     r = clstr("-n", "hung", "-n", "n1", "-n", "n2", "--connect-timeout", "2", *jobs_args(good))
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == sorted(f"job {i}" for i in range(10))
-    assert "node hung retired: timed out" in r.stderr
+    # its connection timed out while jobs waited, or it was still connecting, with its job taken
+    # by a ready slot, when the others had done the rest (issue 36 item 4)
+    assert "node hung retired: timed out" in r.stderr or \
+        "node hung: still connecting after" in r.stderr and "when the run ended (its job ran elsewhere)" in r.stderr
 
 
 def test_always_failing_job_retires_at_most_max_attempts(clstr):

@@ -946,3 +946,68 @@ def test_every_outcome_sequence_ends_with_a_halt(jobs, slots, policy):
             for sequence in itertools.product([k for k in OUTCOMES if k != "interrupt"], repeat=length):
                 play_clock(Scheduler(list(jobs), list(slots), Policy(**dict(vars(policy), halt=Halt(when, "done", 1)))),
                            sequence)
+
+
+def _connecting_and_ready(**policy):
+    """n1 ran job 1 and is free with its connection up; hung still connects for job 2."""
+    s = Scheduler(["a", "b"], ["n1", "hung"], Policy(**policy))
+    assert [(slot, job.seq) for slot, job in s.assign()] == [(0, 1), (1, 2)]
+    s.connected(0)
+    finish(s, 0)
+    return s
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_job_waits_for_a_connecting_node_no_longer_than_for_a_ready_slot(shared):
+    s = _connecting_and_ready(shared_connections=shared)
+    assert s.withdrawals() == [(1, 0)]  # nothing queued, n1 ready, hung's job not started
+    s.withdrawn(1, 0)
+    assert s.running() == {}  # job 2 runs nowhere until n1 takes it
+    assert [(slot, job.seq, job.attempt) for slot, job in s.assign()] == [(0, 2, 1)]  # its first attempt
+    assert s.withdrawals() == []
+    # hung's connection fails at last: its node is judged, no attempt of job 2 is recorded
+    s.finished(Finished(1, 2, 255, 0.0, 0.0, NEVER_RAN, "timed out", None))
+    assert not s.done()
+    finish(s, 0)
+    assert s.done()
+    assert outcomes(s) == {1: (SUCCEEDED, ""), 2: (SUCCEEDED, "")}
+    assert [a.node for a in s.jobs[2].attempts] == ["n1"]
+    assert s.retired_nodes() == {"hung": "timed out"}
+
+
+def test_the_run_does_not_wait_for_a_connection_whose_job_went_elsewhere():
+    s = _connecting_and_ready()
+    s.withdrawn(*s.withdrawals()[0])
+    for slot, _ in s.assign():
+        finish(s, slot)
+    assert s.busy == 1  # hung still connects, with nothing to run
+    assert s.done() and s.counts()[SUCCEEDED] == 2  # the run's end ends it
+
+
+def test_no_job_is_taken_from_a_connecting_slot_while_others_wait_or_where_it_may_not_go():
+    s = Scheduler(["a", "b", "c"], ["n1", "hung"], Policy())
+    s.assign()
+    s.connected(0)
+    finish(s, 0)
+    assert s.withdrawals() == []  # job 3 waits in the queue: n1 takes it, hung keeps its job
+    s = Scheduler(["a", "b"], ["n1", "hung"], Policy())
+    s.assign()
+    finish(s, 0)  # n1's connection never said it was up: not ready
+    assert s.withdrawals() == []
+    s = Scheduler(["a", "b"], ["n1", "hung"], Policy(), pinned=["n1", "hung"])  # --on-each-node
+    s.assign()
+    s.connected(0)
+    finish(s, 0)
+    assert s.withdrawals() == []
+
+
+def test_a_job_handed_to_a_slot_that_then_leaves_goes_back_to_the_queue():
+    s = _connecting_and_ready()
+    s.withdrawn(*s.withdrawals()[0])
+    s.retire_node("n1", "gone")
+    assert s.assign() == []
+    assert s.pending() == 1  # job 2 waits, not lost
+    s.finished(Finished(1, 2, 0, 0.0, 0.0, Ending.OK, None, None))  # hung came up after all
+    assert [(slot, job.seq) for slot, job in s.assign()] == [(1, 2)]
+    finish(s, 1)
+    assert s.done() and outcomes(s)[2] == (SUCCEEDED, "")

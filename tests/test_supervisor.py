@@ -158,7 +158,8 @@ class ScriptedPool:
 
     def __init__(self, ctx, nslots, target, spec, sel, process=None, capacity=None, handlers=None):
         self.spec, self.capacity = spec, max(capacity or nslots, nslots)
-        self.board = type("Board", (), {"busy": lambda board: 0})()
+        self.board = type("Board", (), {"busy": lambda board: 0, "close_gate": lambda board, idx: None,
+                                        "withdraw": lambda board, idx: False})()
         self.board.state, self.board.pid = [0] * self.capacity, [0] * self.capacity
         self.workers, self.sent, self.paused = {}, [], False
 
