@@ -1,11 +1,13 @@
 """The library interface: ``clstr.run(jobs, nodes, **options)`` returns a RunResult."""
 import collections
+import dataclasses
 import os
 import shutil
+import subprocess
 import sys
 import time
 
-from . import askpass, checks, controldir, hostlist, slurm, sudo, transfer, transports
+from . import askpass, checks, controldir, hostlist, ssh, slurm, sudo, transfer, transports
 from .checks import exported
 from .errors import InputError
 from .joblog import JobLog, ended_jobs, ended_on, log_command, read_joblog
@@ -370,7 +372,23 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
     refused = ssh_option_refused(config.options)
     if refused is not None:
         raise InputError(f"-O {refused[0]!r}: ssh then {refused[1]}: leave it out")
+    if o.connect_timeout is None and "ssh" in reached:
+        config = _configured_timeout(config, slots)
     return config
+
+
+def _configured_timeout(config, slots):
+    """No --connect-timeout (nor a profile's): where the user's ssh configuration sets ConnectTimeout,
+    it is the run's, not clstr's default (``ssh -G`` for the run's first node reached by ssh, once)."""
+    first = next(node for node in slots if transports.of(config, node).name == "ssh")
+    argv = ssh.without_timeout(transports.of(config, first).config_argv(), config)
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           timeout=ssh.CONFIG_WAIT)
+    except (OSError, subprocess.SubprocessError):
+        return config  # ssh's own failure is said when it connects
+    seconds = ssh.configured_timeout(r.stdout.decode("utf-8", "replace")) if r.returncode == 0 else None
+    return dataclasses.replace(config, connect_timeout=seconds) if seconds else config
 
 def _sudo_user(o):
     """The user jobs run as under sudo (--sudo: root; --sudo-user), or None without sudo."""

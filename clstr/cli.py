@@ -340,7 +340,8 @@ def build_parser():
     g.add_argument("-O", "--ssh-option", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. Port=2222 (repeatable; wins over profiles and defaults)")
     g.add_argument("--connect-timeout", type=_seconds, metavar="DURATION",
-                   help="give up connecting to a node after this long (default 10)")
+                   help="give up connecting to a node after this long (default: your ssh_config's "
+                   "ConnectTimeout, else 10)")
     g.add_argument("--no-multiplex", dest="multiplex", action="store_false",
                    help="a new ssh connection per job instead of one shared connection per node")
     g.add_argument("--no-pipeline", dest="pipeline", action="store_false",

@@ -47,7 +47,7 @@ def base_argv(cfg):
         argv += ["-o", opt]
     argv += [
         "-o", "BatchMode=yes",
-        "-o", f"ConnectTimeout={max(1, int(round(cfg.connect_timeout)))}",
+        "-o", timeout_option(cfg),
         "-o", f"ServerAliveInterval={cfg.alive_interval}",
         "-o", f"ServerAliveCountMax={cfg.alive_count}",
     ]
@@ -479,6 +479,39 @@ def config_argv(base, node):
     """The argv that prints the configuration ssh would use for ``node`` (``ssh -G``), nothing sent."""
     port, host = destination(node)
     return list(base) + ["-G", *port, "--", host]
+
+
+CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration files)
+
+
+def timeout_option(cfg):
+    """The -o clstr gives for ``cfg.connect_timeout``."""
+    return f"ConnectTimeout={max(1, int(round(cfg.connect_timeout)))}"
+
+
+def without_timeout(argv, cfg):
+    """``argv`` (a transport's ssh -G) without the ConnectTimeout clstr adds: what the user's own
+    configuration and -O options say."""
+    out = []
+    for word in argv:
+        if word == timeout_option(cfg) and out and out[-1] == "-o":
+            out.pop()
+            continue
+        out.append(word)
+    return out
+
+
+def configured_timeout(config):
+    """The ConnectTimeout in ``ssh -G`` output, in seconds (None where the configuration sets none)."""
+    for line in config.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key.lower() == "connecttimeout":
+            try:
+                seconds = int(value.strip())
+            except ValueError:
+                return None
+            return seconds if seconds > 0 else None
+    return None
 
 
 def jump_host(config):

@@ -36,7 +36,7 @@ MAX_WAIT = 3600.0  # the longest single wait: epoll takes no timeout past about 
 # a short job's lines then reach the supervisor together with its end, in one message.
 HOLD_SECONDS = 0.05
 HOLD_BYTES = 65536
-CONFIG_WAIT = 5.0  # the longest `ssh -G` may take (it only reads configuration files)
+CONFIG_WAIT = ssh.CONFIG_WAIT
 # While a pipelined job runs, the loop's reader is asked this often whether the runner lives: a
 # job that killed it (SIGKILL) would otherwise leave the slot waiting for an end mark forever.
 PING_EVERY = 5.0

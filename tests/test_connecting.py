@@ -32,3 +32,32 @@ def test_a_job_of_its_own_stays_with_its_node(clstr, tmp_path):
     data = json.loads((tmp_path / "run.json").read_text())
     ends = {j["node"]: (j["outcome"], [a["node"] for a in j["attempts"]]) for j in data["jobs"]}
     assert ends == {"n1": ("succeeded", ["n1"]), "hung": ("not run", ["hung"])}
+
+
+def _ssh_line(tmp_path, *args):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "clstr", "--dry-run", "-n", "lab1", "-j", "x", *args],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60, env=_no_clstr_ssh())
+    assert r.returncode == 0, r.stderr
+    return next(line for line in r.stdout.splitlines() if line.startswith("ssh: "))
+
+
+def _no_clstr_ssh():
+    import os
+    env = dict(os.environ)
+    env.pop("CLSTR_SSH", None)
+    return env
+
+
+@pytest.mark.parametrize("config,args,seconds", [
+    ("Host *\n  ConnectTimeout 3\n", [], 3),  # the user's own value: clstr's default does not override it
+    ("Host lab*\n  ConnectTimeout 4\nHost *\n  ConnectTimeout 3\n", [], 4),  # as ssh -G reads it for the node
+    ("Host *\n  ConnectTimeout 3\n", ["--connect-timeout", "7"], 7),  # the option, given here, wins
+    ("Host *\n  ConnectTimeout 3\n", ["-O", "ConnectTimeout=5"], 5),  # as does -O (ssh's first value)
+    ("Host *\n  User someone\n", [], 10),  # none set: clstr's default
+])
+def test_clstrs_default_connect_timeout_does_not_override_the_users_ssh_config(tmp_path, config, args, seconds):
+    (tmp_path / "my_config").write_text(config)
+    line = _ssh_line(tmp_path, "--ssh", "ssh -F my_config", *args)
+    assert f" -o BatchMode=yes -o ConnectTimeout={seconds} " in line, line
