@@ -138,6 +138,22 @@ def test_basefile_goes_once_to_each_node_and_workdir_dots_is_removed_with_cleanu
     assert after == before  # removed at the end
 
 
+def test_cleanup_after_trc_removes_the_directories_clstr_made_and_no_other(clstr, tmp_path):
+    (tmp_path / "data" / "deep").mkdir(parents=True)
+    (tmp_path / "data" / "deep" / "x.txt").write_text("x\n")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "y.txt").write_text("y\n")
+    remote = tmp_path / "remote"
+    (remote / "keep").mkdir(parents=True)  # the user's own directory, empty, there before the run
+    r = clstr("-n", "n1", "--wd", str(remote), "--trc", "{}.out", "--",
+              "mkdir -p made && touch made/z && cat {} > {}.out", ":::", "data/deep/x.txt", "keep/y.txt")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "data" / "deep" / "x.txt.out").read_text() == "x\n"  # brought back here
+    assert not (remote / "data").exists()  # clstr made data/ and data/deep/ for its file: gone with it
+    assert (remote / "keep").is_dir() and not list((remote / "keep").iterdir())  # the user's stays, empty
+    assert (remote / "made" / "z").exists()  # what the job made is the job's
+
+
 def test_workdir_is_kept_without_cleanup(clstr, tmp_path):
     remote = tmp_path / "remote" / "deep"
     (tmp_path / "in.txt").write_text("x\n")

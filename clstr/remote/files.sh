@@ -26,7 +26,8 @@
 #                          while it was read (a shorter file is padded: the stream stays in step)
 #   c N, then N lines      remove these when the session ends, whatever way (--cleanup): "pPATH"
 #                          a file this session placed, "rMARK/PATH" a file a job made (not
-#                          where MARK says the path is the file there)
+#                          where MARK says the path is the file there); then the directories
+#                          the session made for the files it placed, where they are empty
 #   x N, then N lines      remove these now (the same lines)
 #   q                      end (what c named is removed)
 # A placed file is removed only with this session's hold, and only if no other session of the
@@ -44,6 +45,7 @@ nl=$(printf '\nx');
 nl=${nl%x};
 part=;
 gone=;
+made=;
 dir() { case $1 in */*) d=${1%/*};; *) d=.;; esac; };
 drop() {
   rs=; set -f; IFS=$nl;
@@ -62,6 +64,21 @@ drop() {
   done;
   IFS=' '; set +f;
   [ -z "$rs" ] || (set -f; IFS=$nl; rm -f -- $rs);
+  if [ -n "$made" ]; then
+    kept=; set -f; IFS=$nl;
+    for dn in $made; do rmdir -- "$dn" 2>/dev/null || kept="$kept$dn$nl"; done;
+    IFS=' '; set +f; made=$kept;
+  fi;
+};
+mkd() {
+  dn=$1; dm=;
+  while :; do
+    case $dn in ''|.|/) break;; esac;
+    [ -d "$dn" ] && break;
+    dm="$dm$dn$nl";
+    case $dn in */*) dn=${dn%/*};; *) dn=;; esac;
+  done;
+  e=$(mkdir -p -- "$1" 2>&1) && made="$dm$made";
 };
 bye() { [ -n "$part" ] && rm -f -- "$part"; [ -z "$gone" ] || drop "$gone"; exit 0; };
 if dd if=/dev/null bs=1048576 count=0 iflag=count_bytes,fullblock 2>/dev/null; then
@@ -83,7 +100,7 @@ while IFS=' ' read -r k a1 a2 a3 a4; do
     s|b) IFS= read -r p || bye;
       dir "$p";
       e=; same=;
-      [ -d "$d" ] || e=$(mkdir -p -- "$d" 2>&1);
+      [ -d "$d" ] || mkd "$d";
       if [ -z "$e" ] && [ -n "$a3" ] && [ "$a3" != - ] && [ -e "$d/$a3" ]; then same=1; fi;
       if [ -z "$e" ] && [ -z "$same" ] && [ -d "$p" ]; then e="$p: Is a directory"; fi;
       w="$d/.clstr-$t-$id.part";
