@@ -90,9 +90,9 @@ def _readme_commands():
     for text in (SHORT_HELP, EPILOG):  # --help's examples, and --help-all's and the man page's
         examples = text.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
         lines += [ln.strip() for ln in examples]
-    # the install and the testbed's lines are run by test_quickstart; clstr-report by test_report
+    # the install and the testbed's lines are run by test_quickstart
     return [ln.split("  #")[0].strip() for ln in lines
-            if re.search(r"(^|\| )clstr ", ln) and not ln.startswith(("pip ", "python3 ")) and "clstr-report" not in ln]
+            if re.search(r"(^|\| |; )clstr(-report)? ", ln) and not ln.startswith(("pip ", "python3 "))]
 
 
 @pytest.mark.parametrize("line", _readme_commands())
@@ -118,8 +118,14 @@ def test_every_command_in_the_readme_and_help_runs_as_written(tmp_path, line):
     env.pop("CLSTR_PROFILES", None)
     if "--slurm" in line:  # as inside an allocation of cn[01-04]
         env.update(SLURM_JOB_ID="7", SLURM_JOB_NODELIST="cn[01-04]", SLURM_JOB_CPUS_PER_NODE="4(x4)")
+    if "clstr-report" in line:  # the page of a run's --json: a real run's, here on this machine
+        subprocess.run([sys.executable, "-m", "clstr", "-n", ":", "--json", "run.json", "-j", "true", "-j", "exit 3",
+                        "--job-failures", "job"], cwd=tmp_path, capture_output=True, timeout=60)
     planned = re.sub(r"(^|\| )clstr ", r"\1clstr --dry-run ", line, count=1)
     # bash: the man page's examples use its <(...)
     r = subprocess.run(["bash", "-c", "generate_jobs() { echo 'echo hi'; }; " + planned], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"{line}\n{r.stderr}"
+    if "clstr-report" in line:
+        page = (tmp_path / "run.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and 'data-count="1"' in page  # its failure, first
