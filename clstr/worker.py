@@ -411,7 +411,16 @@ class SlotWorker:
     def _run_pipelined(self, job, start, t0):
         """Run the attempt down the slot's session; None if the loop cannot run here (fall back)."""
         if self.session is None:
+            # without a shared connection, its session is its connection: while it opens, the job may
+            # go to a slot that is ready (not a job with files: they were sent for it)
+            gated = not self.control_path and job.files is None and not job.basefiles
+            if gated:
+                self.board.open_gate(self.slot)
             failure = self._open_session(t0)
+            if gated and self.board.claim(self.slot) and failure in (None, FALL_BACK):
+                self.conn.send(Connected(self.slot))  # the session is up (or the slot falls back) for the next
+                waited = time.monotonic() - t0
+                return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
             if failure is FALL_BACK:
                 return None
             if failure is not None:

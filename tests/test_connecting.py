@@ -6,9 +6,10 @@ import pytest
 
 
 @pytest.mark.timeout(60)
-def test_a_hung_node_gives_its_job_to_the_slot_that_is_ready(clstr, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--no-multiplex"]])  # a shared connection, or a session a slot
+def test_a_hung_node_gives_its_job_to_the_slot_that_is_ready(clstr, tmp_path, mode):
     # a connect timeout of 30 s: job b, held by hung, would run 30 s late and after a failed attempt
-    r = clstr("-v", "--connect-timeout", "30", "--json", "run.json", "-n", "n1", "hung", "-j", "echo a",
+    r = clstr("-v", *mode, "--connect-timeout", "30", "--json", "run.json", "-n", "n1", "hung", "-j", "echo a",
               "-j", "echo b")
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split()) == ["a", "b"]
