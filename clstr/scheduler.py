@@ -7,11 +7,11 @@ asks it for the next assignments. Every job ends in exactly one outcome:
 """
 import bisect
 import random
-from collections import deque
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .admission import Admission
+from .jobqueue import JobQueue
 from .health import Health
 from .quarantine import Quarantine
 from .templates import MARKS, for_slot, shown
@@ -175,11 +175,7 @@ class Scheduler:
             self._new_slot(node)
         self.jobs = {}
         self._with_slot = {}  # seq -> its command, where {%} waits for the slot
-        self._fresh = deque()
-        self._retry = []  # re-queued jobs: few, scanned for a node they have not failed on
-        self._pinned = {}  # node -> its own jobs (--on-each-node)
-        self._npinned = 0  # their count: pending() is asked once a dispatched job
-        self._handoff = {}  # ready slot -> the job taken from a slot still connecting, for it alone
+        self.queue = JobQueue(self.jobs, self.policy, self.active_nodes)
         self._withdrawn = 0  # slots connecting whose job went elsewhere: the run does not wait for them
         pins = list(pinned) if pinned is not None else [None] * len(jobs)
         for i, job in enumerate(jobs):
@@ -189,13 +185,9 @@ class Scheduler:
                 command = shown(command)
             res = JobResult(seq, command, node=pins[i], pinned=pins[i] is not None)
             self.jobs[seq] = res
-            if res.pinned:
-                if res.node not in self.nodes:
-                    raise ValueError(f"job {seq} pinned to unknown node {res.node!r}")
-                self._pinned.setdefault(res.node, deque()).append(seq)
-                self._npinned += 1
-            else:
-                self._fresh.append(seq)
+            if res.pinned and res.node not in self.nodes:
+                raise ValueError(f"job {seq} pinned to unknown node {res.node!r}")
+            self.queue.add(res)
         self._free = dict.fromkeys(s.index for s in self.slots)
         self._busy = 0
         self.interrupted = None  # the reason, once interrupted: running attempts count for nothing
@@ -207,7 +199,7 @@ class Scheduler:
                              lambda node: self.quarantine.forget(node), self.admission)
         self.verdicts = Verdicts(self.policy, self.nodes, self.slots, self.admission, self.health)
         self.quarantine = self.verdicts.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable,
-                                                                self._job_for, self.health.retire)
+                                                                self.queue.next_for, self.health.retire)
         self._runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
 
     def _new_slot(self, name):
@@ -298,14 +290,12 @@ class Scheduler:
         return c
 
     def pending(self):
-        return len(self._fresh) + len(self._retry) + self._npinned + len(self._handoff)
+        return len(self.queue)
 
     def work_for(self, name):
         """Whether a job waits that node ``name`` could take (its own under --on-each-node, or one that
         did not fail there): what a promise to probe it again, or let it back, rests on."""
-        if self._pinned.get(name):
-            return True
-        return bool(self._fresh) or any(name not in self.jobs[q].failed_nodes for q in self._retry)
+        return self.queue.work_for(name)
 
     def running(self):
         """{slot index: (node, seq, command)} of the slots running a job (probes not counted)."""
@@ -332,7 +322,7 @@ class Scheduler:
         return min(due) if due else None
 
     def _could_run(self, node):
-        return any(not self.slots[i].retired and self._job_for(self.slots[i], peek=True) is not None
+        return any(not self.slots[i].retired and self.queue.next_for(self.slots[i], peek=True) is not None
                    for i in node.slots)
 
     # ---- assignment ----------------------------------------------------
@@ -341,35 +331,9 @@ class Scheduler:
 
     def _usable_slot_exists(self):
         for s in self.slots:
-            if self._slot_usable(s) and (s.busy is not None or self._job_for(s, peek=True) is not None):
+            if self._slot_usable(s) and (s.busy is not None or self.queue.next_for(s, peek=True) is not None):
                 return True
         return False
-
-    def _job_for(self, slot, peek=False):
-        """The job a slot should run next, removed from its queue unless ``peek``."""
-        if slot.index in self._handoff:  # taken for it from a slot still connecting
-            return self._handoff[slot.index] if peek else self._handoff.pop(slot.index)
-        q = self._pinned.get(slot.node)
-        if q:
-            if peek:
-                return q[0]
-            self._npinned -= 1
-            return q.popleft()
-        active = None
-        for i, seq in enumerate(self._retry):
-            failed = self.jobs[seq].failed_nodes
-            if slot.node in failed:
-                if self.policy.job_failures == NODE_FAILURES:
-                    continue  # never twice on a node it failed on: this bounds reinstatement
-                # only where every usable node has failed it already (job failures mode)
-                if active is None:
-                    active = set(self.active_nodes())
-                if not active <= failed:
-                    continue
-            return seq if peek else self._retry.pop(i)
-        if self._fresh:
-            return self._fresh[0] if peek else self._fresh.popleft()
-        return None
 
     def assign(self, most=None, prefer=()):
         """Fill free slots (at most ``most`` of them): a list of (slot index, events.Job) to send.
@@ -381,10 +345,8 @@ class Scheduler:
         if self.stopped is not None or not self.pending():
             return out
         self.health.due()
-        for idx, seq in list(self._handoff.items()):
-            if idx not in self._free or not self._slot_usable(self.slots[idx]):
-                del self._handoff[idx]  # the slot it was handed to is gone: the queue's again
-                self._requeue(seq)
+        # a job handed to a slot that is gone: the queue's again
+        self.queue.unhand(lambda idx: idx in self._free and self._slot_usable(self.slots[idx]))
         limit = self.policy.max_running
         suspects = self.quarantine.suspects()
         straggler = self.straggler_limit()
@@ -413,7 +375,7 @@ class Scheduler:
                 seq = PROBE
                 node.probe_slot = idx
             else:
-                seq = self._job_for(s)
+                seq = self.queue.next_for(s)
                 if seq is None:
                     continue
             lookup = self.admission.start(s, node, connect, opens)
@@ -466,18 +428,7 @@ class Scheduler:
         self._withdrawn += 1
         s.uses -= 1
         self.nodes[s.node].jobs -= 1
-        self._handoff[to] = seq
-
-    def _requeue(self, seq):
-        """A job that did not start goes back to the front of its queue, at no cost."""
-        job = self.jobs[seq]
-        if job.pinned:
-            self._pinned.setdefault(job.node, deque()).appendleft(seq)
-            self._npinned += 1
-        elif job.attempts:
-            self._retry.insert(0, seq)
-        else:
-            self._fresh.appendleft(seq)
+        self.queue.hand(to, seq)
 
     # ---- events --------------------------------------------------------
     def has_future(self, slot):
@@ -486,8 +437,8 @@ class Scheduler:
         s = self.slots[slot]
         if s.retired or self.nodes[s.node].out or self.stopped is not None:
             return False
-        if self._npinned or self._pinned:
-            return bool(self._pinned.get(s.node))
+        if self.queue.has_own():
+            return self.queue.own(s.node)
         return bool(self.pending())
 
     def connected(self, slot):
@@ -560,11 +511,8 @@ class Scheduler:
         job.exit, job.reason = ev.exit, reason
         if not job.pinned:
             job.node = s.node
-        if outcome == REQUEUED and job.pinned:
-            self._pinned.setdefault(s.node, deque()).appendleft(ev.seq)  # a busy sshd: its node, later
-            self._npinned += 1
-        elif outcome == REQUEUED:
-            self._retry.append(ev.seq)
+        if outcome == REQUEUED:
+            self.queue.again(ev.seq, s.node)  # pinned (a busy sshd refused it): its node's, later
         elif outcome == INTERRUPTED:
             job.outcome, job.reason = NOT_RUN, self.interrupted
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
@@ -587,11 +535,7 @@ class Scheduler:
         s.linked = False
         s.uses -= 1
         node.jobs -= 1
-        if self.jobs[ev.seq].pinned:
-            self._pinned.setdefault(s.node, deque()).appendleft(ev.seq)
-            self._npinned += 1
-        else:
-            self._retry.append(ev.seq)
+        self.queue.again(ev.seq, s.node)
         self._release(s)
 
     def _ended(self, slot, seq, jump_host):
@@ -650,7 +594,7 @@ class Scheduler:
             return
         s.uses -= 1
         self.nodes[s.node].jobs -= 1
-        self._requeue(seq)
+        self.queue.front(seq)
 
     def worker_died(self, slot, start=0.0, runtime=0.0):
         """The slot's worker process died: its job goes back to the queue (bounded by max_attempts).
@@ -683,7 +627,7 @@ class Scheduler:
             job.outcome, job.reason = FAILED, reason
         else:
             outcome, reason = REQUEUED, "worker died"
-            self._retry.append(seq)
+            self.queue.again(seq, s.node)
         att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index, ending)
         job.attempts.append(att)
         self._halt_check(job)
@@ -715,30 +659,16 @@ class Scheduler:
             self.stopped = reason
 
     def _finish_leftovers(self):
-        for seq in self._handoff.values():
-            self._requeue(seq)
-        self._handoff.clear()
         gave_up = self.health.gave_up
         why = self.stopped or "no usable node left" + (f" ({gave_up})" if gave_up else "")
-        for seq in list(self._fresh) + self._retry:
+        for seq, pinned in self.queue.leftovers():
             j = self.jobs[seq]
             j.outcome = NOT_RUN
-            if self.stopped or not j.attempts:
-                j.reason = why
+            if pinned is None:
+                j.reason = why if self.stopped or not j.attempts else f"{why} (last: {j.reason})"
+            elif self.stopped:
+                j.reason = self.stopped
+            elif self.nodes[pinned].out:
+                j.reason = f"node {pinned} retired ({self.nodes[pinned].reason})"
             else:
-                j.reason = f"{why} (last: {j.reason})"
-        for name, q in self._pinned.items():
-            for seq in q:
-                node = self.nodes[name]
-                j = self.jobs[seq]
-                j.outcome = NOT_RUN
-                if self.stopped:
-                    j.reason = self.stopped
-                elif node.out:
-                    j.reason = f"node {name} retired ({node.reason})"
-                else:
-                    j.reason = f"no slot of node {name} could run it"
-        self._fresh.clear()
-        self._retry.clear()
-        self._pinned.clear()
-        self._npinned = 0
+                j.reason = f"no slot of node {pinned} could run it"
