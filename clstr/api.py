@@ -168,7 +168,7 @@ class Run:
                              sessions_per_connection=v["sessions_per_connection"], quarantine=v["quarantine"],
                              straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
         mark = os.urandom(12).hex()
-        self.files, self.job_files = _files(o, self.pairs, mark[:12])
+        self.files, self.job_files = _files(o, self.pairs, mark[:12], pins)
         if copying:
             self.files, self.job_files = copying(self.pairs, pins)
         self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job,
@@ -319,7 +319,7 @@ def copy_plan(o):
     return files
 
 
-def _files(o, pairs, token):
+def _files(o, pairs, token, pins=()):
     """(transfer.Files or None, each job's transfer.JobFiles) of the options' file templates."""
     for name in ("transferfile", "returnfile", "basefile"):
         checks.strings(name, getattr(o, name), "paths or path templates")
@@ -328,8 +328,9 @@ def _files(o, pairs, token):
     if not isinstance(o.cleanup, bool):
         raise TypeError(f"cleanup must be True or False, not {type(o.cleanup).__name__}")
     inputs = None if o.inputs is None else {seq: tuple(o.inputs[seq - 1]) for seq, _ in pairs}
+    pinned = {seq: node for (seq, _), node in zip(pairs, pins or ()) if node is not None}
     return transfer.plan(pairs, inputs, list(o.transferfile), list(o.returnfile), list(o.basefile), o.workdir,
-                         o.cleanup, token)
+                         o.cleanup, token, pinned)
 
 
 def _targets(inventories, slots):

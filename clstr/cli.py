@@ -246,7 +246,7 @@ def build_parser():
                         "directory, the part after a /./ too)")
     g.add_argument("--return", dest="returnfile", action="append", default=[], metavar="T",
                    help="bring this file back from the node after the job, to the same relative path here "
-                        "(repeatable; written whole or not at all)")
+                        "(repeatable; written whole or not at all; {host} in T: the node's name)")
     g.add_argument("--cleanup", action="store_true",
                    help="remove the files sent and brought back from the node after the job (and the basefiles "
                         "and a --workdir ... at the end)")
@@ -318,7 +318,8 @@ def build_parser():
     g.add_argument("--tag", action="store_true", help="prefix each output line with 'node: '")
     g.add_argument("--tag-job", action="store_true", help="prefix each output line with 'seq: '")
     g.add_argument("--group", action="store_true", help="print a job's output whole when it ends")
-    g.add_argument("--output-dir", metavar="DIR", help="each job's output in DIR/<seq>.out and DIR/<seq>.err")
+    g.add_argument("--output-dir", metavar="DIR", help="each job's output in DIR/<seq>.out and DIR/<seq>.err "
+                   "(DIR's {host}: the node's name, a directory a node)")
     g.add_argument("-b", "--gather", action="store_true",
                    help="with --on-each-node: identical output once, under its folded node list "
                         "(-b: clush's spelling)")

@@ -372,6 +372,7 @@ class Printer:
         self.midline = set()  # (seq, stream) whose last output did not end its line
         self.owner = {}  # stream -> the job whose line, come in pieces, is open there
         self.parked = {1: Waiting(), 2: Waiting()}  # other jobs' output waiting for that line to end
+        self.made = set()  # --output-dir with {host}: the nodes' directories made
         self.tails = Tails()  # each running attempt's last stderr: why one failed, in --json
 
     def _prefix(self, node, seq):
@@ -393,6 +394,16 @@ class Printer:
             self.midline.add(key)
         return out
 
+    def _dir(self, node):
+        """--output-dir, its {host} the node's name (that directory made as needed)."""
+        if "{host}" not in self.output_dir:
+            return self.output_dir
+        path = self.output_dir.replace("{host}", node)
+        if path not in self.made:
+            os.makedirs(path, exist_ok=True)
+            self.made.add(path)
+        return path
+
     def output(self, node, seq, stream, data):
         if stream == 2:
             self.tails.add(seq, data)
@@ -400,7 +411,7 @@ class Printer:
             f = self.files.get((seq, stream))
             if f is None:
                 ext = "out" if stream == 1 else "err"
-                path = os.path.join(self.output_dir, f"{seq}.{ext}")
+                path = os.path.join(self._dir(node), f"{seq}.{ext}")
                 fd = open_for_us(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
                 f = self.files[(seq, stream)] = os.fdopen(fd, "ab")
             f.write(data)
@@ -474,14 +485,16 @@ class Printer:
         if stream == 1:
             self.stdout_closed = True
 
-    def attempt_started(self, seq):
-        """An attempt starts: with --output-dir, its job's files start afresh."""
+    def attempt_started(self, seq, node=""):
+        """An attempt starts on ``node``: with --output-dir, its job's files start afresh (in the
+        node's directory, with {host})."""
         self.running.add(seq)
         self.tails.start(seq)
         if self.output_dir is None:
             return
+        where = self._dir(node)
         for ext in ("out", "err"):
-            os.close(open_for_us(os.path.join(self.output_dir, f"{seq}.{ext}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+            os.close(open_for_us(os.path.join(where, f"{seq}.{ext}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
 
     def attempt_ended(self, seq):
         """An attempt ended: grouped output is printed whole, per-job files closed, a line it left
@@ -601,7 +614,10 @@ def check_file_target(path, what):
 
 
 def check_output_dir(path, seqs):
-    """Before the run: make ``path`` if needed and check that every job's files can be made in it."""
+    """Before the run: make ``path`` if needed and check that every job's files can be made in it
+    (with {host}, the directory above the nodes' own, made as their jobs start)."""
+    if "{host}" in path:
+        path, seqs = os.path.dirname(path.split("{host}", 1)[0] + "x") or ".", ()
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:

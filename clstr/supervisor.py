@@ -81,6 +81,7 @@ class Supervisor:
         self.presumed_said = False  # the line on a job's exit presuming its node broken, said once a run
         self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
+        self.homes = {}  # where each file brought back was placed here -> its job (never two jobs' files)
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.t_start = time.time()
         self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
@@ -341,7 +342,7 @@ class Supervisor:
             if job.seq == PROBE:
                 if self.opt.verbose:
                     self._log(f"node {self.sched.slots[idx].node}: probing")
-            elif not self._write("job output", self.printer.attempt_started, job.seq):
+            elif not self._write("job output", self.printer.attempt_started, job.seq, self.sched.slots[idx].node):
                 self.sched.unassign(idx)  # its output has nowhere to go: it does not start
                 continue
             if not self._take(idx, job):
@@ -440,11 +441,11 @@ class Supervisor:
         node = self.sched.nodes[self.sched.slots[idx].node]
         first = job.connect if self.opt.multiplex else self.based.get(idx) != node.returns
         self.based[idx] = node.returns
-        return dataclasses.replace(job, files=self.opt.job_files.get(job.seq),
+        return dataclasses.replace(job, files=transfer.for_node(self.opt.job_files.get(job.seq), node.name),
                                    basefiles=bool(self.opt.files.basefiles) and first)
 
     def _finished(self, ev):
-        att = self.sched.finished(transfer.placed(ev, succeeds(ev)))
+        att = self.sched.finished(transfer.placed(ev, succeeds(ev), self.homes))
         self._record(att)
         self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:

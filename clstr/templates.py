@@ -143,12 +143,16 @@ def command(template, values, seq, quoted=True):
 
 def path(template, values, seq):
     """A transfer path of job ``seq`` (--transferfile, --return): the template with its values as
-    they are; {%} has no place in one (a file's name cannot wait for its slot)."""
-    for name in ("{%}", "{host}"):
-        if name in template:
-            raise InputError(f"{template!r}: {name} (known once the job starts) cannot name a file to send or "
-                             "bring back")
+    they are, its {host} HOST_MARK until the node is known (``on_node``); {%} has no place in one
+    (a file's name cannot wait for its slot)."""
+    if "{%}" in template:
+        raise InputError(f"{template!r}: {{%}} (known once the job starts) cannot name a file to send or bring back")
     return command(template, values, seq, quoted=False)
+
+
+def on_node(path, node):
+    """A transfer path with its {host} the name of ``node``, as it is (no quoting: a file's name)."""
+    return path.replace(HOST_MARK, node) if HOST_MARK in path else path
 
 
 def jobs(template, srcs, limit):

@@ -610,19 +610,40 @@ def clean_nodes(cfg, groups, line, path_of, env, clock, wait=CLEANUP_WAIT):
             child.wait()
 
 
-def placed(ev, succeeded):
+def for_node(files, node):
+    """A job's JobFiles with the {host} of its paths the name of ``node``, where it starts."""
+    from .templates import HOST_MARK, on_node
+    if files is None or not any(HOST_MARK in p for f in files.sends + files.returns for p in (f.local, f.remote)):
+        return files
+    return JobFiles(tuple(dataclasses.replace(f, local=on_node(f.local, node), remote=on_node(f.remote, node))
+                          for f in files.sends),
+                    tuple(dataclasses.replace(r, local=on_node(r.local, node), remote=on_node(r.remote, node))
+                          for r in files.returns))
+
+
+def placed(ev, succeeded, homes=None):
     """The attempt's end (an events.Finished) once the files it brought back took their places,
     which they do only for an attempt that ``succeeded`` (never half written; of two attempts of
     a job only one writes), before it is judged: one that cannot be placed fails the job, a
-    failure here and not its node's (Ending.FILE_FAILED)."""
+    failure here and not its node's (Ending.FILE_FAILED). ``homes``: {place here: the job that
+    brought a file back there} of the run: a second job's file is refused there, never written
+    over (two jobs' {host} names on one node)."""
     if not ev.returned:
         return ev
     left = list(ev.returned)
     failed = None if succeeded else ""
     while left and failed is None:
         tmp, local = left.pop(0)
+        other = None if homes is None else homes.get(os.path.abspath(local), ev.seq)
+        if other != ev.seq and other is not None:
+            failed = (f"return: {local}: job {other} brought a file back to this place in this run: not written "
+                      "over (put {} or {#} in --return)")
+            left.append((tmp, local))
+            continue
         try:
             place(tmp, local)
+            if homes is not None:
+                homes[os.path.abspath(local)] = ev.seq
         except TransferError as e:
             failed = str(e)
         except OSError as e:
@@ -711,14 +732,18 @@ def copied(paths, dest):
     return out
 
 
-def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
+def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token, pins=None):
     """The run's Files and each job's JobFiles ({seq: JobFiles}) from the options' templates.
 
     ``pairs``: (seq, command) of the jobs to run; ``inputs``: each job's input values by seq (or
-    None: no ::: inputs, so templates hold no value); a file to send that is missing here, and a
-    path with a line break or '..', are refused in one line before anything runs.
+    None: no ::: inputs, so templates hold no value); ``pins``: {seq: node} of the jobs pinned to a
+    node (--on-each-node), whose {host} is known now; another job's {host} is filled in when it
+    starts (``for_node``). A file to send that is missing here, a path with a line break or '..',
+    and two jobs that would bring a file back to one place here are refused in one line before
+    anything runs, where it can be known then.
     """
-    from .templates import path as render
+    from .templates import HOST_MARK, on_node, path as render
+    pins = pins or {}
     if not (sends or returns or basefiles or wd or cleanup):
         return None, {}
     files = Files(workdir=workdir(wd, run_token) if wd else None, cleanup=cleanup,
@@ -736,18 +761,23 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token):
     for seq, _ in pairs:
         values = (inputs or {}).get(seq, ())
         job_sends, job_returns = [], []
+        node = pins.get(seq)
         for t in sends:
             local = check_path(render(t, values, seq), "--transferfile")
-            if not os.path.isfile(local):
+            local = on_node(local, node) if node is not None else local
+            if HOST_MARK not in local and not os.path.isfile(local):
                 raise InputError(f"--transferfile {local} (job {seq}): no such file here")
             job_sends.append(Send(local, in_workdir(remote_path(local), files)))
         for t in returns:
             text = check_path(render(t, values, seq), "--return")
+            text = on_node(text, node) if node is not None else text
             local = os.path.normpath(text)
-            other = homes.setdefault(os.path.abspath(local), seq)
+            # a name its node completes (known when it starts) is checked as it comes back (placed)
+            other = homes.setdefault(os.path.abspath(local), seq) if HOST_MARK not in local else seq
             if other != seq:
+                hint = "{host} or {#}" if node is not None else "{} or {#}"
                 raise InputError(f"--return {t}: jobs {other} and {seq} would both bring it back to one place here "
-                                 f"({local}); put {{}} or {{#}} in its name")
+                                 f"({local}); put {hint} in its name")
             job_returns.append(Return(in_workdir(remote_path(text), files), local))
         per_job[seq] = JobFiles(tuple(job_sends), tuple(job_returns))
     return files, per_job

@@ -127,9 +127,12 @@ def test_host_is_the_nodes_name_in_jobs_and_the_job_log_keeps_it_as_written(tmp_
     assert len(got) == 4 and all(w[2] == w[3] for w in got)
     rows = (tmp_path / "log").read_text().splitlines()[1:]
     assert sorted(row.split("\t")[-1] for row in rows) == [f"echo {x} on {{host}} $CLSTR_HOST" for x in "abcd"]
-    (tmp_path / "a").write_text("")
-    r = clstr(tmp_path, "-n", "c1", *VIA, "--trc", "{host}.out", "--", "true", ":::", "a")
-    assert r.returncode == 2 and "{host} (known once the job starts) cannot name a file" in r.stderr
+    # in a file's name too (issue 34 item 3): the node's name, once the job starts there
+    r = clstr(tmp_path, "-n", "c1", *VIA, "--return", "{host}.out", "--", "echo {} > {host}.out", ":::", "a")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "c1.out").read_text() == "a\n"
+    r = clstr(tmp_path, "-n", "c1", *VIA, "--return", "{%}.out", "--", "true", ":::", "a")
+    assert r.returncode == 2 and "{%} (known once the job starts) cannot name a file" in r.stderr
 
 
 def test_the_summary_cuts_a_long_command_and_the_job_log_keeps_it_whole(tmp_path):

@@ -317,3 +317,34 @@ def test_the_file_session_moves_bytes_exactly_with_either_reader(tmp_path, dd):
             assert digest(got[0]) == digest(tmp_path / f"in{i}") == digest(tmp_path / "there" / f"in{i}")
     finally:
         session.close()
+
+
+# ---- {host} in the names of files (issue 34 item 3) -------------------------------------------
+
+def test_host_names_each_nodes_files_to_send_and_bring_back(clstr, tmp_path):
+    (tmp_path / "in.n1").write_text("one\n")
+    (tmp_path / "in.n2").write_text("two\n")
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n1", "n2", "--wd", str(remote), "--tf", "in.{host}", "--return", "out.{host}",
+              "-E", "cat in.{host} > out.{host}")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.n1").read_text() == "one\n" and (tmp_path / "out.n2").read_text() == "two\n"
+
+
+def test_a_second_job_bringing_a_file_back_to_one_place_is_refused_not_written_over(clstr, tmp_path):
+    remote = tmp_path / "remote"
+    r = clstr("-n", "n1", "--wd", str(remote), "--job-failures", "job", "--return", "out.{host}", "--",
+              "echo {} > out.{host}", ":::", "a", "b")
+    assert r.returncode == 1
+    assert (tmp_path / "out.n1").read_text() == "a\n"  # the first job's, kept
+    assert ("failed: job 2 on n1 (return: out.n1: job 1 brought a file back to this place in this run: not "
+            "written over (put {} or {#} in --return))") in r.stderr
+    assert "retired" not in r.stderr  # not its node's fault
+
+
+def test_each_nodes_output_in_a_directory_of_its_own(clstr, tmp_path):
+    r = clstr("-n", "n1", "n2", "--output-dir", "out/{host}", "-E", "echo on {host}; echo err >&2")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "n1" / "1.out").read_text() == "on n1\n"
+    assert (tmp_path / "out" / "n2" / "2.out").read_text() == "on n2\n"
+    assert (tmp_path / "out" / "n2" / "2.err").read_text() == "err\n"
