@@ -29,7 +29,8 @@ from .phases import ASIDES, Phase, master_opened, overdue, replaced
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
-from .worker import CONFIG_WAIT, DRAIN_GRACE, LOCK_POLL, READ_SIZE
+from .master import LOCK_POLL
+from .worker import CONFIG_WAIT, DRAIN_GRACE, READ_SIZE
 
 _UNKNOWN = object()
 

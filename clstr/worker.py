@@ -9,22 +9,23 @@ jump host) and whether the loop can run there.
 """
 import dataclasses
 import os
-import select
 import selectors
 import signal
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import controldir, reaper, ssh, sudo, transports
+from . import ssh, sudo, transports
 from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group, spawn_error
 from .slotfiles import Moved, SlotFiles
+from .asking import NodeQuestions
 from .judging import Judge, after_asking, asks_jump_host, timed
-from .phases import master_opened, overdue, replaced
+from .master import Master
+from .phases import overdue, replaced
 from .reading import Marked, Reading
 
 READ_SIZE = 65536
@@ -42,7 +43,6 @@ CONFIG_WAIT = ssh.CONFIG_WAIT
 PING_EVERY = 5.0
 # a stdout mark whose stderr mark has not come this long after: the transport may hold it (transports.Slurm.acks)
 NUDGE_AFTER = 0.005
-UNKNOWN = object()
 
 
 class SupervisorGone(Exception):
@@ -137,26 +137,28 @@ class SlotWorker:
         self.session_secret = False  # the loop's session holds sudo's password
         self.marked = None  # the Marked of the attempt's last reading: its marks and when they came
         self.persist = spec.persist
-        self.reused = None  # --persist: whether the master it opened last was found persisted
         self.connect_timeout = spec.ssh.connect_timeout
         self.board = board
         self.env = spec.env
         self.control_path = spec.control_path
         self.judge = Judge(self.wrapper is not None, spec.control_path, self.reach)
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        # the node's shared connection, where the slot has one (its first attempt opens it)
+        self.master = Master(spec.slot, self.reach, spec.control_path, spec.persist, spec.env,
+                             spec.ssh.connect_timeout, self.judge, board, self.devnull) if spec.control_path else None
         self.files = spec.files  # transfer.Files of the run, or None
         self.token = spec.ssh.mark
         self.timeout = spec.timeout
         self.idle_timeout = spec.idle_timeout  # end a job that wrote nothing for this long
         self.limit = None  # the running job's straggler limit (--timeout N%), seconds
         self.outbox = []  # events held to travel in one message
-        self.devnull = os.open(os.devnull, os.O_RDWR)
         # its files: the file session, the steps of an attempt's transfers (None: a run without files)
         self.slot_files = None if spec.files is None else SlotFiles(
             spec.slot, spec.node, spec.files, self.reach, spec.control_path, spec.env, spec.ssh.mark,
             spec.ssh.connect_timeout, board, self.devnull, conn.send, lambda: self.session is not None)
         self.held = 0
         self.hold_until = None
-        self.jump_host = UNKNOWN  # the node's ProxyJump host, looked up after its first refused handshake
+        self.ask = NodeQuestions(self.reach, spec.env, spec.ssh.connect_timeout, self.devnull)
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
@@ -178,14 +180,14 @@ class SlotWorker:
                     if isinstance(job, Limit):
                         job = None  # meant for a job that ended as it was sent: nothing to limit
                         continue
-                if job.lookup and self._jump_host():
+                if job.lookup and self.ask.jump_host():
                     # behind a jump host that refuses handshakes: wait for a turn under its limit
-                    finished = Deferred(self.slot, job.seq, self.jump_host)
+                    finished = Deferred(self.slot, job.seq, self.ask.jump_host())
                 else:
                     finished = sudo.settled(job, self.run(job))
                     if isinstance(finished, Finished) and asks_jump_host(job, finished):
                         # a refusal may be the jump host's: say which it is ("" for none)
-                        finished = dataclasses.replace(finished, jump_host=self._jump_host() or "")
+                        finished = dataclasses.replace(finished, jump_host=self.ask.jump_host() or "")
                 self.outbox.append(finished)
                 self._flush()
                 job = None
@@ -193,21 +195,6 @@ class SlotWorker:
             self._close_session()
             if self.slot_files is not None:
                 self.slot_files.close()
-
-    def _jump_host(self):
-        """The node's ProxyJump host, from ``ssh -G`` with the run's options (looked up once)."""
-        if self.jump_host is not UNKNOWN:
-            return self.jump_host
-        self.jump_host = None
-        argv = self.reach.config_argv()
-        if argv is None:  # a transport with no ssh config to look in: no jump host
-            return None
-        try:
-            out, _ = self._output_of(argv, CONFIG_WAIT)
-        except OSError:
-            return None
-        self.jump_host = ssh.jump_host(out.decode("utf-8", "replace"))
-        return self.jump_host
 
     def _emit(self, ev):
         """An Output or Notice: held to travel with what follows (up to HOLD_SECONDS, HOLD_BYTES)."""
@@ -222,53 +209,6 @@ class SlotWorker:
         if self.outbox:
             self.conn.send(self.outbox)
         self.outbox, self.held, self.hold_until = [], 0, None
-
-    def open_master(self):
-        """Open the node's ControlMaster; returns (ok, classified reason or None)."""
-        self.board.state[self.slot] = CONNECTING
-        if self.persist is None:
-            return self._master(self.env)
-        # one run at a time opens a node's persisted connection (controldir.MasterLock)
-        lock, deadline = controldir.MasterLock(self.control_path), time.monotonic() + start_bound(self.connect_timeout)
-        try:
-            while not lock.take():
-                if time.monotonic() >= deadline:
-                    return False, controldir.LOCK_BUSY
-                time.sleep(LOCK_POLL)  # another run opens it now: it is found alive once that is done
-            self.reused = self.judge.master_alive()
-            if self.reused:  # an earlier run's connection, persisted: no handshake
-                return True, None
-            try:
-                os.unlink(self.control_path)  # a dead master's socket, if any: ssh would not bind over it
-            except OSError:
-                pass
-            # the master outlives the run, as asked: it does not carry the run's marker, which the
-            # backstop ends at the end of the run
-            return self._master(reaper.unmarked(self.env), check_bound=True)
-        finally:
-            lock.close()
-
-    def _master(self, env, check_bound=False):
-        """Start the master and wait for it to be up; (ok, classified reason or None).
-        ``check_bound``: --persist: one up but without its socket is ended (phases.master_opened)."""
-        errfile = f"{self.control_path}.err"
-        argv = self.reach.master_argv(self.control_path, self.persist)
-        with open(errfile, "wb") as err:
-            # the backgrounded master keeps stderr open: a file, not a pipe we would wait on
-            child = Child(argv, env, self.devnull, self.devnull, err.fileno())
-        self.board.pid[self.slot] = child.pid
-        code = child.wait(start_bound(self.connect_timeout))
-        late = code is None
-        if late:  # connected but stalled in the key exchange or the login
-            end_group(child.pid, child=child)
-            code = child.wait()
-        self.board.pid[self.slot] = 0
-        bound = None
-        if check_bound and code == 0 and not late:
-            bound = self.judge.master_alive()
-            if not bound:
-                controldir.end_unbound(self.control_path)
-        return master_opened(self.judge, code, late, bound)
 
     def run(self, job):
         """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
@@ -285,7 +225,7 @@ class SlotWorker:
         if job.connect and self.control_path:
             if not job.basefiles:  # (the opener of a connection sends the node's basefiles: it starts)
                 self.board.open_gate(self.slot)  # while it connects, its job may go to a slot that is ready
-            ok, reason = self.open_master()
+            ok, reason = self.master.open()
             withdrawn = self.board.claim(self.slot)
             waited = time.monotonic() - t0
             if not ok:
@@ -293,12 +233,12 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
                                 began=waited)
             if withdrawn:  # its job went to a ready slot: the connection is up for the next
-                self.conn.send(Connected(self.slot, self.reused))
+                self.conn.send(Connected(self.slot, self.master.reused))
                 self.board.state[self.slot] = IDLE
                 return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = f.step(moved, f.basefiles, job) if job.basefiles else None
-            self.conn.send(Connected(self.slot, self.reused))
+            self.conn.send(Connected(self.slot, self.master.reused))
         else:
             failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             if job.connect:  # a node whose transport has no connection to share: its group is up at once
@@ -317,10 +257,10 @@ class SlotWorker:
         if sudo.asks(job, finished, self.node_asks):
             self.node_asks = True  # it has the password the node asks for: the attempt again, with it
             finished = self._attempt(job, start, t0)
-        if finished is not None and replaced(job, self.reused, self.judge):
+        if finished is not None and self.master and replaced(job, self.master.reused, self.judge):
             # the persisted master was dead (its node restarted) and died when asked for the job's
             # session: ssh went on over a connection of the job's own; the next opener makes a new one
-            self.reused = False
+            self.master.reused = False
             self.conn.send(Notice(self.slot, REPLACED, replaced=True))
         if finished is not None:
             finished = self._timed(finished, t0, moved.seconds)
@@ -369,7 +309,7 @@ class SlotWorker:
         exit, ending, reason = self.judge.verdict(code, p)
         finished = Finished(self.slot, job.seq, exit, start, time.monotonic() - t0, ending, reason)
         if self.judge.asks_node(finished, p):
-            finished = after_asking(finished, *self._ask_node(p.shell), self.judge.silent_is_kept)
+            finished = after_asking(finished, *self.ask.alive(p.shell), self.judge.silent_is_kept)
         return finished
 
     def _text(self, job):
@@ -379,33 +319,6 @@ class SlotWorker:
             return job.command, None
         password = job.sudo_password if self.node_asks else None
         return sudo.line(job.command, self.sudo, self.token, self.sudo_env, password is not None), password
-
-    def _ask_node(self, pid):
-        """(what the node said, ssh's exit status or None if out of time) of ssh.alive_line."""
-        argv = self.reach.argv(ssh.alive_line(pid), None, cleanup=False)
-        try:
-            return self._output_of(argv, start_bound(self.connect_timeout))
-        except OSError:
-            return b"", None
-
-    def _output_of(self, argv, wait):
-        """(stdout, exit status) of a short ssh run here, read for at most ``wait`` seconds (then
-        ended: its status None); OSError if it cannot start."""
-        child = Child(argv, self.env, self.devnull, PIPE, self.devnull)
-        fd, deadline, out = child.fds[1], time.monotonic() + wait, b""
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
-                    end_group(child.pid, grace=0)
-                    child.wait()
-                    return out, None
-                data = os.read(fd, 65536)
-                if not data:
-                    return out, child.wait()
-                out += data
-        finally:
-            child.close()
 
     # ---- pipelined: the slot's session and its job loop ----------------
     def _run_pipelined(self, job, start, t0):
@@ -634,7 +547,6 @@ class SlotWorker:
 
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
-LOCK_POLL = 0.02  # seconds between looks at a persisted connection's lock another run holds
 
 
 def worker_main(spec, conn, board, close, first):
