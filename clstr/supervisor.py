@@ -19,10 +19,11 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, hostlist, reaper, remotepool, slots, ssh, transfer, transports
+from . import controldir, execslot, reaper, remotepool, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
 from .monitor import Monitor
+from .narration import Narrator
 from .output import Backlog, silence
 from .pool import WorkerPool
 from .proc import catch_signals, drain, restore_signals, spawn_error
@@ -78,7 +79,7 @@ class Supervisor:
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
         self.sudo_asked = False  # --sudo: the run asked for sudo's password (a node's sudo asked)
         self.sudo_password = None  # what it was given (None: none)
-        self.presumed_said = False  # the line on a job's exit presuming its node broken, said once a run
+        self.say = Narrator(self._log, options.verbose, scheduler, clock)  # what the run says as it goes
         self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
         self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
         self.homes = {}  # where each file brought back was placed here -> its job (never two jobs' files)
@@ -158,10 +159,7 @@ class Supervisor:
             self._log(f"{counted(fresh - room, 'slot')} not added: a run grows by at most "
                       f"{counted(self.pool.capacity - before + room, 'slot')}")
         self.nslots = len(self.sched.slots)
-        if added or removed:
-            names = hostlist.fold(list(dict.fromkeys(self.sched.slots[i].node for i in added))) if added else ""
-            self._log(f"node list changed: {counted(len(added), 'slot')} added" + (f" ({names})" if names else "")
-                      + f", {removed} removed")
+        self.say.node_list(added, removed)
 
     def _write(self, what, fn, *args):
         """Call a writing ``fn``; a failure stops the run from starting jobs, and is reported once.
@@ -241,10 +239,7 @@ class Supervisor:
                              self.control.path if self.control else lambda group: None, self.env, self.clock)
 
     def _shutdown(self):
-        # a connection whose job went elsewhere is not waited for: said, as it is not known
-        for node in dict.fromkeys(s.node for s in self.sched.slots if s.withdrawn):
-            since = max(time.time() - self.started[s.index] for s in self.sched.slots if s.withdrawn and s.node == node)
-            self._log(f"node {node}: still connecting after {_secs(since)} when the run ended (its job ran elsewhere)")
+        self.say.unwaited(self.started)  # connections not waited for (their job went elsewhere)
         self._final_cleanup()
         for kind in self.kinds:
             kind.shutdown()
@@ -364,9 +359,7 @@ class Supervisor:
             seq, node = self.sched.slots[idx].busy, self.sched.slots[idx].node
             self.sched.withdrawn(idx, to)
             moved = True
-            if self.opt.verbose:
-                self._log(f"job {seq}: {node} is still connecting after {_secs(time.time() - self.started[idx])}; "
-                          f"the job goes to {self.sched.slots[to].node}, whose connection is up")
+            self.say.handed(seq, node, time.time() - self.started[idx], self.sched.slots[to].node)
         return moved
 
     def _take(self, idx, job):
@@ -418,11 +411,7 @@ class Supervisor:
         self.sched.deferred(ev)
         if ev.password:
             self._ask_sudo(self.sched.slots[ev.slot].node)
-            if self.opt.verbose:
-                self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: sudo asks for a password")
-        elif self.opt.verbose:
-            self._log(f"job {ev.seq} on {self.sched.slots[ev.slot].node}: not started: behind jump host {ev.jump_host}, "
-                      "which refused handshakes; it waits for a turn through it")
+        self.say.deferred(ev, self.sched.slots[ev.slot].node)
         self._release_finished(ev.slot)
 
     def _ask_sudo(self, node):
@@ -470,27 +459,7 @@ class Supervisor:
             if what == "retired":
                 for kind in self.kinds:
                     kind.node_left(node.name)
-                self._log(f"node {node.name} retired: {node.reason}" + self._next_probe_text(node))
-                if node.by_job and not self.presumed_said:
-                    self.presumed_said = True  # once a run: the seed's contract, and the way out of it
-                    self._log("(a job's non-zero exit presumes its node broken, as in the original clstr: the job "
-                              "moves to another node; --job-failures job makes it the job's own failure)")
-            elif what == "back":
-                gone = node.history[-1]
-                self._log(f"node {node.name} is back after {_secs(gone.back - gone.left)} out ({gone.reason})")
-            elif self.opt.verbose:
-                self._log(f"node {node.name}: probe failed" + self._next_probe_text(node))
-
-    def _next_probe_text(self, node):
-        if node.permanent:
-            return "; a configuration error, not probed again"
-        if node.next_probe is None:
-            return ""
-        if self.sched.stopped is not None or not self.sched.work_for(node.name):
-            return ""  # nothing waits that it could take: no promise the run may not keep
-        verb = "let back" if node.by_job else "probed again"
-        # a run whose jobs all end elsewhere first ends without it: the promise says so
-        return f"; {verb} in {_secs(node.next_probe - self.clock())} if jobs still wait"
+            self.say.node(what, node)
 
     def _record(self, att):
         if att is None:
@@ -502,8 +471,7 @@ class Supervisor:
         if self.joblog and att.outcome in (SUCCEEDED, FAILED):
             self._write(self.opt.joblog, self.joblog.write, att)
         self.monitor.changed()
-        if self.opt.verbose:
-            self._log(f"job {att.seq} on {transports.shown(att.node)}: {att.outcome}" + (f" ({att.reason})" if att.reason else ""))
+        self.say.ended(att)
 
     def _log(self, msg):
         if self.status is not None:
@@ -540,11 +508,7 @@ class Supervisor:
         self.stop.handle()
 
     def _dump_running(self):
-        now = time.time()
-        running = self.sched.running()
-        self._log(f"{counted(len(running), 'job')} running:")
-        for idx, (node, seq, cmd) in sorted(running.items()):
-            self._log(f"  {node}: job {seq} {cmd!r}, running for {now - self.started[idx]:.1f}s")
+        self.say.running(self.started)
 
     def _periodic(self):
         self.monitor.tick(self.stop.signal is not None or self.sched.halted is not None)
@@ -552,10 +516,6 @@ class Supervisor:
             wanted = self.opt.node_source.poll(self.clock(), self._log)
             if wanted is not None:
                 self._node_list(wanted)
-
-
-def _secs(seconds):
-    return duration(seconds, minutes=False)
 
 
 def stderr_log(stream=None):
