@@ -124,9 +124,23 @@ class Admission:
         """Whether the slot's connection is up: a job it takes starts at once."""
         return self.groups[s.group] == UP if self.policy.shared_connections else s.linked
 
-    def opening_slots(self):
-        """The slots whose attempt opens a connection that is not up yet."""
-        return set(self._opening)
+    def handovers(self, free, jobs, now):
+        """[(slot, ready slot)]: attempts still opening their connection, oldest slot first, each
+        paired with a slot of ``free`` (usable, idle) whose connection is up and that may start now,
+        where the job may go (not a job of its own node's, nor to a node it failed on)."""
+        ready = [s for s in free if self.ready(s) and not self.waits(s, now)]
+        pairs = []
+        for idx in sorted(self._opening):
+            a = self.slots[idx]
+            if not ready:
+                break
+            if not a.busy or a.withdrawn or jobs[a.busy].pinned:
+                continue
+            b = next((r for r in ready if r.node not in jobs[a.busy].failed_nodes), None)
+            if b is not None:
+                ready.remove(b)
+                pairs.append((idx, b.index))
+        return pairs
 
     def _open(self, idx, gateway):
         if idx not in self._opening:

@@ -5,7 +5,6 @@ connected, an attempt finished, a worker died, the run was interrupted) and
 asks it for the next assignments. Every job ends in exactly one outcome:
 ``succeeded``, ``failed`` (with why) or ``not run`` (with why).
 """
-import bisect
 import random
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -23,7 +22,6 @@ from .words import counted
 
 PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
 PROBE_COMMAND = "exit 0"
-MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ class Policy:
     # nodes is sick even when each failure looks like the job's: it is retired (None: never)
     quarantine: Optional[int] = None
     # --timeout N%: a job running past this percentage of the median runtime of the jobs that
-    # succeeded (once MEDIAN_AFTER have) is a straggler, ended and re-run elsewhere; None: off
+    # succeeded (once verdicts.MEDIAN_AFTER have) is a straggler, ended and re-run elsewhere; None: off
     straggler_percent: Optional[float] = None
     halt: Optional["Halt"] = None  # --halt: when the run stops starting jobs (and ends running ones)
 
@@ -200,7 +198,6 @@ class Scheduler:
         self.verdicts = Verdicts(self.policy, self.nodes, self.slots, self.admission, self.health)
         self.quarantine = self.verdicts.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable,
                                                                 self.queue.next_for, self.health.retire)
-        self._runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
 
     def _new_slot(self, name):
         s = Slot(len(self.slots), name)
@@ -399,26 +396,14 @@ class Scheduler:
 
     def withdrawals(self):
         """[(slot, ready slot)]: attempts still opening a connection whose job a ready slot (its
-        connection up, nothing to do) could start now. Nothing waits in the queue then: a job
-        waits for a connecting node no longer than it would for a free slot elsewhere."""
+        connection up, nothing to do) could start now (admission.Admission.handovers). Nothing
+        waits in the queue then: a job waits for a connecting node no longer than it would for a
+        free slot elsewhere."""
         if self.stopped is not None or self.pending() or not self.admission.opening:
             return []
         suspects = self.quarantine.suspects()
-        ready = [s for s in (self.slots[i] for i in self._free) if self._slot_usable(s) and self.admission.ready(s)
-                 and s.node not in suspects and not self.admission.waits(s, self.now)]
-        pairs = []
-        for idx in sorted(self.admission.opening_slots()):
-            a = self.slots[idx]
-            if not ready:
-                break
-            if not a.busy or a.withdrawn or self.jobs[a.busy].pinned:
-                continue
-            failed = self.jobs[a.busy].failed_nodes
-            b = next((r for r in ready if r.node not in failed), None)
-            if b is not None:
-                ready.remove(b)
-                pairs.append((idx, b.index))
-        return pairs
+        return self.admission.handovers([s for s in (self.slots[i] for i in self._free)
+                                         if self._slot_usable(s) and s.node not in suspects], self.jobs, self.now)
 
     def withdrawn(self, slot, to):
         """Slot ``slot``'s job will not start there (its kind said so): it goes to slot ``to`` alone;
@@ -447,21 +432,10 @@ class Scheduler:
         self.admission.connected(s, self.nodes[s.node])
 
     def straggler_limit(self):
-        """--timeout N%: N% of the median runtime of the jobs that succeeded, once enough have (None before)."""
-        pct = self.policy.straggler_percent
-        if not pct or len(self._runtimes) < MEDIAN_AFTER:
-            return None
-        n = len(self._runtimes)
-        median = (self._runtimes[n // 2] + self._runtimes[(n - 1) // 2]) / 2
-        return max(median * pct / 100, 0.001)
+        return self.verdicts.straggler_limit()
 
     def unlimited(self):
-        """The slots whose running job started before the median was known: (slot, its straggler
-        limit) for each, once there is one. ``limit_given`` marks a slot whose worker was told."""
-        limit = self.straggler_limit()
-        if limit is None:
-            return []
-        return [(s.index, limit) for s in self.slots if s.busy and not s.limited]
+        return self.verdicts.unlimited()
 
     def limit_given(self, slot):
         self.slots[slot].limited = True
@@ -517,8 +491,8 @@ class Scheduler:
             job.outcome, job.reason = NOT_RUN, self.interrupted
         elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
             job.outcome = outcome
-        if outcome == SUCCEEDED and self.policy.straggler_percent:
-            bisect.insort(self._runtimes, ev.runtime)
+        if outcome == SUCCEEDED:
+            self.verdicts.succeeded(ev.runtime)
         if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
                 and self.policy.job_failures == JOB_FAILURES:
             self.quarantine.ended(job, s.node if job.outcome == SUCCEEDED else None)

@@ -7,6 +7,8 @@ goes back to the queue and its node is retired, at most ``max_attempts`` times. 
 its node and the job moves on, to at most ``max_attempts`` distinct nodes; in job mode it is
 retried ``retries`` times and the node stays.
 """
+import bisect
+
 from . import sudo
 from .result import FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Ending
 from .words import counted
@@ -16,6 +18,7 @@ JOB_FAILURES = "job"  # only ssh failures retire the node
 # refusals of a busy sshd (MaxStartups drops the handshake, MaxSessions refuses a session): the
 # node is well, only busy; the attempt costs nothing and is tried again after a short back-off
 TRANSIENT = ("connection closed", "session refused")
+MEDIAN_AFTER = 3  # --timeout N%: stragglers are judged once this many jobs succeeded
 
 
 def succeeds(ev):
@@ -32,6 +35,7 @@ class Verdicts:
         self.policy = policy
         self.nodes = nodes
         self.slots = slots
+        self.runtimes = []  # --timeout N%: the runtimes of the jobs that succeeded, sorted
         self.admission = admission
         self.health = health
         self.quarantine = None
@@ -118,6 +122,28 @@ class Verdicts:
         if job.node_failures >= self.policy.max_attempts:
             return FAILED, f"{why} ({counted(job.node_failures, 'time')})"
         return REQUEUED, why
+
+    def succeeded(self, runtime):
+        """A job succeeded in ``runtime`` seconds: with --timeout N%, one more runtime to the median."""
+        if self.policy.straggler_percent:
+            bisect.insort(self.runtimes, runtime)
+
+    def straggler_limit(self):
+        """--timeout N%: N% of the median runtime of the jobs that succeeded, once enough have (None before)."""
+        pct = self.policy.straggler_percent
+        if not pct or len(self.runtimes) < MEDIAN_AFTER:
+            return None
+        n = len(self.runtimes)
+        median = (self.runtimes[n // 2] + self.runtimes[(n - 1) // 2]) / 2
+        return max(median * pct / 100, 0.001)
+
+    def unlimited(self):
+        """The slots whose running job started before the median was known: (slot, its straggler
+        limit) for each, once there is one (the scheduler's ``limit_given`` marks a slot told)."""
+        limit = self.straggler_limit()
+        if limit is None:
+            return []
+        return [(s.index, limit) for s in self.slots if s.busy and not s.limited]
 
     def _straggler(self, job, node):
         """Ended for running far longer than the median: re-queued for another node (never this
