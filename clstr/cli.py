@@ -527,8 +527,11 @@ def summary(result, write, verbose, each_node=False, joblog=None):
         write("slowest: " + ", ".join(f"job {j.seq} on {j.attempts[-1].node} ({j.attempts[-1].runtime:.1f} s)"
                                       for j in slow))
     if result.retired_nodes:
+        # ssh's own words where they say more than the reason, as pdsh shows them
+        said = {k: w for k, w in result.said.items() if w.lower() != result.retired_nodes.get(k, "").lower()}
         write("retired nodes: " + ", ".join(
-            f"{k} ({v}" + ("; a configuration error, not probed again)" if k in result.permanent else ")")
+            f"{k} ({v}" + (f": {said[k]}" if k in said else "")
+            + ("; a configuration error, not probed again)" if k in result.permanent else ")")
             for k, v in result.retired_nodes.items()))
     back = {k: [a for a in v if a.back is not None] for k, v in result.history.items()}
     if any(back.values()):

@@ -118,6 +118,9 @@ class Finished:
     connect: Optional[float] = None
     began: Optional[float] = None  # seconds from the attempt's start to the job's (connect and files sent)
     file: Optional[FileNamed] = None  # the file ``reason`` names, as data (a gateway's reasons: see FileNamed)
+    # LOST, NEVER_RAN over ssh: ssh's own words for it ("Connection refused", "Permission denied
+    # (publickey)"), as pdsh shows them; the reason stays the classified word the policy reads
+    said: Optional[str] = None
 
 
 @dataclass(frozen=True)

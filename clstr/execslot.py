@@ -153,6 +153,8 @@ class ExecSlots:
                 self.plan(a)
 
     def done(self, a, event):
+        if isinstance(event, Finished) and event.ending in (Ending.NEVER_RAN, Ending.LOST) and event.said is None:
+            event = dataclasses.replace(event, said=a.judge.words(a.p))  # ssh's own words, as pdsh shows them
         a.finished = True
         self.running.pop(a.idx, None)
         self.board.pid[a.idx] = 0

@@ -144,7 +144,7 @@ def event_in(d, slot):
             value = field(d, f.name, _NUMBERS[f.name])
         elif f.name in ("connect", "began"):
             value = field(d, f.name, float, optional=True)
-        elif f.name in ("reason", "jump_host", "text"):
+        elif f.name in ("reason", "jump_host", "text", "said"):
             value = field(d, f.name, str, optional=f.name != "text")
         elif f.name == "reused":
             value = field(d, f.name, bool, optional=True)

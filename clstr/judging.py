@@ -145,6 +145,23 @@ class Judge:
             reason = self.master_error() or "connection lost"
         return reason
 
+    def words(self, p):
+        """ssh's own words for an attempt's failure (ssh.said): from what it wrote before the job
+        (``p``: the attempt's reading.Marked, or None), its last line, or the master's log."""
+        if self.classify is not None:
+            return None  # another transport: its reason is its own last line already
+        for text in ((p.tail, p.last_err) if p is not None else ()):
+            words = ssh.said(text)
+            if words:
+                return words
+        if self.control_path:
+            try:
+                with open(f"{self.control_path}.err", "rb") as f:
+                    return ssh.said(f.read()[-STDERR_TAIL:])
+            except OSError:
+                return None
+        return None
+
     def master_error(self):
         """Why the node's master failed or died, from the log it writes (None if unknown)."""
         try:

@@ -138,6 +138,7 @@ class RunResult:
     started: Optional[float] = None  # epoch seconds the run started and ended
     ended: Optional[float] = None
     halted: Optional[str] = None  # why --halt stopped the run ("halted: 1 job failed"), or None
+    said: dict = field(default_factory=dict)  # retired node -> ssh's own words for why ("Connection refused")
     halted_by: Optional[str] = None  # its condition: "fail", "success" or "done"
     gateways: dict = field(default_factory=dict)  # gateway -> {"state", "why", "losses", "info", "nodes"}
     routes: dict = field(default_factory=dict)  # node some gateway reaches -> the gateway driving it at the end (None: the root)
@@ -187,6 +188,8 @@ class RunResult:
         for name, n in nodes.items():
             n["retired"] = name in self.retired_nodes
             n["reason"] = self.retired_nodes.get(name, "")
+            if name in self.said:
+                n["ssh_said"] = self.said[name]
             n["configuration_error"] = name in self.permanent
             n["removed"] = name in self.removed
             n["busy_refusals"] = self.refusals.get(name, 0)

@@ -103,6 +103,7 @@ class NodeState:
     next_probe: Optional[float] = None  # when a retired node is probed (or let back) next
     backoff: int = 0  # retirements since it last ran a job well: the wait doubles with each
     permanent: bool = False  # retired by the configuration (authentication, host key): no probe
+    said: str = ""  # ssh's own words for what retired it, where ssh said some (events.Finished.said)
     seen_up: bool = False  # it connected at least once in this run
     removed: bool = False  # its node list no longer names it: no new job (running ones finish)
     probe_slot: Optional[int] = None  # the slot running its probe
@@ -262,6 +263,10 @@ class Scheduler:
 
     def retired_nodes(self):
         return self.health.retired()
+
+    def said(self):
+        """{node: ssh's own words for what retired it} of the retired nodes where ssh said some."""
+        return {name: self.nodes[name].said for name in self.health.retired() if self.nodes[name].said}
 
     def history(self):
         """{node: [Absence, ...]} of the nodes that were out at some time."""
@@ -447,7 +452,16 @@ class Scheduler:
 
     def finished(self, ev):
         """Record the end of an attempt (an events.Finished); returns the Attempt (a job log row), or
-        None for a probe.
+        None for a probe. A node it retires keeps ssh's own words for why (``ev.said``)."""
+        node = self.nodes[self.slots[ev.slot].node]
+        was_out = node.out
+        att = self._finished(ev)
+        if node.out and not was_out:
+            node.said = ev.said or ""
+        return att
+
+    def _finished(self, ev):
+        """See ``finished``.
 
         ``ev.ending`` says how it ended: NEVER_RAN (ssh failed before the job started: that costs
         the job nothing), LOST (it ran and its connection was lost), a time limit, or the job's

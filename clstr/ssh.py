@@ -570,6 +570,21 @@ _ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
 ]]
 
 
+_SAID = re.compile(r"(ssh: connect to host \S+ port \S+: |ssh: |\S+@\S+: |\S+: (?=Permission denied))")
+
+
+def said(stderr_tail):
+    """ssh's own words in its last stderr lines for the failure ``classify`` names: the line it
+    matched, without the host and port ssh repeats ("Connection refused", "Permission denied
+    (publickey)", "Could not resolve hostname x: Name or service not known"); None if none."""
+    text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines[-8:]):
+        if any(pattern.fullmatch(line) for pattern, _, _ in _ERRORS):
+            return _SAID.sub("", line, count=1).rstrip(".") or None
+    return None
+
+
 def classify(stderr_tail):
     """Why ssh failed, from ssh's own last stderr lines: (reason, never_ran) or (None, False)."""
     text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail

@@ -131,7 +131,8 @@ class Supervisor:
     def result(self):
         """What the run did, as it stands: the RunResult."""
         return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
-                         retired_nodes=self.sched.retired_nodes(), signal=self.stop.signal, error=self.write_error,
+                         retired_nodes=self.sched.retired_nodes(), said=self.sched.said(), signal=self.stop.signal,
+                         error=self.write_error,
                          refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
                          jump_hosts={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
                                          "open_limit": None if g.open_limit is None else int(g.open_limit)}

@@ -185,6 +185,8 @@ class SlotWorker:
                     finished = Deferred(self.slot, job.seq, self.ask.jump_host())
                 else:
                     finished = sudo.settled(job, self.run(job))
+                    if isinstance(finished, Finished) and finished.ending in (Ending.NEVER_RAN, Ending.LOST):
+                        finished = dataclasses.replace(finished, said=self.judge.words(self.marked))
                     if isinstance(finished, Finished) and asks_jump_host(job, finished):
                         # a refusal may be the jump host's: say which it is ("" for none)
                         finished = dataclasses.replace(finished, jump_host=self.ask.jump_host() or "")

@@ -249,6 +249,24 @@ def test_classify(stderr, reason, never_ran):
     assert ssh.classify(stderr.encode()) == (reason, never_ran)
 
 
+@pytest.mark.parametrize("stderr,words", [  # ssh's own words for a node's failure, as pdsh shows them
+    ("ssh: connect to host 127.0.0.9 port 22: Connection refused\n", "Connection refused"),
+    ("ssh: connect to host 10.1.2.3 port 2222: No route to host\n", "No route to host"),
+    ("u@h: Permission denied (publickey).\n", "Permission denied (publickey)"),
+    ("web1.example: Permission denied (publickey,password).\n", "Permission denied (publickey,password)"),
+    ("Warning: Permanently added 'h' (ED25519) to the list of known hosts.\n"
+     "Host key verification failed.\n", "Host key verification failed"),
+    ("ssh: Could not resolve hostname nope: Name or service not known\n",
+     "Could not resolve hostname nope: Name or service not known"),
+    ("Connection timed out during banner exchange\n", "Connection timed out during banner exchange"),
+    ("Connection to 127.0.0.2 closed by remote host.\n", "Connection to 127.0.0.2 closed by remote host"),
+    ("some output of the job\n", None),
+    ("curl: (7) Failed to connect to h port 80: Connection refused\n", None),  # a job's, not ssh's
+])
+def test_ssh_said(stderr, words):
+    assert ssh.said(stderr.encode()) == words
+
+
 def test_remote_command_forms():
     assert ssh.remote_command("echo 'a'", cleanup=False) == "echo 'a'"
     line = ssh.remote_command("echo 'a'")

@@ -38,6 +38,7 @@ EVENTS = [
     Output(3, 7, 1, b"\x00\xffbytes\n"), Output(3, 7, 2, b""),
     Finished(3, 7, -15, 1.5, 2.25, Ending.TIMEOUT, "timed out", None, 0, 0, 0.0, (), 0.1, 0.2),
     Finished(3, 0, 255, 1.0, 0.0, Ending.NEVER_RAN, "connection refused", "busy"),
+    Finished(3, 5, 255, 1.0, 0.0, Ending.NEVER_RAN, "refused", said="Connection refused"),
     Finished(3, 4, 255, 1.0, 0.5, Ending.FILE_FAILED, "return: file 2 changed while it was brought back",
              file=FileNamed("return", " changed while it was brought back", False, None, 2)),
     Deferred(3, 9, "busy"),
@@ -310,6 +311,7 @@ def test_time_limits_and_faulty_nodes_behind_a_gateway(clstr, tmp_path, testbed,
     assert {n: d["nodes"][n]["retired"] for n in ("refused", "hung", "badauth")} == dict.fromkeys(
         ("refused", "hung", "badauth"), True)
     assert d["nodes"]["refused"]["reason"] == "refused"  # as a direct slot says it
+    assert d["nodes"]["refused"]["ssh_said"] == "Connection refused"  # ssh's words, from the gateway's side
     assert d["nodes"]["badauth"]["configuration_error"]
     assert r.returncode == 1
     assert nothing_left(mark, "tl-" + mark)

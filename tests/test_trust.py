@@ -56,7 +56,7 @@ def test_refused_node_costs_no_retry(clstr, tmp_path):
     assert r.returncode == 1
     assert count.read_text() == "try\n" * 2
     assert "failed: job 1 on n1 (exit 3)" in r.stderr
-    assert "retired nodes: refused (refused)" in r.stderr
+    assert "retired nodes: refused (refused: Connection refused)" in r.stderr  # ssh's own words, as pdsh's
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-multiplex"]])
@@ -440,3 +440,15 @@ def test_fanout_bounds_workers_not_only_running_jobs(clstr, testbed, tmp_path):
         p.kill()
     assert p.returncode == 0, err
     assert sorted(started) == sorted(testbed.addr[n] for n in nodes)
+
+
+def test_the_summary_says_ssh_own_words_for_each_node_it_retired(clstr, tmp_path):
+    # as pdsh shows them (issue 34 item 4): the short reason the policy reads, then what ssh said
+    r = clstr("-n", "n1", "refused", "badauth", "--json", "out.json", "-E", "true")
+    assert r.returncode == 1
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("clstr: retired nodes: "))
+    assert "refused (refused: Connection refused)" in line  # (in the order they were retired)
+    assert "badauth (authentication: Permission denied (publickey); a configuration error, not probed again)" in line
+    nodes = json.loads((tmp_path / "out.json").read_text())["nodes"]
+    assert (nodes["refused"]["reason"], nodes["refused"]["ssh_said"]) == ("refused", "Connection refused")
+    assert "ssh_said" not in nodes["n1"]
