@@ -290,9 +290,11 @@ def copy_plan(o):
     under --dest, each --rcopy path brought back from each node as DEST/NAME.NODE here."""
     copy = checks.strings("copy", o.copy, "paths")
     rcopy = checks.strings("rcopy", o.rcopy, "paths")
+    if not isinstance(o.preserve, bool):
+        raise TypeError(f"preserve must be True or False, not {type(o.preserve).__name__}")
     if not copy and not rcopy:
-        if o.dest is not None:
-            raise InputError("--dest goes with --copy or --rcopy")
+        if o.dest is not None or o.preserve:
+            raise InputError(f"{'--dest' if o.dest is not None else '--preserve'} goes with --copy or --rcopy")
         return None
     if o.dest is not None and (not isinstance(o.dest, str) or not o.dest or "\n" in o.dest):
         raise InputError(f"--dest {o.dest!r}: expected a directory")
@@ -301,21 +303,20 @@ def copy_plan(o):
     sends = tuple(transfer.Send(local, remote) for local, remote in transfer.copied(copy, o.dest))
     for path in rcopy:
         transfer.check_path(path, "--rcopy")
-        if path.endswith("/"):
-            raise InputError(f"--rcopy {path}: a directory cannot be brought back yet: name its files")
 
     def files(pairs, pins):
         per_job = {}
         for (seq, _), node in zip(pairs, pins):
-            returns = tuple(transfer.Return(path, os.path.join(o.dest or os.path.dirname(path) or ".",
-                                                              f"{os.path.basename(path)}.{node}"))
+            # a directory (``logs`` or ``logs/``) comes back whole, as DEST/logs.NODE
+            returns = tuple(transfer.Return(path, os.path.join(o.dest or os.path.dirname(path.rstrip("/")) or ".",
+                                                              f"{os.path.basename(path.rstrip('/'))}.{node}"))
                             for path in rcopy)
             per_job[seq] = transfer.JobFiles(sends, returns)
         # for rsync, where both ends have it: the paths as given, by the directory they go to there
         groups = ((tuple(copy), o.dest),) if o.dest is not None and copy else tuple(
             ((path,), os.path.dirname(os.path.abspath(path.rstrip("/")))) for path in copy)
         sent = sum(os.path.getsize(s.local) for s in sends)
-        return transfer.Files(only=True, copy=groups, copy_bytes=sent), per_job
+        return transfer.Files(only=True, copy=groups, copy_bytes=sent, preserve=o.preserve), per_job
     return files
 
 

@@ -259,6 +259,8 @@ def build_parser():
                    help="bring PATH back from every node as DEST/NAME.NODE (--dest, or its own directory), "
                         "as clush --rcopy and rpdcp")
     g.add_argument("--dest", metavar="DIR", help="where --copy puts its files on the nodes, --rcopy here")
+    g.add_argument("--preserve", action="store_true",
+                   help="--copy and --rcopy keep each file's modification time and mode (clush -p, pdcp -p)")
     g.add_argument("--basefile", "--bf", action="append", default=[], metavar="FILE",
                    help="send FILE to each node once, before its first job (repeatable)")
     g.add_argument("--workdir", "--wd", metavar="DIR",

@@ -239,15 +239,16 @@ def files_out(files, ids, marks=()):
         return None
     return {"workdir": files.workdir, "cleanup": files.cleanup, "fresh_workdir": files.fresh_workdir,
             "basefiles": [[i, b.remote] for i, b in zip(ids, files.basefiles)], "marks": list(marks) or None,
-            **({"only": True} if files.only else {})}
+            **({"only": True} if files.only else {}), **({"preserve": True} if files.preserve else {})}
 
 
 def files_in(d):
-    """(workdir, cleanup, fresh_workdir, basefiles as [(put id, remote, mark)], only) of ``files_out``
-    (``only``: --copy/--rcopy; an older root sends none)."""
+    """(workdir, cleanup, fresh_workdir, basefiles as [(put id, remote, mark)], only, preserve) of
+    ``files_out`` (``only``: --copy/--rcopy, ``preserve``: --preserve; an older root sends neither)."""
     bases = _pairs(field(d, "basefiles", list), "basefiles")
     return (field(d, "workdir", str, optional=True), field(d, "cleanup", bool), field(d, "fresh_workdir", bool),
-            [b + (m,) for b, m in zip(bases, _marks(d, len(bases)))], bool(field(d, "only", bool, optional=True)))
+            [b + (m,) for b, m in zip(bases, _marks(d, len(bases)))], bool(field(d, "only", bool, optional=True)),
+            bool(field(d, "preserve", bool, optional=True)))
 
 
 def piece(frame):

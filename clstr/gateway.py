@@ -214,11 +214,12 @@ class Server:
         self.cfg = dataclasses.replace(cfg, leading=ssh.kept_stdin(cfg.command))  # what the ssh here needs
         files = frames.field(frame, "files", dict, optional=True)
         if files is not None:
-            workdir, cleanup, fresh, basefiles, only = frames.files_in(files)
+            workdir, cleanup, fresh, basefiles, only, preserve = frames.files_in(files)
             self.fdir = tempfile.mkdtemp(prefix="clstr-gwfiles-")
             os.mkdir(os.path.join(self.fdir, "out"))
             self.files = transfer.Files(workdir, cleanup, tuple(transfer.Send(self._put_path(i), r, mark=m)
-                                                                for i, r, m in basefiles), fresh, only)
+                                                                for i, r, m in basefiles), fresh, only,
+                                          preserve=preserve)
             self.base_ids = [i for i, _, _ in basefiles]
         if multiplex:
             self.control = controldir.ControlPaths([], nslots)

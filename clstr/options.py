@@ -65,6 +65,7 @@ class Options:
     copy: Sequence[str] = ()  # files and directories sent to every node (a trailing / : a directory's contents)
     rcopy: Sequence[str] = ()  # files brought back from every node, as DEST/NAME.NODE
     dest: Optional[str] = None  # where --copy puts them on the nodes, --rcopy here (default: the path's directory)
+    preserve: bool = False  # --copy/--rcopy keep each file's modification time and mode (clush -p, pdcp -p)
     # files to the node and back
     transferfile: Sequence[str] = ()
     returnfile: Sequence[str] = ()

@@ -97,20 +97,24 @@ class SlotFiles:
         file session does it, for this attempt and the next)."""
         start, t0 = time.time(), time.monotonic()
         rsh, host = self.reach.rsh()
-        steps = [("send", transfer.rsync_send_argv(self.rsync, rsh, host, sources, dest), None)
+        keep = self.files.preserve
+        steps = [("send", transfer.rsync_send_argv(self.rsync, rsh, host, sources, dest, keep), None)
                  for sources, dest in (self.files.copy if job.files.sends else ())]
-        # each return into a temporary name beside its place, placed as the file session's are
-        tmps = {r: transfer.partial_name(r.local) for r in job.files.returns}
-        steps += [("return", transfer.rsync_fetch_argv(self.rsync, rsh, host, r.remote, tmps[r]), r)
+        # each return into a temporary directory beside its place, then a temporary name there,
+        # placed as the file session's are (a directory too: --rcopy DIR)
+        tmps = {r: transfer.partial_name(r.local, "d") for r in job.files.returns}
+        steps += [("return", transfer.rsync_fetch_argv(self.rsync, rsh, host, r.remote, tmps[r], keep), r)
                   for r in job.files.returns]
         sent = self.files.copy_bytes
         received, moved, returned = 0, False, []
         for what, argv, ret in steps:
             if ret is not None:
-                os.makedirs(os.path.dirname(ret.local) or ".", exist_ok=True)
+                os.makedirs(tmps[ret], exist_ok=True)
             try:
                 child = Child(argv, self.env, self.devnull, self.devnull, PIPE)
             except OSError as e:
+                for tmp in [t for t, _ in returned] + ([tmps[ret]] if ret is not None else []):
+                    transfer.discard(tmp)
                 return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
                                 f"rsync could not be started here: {spawn_error(e)}")
             if not moved:
@@ -130,6 +134,8 @@ class SlotFiles:
             if code != 0:
                 kind, words = transfer.rsync_failure(err, code)
                 if kind == "missing" and not moved:
+                    if ret is not None:
+                        transfer.discard(tmps[ret])
                     self.rsync = None
                     self.say(Notice(self.slot, "no rsync on the node: the files go by clstr's file session"))
                     return None
@@ -143,8 +149,17 @@ class SlotFiles:
                                 ending, reason, sent=sent if moved else 0, received=received)
             moved = True
             if ret is not None:
-                received += os.path.getsize(tmps[ret])
-                returned.append((tmps[ret], ret.local))
+                got = os.path.join(tmps[ret], os.path.basename(ret.remote.rstrip("/")))
+                if not os.path.lexists(got):  # rsync had nothing to bring (it went meanwhile)
+                    for tmp in [t for t, _ in returned] + [tmps[ret]]:
+                        transfer.discard(tmp)
+                    return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.TRANSFER,
+                                    f"return: {ret.remote}: no such file on {self.node}", sent=sent, received=received)
+                final = transfer.partial_name(ret.local)
+                os.replace(got, final)
+                os.rmdir(tmps[ret])
+                received += transfer.size_of(final)
+                returned.append((final, ret.local))
         elapsed = time.monotonic() - t0
         return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, sent=sent if job.files.sends else 0,
                         received=received, transfer=elapsed, connect=0.0, began=elapsed, returned=tuple(returned))
@@ -181,11 +196,12 @@ class SlotFiles:
         if self.files.cleanup:
             self.session.later([s.remote for s in job.files.sends], job.files.returns)
         for s in job.files.sends:
-            moved.sent += self.session.send(s.local, s.remote, hold=self.files.cleanup, mark=s.mark)
+            moved.sent += self.session.send(s.local, s.remote, hold=self.files.cleanup, mark=s.mark,
+                                            preserve=self.files.preserve)
 
     def fetch(self, job, moved):
         for r in job.files.returns:
-            got = self.session.fetch(r.remote, r.local, self.node, r.mark)
+            got = self.session.fetch(r.remote, r.local, self.node, r.mark, preserve=self.files.preserve)
             if got is None:
                 moved.home.add(r.remote)  # the node's path is the file here: home already, never removed
                 continue

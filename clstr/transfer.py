@@ -21,6 +21,7 @@ import itertools
 import os
 import re
 import selectors
+import shutil
 import stat
 import sys
 import time
@@ -179,6 +180,7 @@ class Files:
     # trailing slash as clush does); rsync_argv makes its command lines
     copy: tuple = ()
     copy_bytes: int = 0  # what --copy sends to each node, counted once when the run is planned
+    preserve: bool = False  # --preserve: --copy/--rcopy keep each file's modification time and mode
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,7 @@ class FileSession:
         self._write(b"d %d\n" % len(paths) + b"".join(_path(p) for p in paths))
         self._answer("mkdir " + paths[0])
 
-    def send(self, local, remote, base=False, hold=False, stamp=None, mark=None):
+    def send(self, local, remote, base=False, hold=False, stamp=None, mark=None, preserve=False):
         """Send the file ``local`` to ``remote``, its permission bits with it (the node's umask
         applied, as rsync without -p does); returns its size. TransferError naming the file.
 
@@ -406,8 +408,10 @@ class FileSession:
             st = os.fstat(f.fileno())
             check_stamp(local, st, stamp)
             size = st.st_size
-            self._write(b"%s %d %o %s %s\n" % (b"b" if base else b"s", size, st.st_mode & 0o777, mark.name,
-                                                b"h" if hold else b"-") + _path(remote))
+            # --preserve: its time (as touch -t reads it, in UTC) and its mode as it is, no umask
+            when = time.strftime("%Y%m%d%H%M.%S", time.gmtime(st.st_mtime)).encode() if preserve else b"-"
+            self._write(b"%s %d %o %s %s %s\n" % (b"b" if base else b"s", size, st.st_mode & 0o777, mark.name,
+                                                   b"h" if hold else b"-", when) + _path(remote))
             try:
                 whole = self._from_file(f, size)
             except OSError as e:
@@ -418,7 +422,7 @@ class FileSession:
             self._answer(f"send: {local}")
         return size
 
-    def fetch(self, remote, local, node, mark=None):
+    def fetch(self, remote, local, node, mark=None, preserve=False):
         """Bring ``remote`` back into a temporary file beside ``local``; returns (its path, size), or
         None where ``remote`` is the file ``local`` itself (a shared filesystem: it is home already).
 
@@ -434,6 +438,7 @@ class FileSession:
         if kind != "f":
             raise TransferError(f"return: {remote}: {rest or kind} on {node}")
         size, mode = answer_of_fetch(rest)
+        mtime = answer_mtime(rest) if preserve else None
         try:
             fd, tmp = open_partial(local, mode)
         except TransferError:
@@ -447,6 +452,8 @@ class FileSession:
             os.close(fd)
             _unlink(tmp)
             raise
+        if failed is None and preserve:
+            failed = _preserved(fd, mode, mtime)
         os.close(fd)
         if failed is not None or kind != "k":
             _unlink(tmp)
@@ -658,27 +665,68 @@ def placed(ev, succeeded, homes=None):
 
 
 def place(tmp, local):
-    """A file brought back takes its place (the attempt was taken as the job's result)."""
+    """A file brought back takes its place (the attempt was taken as the job's result); a directory
+    brought back (--rcopy DIR) takes it, or is merged into the directory there, file by file."""
     try:
         st = os.lstat(local)
-        if stat.S_ISDIR(st.st_mode):
-            raise file_error("return", local, ": could not take its place: a directory is there", there=True)
+        if os.path.isdir(tmp) and stat.S_ISDIR(st.st_mode):
+            _merge(tmp, local)
+            return
+        if stat.S_ISDIR(st.st_mode) or os.path.isdir(tmp):
+            raise file_error("return", local, ": could not take its place: a "
+                             + ("directory" if stat.S_ISDIR(st.st_mode) else "file") + " is there", there=True)
     except FileNotFoundError:
         pass
     os.replace(tmp, local)
 
 
+def _merge(tmp, local):
+    """The files of directory ``tmp`` into directory ``local`` (its own subdirectories made), each
+    replacing what has its name there; then ``tmp`` goes."""
+    for root, dirs, names in os.walk(tmp):
+        there = os.path.join(local, os.path.relpath(root, tmp))
+        os.makedirs(there, exist_ok=True)
+        for n in names:
+            if os.path.isdir(os.path.join(there, n)):
+                raise file_error("return", os.path.join(there, n), ": could not take its place: a directory is there",
+                                 there=True)
+            os.replace(os.path.join(root, n), os.path.join(there, n))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def discard(tmp):
-    _unlink(tmp)
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        _unlink(tmp)
 
 
 _LS_MODE = re.compile(r"-([r-])([w-])([xsS-])([r-])([w-])([xsS-])([r-])([w-])([xtT-])")
+
+
+def answer_mtime(rest):
+    """The modification time in a fetch's answer "SIZE MODE MTIME" (epoch seconds; None where the
+    node could not tell it: ``-``, or an older answer without it)."""
+    words = rest.split(" ")
+    return int(words[2]) if len(words) > 2 and words[2].isdigit() else None
+
+
+def _preserved(fd, mode, mtime):
+    """--preserve: a file brought back gets the node's mode as it is and its time; the OSError if not."""
+    try:
+        os.fchmod(fd, mode)
+        if mtime is not None:
+            os.utime(fd, (mtime, mtime))
+    except OSError as e:
+        return e
+    return None
 
 
 def answer_of_fetch(rest):
     """(size, permission bits) of the node's answer to a fetch: "SIZE MODE", MODE as ls -l shows it
     (-rwxr-x---); bits it does not show are 0o644 (a plain file)."""
     size, _, shown = rest.partition(" ")
+    shown = shown.partition(" ")[0]
     if not size.isdigit():
         raise TransferError(f"the node's file session answered {rest[:80]!r}", lost=True)
     m = _LS_MODE.match(shown)
@@ -791,17 +839,26 @@ def plan(pairs, inputs, sends, returns, basefiles, wd, cleanup, run_token, pins=
 RSYNC_MISSING = ("rsync: command not found", "rsync: not found", "rsync: No such file or directory")
 
 
-def rsync_send_argv(rsync, rsh, host, sources, dest):
+def rsync_send_argv(rsync, rsh, host, sources, dest, preserve=False):
     """rsync's argv that sends ``sources`` (files and trees, a trailing slash a directory's
     contents) into the directory ``dest`` on ``host`` (made, with its parents): modes as the
     file session's (the node's umask applied), symbolic links followed, written whole or not."""
-    return [rsync, "-rLs", "-e", rsh, "--rsync-path", f"mkdir -p -- {ssh.quote(dest)} && rsync", "--",
+    return [rsync, "-rLspt" if preserve else "-rLs", "-e", rsh, "--rsync-path", f"mkdir -p -- {ssh.quote(dest)} && rsync", "--",
             *sources, f"{host}:{dest.rstrip('/') or '/'}/"]
 
 
-def rsync_fetch_argv(rsync, rsh, host, remote, local):
-    """rsync's argv that brings ``remote`` on ``host`` back as ``local`` (written whole or not)."""
-    return [rsync, "-Ls", "-e", rsh, "--", f"{host}:{remote}", local]
+def rsync_fetch_argv(rsync, rsh, host, remote, into, preserve=False):
+    """rsync's argv that brings ``remote`` on ``host`` (a file, or a directory with all it holds)
+    back into the directory ``into`` here, under its own name (each file written whole or not)."""
+    return [rsync, "-rLspt" if preserve else "-rLs", "-e", rsh, "--", f"{host}:{remote.rstrip('/') or '/'}",
+            into.rstrip("/") + "/"]
+
+
+def size_of(path):
+    """The bytes of a file, or of every file under a directory."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(path) for n in names)
 
 
 def rsync_failure(stderr, code):

@@ -68,7 +68,7 @@ def test_rcopy_brings_each_nodes_file_back_as_name_dot_node_and_says_where_it_wa
     (["--copy", "one.conf", "-j", "true", "-n", "a"], "clstr: --copy and --rcopy copy, on every node: give no jobs "
                                                       "and no -E with them"),
     (["--dest", "x", "-j", "true", "-n", "a"], "clstr: --dest goes with --copy or --rcopy"),
-    (["--rcopy", "logs/", "-n", "a"], "clstr: --rcopy logs/: a directory cannot be brought back yet: name its files"),
+    (["--preserve", "-j", "true", "-n", "a"], "clstr: --preserve goes with --copy or --rcopy"),
 ])
 def test_bad_copies_are_one_line(tmp_path, tree, argv, message):
     r = clstr(tmp_path, *argv)
@@ -154,3 +154,67 @@ def test_rsync_makes_the_destination_and_keeps_a_trailing_slash_as_clush_does(cl
     got = sorted(str(p.relative_to(tmp_path / "a" / "b" / "c")) for p in (tmp_path / "a" / "b" / "c").rglob("*"))
     assert got == ["a.txt", "one.conf", "sub", "sub/b.bin", "sub/deeper", "sub/deeper/run.sh"]
     assert os.stat(tmp_path / "a" / "b" / "c" / "sub" / "deeper" / "run.sh").st_mode & 0o111
+
+
+def test_rcopy_brings_a_directory_back_whole_and_merges_it_next_time(clstr, testbed, tmp_path):
+    # over ssh, by rsync (issue 34 item 3): DEST/NAME.NODE, empty directories and all
+    src = tmp_path / "logs"
+    (src / "empty").mkdir(parents=True)
+    (src / "app").mkdir()
+    (src / "app" / "a.log").write_text("a\n")
+    r = clstr("-n", "n1", "n2", "--rcopy", str(src) + "/", "--dest", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    for node in ("n1", "n2"):
+        got = tmp_path / "back" / f"logs.{node}"
+        assert (got / "app" / "a.log").read_text() == "a\n" and (got / "empty").is_dir()
+    (src / "app" / "b.log").write_text("b\n")
+    (tmp_path / "back" / "logs.n1" / "mine.txt").write_text("kept\n")
+    r = clstr("-n", "n1", "--rcopy", str(src), "--dest", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    got = tmp_path / "back" / "logs.n1"
+    assert (got / "app" / "b.log").read_text() == "b\n" and (got / "mine.txt").read_text() == "kept\n"
+    assert not [n for n in os.listdir(tmp_path / "back") if n.startswith(".clstr")]  # no temporary left
+
+
+def test_a_directory_where_no_rsync_can_bring_it_is_one_line(tmp_path):
+    (tmp_path / "nodes" / "c1" / "logs").mkdir(parents=True)
+    r = clstr(tmp_path, "-n", "c1", *RUNTIME, "--rcopy", "logs", "--dest", "back")
+    assert r.returncode == 1
+    assert "return: logs: a directory (--rcopy brings one back by rsync, where both ends have it)" in r.stderr
+
+
+OLD = 1577934245  # 2020-01-02 03:04:05 UTC
+
+
+@pytest.mark.parametrize("over", ["file session", "rsync"])
+def test_preserve_keeps_times_and_modes_both_ways(tmp_path, testbed, over):
+    # clush -p, pdcp -p (issue 34 item 3): without it, the node's umask and the time of the copy
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x\n")
+    os.chmod(src / "f", 0o666)  # a umask of 022 would take the group's and others' write away
+    os.utime(src / "f", (OLD, OLD))
+    if over == "rsync":
+        via, there = ["--ssh", testbed.ssh, "-n", "n1"], tmp_path
+        dest = [str(tmp_path / "d")]
+    else:
+        via, there = ["-n", "c1", *RUNTIME], tmp_path / "nodes" / "c1"
+        dest = ["d"]
+    for keep, name in ((["--preserve"], "d"), ([], "plain")):
+        r = clstr(tmp_path, *via, "--copy", str(src / "f") if over == "rsync" else "src/f",
+                  "--dest", (dest[0] if keep else dest[0].replace("/d", "/plain") if over == "rsync" else "plain"),
+                  *keep)
+        assert r.returncode == 0, r.stderr
+        got = there / name / "f"
+        st = got.stat()
+        if keep:
+            assert (stat.S_IMODE(st.st_mode), int(st.st_mtime)) == (0o666, OLD)
+        else:
+            assert stat.S_IMODE(st.st_mode) != 0o666 and int(st.st_mtime) != OLD
+    # and back
+    back = tmp_path / "back"
+    path = str(there / "d" / "f") if over == "rsync" else "d/f"
+    r = clstr(tmp_path, *via, "--rcopy", path, "--dest", str(back), "--preserve")
+    assert r.returncode == 0, r.stderr
+    got = back / ("f.n1" if over == "rsync" else "f.c1")
+    assert (stat.S_IMODE(got.stat().st_mode), int(got.stat().st_mtime)) == (0o666, OLD)

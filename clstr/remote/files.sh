@@ -12,16 +12,18 @@
 #
 # Requests come on stdin, a line each; a path (never holding a line break) is on a line of its own:
 #   d N, then N paths      make these directories (and their parents)
-#   s SIZE MODE MARK HOLD, a path
+#   s SIZE MODE MARK HOLD TIME, a path
 #                          SIZE bytes follow, then a line "e": written to a temporary name beside
 #                          the path (its directory made), given the permission bits MODE (octal)
-#                          less the umask, as rsync without -p does, then moved into place: never
+#                          less the umask, as rsync without -p does (TIME, not -: --preserve, MODE
+#                          as it is and TIME its modification time, touch -t in UTC), then moved into place: never
 #                          half there. Answer "k", or "k same" where MARK says the path is the
 #                          file itself (the bytes are dropped). HOLD h: leave a hold beside it
 #                          (.clstr-TOKEN-NAME.held-ID), which removing it asks for (below)
 #   b ...                  a basefile: the same
 #   r MARK, then a path    bring the path back: "TOKEN:h" where MARK says it is already there;
-#                          else "TOKEN:f SIZE MODE" (from ls -lnL, MODE as it shows it), exactly
+#                          else "TOKEN:f SIZE MODE MTIME" (from ls -lnL, MODE as it shows it; MTIME
+#                          from date -r, epoch seconds, or - where date cannot tell), exactly
 #                          SIZE bytes, then "TOKEN:k", or "TOKEN:n changed" if the file changed
 #                          while it was read (a shorter file is padded: the stream stays in step)
 #   c N, then N lines      remove these when the session ends, whatever way (--cleanup): "pPATH"
@@ -91,7 +93,7 @@ say() { echo "$t:$1"; };
 um=$(umask);
 plain=$((0666 & ~0$um));
 say r;
-while IFS=' ' read -r k a1 a2 a3 a4; do
+while IFS=' ' read -r k a1 a2 a3 a4 a5; do
   case $k in
     q) bye;;
     d) i=0; e=; while [ $i -lt "$a1" ] && IFS= read -r p; do
@@ -116,7 +118,9 @@ while IFS=' ' read -r k a1 a2 a3 a4; do
         say "k same";
       else
         m=$((0$a2 & ~0$um));
+        case $a5 in ''|-) ;; *) m=$((0$a2));; esac;
         if [ -z "$e" ] && [ "$m" -ne "$plain" ]; then e=$(chmod "$(printf %o "$m")" -- "$w" 2>&1); fi;
+        case $a5 in ''|-) ;; *) [ -n "$e" ] || e=$(TZ=UTC0 touch -c -t "$a5" -- "$w" 2>&1);; esac;
         if [ -z "$e" ]; then e=$(mv -f -- "$w" "$p" 2>&1); fi;
         if [ -z "$e" ]; then
           part=;
@@ -133,12 +137,15 @@ while IFS=' ' read -r k a1 a2 a3 a4; do
       elif [ -f "$p" ] && [ -r "$p" ]; then
         m=$(ls -lnL -- "$p"); set -f; set -- $m; set +f;
         if [ "$5" -ge 0 ] 2>/dev/null; then
-          say "f $5 $1";
+          mt=$(date -r "$p" +%s 2>/dev/null) || mt=-;
+          say "f $5 $1 ${mt:--}";
           cat -- "$p" /dev/zero 2>/dev/null | rd "$5";
           if [ "$(ls -lnL -- "$p" 2>&1)" = "$m" ]; then say k; else say "n changed"; fi;
         else
           say "n not a readable file";
         fi;
+      elif [ -d "$p" ]; then
+        say "n a directory (--rcopy brings one back by rsync, where both ends have it)";
       elif [ -e "$p" ]; then
         say "n not a readable file";
       else
