@@ -80,6 +80,7 @@ def test_json_summary(clstr, tmp_path):
     refused = data["nodes"]["refused"]
     out = refused.pop("out")
     assert refused == {"attempts": 1, "succeeded": 0, "retired": True, "reason": "refused",
+                       "ssh_said": "Connection refused",  # ssh's own words (issue 34 item 4)
                        "configuration_error": False, "removed": False, "busy_refusals": 0}
     assert [(o["reason"], o["back"]) for o in out] == [("refused", None)] and out[0]["left"] > 0
     assert data["nodes"]["n1"]["retired"] is False and data["nodes"]["n1"]["out"] == []

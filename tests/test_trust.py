@@ -398,7 +398,7 @@ def test_host_with_port(clstr, testbed):
     assert r.returncode == 0, r.stderr
     assert [line.split()[2:] for line in r.stdout.splitlines()] == [[addr, str(testbed.port)]] * 2
     r = clstr("-n", f"{addr}:1", "-j", "true")  # nothing listens on port 1: refused, the port was used
-    assert "retired nodes: " in r.stderr and "(refused)" in r.stderr
+    assert "retired nodes: " in r.stderr and "(refused: Connection refused)" in r.stderr
 
 
 # ---- workers follow the concurrency ---------------------------------------------
