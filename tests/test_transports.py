@@ -245,3 +245,55 @@ def test_docker_without_its_daemon_is_the_nodes_failure(run, tmp_path):
     r = run("-n", "ctr1", "--connect", "docker exec -i {host}", "--reprobe", "0", "-j", "true")
     assert r.returncode == 1
     assert "retired nodes: ctr1 (docker: " in r.stderr
+
+
+# ---- more of what every transport carries the same (issue 35 item 1) ------------------------------
+def _node_names(via):
+    return ["c1", "c2"] if "c1" in via else [":"]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_tag_group_and_output_directories_a_node(run, tmp_path, via, mode):
+    r = run(*via, *MODES[mode], "--tag", "--group", "--", "echo {}; echo {}-2", ":::", "a", "b", "c")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 6 and all(line.split(": ", 1)[0] in _node_names(via) for line in lines)
+    for x in "abc":  # --group: a job's lines together
+        i = next(k for k, line in enumerate(lines) if line.endswith(f": {x}"))
+        assert lines[i + 1].endswith(f": {x}-2")
+    r = run(*via, *MODES[mode], "--output-dir", "out/{host}", "-E", "echo on {host}")
+    assert r.returncode == 0, r.stderr
+    for k, node in enumerate(_node_names(via), 1):
+        assert (tmp_path / "out" / node / f"{k}.out").read_text() == f"on {node}\n"
+
+
+def test_replacement_strings_and_the_largest_exit(run, tmp_path, via):
+    r = run(*via, "-S", "--job-failures", "job", "--", "echo {#} {%} {host} {}; exit {}", ":::", "0", "3", "5")
+    assert r.returncode == 5, r.stderr  # -S: the largest exit, as pdsh's and clush's
+    got = sorted(line.split() for line in r.stdout.splitlines())
+    assert [w[0] for w in got] == ["1", "2", "3"] and {w[2] for w in got} <= set(_node_names(via))
+    assert all(w[1] in ("1", "2") for w in got)  # {%}: the slot's number on its node
+
+
+def test_gather_folds_identical_output_of_each_node(run, tmp_path, via):
+    r = run(*via, "-b", "-E", "echo same")
+    assert r.returncode == 0, r.stderr
+    folded = "c[1-2] (2)" if "c1" in via else ": (1)"
+    assert r.stdout.splitlines() == ["-" * 15, folded, "-" * 15, "same"], r.stdout
+
+
+def test_idle_timeout_ends_a_silent_job(run, tmp_path, via):
+    marker = f"clstr-q-{uuid.uuid4().hex[:10]}"
+    r = run(*via, "--json", "r.json", "--job-failures", "job", "--idle-timeout", "1",
+            "-j", f"echo start; sleep 60 # {marker}", "-j", "echo fine")
+    got, data = outcomes(tmp_path / "r.json")
+    assert got[1][0] == "failed" and got[2] == ("succeeded", 0), r.stderr
+    assert data["jobs"][0]["attempts"][-1]["ending"] == "idle timeout"
+    assert wait_for(lambda: not processes_with(marker), 10)
+
+
+def test_the_report_page_of_a_run_over_it(run, tmp_path, via):
+    run(*via, "--json", "r.json", "--job-failures", "job", "-j", "echo why >&2; exit 2", "-j", "true")
+    page = subprocess.run([sys.executable, "-m", "clstr.report", "r.json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert page.returncode == 0 and '<pre class="tail">why</pre>' in page.stdout
