@@ -174,8 +174,9 @@ class Run:
         self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job,
                                _targets(inventories, self.slots))
         self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
-        if self.routes and (self.ssh.connect or slurm_job):
-            raise InputError(f"{'--slurm' if slurm_job else '--connect'} reaches nodes from here: not with gateways")
+        if self.routes and slurm_job:
+            # its job steps start from the allocation's own controller: a gateway has nothing to add
+            raise InputError("--slurm reaches nodes by Slurm's own job steps: not with gateways")
         self.options = RunOptions(ssh=self.ssh, policy=self.policy, timeout=v["timeout"],
                                   idle_timeout=v["idle_timeout"], multiplex=multiplex,
                                   ssh_delay=v["ssh_delay"], active_nodes=v["active_nodes"], joblog=joblog,
@@ -363,7 +364,7 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
                                     slurm_job=slurm_job, targets=node_targets, sudo=sudo_user)
     if slurm_job and shutil.which("srun") is None:
         raise InputError("--slurm: srun not found (Slurm's commands are needed where clstr runs)")
-    if config.connect and shutil.which(config.connect[0]) is None:
+    if config.connect and not o.gateways and shutil.which(config.connect[0]) is None:  # (a gateway's own)
         raise InputError(f"--connect {o.connect!r}: command not found: {config.connect[0]}")
     reached = {transports.of(config, node).name for node in set(slots)}
     if "ssh" in reached and (not config.command or shutil.which(config.command[0]) is None):

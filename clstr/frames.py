@@ -272,7 +272,8 @@ def setup_out(cfg, timeout, idle_timeout, slots, multiplex, exec_slots=False, fi
         "command": list(cfg.command), "options": list(cfg.options), "connect_timeout": cfg.connect_timeout,
         "alive_interval": cfg.alive_interval, "alive_count": cfg.alive_count,
         "remote_cleanup": cfg.remote_cleanup, "pipeline": cfg.pipeline, "mark": cfg.mark,
-        "env": list(cfg.env), "workdir": cfg.workdir, "targets": [list(t) for t in cfg.targets], "sudo": cfg.sudo})
+        "env": list(cfg.env), "workdir": cfg.workdir, "targets": [list(t) for t in cfg.targets], "sudo": cfg.sudo,
+        **({"connect": list(cfg.connect)} if cfg.connect else {})})
 
 
 def _targets(s):
@@ -287,6 +288,14 @@ def _targets(s):
     return tuple(out)
 
 
+def _connect(s):
+    """--connect's words (the gateway reaches its nodes by that command), checked; () for ssh."""
+    words = field(s, "connect", list, optional=True) or []
+    if not all(isinstance(w, str) for w in words):
+        raise FrameError("setup frame: connect is a list of strings")
+    return tuple(words)
+
+
 def setup_in(frame):
     """(SshConfig, timeout, idle_timeout, slots, multiplex, exec_slots) of a ``setup`` frame."""
     s = field(frame, "ssh", dict)
@@ -298,6 +307,6 @@ def setup_in(frame):
                     alive_count=field(s, "alive_count", int), remote_cleanup=field(s, "remote_cleanup", bool),
                     pipeline=field(s, "pipeline", bool), mark=field(s, "mark", str), env=tuple(strings[2]),
                     workdir=field(s, "workdir", str, optional=True), targets=_targets(s),
-                    sudo=field(s, "sudo", str, optional=True))
+                    sudo=field(s, "sudo", str, optional=True), connect=_connect(s))
     return (cfg, field(frame, "timeout", float, optional=True), field(frame, "idle_timeout", float, optional=True),
             field(frame, "slots", int), field(frame, "multiplex", bool), field(frame, "exec", bool))

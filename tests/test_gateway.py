@@ -638,3 +638,19 @@ def test_a_gateway_that_keeps_asking_for_the_package_gets_one_copy_then_is_refus
     assert "gateway n1 refused: it asked for clstr's package again after it was sent" in r.stderr
     assert "its node (n2) is driven directly" in r.stderr  # one node: its grammar too
     assert r.stdout == "ran\n"
+
+
+def test_a_command_template_reaches_the_nodes_behind_a_gateway(clstr, tmp_path, testbed, mark):
+    # --connect through a gateway (issue 35): the gateway runs the command for its nodes (containers
+    # on another host); here a sh that stands for docker exec, run on the gateway n1
+    runtime = ('sh -c \'if [ -e "/nonexistent/stopped-$0" ]; then exit 1; fi; '
+               'env CLSTR_HOST="$0" CLSTR_GW_SEEN="$CLSTR_TEST_GW" "$@"\' {host}')
+    r = clstr("-n", "c1", "c2", "--gateway", "n1=c[1-2]", "--gateway-python", gw_python(mark),
+              "--connect", runtime, "--json", str(tmp_path / "r.json"), "--", "echo $CLSTR_HOST $CLSTR_GW_SEEN {}",
+              ":::", "a", "b", "c", "d", timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = sorted(line.split() for line in r.stdout.splitlines())
+    assert sorted(w[2] for w in got) == ["a", "b", "c", "d"] and {w[0] for w in got} <= {"c1", "c2"}
+    assert all(w[1] == mark for w in got)  # run by the gateway's side, not the root's
+    assert as_json(tmp_path / "r.json")["gateways"]
+    assert nothing_left(mark)
