@@ -107,62 +107,73 @@ class SlotFiles:
                   for r in job.files.returns]
         sent = self.files.copy_bytes
         received, moved, returned = 0, False, []
+
+        def failed(ret, *args, **kw):  # nothing brought back stays: its temporaries go
+            for tmp in [t for t, _ in returned] + ([tmps[ret]] if ret is not None else []):
+                transfer.discard(tmp)
+            return None if not args else Finished(self.slot, job.seq, args[0], start, time.monotonic() - t0,
+                                                   *args[1:], **kw)
         for what, argv, ret in steps:
             if ret is not None:
                 os.makedirs(tmps[ret], exist_ok=True)
             try:
-                child = Child(argv, self.env, self.devnull, self.devnull, PIPE)
+                code, err = self._rsync_run(argv, first=not moved)
             except OSError as e:
-                for tmp in [t for t, _ in returned] + ([tmps[ret]] if ret is not None else []):
-                    transfer.discard(tmp)
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
-                                f"rsync could not be started here: {spawn_error(e)}")
-            if not moved:
-                self.say(Connected(self.slot))  # its connection is rsync's: counted up at once
-            self.board.pid[self.slot], self.board.state[self.slot] = child.pid, RUNNING
-            err = b""
-            try:
-                while True:
-                    data = os.read(child.fds[2], 65536)
-                    if not data:
-                        break
-                    err = (err + data)[-4096:]
-                code = child.wait()
-            finally:
-                child.close()
-                self.board.pid[self.slot], self.board.state[self.slot] = 0, IDLE
+                return failed(ret, 255, Ending.NEVER_RAN, f"rsync could not be started here: {spawn_error(e)}")
             if code != 0:
                 kind, words = transfer.rsync_failure(err, code)
                 if kind == "missing" and not moved:
-                    if ret is not None:
-                        transfer.discard(tmps[ret])
                     self.rsync = None
                     self.say(Notice(self.slot, "no rsync on the node: the files go by clstr's file session"))
-                    return None
-                for tmp, _ in returned + ([(tmps[ret], None)] if ret is not None else []):
-                    transfer.discard(tmp)
+                    return failed(ret)
                 name = ret.remote if ret is not None else " ".join(self.files.copy[0][0])
                 ending = (Ending.NEVER_RAN if not moved else Ending.LOST) if kind == "ssh" else Ending.TRANSFER
                 reason = words if kind == "ssh" else (f"return: {name}: no such file on {self.node}" if kind == "gone"
                                                       else f"{what}: {name}: rsync: {words}")
-                return Finished(self.slot, job.seq, 255 if code < 0 else code, start, time.monotonic() - t0,
-                                ending, reason, sent=sent if moved else 0, received=received)
+                return failed(ret, 255 if code < 0 else code, ending, reason, sent=sent if moved else 0,
+                              received=received)
             moved = True
             if ret is not None:
-                got = os.path.join(tmps[ret], os.path.basename(ret.remote.rstrip("/")))
-                if not os.path.lexists(got):  # rsync had nothing to bring (it went meanwhile)
-                    for tmp in [t for t, _ in returned] + [tmps[ret]]:
-                        transfer.discard(tmp)
-                    return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.TRANSFER,
-                                    f"return: {ret.remote}: no such file on {self.node}", sent=sent, received=received)
-                final = transfer.partial_name(ret.local)
-                os.replace(got, final)
-                os.rmdir(tmps[ret])
+                final = self._landed(ret, tmps[ret])
+                if final is None:  # rsync had nothing to bring (it went meanwhile)
+                    return failed(ret, 255, Ending.TRANSFER, f"return: {ret.remote}: no such file on {self.node}",
+                                  sent=sent, received=received)
                 received += transfer.size_of(final)
                 returned.append((final, ret.local))
         elapsed = time.monotonic() - t0
         return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, sent=sent if job.files.sends else 0,
                         received=received, transfer=elapsed, connect=0.0, began=elapsed, returned=tuple(returned))
+
+    def _rsync_run(self, argv, first):
+        """Run one rsync to its end: (its exit status, the tail of its stderr); OSError if it cannot
+        start. ``first``: the attempt's first, whose start says the slot is connected."""
+        child = Child(argv, self.env, self.devnull, self.devnull, PIPE)
+        if first:
+            self.say(Connected(self.slot))  # its connection is rsync's: counted up at once
+        self.board.pid[self.slot], self.board.state[self.slot] = child.pid, RUNNING
+        err = b""
+        try:
+            while True:
+                data = os.read(child.fds[2], 65536)
+                if not data:
+                    break
+                err = (err + data)[-4096:]
+            return child.wait(), err
+        finally:
+            child.close()
+            self.board.pid[self.slot], self.board.state[self.slot] = 0, IDLE
+
+    @staticmethod
+    def _landed(ret, tmpdir):
+        """What rsync brought into ``tmpdir`` for the return ``ret``, moved to the temporary name
+        beside its place (None if it brought nothing); ``tmpdir`` goes."""
+        got = os.path.join(tmpdir, os.path.basename(ret.remote.rstrip("/")))
+        if not os.path.lexists(got):
+            return None
+        final = transfer.partial_name(ret.local)
+        os.replace(got, final)
+        os.rmdir(tmpdir)
+        return final
 
     def open(self):
         argv = self.reach.argv(ssh.files_line(self.token, os.urandom(6).hex()), self.control_path)
