@@ -7,7 +7,9 @@ where the job itself would be: it first asks sudo whether it may run (``sudo -n 
 the mark (``reason``) and not from the job's output. Then it runs the job as
 ``sudo -S -u USER -- sh -c ...`` with the job's stdin at /dev/null, whatever sudo read, by the
 login user's shell as any job is (sudo sets SHELL to the target user's, which for a service
-account is nologin).
+account is nologin); beside the job, as USER, a watcher of sudo ends the job's process group
+where sudo is killed under it (a job that ignored the TERM sudo relayed, then the KILL: sent as
+the login user, it reaches sudo and not USER's processes). The job's exit status is sudo's.
 
 The password travels only where a node asked for one: down the session's stdin, read by the
 remote side into a shell variable (``read``, a builtin: never an argv, an environment or a
@@ -32,7 +34,17 @@ _PROGRAM = (
     f'echo "$t:{MARK_SUDO}:${{sm:-sudo refused}}" >&2; exit 1; }}; '
     "{ [ -z \"$pw\" ] || printf '%s\\n' \"$pw\"; } | "
     "exec sudo -S -p '' -u \"$u\" -- sh -c "
-    "'exec </dev/null; s=$1; j=$2; shift 2; for e in \"$@\"; do export \"$e\"; done; exec \"$s\" -c \"$j\"' "
+    # as USER: the job, and beside it a watcher of sudo: where sudo dies under the job (the KILL
+    # that ends a job ignoring the TERM sudo relayed, sent as the login user, who cannot signal
+    # USER's processes), the watcher ends the job's process group as USER
+    "'exec </dev/null; s=$1; j=$2; shift 2; for e in \"$@\"; do export \"$e\"; done; "
+    "trap : TERM HUP INT; p=$PPID; \"$s\" -c \"$j\" & c=$!; "
+    # (sudo is root's: a USER not root may not signal it, and is told so while it lives)
+    "( trap : TERM HUP INT; while e=$(kill -0 \"$p\" 2>&1) || [ -z \"${e##*ermit*}\" ]; do sleep 1; done; "
+    "kill -KILL 0 ) "
+    "</dev/null >/dev/null 2>&1 & w=$!; "
+    "while :; do wait \"$c\"; st=$?; kill -0 \"$c\" 2>/dev/null || break; done; "
+    "kill -KILL \"$w\" 2>/dev/null; exit \"$st\"' "
     'clstr "${SHELL:-/bin/sh}" "$j" "$@"'
 )
 PROGRAM = quote(_PROGRAM)

@@ -209,3 +209,19 @@ def test_a_password_given_through_the_library_as_text(testbed, tmp_path, users):
     assert out == "root\n"
     with pytest.raises(TypeError):
         clstr.run(["true"], ["n1"], ssh=testbed.ssh, sudo=True, sudo_password=5)
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-pipeline"]], ids=["pipelined", "session-a-job"])
+def test_a_root_job_that_ignores_the_term_is_killed_at_its_time_limit(clstr, users, mode):
+    # the KILL after the TERM is sent as the login user, who cannot signal root's processes; a watcher
+    # of sudo, as root beside the job, ends the job's group when sudo dies (issue 34 item 2)
+    import uuid
+    from conftest import processes_with, wait_for
+    marker = f"clstr-sudo-{uuid.uuid4().hex[:10]}"
+    r = clstr("-n", f"{NP}@n1", "--sudo", *mode, "--timeout", "1", "--job-failures", "job", "--json", "r.json",
+              "-j", f"trap '' TERM; sleep 60 # {marker}", "-j", "exit 4")
+    assert r.returncode == 1, r.stderr
+    ends = {j["command"][:4]: (j["outcome"], j["attempts"][-1]["ending"], j["exit"])
+            for j in json.loads((clstr.cwd / "r.json").read_text())["jobs"]}
+    assert ends["trap"][:2] == ("failed", "timeout") and ends["exit"] == ("failed", "exit", 4)  # statuses exact
+    assert wait_for(lambda: not processes_with(marker), 15), processes_with(marker)
