@@ -605,16 +605,8 @@ class Scheduler:
             self._probed(s, self.nodes[s.node], False, "worker died")
             return None
         job = self.jobs[seq]
-        job.worker_deaths += 1
-        ending = Ending.WORKER_DIED
-        if self.interrupted is not None:
-            outcome, reason, ending = INTERRUPTED, self.interrupted, Ending.INTERRUPTED
-            job.outcome, job.reason = NOT_RUN, self.interrupted
-        elif job.worker_deaths >= self.policy.max_attempts:
-            outcome, reason = FAILED, f"worker died {counted(job.worker_deaths, 'time')}"
-            job.outcome, job.reason = FAILED, reason
-        else:
-            outcome, reason = REQUEUED, "worker died"
+        outcome, reason, ending = self.verdicts.worker_died(job, self.interrupted)
+        if outcome == REQUEUED:
             self.queue.again(seq, s.node)
         att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index, ending)
         job.attempts.append(att)

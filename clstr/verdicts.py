@@ -123,6 +123,19 @@ class Verdicts:
             return FAILED, f"{why} ({counted(job.node_failures, 'time')})"
         return REQUEUED, why
 
+    def worker_died(self, job, interrupted):
+        """(outcome, reason, Ending) of an attempt whose slot's worker died under it: the job goes
+        back, at most ``max_attempts`` deaths; the job's outcome set where it ends so."""
+        job.worker_deaths += 1
+        if interrupted is not None:
+            job.outcome, job.reason = NOT_RUN, interrupted
+            return INTERRUPTED, interrupted, Ending.INTERRUPTED
+        if job.worker_deaths >= self.policy.max_attempts:
+            job.outcome = FAILED
+            job.reason = f"worker died {counted(job.worker_deaths, 'time')}"
+            return FAILED, job.reason, Ending.WORKER_DIED
+        return REQUEUED, "worker died", Ending.WORKER_DIED
+
     def succeeded(self, runtime):
         """A job succeeded in ``runtime`` seconds: with --timeout N%, one more runtime to the median."""
         if self.policy.straggler_percent:
