@@ -573,24 +573,27 @@ _ERRORS = [(re.compile(p), reason, before) for p, reason, before in [
 _SAID = re.compile(r"(ssh: connect to host \S+ port \S+: |ssh: |\S+@\S+: |\S+: (?=Permission denied))")
 
 
-def said(stderr_tail):
-    """ssh's own words in its last stderr lines for the failure ``classify`` names: the line it
-    matched, without the host and port ssh repeats ("Connection refused", "Permission denied
-    (publickey)", "Could not resolve hostname x: Name or service not known"); None if none."""
-    text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in reversed(lines[-8:]):
-        if any(pattern.fullmatch(line) for pattern, _, _ in _ERRORS):
-            return _SAID.sub("", line, count=1).rstrip(".") or None
-    return None
-
-
-def classify(stderr_tail):
-    """Why ssh failed, from ssh's own last stderr lines: (reason, never_ran) or (None, False)."""
+def _last_error(stderr_tail):
+    """(ssh's line, reason, never_ran) of the last of ssh's own failure lines in its last stderr
+    lines (``_ERRORS``), or None."""
     text = stderr_tail.decode("utf-8", "replace") if isinstance(stderr_tail, bytes) else stderr_tail
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines[-8:]):
         for pattern, reason, never_ran in _ERRORS:
             if pattern.fullmatch(line):
-                return reason, never_ran
-    return None, False
+                return line, reason, never_ran
+    return None
+
+
+def said(stderr_tail):
+    """ssh's own words in its last stderr lines for the failure ``classify`` names: the line it
+    matched, without the host and port ssh repeats ("Connection refused", "Permission denied
+    (publickey)", "Could not resolve hostname x: Name or service not known"); None if none."""
+    found = _last_error(stderr_tail)
+    return None if found is None else (_SAID.sub("", found[0], count=1).rstrip(".") or None)
+
+
+def classify(stderr_tail):
+    """Why ssh failed, from ssh's own last stderr lines: (reason, never_ran) or (None, False)."""
+    found = _last_error(stderr_tail)
+    return (None, False) if found is None else found[1:]
