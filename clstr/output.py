@@ -15,6 +15,7 @@ import tempfile
 
 from . import hostlist
 from .errors import InputError
+from .templates import as_file_name
 
 class StatusDisplay:
     """The live status line on stderr.
@@ -398,7 +399,7 @@ class Printer:
         """--output-dir, its {host} the node's name (that directory made as needed)."""
         if "{host}" not in self.output_dir:
             return self.output_dir
-        path = self.output_dir.replace("{host}", node)
+        path = self.output_dir.replace("{host}", as_file_name(node))
         if path not in self.made:
             os.makedirs(path, exist_ok=True)
             self.made.add(path)

@@ -150,9 +150,16 @@ def path(template, values, seq):
     return command(template, values, seq, quoted=False)
 
 
+def as_file_name(node):
+    """A node's name as one file name: a ``/`` in it is ``_``, and ``.`` or ``..`` gets a ``_`` before
+    it (a name never leads a file out of its directory)."""
+    name = node.replace("/", "_")
+    return "_" + name if name in (".", "..") else name
+
+
 def on_node(path, node):
-    """A transfer path with its {host} the name of ``node``, as it is (no quoting: a file's name)."""
-    return path.replace(HOST_MARK, node) if HOST_MARK in path else path
+    """A transfer path with its {host} the name of ``node`` (as_file_name; no quoting: a file's name)."""
+    return path.replace(HOST_MARK, as_file_name(node)) if HOST_MARK in path else path
 
 
 def jobs(template, srcs, limit):

@@ -108,3 +108,11 @@ def test_too_many_combinations_are_refused_before_any_is_made():
     with pytest.raises(InputError, match="the inputs make 1000000000 jobs, more than 1000000"):
         templates.jobs("echo {}", srcs, 1_000_000)
     assert sys.getrecursionlimit()  # nothing was built
+
+
+@pytest.mark.parametrize("node,name", [("n1", "n1"), (":", ":"), ("user@h:22", "user@h:22"), ("..", "_.."),
+                                       (".", "_."), ("a/b", "a_b"), ("../x", ".._x")])
+def test_a_nodes_name_in_a_file_name_never_leads_out_of_its_directory(node, name):
+    from clstr.templates import HOST_MARK, as_file_name, on_node
+    assert as_file_name(node) == name
+    assert on_node(f"out/{HOST_MARK}.txt", node) == f"out/{name}.txt"
