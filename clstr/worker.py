@@ -234,10 +234,8 @@ class SlotWorker:
                 self.board.state[self.slot] = IDLE
                 return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
                                 began=waited)
-            if withdrawn:  # its job went to a ready slot: the connection is up for the next
-                self.conn.send(Connected(self.slot, self.master.reused))
-                self.board.state[self.slot] = IDLE
-                return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
+            if withdrawn:
+                return self._given_away(job, start, t0, self.master.reused)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot, self.master.reused))
@@ -275,6 +273,14 @@ class SlotWorker:
             if self.files.cleanup:
                 f.step(moved, f.clean, job)  # a file that cannot be removed fails nothing
         return finished if f is None else f.result(finished, moved)
+
+    def _given_away(self, job, start, t0, reused=None):
+        """The attempt's job went to a ready slot while this one connected (board.claim said so): it
+        never starts here; the connection is up for the slot's next job."""
+        self.conn.send(Connected(self.slot, reused))
+        self.board.state[self.slot] = IDLE
+        waited = time.monotonic() - t0
+        return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
 
     def _timed(self, finished, t0, before):
         """``finished`` with its time split (judging.timed), from the attempt's last reading."""
@@ -333,9 +339,7 @@ class SlotWorker:
                 self.board.open_gate(self.slot)
             failure = self._open_session(t0)
             if gated and self.board.claim(self.slot) and failure in (None, FALL_BACK):
-                self.conn.send(Connected(self.slot))  # the session is up (or the slot falls back) for the next
-                waited = time.monotonic() - t0
-                return Finished(self.slot, job.seq, 0, start, 0.0, Ending.OK, connect=waited, began=waited)
+                return self._given_away(job, start, t0)  # (a slot that falls back is up too)
             if failure is FALL_BACK:
                 return None
             if failure is not None:
