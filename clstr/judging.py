@@ -154,22 +154,23 @@ class Judge:
             words = ssh.said(text)
             if words:
                 return words
-        if self.control_path:
-            try:
-                with open(f"{self.control_path}.err", "rb") as f:
-                    return ssh.said(f.read()[-STDERR_TAIL:])
-            except OSError:
-                return None
-        return None
+        log = self._master_log()
+        return None if log is None else ssh.said(log)
 
     def master_error(self):
         """Why the node's master failed or died, from the log it writes (None if unknown)."""
+        log = self._master_log()
+        return None if log is None else ssh.classify(log)[0]
+
+    def _master_log(self):
+        """The last bytes of the log the node's master writes (None: no master, or no log)."""
+        if not self.control_path:
+            return None
         try:
             with open(f"{self.control_path}.err", "rb") as f:
-                reason, _ = ssh.classify(f.read()[-STDERR_TAIL:])
+                return f.read()[-STDERR_TAIL:]
         except OSError:
             return None
-        return reason
 
     def master_lost(self):
         return bool(self.control_path) and not os.path.exists(self.control_path)

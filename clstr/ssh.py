@@ -492,9 +492,9 @@ def timeout_option(cfg):
 def without_timeout(argv, cfg):
     """``argv`` (a transport's ssh -G) without the ConnectTimeout clstr adds: what the user's own
     configuration and -O options say."""
-    out = []
+    out, ours = [], timeout_option(cfg)
     for word in argv:
-        if word == timeout_option(cfg) and out and out[-1] == "-o":
+        if word == ours and out and out[-1] == "-o":
             out.pop()
             continue
         out.append(word)
