@@ -16,6 +16,7 @@ import tempfile
 from . import hostlist
 from .errors import InputError
 from .templates import as_file_name
+from .words import cut
 
 class StatusDisplay:
     """The live status line on stderr.
@@ -295,7 +296,7 @@ class Tails:
         if not tail:
             return None
         lines = [line.rstrip() for line in bytes(tail).decode("utf-8", "replace").splitlines()]
-        lines = [line if len(line) <= TAIL_WIDTH else line[:TAIL_WIDTH - 3] + "..." for line in lines if line.strip()]
+        lines = [cut(line, TAIL_WIDTH) for line in lines if line.strip()]
         return "\n".join(lines[-TAIL_LINES:]) or None
 
 

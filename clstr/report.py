@@ -14,7 +14,7 @@ import sys
 import time
 
 from .status import duration
-from .words import counted, noun
+from .words import counted, cut, noun
 
 COLOURS = {"succeeded": "#2e9d4f", "failed": "#d1383d", "requeued": "#f0a030", "interrupted": "#8a8a8a",
            "not run": "#8a8a8a"}
@@ -437,8 +437,7 @@ def title_of(data, fallback):
     argv = data.get("command_line")
     if not argv:
         return fallback
-    line = shlex.join(argv)
-    return "clstr run: " + (line if len(line) <= 100 else line[:97] + "...")
+    return "clstr run: " + cut(shlex.join(argv), 100)
 
 
 def header(data, run):

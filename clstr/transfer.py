@@ -622,10 +622,9 @@ def for_node(files, node):
     from .templates import HOST_MARK, on_node
     if files is None or not any(HOST_MARK in p for f in files.sends + files.returns for p in (f.local, f.remote)):
         return files
-    return JobFiles(tuple(dataclasses.replace(f, local=on_node(f.local, node), remote=on_node(f.remote, node))
-                          for f in files.sends),
-                    tuple(dataclasses.replace(r, local=on_node(r.local, node), remote=on_node(r.remote, node))
-                          for r in files.returns))
+    def there(f):  # a Send or a Return
+        return dataclasses.replace(f, local=on_node(f.local, node), remote=on_node(f.remote, node))
+    return JobFiles(tuple(map(there, files.sends)), tuple(map(there, files.returns)))
 
 
 def placed(ev, succeeded, homes=None):
@@ -641,8 +640,8 @@ def placed(ev, succeeded, homes=None):
     failed = None if succeeded else ""
     while left and failed is None:
         tmp, local = left.pop(0)
-        other = None if homes is None else homes.get(os.path.abspath(local), ev.seq)
-        if other != ev.seq and other is not None:
+        other = ev.seq if homes is None else homes.get(os.path.abspath(local), ev.seq)
+        if other != ev.seq:
             failed = (f"return: {local}: job {other} brought a file back to this place in this run: not written "
                       "over (put {} or {#} in --return)")
             left.append((tmp, local))
@@ -843,8 +842,8 @@ def rsync_send_argv(rsync, rsh, host, sources, dest, preserve=False):
     """rsync's argv that sends ``sources`` (files and trees, a trailing slash a directory's
     contents) into the directory ``dest`` on ``host`` (made, with its parents): modes as the
     file session's (the node's umask applied), symbolic links followed, written whole or not."""
-    return [rsync, "-rLspt" if preserve else "-rLs", "-e", rsh, "--rsync-path", f"mkdir -p -- {ssh.quote(dest)} && rsync", "--",
-            *sources, f"{host}:{dest.rstrip('/') or '/'}/"]
+    return [rsync, "-rLspt" if preserve else "-rLs", "-e", rsh, "--rsync-path",
+            f"mkdir -p -- {ssh.quote(dest)} && rsync", "--", *sources, f"{host}:{dest.rstrip('/') or '/'}/"]
 
 
 def rsync_fetch_argv(rsync, rsh, host, remote, into, preserve=False):
