@@ -308,8 +308,6 @@ class Scheduler:
         A connection still opening whose job went elsewhere is not waited for: the run's end ends it."""
         if self._busy > self._withdrawn:
             return False
-        if self._withdrawn and self.stopped is None and self.pending():
-            return False
         if self.stopped is None and self.pending():
             if self._usable_slot_exists() or self.health.reinstate(self._usable_slot_exists):
                 return False
