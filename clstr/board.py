@@ -21,6 +21,9 @@ class Board:
         self.state = ctx.Array("b", slots, lock=False)
         self.pid = ctx.Array("i", slots, lock=False)
         self.gate = ctx.Array("b", slots)  # with a lock: two writers
+        # a slot's held job (lookahead): the hold number of the job its worker may start next, 0 for
+        # none; whoever takes it first (the worker starting it, the supervisor taking it back) has it
+        self.ahead = ctx.Array("i", slots)
 
     def open_gate(self, slot):
         """The worker: its attempt connects and its job may go to a ready slot until ``claim``."""
@@ -47,6 +50,20 @@ class Board:
         """The supervisor, before it sends the slot a job: no withdrawal until its worker opens it."""
         with self.gate.get_lock():
             self.gate[slot] = CLOSED
+
+    def hold(self, slot, number):
+        """The supervisor, before it sends the slot a held job: the slot may start it next."""
+        with self.ahead.get_lock():
+            self.ahead[slot] = number
+
+    def take(self, slot, number):
+        """The worker, to start the held job ``number``, or the supervisor, to take it back: True for
+        the one of them that asks first (the held job is then theirs alone)."""
+        with self.ahead.get_lock():
+            if self.ahead[slot] != number or not number:
+                return False
+            self.ahead[slot] = 0
+        return True
 
     def busy(self):
         """Slots connecting or running a job, as the workers last wrote."""

@@ -1,7 +1,7 @@
 """Picklable messages between the supervisor and its workers.
 
-Supervisor -> worker: ``Job`` (run this), ``Limit`` (while it runs: a straggler's limit) or
-``None`` (exit).
+Supervisor -> worker: ``Job`` (run this; or, held, run it next), ``Limit`` (while it runs: a
+straggler's limit) or ``None`` (exit).
 Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``.
 """
 from dataclasses import dataclass, field
@@ -26,6 +26,10 @@ class Job:
     # sent on only to a node whose sudo asked for it (sudo.py), never shown
     sudo_asked: bool = False
     sudo_password: Optional[str] = field(default=None, repr=False)
+    # held (a job of lookahead): the slot runs it next, as soon as its job ``after`` ends with status
+    # 0, if it can still take it from the board under ``hold`` (the supervisor may take it back)
+    hold: int = 0
+    after: int = 0
 
 
 @dataclass(frozen=True)

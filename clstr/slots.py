@@ -17,6 +17,10 @@ The verbs:
 * ``limit(idx, seconds)``: a straggler's limit for the slot's running attempt.
 * ``withdraw(idx)``: the slot's attempt is still opening its connection: True if its job is
   sure not to start there (it goes to a slot that is ready), False if that cannot be known.
+* ``holds(idx)``, ``hold(idx, job)`` and ``take_back(idx, number)``: lookahead. Whether the slot's
+  worker here can hold a job to start the moment its running one ends well (scheduler.ahead);
+  send it one (False if its worker is gone); take it back unless the worker started it already
+  (True: it did not start, and never will).
 * ``release(idx)``: the slot's worker here, if it has one, goes (another kind took the slot).
 * ``ended(idx, keep)``: the slot's attempt ended; ``keep``: the slot may get more jobs (else its
   worker here goes at once).
@@ -60,6 +64,15 @@ class Kind:
 
     def withdraw(self, idx):
         return False
+
+    def holds(self, idx):
+        return False
+
+    def hold(self, idx, job):
+        return False
+
+    def take_back(self, idx, number):
+        return True  # a kind that holds nothing has nothing of it started
 
     def release(self, idx):
         pass
@@ -108,6 +121,7 @@ class Forked(Kind):
     """
 
     def __init__(self, pool, slots, groups, max_running, left_out, died, clock):
+        self.lookahead = False  # the run lets its workers hold a job (the supervisor's run() says)
         self.pool = pool
         self.slots = slots
         self.groups = groups
@@ -148,6 +162,19 @@ class Forked(Kind):
 
     def withdraw(self, idx):
         return self.pool.live(idx) and self.pool.board.withdraw(idx)  # the worker opened its gate
+
+    def holds(self, idx):
+        return self.lookahead and self.pool.live(idx)
+
+    def hold(self, idx, job):
+        self.pool.board.hold(idx, job.hold)
+        if self.pool.send(idx, job):
+            return True
+        self.pool.board.take(idx, job.hold)
+        return False
+
+    def take_back(self, idx, number):
+        return self.pool.board.take(idx, number)
 
     def release(self, idx):
         if self.pool.live(idx):

@@ -71,8 +71,10 @@ class Supervisor:
         self.worker_group = {}  # slot -> the connection group its live worker was started for
         # the kinds of slot (slots.py), in the order they are offered an attempt; run() puts the
         # run's others before the forked workers
-        self.kinds = list(kinds) + [slots.Forked(self.pool, scheduler.slots, self.worker_group,
-                                                 scheduler.policy.max_running, self._left_out, self.on_death, clock)]
+        self.forked = slots.Forked(self.pool, scheduler.slots, self.worker_group, scheduler.policy.max_running,
+                                   self._left_out, self.on_death, clock)
+        self.kinds = list(kinds) + [self.forked]
+        self.holds = 0  # the number of the last job held ahead (scheduler.ahead)
         self.paused = False  # the reader of our output is behind: no slot is read, no job starts
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
@@ -109,6 +111,7 @@ class Supervisor:
             elif self.opt.multiplex:
                 self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
             wrapper, loop = marks_of(self.opt.ssh)  # built once here, shared by every worker
+            self.forked.lookahead = self.own_workers and lookahead(self.opt, self.sched.policy, loop)
             if self.own_workers and execslot.eligible(self.opt, wrapper, loop):
                 execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
                                            lambda: self.sched.stopped is not None)
@@ -160,6 +163,7 @@ class Supervisor:
             self._log(f"{counted(fresh - room, 'slot')} not added: a run grows by at most "
                       f"{counted(self.pool.capacity - before + room, 'slot')}")
         self.nslots = len(self.sched.slots)
+        self._take_back(self.sched.takebacks(recheck=True))  # held by slots removed
         self.say.node_list(added, removed)
 
     def _write(self, what, fn, *args):
@@ -346,8 +350,45 @@ class Supervisor:
             self.monitor.changed()
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
-        if self._hand_over():
+        if self._hand_over() or self._take_back(self.sched.takebacks()):
             self.dispatch()
+        for idx, job in self.sched.ahead(self._holds, self._hold_number):
+            if not self._running(idx).hold(idx, job):
+                self.sched.taken_back(idx)  # its worker is gone: its death is heard next
+
+    def _holds(self, idx):
+        kind = self._running(idx)
+        return kind is not None and kind.holds(idx)
+
+    def _hold_number(self):
+        self.holds += 1
+        return self.holds
+
+    def _take_back(self, held):
+        """Held jobs the scheduler wants back (scheduler.takebacks) go back to the queue, those their
+        worker did not start already. True if one did."""
+        back = False
+        for idx, number in held:
+            kind = self._running(idx)
+            if kind is None or kind.take_back(idx, number):
+                self.sched.taken_back(idx)
+                back = True
+        return back
+
+    def _settle_held(self, idx):
+        """Slot ``idx``'s job ended (or its worker died): the job it held went back, or its worker
+        started it already (then the slot runs it). True if it runs."""
+        slot = self.sched.slots[idx]
+        if slot.after is None:
+            return False
+        if self.forked.take_back(idx, slot.after_hold):
+            self.sched.taken_back(idx)
+            return False
+        seq = self.sched.promoted(idx)
+        self.started[idx] = time.time()
+        self._write("job output", self.printer.attempt_started, seq, slot.node)
+        self.monitor.changed()
+        return True
 
     def _hand_over(self):
         """Nothing waits, and slots are ready: the jobs of slots still connecting go to them, where
@@ -437,7 +478,8 @@ class Supervisor:
     def _finished(self, ev):
         att = self.sched.finished(transfer.placed(ev, succeeds(ev), self.homes))
         self._record(att)
-        self._release_finished(ev.slot)
+        if not self._settle_held(ev.slot):
+            self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:
             self._limit_running()
 
@@ -460,6 +502,7 @@ class Supervisor:
             if what == "retired":
                 for kind in self.kinds:
                     kind.node_left(node.name)
+                self._take_back(self.sched.takebacks(recheck=True))  # its slots' held jobs go elsewhere
             self.say.node(what, node)
 
     def _record(self, att):
@@ -502,6 +545,8 @@ class Supervisor:
             self._log(f"worker of slot {idx} ({slot.node}) died ({why}); its job goes back")
             started = self.started[idx]
             self._record(self.sched.worker_died(idx, started, time.time() - started))
+            if self._settle_held(idx):  # it had started its held job too
+                self._record(self.sched.worker_died(idx, self.started[idx], 0.0))
 
     def on_signal(self, sig):
         """A signal came (the loop hears it through the wake-up socket)."""
@@ -517,6 +562,14 @@ class Supervisor:
             wanted = self.opt.node_source.poll(self.clock(), self._log)
             if wanted is not None:
                 self._node_list(wanted)
+
+
+def lookahead(opt, policy, loop):
+    """Whether the run's forked workers hold a job ahead (scheduler.ahead): a pipelined run (the job
+    loop) whose jobs need nothing of the supervisor between them: no files, no sudo, no --halt (no
+    job starts once it is reached), no straggler limits, no --ssh-delay."""
+    return loop is not None and opt.files is None and opt.ssh.sudo is None and policy.halt is None \
+        and policy.straggler_percent is None and not opt.ssh_delay
 
 
 def stderr_log(stream=None):

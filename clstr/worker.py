@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import ssh, sudo, transports
-from .events import REPLACED, Connected, Deferred, Finished, Limit, Notice
+from .events import REPLACED, Connected, Deferred, Finished, Job, Limit, Notice
 from .result import Ending
 from .board import IDLE, CONNECTING, RUNNING
 from .deadlines import Deadlines, start_bound
@@ -160,6 +160,12 @@ class SlotWorker:
         self.hold_until = None
         self.ask = NodeQuestions(self.reach, spec.env, spec.ssh.connect_timeout, self.devnull)
         self.runner = None  # the pid of the session's job loop runner, from its ready mark
+        # lookahead (scheduler.ahead): the held job to start the moment the running one ends with
+        # status 0, the one started so (with its start times and what of its frame is yet to go),
+        # and (seq, ended well) of the slot's last job
+        self.ahead = None
+        self.promoted = None
+        self.last = (None, False)
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
         self.sel = selectors.DefaultSelector()
@@ -170,7 +176,10 @@ class SlotWorker:
         job = first
         try:
             while True:
-                if job is None:
+                begun = None
+                if self.promoted is not None:
+                    job, begun, self.promoted = self.promoted[0], self.promoted[1:], None
+                elif job is None:
                     try:
                         job = self.conn.recv()
                     except (EOFError, OSError):
@@ -180,11 +189,14 @@ class SlotWorker:
                     if isinstance(job, Limit):
                         job = None  # meant for a job that ended as it was sent: nothing to limit
                         continue
+                    if job.hold and not (self.last == (job.after, True) and self.board.take(self.slot, job.hold)):
+                        job = None  # held for a job that did not end well, or taken back: not ours
+                        continue
                 if job.lookup and self.ask.jump_host():
                     # behind a jump host that refuses handshakes: wait for a turn under its limit
                     finished = Deferred(self.slot, job.seq, self.ask.jump_host())
                 else:
-                    finished = sudo.settled(job, self.run(job))
+                    finished = sudo.settled(job, self.run(job, begun))
                     if isinstance(finished, Finished) and finished.ending in (Ending.NEVER_RAN, Ending.LOST):
                         finished = dataclasses.replace(finished, said=self.judge.words(self.marked))
                     if isinstance(finished, Finished) and asks_jump_host(job, finished):
@@ -192,6 +204,7 @@ class SlotWorker:
                         finished = dataclasses.replace(finished, jump_host=self.ask.jump_host() or "")
                 self.outbox.append(finished)
                 self._flush()
+                self.last = (job.seq, isinstance(finished, Finished) and finished.ending is Ending.OK)
                 job = None
         finally:
             self._close_session()
@@ -212,8 +225,9 @@ class SlotWorker:
             self.conn.send(self.outbox)
         self.outbox, self.held, self.hold_until = [], 0, None
 
-    def run(self, job):
-        """Run one attempt, its files included; returns its Finished event (output was sent on the way)."""
+    def run(self, job, begun=None):
+        """Run one attempt, its files included; returns its Finished event (output was sent on the way).
+        ``begun``: (start, t0, the rest of its frame) of a held job its slot's last job started."""
         if self.slot_files is not None:
             finished = self.slot_files.by_rsync_if(job)
             if finished is not None:
@@ -221,8 +235,7 @@ class SlotWorker:
         f = self.slot_files
         self.limit = job.limit
         self.marked = None
-        start = time.time()
-        t0 = time.monotonic()
+        start, t0 = begun[:2] if begun else (time.time(), time.monotonic())
         moved = Moved()
         if job.connect and self.control_path:
             if not job.basefiles:  # (the opener of a connection sends the node's basefiles: it starts)
@@ -253,7 +266,7 @@ class SlotWorker:
         if self.files is not None and self.files.only:  # --copy/--rcopy: the files were the attempt
             finished = Finished(self.slot, job.seq, 0, start, time.monotonic() - t0, Ending.OK)
         else:
-            finished = self._attempt(job, start, t0)
+            finished = self._attempt(job, start, t0, begun)
         if sudo.asks(job, finished, self.node_asks):
             self.node_asks = True  # it has the password the node asks for: the attempt again, with it
             finished = self._attempt(job, start, t0)
@@ -286,8 +299,10 @@ class SlotWorker:
         """``finished`` with its time split (judging.timed), from the attempt's last reading."""
         return timed(finished, self.marked, t0, before, self.wrapper is not None or self.loop is not None)
 
-    def _attempt(self, job, start, t0):
+    def _attempt(self, job, start, t0, begun=None):
         """The job itself: down the slot's session, or in an ssh session of its own."""
+        if begun is not None:
+            return self._run_pipelined(job, start, t0, begun[2])  # its frame went down the session
         if self.loop is not None:
             finished = self._run_pipelined(job, start, t0)
             if finished is not None:
@@ -329,8 +344,9 @@ class SlotWorker:
         return sudo.line(job.command, self.sudo, self.token, self.sudo_env, password is not None), password
 
     # ---- pipelined: the slot's session and its job loop ----------------
-    def _run_pipelined(self, job, start, t0):
-        """Run the attempt down the slot's session; None if the loop cannot run here (fall back)."""
+    def _run_pipelined(self, job, start, t0, sent=None):
+        """Run the attempt down the slot's session; None if the loop cannot run here (fall back).
+        ``sent``: its frame went down already (a held job), but for these bytes."""
         if self.session is None:
             # without a shared connection, its session is its connection: while it opens, the job may
             # go to a slot that is ready (not a job with files: they were sent for it)
@@ -348,18 +364,29 @@ class SlotWorker:
                 self.conn.send(Connected(self.slot))  # the slot's own connection is up
         chan = self.session
         self.board.state[self.slot] = RUNNING
-        text, password = self._text(job)
-        feed = self.loop.frame(text)
-        if password is not None and not self.session_secret:
-            feed = self.loop.secret(password) + feed
-            self.session_secret = True
+        if sent is not None:
+            feed = sent
+        else:
+            text, password = self._text(job)
+            feed = self.loop.frame(text)
+            if password is not None and not self.session_secret:
+                feed = self.loop.secret(password) + feed
+                self.session_secret = True
         p = self._pump(chan, job.seq, t0, feed, until_marks=True)
-        self.board.state[self.slot] = IDLE
         runtime = time.monotonic() - t0
+        ahead, self.ahead = self.ahead, None
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             chan.reading.last_seq = job.seq
             exit, ending, reason = self.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
+            if ending is Ending.OK and ahead is not None and ahead.after == job.seq and \
+                    self.board.take(self.slot, ahead.hold):
+                # the job it held starts now, before this one's end is told: no round trip between
+                self.promoted = (ahead, time.time(), time.monotonic(),
+                                 self._write_now(chan.stdin, self.loop.frame(ahead.command)))
+            else:
+                self.board.state[self.slot] = IDLE
             return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
+        self.board.state[self.slot] = IDLE
         code = self._end_session()
         if not (p.late or p.timed_out or p.end is not None or p.loop_gone or p.started) and code >= 0 \
                 and self.judge.never_ran_reason(p.tail) is None:
@@ -491,11 +518,14 @@ class SlotWorker:
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
-                        limit = self._message_while_running()
-                        if limit is None:
+                        msg = self._message_while_running()
+                        if msg is None:
                             end_group(chan.child.pid, child=chan.child)
                             raise SupervisorGone()
-                        d.limit(limit.seconds)
+                        if isinstance(msg, Limit):
+                            d.limit(msg.seconds)
+                        else:
+                            self.ahead = msg  # a held job (scheduler.ahead)
                         continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
@@ -527,12 +557,12 @@ class SlotWorker:
         return p
 
     def _message_while_running(self):
-        """What the supervisor sent while a job runs: a Limit, or None if it is gone (EOF)."""
+        """What the supervisor sent while a job runs: a Limit, a held Job, or None if it is gone (EOF)."""
         try:
             msg = self.conn.recv()
         except (EOFError, OSError):
             return None
-        return msg if isinstance(msg, Limit) else None
+        return msg if isinstance(msg, Limit) or (isinstance(msg, Job) and msg.hold) else None
 
     @staticmethod
     def _write_now(fd, data):
