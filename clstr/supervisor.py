@@ -75,6 +75,7 @@ class Supervisor:
                                    self._left_out, self.on_death, clock)
         self.kinds = list(kinds) + [self.forked]
         self.holds = 0  # the number of the last job held ahead (scheduler.ahead)
+        self.holder = {}  # slot -> the kind whose worker of it holds a job ahead
         self.paused = False  # the reader of our output is behind: no slot is read, no job starts
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
@@ -353,7 +354,10 @@ class Supervisor:
         if self._hand_over() or self._take_back(self.sched.takebacks()):
             self.dispatch()
         for idx, job in self.sched.ahead(self._holds, self._hold_number):
-            if not self._running(idx).hold(idx, job):
+            kind = self._running(idx)
+            if kind.hold(idx, job):
+                self.holder[idx] = kind
+            else:
                 self.sched.taken_back(idx)  # its worker is gone: its death is heard next
 
     def _holds(self, idx):
@@ -369,8 +373,8 @@ class Supervisor:
         worker did not start already. True if one did."""
         back = False
         for idx, number in held:
-            kind = self._running(idx)
-            if kind is None or kind.take_back(idx, number):
+            if self.holder[idx].take_back(idx, number):
+                del self.holder[idx]
                 self.sched.taken_back(idx)
                 back = True
         return back
@@ -381,7 +385,7 @@ class Supervisor:
         slot = self.sched.slots[idx]
         if slot.after is None:
             return False
-        if self.forked.take_back(idx, slot.after_hold):
+        if self.holder.pop(idx).take_back(idx, slot.after_hold):
             self.sched.taken_back(idx)
             return False
         seq = self.sched.promoted(idx)
