@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from .admission import Admission
 from .jobqueue import JobQueue
+from .lookahead import Ahead
 from .health import Health
 from .quarantine import Quarantine
 from .templates import MARKS, for_slot, shown
@@ -180,8 +181,7 @@ class Scheduler:
         self._with_slot = {}  # seq -> its command, where {%} waits for the slot
         self.queue = JobQueue(self.jobs, self.policy, self.active_nodes)
         self._withdrawn = 0  # slots connecting whose job went elsewhere: the run does not wait for them
-        self._holding = {}  # slots holding a job to run next (ahead)
-        self._may_hold = {}  # slots to look at for one: they started a job or connected since
+        self.ahead = Ahead(self)  # the jobs slots hold to run next (lookahead.py)
         pins = list(pinned) if pinned is not None else [None] * len(jobs)
         for i, job in enumerate(jobs):
             seq, command = job if isinstance(job, tuple) else (i + 1, job)
@@ -300,6 +300,10 @@ class Scheduler:
     def pending(self):
         return len(self.queue)
 
+    def waiting(self):
+        """Jobs waiting to start: in the queue, or held by a slot to run next (lookahead.py)."""
+        return len(self.queue) + len(self.ahead.holding)
+
     def work_for(self, name):
         """Whether a job waits that node ``name`` could take (its own under --on-each-node, or one that
         did not fail there): what a promise to probe it again, or let it back, rests on."""
@@ -334,6 +338,24 @@ class Scheduler:
     # ---- assignment ----------------------------------------------------
     def _slot_usable(self, s):
         return not s.retired and self.nodes[s.node].status == "up"
+
+    def free_usable(self):
+        """How many usable slots are free."""
+        return sum(1 for i in self._free if self._slot_usable(self.slots[i]))
+
+    def occupy(self, slot, seq, attempt):
+        """The slot runs job ``seq`` now (its ``attempt``), as its worker started it (lookahead.py)."""
+        s = self.slots[slot]
+        if s.busy is not None:
+            raise ValueError(f"slot {slot} started job {seq} while it runs job {s.busy}")
+        s.busy, s.attempt = seq, attempt
+        self._free.pop(slot, None)
+        self._busy += 1
+
+    def text(self, seq, slot):
+        """What slot ``slot`` runs for job ``seq``: its command, with {%} and {host} filled in."""
+        s = self.slots[slot]
+        return for_slot(self._with_slot[seq], slot, s.node) if seq in self._with_slot else self.jobs[seq].command
 
     def _usable_slot_exists(self):
         for s in self.slots:
@@ -387,7 +409,7 @@ class Scheduler:
             lookup = self.admission.start(s, node, connect, opens)
             del self._free[idx]
             self._busy += 1
-            self._may_hold[idx] = None
+            self.ahead.look_at(idx)
             if probe:
                 s.busy, s.attempt = PROBE, 0
                 out.append((idx, Job(PROBE, PROBE_COMMAND, 0, connect)))
@@ -398,81 +420,10 @@ class Scheduler:
             s.uses += 1
             node.jobs += 1
             # once a jump host refused handshakes, a node not looked up yet is, before it connects
-            text = for_slot(self._with_slot[seq], idx, s.node) if seq in self._with_slot else job.command
-            out.append((idx, Job(seq, text, attempt, connect, straggler, lookup)))
+            out.append((idx, Job(seq, self.text(seq, idx), attempt, connect, straggler, lookup)))
             if not self.pending() or (most is not None and len(out) >= most):
                 break
         return out
-
-    def ahead(self, holds, number):
-        """Lookahead: [(slot, held events.Job)]: with jobs still waiting and no usable slot free, each
-        slot running a job over a connection that is up, and whose kind ``holds(idx)``, gets the job
-        it is to run next (numbered by ``number()``): its worker starts it the moment its job ends
-        with status 0, without waiting for a word from here. A held job costs nothing until then:
-        ``promoted`` when it started, ``taken_back`` when not. Only slots that started a job or
-        connected since they were last asked are looked at."""
-        out = []
-        if not self._may_hold or self.stopped is not None or not self.pending() or \
-                any(self._slot_usable(self.slots[i]) for i in self._free):
-            return out
-        limit = self.policy.max_node_uses
-        suspects = self.quarantine.suspects()
-        for idx in sorted(self._may_hold):
-            s = self.slots[idx]
-            del self._may_hold[idx]  # (a slot not connected yet is looked at again once it is)
-            if not s.busy or s.after is not None or s.withdrawn or not self._slot_usable(s) or s.node in suspects \
-                    or (limit is not None and s.uses >= limit) or not self.admission.ready(s) or not holds(idx):
-                continue
-            seq = self.queue.next_for(s)
-            if seq is None:
-                continue
-            job = self.jobs[seq]
-            s.after, s.after_attempt, s.after_hold = seq, len(job.attempts) + 1, number()
-            s.uses += 1
-            self.nodes[s.node].jobs += 1
-            self._holding[idx] = None
-            text = for_slot(self._with_slot[seq], idx, s.node) if seq in self._with_slot else job.command
-            out.append((idx, Job(seq, text, s.after_attempt, hold=s.after_hold, after=s.busy)))
-            if not self.pending():
-                break
-        return out
-
-    def takebacks(self, recheck=False):
-        """[(slot, hold number)] of the held jobs to take back now: every one once no job may start;
-        with ``recheck`` (a node left), those of slots that may no longer run them; and, with
-        nothing waiting, as many as slots are free to start them at once."""
-        if not self._holding or (self.stopped is None and self.pending() and not recheck):
-            return []
-        held = [self.slots[i] for i in self._holding]
-        if self.stopped is None:
-            free = 0 if self.pending() else sum(1 for i in self._free if self._slot_usable(self.slots[i]))
-            held = [s for s in held if not self._slot_usable(s) or s.removed] + \
-                [s for s in held if self._slot_usable(s) and not s.removed][:free]
-        return [(s.index, s.after_hold) for s in held]
-
-    def taken_back(self, slot):
-        """The slot's held job did not start (the supervisor took it back): first in its queue again,
-        at no cost."""
-        s = self.slots[slot]
-        seq, s.after = s.after, None
-        del self._holding[slot]
-        s.uses -= 1
-        self.nodes[s.node].jobs -= 1
-        self.queue.front(seq)
-        if s.busy:
-            self._may_hold[slot] = None
-
-    def promoted(self, slot):
-        """The slot's worker started its held job as its job ended: the slot runs it now."""
-        s = self.slots[slot]
-        if s.busy is not None:
-            raise ValueError(f"slot {slot} started its held job while it runs job {s.busy}")
-        s.busy, s.attempt, s.after = s.after, s.after_attempt, None
-        del self._holding[slot]
-        self._free.pop(slot, None)
-        self._busy += 1
-        self._may_hold[slot] = None
-        return s.busy
 
     def withdrawals(self):
         """[(slot, ready slot)]: attempts still opening a connection whose job a ready slot (its
@@ -511,7 +462,7 @@ class Scheduler:
         s = self.slots[slot]
         self.admission.connected(s, self.nodes[s.node])
         if s.busy:
-            self._may_hold[slot] = None
+            self.ahead.look_at(slot)
 
     def straggler_limit(self):
         return self.verdicts.straggler_limit()
@@ -716,9 +667,7 @@ class Scheduler:
             self.stopped = reason
 
     def _finish_leftovers(self):
-        for s in self.slots:
-            if s.after is not None:  # (the supervisor settles each held job as its slot's job ends)
-                self.taken_back(s.index)
+        self.ahead.settle()
         gave_up = self.health.gave_up
         why = self.stopped or "no usable node left" + (f" ({gave_up})" if gave_up else "")
         for seq, pinned in self.queue.leftovers():

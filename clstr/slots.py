@@ -18,7 +18,7 @@ The verbs:
 * ``withdraw(idx)``: the slot's attempt is still opening its connection: True if its job is
   sure not to start there (it goes to a slot that is ready), False if that cannot be known.
 * ``holds(idx)``, ``hold(idx, job)`` and ``take_back(idx, number)``: lookahead. Whether the slot's
-  worker here can hold a job to start the moment its running one ends well (scheduler.ahead);
+  worker here can hold a job to start the moment its running one ends well (lookahead.py);
   send it one (False if its worker is gone); take it back unless the worker started it already
   (True: it did not start, and never will).
 * ``release(idx)``: the slot's worker here, if it has one, goes (another kind took the slot).

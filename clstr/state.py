@@ -75,7 +75,7 @@ def snapshot(sched, state, started, now, clock_now, slot_started, rate=None, eta
         "updated": round(now, 3),
         "elapsed": round(now - started, 3),
         "counts": {"jobs": len(sched.jobs), "succeeded": c[SUCCEEDED], "failed": c[FAILED], "not_run": c[NOT_RUN],
-                   "running": len(running), "pending": sched.pending()},
+                   "running": len(running), "pending": sched.waiting()},
         "rate": None if rate is None else round(rate, 3),
         "eta": None if eta is None else round(eta, 1),
         "nodes": nodes,

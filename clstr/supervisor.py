@@ -22,6 +22,7 @@ import time
 from . import controldir, execslot, reaper, remotepool, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output
 from .joblog import JobLog
+from .lookahead import Holders
 from .monitor import Monitor
 from .narration import Narrator
 from .output import Backlog, silence
@@ -74,8 +75,7 @@ class Supervisor:
         self.forked = slots.Forked(self.pool, scheduler.slots, self.worker_group, scheduler.policy.max_running,
                                    self._left_out, self.on_death, clock)
         self.kinds = list(kinds) + [self.forked]
-        self.holds = 0  # the number of the last job held ahead (scheduler.ahead)
-        self.holder = {}  # slot -> the kind whose worker of it holds a job ahead
+        self.held = Holders(scheduler.ahead, self._running)  # the jobs slots hold to run next
         self.paused = False  # the reader of our output is behind: no slot is read, no job starts
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
@@ -164,7 +164,7 @@ class Supervisor:
             self._log(f"{counted(fresh - room, 'slot')} not added: a run grows by at most "
                       f"{counted(self.pool.capacity - before + room, 'slot')}")
         self.nslots = len(self.sched.slots)
-        self._take_back(self.sched.takebacks(recheck=True))  # held by slots removed
+        self.held.take_back(recheck=True)  # held by slots removed
         self.say.node_list(added, removed)
 
     def _write(self, what, fn, *args):
@@ -351,46 +351,18 @@ class Supervisor:
             self.monitor.changed()
             if self.opt.ssh_delay:
                 self.next_connect = self.clock() + self.opt.ssh_delay
-        if self._hand_over() or self._take_back(self.sched.takebacks()):
+        if self._hand_over() or self.held.take_back():
             self.dispatch()
-        for idx, job in self.sched.ahead(self._holds, self._hold_number):
-            kind = self._running(idx)
-            if kind.hold(idx, job):
-                self.holder[idx] = kind
-            else:
-                self.sched.taken_back(idx)  # its worker is gone: its death is heard next
-
-    def _holds(self, idx):
-        kind = self._running(idx)
-        return kind is not None and kind.holds(idx)
-
-    def _hold_number(self):
-        self.holds += 1
-        return self.holds
-
-    def _take_back(self, held):
-        """Held jobs the scheduler wants back (scheduler.takebacks) go back to the queue, those their
-        worker did not start already. True if one did."""
-        back = False
-        for idx, number in held:
-            if self.holder[idx].take_back(idx, number):
-                del self.holder[idx]
-                self.sched.taken_back(idx)
-                back = True
-        return back
+        self.held.give()  # lookahead.py
 
     def _settle_held(self, idx):
         """Slot ``idx``'s job ended (or its worker died): the job it held went back, or its worker
         started it already (then the slot runs it). True if it runs."""
-        slot = self.sched.slots[idx]
-        if slot.after is None:
+        seq = self.held.settle(idx)
+        if seq is None:
             return False
-        if self.holder.pop(idx).take_back(idx, slot.after_hold):
-            self.sched.taken_back(idx)
-            return False
-        seq = self.sched.promoted(idx)
         self.started[idx] = time.time()
-        self._write("job output", self.printer.attempt_started, seq, slot.node)
+        self._write("job output", self.printer.attempt_started, seq, self.sched.slots[idx].node)
         self.monitor.changed()
         return True
 
@@ -506,7 +478,7 @@ class Supervisor:
             if what == "retired":
                 for kind in self.kinds:
                     kind.node_left(node.name)
-                self._take_back(self.sched.takebacks(recheck=True))  # its slots' held jobs go elsewhere
+                self.held.take_back(recheck=True)  # its slots' held jobs go elsewhere
             self.say.node(what, node)
 
     def _record(self, att):
@@ -569,7 +541,7 @@ class Supervisor:
 
 
 def lookahead(opt, policy, loop):
-    """Whether the run's forked workers hold a job ahead (scheduler.ahead): a pipelined run (the job
+    """Whether the run's forked workers hold a job ahead (lookahead.py): a pipelined run (the job
     loop) whose jobs need nothing of the supervisor between them: no files, no sudo, no --halt (no
     job starts once it is reached), no straggler limits, no --ssh-delay."""
     return loop is not None and opt.files is None and opt.ssh.sudo is None and policy.halt is None \

@@ -18,7 +18,7 @@ from typing import Optional
 from . import ssh, sudo, transports
 from .events import REPLACED, Connected, Deferred, Finished, Job, Limit, Notice
 from .result import Ending
-from .board import IDLE, CONNECTING, RUNNING
+from .board import IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
 from .proc import PIPE, Child, end_group, spawn_error
 from .slotfiles import Moved, SlotFiles
@@ -27,6 +27,7 @@ from .judging import Judge, after_asking, asks_jump_host, timed
 from .master import Master
 from .phases import overdue, replaced
 from .reading import Marked, Reading
+from .session import Channel, Pipelined
 
 READ_SIZE = 65536
 # Once clstr ended an ssh (timeout, no start), its pipes are read for at most this long more: a
@@ -47,61 +48,6 @@ NUDGE_AFTER = 0.005
 
 class SupervisorGone(Exception):
     """The supervisor's end of the pipe closed: end the job and exit."""
-
-
-class Channel:
-    """An ssh child and our ends of its pipes: stdout and stderr read (``reading``: a
-    reading.Reading), stdin to write.
-
-    One job's ssh in the one-session-a-job mode; in pipelined mode the slot's long-lived session,
-    read job after job (a line a job left unended waits in its Reading for the rest).
-    """
-
-    def __init__(self, child, reading):
-        self.child = child
-        self.reading = reading
-        self.stdin = child.fds.pop(0, None)
-        self.out = {1: child.fds.pop(1), 2: child.fds.pop(2)}  # streams not at EOF yet
-        for fd in self.out.values():
-            os.set_blocking(fd, False)
-        if self.stdin is not None:
-            os.set_blocking(self.stdin, False)
-        self.eof = False  # a stream closed: the ssh (session) is ending
-        self.sel = None  # the selector watching the streams, once watched
-
-    def watch(self, sel):
-        """Have ``sel`` watch the open streams (a session's stay watched from job to job)."""
-        if self.sel is None:
-            self.sel = sel
-            for stream, fd in self.out.items():
-                sel.register(fd, selectors.EVENT_READ, stream)
-
-    def ended(self, stream):
-        """A stream reached EOF: no longer watched, closed."""
-        fd = self.out.pop(stream)
-        if self.sel is not None:
-            self.sel.unregister(fd)
-        os.close(fd)
-        self.eof = True
-
-    def unwatch(self):
-        if self.sel is not None:
-            for fd in self.out.values():
-                self.sel.unregister(fd)
-            self.sel = None
-
-    def close_stdin(self):
-        if self.stdin is not None:
-            os.close(self.stdin)
-            self.stdin = None
-
-    def close(self):
-        self.unwatch()
-        self.close_stdin()
-        for fd in self.out.values():
-            os.close(fd)
-        self.out = {}
-        self.child.close()
 
 
 @dataclass(frozen=True)
@@ -127,14 +73,13 @@ class SlotWorker:
         self.node = spec.node
         self.conn = conn
         self.reach = transports.of(spec.ssh, spec.node)  # how the node is reached: every argv to it
-        # pipelined: the slot's jobs go down one session running the remote job loop; self.loop
-        # is None once the loop could not start on this node (then one session a job, as without it)
-        self.wrapper, self.loop = ssh.marks_of(spec.ssh)
-        self.session = None  # the loop's Channel while it lives
+        # pipelined: the slot's jobs go down one session running the remote job loop (session.py); its
+        # loop is None once the loop could not start on this node (then one session a job, as without it)
+        self.wrapper, loop = ssh.marks_of(spec.ssh)
+        self.pipe = Pipelined(self, loop, DRAIN_GRACE)
         self.sudo = spec.ssh.sudo  # --sudo: the user jobs run as (sudo.py)
         self.sudo_env = spec.ssh.env
         self.node_asks = False  # --sudo: the node's sudo asked for a password (then it is sent it)
-        self.session_secret = False  # the loop's session holds sudo's password
         self.marked = None  # the Marked of the attempt's last reading: its marks and when they came
         self.persist = spec.persist
         self.connect_timeout = spec.ssh.connect_timeout
@@ -155,17 +100,11 @@ class SlotWorker:
         # its files: the file session, the steps of an attempt's transfers (None: a run without files)
         self.slot_files = None if spec.files is None else SlotFiles(
             spec.slot, spec.node, spec.files, self.reach, spec.control_path, spec.env, spec.ssh.mark,
-            spec.ssh.connect_timeout, board, self.devnull, conn.send, lambda: self.session is not None)
+            spec.ssh.connect_timeout, board, self.devnull, conn.send, lambda: self.pipe.chan is not None)
         self.held = 0
         self.hold_until = None
         self.ask = NodeQuestions(self.reach, spec.env, spec.ssh.connect_timeout, self.devnull)
-        self.runner = None  # the pid of the session's job loop runner, from its ready mark
-        # lookahead (scheduler.ahead): the held job to start the moment the running one ends with
-        # status 0, the one started so (with its start times and what of its frame is yet to go),
-        # and (seq, ended well) of the slot's last job
-        self.ahead = None
-        self.promoted = None
-        self.last = (None, False)
+        self.last = (None, False)  # (seq, ended well) of the slot's last job (a held job follows one)
         # one epoll for the worker's life: the pipe (nothing comes down it while a job runs, unless
         # the supervisor is gone) and the streams of the running ssh or of the session
         self.sel = selectors.DefaultSelector()
@@ -177,8 +116,8 @@ class SlotWorker:
         try:
             while True:
                 begun = None
-                if self.promoted is not None:
-                    job, begun, self.promoted = self.promoted[0], self.promoted[1:], None
+                if self.pipe.promoted is not None:
+                    job, begun, self.pipe.promoted = self.pipe.promoted[0], self.pipe.promoted[1:], None
                 elif job is None:
                     try:
                         job = self.conn.recv()
@@ -207,11 +146,11 @@ class SlotWorker:
                 self.last = (job.seq, isinstance(finished, Finished) and finished.ending is Ending.OK)
                 job = None
         finally:
-            self._close_session()
+            self.pipe.close()
             if self.slot_files is not None:
                 self.slot_files.close()
 
-    def _emit(self, ev):
+    def emit(self, ev):
         """An Output or Notice: held to travel with what follows (up to HOLD_SECONDS, HOLD_BYTES)."""
         self.outbox.append(ev)
         self.held += len(getattr(ev, "data", b""))
@@ -248,7 +187,7 @@ class SlotWorker:
                 return Finished(self.slot, job.seq, 255, start, 0.0, Ending.NEVER_RAN, reason, connect=waited,
                                 began=waited)
             if withdrawn:
-                return self._given_away(job, start, t0, self.master.reused)
+                return self.given_away(job, start, t0, self.master.reused)
             # basefiles before the others of the connection's slots may start (they wait for Connected)
             failure = f.step(moved, f.basefiles, job) if job.basefiles else None
             self.conn.send(Connected(self.slot, self.master.reused))
@@ -287,7 +226,7 @@ class SlotWorker:
                 f.step(moved, f.clean, job)  # a file that cannot be removed fails nothing
         return finished if f is None else f.result(finished, moved)
 
-    def _given_away(self, job, start, t0, reused=None):
+    def given_away(self, job, start, t0, reused=None):
         """The attempt's job went to a ready slot while this one connected (board.claim said so): it
         never starts here; the connection is up for the slot's next job."""
         self.conn.send(Connected(self.slot, reused))
@@ -297,18 +236,18 @@ class SlotWorker:
 
     def _timed(self, finished, t0, before):
         """``finished`` with its time split (judging.timed), from the attempt's last reading."""
-        return timed(finished, self.marked, t0, before, self.wrapper is not None or self.loop is not None)
+        return timed(finished, self.marked, t0, before, self.wrapper is not None or self.pipe.loop is not None)
 
     def _attempt(self, job, start, t0, begun=None):
         """The job itself: down the slot's session, or in an ssh session of its own."""
         if begun is not None:
-            return self._run_pipelined(job, start, t0, begun[2])  # its frame went down the session
-        if self.loop is not None:
-            finished = self._run_pipelined(job, start, t0)
+            return self.pipe.run(job, start, t0, begun[2])  # its frame went down the session
+        if self.pipe.loop is not None:
+            finished = self.pipe.run(job, start, t0)
             if finished is not None:
                 return finished
         if self.wrapper is not None:
-            line, feed = self.wrapper.line(*self._text(job))
+            line, feed = self.wrapper.line(*self.text(job))
         else:
             line, feed = job.command, None
         argv = self.reach.argv(line, self.control_path, self.wrapper is not None)
@@ -319,11 +258,11 @@ class SlotWorker:
         except OSError as e:  # here, before the node was asked anything: named with its errno
             return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN,
                             f"ssh could not be started here: {spawn_error(e)}")
-        chan = Channel(child, Reading(self.slot, self.wrapper, self._emit, clock=time.monotonic))
+        chan = Channel(child, Reading(self.slot, self.wrapper, self.emit, clock=time.monotonic))
         self.board.pid[self.slot] = chan.child.pid
         self.board.state[self.slot] = RUNNING
         try:
-            p = self._pump(chan, job.seq, t0, feed)
+            p = self.pump(chan, job.seq, t0, feed)
             code = chan.child.wait()
         finally:
             chan.close()
@@ -335,7 +274,7 @@ class SlotWorker:
             finished = after_asking(finished, *self.ask.alive(p.shell), self.judge.silent_is_kept)
         return finished
 
-    def _text(self, job):
+    def text(self, job):
         """(what the node runs for the job, sudo's password for it or None): under --sudo the job
         is sudo.line's, given the password where the node asked for one."""
         if self.sudo is None or not sudo.applies(job):
@@ -343,124 +282,8 @@ class SlotWorker:
         password = job.sudo_password if self.node_asks else None
         return sudo.line(job.command, self.sudo, self.token, self.sudo_env, password is not None), password
 
-    # ---- pipelined: the slot's session and its job loop ----------------
-    def _run_pipelined(self, job, start, t0, sent=None):
-        """Run the attempt down the slot's session; None if the loop cannot run here (fall back).
-        ``sent``: its frame went down already (a held job), but for these bytes."""
-        if self.session is None:
-            # without a shared connection, its session is its connection: while it opens, the job may
-            # go to a slot that is ready (not a job with files: they were sent for it)
-            gated = not self.control_path and job.files is None and not job.basefiles
-            if gated:
-                self.board.open_gate(self.slot)
-            failure = self._open_session(t0)
-            if gated and self.board.claim(self.slot) and failure in (None, FALL_BACK):
-                return self._given_away(job, start, t0)  # (a slot that falls back is up too)
-            if failure is FALL_BACK:
-                return None
-            if failure is not None:
-                return Finished(self.slot, job.seq, 255, start, time.monotonic() - t0, Ending.NEVER_RAN, failure)
-            if not self.control_path:
-                self.conn.send(Connected(self.slot))  # the slot's own connection is up
-        chan = self.session
-        self.board.state[self.slot] = RUNNING
-        if sent is not None:
-            feed = sent
-        else:
-            text, password = self._text(job)
-            feed = self.loop.frame(text)
-            if password is not None and not self.session_secret:
-                feed = self.loop.secret(password) + feed
-                self.session_secret = True
-        p = self._pump(chan, job.seq, t0, feed, until_marks=True)
-        runtime = time.monotonic() - t0
-        ahead, self.ahead = self.ahead, None
-        if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
-            chan.reading.last_seq = job.seq
-            exit, ending, reason = self.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
-            if ending is Ending.OK and ahead is not None and ahead.after == job.seq and \
-                    self.board.take(self.slot, ahead.hold):
-                # the job it held starts now, before this one's end is told: no round trip between
-                self.promoted = (ahead, time.time(), time.monotonic(),
-                                 self._write_now(chan.stdin, self.loop.frame(ahead.command)))
-            else:
-                self.board.state[self.slot] = IDLE
-            return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
-        self.board.state[self.slot] = IDLE
-        code = self._end_session()
-        if not (p.late or p.timed_out or p.end is not None or p.loop_gone or p.started) and code >= 0 \
-                and self.judge.never_ran_reason(p.tail) is None:
-            # the loop took the session but died before starting the job (an sh it cannot run on)
-            self._fall_back(f"the job loop ended (exit {code}) before the job started")
-            return None
-        exit, ending, reason = self.judge.verdict(code, p, session=True)
-        return Finished(self.slot, job.seq, exit, start, runtime, ending, reason)
-
-    def _open_session(self, t0):
-        """Start the slot's session and wait for the loop's ready mark.
-
-        Returns None once ready, FALL_BACK if the node would not run the loop (no ssh failure, but
-        no ready mark: a ForceCommand, a restricted shell, no sh), or the ssh failure's reason.
-        """
-        self.board.state[self.slot] = CONNECTING
-        argv = self.reach.argv(self.loop.start_line(), self.control_path)
-        chan = Channel(Child(argv, self.env, PIPE, PIPE, PIPE), Reading(self.slot, self.loop, self._emit, session=True,
-                                                                         clock=time.monotonic))
-        self.board.pid[self.slot] = chan.child.pid
-        self.session = chan
-        self.session_secret = False
-        self.runner = None
-        p = self._pump(chan, None, t0, until_marks=True)
-        if p.ready and not chan.eof:
-            self.runner = p.runner
-            return None
-        code = self._end_session()
-        if p.late:
-            return "timed out"
-        reason = self.judge.never_ran_reason(p.tail)
-        if reason is not None or code < 0:
-            return reason or f"ssh killed by signal {-code}"
-        if code == 255 and not self.control_path:
-            return "ssh exit 255"
-        self._fall_back(f"the job loop did not start (exit {code})" +
-                        (f": {p.tail.decode('utf-8', 'replace').strip().splitlines()[-1]}" if p.tail.strip() else ""))
-        return FALL_BACK
-
-    def _fall_back(self, why):
-        self.loop = None
-        self.conn.send(Notice(self.slot, f"{why}; one ssh session a job on this slot"))
-
-    def _end_session(self):
-        """End the session at once (ssh's group: TERM, then KILL); returns ssh's exit status."""
-        chan, self.session = self.session, None
-        end_group(chan.child.pid, child=chan.child)
-        code = chan.child.wait()
-        chan.close()
-        self.board.pid[self.slot] = 0
-        self.board.state[self.slot] = IDLE
-        return code
-
-    def _close_session(self):
-        """Tell the loop to end, give it DRAIN_GRACE to go, then end what is left of the session."""
-        chan = self.session
-        if chan is None:
-            return
-        try:
-            if chan.stdin is not None:
-                os.write(chan.stdin, self.loop.QUIT if self.loop else b"q\n")
-        except OSError:
-            pass
-        chan.close_stdin()
-        if chan.child.wait(DRAIN_GRACE) is None:
-            # a background process of some job holds the session's output: it is cut off here
-            self._end_session()
-            return
-        self.session = None
-        chan.close()
-        self.board.pid[self.slot] = 0
-
     # ---- reading -------------------------------------------------------
-    def _pump(self, chan, seq, t0, feed=None, until_marks=False):
+    def pump(self, chan, seq, t0, feed=None, until_marks=False):
         """Forward complete lines of stdout and stderr; enforce the time limits.
 
         Reads until both streams close or, with ``until_marks`` (a session), until the loop's
@@ -473,13 +296,13 @@ class SlotWorker:
         sel = self.sel
         chan.watch(sel)
         if feed:
-            feed = self._write_now(chan.stdin, feed)  # a job's frame usually fits the pipe at once
+            feed = self.write_now(chan.stdin, feed)  # a job's frame usually fits the pipe at once
         if feed:
             sel.register(chan.stdin, selectors.EVENT_WRITE, "feed")
         d = Deadlines(t0, self.timeout, self.idle_timeout, self.limit,
                       start_bound(self.connect_timeout) if self.wrapper is not None else None,
                       # a pipelined job: the loop's reader is asked now and then whether the runner lives
-                      PING_EVERY if until_marks and self.runner else None, job=seq is not None)
+                      PING_EVERY if until_marks and self.pipe.runner else None, job=seq is not None)
 
         def done():
             if not chan.out:
@@ -498,7 +321,7 @@ class SlotWorker:
                     if (p.started or not p.begun) and (p.end is not None or not p.out_end):
                         nudge_at = None  # the stderr mark came
                     elif time.monotonic() >= nudge_at:
-                        self._write_now(chan.stdin, self.loop.ping(self.runner))
+                        self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
                         nudge_at = None
                     else:
                         due = nudge_at if due is None else min(due, nudge_at)
@@ -514,7 +337,7 @@ class SlotWorker:
                         d.drain(time.monotonic(), DRAIN_GRACE)
                         continue
                     if d.ping_due(now):
-                        self._write_now(chan.stdin, self.loop.ping(self.runner))
+                        self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
@@ -525,7 +348,7 @@ class SlotWorker:
                         if isinstance(msg, Limit):
                             d.limit(msg.seconds)
                         else:
-                            self.ahead = msg  # a held job (scheduler.ahead)
+                            self.pipe.ahead = msg  # a held job (lookahead.py)
                         continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
@@ -538,14 +361,14 @@ class SlotWorker:
                     started, marked_out = p.started, (p.begun, p.out_end)
                     if data:
                         reading.feed(p, seq, stream, data)
-                        if self.reach.acks and self.runner and (p.begun, p.out_end) != marked_out:
+                        if self.reach.acks and self.pipe.runner and (p.begun, p.out_end) != marked_out:
                             nudge_at = time.monotonic() + NUDGE_AFTER  # transports.Slurm.acks
                     else:
                         chan.ended(stream)
                         reading.close(p, seq, stream)
                     if p.started_at is not None and not started:
                         d.began(p.started_at)  # a straggler's limit counts from the job's start
-                    if p.started and not started and self.session is None and not self.control_path:
+                    if p.started and not started and self.pipe.chan is None and not self.control_path:
                         self.conn.send(Connected(self.slot))  # this job's own connection is up
             if chan.eof or d.drain_by is not None:
                 reading.give_up(p, seq)  # pipes given up on: what they held still counts
@@ -565,7 +388,7 @@ class SlotWorker:
         return msg if isinstance(msg, Limit) or (isinstance(msg, Job) and msg.hold) else None
 
     @staticmethod
-    def _write_now(fd, data):
+    def write_now(fd, data):
         """Write what the pipe takes of ``data`` now; returns the rest."""
         try:
             return data[os.write(fd, data):]
@@ -576,13 +399,10 @@ class SlotWorker:
 
     def _feed(self, sel, fd, feed):
         """Write what ssh's stdin takes now of a job sent that way; the rest on the next turn."""
-        feed = self._write_now(fd, feed)
+        feed = self.write_now(fd, feed)
         if not feed:
             sel.unregister(fd)
         return feed
-
-
-FALL_BACK = object()  # the job loop cannot run on the node: one session a job
 
 
 def worker_main(spec, conn, board, close, first):

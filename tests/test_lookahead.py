@@ -1,4 +1,4 @@
-"""Lookahead (scheduler.ahead): a slot running a job holds the job it runs next, and its worker
+"""Lookahead (lookahead.py): a slot running a job holds the job it runs next, and its worker
 starts it the moment its job ends with status 0, without a round trip to the supervisor. Which
 side has a held job is settled once (the worker starting it, or the supervisor taking it back):
 no job runs twice, none is lost, a job that failed starts nothing after it on its node, and a
@@ -48,12 +48,12 @@ def end(s, slot, exit=0):
 def test_a_running_slot_holds_the_next_job_and_runs_it_when_started():
     s, batch = started(["j1", "j2", "j3", "j4", "j5"], ["a", "b"])
     assert [job.seq for _, job in batch] == [1, 2]
-    held = s.ahead(lambda idx: True, counter())
+    held = s.ahead.give(lambda idx: True, counter())
     assert [(idx, job.seq, job.hold, job.after) for idx, job in held] == [(0, 3, 1, 1), (1, 4, 2, 2)]
     assert s.pending() == 1 and not s.jobs[3].attempts  # held: out of the queue, no attempt yet
-    assert s.ahead(lambda idx: True, counter()) == []  # one job ahead a slot
+    assert s.ahead.give(lambda idx: True, counter()) == []  # one job ahead a slot
     end(s, 0)
-    assert s.promoted(0) == 3 and s.slots[0].busy == 3 and s.busy == 2
+    assert s.ahead.promoted(0) == 3 and s.slots[0].busy == 3 and s.busy == 2
     att = end(s, 0)
     assert (att.seq, att.attempt, att.outcome) == (3, 1, "succeeded")
 
@@ -61,64 +61,64 @@ def test_a_running_slot_holds_the_next_job_and_runs_it_when_started():
 def test_no_job_is_held_while_a_slot_is_free_or_before_the_connection_is_up():
     s = Scheduler(["j1", "j2", "j3"], ["a", "b"])
     s.assign()
-    assert s.ahead(lambda idx: True, counter()) == []  # connecting: not ready
+    assert s.ahead.give(lambda idx: True, counter()) == []  # connecting: not ready
     s.connected(0)
     s.connected(1)
-    assert [idx for idx, _ in s.ahead(lambda idx: idx == 1, counter())] == [1]  # slot 0's kind holds nothing
+    assert [idx for idx, _ in s.ahead.give(lambda idx: idx == 1, counter())] == [1]  # slot 0's kind holds nothing
     s2, _ = started(["j1", "j2", "j3"], ["a", "b", "c"])
-    assert s2.ahead(lambda idx: True, counter()) == []  # nothing waits
+    assert s2.ahead.give(lambda idx: True, counter()) == []  # nothing waits
     s3 = Scheduler(["j1", "j2", "j3", "j4"], ["a", "b"], Policy(max_running=1))
     s3.assign()
     s3.connected(0)
-    assert s3.ahead(lambda idx: True, counter()) == []  # b is free (held back by -m): it takes jobs first
+    assert s3.ahead.give(lambda idx: True, counter()) == []  # b is free (held back by -m): it takes jobs first
 
 
 def test_a_held_job_taken_back_costs_nothing_and_goes_first():
     s, _ = started(["j1", "j2", "j3", "j4"], ["a", "b"])
-    s.ahead(lambda idx: True, counter())
+    s.ahead.give(lambda idx: True, counter())
     uses = s.slots[0].uses
-    s.taken_back(0)
+    s.ahead.taken_back(0)
     assert s.slots[0].after is None and s.slots[0].uses == uses - 1 and not s.jobs[3].attempts
     end(s, 1)
-    s.promoted(1)  # slot 1 started j4
+    s.ahead.promoted(1)  # slot 1 started j4
     end(s, 1)
     assert [job.seq for _, job in s.assign()] == [3]  # j3 first again
 
 
 def test_at_the_tail_a_held_job_goes_to_the_slot_that_is_free():
     s, _ = started(["long", "short", "last"], ["a", "b"])
-    s.ahead(lambda idx: True, counter())
+    s.ahead.give(lambda idx: True, counter())
     assert s.slots[0].after == 3
-    assert s.takebacks() == []  # slot b is busy: nothing to give it
+    assert s.ahead.takebacks() == []  # slot b is busy: nothing to give it
     end(s, 1)
-    assert s.takebacks() == [(0, s.slots[0].after_hold)]
-    s.taken_back(0)
+    assert s.ahead.takebacks() == [(0, s.slots[0].after_hold)]
+    s.ahead.taken_back(0)
     assert [(idx, job.seq) for idx, job in s.assign()] == [(1, 3)]
 
 
 def test_held_jobs_go_back_when_the_run_stops_or_their_node_leaves():
     s, _ = started(["j1", "j2", "j3", "j4", "j5"], ["a", "b"])
-    s.ahead(lambda idx: True, counter())
-    assert s.takebacks() == []
+    s.ahead.give(lambda idx: True, counter())
+    assert s.ahead.takebacks() == []
     s.retire_node("a", "broken")
-    assert [idx for idx, _ in s.takebacks(recheck=True)] == [0]
+    assert [idx for idx, _ in s.ahead.takebacks(recheck=True)] == [0]
     s.stop("halted")
-    assert sorted(idx for idx, _ in s.takebacks()) == [0, 1]
+    assert sorted(idx for idx, _ in s.ahead.takebacks()) == [0, 1]
 
 
 def test_max_node_uses_counts_a_held_job():
     s, _ = started(["j1", "j2", "j3"], ["a"], Policy(max_node_uses=2))
-    assert [job.seq for _, job in s.ahead(lambda idx: True, counter())] == [2]  # its second use
+    assert [job.seq for _, job in s.ahead.give(lambda idx: True, counter())] == [2]  # its second use
     end(s, 0)
-    s.promoted(0)
-    assert s.ahead(lambda idx: True, counter()) == []
+    s.ahead.promoted(0)
+    assert s.ahead.give(lambda idx: True, counter()) == []
     end(s, 0)
     assert s.slots[0].retired and s.done() and s.jobs[3].outcome == NOT_RUN
 
 
 def test_a_held_job_left_unsettled_is_not_lost():
     s, _ = started(["j1", "j2", "j3"], ["a"])
-    s.ahead(lambda idx: True, counter())
+    s.ahead.give(lambda idx: True, counter())
     s.interrupt()
     end(s, 0)
     assert s.done()
