@@ -9,6 +9,8 @@ from typing import Optional
 
 from .result import Ending
 
+PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
+
 
 @dataclass(frozen=True)
 class Job:

@@ -10,18 +10,17 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .admission import Admission
+from .endings import Endings
 from .jobqueue import JobQueue
 from .lookahead import Ahead
 from .health import Health
 from .quarantine import Quarantine
 from .templates import MARKS, for_slot, shown
 from .verdicts import JOB_FAILURES, NODE_FAILURES, Verdicts
-from .events import Job
-from .result import (FAILED, INTERRUPTED, NOT_RUN, REQUEUED, SUCCEEDED, Absence, Attempt,  # noqa: F401
-                     Ending, JobResult)
+from .events import PROBE, Job
+from .result import FAILED, NOT_RUN, SUCCEEDED, Absence, JobResult
 from .words import counted
 
-PROBE = 0  # the seq of a probe: a retired node's attempt to come back (jobs count from 1)
 PROBE_COMMAND = "exit 0"
 
 
@@ -203,6 +202,7 @@ class Scheduler:
         self.health = Health(self.policy, self.nodes, self._free_slots_of, self._could_run,
                              lambda node: self.quarantine.forget(node), self.admission)
         self.verdicts = Verdicts(self.policy, self.nodes, self.slots, self.admission, self.health)
+        self.endings = Endings(self)
         self.quarantine = self.verdicts.quarantine = Quarantine(self.policy, self.nodes, self.slots, self._slot_usable,
                                                                 self.queue.next_for, self.health.retire)
 
@@ -480,96 +480,30 @@ class Scheduler:
 
     def finished(self, ev):
         """Record the end of an attempt (an events.Finished); returns the Attempt (a job log row), or
-        None for a probe. A node it retires keeps ssh's own words for why (``ev.said``)."""
-        node = self.nodes[self.slots[ev.slot].node]
-        was_out = node.out
-        att = self._finished(ev)
-        if node.out and not was_out:
-            node.said = ev.said or ""
-        return att
-
-    def _finished(self, ev):
-        """See ``finished``.
-
-        ``ev.ending`` says how it ended: NEVER_RAN (ssh failed before the job started: that costs
-        the job nothing), LOST (it ran and its connection was lost), a time limit, or the job's
-        own status (OK, EXIT); ``ev.reason`` says why ssh failed, or why the job is taken for failed
-        without its end mark; ``ev.jump_host`` is the node's ProxyJump host, once the worker looked it up.
-        """
-        s, node = self._ended(ev.slot, ev.seq, ev.jump_host)
-        never_ran = ev.ending is Ending.NEVER_RAN
-        self.admission.ended(s, connected=not never_ran)
-        if ev.ending not in (Ending.OK, Ending.EXIT, Ending.FILE_FAILED):
-            s.linked = False  # its session ended or never came up: the next attempt opens one
-        if not never_ran:
-            self.admission.accepted(node)
-            if ev.seq != PROBE:
-                self.health.empty_since = None  # a job ran: the wait for nodes (if any) starts afresh
-        if s.withdrawn:  # its job went to a ready slot: only whether its node was reached counts
-            s.withdrawn = False
-            self._withdrawn -= 1
-            if never_ran and self.interrupted is None:
-                self.verdicts.unreached(node, ev, self.now)
-            self._release(s)
-            return None
-        if ev.seq == PROBE:
-            failed = ev.ending.timed_out or never_ran or ev.ending is Ending.LOST
-            self._probed(s, node, ev.exit == 0 and not failed,
-                         ev.reason if never_ran or ev.ending is Ending.LOST else
-                         "timed out" if ev.ending.timed_out else f"probe exit {ev.exit}")
-            return None
-        job = self.jobs[ev.seq]
-        outcome, reason, ending = self.verdicts.judge(job, node, ev, self.interrupted, self.now)
-        att = Attempt(ev.seq, s.node, s.attempt, ev.start, ev.runtime, ev.exit, outcome, reason, job.command, s.index,
-                      ending, ev.sent, ev.received, ev.transfer, ev.connect,
-                      ev.began)
-        job.attempts.append(att)
-        job.exit, job.reason = ev.exit, reason
-        if not job.pinned:
-            job.node = s.node
-        if outcome == REQUEUED:
-            self.queue.again(ev.seq, s.node)  # pinned (a busy sshd refused it): its node's, later
-        elif outcome == INTERRUPTED:
-            job.outcome, job.reason = NOT_RUN, self.interrupted
-        elif outcome in (SUCCEEDED, FAILED, NOT_RUN):
-            job.outcome = outcome
-        if outcome == SUCCEEDED:
-            self.verdicts.succeeded(ev.runtime)
-        if job.outcome is not None and job.failed_nodes and self.policy.quarantine \
-                and self.policy.job_failures == JOB_FAILURES:
-            self.quarantine.ended(job, s.node if job.outcome == SUCCEEDED else None)
-        self._halt_check(job)
-        self._release(s)
-        return att
+        None for a probe (endings.py)."""
+        return self.endings.finished(ev)
 
     def deferred(self, ev):
-        """The attempt was not started (an events.Deferred): its node is behind a jump host that
-        refused handshakes. The job goes back as if it had not been sent, to wait for a turn under
-        that host's limit."""
-        s, node = self._ended(ev.slot, ev.seq, ev.jump_host)
-        self.admission.ended(s, connected=False)
-        s.linked = False
-        s.uses -= 1
-        node.jobs -= 1
-        self.queue.again(ev.seq, s.node)
-        self._release(s)
+        """The attempt was not started (an events.Deferred): its job goes back (endings.py)."""
+        self.endings.deferred(ev)
 
-    def _ended(self, slot, seq, jump_host):
-        """The slot's attempt ended: (its Slot, its NodeState); the jump host learned, if told."""
+    def worker_died(self, slot, start=0.0, runtime=0.0):
+        """The slot's worker process died: its job goes back (endings.py); the Attempt, or None."""
+        return self.endings.worker_died(slot, start, runtime)
+
+    def vacate(self, slot):
+        """The slot's attempt ended: it runs nothing now. Its Slot and its NodeState."""
         s = self.slots[slot]
-        node = self.nodes[s.node]
-        self.admission.learned(node, jump_host)
         if s.busy is None:
             raise ValueError(f"slot {slot} finished but runs no job")
         s.busy = None
         self._busy -= 1
-        return s, node
+        return s, self.nodes[s.node]
 
-    def _probed(self, s, node, ok, why):
-        """A retired node's probe ended: it is back, or out until its next probe (health.probed)."""
-        self.health.probed(node, ok, why)
-        if not ok:
-            self._release(s)
+    def unwithdraw(self, s):
+        """The end of a slot's attempt whose job went elsewhere (``withdrawn``) came."""
+        s.withdrawn = False
+        self._withdrawn -= 1
 
     def _free_slots_of(self, node):
         """The node's idle slots that are not retired are free again (it is back, or its probe is due)."""
@@ -578,7 +512,8 @@ class Scheduler:
             if not s.retired and s.busy is None:
                 self._free[idx] = None
 
-    def _release(self, s):
+    def release(self, s):
+        """The slot may take another job (unless max_node_uses retires it, or its node is out)."""
         limit = self.policy.max_node_uses
         if limit is not None and s.uses >= limit:
             s.retired = True
@@ -612,43 +547,13 @@ class Scheduler:
         self.nodes[s.node].jobs -= 1
         self.queue.front(seq)
 
-    def worker_died(self, slot, start=0.0, runtime=0.0):
-        """The slot's worker process died: its job goes back to the queue (bounded by max_attempts).
-
-        Returns the Attempt if the slot was running a job, else None.
-        """
-        s = self.slots[slot]
-        if s.busy is None:
-            return None
-        seq, s.busy = s.busy, None
-        self._busy -= 1
-        self.admission.ended(s, connected=False)
-        s.linked = False
-        if s.withdrawn:  # its job is elsewhere already
-            s.withdrawn = False
-            self._withdrawn -= 1
-            self._release(s)
-            return None
-        if seq == PROBE:
-            self._probed(s, self.nodes[s.node], False, "worker died")
-            return None
-        job = self.jobs[seq]
-        outcome, reason, ending = self.verdicts.worker_died(job, self.interrupted)
-        if outcome == REQUEUED:
-            self.queue.again(seq, s.node)
-        att = Attempt(seq, s.node, s.attempt, start, runtime, -9, outcome, reason, job.command, s.index, ending)
-        job.attempts.append(att)
-        self._halt_check(job)
-        self._release(s)
-        return att
-
     def interrupt(self, reason="interrupted"):
         """Stop starting jobs; what is pending now will not run, what runs now ends interrupted."""
         if self.interrupted is None:
             self.interrupted = reason
         self.stop(reason)
 
-    def _halt_check(self, job):
+    def halt_check(self, job):
         """A job ended (``job.outcome`` set): whether --halt's condition is met now."""
         halt = self.policy.halt
         if halt is None or self.halted is not None or job.outcome is None:
