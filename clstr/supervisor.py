@@ -8,7 +8,6 @@ sleeps when there is nothing to do. Its reactions (``dispatch``, ``on_events``, 
 ``on_signal``) are methods a test drives with a scripted history. It is the only writer of the
 terminal, the job log and the files, and it makes the RunResult.
 """
-import dataclasses
 import gc
 import multiprocessing
 import os
@@ -21,6 +20,7 @@ import time
 
 from . import controldir, execslot, reaper, remotepool, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output
+from .cargo import Cargo
 from .joblog import JobLog
 from .lookahead import Holders
 from .monitor import Monitor
@@ -30,7 +30,6 @@ from .pool import WorkerPool
 from .proc import catch_signals, drain, restore_signals, spawn_error
 from .result import RunResult
 from .scheduler import FAILED, PROBE, SUCCEEDED
-from .verdicts import succeeds
 from .ssh import marks_of
 from .status import duration
 from .stopping import Stopping
@@ -80,12 +79,9 @@ class Supervisor:
         self.own_workers = pool is None and worker is worker_main  # not a test's scripted ones
         self.control = None  # controldir.ControlPaths (PersistentPaths with --persist), with shared connections
         self.masters = {True: 0, False: 0, None: 0}  # --persist: connections reused, opened, found dead
-        self.sudo_asked = False  # --sudo: the run asked for sudo's password (a node's sudo asked)
-        self.sudo_password = None  # what it was given (None: none)
         self.say = Narrator(self._log, options.verbose, scheduler, clock)  # what the run says as it goes
         self.stop = Stopping(scheduler, self.board, self.kinds, clock, self._log, self._dump_running)
-        self.based = {}  # slot -> its node's returns when it last sent the basefiles (no shared connections)
-        self.homes = {}  # where each file brought back was placed here -> its job (never two jobs' files)
+        self.cargo = Cargo(options, scheduler, self._log)  # what jobs carry: their files, sudo's password
         self.joblog = joblog  # an open JobLog, or opened from options.joblog at the start
         self.t_start = time.time()
         self.monitor = Monitor(scheduler, self.board, status, options.state, options.active_nodes, self._write, clock,
@@ -230,23 +226,9 @@ class Supervisor:
         for kind in self.kinds:
             kind.idle(lambda idx: self.sched.slots[idx].busy is None)
 
-    def _final_cleanup(self):
-        """--cleanup: the basefiles and a --workdir ... go from each node that ran something, over its
-        shared connection where it has one, all at once (transfer.clean_nodes)."""
-        files = self.opt.files
-        if files is None or not files.cleanup or not (files.basefiles or files.fresh_workdir):
-            return
-        line = ssh.clean_line(self.opt.ssh.mark, files.workdir if files.fresh_workdir else None,
-                              [b.remote for b in files.basefiles])
-        ran = {a.node for j in self.sched.jobs.values() for a in j.attempts}
-        for kind in self.kinds:
-            ran -= kind.clean(ran, line)  # the nodes behind a gateway are cleaned up by it
-        transfer.clean_nodes(self.opt.ssh, [(node, 0) for node in sorted(ran)], line,
-                             self.control.path if self.control else lambda group: None, self.env, self.clock)
-
     def _shutdown(self):
         self.say.unwaited(self.started)  # connections not waited for (their job went elsewhere)
-        self._final_cleanup()
+        self.cargo.clean(self.kinds, self.control, self.env, self.clock)
         for kind in self.kinds:
             kind.shutdown()
         transports.sweep(self.opt.ssh, self.env)  # what a transport keeps beyond its processes here
@@ -336,10 +318,7 @@ class Supervisor:
                                   prefer=set().union(*(kind.live_slots() for kind in self.kinds)))
         for idx, job in batch:
             self.started[idx] = time.time()
-            if self.opt.files is not None:
-                job = self._with_files(idx, job)
-            if self.sudo_asked:
-                job = dataclasses.replace(job, sudo_asked=True, sudo_password=self.sudo_password)
+            job = self.cargo.load(idx, job)  # its files, sudo's password
             if job.seq == PROBE:
                 if self.opt.verbose:
                     self._log(f"node {self.sched.slots[idx].node}: probing")
@@ -428,31 +407,13 @@ class Supervisor:
     def _deferred(self, ev):
         self.sched.deferred(ev)
         if ev.password:
-            self._ask_sudo(self.sched.slots[ev.slot].node)
+            self.cargo.ask_sudo(self.sched.slots[ev.slot].node,
+                                lambda: bool(self.stop.signals) or self.stop.signal is not None)
         self.say.deferred(ev, self.sched.slots[ev.slot].node)
         self._release_finished(ev.slot)
 
-    def _ask_sudo(self, node):
-        """--sudo: a node's sudo asks for a password: ask for it, once a run (jobs carry it from
-        now on, and a slot whose node asks is given it)."""
-        if self.sudo_asked:
-            return
-        self.sudo_asked = True
-        self.sudo_password = self.opt.ask_sudo(node, lambda: bool(self.stop.signals) or self.stop.signal is not None)
-        if self.sudo_password is None:
-            self._log("sudo: no password given: the nodes whose sudo asks for one run nothing")
-
-    def _with_files(self, idx, job):
-        """The job with its files; the run's basefiles go first on a node's first job since it joined
-        the run (or came back): with shared connections, its connection's opener; else each slot's."""
-        node = self.sched.nodes[self.sched.slots[idx].node]
-        first = job.connect if self.opt.multiplex else self.based.get(idx) != node.returns
-        self.based[idx] = node.returns
-        return dataclasses.replace(job, files=transfer.for_node(self.opt.job_files.get(job.seq), node.name),
-                                   basefiles=bool(self.opt.files.basefiles) and first)
-
     def _finished(self, ev):
-        att = self.sched.finished(transfer.placed(ev, succeeds(ev), self.homes))
+        att = self.sched.finished(self.cargo.unload(ev))
         self._record(att)
         if not self._settle_held(ev.slot):
             self._release_finished(ev.slot)
