@@ -244,3 +244,20 @@ class RunResult:
             bad = j.outcome == NOT_RUN or j.exit is None or j.exit < 0 or (j.ending is not None and j.ending.timed_out)
             worst = max(worst, 255 if bad else min(j.exit, 255) or 1)
         return worst
+
+
+def of_run(sched, signal, error, started, ended, gw=None):
+    """The RunResult of a run as its scheduler.Scheduler left it: ``signal`` that stopped it (or
+    None), the write ``error`` that did, when it started and ended (epoch), its gateways ``gw``."""
+    nodes = sched.nodes.values()
+    return RunResult(jobs=sorted(sched.jobs.values(), key=lambda j: j.seq),
+                     retired_nodes=sched.retired_nodes(), said=sched.said(), signal=signal, error=error,
+                     refusals={n.name: n.refused for n in nodes if n.refused},
+                     jump_hosts={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
+                                          "open_limit": None if g.open_limit is None else int(g.open_limit)}
+                                 for g in sched.admission.jump_hosts.values()},
+                     history=sched.history(), removed=[n.name for n in nodes if n.removed],
+                     slots=[s.node for s in sched.slots], started=started, ended=ended,
+                     permanent=[n.name for n in nodes if n.out and n.permanent],
+                     halted=sched.halted, halted_by=sched.policy.halt.what if sched.halted else None,
+                     gateways=gw.states() if gw else {}, routes=gw.route_of_nodes() if gw else {})

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, reaper, remotepool, slots, ssh, transfer, transports
+from . import controldir, execslot, reaper, remotepool, result, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output
 from .cargo import Cargo
 from .joblog import JobLog
@@ -28,7 +28,6 @@ from .narration import Narrator
 from .output import Backlog, silence
 from .pool import WorkerPool
 from .proc import catch_signals, drain, restore_signals, spawn_error
-from .result import RunResult
 from .scheduler import FAILED, PROBE, SUCCEEDED
 from .ssh import marks_of
 from .status import duration
@@ -130,21 +129,7 @@ class Supervisor:
 
     def result(self):
         """What the run did, as it stands: the RunResult."""
-        return RunResult(jobs=sorted(self.sched.jobs.values(), key=lambda j: j.seq),
-                         retired_nodes=self.sched.retired_nodes(), said=self.sched.said(), signal=self.stop.signal,
-                         error=self.write_error,
-                         refusals={n.name: n.refused for n in self.sched.nodes.values() if n.refused},
-                         jump_hosts={g.name: {"nodes": sorted(g.nodes), "refused": g.refused,
-                                         "open_limit": None if g.open_limit is None else int(g.open_limit)}
-                                for g in self.sched.admission.jump_hosts.values()},
-                         history=self.sched.history(), removed=[n.name for n in self.sched.nodes.values() if n.removed],
-                         slots=[s.node for s in self.sched.slots],
-                         started=self.t_start, ended=time.time(),
-                         permanent=[n.name for n in self.sched.nodes.values() if n.out and n.permanent],
-                         halted=self.sched.halted,
-                         halted_by=self.sched.policy.halt.what if self.sched.halted else None,
-                         gateways=self.gw.states() if self.gw else {},
-                         routes=self.gw.route_of_nodes() if self.gw else {})
+        return result.of_run(self.sched, self.stop.signal, self.write_error, self.t_start, time.time(), self.gw)
 
     def _node_list(self, wanted):
         """A live node list was read again: nodes added join, nodes removed go."""
