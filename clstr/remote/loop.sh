@@ -18,9 +18,10 @@
 # each job TOKEN:@BEGIN@ on stdout (output before it is an earlier job's background
 # process's), TOKEN:@START@ on stderr, the job, TOKEN:@STDOUT_END@ on stdout and
 # TOKEN:@END@:STATUS on stderr. The job is a child: its exit, exec, cd or export end with it.
-# The runner's own stderr is /dev/null (the job's and the marks go to fd 4), and the job runs
-# from a subshell (which sh execs, no extra fork): sh's "Terminated" for a job killed by a
-# signal is not the job's output. This shell and the runner outlive a TERM, HUP or INT (a
+# The runner's own stderr is /dev/null (the job's and the marks go to fd 4): sh's "Terminated"
+# for a job killed by a signal is not the job's output. The job is a simple command of the
+# runner (which sh starts by vfork where it can: dash does, a fork's copy of its pages saved a
+# job), or, with a work directory or variables to give it, it runs from a subshell that sh execs. This shell and the runner outlive a TERM, HUP or INT (a
 # job's `kill 0` or `kill $PPID`); their children get them back at their defaults, and the
 # reader's cleanup KILLs them. A frame "@SECRET@" and a line (--sudo: sudo's password, sent only
 # to a node whose sudo asked for it) is kept in a variable, and from then on every job finds it
@@ -37,6 +38,7 @@ kill -0 -$$ 2>/dev/null && g=-$$;
 ss=;
 [ "$g" = 0 ] || { command -v setsid >/dev/null 2>&1 && ss=setsid; };
 rj() {
+  if [ -z "$wd$*" ]; then "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-; return; fi;
   (if [ -n "$wd" ]; then cd -- "$wd" 2>&4 || exit 1; fi; for e in "$@"; do export "$e"; done;
   exec "${SHELL:-/bin/sh}" -c "$j" </dev/null 2>&4 4>&-);
 };
