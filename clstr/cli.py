@@ -199,6 +199,19 @@ def build_parser():
     p.add_argument("--help-all", action="help", help="every option, and exit")
     p.add_argument("job_files", nargs="*", metavar="JOB_FILE",
                    help="files of jobs, one shell command a line ('-' is stdin)")
+    _nodes_options(p)
+    _jobs_options(p)
+    _files_options(p)
+    _execution_options(p, DEFAULT)
+    _output_options(p)
+    _monitoring_options(p)
+    _ssh_options(p, DEFAULT)
+    _gateways_options(p, DEFAULT)
+    return p
+
+
+def _nodes_options(p):
+    """The nodes options of the command line."""
     g = p.add_argument_group("nodes")
     g.add_argument("-n", "--node", "-w", dest="node", action="extend", nargs="+", default=[], metavar="HOST",
                    help="nodes (several may follow; repeatable): node[01-12], N/host for N slots, "
@@ -226,6 +239,10 @@ def build_parser():
     g.add_argument("-x", "--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave out these nodes (repeatable, ranges allowed)")
     g.add_argument("--list-profiles", action="store_true", help="list the profiles found and exit")
+
+
+def _jobs_options(p):
+    """The jobs options of the command line."""
     g = p.add_argument_group("jobs")
     g.add_argument("-j", "--job", action="append", default=[], metavar="CMD", help="a job (repeatable)")
     g.add_argument("-J", "--job-file", action="extend", nargs="+", default=[], metavar="FILE",
@@ -240,6 +257,10 @@ def build_parser():
     g.add_argument("--env", action="append", default=[], metavar="NAME",
                    help="export this variable's value here to every job on the node (repeatable; a glob such as "
                         "'MY_*' names every variable it matches)")
+
+
+def _files_options(p):
+    """The files options of the command line."""
     g = p.add_argument_group("files (as GNU parallel's; templates take {} and the other replacement strings)")
     g.add_argument("--transferfile", "--tf", action="append", default=[], metavar="T",
                    help="send this file to the node before the job (repeatable; relative paths go under the work "
@@ -266,6 +287,10 @@ def build_parser():
     g.add_argument("--workdir", "--wd", metavar="DIR",
                    help="run the jobs in DIR on the node, made if needed ('...': a fresh directory of the run; "
                         "'.': the same path relative to the home as here)")
+
+
+def _execution_options(p, DEFAULT):
+    """The execution options of the command line."""
     g = p.add_argument_group("execution")
     g.add_argument("-m", "--max-nodes", "-f", "--fanout", dest="max_nodes", type=_whole, metavar="N",
                    help="at most N jobs, and N worker processes, at once (0: no limit, the default); "
@@ -312,6 +337,10 @@ def build_parser():
                    help="exit with the largest exit status of the jobs (255: not run), as pdsh -S and clush -S")
     g.add_argument("--dry-run", action="store_true",
                    help="print the plan (nodes, slots, jobs, options) and exit without connecting")
+
+
+def _output_options(p):
+    """The output options of the command line."""
     g = p.add_argument_group("output")
     g.add_argument("-o", "--stdout", nargs="?", const=os.devnull, metavar="FILE",
                    help="jobs' stdout to FILE (no FILE: discard)")
@@ -326,6 +355,10 @@ def build_parser():
                    help="with --on-each-node: identical output once, under its folded node list "
                         "(-b: clush's spelling)")
     g.add_argument("--json", metavar="FILE", help="a machine-readable summary at the end ('-': stdout)")
+
+
+def _monitoring_options(p):
+    """The monitoring options of the command line."""
     g = p.add_argument_group("monitoring")
     g.add_argument("-s", "--status", action="store_true", help="a live status line on stderr")
     g.add_argument("--bar", action="store_true", help="a progress bar with the status line")
@@ -337,6 +370,10 @@ def build_parser():
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="report every attempt and a summary (-vv as the original clstr: the same)")
     g.add_argument("-V", "--version", action="version", version=f"clstr {__version__}")
+
+
+def _ssh_options(p, DEFAULT):
+    """The ssh options of the command line."""
     g = p.add_argument_group("ssh")
     g.add_argument("--ssh", metavar="CMD", help="the ssh command and leading arguments, not -n, -N or -s "
                    "(default: $CLSTR_SSH, a profile's ssh, or 'ssh')")
@@ -362,6 +399,10 @@ def build_parser():
                         "next run with --persist to the same nodes to ride on, with no handshake")
     g.add_argument("--persist-stop", action="store_true",
                    help="end the persisted connections (to the nodes given, or all of yours) and exit")
+
+
+def _gateways_options(p, DEFAULT):
+    """The gateways options of the command line."""
     g = p.add_argument_group("gateways (one level, as ClusterShell's tree mode)")
     g.add_argument("--gateway", action="append", default=[], metavar="GW=NODES",
                    help="drive NODES through gateway GW, where clstr runs itself over ssh (repeatable)")
@@ -372,7 +413,6 @@ def build_parser():
     g.add_argument("--gateway-fallback", choices=("direct", "none"), default=DEFAULT.gateway_fallback,
                    help="nodes whose gateways are all refused or lost: driven directly from here (direct, "
                         "the default) or left waiting for a gateway (none)")
-    return p
 
 
 def read_jobs(args):
