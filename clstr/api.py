@@ -120,15 +120,8 @@ class Run:
         if on_each_node is not None:
             on_each_node = with_host(checks.strings("on_each_node", [on_each_node], "shell command")[0])
         v = _checked(o)
-        stdout, stderr = checks.stream("stdout", o.stdout), checks.stream("stderr", o.stderr)
-        for stream in (stdout, stderr):
-            if stream:
-                byte_stream(stream)  # a stream that takes neither bytes nor text: TypeError now
-        resume, resume_failed, joblog = v["resume"], v["resume_failed"], v["joblog"]
-        if resume and resume_failed:
-            raise InputError("give --resume or --resume-failed, not both")
-        if (resume or resume_failed) and not joblog:
-            raise InputError(f"{'--resume' if resume else '--resume-failed'} needs --joblog FILE")
+        stdout, stderr = _streams(o)
+        resume, resume_failed, joblog = _resume(v)
         if v["gather"] and on_each_node is None:
             raise InputError("--gather goes with --on-each-node")
         profiles = checks.strings("profiles", o.profiles, "profile files")
@@ -144,29 +137,11 @@ class Run:
                                                           failed_too=not resume_failed,
                                                           groups=group_resolver(profiles, inventories=inventories),
                                                           per_node=v["slots"])
-        self.notes = []  # lines said when the run starts
-        if on_each_node is not None and (resume or resume_failed) and not self.skipped:
-            logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
-            if logged and log_command(shown(on_each_node)) not in logged:
-                self.notes.append(f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this "
-                                  "command (it changed?): it runs on every node")
+        # lines said when the run starts
+        self.notes = _resume_note(on_each_node, resume, resume_failed, joblog) if not self.skipped else []
         live = _live(o.node_source, on_each_node, exclude, profiles, v["slots"], inventories)
-        multiplex, pipeline = v["multiplex"], v["pipeline"]
-        if v["persist"] is not None and not multiplex:
-            raise InputError("--persist keeps the shared connections: not with --no-multiplex")
-        if v["persist"] is not None:
-            controldir.persist_dir()  # made, or refused in one line, before anything runs
-        if on_each_node is not None:
-            # one job per node: a shared connection would only add a hop, unless it is to be kept
-            multiplex = v["persist"] is not None
-            pipeline = False  # and a job loop, a round trip
-        # a copy that fails (a file missing on the node) is that copy's failure: its node is not broken
-        self.policy = Policy(job_failures="job" if copying else v["job_failures"], max_attempts=v["max_attempts"], retries=v["retries"],
-                             max_node_uses=v["max_node_uses"], max_running=v["max_nodes"],
-                             shared_connections=multiplex, max_connecting=v["max_connecting"],
-                             reprobe=v["reprobe"] or None, reprobe_for=v["reprobe_for"],
-                             sessions_per_connection=v["sessions_per_connection"], quarantine=v["quarantine"],
-                             straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
+        multiplex, pipeline = _sessions(v, on_each_node)
+        self.policy = _policy(o, v, copying, multiplex)
         mark = os.urandom(12).hex()
         self.files, self.job_files = _files(o, self.pairs, mark[:12], pins)
         if copying:
@@ -264,6 +239,62 @@ class Run:
         return result
 
 
+
+
+def _streams(o):
+    """The run's stdout and stderr (None: the terminal's), checked now: a stream that takes neither
+    bytes nor text is a TypeError before anything runs."""
+    stdout, stderr = checks.stream("stdout", o.stdout), checks.stream("stderr", o.stderr)
+    for stream in (stdout, stderr):
+        if stream:
+            byte_stream(stream)
+    return stdout, stderr
+
+
+def _resume(v):
+    """(resume, resume_failed, joblog) of the checked options ``v``, refused where they disagree."""
+    resume, resume_failed, joblog = v["resume"], v["resume_failed"], v["joblog"]
+    if resume and resume_failed:
+        raise InputError("give --resume or --resume-failed, not both")
+    if (resume or resume_failed) and not joblog:
+        raise InputError(f"{'--resume' if resume else '--resume-failed'} needs --joblog FILE")
+    return resume, resume_failed, joblog
+
+
+def _resume_note(on_each_node, resume, resume_failed, joblog):
+    """[a line to say] where -E's command is resumed from a job log with no row of it."""
+    if on_each_node is None or not (resume or resume_failed):
+        return []
+    logged = {cmd for _, _, _, cmd in read_joblog(joblog)}
+    if logged and log_command(shown(on_each_node)) not in logged:
+        return [f"{'--resume' if resume else '--resume-failed'}: {joblog} has no row of this command (it "
+                "changed?): it runs on every node"]
+    return []
+
+
+def _sessions(v, on_each_node):
+    """(multiplex, pipeline): whether slots share connections and keep a job loop."""
+    multiplex, pipeline = v["multiplex"], v["pipeline"]
+    if v["persist"] is not None and not multiplex:
+        raise InputError("--persist keeps the shared connections: not with --no-multiplex")
+    if v["persist"] is not None:
+        controldir.persist_dir()  # made, or refused in one line, before anything runs
+    if on_each_node is not None:
+        # one job per node: a shared connection would only add a hop, unless it is to be kept
+        multiplex = v["persist"] is not None
+        pipeline = False  # and a job loop, a round trip
+    return multiplex, pipeline
+
+
+def _policy(o, v, copying, multiplex):
+    """The scheduler's Policy of the checked options ``v``."""
+    # a copy that fails (a file missing on the node) is that copy's failure: its node is not broken
+    return Policy(job_failures="job" if copying else v["job_failures"], max_attempts=v["max_attempts"],
+                  retries=v["retries"], max_node_uses=v["max_node_uses"], max_running=v["max_nodes"],
+                  shared_connections=multiplex, max_connecting=v["max_connecting"],
+                  reprobe=v["reprobe"] or None, reprobe_for=v["reprobe_for"],
+                  sessions_per_connection=v["sessions_per_connection"], quarantine=v["quarantine"],
+                  straggler_percent=v["timeout_percent"], halt=checks.halt(o.halt))
 
 def _checked(o):
     """The options checks.check knows, each checked (InputError or TypeError) and as the run takes it."""
