@@ -568,6 +568,26 @@ def summary(result, write, verbose, each_node=False, joblog=None):
     if slow and n > 1 and slow[0].attempts[-1].runtime >= 0.05:  # "(0.0 s)" would say nothing
         write("slowest: " + ", ".join(f"job {j.seq} on {j.attempts[-1].node} ({j.attempts[-1].runtime:.1f} s)"
                                       for j in slow))
+    _nodes_summary(result, write)
+    if each_node:
+        for what, jobs in (("failed", failed), ("not run", not_run)):
+            nodes = [j.node for j in jobs if j.node]
+            if nodes:
+                write(f"{what} on {hostlist.fold(nodes)}")
+    if joblog and (failed or not_run):
+        write(f"the job log {joblog} has a row of each job that ended: --joblog {joblog} --resume runs the "
+              "jobs not run" + (", --resume-failed the failed ones too" if failed else ""))
+    write(line + ".")
+
+
+FOLD_AFTER = 3  # jobs not run for one reason said one a line up to this many, then in one line
+SHOWN_COMMAND = 72  # a longer command is cut in the summary (the job log and --json keep it whole)
+
+
+
+def _nodes_summary(result, write):
+    """The summary's lines on nodes: retired (with ssh's own words), back, removed, busy, behind a
+    refusing jump host, and the gateways."""
     if result.retired_nodes:
         # ssh's own words where they say more than the reason, as pdsh shows them
         said = {k: w for k, w in result.said.items() if w.lower() != result.retired_nodes.get(k, "").lower()}
@@ -592,20 +612,6 @@ def summary(result, write, verbose, each_node=False, joblog=None):
     if result.gateways:
         write("gateways: " + "; ".join(_gateway_text(name, g, result.routes)
                                        for name, g in result.gateways.items()))
-    if each_node:
-        for what, jobs in (("failed", failed), ("not run", not_run)):
-            nodes = [j.node for j in jobs if j.node]
-            if nodes:
-                write(f"{what} on {hostlist.fold(nodes)}")
-    if joblog and (failed or not_run):
-        write(f"the job log {joblog} has a row of each job that ended: --joblog {joblog} --resume runs the "
-              "jobs not run" + (", --resume-failed the failed ones too" if failed else ""))
-    write(line + ".")
-
-
-FOLD_AFTER = 3  # jobs not run for one reason said one a line up to this many, then in one line
-SHOWN_COMMAND = 72  # a longer command is cut in the summary (the job log and --json keep it whole)
-
 
 def _short(command):
     """A job's command as a summary line shows it: its first line, cut past SHOWN_COMMAND."""
@@ -728,16 +734,7 @@ def main(argv=None):
         if args.persist_stop:
             return persist_stop(args, log)
         habits(args, inputs)
-        if (args.copy or args.rcopy) and (args.job or args.job_file or args.job_files or inputs is not None
-                                          or args.on_each_node is not None):
-            raise InputError("--copy and --rcopy copy, on every node: give no jobs and no -E with them")
-        if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
-            raise InputError("--on-each-node runs one command on every node: give no jobs with it")
-        if args.json == "-" and args.stdout is None and args.output_dir is None:
-            raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
-        for values, flag in ((args.node, "-n"), (args.node_file, "-N")):
-            if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
-                raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
+        _refuse_together(args, inputs)
         given = gather_nodes(args)
         each = args.on_each_node is not None or bool(args.copy or args.rcopy)  # a job a node, no job list
         jobs = template_jobs if template_jobs is not None else read_jobs(args) if not each else []
@@ -764,22 +761,42 @@ def main(argv=None):
     except KeyboardInterrupt:
         log("interrupted before any job ran")  # e.g. Ctrl-C while jobs were read from stdin
         return 128 + signal.SIGINT
-    if json_out is not None:
-        # written whatever happened to stdout: scripts read it to learn what became of every job
-        try:
-            summary_json = result.to_dict(args.max_exit)
-            summary_json["command_line"] = ["clstr"] + (sys.argv[1:] if argv is None else list(argv))
-            json.dump(summary_json, json_out, indent=1)
-            json_out.write("\n")
-            json_out.flush()
-        except OSError as e:
-            log(f"cannot write the JSON summary: {e.strerror or e}")
-            return max(result.exit_code(args.max_exit), EXIT_FAILED)
+    if json_out is not None and not _write_json(json_out, result, args, argv, log):
+        return max(result.exit_code(args.max_exit), EXIT_FAILED)
     if result.signal == signal.SIGPIPE:
         return result.exit_code()  # our reader left (`| head`): quietly, as a shell command would
     summary(result, log, bool(args.verbose) or args.status, each_node=args.on_each_node is not None or bool(args.copy or args.rcopy),
             joblog=args.joblog)
     return result.exit_code(args.max_exit)
+
+
+def _refuse_together(args, inputs):
+    """InputError for options given together that cannot be."""
+    if (args.copy or args.rcopy) and (args.job or args.job_file or args.job_files or inputs is not None
+                                      or args.on_each_node is not None):
+        raise InputError("--copy and --rcopy copy, on every node: give no jobs and no -E with them")
+    if args.on_each_node is not None and (args.job or args.job_file or args.job_files):
+        raise InputError("--on-each-node runs one command on every node: give no jobs with it")
+    if args.json == "-" and args.stdout is None and args.output_dir is None:
+        raise InputError("--json - writes to stdout: send job output elsewhere (-o FILE or --output-dir)")
+    for values, flag in ((args.node, "-n"), (args.node_file, "-N")):
+        if "-" in values:  # clstr -n h1 h2 - : stdin's jobs taken for a node
+            raise InputError(f"'-' (jobs from stdin) was given to {flag}: give it before {flag}, or after --")
+
+
+def _write_json(json_out, result, args, argv, log):
+    """--json: what became of every job, written whatever happened to stdout (scripts read it).
+    False if it could not be written (said)."""
+    try:
+        summary_json = result.to_dict(args.max_exit)
+        summary_json["command_line"] = ["clstr"] + (sys.argv[1:] if argv is None else list(argv))
+        json.dump(summary_json, json_out, indent=1)
+        json_out.write("\n")
+        json_out.flush()
+    except OSError as e:
+        log(f"cannot write the JSON summary: {e.strerror or e}")
+        return False
+    return True
 
 
 def habits(args, inputs):

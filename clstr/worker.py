@@ -46,6 +46,22 @@ PING_EVERY = 5.0
 NUDGE_AFTER = 0.005
 
 
+DRAINED, ENDED = "drained", "ended"  # what a clock that came due did (SlotWorker._clock)
+
+
+def done(chan, p, seq, until_marks):
+    """Whether a reading (SlotWorker.pump) is over: both streams closed, or, reading a session
+    (``until_marks``), the job's end marks came (its ready mark, with ``seq`` None), or the loop
+    is gone."""
+    if not chan.out:
+        return True
+    if not until_marks or chan.eof:
+        return False
+    if p.loop_gone:
+        return True
+    return p.ready if seq is None else (p.end is not None and p.out_end)
+
+
 class SupervisorGone(Exception):
     """The supervisor's end of the pipe closed: end the job and exit."""
 
@@ -303,73 +319,31 @@ class SlotWorker:
                       start_bound(self.connect_timeout) if self.wrapper is not None else None,
                       # a pipelined job: the loop's reader is asked now and then whether the runner lives
                       PING_EVERY if until_marks and self.pipe.runner else None, job=seq is not None)
-
-        def done():
-            if not chan.out:
-                return True
-            if not until_marks or chan.eof:
-                return False
-            if p.loop_gone:
-                return True
-            return p.ready if seq is None else (p.end is not None and p.out_end)
         try:
             nudge_at = None  # when to answer a stdout mark whose stderr mark lags (transports.Slurm.acks)
-            while not done():
+            while not done(chan, p, seq, until_marks):
                 started = p.ready if seq is None else p.started
                 due = d.next(started, self.hold_until)
                 if nudge_at is not None:
-                    if (p.started or not p.begun) and (p.end is not None or not p.out_end):
-                        nudge_at = None  # the stderr mark came
-                    elif time.monotonic() >= nudge_at:
-                        self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
-                        nudge_at = None
-                    else:
-                        due = nudge_at if due is None else min(due, nudge_at)
+                    nudge_at, due = self._nudge(chan, p, nudge_at, due)
                 ready = sel.select(MAX_WAIT if due is None else min(MAX_WAIT, max(0.0, due - time.monotonic())))
                 now = time.monotonic() if due is not None else 0.0
                 if due is not None and now >= due:  # a clock is due: which (most wakes are reads)
-                    if self.hold_until is not None and now >= self.hold_until:
-                        self._flush()
-                    if d.drained(now):
+                    what = self._clock(chan, d, p, now, started)
+                    if what is DRAINED:
                         break
-                    if overdue(d, p, now, started):
-                        end_group(chan.child.pid, child=chan.child)
-                        d.drain(time.monotonic(), DRAIN_GRACE)
+                    if what is ENDED:
                         continue
-                    if d.ping_due(now):
-                        self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
-                        msg = self._message_while_running()
-                        if msg is None:
-                            end_group(chan.child.pid, child=chan.child)
-                            raise SupervisorGone()
-                        if isinstance(msg, Limit):
-                            d.limit(msg.seconds)
-                        else:
-                            self.pipe.ahead = msg  # a held job (lookahead.py)
+                        self._heard(chan, d)
                         continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
                         continue
-                    try:
-                        data = os.read(key.fd, READ_SIZE)
-                    except BlockingIOError:
-                        continue
-                    d.output(time.monotonic() if d.idle else 0.0)
-                    started, marked_out = p.started, (p.begun, p.out_end)
-                    if data:
-                        reading.feed(p, seq, stream, data)
-                        if self.reach.acks and self.pipe.runner and (p.begun, p.out_end) != marked_out:
-                            nudge_at = time.monotonic() + NUDGE_AFTER  # transports.Slurm.acks
-                    else:
-                        chan.ended(stream)
-                        reading.close(p, seq, stream)
-                    if p.started_at is not None and not started:
-                        d.began(p.started_at)  # a straggler's limit counts from the job's start
-                    if p.started and not started and self.pipe.chan is None and not self.control_path:
-                        self.conn.send(Connected(self.slot))  # this job's own connection is up
+                    if self._read(chan, p, seq, d, key.fd, stream):
+                        nudge_at = time.monotonic() + NUDGE_AFTER  # transports.Slurm.acks
             if chan.eof or d.drain_by is not None:
                 reading.give_up(p, seq)  # pipes given up on: what they held still counts
         finally:
@@ -378,6 +352,64 @@ class SlotWorker:
             if not until_marks:
                 chan.unwatch()
         return p
+
+    def _read(self, chan, p, seq, d, fd, stream):
+        """Read what ``stream`` (1 or 2) holds now into the reading; True if a mark came that the
+        transport may hold back (a nudge is then due: transports.Slurm.acks)."""
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return False
+        d.output(time.monotonic() if d.idle else 0.0)
+        started, marked_out = p.started, (p.begun, p.out_end)
+        nudge = False
+        if data:
+            chan.reading.feed(p, seq, stream, data)
+            nudge = self.reach.acks and bool(self.pipe.runner) and (p.begun, p.out_end) != marked_out
+        else:
+            chan.ended(stream)
+            chan.reading.close(p, seq, stream)
+        if p.started_at is not None and not started:
+            d.began(p.started_at)  # a straggler's limit counts from the job's start
+        if p.started and not started and self.pipe.chan is None and not self.control_path:
+            self.conn.send(Connected(self.slot))  # this job's own connection is up
+        return nudge
+
+    def _nudge(self, chan, p, nudge_at, due):
+        """(nudge_at, due): a stdout mark whose stderr mark lags is answered once NUDGE_AFTER has
+        passed (transports.Slurm.acks); until then its time is one of the loop's clocks."""
+        if (p.started or not p.begun) and (p.end is not None or not p.out_end):
+            return None, due  # the stderr mark came
+        if time.monotonic() >= nudge_at:
+            self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
+            return None, due
+        return nudge_at, nudge_at if due is None else min(due, nudge_at)
+
+    def _clock(self, chan, d, p, now, started):
+        """A clock of the attempt is due: held output goes, a deadline ends the attempt (ENDED: its
+        group was sent TERM, its pipes drain), the drain is over (DRAINED), or the reader is pinged."""
+        if self.hold_until is not None and now >= self.hold_until:
+            self._flush()
+        if d.drained(now):
+            return DRAINED
+        if overdue(d, p, now, started):
+            end_group(chan.child.pid, child=chan.child)
+            d.drain(time.monotonic(), DRAIN_GRACE)
+            return ENDED
+        if d.ping_due(now):
+            self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
+        return None
+
+    def _heard(self, chan, d):
+        """The supervisor spoke while a job runs: a straggler's limit, or a held job; or it is gone."""
+        msg = self._message_while_running()
+        if msg is None:
+            end_group(chan.child.pid, child=chan.child)
+            raise SupervisorGone()
+        if isinstance(msg, Limit):
+            d.limit(msg.seconds)
+        else:
+            self.pipe.ahead = msg  # a held job (lookahead.py)
 
     def _message_while_running(self):
         """What the supervisor sent while a job runs: a Limit, a held Job, or None if it is gone (EOF)."""
