@@ -84,7 +84,7 @@ class Pipelined:
         self.w = w
         self.loop = loop
         self.drain_grace = drain_grace
-        self.chan = None  # the loop's worker.Channel while it lives
+        self.chan = None  # the loop's Channel while it lives
         self.secret = False  # the loop's session holds sudo's password
         self.runner = None  # the pid of the loop's runner, from its ready mark
         # lookahead: the held job (an events.Job) to start the moment the running one ends with
@@ -121,8 +121,7 @@ class Pipelined:
             exit, ending, reason = w.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
             if ending is Ending.OK and ahead is not None and ahead.after == job.seq and w.board.take(w.slot, ahead.hold):
                 # the job it held starts now, before this one's end is told: no round trip between
-                self.promoted = (ahead, time.time(), time.monotonic(),
-                                 w.write_now(chan.stdin, self.loop.frame(ahead.command)))
+                self.promoted = (ahead, time.time(), time.monotonic(), w.write_now(chan.stdin, self._frame(ahead)))
             else:
                 w.board.state[w.slot] = IDLE
             return Finished(w.slot, job.seq, exit, start, runtime, ending, reason)
