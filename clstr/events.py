@@ -1,8 +1,8 @@
 """Picklable messages between the supervisor and its workers.
 
 Supervisor -> worker: ``Job`` (run this; or, held, run it next), ``Limit`` (while it runs: a
-straggler's limit) or ``None`` (exit).
-Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``.
+straggler's limit), ``Recall`` (the held job goes back) or ``None`` (exit).
+Worker -> supervisor: ``Connected``, ``Output``, ``Finished``, ``Deferred``, ``Notice``, ``Recalled``.
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -39,6 +39,21 @@ class Limit:
     """Supervisor -> worker while a job runs: end it as a straggler once it has run this long."""
 
     seconds: float
+
+
+@dataclass(frozen=True)
+class Recall:
+    """Supervisor -> worker while a job runs: the job held as ``hold`` goes back to the queue if it
+    has not started (lookahead.py); a job sent ahead down the session is recalled there."""
+
+    hold: int
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """Worker -> supervisor: the recalled job sent ahead will not start; its hold may be taken back."""
+
+    slot: int
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ class Holders:
         their worker started already. True if one did."""
         back = False
         for idx, number in self.ahead.takebacks(recheck):
-            if self.kind[idx].take_back(idx, number):
+            if self.kind[idx].take_back(idx, number, recall=True):
                 del self.kind[idx]
                 self.ahead.taken_back(idx)
                 back = True

@@ -26,7 +26,7 @@ class Marked:
     """What reading an attempt's output found: its marks, and the tails of its stderr."""
 
     __slots__ = ("timed_out", "late", "started", "end", "out_end", "ready", "tail", "begun", "loop_gone",
-                 "last_err", "runner", "started_at", "ended_at", "shell", "sudo")
+                 "last_err", "runner", "started_at", "ended_at", "shell", "sudo", "recalled", "ahead_ok")
 
     def __init__(self):
         self.timed_out = None  # or which limit ended it: Ending.TIMEOUT, IDLE_TIMEOUT or STRAGGLER
@@ -46,6 +46,8 @@ class Marked:
         self.started_at = None
         self.ended_at = None
         self.sudo = None  # --sudo: sudo's words where it refused to start the job (its mark)
+        self.recalled = False  # the reader signalled a recall of the job sent ahead, before this end
+        self.ahead_ok = False  # the loop's ready mark: its runner can be recalled (jobs may go ahead)
 
 
 class Reading:
@@ -65,10 +67,16 @@ class Reading:
         self.partial = {1: [], 2: []}  # chunks of a line not ended yet
         self.midline = {}  # stream -> the job whose line, sent on in pieces, is not ended yet
         self.last_seq = None  # the job the session ran last: output before a job's begin mark is its
+        # down a session, the lines read after a job's end mark on each stream: the next job's (a
+        # job sent ahead starts with no word from clstr), read once that job's reading starts
+        self.later = {}
 
     def feed(self, p, seq, stream, data):
         """What a read of ``stream`` (1, 2) returned while attempt ``seq`` runs (None: opening a
         session), ``p`` its Marked."""
+        if self.session and seq is not None and (p.out_end if stream == 1 else p.end is not None):
+            self.later[stream] = self.later.get(stream, b"") + data  # the job's stream ended: the next job's
+            return
         partial = self.partial[stream]
         cut = data.rfind(b"\n") + 1
         if not cut:
@@ -79,6 +87,25 @@ class Reading:
         lines = b"".join(partial) + data[:cut]
         partial[:] = [data[cut:]] if cut < len(data) else []
         self.lines(p, seq, stream, lines)
+
+    def resume(self, p, seq):
+        """A job's reading starts: the lines read after the last job's end marks are its."""
+        for stream in (1, 2):
+            later = self.later.pop(stream, None)
+            if later:
+                self.feed(p, seq, stream, later)
+
+    def next_is(self, kinds):
+        """The kind of the first of ``kinds`` among the marks read after the last job's end on
+        stderr, or None."""
+        later = self.later.get(2)
+        return self.marks.first_of(later, kinds) if later else None
+
+    def leftover(self):
+        """The session ends: what was read after its last job's end is that job's late output."""
+        p = Marked()
+        self.resume(p, None)
+        self.give_up(p, None)
 
     def close(self, p, seq, stream):
         """The stream reached EOF: a line it left unended ends there."""
@@ -107,11 +134,16 @@ class Reading:
     def lines(self, p, seq, stream, lines):
         """Whole lines of a stream: marks taken out, the rest sent on as output of the job that wrote it."""
         if self.marks is not None and (stream == 2 or self.session):
-            for data, mark in self.marks.split(lines):
+            stop = None if seq is None or not self.session else ssh.MARK_STDOUT_END if stream == 1 else ssh.MARK_END
+            pieces, rest = self.marks.split_until(lines, stop)
+            for data, mark in pieces:
                 if data:
                     self._out(p, seq, stream, data)
                 if mark is not None:
                     self._mark(p, stream, mark)
+            if rest or (stop is not None and self.partial[stream]):
+                self.later[stream] = rest + b"".join(self.partial[stream])  # in the order it came
+                self.partial[stream].clear()
         elif lines:
             self._out(p, seq, stream, lines)
 
@@ -136,10 +168,14 @@ class Reading:
         elif kind == ssh.MARK_READY:
             p.ready = True
             p.runner = mark[1]
+            p.ahead_ok = len(mark) > 2 and mark[2]
         elif kind == ssh.MARK_LOOP_GONE:
             p.loop_gone = True
         elif kind == ssh.MARK_SUDO:
             p.sudo = mark[1]
+        elif kind == ssh.MARK_RECALLED:
+            p.recalled = p.end is None  # signalled before the end mark: the job sent ahead is dropped
+        # (ssh.MARK_DROPPED: a job sent ahead did not start; its worker knew it would, or asked)
 
     def _out(self, p, seq, stream, data):
         if stream == 2:

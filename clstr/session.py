@@ -12,13 +12,17 @@ import os
 import selectors
 import time
 
+from . import ssh
 from .board import CONNECTING, IDLE, RUNNING
-from .events import Connected, Finished, Notice
+from .events import Connected, Finished, Notice, Recalled
 from .proc import PIPE, Child, end_group
-from .reading import Reading
+from .reading import Marked, Reading
 from .result import Ending
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
+LOST = object()  # a job sent ahead started as its session ended: it is lost
+PIPE_BUF = 4096  # a write to a pipe of at most this many bytes goes whole or not at all (POSIX)
+OUTCOME_WAIT = 30.0  # at most this long for the runner to say whether a recalled job started
 
 
 class Channel:
@@ -91,11 +95,18 @@ class Pipelined:
         # status 0, and the one started so (with its start times and what of its frame is yet to go)
         self.ahead = None
         self.promoted = None
+        # a held job sent ahead down the session (Loop.ahead) while the one before it runs; whether
+        # its recall was wanted and went down; a session a recall went down sends nothing more ahead
+        self.pushed = None
+        self.recall = None  # None, "wanted" (once the running job's start mark came) or "sent"
+        self.recalled = False
 
     def run(self, job, start, t0, sent=None):
         """Run the attempt down the slot's session; None if the loop cannot run here (fall back).
         ``sent``: its frame went down already (a held job), but for these bytes."""
         w = self.w
+        if sent is LOST:
+            return Finished(w.slot, job.seq, 255, start, 0.0, Ending.LOST, "its session ended as it started")
         if self.chan is None:
             # without a shared connection, its session is its connection: while it opens, the job may
             # go to a slot that is ready (not a job with files: they were sent for it)
@@ -113,19 +124,38 @@ class Pipelined:
                 w.conn.send(Connected(w.slot))  # the slot's own connection is up
         chan = self.chan
         w.board.state[w.slot] = RUNNING
-        p = w.pump(chan, job.seq, t0, self._frame(job) if sent is None else sent, until_marks=True)
+        feed = self._frame(job) if sent is None else sent
+        if self.ahead is not None:  # held as the session opened: it goes ahead with this job's frame
+            frame = self._ahead(self.ahead, job.seq)
+            if frame is not None:
+                self.pushed, self.ahead, feed = self.ahead, None, feed + frame
+        p = w.pump(chan, job.seq, t0, feed, until_marks=True)
         runtime = time.monotonic() - t0
         ahead, self.ahead = self.ahead, None
+        pushed, self.pushed, recall, self.recall = self.pushed, None, self.recall, None
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             chan.reading.last_seq = job.seq
             exit, ending, reason = w.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
-            if ending is Ending.OK and ahead is not None and ahead.after == job.seq and w.board.take(w.slot, ahead.hold):
+            if pushed is not None:
+                # the runner starts it if this job's status is 0 and no recall came: as it says
+                starts = p.end == 0 and (recall != "sent" or self._outcome(chan, p, job.seq) == ssh.MARK_START)
+                if starts:
+                    self.promoted = (pushed, time.time(), time.monotonic(), b"" if self.chan else LOST)
+                else:
+                    w.board.hold(w.slot, pushed.hold)  # not started: the supervisor takes it back
+            if self.promoted is None and ending is Ending.OK and ahead is not None and ahead.after == job.seq \
+                    and w.board.take(w.slot, ahead.hold):
                 # the job it held starts now, before this one's end is told: no round trip between
                 self.promoted = (ahead, time.time(), time.monotonic(), w.write_now(chan.stdin, self._frame(ahead)))
-            else:
+            elif self.promoted is None:
                 w.board.state[w.slot] = IDLE
             return Finished(w.slot, job.seq, exit, start, runtime, ending, reason)
         w.board.state[w.slot] = IDLE
+        if pushed is not None:
+            if chan.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED)) == ssh.MARK_START:
+                self.promoted = (pushed, time.time(), time.monotonic(), LOST)  # started as the session ended
+            else:
+                w.board.hold(w.slot, pushed.hold)
         code = self.end()
         if not (p.late or p.timed_out or p.end is not None or p.loop_gone or p.started) and code >= 0 \
                 and w.judge.never_ran_reason(p.tail) is None:
@@ -134,6 +164,88 @@ class Pipelined:
             return None
         exit, ending, reason = w.judge.verdict(code, p, session=True)
         return Finished(w.slot, job.seq, exit, start, runtime, ending, reason)
+
+    def push(self, job, seq, feeding):
+        """A held job came while job ``seq`` runs: send it ahead down the session, so that the runner
+        starts it the moment ``seq`` ends with status 0, with no round trip between. False if it
+        is kept to be sent at that end instead (Pipelined.run)."""
+        frame = self._ahead(job, seq, feeding)
+        if frame is None:
+            return False
+        if self.w.write_now(self.chan.stdin, frame):  # (a pipe takes so few bytes whole or not at all)
+            self.w.board.hold(self.w.slot, job.hold)
+            return False
+        self.pushed = job
+        return True
+
+    def _ahead(self, job, seq, feeding=False):
+        """The bytes that send the held ``job`` ahead behind ``seq``, taken from the board (it is
+        the worker's now), or None where it cannot go ahead."""
+        w = self.w
+        if self.chan is None or self.loop is None or self.recalled or feeding or job.after != seq \
+                or self.pushed is not None or w.reach.acks:
+            # (a transport that acks: its marks come only as fast as its ACKs, which the round trip paces)
+            return None
+        frame = self.loop.ahead(w.text(job)[0])
+        if len(frame) > PIPE_BUF or not w.board.take(w.slot, job.hold):
+            return None
+        return frame
+
+    def recall_wanted(self, number, p):
+        """The supervisor wants the held job ``number`` back: if it went ahead down the session, the
+        reader is asked to signal the runner, once the running job's start mark came (loop.sh)."""
+        if self.pushed is not None and self.pushed.hold == number and self.recall is None:
+            self.recall = "wanted"
+            self.recalled = True
+            self.recall_due(p)
+
+    def recall_due(self, p):
+        """A wanted recall goes down once the running job's start mark came, and not after its end."""
+        if self.recall == "wanted" and p.started and p.end is None and self.chan is not None and self.runner:
+            self.w.write_now(self.chan.stdin, self.loop.recall(self.runner))
+            self.recall = "sent"
+
+    def heard_recalled(self, p):
+        """The reader signalled the recall before the running job's end mark: the job sent ahead
+        will be dropped; it is a held job again (sent, if still held, the usual way at the end)."""
+        if self.recall == "sent" and p.recalled and self.pushed is not None:
+            job, self.pushed, self.recall = self.pushed, None, None
+            self.ahead = job
+            self.w.board.hold(self.w.slot, job.hold)
+            self.w.conn.send(Recalled(self.w.slot))
+
+    def _outcome(self, chan, p, seq):
+        """Whether the recalled job sent ahead started (MARK_START) or was dropped: the runner's
+        next mark on stderr says, read on (the next job's) until it comes; None if the session
+        ended first (it did not start: its runner is gone)."""
+        w = self.w
+        sel = selectors.DefaultSelector()
+        for stream, fd in chan.out.items():
+            sel.register(fd, selectors.EVENT_READ, stream)
+        give_up = time.monotonic() + OUTCOME_WAIT
+        try:
+            while True:
+                found = chan.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED))
+                if found is not None or chan.eof or not chan.out:
+                    return found
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    self.end()
+                    return None
+                for key, _ in sel.select(min(left, 0.005)):
+                    try:
+                        data = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        chan.reading.feed(p, seq, key.data, data)  # after this job's end: kept for the next
+                    else:
+                        sel.unregister(key.fd)
+                        chan.ended(key.data)
+                if w.reach.acks and self.runner:
+                    w.write_now(chan.stdin, self.loop.ping(self.runner))  # (transports.Slurm.acks)
+        finally:
+            sel.close()
 
     def _frame(self, job):
         """What goes down the session for ``job`` (sudo's password first, where the node asked)."""
@@ -162,6 +274,7 @@ class Pipelined:
         p = w.pump(chan, None, t0, until_marks=True)
         if p.ready and not chan.eof:
             self.runner = p.runner
+            self.recalled = not p.ahead_ok  # a runner that cannot be recalled gets nothing ahead
             return None
         code = self.end()
         if p.late:
@@ -184,6 +297,7 @@ class Pipelined:
         chan, self.chan = self.chan, None
         end_group(chan.child.pid, child=chan.child)
         code = chan.child.wait()
+        chan.reading.leftover()
         chan.close()
         self.w.board.pid[self.w.slot] = 0
         self.w.board.state[self.w.slot] = IDLE
@@ -205,5 +319,6 @@ class Pipelined:
             self.end()
             return
         self.chan = None
+        chan.reading.leftover()
         chan.close()
         self.w.board.pid[self.w.slot] = 0

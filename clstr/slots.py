@@ -17,10 +17,11 @@ The verbs:
 * ``limit(idx, seconds)``: a straggler's limit for the slot's running attempt.
 * ``withdraw(idx)``: the slot's attempt is still opening its connection: True if its job is
   sure not to start there (it goes to a slot that is ready), False if that cannot be known.
-* ``holds(idx)``, ``hold(idx, job)`` and ``take_back(idx, number)``: lookahead. Whether the slot's
-  worker here can hold a job to start the moment its running one ends well (lookahead.py);
+* ``holds(idx)``, ``hold(idx, job)`` and ``take_back(idx, number, recall)``: lookahead. Whether the
+  slot's worker here can hold a job to start the moment its running one ends well (lookahead.py);
   send it one (False if its worker is gone); take it back unless the worker started it already
-  (True: it did not start, and never will).
+  or sent it ahead down its session (True: it did not start, and never will). With ``recall``,
+  one sent ahead is asked back there: it can be taken back once the worker says so (Recalled).
 * ``release(idx)``: the slot's worker here, if it has one, goes (another kind took the slot).
 * ``ended(idx, keep)``: the slot's attempt ended; ``keep``: the slot may get more jobs (else its
   worker here goes at once).
@@ -42,7 +43,7 @@ A new kind is one class here (or a module of its own) and one line in ``KINDS``.
 import time
 
 from . import transfer, transports
-from .events import Finished, Limit
+from .events import Finished, Limit, Recall
 from .result import Ending
 from .routes import UNREACHABLE
 
@@ -71,7 +72,7 @@ class Kind:
     def hold(self, idx, job):
         return False
 
-    def take_back(self, idx, number):
+    def take_back(self, idx, number, recall=False):
         return True  # a kind that holds nothing has nothing of it started
 
     def release(self, idx):
@@ -122,6 +123,7 @@ class Forked(Kind):
 
     def __init__(self, pool, slots, groups, max_running, left_out, died, clock):
         self.lookahead = False  # the run lets its workers hold a job (the supervisor's run() says)
+        self.recalled = {}  # slot -> the hold number last asked back of its worker
         self.pool = pool
         self.slots = slots
         self.groups = groups
@@ -173,8 +175,14 @@ class Forked(Kind):
         self.pool.board.take(idx, job.hold)
         return False
 
-    def take_back(self, idx, number):
-        return self.pool.board.take(idx, number)
+    def take_back(self, idx, number, recall=False):
+        if self.pool.board.take(idx, number):
+            return True
+        if recall and self.recalled.get(idx) != number and self.pool.live(idx):
+            # its worker sent it ahead down the session: it is asked back there, once
+            self.recalled[idx] = number
+            self.pool.send(idx, Recall(number))
+        return False
 
     def release(self, idx):
         if self.pool.live(idx):

@@ -139,13 +139,20 @@ MARK_START = "s"  # stderr: the job starts
 MARK_END = "e"  # stderr, ``e:<status>``: the job ended with this exit status
 MARK_STDOUT_END = "o"  # stdout: the job's stdout ends here
 MARK_BEGIN = "b"  # stdout: the job's stdout begins here (before it: an earlier job's late output)
-MARK_READY = "r"  # stderr, ``r:<pid>``: the job loop is ready; its runner is that pid
+MARK_READY = "r"  # stderr, ``r:<pid>[:a]``: the job loop is ready; its runner is that pid (":a": it takes jobs sent ahead)
 MARK_LOOP_GONE = "x"  # stderr: the loop's runner is gone (a job killed it): no end mark will come
 MARK_SUDO = "u"  # stderr, ``u:<sudo's words>``: --sudo: sudo refused, the job did not start (sudo.py)
 SECRET = "k"  # the frame that hands the job loop sudo's password: "k", then the password's line
+# Sent ahead (session.Pipelined.push): "a", then a job's frame, while the job before it runs; the
+# runner starts it the moment that job ends with status 0 unless recalled, and drops it otherwise
+AHEAD = "a"
+RECALL = "c"  # ``c<pid>``: the reader signals the runner (USR1) that the job sent ahead goes back
+MARK_DROPPED = "d"  # stderr: the runner dropped the job sent ahead (its job before failed, or recalled)
+MARK_RECALLED = "w"  # stderr: the reader signalled a recall (before the running job's end mark: it holds)
 _PLACES = {"KILL_GRACE": str(REMOTE_KILL_GRACE), "QUIT": QUIT, "PING": PING, "START": MARK_START,
            "END": MARK_END, "STDOUT_END": MARK_STDOUT_END, "BEGIN": MARK_BEGIN, "READY": MARK_READY,
-           "LOOP_GONE": MARK_LOOP_GONE, "SECRET": SECRET}
+           "LOOP_GONE": MARK_LOOP_GONE, "SECRET": SECRET, "AHEAD": AHEAD, "RECALL": RECALL,
+           "DROPPED": MARK_DROPPED, "RECALLED": MARK_RECALLED}
 
 
 @functools.lru_cache(maxsize=None)
@@ -234,10 +241,15 @@ class Marks:
         Bytes standing before a mark without a newline (a job's unterminated last line) get one:
         two jobs' output never shares a line.
         """
+        return self.split_until(data)[0]
+
+    def split_until(self, data, stop=None):
+        """(split's pieces up to and including the first mark of kind ``stop``, the bytes after
+        that mark as they came): what follows a job's end mark is the next job's to read."""
         mark = self.mark
         at = data.find(mark)
         if at < 0:
-            return [(data, None)]
+            return [(data, None)], b""
         pieces, pos = [], 0
         while at >= 0:
             eol = data.find(b"\n", at)
@@ -249,12 +261,21 @@ class Marks:
                     before += b"\n"  # the job's last line, unterminated: it ends here
                 pieces.append((before, found))
                 pos = end
+                if found[0] == stop:
+                    return pieces, data[pos:]
             at = data.find(mark, end)
         pieces.append((data[pos:], None))
-        return pieces
+        return pieces, b""
+
+    def first_of(self, data, kinds):
+        """The kind of the first mark in ``data`` (complete lines) that is one of ``kinds``, or None."""
+        for _, found in self.split(data):
+            if found is not None and found[0] in kinds:
+                return found[0]
+        return None
 
 
-_MARK = re.compile(rb":(?:([obx])|s(?::(\d{1,10}))?|e:(\d{1,3})|r(?::(\d{1,10}))?|u:([^\n]{0,400}?))\r?\n?")
+_MARK = re.compile(rb":(?:([obxdw])|s(?::(\d{1,10}))?|e:(\d{1,3})|r(?::(\d{1,10})(:a)?)?|u:([^\n]{0,400}?))\r?\n?")
 
 
 def _parse_mark(rest):
@@ -265,11 +286,11 @@ def _parse_mark(rest):
         return (m.group(1).decode(),)
     if m.group(3) is not None:
         return (MARK_END, int(m.group(3)))
-    if m.group(5) is not None:
-        return (MARK_SUDO, m.group(5).decode("utf-8", "replace"))
+    if m.group(6) is not None:
+        return (MARK_SUDO, m.group(6).decode("utf-8", "replace"))
     if rest.startswith(b":s"):
         return (MARK_START, int(m.group(2)) if m.group(2) else None)
-    return (MARK_READY, int(m.group(4)) if m.group(4) else None)
+    return (MARK_READY, int(m.group(4)) if m.group(4) else None, bool(m.group(5)))
 
 
 class Wrapper(Marks):
@@ -412,6 +433,17 @@ class Loop(Marks):
         """The bytes that ask the loop's reader whether the runner ``pid`` lives (it answers only
         when it does not: the loop-gone mark)."""
         return f"{PING}{pid}\n".encode()
+
+    def ahead(self, command):
+        """The bytes that send ``command`` ahead: the runner starts it as the running job ends with
+        status 0 (its start mark), or drops it (the dropped mark)."""
+        return f"{AHEAD}\n".encode() + self.frame(command)
+
+    @staticmethod
+    def recall(pid):
+        """The bytes that have the reader signal the runner ``pid`` that the job sent ahead goes
+        back; it says it did (the recalled mark)."""
+        return f"{RECALL}{pid}\n".encode()
 
 
 @functools.lru_cache(maxsize=4)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import ssh, sudo, transports
-from .events import REPLACED, Connected, Deferred, Finished, Job, Limit, Notice
+from .events import REPLACED, Connected, Deferred, Finished, Job, Limit, Notice, Recall
 from .result import Ending
 from .board import IDLE, RUNNING
 from .deadlines import Deadlines, start_bound
@@ -141,8 +141,8 @@ class SlotWorker:
                         return  # the supervisor is gone
                     if job is None:
                         return
-                    if isinstance(job, Limit):
-                        job = None  # meant for a job that ended as it was sent: nothing to limit
+                    if isinstance(job, (Limit, Recall)):
+                        job = None  # meant for a job that ended as it was sent: nothing to limit or recall
                         continue
                     if job.hold and not (self.last == (job.after, True) and self.board.take(self.slot, job.hold)):
                         job = None  # held for a job that did not end well, or taken back: not ours
@@ -309,6 +309,8 @@ class SlotWorker:
         """
         p = self.marked = Marked()
         reading = chan.reading
+        if until_marks and seq is not None:
+            reading.resume(p, seq)  # what the session wrote after the last job's end is this one's
         sel = self.sel
         chan.watch(sel)
         if feed:
@@ -337,7 +339,7 @@ class SlotWorker:
                 for key, _ in ready:
                     stream = key.data
                     if stream == 0:
-                        self._heard(chan, d)
+                        self._heard(chan, d, seq, p, feed)
                         continue
                     if stream == "feed":
                         feed = self._feed(sel, key.fd, feed)
@@ -366,6 +368,9 @@ class SlotWorker:
         if data:
             chan.reading.feed(p, seq, stream, data)
             nudge = self.reach.acks and bool(self.pipe.runner) and (p.begun, p.out_end) != marked_out
+            if self.pipe.recall is not None:
+                self.pipe.recall_due(p)
+                self.pipe.heard_recalled(p)
         else:
             chan.ended(stream)
             chan.reading.close(p, seq, stream)
@@ -400,15 +405,18 @@ class SlotWorker:
             self.write_now(chan.stdin, self.pipe.loop.ping(self.pipe.runner))
         return None
 
-    def _heard(self, chan, d):
-        """The supervisor spoke while a job runs: a straggler's limit, or a held job; or it is gone."""
+    def _heard(self, chan, d, seq, p, feed):
+        """The supervisor spoke while job ``seq`` runs: a straggler's limit, a held job (sent ahead
+        down the session where it can be, else kept), or its recall; or it is gone."""
         msg = self._message_while_running()
         if msg is None:
             end_group(chan.child.pid, child=chan.child)
             raise SupervisorGone()
         if isinstance(msg, Limit):
             d.limit(msg.seconds)
-        else:
+        elif isinstance(msg, Recall):
+            self.pipe.recall_wanted(msg.hold, p)
+        elif not self.pipe.push(msg, seq, bool(feed)):
             self.pipe.ahead = msg  # a held job (lookahead.py)
 
     def _message_while_running(self):
@@ -417,7 +425,7 @@ class SlotWorker:
             msg = self.conn.recv()
         except (EOFError, OSError):
             return None
-        return msg if isinstance(msg, Limit) or (isinstance(msg, Job) and msg.hold) else None
+        return msg if isinstance(msg, (Limit, Recall)) or (isinstance(msg, Job) and msg.hold) else None
 
     @staticmethod
     def write_now(fd, data):

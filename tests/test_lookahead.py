@@ -158,7 +158,7 @@ class Holding(slots.Kind):
         self.held[idx] = (job.hold, job)
         return True
 
-    def take_back(self, idx, number):
+    def take_back(self, idx, number, recall=False):
         if idx in self.held and self.held[idx][0] == number:
             self.calls.append(("back", idx, self.held.pop(idx)[1].seq))
             return True

@@ -78,8 +78,10 @@ def test_without_marks_output_is_passed_as_it_is():
 
 
 @pytest.mark.parametrize("rest,mark", [(b":s", ("s", None)), (b":s:4242\n", ("s", 4242)), (b":e:3", ("e", 3)),
-                                       (b":r:77", ("r", 77)), (b":r", ("r", None)), (b":o", ("o",)),
-                                       (b":s:", None), (b":s:x", None), (b":e:", None)])
+                                       (b":r:77", ("r", 77, False)), (b":r:77:a\n", ("r", 77, True)),
+                                       (b":r", ("r", None, False)), (b":o", ("o",)), (b":d\n", ("d",)),
+                                       (b":w", ("w",)), (b":r:77:b", None), (b":s:", None), (b":s:x", None),
+                                       (b":e:", None)])
 def test_marks_are_read_exactly(rest, mark):
     from clstr import ssh
     assert ssh._parse_mark(rest) == mark

@@ -26,6 +26,14 @@
 # reader's cleanup KILLs them. A frame "@SECRET@" and a line (--sudo: sudo's password, sent only
 # to a node whose sudo asked for it) is kept in a variable, and from then on every job finds it
 # on its fd 5, piped by printf (a builtin: never an argv, an environment or a file); sudo.py.
+# A line "@AHEAD@" makes the frame after it one sent ahead (session.py): the runner starts it the
+# moment the job before it ended with status 0, with no word from clstr between, and drops it
+# (TOKEN:@DROPPED@ on stderr) if that job failed or a recall came. A recall is a USR1 from the
+# reader, caught only from before a job's start mark to after its end mark: POSIX shells run a
+# trap only once the foreground job has ended, so a recall the reader signalled before that end
+# mark (it says TOKEN:@RECALLED@ after signalling) always drops the frame sent ahead. The runner
+# first signals itself: where USR1 was ignored when sh started (a shell may not trap it then),
+# its ready mark lacks ":@AHEAD@" and clstr sends it nothing ahead.
 t=$1;
 rd=$2;
 wd=$3;
@@ -46,16 +54,28 @@ $ss sh -c "$rd" clstr "$t" "$g" | {
   exec 4>&2 2>/dev/null;
   trap : TERM HUP INT;
   me=$(exec sh -c 'echo $PPID');
-  echo "$t:@READY@:$me" >&4;
+  u=;
+  trap 'u=:@AHEAD@' USR1;
+  kill -USR1 "$me" 2>/dev/null;
+  echo "$t:@READY@:$me$u" >&4;
   pw=;
+  c=0; a=; cx=;
+  trap '' USR1;
   while IFS= read -r n; do
-    case $n in @QUIT@) exit 0;; @SECRET@) IFS= read -r pw; continue;; esac;
+    case $n in @QUIT@) exit 0;; @SECRET@) IFS= read -r pw; continue;; @AHEAD@) a=1; continue;; esac;
     j=; s=;
     while [ "$n" -gt 0 ] && IFS= read -r l; do j=$j$s$l; s=$n1; n=$((n - 1)); done;
+    if [ -n "$a" ]; then
+      a=;
+      case $c$cx in 0) ;; *) cx=; echo "$t:@DROPPED@" >&4; continue;; esac;
+    fi;
+    cx=;
+    trap 'cx=1' USR1;
     echo "$t:@BEGIN@";
     echo "$t:@START@" >&4;
     if [ -z "$pw" ]; then rj "$@"; else printf '%s\n' "$pw" | { exec 5<&0; rj "$@"; }; fi;
     c=$?;
     echo "$t:@STDOUT_END@"; echo "$t:@END@:$c" >&4;
+    trap '' USR1;
   done;
 }
