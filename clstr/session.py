@@ -16,7 +16,7 @@ from . import ssh
 from .board import CONNECTING, IDLE, RUNNING
 from .events import Connected, Finished, Notice, Recalled
 from .proc import PIPE, Child, end_group
-from .reading import Marked, Reading
+from .reading import Reading
 from .result import Ending
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
