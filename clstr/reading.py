@@ -141,7 +141,7 @@ class Reading:
                     self._out(p, seq, stream, data)
                 if mark is not None:
                     self._mark(p, stream, mark)
-            if rest or (stop is not None and self.partial[stream]):
+            if rest is not None:  # the job's stream ended: what came after it is the next job's
                 self.later[stream] = rest + b"".join(self.partial[stream])  # in the order it came
                 self.partial[stream].clear()
         elif lines:

@@ -207,10 +207,10 @@ class Pipelined:
 
     def heard_recalled(self, p):
         """The reader signalled the recall before the running job's end mark: the job sent ahead
-        will be dropped; it is a held job again (sent, if still held, the usual way at the end)."""
+        will be dropped. Its hold is the supervisor's to take back (it asked for it: this worker
+        never starts it)."""
         if self.recall == "sent" and p.recalled and self.pushed is not None:
             job, self.pushed, self.recall = self.pushed, None, None
-            self.ahead = job
             self.w.board.hold(self.w.slot, job.hold)
             self.w.conn.send(Recalled(self.w.slot))
 

@@ -245,11 +245,12 @@ class Marks:
 
     def split_until(self, data, stop=None):
         """(split's pieces up to and including the first mark of kind ``stop``, the bytes after
-        that mark as they came): what follows a job's end mark is the next job's to read."""
+        that mark as they came, or None where no such mark came): what follows a job's end mark
+        is the next job's to read."""
         mark = self.mark
         at = data.find(mark)
         if at < 0:
-            return [(data, None)], b""
+            return [(data, None)], None
         pieces, pos = [], 0
         while at >= 0:
             eol = data.find(b"\n", at)
@@ -265,7 +266,7 @@ class Marks:
                     return pieces, data[pos:]
             at = data.find(mark, end)
         pieces.append((data[pos:], None))
-        return pieces, b""
+        return pieces, None
 
     def first_of(self, data, kinds):
         """The kind of the first mark in ``data`` (complete lines) that is one of ``kinds``, or None."""

@@ -19,7 +19,7 @@ import sys
 import time
 
 from . import controldir, execslot, reaper, remotepool, result, slots, ssh, transfer, transports
-from .events import Connected, Deferred, Finished, Notice, Output
+from .events import Connected, Deferred, Finished, Notice, Output, Recalled
 from .cargo import Cargo
 from .joblog import JobLog
 from .lookahead import Holders
@@ -377,6 +377,8 @@ class Supervisor:
                 self._finished(ev)
             elif isinstance(ev, Deferred):
                 self._deferred(ev)
+            elif isinstance(ev, Recalled):
+                self.held.take_back(recheck=True)  # a job sent ahead that it asked back will not start
             elif isinstance(ev, Connected):
                 self.sched.connected(ev.slot)
                 if ev.reused is not None:

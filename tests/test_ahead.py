@@ -150,3 +150,12 @@ def test_a_job_sent_ahead_behind_one_that_waits_for_it_is_recalled_to_the_free_s
     assert sorted(r.stdout.split()) == ["one", "three", "two"]
     rows = [line.split("\t") for line in (tmp_path / "log").read_text().splitlines()[1:]]
     assert sorted(row[0] for row in rows) == ["1", "2", "3"]  # each once
+
+
+def test_a_last_line_one_read_left_unended_ends_at_the_end_mark_the_next_read_brings():
+    r, events = reading()
+    p = Marked()
+    r.feed(p, 1, 1, f"{T}:b\na\nb".encode())
+    r.feed(p, 1, 1, f"{T}:o\n{T}:b\nnext\n".encode())
+    assert p.out_end and events == [(1, 1, b"a\n"), (1, 1, b"b\n")]
+    assert r.later == {1: f"{T}:b\nnext\n".encode()}
