@@ -99,7 +99,7 @@ class Pipelined:
         # its recall was wanted and went down; a session a recall went down sends nothing more ahead
         self.pushed = None
         self.recall = None  # None, "wanted" (once the running job's start mark came) or "sent"
-        self.recalled = False
+        self.no_ahead = True
 
     def run(self, job, start, t0, sent=None):
         """Run the attempt down the slot's session; None if the loop cannot run here (fall back).
@@ -182,7 +182,7 @@ class Pipelined:
         """The bytes that send the held ``job`` ahead behind ``seq``, taken from the board (it is
         the worker's now), or None where it cannot go ahead."""
         w = self.w
-        if self.chan is None or self.loop is None or self.recalled or feeding or job.after != seq \
+        if self.chan is None or self.loop is None or self.no_ahead or feeding or job.after != seq \
                 or self.pushed is not None or w.reach.acks:
             # (a transport that acks: its marks come only as fast as its ACKs, which the round trip paces)
             return None
@@ -196,7 +196,7 @@ class Pipelined:
         reader is asked to signal the runner, once the running job's start mark came (loop.sh)."""
         if self.pushed is not None and self.pushed.hold == number and self.recall is None:
             self.recall = "wanted"
-            self.recalled = True
+            self.no_ahead = True  # a recall may come late: a session it went down sends nothing more ahead
             self.recall_due(p)
 
     def recall_due(self, p):
@@ -218,7 +218,6 @@ class Pipelined:
         """Whether the recalled job sent ahead started (MARK_START) or was dropped: the runner's
         next mark on stderr says, read on (the next job's) until it comes; None if the session
         ended first (it did not start: its runner is gone)."""
-        w = self.w
         sel = selectors.DefaultSelector()
         for stream, fd in chan.out.items():
             sel.register(fd, selectors.EVENT_READ, stream)
@@ -232,7 +231,7 @@ class Pipelined:
                 if left <= 0:
                     self.end()
                     return None
-                for key, _ in sel.select(min(left, 0.005)):
+                for key, _ in sel.select(left):
                     try:
                         data = os.read(key.fd, 65536)
                     except BlockingIOError:
@@ -242,8 +241,6 @@ class Pipelined:
                     else:
                         sel.unregister(key.fd)
                         chan.ended(key.data)
-                if w.reach.acks and self.runner:
-                    w.write_now(chan.stdin, self.loop.ping(self.runner))  # (transports.Slurm.acks)
         finally:
             sel.close()
 
@@ -274,7 +271,7 @@ class Pipelined:
         p = w.pump(chan, None, t0, until_marks=True)
         if p.ready and not chan.eof:
             self.runner = p.runner
-            self.recalled = not p.ahead_ok  # a runner that cannot be recalled gets nothing ahead
+            self.no_ahead = not p.ahead_ok  # a runner that cannot be recalled gets nothing ahead
             return None
         code = self.end()
         if p.late:
