@@ -402,7 +402,9 @@ class Supervisor:
     def _finished(self, ev):
         att = self.sched.finished(self.cargo.unload(ev))
         self._record(att)
-        if not self._settle_held(ev.slot):
+        if self._settle_held(ev.slot):
+            self.held.give()  # the slot runs its held job: the next goes to it now, to be sent ahead
+        else:
             self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:
             self._limit_running()
