@@ -136,19 +136,7 @@ class Pipelined:
         if p.end is not None and p.out_end and not chan.eof and not (p.timed_out or p.late or p.loop_gone):
             chan.reading.last_seq = job.seq
             exit, ending, reason = w.judge.verdict(None, p, session=True)  # its end mark's, or sudo's refusal
-            if pushed is not None:
-                # the runner starts it if this job's status is 0 and no recall came: as it says
-                starts = p.end == 0 and (recall != "sent" or self._outcome(chan, p, job.seq) == ssh.MARK_START)
-                if starts:
-                    self.promoted = (pushed, time.time(), time.monotonic(), b"" if self.chan else LOST)
-                else:
-                    w.board.hold(w.slot, pushed.hold)  # not started: the supervisor takes it back
-            if self.promoted is None and ending is Ending.OK and ahead is not None and ahead.after == job.seq \
-                    and w.board.take(w.slot, ahead.hold):
-                # the job it held starts now, before this one's end is told: no round trip between
-                self.promoted = (ahead, time.time(), time.monotonic(), w.write_now(chan.stdin, self._frame(ahead)))
-            elif self.promoted is None:
-                w.board.state[w.slot] = IDLE
+            self._next(job, p, ending, pushed, recall, ahead)
             return Finished(w.slot, job.seq, exit, start, runtime, ending, reason)
         w.board.state[w.slot] = IDLE
         if pushed is not None:
@@ -164,6 +152,22 @@ class Pipelined:
             return None
         exit, ending, reason = w.judge.verdict(code, p, session=True)
         return Finished(w.slot, job.seq, exit, start, runtime, ending, reason)
+
+    def _next(self, job, p, ending, pushed, recall, ahead):
+        """``job`` ended as its marks say: the job sent ahead behind it runs now, or goes back to
+        the supervisor; else the job it held starts now (``promoted``), or the slot is idle."""
+        w, chan = self.w, self.chan
+        if pushed is not None:
+            # the runner starts it if this job's status is 0 and no recall came: as it says
+            if p.end == 0 and (recall != "sent" or self._outcome(chan, p, job.seq) == ssh.MARK_START):
+                self.promoted = (pushed, time.time(), time.monotonic(), b"" if self.chan else LOST)
+                return
+            w.board.hold(w.slot, pushed.hold)  # not started: the supervisor takes it back
+        if ending is Ending.OK and ahead is not None and ahead.after == job.seq and w.board.take(w.slot, ahead.hold):
+            # the job it held starts now, before this one's end is told: no round trip between
+            self.promoted = (ahead, time.time(), time.monotonic(), w.write_now(chan.stdin, self._frame(ahead)))
+        else:
+            w.board.state[w.slot] = IDLE
 
     def push(self, job, seq, feeding):
         """A held job came while job ``seq`` runs: send it ahead down the session, so that the runner
