@@ -7,9 +7,11 @@ always drops the job sent ahead. The loop is run here by real shells, as sshd wo
 reading of what comes after a job's end mark is checked by tables; a real run shows a recall
 moving a job sent ahead behind a job that waits for it.
 """
+import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +19,7 @@ from clstr import ssh
 from clstr.reading import Marked, Reading
 from test_loop import LOOP, Session
 from test_wrapper import POSIXISH, shell_path
+from conftest import wait_for
 from test_lookahead import run_clstr
 
 T = LOOP.token
@@ -159,3 +162,28 @@ def test_a_last_line_one_read_left_unended_ends_at_the_end_mark_the_next_read_br
     r.feed(p, 1, 1, f"{T}:o\n{T}:b\nnext\n".encode())
     assert p.out_end and events == [(1, 1, b"a\n"), (1, 1, b"b\n")]
     assert r.later == {1: f"{T}:b\nnext\n".encode()}
+
+
+def test_an_interrupt_starts_no_job_sent_ahead_and_every_job_is_told(tmp_path):
+    # two slots run jobs that wait on a FIFO nobody writes; the jobs behind them are held, sent ahead
+    # down the sessions; Ctrl-C ends the two and starts none of the others
+    fifo, state = tmp_path / "go", tmp_path / "state.json"
+    os.mkfifo(fifo)
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg-empty"))
+    env.pop("CLSTR_SSH", None)
+    p = subprocess.Popen([sys.executable, "-m", "clstr", "--ssh", "no-ssh-here", "-n", "2/:", "--state", str(state),
+                          "--json", "r.json", "--", f"echo {{}} >> started; read x < {fifo}", ":::", *"123456"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (tmp_path / "started").exists()
+                        and len((tmp_path / "started").read_text().split()) == 2, 30)
+        assert wait_for(lambda: (json.loads(state.read_text()) if state.exists() else {})
+                        .get("counts", {}).get("running") == 2, 30)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 128 + signal.SIGINT, err
+    assert sorted((tmp_path / "started").read_text().split()) == ["1", "2"]
+    counts = json.loads((tmp_path / "r.json").read_text())["counts"]
+    assert counts["succeeded"] == 0 and counts["not_run"] + counts["failed"] == 6 and counts["not_run"] >= 4, counts
