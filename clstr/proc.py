@@ -13,9 +13,10 @@ KILL_GRACE = 2.0  # TERM to KILL for a process group clstr ends
 
 PIPE = -1
 # signals a child starts with at their default disposition, whatever the spawner does with them
-# (a worker ignores them): a signal ignored on entry stays ignored in ssh, in the job loop (a shell
-# may not trap it: its recall, USR1, would be lost) and in a job on the local machine
-_DEFAULT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+# (a worker ignores TERM, INT, HUP and USR1; Python ignores PIPE and XFSZ): a signal ignored on
+# entry stays ignored in ssh, in the job loop (a shell may not trap it: its recall, USR1, would be
+# lost) and in a job on the local machine (`yes | head -1` said "Broken pipe")
+_DEFAULT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class Child:

@@ -139,6 +139,18 @@ def test_exit_statuses_are_exact(run, tmp_path, via, mode):
     assert data["retired_nodes"] == {}  # no job's exit is a transport's failure
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_job_starts_with_no_signal_ignored_that_a_login_would_not_ignore(run, via, mode):
+    # clstr's processes ignore some signals (Python: PIPE, XFSZ; a worker: TERM, INT, HUP, USR1);
+    # a job must not inherit that: `yes | head -1` would complain of a broken pipe
+    r = run(*via, *MODES[mode], "-j", "yes | head -1", "-j", "grep SigIgn /proc/$$/status")
+    assert r.returncode == 0 and "Broken pipe" not in r.stderr, r.stderr
+    mask = int(r.stdout.split("SigIgn:")[1].split()[0], 16)
+    ignored = [sig.name for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGPIPE, signal.SIGTERM,
+                                    signal.SIGXFSZ) if mask & (1 << (sig - 1))]
+    assert ignored == [], r.stdout
+
+
 def test_a_nonzero_exit_presumes_the_node_broken_as_over_ssh(run, tmp_path, via):
     r = run(*via, "--json", "r.json", "-j", "exit 3", "-j", "echo fine")
     got, data = outcomes(tmp_path / "r.json")
