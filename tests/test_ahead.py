@@ -187,3 +187,49 @@ def test_an_interrupt_starts_no_job_sent_ahead_and_every_job_is_told(tmp_path):
     assert sorted((tmp_path / "started").read_text().split()) == ["1", "2"]
     counts = json.loads((tmp_path / "r.json").read_text())["counts"]
     assert counts["succeeded"] == 0 and counts["not_run"] + counts["failed"] == 6 and counts["not_run"] >= 4, counts
+
+
+def runner_streams(jobs):
+    """What a runner writes for ``jobs`` [(stdout, stderr, status)] run one after another, as
+    loop.sh writes it: its marks around each job's own bytes."""
+    out, err = b"", b""
+    for o, e, c in jobs:
+        out += f"{T}:b\n".encode() + o + f"{T}:o\n".encode()
+        err += f"{T}:s\n".encode() + e + f"{T}:e:{c}\n".encode()
+    return out, err
+
+
+def own_bytes(rng):
+    """A job's output: lines, maybe a last one unended, maybe what looks like a mark of another run
+    (the token is the run's secret: a job cannot write one of this run's marks by accident)."""
+    lines = [b"".join(rng.choice([b"x", b"y", b" ", b"0" * 16, b":e:1", b":o"]) for _ in range(rng.randrange(0, 40)))
+             for _ in range(rng.randrange(0, 5))]
+    data = b"\n".join(lines)
+    return data + b"\n" if data and rng.random() < 0.7 else data
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_jobs_read_in_any_pieces_get_exactly_their_own_output(seed):
+    # the worker reads a session's two streams in whatever pieces they come, a job after another,
+    # each job's reading starting once the one before ended (as with jobs sent ahead): each job's
+    # output is its own, whole, whatever the pieces
+    rng = __import__("random").Random(seed)
+    jobs = [(own_bytes(rng), own_bytes(rng), rng.choice([0, 0, 0, 1, 255])) for _ in range(rng.randrange(1, 12))]
+    out, err = runner_streams(jobs)
+    r, events = reading()
+    left = {1: out, 2: err}
+    for seq, (_, _, status) in enumerate(jobs, 1):
+        p = Marked()
+        r.resume(p, seq)
+        while p.end is None or not p.out_end:
+            stream = rng.choice([s for s in (1, 2) if left[s]])
+            size = rng.randrange(1, 64)
+            r.feed(p, seq, stream, left[stream][:size])
+            left[stream] = left[stream][size:]
+        assert p.end == status and p.begun and p.started
+        r.last_seq = seq
+    assert left == {1: b"", 2: b""} and r.later in ({}, {1: b""}, {2: b""}, {1: b"", 2: b""})
+    for seq, (o, e, _) in enumerate(jobs, 1):
+        for stream, want in ((1, o), (2, e)):
+            got = b"".join(d for s, st, d in events if s == seq and st == stream)
+            assert got == (want + b"\n" if want and not want.endswith(b"\n") else want), (seq, stream)
