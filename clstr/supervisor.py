@@ -403,7 +403,10 @@ class Supervisor:
         att = self.sched.finished(self.cargo.unload(ev))
         self._record(att)
         if self._settle_held(ev.slot):
-            self.held.give()  # the slot runs its held job: the next goes to it now, to be sent ahead
+            # the slot runs its held job: the next goes to it now, to be sent ahead; the output
+            # before it first, so that a write that fails stops the run before it is given
+            if self._write("job output", self.printer.flush):
+                self.held.give()
         else:
             self._release_finished(ev.slot)
         if att is not None and att.outcome == SUCCEEDED:
