@@ -404,8 +404,9 @@ class Supervisor:
         self._record(att)
         if self._settle_held(ev.slot):
             # the slot runs its held job: the next goes to it now, to be sent ahead; the output
-            # before it first, so that a write that fails stops the run before it is given
-            if self._write("job output", self.printer.flush):
+            # before it first, so that a write that fails stops the run before it is given, and
+            # not while a signal waits to be handled (it may stop the run)
+            if self._write("job output", self.printer.flush) and not self.stop.signals:
                 self.held.give()
         else:
             self._release_finished(ev.slot)
