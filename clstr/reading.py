@@ -174,7 +174,8 @@ class Reading:
         elif kind == ssh.MARK_SUDO:
             p.sudo = mark[1]
         elif kind == ssh.MARK_RECALLED:
-            p.recalled = p.end is None  # signalled before the end mark: the job sent ahead is dropped
+            # (read here, it came before the end mark: what follows that mark is the next job's)
+            p.recalled = True  # signalled before the end mark: the job sent ahead is dropped
         # (ssh.MARK_DROPPED: a job sent ahead did not start; its worker knew it would, or asked)
 
     def _out(self, p, seq, stream, data):

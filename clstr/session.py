@@ -5,10 +5,12 @@ A forked worker (worker.py) keeps one a slot. It opens it on the slot's first jo
 says the loop runs), sends each job as a frame, reads the job's marks through the worker's pump,
 and keeps it from job to job; a node that will not run the loop (a ForceCommand, a restricted
 shell, no sh) makes the slot fall back to one session a job. Lookahead (lookahead.py) lives
-here: the job the slot holds to run next goes down the session the moment the running one's
-end mark says status 0.
+here: the job the slot holds to run next is sent ahead down the session while the one before it
+runs, and the loop's runner starts it itself as that one ends with status 0 (or drops it: a
+failure, a recall); where it cannot go ahead, it goes down the moment the end mark says status 0.
 """
 import os
+import select
 import selectors
 import time
 
@@ -21,7 +23,6 @@ from .result import Ending
 
 FALL_BACK = object()  # the job loop cannot run on the node: one session a job
 LOST = object()  # a job sent ahead started as its session ended: it is lost
-PIPE_BUF = 4096  # a write to a pipe of at most this many bytes goes whole or not at all (POSIX)
 OUTCOME_WAIT = 30.0  # at most this long for the runner to say whether a recalled job started
 
 
@@ -176,7 +177,7 @@ class Pipelined:
         frame = self._ahead(job, seq, feeding)
         if frame is None:
             return False
-        if self.w.write_now(self.chan.stdin, frame):  # (a pipe takes so few bytes whole or not at all)
+        if self.w.write_now(self.chan.stdin, frame):  # the pipe took none of it: kept to be sent at the end
             self.w.board.hold(self.w.slot, job.hold)
             return False
         self.pushed = job
@@ -191,7 +192,8 @@ class Pipelined:
             # (a transport that acks: its marks come only as fast as its ACKs, which the round trip paces)
             return None
         frame = self.loop.ahead(w.text(job)[0])
-        if len(frame) > PIPE_BUF or not w.board.take(w.slot, job.hold):
+        # (a write to a pipe of at most PIPE_BUF bytes goes whole or not at all)
+        if len(frame) > select.PIPE_BUF or not w.board.take(w.slot, job.hold):
             return None
         return frame
 
@@ -201,18 +203,16 @@ class Pipelined:
         if self.pushed is not None and self.pushed.hold == number and self.recall is None:
             self.recall = "wanted"
             self.no_ahead = True  # a recall may come late: a session it went down sends nothing more ahead
-            self.recall_due(p)
+            self.recall_read(p)
 
-    def recall_due(self, p):
-        """A wanted recall goes down once the running job's start mark came, and not after its end."""
+    def recall_read(self, p):
+        """Where a recall is under way, after what was read of the running job (``p``): a wanted
+        one goes down once the job's start mark came, and not after its end; once the reader said
+        it signalled the runner before the end mark, the job sent ahead will be dropped, and its
+        hold is the supervisor's to take back (it asked for it: this worker never starts it)."""
         if self.recall == "wanted" and p.started and p.end is None and self.chan is not None and self.runner:
             self.w.write_now(self.chan.stdin, self.loop.recall(self.runner))
             self.recall = "sent"
-
-    def heard_recalled(self, p):
-        """The reader signalled the recall before the running job's end mark: the job sent ahead
-        will be dropped. Its hold is the supervisor's to take back (it asked for it: this worker
-        never starts it)."""
         if self.recall == "sent" and p.recalled and self.pushed is not None:
             job, self.pushed, self.recall = self.pushed, None, None
             self.w.board.hold(self.w.slot, job.hold)

@@ -369,8 +369,7 @@ class SlotWorker:
             chan.reading.feed(p, seq, stream, data)
             nudge = self.reach.acks and bool(self.pipe.runner) and (p.begun, p.out_end) != marked_out
             if self.pipe.recall is not None:
-                self.pipe.recall_due(p)
-                self.pipe.heard_recalled(p)
+                self.pipe.recall_read(p)
         else:
             chan.ended(stream)
             chan.reading.close(p, seq, stream)
@@ -420,7 +419,8 @@ class SlotWorker:
             self.pipe.ahead = msg  # a held job (lookahead.py)
 
     def _message_while_running(self):
-        """What the supervisor sent while a job runs: a Limit, a held Job, or None if it is gone (EOF)."""
+        """What the supervisor sent while a job runs: a Limit, a held Job, a Recall, or None if it is
+        gone (EOF)."""
         try:
             msg = self.conn.recv()
         except (EOFError, OSError):

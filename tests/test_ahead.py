@@ -9,6 +9,7 @@ moving a job sent ahead behind a job that waits for it.
 """
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -213,7 +214,7 @@ def test_jobs_read_in_any_pieces_get_exactly_their_own_output(seed):
     # the worker reads a session's two streams in whatever pieces they come, a job after another,
     # each job's reading starting once the one before ended (as with jobs sent ahead): each job's
     # output is its own, whole, whatever the pieces
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     jobs = [(own_bytes(rng), own_bytes(rng), rng.choice([0, 0, 0, 1, 255])) for _ in range(rng.randrange(1, 12))]
     out, err = runner_streams(jobs)
     r, events = reading()
