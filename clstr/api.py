@@ -147,7 +147,7 @@ class Run:
         if copying:
             self.files, self.job_files = copying(self.pairs, pins)
         self.ssh = _ssh_config(o, v, pipeline, mark, self.files, self.slots, slurm_job,
-                               _targets(inventories, self.slots))
+                               _targets(inventories, self.slots), live=live is not None)
         self.routes = _routes(o.gateways, o.gateway_python, o.gateway_fallback)
         if self.routes and slurm_job:
             # its job steps start from the allocation's own controller: a gateway has nothing to add
@@ -374,9 +374,10 @@ def _targets(inventories, slots):
     return tuple(sorted((node,) + t for node, t in targets(load(inventories), dict.fromkeys(slots)).items()))
 
 
-def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets=()):
+def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets=(), live=False):
     """The run's SshConfig, its command found (where a node of ``slots`` is reached by it) and its
-    flags and -o options checked; a --connect command found."""
+    flags and -o options checked; a --connect command found. This machine's ssh is asked what it
+    needs (``ssh -V``) only where a node, a gateway or a live node list (``live``) may need it."""
     if o.ssh is not None and not isinstance(o.ssh, str):
         raise TypeError(f"ssh must be a string, not {type(o.ssh).__name__}")
     command = "ssh" if o.ssh is None else o.ssh
@@ -387,7 +388,7 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
     sudo_user = _sudo_user(o)
     if sudo_user is not None and not v["remote_cleanup"]:
         raise InputError("--sudo needs the remote wrapper, which runs sudo: not with --no-remote-cleanup")
-    config = SshConfig.from_strings(command, ssh_options, connect_timeout=v["connect_timeout"],
+    config = SshConfig.from_strings(command, ssh_options, ask=False, connect_timeout=v["connect_timeout"],
                                     alive_interval=v["alive_interval"], alive_count=v["alive_count"],
                                     remote_cleanup=v["remote_cleanup"], pipeline=v["pipeline"] and pipeline,
                                     mark=mark, env=env, workdir=files.workdir if files else None,
@@ -400,6 +401,8 @@ def _ssh_config(o, v, pipeline, mark, files, slots, slurm_job=None, node_targets
     reached = {transports.of(config, node).name for node in set(slots)}
     if "ssh" in reached and (not config.command or shutil.which(config.command[0]) is None):
         raise InputError(f"ssh command not found: {command!r} (see --ssh)")
+    if "ssh" in reached or o.gateways or live:
+        config = config.asked()
     refused = ssh_flag_refused(config.command)
     if refused is not None:
         raise InputError(f"--ssh {command!r}: ssh {refused[0]} {refused[1]}: leave it out")

@@ -1,4 +1,5 @@
 """Pure construction of ssh command lines and classification of ssh failures."""
+import dataclasses
 import functools
 import pkgutil
 import re
@@ -31,13 +32,18 @@ class SshConfig:
     sudo: Optional[str] = None  # --sudo: the user jobs run as under sudo on their nodes (sudo.py)
 
     @classmethod
-    def from_strings(cls, command="ssh", options=(), **kw):
-        """The run's config from the user's strings, with what this machine's ssh needs first."""
+    def from_strings(cls, command="ssh", options=(), ask=True, **kw):
+        """The run's config from the user's strings, with what this machine's ssh needs first
+        (``ask``: ssh is asked now; else ``asked`` adds it, once a node is known to be reached by ssh)."""
         try:
             argv = tuple(shlex.split(command))
         except ValueError as e:
             raise InputError(f"--ssh {command!r}: {e} (it is split as a shell would)") from None
-        return cls(command=argv, options=tuple(options), leading=kept_stdin(argv), **kw)
+        return cls(command=argv, options=tuple(options), leading=kept_stdin(argv) if ask else (), **kw)
+
+    def asked(self):
+        """The config with what this machine's ssh needs first (kept_stdin: it runs ``ssh -V``)."""
+        return dataclasses.replace(self, leading=kept_stdin(self.command))
 
 
 def base_argv(cfg):

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+import clstr.api
 from conftest import processes_with, read_until, wait_for
 from clstr import transports
 from clstr.judging import Judge
@@ -116,6 +117,21 @@ def test_the_local_machine_needs_no_ssh_but_a_remote_node_does(run):
     assert (r.returncode, r.stdout) == (0, "here\n"), r.stderr
     r = run("-n", ":", "n1", "-j", "echo here")
     assert r.returncode == 2 and r.stderr == "clstr: ssh command not found: 'no-ssh-here' (see --ssh)\n"
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+def test_a_run_no_node_of_which_is_reached_by_ssh_never_starts_ssh(run, tmp_path, transport):
+    # (ssh -V, asked what this ssh needs first, costs a program's start: only where ssh is used)
+    asked = tmp_path / "ssh-was-run"
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {asked}\necho OpenSSH_9.2p1 >&2\n")
+    fake.chmod(0o755)
+    r = subprocess.run([sys.executable, "-m", "clstr", "--ssh", str(fake), *TRANSPORTS[transport], "-j", "echo ran"],
+                       capture_output=True, text=True, cwd=tmp_path, env=run.env(), timeout=60)
+    assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+    assert not asked.exists(), asked.read_text()
+    clstr.api.Run(["echo ran"], [":", "n1"], ssh=str(fake))  # planned, not started: a node reached by ssh
+    assert asked.read_text().splitlines()[0] == "-V"  # this ssh is asked what it needs first
 
 
 # ---- the same runs over each transport ----------------------------------------
