@@ -75,6 +75,12 @@ class Sampler(threading.Thread):
                 self.peak_uss, self.uss_count = uss, n
 
 
+def compiled():
+    """clstr's bytecode written, as an installed clstr has it (pip writes it; PYTHONDONTWRITEBYTECODE
+    or a fresh checkout would leave clstr compiling its modules at every start, ~40 ms)."""
+    compileall.compile_dir(os.path.join(HERE, "..", "clstr"), quiet=1)
+
+
 def timed(argv, env=None, stdin=None, uss_filter=None, timeout=600, cwd=None):
     """Run argv; returns dict(wall, cpu, rss, uss, uss_count, out, err, code)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -729,9 +735,7 @@ def main():
     ap.add_argument("--w9-repeat", type=int, default=3, help="W9 and W10 runs of each tool, interleaved")
     args = ap.parse_args()
     want = {w.upper() for w in args.workloads}
-    # bytecode as an installed clstr has it (pip writes it; PYTHONDONTWRITEBYTECODE or a fresh
-    # checkout would leave clstr compiling its modules at every start, ~40 ms)
-    compileall.compile_dir(os.path.join(HERE, "..", "clstr"), quiet=1)
+    compiled()
     n4, s4, j4 = (int(x) for x in args.w4.split("x"))
     count = max(8, args.w2_nodes if "W2" in want else 0, n4 if "W4" in want else 0,
                 args.w5_nodes if "W5" in want else 0, args.w9_nodes + 4 if "W9" in want else 0)

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
 
-from bench import check, checked_run, interleaved, table, timed  # noqa: E402
+from bench import check, checked_run, compiled, interleaved, table, timed  # noqa: E402
 import slurmnodes  # noqa: E402
 
 PY = sys.executable
@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--sequential-jobs", type=int, default=400,
                     help="jobs of the one-srun-a-job run (each a full srun, in a row)")
     args = ap.parse_args()
+    compiled()
     print(f"clstr W12: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
     if "local" in args.parts:
         local(args.jobs, args.repeat)
