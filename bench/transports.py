@@ -2,7 +2,8 @@
 
 Local: N trivial jobs on this machine, 2 at a time: clstr `-n 2/:` against GNU parallel `-j 2`
 and `xargs -P 2` (each job a `$SHELL -c`, as clstr and GNU parallel run it, and a `sh -c`; and
-clstr with SHELL=/bin/sh beside it). Slurm: N trivial jobs on a 4-node allocation of a real
+clstr with SHELL=/bin/sh beside it; and the floor, bench/loopfloor.py: clstr's job loop driven by
+one process that does nothing else). Slurm: N trivial jobs on a 4-node allocation of a real
 Slurm started here (tests/slurmnodes.py: slurmctld and four emulated slurmds on this host),
 a slot a node: clstr `--slurm` (a job step a slot, the job loop down it) against GNU parallel's
 Slurm pattern (`parallel -j 4 srun --exclusive -N1 -n1 ...`, its manual's) and one `srun` a job
@@ -35,7 +36,9 @@ def local(njobs, repeat):
     runs = [("clstr -n 2/:", [PY, "-m", "clstr", "-", "-n", "2/:"], jobs),
             (f"xargs -P 2 {os.path.basename(shell)} -c", ["xargs", "-P", "2", "-d", "\n", "-n", "1", shell, "-c"], jobs),
             ("xargs -P 2 sh -c", ["xargs", "-P", "2", "-d", "\n", "-n", "1", "sh", "-c"], jobs),
-            ("clstr -n 2/:, SHELL=/bin/sh", ["env", "SHELL=/bin/sh", PY, "-m", "clstr", "-", "-n", "2/:"], jobs)]
+            ("clstr -n 2/:, SHELL=/bin/sh", ["env", "SHELL=/bin/sh", PY, "-m", "clstr", "-", "-n", "2/:"], jobs),
+            # clstr's job loop with nothing of clstr's own around it: the floor of its design
+            ("floor: the job loop, 2 sessions, one process", [PY, os.path.join(HERE, "loopfloor.py"), "2"], jobs)]
     if shutil.which("parallel"):
         runs.append(("GNU parallel -j 2", ["parallel", "--will-cite", "-j", "2"], jobs))
 
