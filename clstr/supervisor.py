@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from . import controldir, execslot, reaper, remotepool, result, slots, ssh, transfer, transports
+from . import controldir, execslot, loopslot, reaper, remotepool, result, slots, ssh, transfer, transports
 from .events import Connected, Deferred, Finished, Notice, Output, Recalled
 from .cargo import Cargo
 from .joblog import JobLog
@@ -108,6 +108,9 @@ class Supervisor:
                 self.control = controldir.ControlPaths(self.sched.nodes, self.pool.capacity)
             wrapper, loop = marks_of(self.opt.ssh)  # built once here, shared by every worker
             self.forked.lookahead = self.own_workers and lookahead(self.opt, self.sched.policy, loop)
+            if self.own_workers and loopslot.eligible(self.opt, loop, self.forked.lookahead):
+                self.kinds.insert(0, loopslot.LocalLoops(self.opt, loop, self.env, self.sel, self.board,
+                                                         self.sched.slots, self.on_events, self._left_out))
             if self.own_workers and execslot.eligible(self.opt, wrapper, loop):
                 execs = execslot.ExecSlots(self.opt, self.env, self.sel, self.board, self.on_events,
                                            lambda: self.sched.stopped is not None)

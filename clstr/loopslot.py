@@ -1,0 +1,605 @@
+"""Slots on this machine whose job loop the supervisor reads itself (issue 35).
+
+Where a slot's node is this machine (``:``) and the run sends jobs ahead down the job loop
+(lookahead.py), a forked worker would only relay: read the session's marks, tell the supervisor,
+send the next job on. Here no Python process is forked for the slot: the supervisor starts the
+job loop (the same clstr/remote/loop.sh, by the user's $SHELL in a session of its own, as
+transports.Local runs any line), writes each job's frame down its stdin and reads its marks and
+output in its own event loop. What a worker does for such a job is done with the same parts:
+the frames (ssh.Loop), the reading (reading.Reading), the judging (judging.Judge) and the time
+split (judging.timed); the supervisor hears the same events (Connected, Output, Finished,
+Recalled), in the same order.
+
+A held job goes down the session at once, after a line "@AHEAD@": the loop's runner starts it as
+the job before it ends with status 0, or drops it (a failure, a recall: loop.sh). Which it was
+is known at that end (after a recall, from the runner's next mark) and settled before the end is
+told: the supervisor's take_back then says whether it started.
+
+Nothing here blocks but the run's end: a session that ended is waited for through its pidfd, one
+told to quit is killed once its grace has passed.
+"""
+import dataclasses
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import time
+
+from . import ssh, transports
+from .board import CONNECTING, IDLE, RUNNING
+from .deadlines import start_bound
+from .events import Connected, Finished, Recalled
+from .judging import Judge, timed
+from .proc import KILL_GRACE, PIPE, Child
+from .reading import Marked, Reading
+from .result import Ending
+from .session import OUTCOME_WAIT
+from .slots import NOT_MINE, NOT_STARTED, STARTED, Kind
+from .worker import DRAIN_GRACE, PING_EVERY, READ_SIZE
+
+
+def eligible(opt, loop, lookahead):
+    """Whether the run's slots on this machine are read by the supervisor: its forked workers would
+    hold jobs ahead (``lookahead``: supervisor.lookahead, a pipelined run whose jobs need nothing
+    of the supervisor between them), no per-attempt limit is kept (--timeout, --idle-timeout: a
+    worker's clocks), not --on-each-node (execslot.py), and not turned off
+    (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    return (lookahead and loop is not None and not opt.one_job_slots and not opt.timeout and not opt.idle_timeout
+            and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
+
+
+class LocalLoops(Kind):
+    """The job loops of a run's slots on this machine, one session a slot, kept from job to job.
+
+    ``loop``: the run's ssh.Loop; ``sel``: the supervisor's selector; ``board``: the slot board;
+    ``slots``: the scheduler's; ``emit(idx, event)``: hands an event to the supervisor as if the
+    slot's worker had sent it; ``left_out(idx, job, what, error)``: a slot whose loop could not start.
+    """
+
+    def __init__(self, opt, loop, env, sel, board, slots, emit, left_out):
+        self.loop = loop
+        self.reach = transports.of(opt.ssh, transports.LOCAL)
+        self.judge = Judge(True, None, self.reach)
+        self.env = env
+        self.sel = sel
+        self.board = board
+        self.slots = slots
+        self.emit_now = emit
+        self.left_out = left_out
+        self.start_within = start_bound(opt.ssh.connect_timeout)
+        self.sessions = {}  # slot -> its Session, while it may run jobs
+        self.quitting = set()  # sessions told to quit: reaped once they exit, killed once due
+        self.started = {}  # slot -> the hold number of the last held job its loop started
+        self.starting = False  # within a verb the supervisor calls: what is said goes on the next tick
+        self.later = []  # (slot, event) said within such a verb
+        self.heap = []  # (when, n, session): the sessions' clocks, stale entries skipped
+        self.count = itertools.count()
+        self.paused = False
+        self.ending = False  # the run ends: a job's end is no longer told (as of any kind's)
+
+    def emit(self, idx, event):
+        if self.starting:
+            self.later.append((idx, event))
+        else:
+            self.emit_now(idx, event)
+
+    def plan(self, s):
+        due = s.due()
+        if due is not None and due != s.planned:
+            s.planned = due
+            heapq.heappush(self.heap, (due, next(self.count), s))
+
+    # ---- the contract (slots.py) ----------------------------------------
+    def take(self, idx, job):
+        if not transports.is_local(self.slots[idx].node):
+            return NOT_MINE
+        s = self.sessions.get(idx)
+        self.starting = True
+        try:
+            if s is None:
+                try:
+                    s = self.sessions[idx] = Session(self, idx)
+                except OSError as e:
+                    self.left_out(idx, job, "its job loop could not be started", e)
+                    return NOT_STARTED
+            if job.connect:  # this machine has no connection to share: its group is up at once
+                self.emit(idx, Connected(idx, False))
+            s.run(job)
+        finally:
+            self.starting = False
+        return STARTED
+
+    def runs(self, idx):
+        s = self.sessions.get(idx)
+        return s is not None and s.job is not None
+
+    def holds(self, idx):
+        s = self.sessions.get(idx)
+        return s is not None and s.may_hold()
+
+    def hold(self, idx, job):
+        s = self.sessions.get(idx)
+        return s is not None and s.push(job)
+
+    def take_back(self, idx, number, recall=False):
+        if self.started.get(idx) == number:
+            return False  # its loop started it
+        s = self.sessions.get(idx)
+        if s is None or s.pushed is None or s.pushed.hold != number:
+            return True  # dropped, or never sent
+        if recall:
+            self.starting = True
+            try:
+                s.recall_wanted()
+            finally:
+                self.starting = False
+        return False
+
+    def release(self, idx):
+        self._quit(idx)
+
+    def ended(self, idx, keep):
+        if not keep:
+            self._quit(idx)
+
+    def idle(self, is_idle):
+        for idx in sorted(self.sessions):
+            if is_idle(idx) and self.sessions[idx].job is None:
+                self._quit(idx)
+
+    def live_slots(self):
+        return set(self.sessions)
+
+    def pause(self, pause):
+        """Stop (or resume) reading every session, as the pool stops reading its workers."""
+        if pause != self.paused:
+            self.paused = pause
+            for s in list(self.sessions.values()) + list(self.quitting):
+                s.watch(not pause)
+
+    def next_due(self):
+        if self.later:
+            return 0.0
+        while self.heap and (self.heap[0][2].planned != self.heap[0][0] or self.heap[0][2].gone):
+            heapq.heappop(self.heap)
+        return self.heap[0][0] if self.heap else None
+
+    def tick(self, now):
+        later, self.later = self.later, []
+        for idx, event in later:
+            self.emit_now(idx, event)
+        while True:
+            due = self.next_due()
+            if due is None or due > now:
+                return
+            _, _, s = heapq.heappop(self.heap)
+            s.planned = None
+            s.clock(now)
+            if not s.gone:
+                self.plan(s)
+
+    def overdue(self, idx, since):
+        s = self.sessions.get(idx)
+        if s is not None:
+            s.kill(signal.SIGKILL)
+            s.gave_up()
+
+    def shutdown(self):
+        """The run ends: every loop is told to quit, given its grace to go, then ended."""
+        self.ending = True
+        for idx in sorted(self.sessions):
+            self._quit(idx)
+        by = time.monotonic() + DRAIN_GRACE
+        for s in list(self.quitting):
+            s.finish_quitting(by)
+        self.quitting.clear()
+
+    def _quit(self, idx):
+        s = self.sessions.pop(idx, None)
+        if s is not None:
+            self.quitting.add(s)
+            s.quit()
+
+    def gone(self, s):
+        """The session ended and was judged: the slot has none."""
+        if self.sessions.get(s.idx) is s:
+            del self.sessions[s.idx]
+            self.board.pid[s.idx] = 0
+            self.board.state[s.idx] = IDLE
+        self.quitting.discard(s)
+
+
+class Session:
+    """The job loop of one slot on this machine: a child in a session of its own, its stdin
+    written (frames), its stdout and stderr read (the marks and the jobs' output)."""
+
+    def __init__(self, kind, idx):
+        self.kind = kind
+        self.idx = idx
+        self.child = Child(kind.reach.argv(kind.loop.start_line()), kind.env, PIPE, PIPE, PIPE)
+        self.stdin = self.child.fds[0]
+        self.fds = {1: self.child.fds[1], 2: self.child.fds[2]}  # streams not at EOF yet
+        for fd in self.child.fds.values():
+            os.set_blocking(fd, False)
+        self.reading = Reading(idx, kind.loop, lambda ev: kind.emit(idx, ev), session=True, clock=time.monotonic)
+        self.opening = Marked()  # what the loop wrote before its ready mark
+        self.runner = None  # the loop's runner, from its ready mark
+        self.ahead_ok = False  # its runner can be recalled: jobs may go ahead
+        self.no_ahead = False  # a recall went down: nothing more goes ahead on this session
+        self.job = None  # the events.Job it runs (its attempt: start, t0, its reading.Marked p)
+        self.start = self.t0 = None
+        self.p = Marked()
+        self.pushed = None  # the held job sent ahead behind the running one
+        self.recall = None  # None, "wanted" (once the job's start mark came) or "sent"
+        self.waiting = None  # (Finished, give up at): a recall went down; the runner's next mark tells
+        self.out = b""  # what stdin has not taken yet
+        self.writing = False  # stdin is watched for room
+        self.watched = False
+        self.start_by = time.monotonic() + kind.start_within
+        self.ping_at = None
+        self.kill_at = None
+        self.quit_at = None
+        self.planned = None
+        self.pidfd = None
+        self.code = None
+        self.gone = False
+        self.ahead_started = False
+        kind.board.pid[idx] = self.child.pid
+        kind.board.state[idx] = CONNECTING
+        self.watch(not kind.paused)
+        kind.plan(self)
+
+    # ---- writing ---------------------------------------------------------
+    def write(self, data):
+        """Down stdin, in order: what the pipe takes now, the rest as it takes it."""
+        if self.stdin is None:
+            return
+        if not self.out:
+            try:
+                data = data[os.write(self.stdin, data):]
+            except BlockingIOError:
+                pass
+            except OSError:  # the loop is gone: its end says why
+                return
+        self.out += data
+        if self.out and not self.writing:
+            self.writing = True
+            self.kind.sel.register(self.stdin, selectors.EVENT_WRITE, self._writable)
+
+    def _writable(self):
+        try:
+            self.out = self.out[os.write(self.stdin, self.out):]
+        except BlockingIOError:
+            return
+        except OSError:
+            self.out = b""
+        if not self.out:
+            self.writing = False
+            self.kind.sel.unregister(self.stdin)
+
+    # ---- jobs ------------------------------------------------------------
+    def run(self, job):
+        """Start ``job`` (the supervisor gave it): its frame goes down once the loop is ready."""
+        self._attempt(job)
+        if self.runner is not None:
+            self.write(self.kind.loop.frame(job.command))
+
+    def _attempt(self, job):
+        self.job, self.start, self.t0, self.p = job, time.time(), time.monotonic(), Marked()
+        self.reading.resume(self.p, job.seq)  # what the loop wrote after the last job's end is this one's
+        if self.runner is not None:
+            self.kind.board.state[self.idx] = RUNNING
+            self.ping_at = self.t0 + PING_EVERY
+            self.kind.plan(self)
+
+    def may_hold(self):
+        return (self.job is not None and self.runner is not None and self.ahead_ok and not self.no_ahead
+                and self.pushed is None and self.waiting is None and self.p.end is None and not self.gone)
+
+    def push(self, job):
+        """A held job, to run next: sent ahead down the session (False if it cannot go)."""
+        if not self.may_hold() or job.after != self.job.seq:
+            return False
+        self.pushed = job
+        self.write(self.kind.loop.ahead(job.command))
+        return True
+
+    def recall_wanted(self):
+        if self.pushed is not None and self.recall is None:
+            self.recall = "wanted"
+            self.no_ahead = True  # a recall may come late: nothing more goes ahead here
+            self._recall_read()
+
+    def _recall_read(self):
+        """A wanted recall goes down once the job's start mark came (not after its end); once the
+        reader said it signalled the runner before that end, the job sent ahead will be dropped:
+        its hold is the supervisor's to take back (loop.sh)."""
+        p = self.p
+        if self.recall == "wanted" and p.started and p.end is None:
+            self.write(self.kind.loop.recall(self.runner))
+            self.recall = "sent"
+        if self.recall == "sent" and p.recalled and self.pushed is not None:
+            self.pushed, self.recall = None, None
+            self.kind.emit(self.idx, Recalled(self.idx))
+
+    # ---- reading ---------------------------------------------------------
+    def watch(self, on):
+        if on == self.watched:
+            return
+        self.watched = on
+        for stream, fd in self.fds.items():
+            if on:
+                self.kind.sel.register(fd, selectors.EVENT_READ, lambda stream=stream: self.readable(stream))
+            else:
+                self.kind.sel.unregister(fd)
+
+    def readable(self, stream):
+        fd = self.fds.get(stream)
+        if fd is None:
+            return
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._eof(stream)
+            return
+        if self.runner is None and self.quit_at is None:
+            self.reading.feed(self.opening, None, stream, data)
+            if self.opening.ready:
+                self._ready()
+            return
+        self.reading.feed(self.p, self.job.seq if self.job else self.reading.last_seq, stream, data)
+        if self.recall is not None:
+            self._recall_read()
+        self._advance()
+
+    def _ready(self):
+        self.runner, self.ahead_ok = self.opening.runner, bool(self.opening.ahead_ok)
+        self.kind.emit(self.idx, Connected(self.idx))  # the slot's own session is up
+        if self.job is not None and not self.gone:
+            job = self.job
+            self.write(self.kind.loop.frame(job.command))
+            self.kind.board.state[self.idx] = RUNNING
+            self.ping_at = time.monotonic() + PING_EVERY
+            self.kind.plan(self)
+
+    def _advance(self):
+        """The running job's end marks came: it ended, and the job sent ahead behind it started or
+        went back; the end is told. Again for that job, while what was read holds its end too."""
+        while self.job is not None and self.waiting is None and not self.gone:
+            p = self.p
+            if p.loop_gone:  # the job killed the runner: the session goes
+                self.kill(signal.SIGTERM)
+                self.kill_at = time.monotonic() + KILL_GRACE
+                self.kind.plan(self)
+                self._close_streams()
+                return
+            if p.end is None or not p.out_end:
+                return
+            self.reading.last_seq = self.job.seq
+            exit, ending, reason = self.kind.judge.verdict(None, p, session=True)
+            finished = timed(Finished(self.idx, self.job.seq, exit, self.start, time.monotonic() - self.t0, ending,
+                                      reason), p, self.t0)
+            if self.pushed is not None and p.end == 0 and self.recall == "sent":
+                self.waiting = (finished, time.monotonic() + OUTCOME_WAIT)
+                self._outcome()
+            else:
+                self._settle(finished, self.pushed is not None and p.end == 0)
+
+    def _outcome(self):
+        """After a recall went down, the runner's next mark says whether the job sent ahead started."""
+        found = self.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED))
+        if found is None:
+            self.kind.plan(self)
+            return
+        finished, self.waiting = self.waiting[0], None
+        self._settle(finished, found == ssh.MARK_START)
+        self._advance()
+
+    def _settle(self, finished, started):
+        """The running job ended (``finished``); the job sent ahead behind it ``started`` or not."""
+        pushed, self.pushed, self.recall = self.pushed, None, None
+        if started:
+            self.kind.started[self.idx] = pushed.hold
+            self.job = pushed
+            self.start, self.t0, self.p = time.time(), time.monotonic(), Marked()
+            self.ping_at = self.t0 + PING_EVERY
+        else:
+            self.job, self.ping_at = None, None
+            self.kind.board.state[self.idx] = IDLE
+        self.kind.emit(self.idx, finished)  # the supervisor settles the held job here (take_back)
+        if started and not self.gone:
+            self.reading.resume(self.p, self.job.seq)  # what was read after the end is the started job's
+        self.kind.plan(self)
+
+    def _eof(self, stream):
+        fd = self.fds.pop(stream)
+        if self.watched:
+            self.kind.sel.unregister(fd)
+        os.close(fd)
+        self.reading.close(self.p if self.job else self.opening, self.job.seq if self.job else None, stream)
+        if not self.fds:
+            self._ended()
+
+    def _close_streams(self):
+        for stream in list(self.fds):
+            fd = self.fds.pop(stream)
+            if self.watched:
+                self.kind.sel.unregister(fd)
+            os.close(fd)
+        self._ended()
+
+    # ---- the end ---------------------------------------------------------
+    def quit(self):
+        """No further job: the loop is told to end, and given its grace to go."""
+        if self.quit_at is not None:
+            return
+        self.write(self.kind.loop.QUIT)
+        self.quit_at = time.monotonic() + DRAIN_GRACE
+        self.kind.plan(self)
+
+    def kill(self, sig):
+        if self.code is None:
+            try:
+                os.killpg(self.child.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _ended(self):
+        """Both streams are closed (or given up on): once the loop has exited, it is judged."""
+        if self.job is not None:
+            self.reading.give_up(self.p, self.job.seq)  # (an idle session's: its late output, when judged)
+        if self.child.wait(0) is not None:
+            self._judge()
+            return
+        try:
+            self.pidfd = os.pidfd_open(self.child.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+        if self.pidfd is None:
+            self.kill(signal.SIGKILL)
+            self.child.wait()
+            self._judge()
+            return
+        self.kind.sel.register(self.pidfd, selectors.EVENT_READ, self._exited)
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + KILL_GRACE  # its streams closed: it has nothing left to do
+        self.kind.plan(self)
+
+    def _exited(self):
+        self.kind.sel.unregister(self.pidfd)
+        os.close(self.pidfd)
+        self.pidfd = None
+        self._judge()
+
+    def _judge(self):
+        """The loop has exited: the job it ran ends as what was read says (its end mark, or the
+        session's end), and so does a job sent ahead that it started as it ended."""
+        if self.gone:
+            return
+        self.gone = True
+        self.code = self.child.wait()
+        self._close()
+        # whether the runner started the job sent ahead (its start mark), asked before what was read
+        # after the last job's end goes to that job as its late output
+        self.ahead_started = self.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED)) == ssh.MARK_START
+        self.reading.leftover()
+        job, p, pushed = self.job, self.p, self.pushed
+        if self.kind.ending:
+            pass  # (the run's end: no job runs; a job's end is no longer told)
+        elif self.waiting is not None:
+            finished = self.waiting[0]
+            self.waiting = None
+            self._report(finished, pushed, True)  # as its runner's next mark says
+        elif job is not None and self.runner is None:
+            # the loop ended before its ready mark: the job never ran (a $SHELL that cannot run it)
+            tail = self.opening.tail
+            reason = (self.kind.judge.never_ran_reason(tail) if not self.opening.late else "timed out") or \
+                f"the job loop did not start (exit {self.code})" + (
+                    f": {tail.decode('utf-8', 'replace').strip().splitlines()[-1]}" if tail.strip() else "")
+            self._report(Finished(self.idx, job.seq, 255, self.start, time.monotonic() - self.t0, Ending.NEVER_RAN,
+                                  reason), None, False)
+        elif job is not None:
+            exit, ending, reason = self.kind.judge.verdict(self.code, p, session=True)
+            finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
+                             p, self.t0)
+            self._report(finished, pushed, pushed is not None and p.end == 0)
+        self.kind.gone(self)
+
+    def _report(self, finished, pushed, started):
+        """Say the session's last job's end, and, if the job sent ahead behind it started as the
+        session ended, that one's: lost."""
+        self.job, self.pushed = None, None
+        started = started and self.ahead_started  # (else its runner was gone before it could start it)
+        if started:
+            self.kind.started[self.idx] = pushed.hold
+        if finished.ending in (Ending.NEVER_RAN, Ending.LOST) and finished.said is None:
+            words = self.kind.judge.words(self.p)
+            if words:
+                finished = dataclasses.replace(finished, said=words)
+        self.kind.emit(self.idx, finished)
+        if started:
+            self.kind.emit(self.idx, Finished(self.idx, pushed.seq, 255, time.time(), 0.0, Ending.LOST,
+                                              "its session ended as it started"))
+
+    def gave_up(self):
+        """The run's KILL was sent and the loop did not end: its job ends as what was read says."""
+        self.child.wait()
+        self._judge()
+
+    def finish_quitting(self, by):
+        """The run's end: the loop had its QUIT; it goes within ``by`` (monotonic), or is ended."""
+        self.quit()
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+        if self.child.wait(max(0.0, by - time.monotonic())) is None:
+            self.kill(signal.SIGTERM)
+            if self.child.wait(KILL_GRACE) is None:
+                self.kill(signal.SIGKILL)
+        for stream in list(self.fds):  # what it wrote meanwhile
+            while True:
+                try:
+                    data = os.read(self.fds[stream], READ_SIZE)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self.reading.feed(self.p, self.reading.last_seq, stream, data)
+        self.child.wait()
+        self._judge()
+
+    def _close(self):
+        self.watch(False)
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+        if self.writing:
+            self.kind.sel.unregister(self.stdin)
+            self.writing = False
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+        if self.pidfd is not None:
+            self.kind.sel.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.child.close()
+
+    # ---- clocks ----------------------------------------------------------
+    def due(self):
+        if self.gone:
+            return None
+        due = [t for t in (self.kill_at, self.quit_at, None if self.runner is not None else self.start_by,
+                           self.ping_at if self.job is not None and self.runner is not None else None,
+                           self.waiting[1] if self.waiting else None) if t is not None]
+        return min(due) if due else None
+
+    def clock(self, now):
+        if self.kill_at is not None and now >= self.kill_at:
+            self.kill(signal.SIGKILL)
+            self.kill_at = None
+        if self.quit_at is not None and now >= self.quit_at and self.code is None:
+            self.quit_at = float("inf")
+            self.kill(signal.SIGTERM)  # a background process of some job holds the session
+            self.kill_at = now + KILL_GRACE
+        if self.runner is None and self.quit_at is None and now >= self.start_by:
+            self.opening.late = True  # no ready mark within the start bound: the loop did not start
+            self.start_by = float("inf")
+            self.kill(signal.SIGKILL)
+            self._close_streams()
+            return
+        if self.waiting is not None and now >= self.waiting[1]:
+            finished, self.waiting = self.waiting[0], None  # the runner never said: it did not start it
+            self.kill(signal.SIGTERM)
+            self.kill_at = now + KILL_GRACE
+            self._settle(finished, False)
+            return
+        if self.ping_at is not None and self.job is not None and self.runner is not None and now >= self.ping_at:
+            self.ping_at = now + PING_EVERY
+            self.write(self.kind.loop.ping(self.runner))
+
