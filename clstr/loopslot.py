@@ -190,15 +190,26 @@ class LocalLoops(Kind):
         self.ending = True
         for idx in sorted(self.sessions):
             self._quit(idx)
-        by = time.monotonic() + DRAIN_GRACE
-        for s in list(self.quitting):
-            s.finish_quitting(by)
+        left = list(self.quitting)
+        for s in left:
+            s.close_stdin()
+        # all at once: their grace, then TERM (a job that ignores the loop's end), then KILL
+        for sig, grace in ((signal.SIGTERM, DRAIN_GRACE), (signal.SIGKILL, KILL_GRACE)):
+            by = time.monotonic() + grace
+            for s in left:
+                if s.child.wait(max(0.0, by - time.monotonic())) is None:
+                    s.kill(sig)
+        for s in left:
+            s.child.wait()
+            s.finish_quitting()
         self.quitting.clear()
 
     def _quit(self, idx):
         s = self.sessions.pop(idx, None)
         if s is not None:
             self.quitting.add(s)
+            self.board.pid[idx] = 0
+            self.board.state[idx] = IDLE
             s.quit()
 
     def gone(self, s):
@@ -531,17 +542,18 @@ class Session:
         self.child.wait()
         self._judge()
 
-    def finish_quitting(self, by):
-        """The run's end: the loop had its QUIT; it goes within ``by`` (monotonic), or is ended."""
-        self.quit()
+    def close_stdin(self):
+        if self.writing:
+            self.kind.sel.unregister(self.stdin)
+            self.writing = False
         if self.stdin is not None:
             os.close(self.stdin)
             self.stdin = None
-        if self.child.wait(max(0.0, by - time.monotonic())) is None:
-            self.kill(signal.SIGTERM)
-            if self.child.wait(KILL_GRACE) is None:
-                self.kill(signal.SIGKILL)
-        for stream in list(self.fds):  # what it wrote meanwhile
+
+    def finish_quitting(self):
+        """The run's end: the loop, told to quit, has exited (shutdown waited for it); what it wrote
+        meanwhile is read, and it is judged."""
+        for stream in list(self.fds):
             while True:
                 try:
                     data = os.read(self.fds[stream], READ_SIZE)
@@ -550,7 +562,6 @@ class Session:
                 if not data:
                     break
                 self.reading.feed(self.p, self.reading.last_seq, stream, data)
-        self.child.wait()
         self._judge()
 
     def _close(self):
@@ -558,12 +569,7 @@ class Session:
         for fd in self.fds.values():
             os.close(fd)
         self.fds = {}
-        if self.writing:
-            self.kind.sel.unregister(self.stdin)
-            self.writing = False
-        if self.stdin is not None:
-            os.close(self.stdin)
-            self.stdin = None
+        self.close_stdin()
         if self.pidfd is not None:
             self.kind.sel.unregister(self.pidfd)
             os.close(self.pidfd)

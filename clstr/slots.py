@@ -1,8 +1,8 @@
 """The slot contract: the one way the supervisor reaches the slots of every kind.
 
 A kind of slot runs attempts of some of the run's slots, one at a time a slot: forked workers
-over ssh (pool.py), slots whose worker is their ssh (execslot.py), remote slots behind a
-gateway (remotepool.py). The supervisor holds its kinds in the order they are asked (``KINDS``
+over ssh (pool.py), slots whose worker is their ssh (execslot.py), slots on this machine whose
+job loop the supervisor reads itself (loopslot.py), remote slots behind a gateway (remotepool.py). The supervisor holds its kinds in the order they are asked (``KINDS``
 makes them), hands each assigned attempt to the first kind that takes it, and otherwise speaks
 to every kind alike, never branching on which one it is. Events come back from every kind the
 same way (the supervisor's ``on_events``, pool.py's contract); a kind that learns a slot's

@@ -30,9 +30,11 @@ from clstr.ssh import SshConfig
 RUNTIME = ('sh -c \'if [ -e "stopped-$0" ]; then echo "Error: No such container: $0" >&2; exit 1; fi; '
            'env CLSTR_HOST="$0" "$@"\' {host}')
 TRANSPORTS = {
-    "local": ["-n", "2/:"],
+    "local": ["-n", "2/:"],  # (its loops read by the supervisor: loopslot.py)
+    "local, forked workers": ["-n", "2/:"],
     "command": ["-n", "c1", "c2", "--connect", RUNTIME],
 }
+FORKED = {"local, forked workers"}  # run with CLSTR_SLOT_WORKERS=python: both kinds of local slot
 MODES = {"pipelined": [], "one session a job": ["--no-pipeline"]}
 
 
@@ -136,7 +138,9 @@ def test_a_run_no_node_of_which_is_reached_by_ssh_never_starts_ssh(run, tmp_path
 
 # ---- the same runs over each transport ----------------------------------------
 @pytest.fixture(params=sorted(TRANSPORTS))
-def via(request):
+def via(request, monkeypatch):
+    if request.param in FORKED:
+        monkeypatch.setenv("CLSTR_SLOT_WORKERS", "python")
     return TRANSPORTS[request.param]
 
 

@@ -1,0 +1,136 @@
+"""Slots on this machine whose job loop the supervisor reads itself (loopslot.py): no Python worker
+is forked for them; every job runs exactly once and ends as its marks say, whatever the jobs sent
+ahead and their recalls; a job that kills the loop is its own failure; a background process's late
+output is kept. The runs of test_transports.py cover the rest over both kinds of local slot."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from conftest import processes_with, wait_for
+
+
+def clstr(tmp_path, *args, env=None, **kw):
+    full = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg-empty"))
+    full.pop("CLSTR_SLOT_WORKERS", None)
+    full.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "clstr", "--ssh", "no-ssh-here", *args], cwd=tmp_path, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def children(p):
+    try:
+        return [c for c in psutil.Process(p.pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def outcomes(path):
+    with open(path) as f:
+        data = json.load(f)
+    return {j["seq"]: (j["outcome"], j["exit"], j.get("reason")) for j in data["jobs"]}
+
+
+@pytest.mark.parametrize("workers,forked", [({}, False), ({"CLSTR_SLOT_WORKERS": "python"}, True)])
+def test_a_local_slot_is_its_job_loop_with_no_worker_forked(tmp_path, workers, forked):
+    gate = tmp_path / "gate"
+    job = f"echo up; while [ ! -e {gate} ]; do sleep 0.05; done; echo done"
+    p = clstr(tmp_path, "-n", "2/:", "-j", job, "-j", job, env=workers)
+    try:
+        assert p.stdout.readline() == "up\n" and p.stdout.readline() == "up\n"
+        kids = children(p)
+        pythons = [c for c in kids if c.name().startswith("python")]
+        assert len(kids) >= 2
+        assert (len(pythons) == 2) if forked else (pythons == []), [c.name() for c in kids]
+        gate.touch()
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert out == "done\ndone\n"
+
+
+def test_every_job_runs_once_whatever_went_ahead_and_was_recalled(tmp_path):
+    # short jobs with long ones among them and at the tail: held jobs go ahead behind long jobs, and
+    # at the tail are recalled to the slots that are free; each job leaves one line in its own file
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    jobs = []
+    for i in range(1, 161):
+        pause = "sleep 0.3; " if i % 23 == 0 or i > 150 else ""
+        jobs.append(f"{pause}echo $$ >> {ran}/{i}; echo {i}")
+    (tmp_path / "jobs.txt").write_text("".join(j + "\n" for j in jobs))
+    for attempt in range(3):
+        for f in ran.iterdir():
+            f.unlink()
+        p = clstr(tmp_path, "-n", "4/:", "--json", "r.json", "--joblog", f"log{attempt}", "jobs.txt")
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert sorted(map(int, out.split())) == list(range(1, 161))
+        assert sorted(int(f.name) for f in ran.iterdir()) == list(range(1, 161))
+        assert all(len(f.read_text().splitlines()) == 1 for f in ran.iterdir()), "a job ran twice"
+        got = outcomes(tmp_path / "r.json")
+        assert all(got[i][:2] == ("succeeded", 0) for i in range(1, 161))
+        assert len((tmp_path / f"log{attempt}").read_text().splitlines()) == 161  # a header and each job once
+
+
+def test_a_failed_job_drops_the_job_sent_ahead_behind_it_which_then_runs_once(tmp_path):
+    # a non-zero exit presumes the node broken: what went ahead behind the failure is dropped
+    # there and goes back; this machine, the only node, comes back (the job failed on every node)
+    # and runs it: once
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    jobs = [f"echo x >> {ran}/{i}; " + ("exit 3" if i == 5 else "true") for i in range(1, 31)]
+    (tmp_path / "jobs.txt").write_text("".join(j + "\n" for j in jobs))
+    p = clstr(tmp_path, "-n", "1/:", "--json", "r.json", "jobs.txt")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, err
+    got = outcomes(tmp_path / "r.json")
+    assert got[5][:2] == ("failed", 3)
+    assert all(got[i][:2] == ("succeeded", 0) for i in range(1, 31) if i != 5), got
+    assert sorted(int(f.name) for f in ran.iterdir()) == list(range(1, 31))
+    assert all(f.read_text() == "x\n" for f in ran.iterdir()), "a job ran twice"
+
+
+def test_a_job_that_kills_the_loop_is_its_own_failure_and_the_next_job_gets_a_new_loop(tmp_path):
+    p = clstr(tmp_path, "-n", "1/:", "--job-failures", "job", "--json", "r.json",
+              "-j", "echo before", "-j", "kill -9 $PPID; sleep 5", "-j", "echo after")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, err
+    got = outcomes(tmp_path / "r.json")
+    assert got[1][:2] == ("succeeded", 0) and got[3][:2] == ("succeeded", 0)
+    assert got[2][0] == "failed" and "killed the job loop" in got[2][2]
+    assert out.split() == ["before", "after"]
+
+
+def test_a_background_processs_late_output_is_kept(tmp_path):
+    # written after its job ended, while the next job runs: it is read, and said
+    done = tmp_path / "bg-done"
+    p = clstr(tmp_path, "-n", "1/:", "-j", f"echo now; (sleep 0.3; echo late; touch {done}) &",
+              "-j", f"while [ ! -e {done} ]; do sleep 0.05; done; echo second")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert out == "now\nlate\nsecond\n"
+
+
+def test_interrupted_with_jobs_sent_ahead_every_job_is_accounted_for(tmp_path):
+    marker = f"clstr-ls-{os.getpid()}"
+    jobs = [f"echo {i}; sleep 60; : {marker}" if i % 2 else f"echo {i}" for i in range(1, 21)]
+    (tmp_path / "jobs.txt").write_text("".join(j + "\n" for j in jobs))
+    p = clstr(tmp_path, "-n", "2/:", "--json", "r.json", "jobs.txt")
+    try:
+        assert p.stdout.readline().strip() and p.stdout.readline().strip()
+        assert wait_for(lambda: len(processes_with(marker)) >= 1, 15)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    got = outcomes(tmp_path / "r.json")
+    assert sorted(got) == list(range(1, 21))
+    assert all(o in ("succeeded", "failed", "not run") for o, _, _ in got.values())
+    assert wait_for(lambda: not processes_with(marker), 10), processes_with(marker)
