@@ -134,3 +134,104 @@ def test_interrupted_with_jobs_sent_ahead_every_job_is_accounted_for(tmp_path):
     assert sorted(got) == list(range(1, 21))
     assert all(o in ("succeeded", "failed", "not run") for o, _, _ in got.values())
     assert wait_for(lambda: not processes_with(marker), 10), processes_with(marker)
+
+
+# ---- the kind driven directly: what a held job sent ahead becomes, deterministically ----------
+class Driven:
+    """A LocalLoops of one slot on this machine, driven as the supervisor drives it: its events kept."""
+
+    def __init__(self, tmp_path):
+        import selectors
+        import types
+        from clstr import loopslot, ssh
+        from clstr.options import RunOptions
+        self.sel = selectors.DefaultSelector()
+        self.events = []
+        board = types.SimpleNamespace(pid=[0], state=[0])
+        slots = [types.SimpleNamespace(node=":")]
+
+        def left_out(*a):
+            raise AssertionError(a)
+        self.kind = loopslot.LocalLoops(RunOptions(), ssh.Loop(os.urandom(12).hex()), dict(os.environ), self.sel,
+                                        board, slots, lambda idx, ev: self.events.append(ev), left_out)
+        self.dir = tmp_path
+
+    def until(self, what, deadline=30.0):
+        """Run the loop until ``what()`` holds (bounded)."""
+        import time
+        end = time.monotonic() + deadline
+        while not what():
+            assert time.monotonic() < end, self.events
+            for key, _ in self.sel.select(0.05):
+                key.data()
+            self.kind.tick(time.monotonic())
+
+    def ended(self, seq):
+        from clstr.events import Finished
+        return next((e for e in self.events if isinstance(e, Finished) and e.seq == seq), None)
+
+    def close(self):
+        self.kind.shutdown()
+        self.sel.close()
+
+
+def job(seq, command, hold=0, after=0):
+    from clstr.events import Job
+    return Job(seq, command, hold=hold, after=after)
+
+
+@pytest.fixture
+def driven(tmp_path):
+    d = Driven(tmp_path)
+    yield d
+    d.close()
+
+
+def started(d, path):
+    from clstr.events import Connected
+    return any(isinstance(e, Connected) for e in d.events) and path.exists() and d.kind.sessions[0].p.started
+
+
+def test_a_job_sent_ahead_starts_as_the_one_before_ends_with_status_0(driven, tmp_path):
+    d, gate = driven, tmp_path / "gate"
+    d.kind.take(0, job(1, f"touch {tmp_path}/a; while [ ! -e {gate} ]; do sleep 0.02; done; echo a"))
+    d.until(lambda: started(d, tmp_path / "a"))
+    assert d.kind.holds(0) and d.kind.hold(0, job(2, "echo b", hold=7, after=1))
+    gate.touch()
+    d.until(lambda: d.ended(2) is not None)
+    assert (d.ended(1).exit, d.ended(1).ending.name) == (0, "OK") and d.ended(2).exit == 0
+    assert d.kind.take_back(0, 7) is False  # its loop started it: the supervisor may not take it back
+    assert [(e.seq, e.data) for e in d.events if type(e).__name__ == "Output"] == [(1, b"a\n"), (2, b"b\n")]
+
+
+def test_a_job_sent_ahead_behind_a_failure_is_dropped_and_goes_back(driven, tmp_path):
+    d, gate = driven, tmp_path / "gate"
+    d.kind.take(0, job(1, f"touch {tmp_path}/a; while [ ! -e {gate} ]; do sleep 0.02; done; exit 3"))
+    d.until(lambda: started(d, tmp_path / "a"))
+    assert d.kind.hold(0, job(2, f"touch {tmp_path}/b-ran", hold=7, after=1))
+    gate.touch()
+    d.until(lambda: d.ended(1) is not None)
+    assert d.ended(1).exit == 3 and d.kind.take_back(0, 7) is True and not d.kind.runs(0)
+    d.kind.take(0, job(3, "echo c"))  # the slot's next job: the dropped one never ran before it
+    d.until(lambda: d.ended(3) is not None)
+    assert not (tmp_path / "b-ran").exists()
+
+
+def test_a_recalled_job_sent_ahead_never_starts_and_is_given_back(driven, tmp_path):
+    from clstr.events import Recalled
+    d, gate = driven, tmp_path / "gate"
+    d.kind.take(0, job(1, f"touch {tmp_path}/a; while [ ! -e {gate} ]; do sleep 0.02; done; echo a"))
+    d.until(lambda: started(d, tmp_path / "a"))
+    assert d.kind.hold(0, job(2, f"touch {tmp_path}/b-ran", hold=7, after=1))
+    assert d.kind.take_back(0, 7, recall=True) is False  # sent ahead: asked back down the session
+    d.until(lambda: any(isinstance(e, Recalled) for e in d.events) or d.kind.later)
+    d.kind.tick(0.0)  # (said within the take_back: handed over on the next tick)
+    d.until(lambda: any(isinstance(e, Recalled) for e in d.events))
+    assert d.kind.take_back(0, 7, recall=True) is True
+    assert not d.kind.holds(0)  # a session a recall went down sends nothing more ahead
+    gate.touch()
+    d.until(lambda: d.ended(1) is not None)
+    assert d.ended(1).exit == 0
+    d.kind.take(0, job(3, "echo c"))
+    d.until(lambda: d.ended(3) is not None)
+    assert not (tmp_path / "b-ran").exists()
