@@ -33,14 +33,21 @@ def timed(finished, p, t0, before=0.0, marked=True):
     ``connect``, opening the connection or session (``before``: seconds of files sent meanwhile,
     not counted), and ``began``. Without marks (no remote cleanup) the runtime is all of it, files
     apart."""
-    elapsed = finished.runtime
+    runtime, connect, began = times(p, t0, finished.runtime, before, marked or finished.ending is Ending.NEVER_RAN)
+    return dataclasses.replace(finished, runtime=runtime, connect=finished.connect if connect is None else connect,
+                               began=began)
+
+
+def times(p, t0, elapsed, before=0.0, marked=True):
+    """(runtime, connect, began) of an attempt that has run ``elapsed`` seconds since ``t0``, as
+    ``timed`` splits them (``marked``: its time before a start mark is not the job's; connect None:
+    not known here)."""
     if p is not None and p.started_at is not None:
         end = p.ended_at if p.ended_at is not None else t0 + elapsed
-        return dataclasses.replace(finished, runtime=max(0.0, end - p.started_at),
-                                   connect=max(0.0, p.started_at - t0 - before), began=p.started_at - t0)
-    if marked or finished.ending is Ending.NEVER_RAN:
-        return dataclasses.replace(finished, runtime=0.0, connect=max(0.0, elapsed - before), began=elapsed)
-    return dataclasses.replace(finished, runtime=max(0.0, elapsed - before), began=before)
+        return max(0.0, end - p.started_at), max(0.0, p.started_at - t0 - before), p.started_at - t0
+    if marked:
+        return 0.0, max(0.0, elapsed - before), elapsed
+    return max(0.0, elapsed - before), None, before
 
 
 def asks_jump_host(job, finished):

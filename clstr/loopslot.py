@@ -30,7 +30,7 @@ from . import ssh, transports
 from .board import CONNECTING, IDLE, RUNNING
 from .deadlines import start_bound
 from .events import Connected, Finished, Recalled
-from .judging import Judge, timed
+from .judging import Judge, timed, times
 from .proc import KILL_GRACE, PIPE, Child
 from .reading import Marked, Reading
 from .result import Ending
@@ -43,10 +43,10 @@ def eligible(opt, loop, lookahead):
     """Whether the run's slots on this machine are read by the supervisor: its forked workers would
     hold jobs ahead (``lookahead``: supervisor.lookahead, a pipelined run whose jobs need nothing
     of the supervisor between them), no per-attempt limit is kept (--timeout, --idle-timeout: a
-    worker's clocks), not --on-each-node (execslot.py), and not turned off
-    (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    worker's clocks), not --on-each-node (execslot.py), no -m (it bounds the forked workers
+    alive), and not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
     return (lookahead and loop is not None and not opt.one_job_slots and not opt.timeout and not opt.idle_timeout
-            and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
+            and opt.policy.max_running is None and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 
 class LocalLoops(Kind):
@@ -393,8 +393,9 @@ class Session:
                 return
             self.reading.last_seq = self.job.seq
             exit, ending, reason = self.kind.judge.verdict(None, p, session=True)
-            finished = timed(Finished(self.idx, self.job.seq, exit, self.start, time.monotonic() - self.t0, ending,
-                                      reason), p, self.t0)
+            runtime, connect, began = times(p, self.t0, time.monotonic() - self.t0)
+            finished = Finished(self.idx, self.job.seq, exit, self.start, runtime, ending, reason, connect=connect,
+                                began=began)
             if self.pushed is not None and p.end == 0 and self.recall == "sent":
                 self.waiting = (finished, time.monotonic() + OUTCOME_WAIT)
                 self._outcome()
