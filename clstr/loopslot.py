@@ -366,7 +366,10 @@ class Session:
         self.reading.feed(self.p, self.job.seq if self.job else self.reading.last_seq, stream, data)
         if self.recall is not None:
             self._recall_read()
-        self._advance()
+        if self.waiting is not None:
+            self._outcome()  # (then on to what follows)
+        else:
+            self._advance()
 
     def _ready(self):
         self.runner, self.ahead_ok = self.opening.runner, bool(self.opening.ahead_ok)

@@ -235,3 +235,19 @@ def test_a_recalled_job_sent_ahead_never_starts_and_is_given_back(driven, tmp_pa
     d.kind.take(0, job(3, "echo c"))
     d.until(lambda: d.ended(3) is not None)
     assert not (tmp_path / "b-ran").exists()
+
+
+def test_a_recall_after_the_job_sent_ahead_started_is_settled_by_the_runners_next_mark(driven, tmp_path):
+    # the recall goes down after the job ended and its runner started the one sent ahead (it left a
+    # file), before clstr read that end: the runner's next mark (its start) says it started, and it
+    # is read at once, not after the 30 s clstr waits for a runner that says nothing
+    d, gate, b = driven, tmp_path / "gate", tmp_path / "b-ran"
+    d.kind.take(0, job(1, f"touch {tmp_path}/a; while [ ! -e {gate} ]; do sleep 0.02; done"))
+    d.until(lambda: started(d, tmp_path / "a"))
+    assert d.kind.hold(0, job(2, f"touch {b}; echo b", hold=7, after=1))
+    gate.touch()
+    assert wait_for(b.exists, 15)  # (nothing read meanwhile: clstr has not heard job 1 end)
+    assert d.kind.take_back(0, 7, recall=True) is False
+    d.until(lambda: d.ended(2) is not None, deadline=10)
+    assert d.ended(1).exit == 0 and d.ended(2).exit == 0
+    assert d.kind.take_back(0, 7) is False  # it started: not the supervisor's to take back
