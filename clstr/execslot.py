@@ -13,8 +13,6 @@ worker, in the same order. Nothing here blocks: a process is waited for through 
 process group ended with TERM, then KILL once its grace has passed.
 """
 import dataclasses
-import heapq
-import itertools
 import os
 import selectors
 import signal
@@ -22,6 +20,7 @@ import time
 
 from . import controldir, reaper, ssh, transports
 from .board import CONNECTING, IDLE, RUNNING
+from .clocks import Clocked
 from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
 from .judging import Judge, after_asking, asks_jump_host, timed
@@ -45,7 +44,7 @@ def eligible(opt, wrapper, loop):
             and (not opt.multiplex or opt.persist is not None) and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 
-class ExecSlots:
+class ExecSlots(Clocked):
     """The running exec attempts of a run, at most one a slot.
 
     ``emit(idx, event)``: hands an event to the supervisor as if the slot's worker had sent it;
@@ -53,21 +52,17 @@ class ExecSlots:
     """
 
     def __init__(self, opt, env, sel, board, emit, stopping=lambda: False):
+        super().__init__(emit)
         self.cfg = opt.ssh
         self.wrapper, _ = ssh.marks_of(opt.ssh)
         self.env = env
         self.sel = sel
         self.board = board
-        self.emit_now = emit
-        self.starting = False  # within start(): what an attempt says now is handed over on the next tick
         self.timeout = opt.timeout
         self.idle_timeout = opt.idle_timeout
         self.persist = opt.persist
         self.running = {}  # slot -> its ExecAttempt
         self.jump = {}  # node -> its ProxyJump host ("" for none), once looked up
-        self.heap = []  # (when, n, attempt): the attempts' clocks, stale entries skipped
-        self.count = itertools.count()
-        self.later = []  # (slot, event) said as an attempt started: handed over on the next tick
         self.stopping = stopping  # whether the run starts no job any more (a signal, --halt)
         self.paused = False  # the reader of our output is behind: ssh's pipes are not read meanwhile
 
@@ -83,13 +78,6 @@ class ExecSlots:
                     self.sel.unregister(fd)
                 else:
                     self.sel.register(fd, selectors.EVENT_READ, lambda a=a, stream=stream: a.readable(stream))
-
-    def emit(self, idx, event):
-        """Hand an event to the supervisor; during ``start`` (its dispatch), on the next tick."""
-        if self.starting:
-            self.later.append((idx, event))
-        else:
-            self.emit_now(idx, event)
 
     def busy(self, idx):
         return idx in self.running
@@ -122,35 +110,6 @@ class ExecSlots:
         if a is not None and a.d is not None:
             a.d.limit(seconds)
             self.plan(a)
-
-    def plan(self, a):
-        due = a.due()
-        if due is not None and due != a.planned:
-            a.planned = due
-            heapq.heappush(self.heap, (due, next(self.count), a))
-
-    def next_due(self):
-        """The earliest clock of any attempt (None: none); at once, with an event to hand over."""
-        if self.later:
-            return 0.0
-        while self.heap and (self.heap[0][2].planned != self.heap[0][0] or self.heap[0][2].finished):
-            heapq.heappop(self.heap)
-        return self.heap[0][0] if self.heap else None
-
-    def tick(self, now):
-        """Act on the clocks that are due."""
-        later, self.later = self.later, []
-        for idx, event in later:
-            self.emit_now(idx, event)
-        while True:
-            due = self.next_due()
-            if due is None or due > now:
-                return
-            _, _, a = heapq.heappop(self.heap)
-            a.planned = None
-            a.clock(now)
-            if not a.finished:
-                self.plan(a)
 
     def done(self, a, event):
         if isinstance(event, Finished) and event.ending in (Ending.NEVER_RAN, Ending.LOST) and event.said is None:

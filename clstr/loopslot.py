@@ -19,8 +19,6 @@ Nothing here blocks but the run's end: a session that ended is waited for throug
 told to quit is killed once its grace has passed.
 """
 import dataclasses
-import heapq
-import itertools
 import os
 import selectors
 import signal
@@ -28,6 +26,7 @@ import time
 
 from . import ssh, transports
 from .board import CONNECTING, IDLE, RUNNING
+from .clocks import Clocked
 from .deadlines import start_bound
 from .events import Connected, Finished, Recalled
 from .judging import Judge, timed, times
@@ -49,7 +48,7 @@ def eligible(opt, loop, lookahead):
             and opt.policy.max_running is None and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 
-class LocalLoops(Kind):
+class LocalLoops(Clocked, Kind):
     """The job loops of a run's slots on this machine, one session a slot, kept from job to job.
 
     ``loop``: the run's ssh.Loop; ``sel``: the supervisor's selector; ``board``: the slot board;
@@ -58,6 +57,7 @@ class LocalLoops(Kind):
     """
 
     def __init__(self, opt, loop, env, sel, board, slots, emit, left_out):
+        super().__init__(emit)
         self.loop = loop
         self.reach = transports.of(opt.ssh, transports.LOCAL)
         self.judge = Judge(True, None, self.reach)
@@ -65,30 +65,13 @@ class LocalLoops(Kind):
         self.sel = sel
         self.board = board
         self.slots = slots
-        self.emit_now = emit
         self.left_out = left_out
         self.start_within = start_bound(opt.ssh.connect_timeout)
         self.sessions = {}  # slot -> its Session, while it may run jobs
         self.quitting = set()  # sessions told to quit: reaped once they exit, killed once due
         self.started = {}  # slot -> the hold number of the last held job its loop started
-        self.starting = False  # within a verb the supervisor calls: what is said goes on the next tick
-        self.later = []  # (slot, event) said within such a verb
-        self.heap = []  # (when, n, session): the sessions' clocks, stale entries skipped
-        self.count = itertools.count()
         self.paused = False
         self.ending = False  # the run ends: a job's end is no longer told (as of any kind's)
-
-    def emit(self, idx, event):
-        if self.starting:
-            self.later.append((idx, event))
-        else:
-            self.emit_now(idx, event)
-
-    def plan(self, s):
-        due = s.due()
-        if due is not None and due != s.planned:
-            s.planned = due
-            heapq.heappush(self.heap, (due, next(self.count), s))
 
     # ---- the contract (slots.py) ----------------------------------------
     def take(self, idx, job):
@@ -157,27 +140,6 @@ class LocalLoops(Kind):
             self.paused = pause
             for s in list(self.sessions.values()) + list(self.quitting):
                 s.watch(not pause)
-
-    def next_due(self):
-        if self.later:
-            return 0.0
-        while self.heap and (self.heap[0][2].planned != self.heap[0][0] or self.heap[0][2].gone):
-            heapq.heappop(self.heap)
-        return self.heap[0][0] if self.heap else None
-
-    def tick(self, now):
-        later, self.later = self.later, []
-        for idx, event in later:
-            self.emit_now(idx, event)
-        while True:
-            due = self.next_due()
-            if due is None or due > now:
-                return
-            _, _, s = heapq.heappop(self.heap)
-            s.planned = None
-            s.clock(now)
-            if not s.gone:
-                self.plan(s)
 
     def overdue(self, idx, since):
         s = self.sessions.get(idx)
@@ -254,7 +216,7 @@ class Session:
         self.planned = None
         self.pidfd = None
         self.code = None
-        self.gone = False
+        self.finished = False
         self.ahead_started = False
         kind.board.pid[idx] = self.child.pid
         kind.board.state[idx] = CONNECTING
@@ -306,7 +268,7 @@ class Session:
 
     def may_hold(self):
         return (self.job is not None and self.runner is not None and self.ahead_ok and not self.no_ahead
-                and self.pushed is None and self.waiting is None and self.p.end is None and not self.gone)
+                and self.pushed is None and self.waiting is None and self.p.end is None and not self.finished)
 
     def push(self, job):
         """A held job, to run next: sent ahead down the session (False if it cannot go)."""
@@ -374,7 +336,7 @@ class Session:
     def _ready(self):
         self.runner, self.ahead_ok = self.opening.runner, bool(self.opening.ahead_ok)
         self.kind.emit(self.idx, Connected(self.idx))  # the slot's own session is up
-        if self.job is not None and not self.gone:
+        if self.job is not None and not self.finished:
             job = self.job
             self.write(self.kind.loop.frame(job.command))
             self.kind.board.state[self.idx] = RUNNING
@@ -384,7 +346,7 @@ class Session:
     def _advance(self):
         """The running job's end marks came: it ended, and the job sent ahead behind it started or
         went back; the end is told. Again for that job, while what was read holds its end too."""
-        while self.job is not None and self.waiting is None and not self.gone:
+        while self.job is not None and self.waiting is None and not self.finished:
             p = self.p
             if p.loop_gone:  # the job killed the runner: the session goes
                 self.kill(signal.SIGTERM)
@@ -427,7 +389,7 @@ class Session:
             self.job, self.ping_at = None, None
             self.kind.board.state[self.idx] = IDLE
         self.kind.emit(self.idx, finished)  # the supervisor settles the held job here (take_back)
-        if started and not self.gone:
+        if started and not self.finished:
             self.reading.resume(self.p, self.job.seq)  # what was read after the end is the started job's
         self.kind.plan(self)
 
@@ -494,9 +456,9 @@ class Session:
     def _judge(self):
         """The loop has exited: the job it ran ends as what was read says (its end mark, or the
         session's end), and so does a job sent ahead that it started as it ended."""
-        if self.gone:
+        if self.finished:
             return
-        self.gone = True
+        self.finished = True
         self.code = self.child.wait()
         self._close()
         # whether the runner started the job sent ahead (its start mark), asked before what was read
@@ -582,7 +544,7 @@ class Session:
 
     # ---- clocks ----------------------------------------------------------
     def due(self):
-        if self.gone:
+        if self.finished:
             return None
         due = [t for t in (self.kill_at, self.quit_at, None if self.runner is not None else self.start_by,
                            self.ping_at if self.job is not None and self.runner is not None else None,
