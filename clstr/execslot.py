@@ -25,7 +25,7 @@ from .deadlines import Deadlines, start_bound
 from .events import REPLACED, Connected, Deferred, Finished, Notice
 from .judging import Judge, after_asking, asks_jump_host, timed
 from .phases import ASIDES, Phase, master_opened, overdue, replaced
-from .proc import KILL_GRACE, PIPE, Child
+from .proc import KILL_GRACE, PIPE, Child, read_now
 from .reading import Marked, Reading
 from .result import Ending
 from .master import LOCK_POLL
@@ -275,14 +275,9 @@ class ExecAttempt:
 
     def readable(self, stream):
         fd = self.fds.get(stream)
-        if fd is None:
+        data = None if fd is None else read_now(fd, READ_SIZE)
+        if data is None:
             return
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
         if self.phase in ASIDES:
             if data:
                 self.config += data if stream == 1 else b""

@@ -30,7 +30,7 @@ from .clocks import Clocked
 from .deadlines import start_bound
 from .events import Connected, Finished, Recalled
 from .judging import Judge, timed, times
-from .proc import KILL_GRACE, PIPE, Child
+from .proc import KILL_GRACE, PIPE, Child, read_now
 from .reading import Marked, Reading
 from .result import Ending
 from .session import OUTCOME_WAIT
@@ -309,14 +309,9 @@ class Session:
 
     def readable(self, stream):
         fd = self.fds.get(stream)
-        if fd is None:
+        data = None if fd is None else read_now(fd, READ_SIZE)
+        if data is None:
             return
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
         if not data:
             self._eof(stream)
             return

@@ -98,6 +98,17 @@ def _exited_within(pid, timeout):
     return True
 
 
+def read_now(fd, size):
+    """What the non-blocking ``fd`` holds now: bytes; b"" at its end (or an error: its writer is
+    gone); None if nothing yet."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
 def end_group(pid, grace=KILL_GRACE, child=None):
     """TERM the process group ``pid`` leads, then KILL it after ``grace`` seconds."""
     try:
