@@ -1,14 +1,16 @@
-"""Slots on this machine whose job loop the supervisor reads itself (issue 35).
+"""Slots whose job loop the supervisor reads itself: this machine's (``:``) and nodes reached by
+--connect's command (issue 35).
 
-Where a slot's node is this machine (``:``) and the run sends jobs ahead down the job loop
-(lookahead.py), a forked worker would only relay: read the session's marks, tell the supervisor,
-send the next job on. Here no Python process is forked for the slot: the supervisor starts the
-job loop (the same clstr/remote/loop.sh, by the user's $SHELL in a session of its own, as
-transports.Local runs any line), writes each job's frame down its stdin and reads its marks and
-output in its own event loop. What a worker does for such a job is done with the same parts:
-the frames (ssh.Loop), the reading (reading.Reading), the judging (judging.Judge) and the time
-split (judging.timed); the supervisor hears the same events (Connected, Output, Finished,
-Recalled), in the same order.
+Where a slot's session is a process here with no connection to keep (transports.Local: the user's
+$SHELL; transports.Command: ``docker exec -i NAME`` and the like) and the run sends jobs ahead
+down the job loop (lookahead.py), a forked worker would only relay: read the session's marks,
+tell the supervisor, send the next job on. Here no Python process is forked for the slot: the
+supervisor starts the job loop (the same clstr/remote/loop.sh, by the node's transport, in a
+session of its own), writes each job's frame down its stdin and reads its marks and output in
+its own event loop. What a worker does for such a job is done with the same parts: the frames
+(ssh.Loop), the reading (reading.Reading), the judging (judging.Judge, the transport's words for
+its own failures) and the time split (judging.times); the supervisor hears the same events
+(Connected, Output, Finished, Recalled), in the same order.
 
 A held job goes down the session at once, after a line "@AHEAD@": the loop's runner starts it as
 the job before it ends with status 0, or drops it (a failure, a recall: loop.sh). Which it was
@@ -38,18 +40,23 @@ from .slots import NOT_MINE, NOT_STARTED, STARTED, Kind
 from .worker import DRAIN_GRACE, PING_EVERY, READ_SIZE
 
 
+KINDS = ("local", "command")  # the transports whose slots are read here (transports.py): no acks to pace them
+
+
 def eligible(opt, loop, lookahead):
-    """Whether the run's slots on this machine are read by the supervisor: its forked workers would
-    hold jobs ahead (``lookahead``: supervisor.lookahead, a pipelined run whose jobs need nothing
-    of the supervisor between them), no per-attempt limit is kept (--timeout, --idle-timeout: a
-    worker's clocks), not --on-each-node (execslot.py), no -m (it bounds the forked workers
-    alive), and not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
+    """Whether the run's slots on this machine or reached by a command are read by the supervisor
+    (the others are forked workers, as ever): its forked workers would hold jobs ahead
+    (``lookahead``: supervisor.lookahead, a pipelined run whose jobs need nothing of the
+    supervisor between them), no per-attempt limit is kept (--timeout, --idle-timeout: a worker's
+    clocks), not --on-each-node (execslot.py), no -m (it bounds the forked workers alive), and
+    not turned off (CLSTR_SLOT_WORKERS=python, for tests of both kinds)."""
     return (lookahead and loop is not None and not opt.one_job_slots and not opt.timeout and not opt.idle_timeout
             and opt.policy.max_running is None and os.environ.get("CLSTR_SLOT_WORKERS") != "python")
 
 
 class LocalLoops(Clocked, Kind):
-    """The job loops of a run's slots on this machine, one session a slot, kept from job to job.
+    """The job loops of a run's slots on this machine or reached by a command, one session a slot,
+    kept from job to job.
 
     ``loop``: the run's ssh.Loop; ``sel``: the supervisor's selector; ``board``: the slot board;
     ``slots``: the scheduler's; ``emit(idx, event)``: hands an event to the supervisor as if the
@@ -59,8 +66,8 @@ class LocalLoops(Clocked, Kind):
     def __init__(self, opt, loop, env, sel, board, slots, emit, left_out):
         super().__init__(emit)
         self.loop = loop
-        self.reach = transports.of(opt.ssh, transports.LOCAL)
-        self.judge = Judge(True, None, self.reach)
+        self.cfg = opt.ssh
+        self.reached = {}  # node -> (its transport, the Judge of its attempts)
         self.env = env
         self.sel = sel
         self.board = board
@@ -73,9 +80,17 @@ class LocalLoops(Clocked, Kind):
         self.paused = False
         self.ending = False  # the run ends: a job's end is no longer told (as of any kind's)
 
+    def reach(self, node):
+        """(transport, Judge) of ``node`` if its slots are this kind's (this machine, or a node
+        reached by --connect's command), else None."""
+        if node not in self.reached:
+            reach = transports.of(self.cfg, node)
+            self.reached[node] = (reach, Judge(True, None, reach)) if reach.name in KINDS else None
+        return self.reached[node]
+
     # ---- the contract (slots.py) ----------------------------------------
     def take(self, idx, job):
-        if not transports.is_local(self.slots[idx].node):
+        if self.reach(self.slots[idx].node) is None:
             return NOT_MINE
         s = self.sessions.get(idx)
         self.starting = True
@@ -184,13 +199,14 @@ class LocalLoops(Clocked, Kind):
 
 
 class Session:
-    """The job loop of one slot on this machine: a child in a session of its own, its stdin
+    """The job loop of one slot: its transport's child here, in a session of its own, its stdin
     written (frames), its stdout and stderr read (the marks and the jobs' output)."""
 
     def __init__(self, kind, idx):
         self.kind = kind
         self.idx = idx
-        self.child = Child(kind.reach.argv(kind.loop.start_line()), kind.env, PIPE, PIPE, PIPE)
+        self.reach, self.judge = kind.reach(kind.slots[idx].node)
+        self.child = Child(self.reach.argv(kind.loop.start_line()), kind.env, PIPE, PIPE, PIPE)
         self.stdin = self.child.fds[0]
         self.fds = {1: self.child.fds[1], 2: self.child.fds[2]}  # streams not at EOF yet
         for fd in self.child.fds.values():
@@ -352,7 +368,7 @@ class Session:
             if p.end is None or not p.out_end:
                 return
             self.reading.last_seq = self.job.seq
-            exit, ending, reason = self.kind.judge.verdict(None, p, session=True)
+            exit, ending, reason = self.judge.verdict(None, p, session=True)
             runtime, connect, began = times(p, self.t0, time.monotonic() - self.t0)
             finished = Finished(self.idx, self.job.seq, exit, self.start, runtime, ending, reason, connect=connect,
                                 began=began)
@@ -470,13 +486,13 @@ class Session:
         elif job is not None and self.runner is None:
             # the loop ended before its ready mark: the job never ran (a $SHELL that cannot run it)
             tail = self.opening.tail
-            reason = (self.kind.judge.never_ran_reason(tail) if not self.opening.late else "timed out") or \
+            reason = (self.judge.never_ran_reason(tail) if not self.opening.late else "timed out") or \
                 f"the job loop did not start (exit {self.code})" + (
                     f": {tail.decode('utf-8', 'replace').strip().splitlines()[-1]}" if tail.strip() else "")
             self._report(Finished(self.idx, job.seq, 255, self.start, time.monotonic() - self.t0, Ending.NEVER_RAN,
                                   reason), None, False)
         elif job is not None:
-            exit, ending, reason = self.kind.judge.verdict(self.code, p, session=True)
+            exit, ending, reason = self.judge.verdict(self.code, p, session=True)
             finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
                              p, self.t0)
             self._report(finished, pushed, pushed is not None and p.end == 0)
@@ -490,7 +506,7 @@ class Session:
         if started:
             self.kind.started[self.idx] = pushed.hold
         if finished.ending in (Ending.NEVER_RAN, Ending.LOST) and finished.said is None:
-            words = self.kind.judge.words(self.p)
+            words = self.judge.words(self.p)
             if words:
                 finished = dataclasses.replace(finished, said=words)
         self.kind.emit(self.idx, finished)

@@ -1,7 +1,8 @@
-"""Slots on this machine whose job loop the supervisor reads itself (loopslot.py): no Python worker
-is forked for them; every job runs exactly once and ends as its marks say, whatever the jobs sent
-ahead and their recalls; a job that kills the loop is its own failure; a background process's late
-output is kept. The runs of test_transports.py cover the rest over both kinds of local slot."""
+"""Slots on this machine, or reached by --connect's command, whose job loop the supervisor reads
+itself (loopslot.py): no Python worker is forked for them; every job runs exactly once and ends as
+its marks say, whatever the jobs sent ahead and their recalls; a job that kills the loop is its
+own failure; a background process's late output is kept. The runs of test_transports.py cover
+the rest over both kinds of slot, for each of the two transports."""
 import json
 import os
 import signal
@@ -35,11 +36,13 @@ def outcomes(path):
     return {j["seq"]: (j["outcome"], j["exit"], j.get("reason")) for j in data["jobs"]}
 
 
+@pytest.mark.parametrize("nodes", [["-n", "2/:"], ["-n", "c1", "c2", "--connect", "sh -c '\"$@\"' {host}"]],
+                         ids=["local", "command"])
 @pytest.mark.parametrize("workers,forked", [({}, False), ({"CLSTR_SLOT_WORKERS": "python"}, True)])
-def test_a_local_slot_is_its_job_loop_with_no_worker_forked(tmp_path, workers, forked):
+def test_a_slot_is_its_job_loop_with_no_worker_forked(tmp_path, workers, forked, nodes):
     gate = tmp_path / "gate"
     job = f"echo up; while [ ! -e {gate} ]; do sleep 0.05; done; echo done"
-    p = clstr(tmp_path, "-n", "2/:", "-j", job, "-j", job, env=workers)
+    p = clstr(tmp_path, *nodes, "-j", job, "-j", job, env=workers)
     try:
         assert p.stdout.readline() == "up\n" and p.stdout.readline() == "up\n"
         kids = children(p)

@@ -30,11 +30,13 @@ from clstr.ssh import SshConfig
 RUNTIME = ('sh -c \'if [ -e "stopped-$0" ]; then echo "Error: No such container: $0" >&2; exit 1; fi; '
            'env CLSTR_HOST="$0" "$@"\' {host}')
 TRANSPORTS = {
-    "local": ["-n", "2/:"],  # (its loops read by the supervisor: loopslot.py)
+    "local": ["-n", "2/:"],  # (its loops, as a command's, read by the supervisor: loopslot.py)
     "local, forked workers": ["-n", "2/:"],
     "command": ["-n", "c1", "c2", "--connect", RUNTIME],
+    "command, forked workers": ["-n", "c1", "c2", "--connect", RUNTIME],
 }
-FORKED = {"local, forked workers"}  # run with CLSTR_SLOT_WORKERS=python: both kinds of local slot
+# run with CLSTR_SLOT_WORKERS=python: both kinds of slot, each transport
+FORKED = {"local, forked workers", "command, forked workers"}
 MODES = {"pipelined": [], "one session a job": ["--no-pipeline"]}
 
 
