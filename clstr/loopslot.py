@@ -101,7 +101,7 @@ class LocalLoops(Clocked, Kind):
                 except OSError as e:
                     self.left_out(idx, job, "its job loop could not be started", e)
                     return NOT_STARTED
-            if job.connect:  # this machine has no connection to share: its group is up at once
+            if job.connect:  # its transport has no connection to share: its group is up at once
                 self.emit(idx, Connected(idx, False))
             s.run(job)
         finally:
@@ -233,7 +233,6 @@ class Session:
         self.pidfd = None
         self.code = None
         self.finished = False
-        self.ahead_started = False
         kind.board.pid[idx] = self.child.pid
         kind.board.state[idx] = CONNECTING
         self.watch(not kind.paused)
@@ -242,45 +241,38 @@ class Session:
     # ---- writing ---------------------------------------------------------
     def write(self, data):
         """Down stdin, in order: what the pipe takes now, the rest as it takes it."""
-        if self.stdin is None:
-            return
-        if not self.out:
-            try:
-                data = data[os.write(self.stdin, data):]
-            except BlockingIOError:
-                pass
-            except OSError:  # the loop is gone: its end says why
-                return
-        self.out += data
-        if self.out and not self.writing:
-            self.writing = True
-            self.kind.sel.register(self.stdin, selectors.EVENT_WRITE, self._writable)
+        if self.stdin is not None:
+            self.out += data
+            self._writable()
 
     def _writable(self):
         try:
             self.out = self.out[os.write(self.stdin, self.out):]
         except BlockingIOError:
-            return
-        except OSError:
+            pass
+        except OSError:  # the loop is gone: its end says why
             self.out = b""
-        if not self.out:
-            self.writing = False
-            self.kind.sel.unregister(self.stdin)
+        if bool(self.out) != self.writing:  # stdin watched for room while something waits
+            self.writing = bool(self.out)
+            if self.writing:
+                self.kind.sel.register(self.stdin, selectors.EVENT_WRITE, self._writable)
+            else:
+                self.kind.sel.unregister(self.stdin)
 
     # ---- jobs ------------------------------------------------------------
     def run(self, job):
         """Start ``job`` (the supervisor gave it): its frame goes down once the loop is ready."""
-        self._attempt(job)
-        if self.runner is not None:
-            self.write(self.kind.loop.frame(job.command))
-
-    def _attempt(self, job):
         self.job, self.start, self.t0, self.p = job, time.time(), time.monotonic(), Marked()
         self.reading.resume(self.p, job.seq)  # what the loop wrote after the last job's end is this one's
         if self.runner is not None:
-            self.kind.board.state[self.idx] = RUNNING
-            self.ping_at = self.t0 + PING_EVERY
-            self.kind.plan(self)
+            self._send()
+
+    def _send(self):
+        """The running job's frame goes down the ready loop."""
+        self.write(self.kind.loop.frame(self.job.command))
+        self.kind.board.state[self.idx] = RUNNING
+        self.ping_at = time.monotonic() + PING_EVERY
+        self.kind.plan(self)
 
     def may_hold(self):
         return (self.job is not None and self.runner is not None and self.ahead_ok and not self.no_ahead
@@ -348,11 +340,7 @@ class Session:
         self.runner, self.ahead_ok = self.opening.runner, bool(self.opening.ahead_ok)
         self.kind.emit(self.idx, Connected(self.idx))  # the slot's own session is up
         if self.job is not None and not self.finished:
-            job = self.job
-            self.write(self.kind.loop.frame(job.command))
-            self.kind.board.state[self.idx] = RUNNING
-            self.ping_at = time.monotonic() + PING_EVERY
-            self.kind.plan(self)
+            self._send()
 
     def _advance(self):
         """The running job's end marks came: it ended, and the job sent ahead behind it started or
@@ -405,21 +393,21 @@ class Session:
         self.kind.plan(self)
 
     def _eof(self, stream):
-        fd = self.fds.pop(stream)
-        if self.watched:
-            self.kind.sel.unregister(fd)
-        os.close(fd)
+        self._drop(stream)
         self.reading.close(self.p if self.job else self.opening, self.job.seq if self.job else None, stream)
         if not self.fds:
             self._ended()
 
     def _close_streams(self):
         for stream in list(self.fds):
-            fd = self.fds.pop(stream)
-            if self.watched:
-                self.kind.sel.unregister(fd)
-            os.close(fd)
+            self._drop(stream)
         self._ended()
+
+    def _drop(self, stream):
+        fd = self.fds.pop(stream)
+        if self.watched:
+            self.kind.sel.unregister(fd)
+        os.close(fd)
 
     # ---- the end ---------------------------------------------------------
     def quit(self):
@@ -474,7 +462,7 @@ class Session:
         self._close()
         # whether the runner started the job sent ahead (its start mark), asked before what was read
         # after the last job's end goes to that job as its late output
-        self.ahead_started = self.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED)) == ssh.MARK_START
+        ahead = self.reading.next_is((ssh.MARK_START, ssh.MARK_DROPPED)) == ssh.MARK_START
         self.reading.leftover()
         job, p, pushed = self.job, self.p, self.pushed
         if self.kind.ending:
@@ -482,7 +470,7 @@ class Session:
         elif self.waiting is not None:
             finished = self.waiting[0]
             self.waiting = None
-            self._report(finished, pushed, True)  # as its runner's next mark says
+            self._report(finished, pushed, ahead)  # as its runner's next mark says
         elif job is not None and self.runner is None:
             # the loop ended before its ready mark: the job never ran (a $SHELL that cannot run it)
             tail = self.opening.tail
@@ -495,14 +483,13 @@ class Session:
             exit, ending, reason = self.judge.verdict(self.code, p, session=True)
             finished = timed(Finished(self.idx, job.seq, exit, self.start, time.monotonic() - self.t0, ending, reason),
                              p, self.t0)
-            self._report(finished, pushed, pushed is not None and p.end == 0)
+            self._report(finished, pushed, ahead and pushed is not None and p.end == 0)
         self.kind.gone(self)
 
     def _report(self, finished, pushed, started):
         """Say the session's last job's end, and, if the job sent ahead behind it started as the
-        session ended, that one's: lost."""
+        session ended (its start mark was read), that one's: lost."""
         self.job, self.pushed = None, None
-        started = started and self.ahead_started  # (else its runner was gone before it could start it)
         if started:
             self.kind.started[self.idx] = pushed.hold
         if finished.ending in (Ending.NEVER_RAN, Ending.LOST) and finished.said is None:
@@ -530,12 +517,9 @@ class Session:
     def finish_quitting(self):
         """The run's end: the loop, told to quit, has exited (shutdown waited for it); what it wrote
         meanwhile is read, and it is judged."""
-        for stream in list(self.fds):
+        for stream, fd in self.fds.items():
             while True:
-                try:
-                    data = os.read(self.fds[stream], READ_SIZE)
-                except OSError:
-                    data = b""
+                data = read_now(fd, READ_SIZE)
                 if not data:
                     break
                 self.reading.feed(self.p, self.reading.last_seq, stream, data)
