@@ -72,10 +72,12 @@ class Narrator:
 
     def unwaited(self, started):
         """The run's end: the connections still opening whose job went elsewhere (``started``: each
-        slot's start, epoch seconds), a line a node."""
+        slot's start, epoch seconds), a line a node, of a node that never connected in the run. One
+        more session of a node that did (a busy sshd refusing some, a slot given a job at the tail)
+        says nothing of the node."""
         since = {}
         for s in self.sched.slots:
-            if s.withdrawn:
+            if s.withdrawn and not self.sched.nodes[s.node].seen_up:
                 since[s.node] = max(since.get(s.node, 0.0), time.time() - started[s.index])
         for node, seconds in since.items():
             self.log(f"node {node}: still connecting after {secs(seconds)} when the run ended (its job ran elsewhere)")

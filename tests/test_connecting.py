@@ -62,3 +62,21 @@ def test_clstrs_default_connect_timeout_does_not_override_the_users_ssh_config(t
     (tmp_path / "my_config").write_text(config)
     line = _ssh_line(tmp_path, "--ssh", "ssh -F my_config", *args)
     assert f" -o BatchMode=yes -o ConnectTimeout={seconds} " in line, line
+
+
+@pytest.mark.parametrize("slots,seen_up,said", [
+    # (node, withdrawn) of each slot; the nodes that connected in the run; the nodes named
+    ([("hung", True), ("n1", False)], {"n1"}, ["hung"]),  # never connected: the run did not wait for it
+    ([("busy", True), ("busy", False)], {"busy"}, []),  # one more session of a node that connected
+    ([("a", True), ("b", True)], set(), ["a", "b"]),
+    ([("a", False)], set(), []),  # nothing withdrawn: nothing to say
+])
+def test_the_runs_end_names_the_nodes_it_did_not_wait_for_that_never_connected(slots, seen_up, said):
+    from types import SimpleNamespace as NS
+    from clstr.narration import Narrator
+    sched = NS(slots=[NS(index=i, node=n, withdrawn=w) for i, (n, w) in enumerate(slots)],
+               nodes={n: NS(seen_up=n in seen_up) for n, _ in slots})
+    lines = []
+    Narrator(lines.append, False, sched, None).unwaited([0.0] * len(slots))
+    assert [line.split(":")[0] for line in lines] == [f"node {n}" for n in said]
+    assert all(line.endswith("when the run ended (its job ran elsewhere)") for line in lines)
